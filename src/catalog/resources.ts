@@ -1,0 +1,335 @@
+import {
+  type Annotations,
+  type BlobResourceContents,
+  type Icon,
+  type ReadResourceResult,
+  type Resource,
+  type ResourceTemplateType as ResourceTemplate,
+  type TextResourceContents,
+  UriTemplate,
+} from '@modelcontextprotocol/server';
+import { McpKitError } from '../errors.js';
+import type { CallerIdentity } from '../types.js';
+import { type RegistrationHandle, Registry } from './registry.js';
+
+/** A completion callback for a prompt argument or a template variable. */
+export type Completer = (
+  value: string,
+  context: { arguments?: Record<string, string> },
+) => readonly string[] | Promise<readonly string[]>;
+
+/** What a resource reader receives. */
+export interface ResourceContext {
+  readonly signal: AbortSignal;
+  readonly sessionId?: string;
+  readonly caller?: CallerIdentity;
+}
+
+type ContentsLike = Omit<TextResourceContents, 'uri'> | Omit<BlobResourceContents, 'uri'>;
+
+/**
+ * What a reader may return: a string (text), bytes (a blob), one contents object or an array of
+ * them (`uri` defaults to the resource's), or a full `ReadResourceResult`.
+ */
+export type ResourceReadReturn =
+  | string
+  | Uint8Array
+  | (ContentsLike & { uri?: string })
+  | Array<ContentsLike & { uri?: string }>
+  | ReadResourceResult;
+
+interface ResourceMetadata {
+  name: string;
+  title?: string;
+  description?: string;
+  mimeType?: string;
+  annotations?: Annotations;
+  icons?: Icon[];
+  _meta?: Record<string, unknown>;
+}
+
+/** A static resource at a fixed URI. */
+export interface ResourceDefinition extends ResourceMetadata {
+  uri: string;
+  size?: number;
+  read(uri: string, ctx: ResourceContext): ResourceReadReturn | Promise<ResourceReadReturn>;
+}
+
+/** A family of resources behind an RFC 6570 URI template. */
+export interface ResourceTemplateDefinition extends ResourceMetadata {
+  uriTemplate: string;
+  /** Lists concrete resources of this template for `resources/list`. */
+  list?(ctx: ResourceContext): Resource[] | Promise<Resource[]>;
+  /** Completions for the template's variables, by variable name. */
+  complete?: Record<string, Completer>;
+  read(
+    uri: string,
+    variables: Record<string, string | string[]>,
+    ctx: ResourceContext,
+  ): ResourceReadReturn | Promise<ResourceReadReturn>;
+}
+
+interface StaticEntry {
+  kind: 'static';
+  definition: ResourceDefinition;
+  listed: Resource;
+}
+
+interface TemplateEntry {
+  kind: 'template';
+  definition: ResourceTemplateDefinition;
+  template: UriTemplate;
+  listed: ResourceTemplate;
+}
+
+/** A listener for updates to one resource URI. */
+export type ResourceUpdateListener = (uri: string) => void;
+
+function metadataOf(d: ResourceMetadata) {
+  return {
+    name: d.name,
+    ...(d.title !== undefined && { title: d.title }),
+    ...(d.description !== undefined && { description: d.description }),
+    ...(d.mimeType !== undefined && { mimeType: d.mimeType }),
+    ...(d.annotations && { annotations: d.annotations }),
+    ...(d.icons && { icons: d.icons }),
+    ...(d._meta && { _meta: d._meta }),
+  };
+}
+
+function checkUri(uri: unknown, what: string): string {
+  if (typeof uri !== 'string' || uri.length === 0 || uri.length > 8192 || uri.includes('\0')) {
+    throw new TypeError(`${what} must be a non-empty string without NUL bytes`);
+  }
+  return uri;
+}
+
+const CHUNK = 0x8000;
+
+/** Base64 without Node's Buffer, so the core stays runtime-neutral. */
+export function toBase64(bytes: Uint8Array): string {
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += CHUNK) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
+  }
+  return btoa(binary);
+}
+
+/** Normalises whatever a reader returned into a `ReadResourceResult`. */
+export function toReadResult(
+  value: ResourceReadReturn,
+  uri: string,
+  mimeType: string | undefined,
+): ReadResourceResult {
+  if (typeof value === 'string')
+    return { contents: [{ uri, mimeType: mimeType ?? 'text/plain', text: value }] };
+  if (value instanceof Uint8Array) {
+    return { contents: [{ uri, mimeType: mimeType ?? 'application/octet-stream', blob: toBase64(value) }] };
+  }
+  if (Array.isArray(value)) {
+    return {
+      contents: value.map((c) => ({ uri, ...(mimeType && { mimeType }), ...c }) as TextResourceContents),
+    };
+  }
+  if (typeof value === 'object' && value !== null && Array.isArray((value as ReadResourceResult).contents)) {
+    return value as ReadResourceResult;
+  }
+  if (typeof value === 'object' && value !== null && ('text' in value || 'blob' in value)) {
+    return { contents: [{ uri, ...(mimeType && { mimeType }), ...value } as TextResourceContents] };
+  }
+  throw new McpKitError('INTERNAL', `Resource reader for ${uri} returned an unsupported value`, {
+    expose: false,
+  });
+}
+
+/**
+ * The shared resource catalog (`server.resources`): static resources, URI templates, and update
+ * subscriptions that reach every subscribed session on every transport.
+ *
+ * @example
+ * ```ts
+ * server.resources.register({
+ *   uri: 'config://app',
+ *   name: 'app-config',
+ *   mimeType: 'application/json',
+ *   read: () => JSON.stringify(config),
+ * });
+ * server.resources.register({
+ *   uriTemplate: 'users://{id}',
+ *   name: 'user',
+ *   read: (uri, { id }) => JSON.stringify(users.get(String(id))),
+ * });
+ * server.resources.notifyUpdated('config://app');
+ * ```
+ */
+export class ResourceCatalog {
+  readonly #static: Registry<StaticEntry, Resource>;
+  readonly #templates: Registry<TemplateEntry, ResourceTemplate>;
+  readonly #subscribers = new Map<string, Set<ResourceUpdateListener>>();
+  readonly #onUpdated: (uri: string) => void;
+
+  /** @internal */
+  constructor(onChange: () => void, onUpdated: (uri: string) => void = () => {}) {
+    this.#onUpdated = onUpdated;
+    this.#static = new Registry('Resource', (e) => e.listed, onChange);
+    this.#templates = new Registry('Resource template', (e) => e.listed, onChange);
+  }
+
+  /** Registers a URI template (`uriTemplate`). */
+  register(definition: ResourceTemplateDefinition): RegistrationHandle;
+  /** Registers a static resource (`uri`). */
+  register(definition: ResourceDefinition): RegistrationHandle;
+  register(definition: ResourceDefinition | ResourceTemplateDefinition): RegistrationHandle;
+  register(definition: ResourceDefinition | ResourceTemplateDefinition): RegistrationHandle {
+    if (typeof definition !== 'object' || definition === null)
+      throw new TypeError('resource must be an object');
+    if (typeof definition.name !== 'string' || definition.name.length === 0) {
+      throw new TypeError('resource name must be a non-empty string');
+    }
+    if (typeof definition.read !== 'function')
+      throw new TypeError(`resource "${definition.name}": read must be a function`);
+    if ('uriTemplate' in definition && definition.uriTemplate !== undefined) {
+      const source = checkUri(definition.uriTemplate, 'uriTemplate');
+      let template: UriTemplate;
+      try {
+        template = new UriTemplate(source);
+      } catch (error) {
+        throw new TypeError(`uriTemplate ${JSON.stringify(source)} is invalid: ${(error as Error).message}`);
+      }
+      const listed: ResourceTemplate = { uriTemplate: source, ...metadataOf(definition) };
+      return this.#templates.add(source, { kind: 'template', definition, template, listed });
+    }
+    const def = definition as ResourceDefinition;
+    const uri = checkUri(def.uri, 'uri');
+    const listed: Resource = { uri, ...metadataOf(def), ...(def.size !== undefined && { size: def.size }) };
+    return this.#static.add(uri, { kind: 'static', definition: def, listed });
+  }
+
+  /** Removes a static resource by URI or a template by its template string. */
+  remove(uriOrTemplate: string): boolean {
+    return this.#static.remove(uriOrTemplate) || this.#templates.remove(uriOrTemplate);
+  }
+
+  enable(uriOrTemplate: string): void {
+    this.#registryOf(uriOrTemplate).setEnabled(uriOrTemplate, true);
+  }
+
+  disable(uriOrTemplate: string): void {
+    this.#registryOf(uriOrTemplate).setEnabled(uriOrTemplate, false);
+  }
+
+  #registryOf(key: string): Registry<StaticEntry, Resource> | Registry<TemplateEntry, ResourceTemplate> {
+    if (this.#static.has(key)) return this.#static;
+    if (this.#templates.has(key)) return this.#templates;
+    throw new McpKitError('NOT_FOUND', `Resource ${key} not found`);
+  }
+
+  /** Static resources as `resources/list` shows them (without template-listed ones). */
+  listStatic(): readonly Resource[] {
+    return this.#static.listed();
+  }
+
+  /** Every listed resource: static ones, then those the templates' `list` callbacks return. */
+  async list(ctx: ResourceContext): Promise<Resource[]> {
+    const resources = [...this.#static.listed()];
+    for (const entry of this.#templates.entries()) {
+      if (!entry.definition.list) continue;
+      const listed = await entry.definition.list(ctx);
+      const { uriTemplate: _t, ...meta } = entry.listed;
+      for (const resource of listed) resources.push({ ...meta, ...resource });
+    }
+    return resources;
+  }
+
+  /** Templates as `resources/templates/list` shows them. */
+  listTemplates(): readonly ResourceTemplate[] {
+    return this.#templates.listed();
+  }
+
+  /** Number of registered static resources and templates. */
+  get size(): number {
+    return this.#static.size + this.#templates.size;
+  }
+
+  /** Finds what serves `uri`: a static resource first, then the first matching template. */
+  resolve(uri: string):
+    | { kind: 'static'; definition: ResourceDefinition }
+    | {
+        kind: 'template';
+        definition: ResourceTemplateDefinition;
+        variables: Record<string, string | string[]>;
+      }
+    | undefined {
+    const entry = this.#static.get(uri);
+    if (entry) return { kind: 'static', definition: entry.definition };
+    for (const t of this.#templates.entries()) {
+      const variables = t.template.match(uri);
+      if (variables) return { kind: 'template', definition: t.definition, variables };
+    }
+    return undefined;
+  }
+
+  /** Reads a resource by URI, or throws `NOT_FOUND`. */
+  async read(uri: string, ctx: ResourceContext): Promise<ReadResourceResult> {
+    checkUri(uri, 'uri');
+    const found = this.resolve(uri);
+    if (!found) throw new McpKitError('NOT_FOUND', `Resource ${uri} not found`, { details: { uri } });
+    const value =
+      found.kind === 'static'
+        ? await found.definition.read(uri, ctx)
+        : await found.definition.read(uri, found.variables, ctx);
+    return toReadResult(value, uri, found.definition.mimeType);
+  }
+
+  /** The completer for a template variable, if the template declares one. */
+  completer(uriTemplate: string, variable: string): Completer | undefined {
+    return this.#templates.get(uriTemplate)?.definition.complete?.[variable];
+  }
+
+  /** Whether `uriTemplate` is a registered template (or a static URI). */
+  hasReference(uri: string): 'template' | 'static' | undefined {
+    if (this.#templates.get(uri)) return 'template';
+    if (this.#static.get(uri)) return 'static';
+    return undefined;
+  }
+
+  /**
+   * Listens for updates to one URI. Returns the function that stops listening; the listener set is
+   * dropped when its last listener goes.
+   */
+  subscribe(uri: string, listener: ResourceUpdateListener): () => void {
+    let set = this.#subscribers.get(uri);
+    if (!set) {
+      set = new Set();
+      this.#subscribers.set(uri, set);
+    }
+    set.add(listener);
+    return () => {
+      const current = this.#subscribers.get(uri);
+      if (!current) return;
+      current.delete(listener);
+      if (current.size === 0) this.#subscribers.delete(uri);
+    };
+  }
+
+  /** Number of live subscriptions, across all URIs. */
+  get subscriptionCount(): number {
+    let n = 0;
+    for (const set of this.#subscribers.values()) n += set.size;
+    return n;
+  }
+
+  /** Tells every subscriber of `uri` (and only them) that it changed. */
+  notifyUpdated(uri: string): void {
+    this.#onUpdated(uri);
+    const set = this.#subscribers.get(uri);
+    if (!set) return;
+    for (const listener of [...set]) {
+      try {
+        listener(uri);
+      } catch {
+        // one broken subscriber must not stop the others
+      }
+    }
+  }
+}

@@ -1,0 +1,239 @@
+import type {
+  CallToolResult,
+  ContentBlock,
+  Icon,
+  ServerContext,
+  Tool,
+  ToolAnnotations,
+} from '@modelcontextprotocol/server';
+import { McpKitError } from '../errors.js';
+import {
+  type CompiledSchema,
+  compileSchema,
+  EMPTY_OBJECT_SCHEMA,
+  type InferSchema,
+  type SchemaInput,
+} from '../schema.js';
+import type { CallerIdentity, Logger } from '../types.js';
+import { type RegistrationHandle, Registry } from './registry.js';
+
+/** Where a call came from. */
+export type CallOrigin = 'memory' | 'stdio' | 'http' | 'websocket' | 'rest' | 'chain' | 'internal';
+
+/** MCP logging back to the client that made the call (a no-op where the client cannot receive it). */
+export interface ClientLog {
+  debug(data: unknown, logger?: string): Promise<void>;
+  info(data: unknown, logger?: string): Promise<void>;
+  warning(data: unknown, logger?: string): Promise<void>;
+  error(data: unknown, logger?: string): Promise<void>;
+}
+
+/** What a tool handler receives beside its arguments. */
+export interface ToolContext {
+  /** Aborted when the call is cancelled, times out, or its client goes away. */
+  readonly signal: AbortSignal;
+  /** The tool's name. */
+  readonly toolName: string;
+  /** The JSON-RPC request id, when the call came over MCP. */
+  readonly requestId?: string | number;
+  /** The MCP session, when there is one. */
+  readonly sessionId?: string;
+  /** Who is calling (set by the policy layer when authentication is configured). */
+  readonly caller?: CallerIdentity;
+  /** The door the call came through. */
+  readonly origin: CallOrigin;
+  /** The server-side logger, bound to this call. */
+  readonly logger: Logger;
+  /** MCP logging to the calling client. */
+  readonly log: ClientLog;
+  /**
+   * Reports progress. Reaches the client as `notifications/progress` when the request carried a
+   * progress token; a no-op otherwise.
+   */
+  progress(progress: number, total?: number, message?: string): Promise<void>;
+  /** Calls another tool through the same executor, with this call's signal and caller. */
+  callTool(name: string, args?: Record<string, unknown>): Promise<CallToolResult>;
+  /**
+   * The SDK's request context when the call came over MCP (absent on REST and internal calls): for
+   * elicitation (`mcp.mcpReq.elicitInput`), sampling, multi-round-trip `inputResponses`, and the like.
+   */
+  readonly mcp?: ServerContext;
+}
+
+/**
+ * What a handler may return: a string (one text block), a content block or an array of them, a
+ * full `CallToolResult`, or a plain object (becomes `structuredContent` plus a JSON text block).
+ */
+// biome-ignore lint/suspicious/noConfusingVoidType: handlers that return nothing are typed `void`
+export type ToolReturn = string | ContentBlock | ContentBlock[] | CallToolResult | object | undefined | void;
+
+/** A tool handler. */
+export type ToolHandler<TArgs = Record<string, unknown>> = (
+  args: TArgs,
+  ctx: ToolContext,
+) => ToolReturn | Promise<ToolReturn>;
+
+/** A tool as registered in code. */
+export interface ToolDefinition<TInput extends SchemaInput | undefined = SchemaInput | undefined> {
+  /** Unique name: 1–128 characters of `A-Z a-z 0-9 _ - .`. */
+  name: string;
+  title?: string;
+  description?: string;
+  /** Input schema: zod schema or shape, or JSON Schema. Defaults to "any object". */
+  inputSchema?: TInput;
+  /** Output schema; when set, results carry validated `structuredContent`. */
+  outputSchema?: SchemaInput;
+  annotations?: ToolAnnotations;
+  icons?: Icon[];
+  _meta?: Record<string, unknown>;
+  /** Per-tool timeout in milliseconds; overrides the executor default. `0` disables it. */
+  timeoutMs?: number;
+  handler: ToolHandler<TInput extends SchemaInput ? InferSchema<TInput> : Record<string, unknown>>;
+}
+
+/** A registered tool with its schemas compiled once. */
+export interface RegisteredTool {
+  readonly name: string;
+  readonly definition: ToolDefinition;
+  readonly input: CompiledSchema;
+  readonly output: CompiledSchema | undefined;
+  /** The tool as `tools/list` shows it, computed once at registration. */
+  readonly descriptor: Tool;
+}
+
+const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/**
+ * Identity helper that types a tool definition's handler from its schema.
+ *
+ * @example
+ * ```ts
+ * const add = defineTool({
+ *   name: 'add',
+ *   inputSchema: { a: z.number(), b: z.number() },
+ *   handler: ({ a, b }) => String(a + b),
+ * });
+ * server.tools.register(add);
+ * ```
+ */
+export function defineTool<TInput extends SchemaInput | undefined = undefined>(
+  definition: ToolDefinition<TInput>,
+): ToolDefinition<TInput> {
+  return definition;
+}
+
+function compileTool(definition: ToolDefinition): RegisteredTool {
+  if (typeof definition !== 'object' || definition === null) throw new TypeError('tool must be an object');
+  const { name } = definition;
+  if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
+    throw new TypeError(
+      `tool name must be 1-128 characters of A-Z a-z 0-9 _ - . (got ${JSON.stringify(name)})`,
+    );
+  }
+  if (typeof definition.handler !== 'function')
+    throw new TypeError(`tool "${name}": handler must be a function`);
+  if (definition.timeoutMs !== undefined && !(definition.timeoutMs >= 0)) {
+    throw new TypeError(`tool "${name}": timeoutMs must be a non-negative number`);
+  }
+  const input = definition.inputSchema
+    ? compileSchema(definition.inputSchema, `tool "${name}" inputSchema`)
+    : EMPTY_OBJECT_SCHEMA;
+  if (input.jsonSchema.type !== 'object') {
+    throw new TypeError(`tool "${name}": inputSchema must describe an object (type: "object")`);
+  }
+  const output = definition.outputSchema
+    ? compileSchema(definition.outputSchema, `tool "${name}" outputSchema`, 'output')
+    : undefined;
+  const descriptor: Tool = {
+    name,
+    ...(definition.title !== undefined && { title: definition.title }),
+    ...(definition.description !== undefined && { description: definition.description }),
+    inputSchema: input.jsonSchema as Tool['inputSchema'],
+    ...(output && { outputSchema: output.jsonSchema as Tool['outputSchema'] }),
+    ...(definition.annotations && { annotations: definition.annotations }),
+    ...(definition.icons && { icons: definition.icons }),
+    ...(definition._meta && { _meta: definition._meta }),
+  };
+  return { name, definition, input, output, descriptor };
+}
+
+/**
+ * The shared tool catalog (`server.tools`). Every MCP session and the REST API read from it; any
+ * change notifies every connected session with `notifications/tools/list_changed`.
+ *
+ * @example
+ * ```ts
+ * const handle = server.tools.register({
+ *   name: 'echo',
+ *   inputSchema: { text: z.string() },
+ *   handler: ({ text }) => text,
+ * });
+ * handle.disable();
+ * ```
+ */
+export class ToolCatalog {
+  readonly #registry: Registry<RegisteredTool, Tool>;
+
+  /** @internal */
+  constructor(onChange: () => void) {
+    this.#registry = new Registry('Tool', (tool) => tool.descriptor, onChange);
+  }
+
+  /** Registers a tool; throws if the name is taken or the definition is invalid. */
+  register<TInput extends SchemaInput | undefined>(definition: ToolDefinition<TInput>): RegistrationHandle {
+    const compiled = compileTool(definition as ToolDefinition);
+    return this.#registry.add(compiled.name, compiled);
+  }
+
+  /** Replaces a registered tool's definition (same name), keeping its enabled state. */
+  update<TInput extends SchemaInput | undefined>(definition: ToolDefinition<TInput>): void {
+    const compiled = compileTool(definition as ToolDefinition);
+    this.#registry.replace(compiled.name, compiled);
+  }
+
+  /** Removes a tool; returns whether it existed. */
+  remove(name: string): boolean {
+    return this.#registry.remove(name);
+  }
+
+  enable(name: string): void {
+    this.#registry.setEnabled(name, true);
+  }
+
+  disable(name: string): void {
+    this.#registry.setEnabled(name, false);
+  }
+
+  /** Whether a tool with this name is registered (enabled or not). */
+  has(name: string): boolean {
+    return this.#registry.has(name);
+  }
+
+  /** The enabled tool with this name. */
+  get(name: string): RegisteredTool | undefined {
+    return this.#registry.get(name);
+  }
+
+  /** The enabled tool with this name, or a `NOT_FOUND` error. */
+  require(name: string): RegisteredTool {
+    const tool = this.#registry.get(name);
+    if (tool) return tool;
+    const peeked = this.#registry.peek(name);
+    throw new McpKitError('NOT_FOUND', peeked ? `Tool ${name} is disabled` : `Tool ${name} not found`);
+  }
+
+  /** The enabled tools as `tools/list` shows them (cached until the next change). */
+  list(): readonly Tool[] {
+    return this.#registry.listed();
+  }
+
+  /** Number of registered tools, enabled or not. */
+  get size(): number {
+    return this.#registry.size;
+  }
+
+  /** Registers many tools with a single `list_changed`. */
+  registerMany(definitions: ToolDefinition<any>[]): RegistrationHandle[] {
+    return this.#registry.batch(() => definitions.map((d) => this.register(d)));
+  }
+}

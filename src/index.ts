@@ -1,0 +1,62 @@
+/**
+ * mcpkit: embeddable Model Context Protocol servers. This entry is runtime-neutral: no Node
+ * built-ins, no framework imports.
+ */
+export type {
+  PromptArgumentSpec,
+  PromptContext,
+  PromptDefinition,
+  PromptMessageTemplate,
+  PromptReturn,
+} from './catalog/prompts.js';
+export { fillTemplate, PromptCatalog } from './catalog/prompts.js';
+export type { RegistrationHandle } from './catalog/registry.js';
+export type {
+  Completer,
+  ResourceContext,
+  ResourceDefinition,
+  ResourceReadReturn,
+  ResourceTemplateDefinition,
+  ResourceUpdateListener,
+} from './catalog/resources.js';
+export { ResourceCatalog } from './catalog/resources.js';
+export type {
+  CallOrigin,
+  ClientLog,
+  RegisteredTool,
+  ToolContext,
+  ToolDefinition,
+  ToolHandler,
+  ToolReturn,
+} from './catalog/tools.js';
+export { defineTool, ToolCatalog } from './catalog/tools.js';
+export {
+  ERROR_CODES,
+  isAbortError,
+  McpKitError,
+  type McpKitErrorCode,
+  type McpKitErrorOptions,
+  publicErrorMessage,
+  toMcpKitError,
+} from './errors.js';
+export {
+  ERROR_META_KEY,
+  type ExecuteOptions,
+  errorCodeOf,
+  type ToolCallEvent,
+  ToolExecutor,
+  type ToolExecutorEvents,
+  toCallToolResult,
+} from './executor.js';
+export type { FetchOptions, HttpOptions } from './http/handler.js';
+export { type CreateLoggerOptions, createLogger, silentLogger } from './logger.js';
+export { SERVER_CAPABILITIES } from './protocol/session.js';
+export type { InferSchema, JsonSchema, SchemaInput, ValidationIssue } from './schema.js';
+export {
+  type Connection,
+  type ConnectionCounts,
+  type CreateMcpServerOptions,
+  createMcpServer,
+  type McpKitServer,
+} from './server.js';
+export type { CallerIdentity, LogFn, Logger, LogLevel } from './types.js';

@@ -1,0 +1,77 @@
+import type { LogFn, Logger, LogLevel } from './types.js';
+
+const LEVELS: Record<LogLevel, number> = {
+  trace: 10,
+  debug: 20,
+  info: 30,
+  warn: 40,
+  error: 50,
+  fatal: 60,
+  silent: 100,
+};
+
+/** Options for {@link createLogger}. */
+export interface CreateLoggerOptions {
+  /** Lowest level written. Default `info`. */
+  level?: LogLevel;
+  /** Where lines go. Default: `console.error` (stderr on Node), never stdout. */
+  write?: (line: string) => void;
+  /** Fields added to every line. */
+  bindings?: object;
+}
+
+/** Whether `value` names a log level. */
+export function isLogLevel(value: unknown): value is LogLevel {
+  return typeof value === 'string' && Object.hasOwn(LEVELS, value);
+}
+
+/**
+ * A small JSON-lines logger with pino's call shape. Errors are logged with name and stack (the log is
+ * the one place a stack may go); nothing here ever reaches a client.
+ *
+ * @example
+ * ```ts
+ * const logger = createLogger({ level: 'debug' });
+ * logger.info({ tool: 'echo' }, 'called');
+ * ```
+ */
+export function createLogger(options: CreateLoggerOptions = {}): Logger {
+  const threshold = LEVELS[options.level ?? 'info'];
+  const write = options.write ?? ((line: string) => console.error(line));
+  const make = (bindings: object): Logger => {
+    const method = (level: Exclude<LogLevel, 'silent'>): LogFn =>
+      ((fields: object | string, message?: string) => {
+        if (LEVELS[level] < threshold) return;
+        const record: Record<string, unknown> = { level, time: new Date().toISOString(), ...bindings };
+        if (typeof fields === 'string') record.msg = fields;
+        else {
+          for (const [key, value] of Object.entries(fields)) record[key] = serialise(value);
+          if (message !== undefined) record.msg = message;
+        }
+        try {
+          write(JSON.stringify(record));
+        } catch {
+          // a logger must never throw into the code that called it
+        }
+      }) as LogFn;
+    return {
+      trace: method('trace'),
+      debug: method('debug'),
+      info: method('info'),
+      warn: method('warn'),
+      error: method('error'),
+      child: (more) => make({ ...bindings, ...more }),
+    };
+  };
+  return make(options.bindings ?? {});
+}
+
+function serialise(value: unknown): unknown {
+  if (value instanceof Error) {
+    return { name: value.name, message: value.message, stack: value.stack, cause: serialise(value.cause) };
+  }
+  return value;
+}
+
+/** A logger that discards everything. */
+export const silentLogger: Logger = createLogger({ level: 'silent' });

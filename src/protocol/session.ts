@@ -1,0 +1,282 @@
+import {
+  type Implementation,
+  isInputRequiredResult,
+  ProtocolError,
+  ProtocolErrorCode,
+  ResourceNotFoundError,
+  Server,
+  type ServerCapabilities,
+  type ServerContext,
+} from '@modelcontextprotocol/server';
+import type EventEmitter from 'eventemitter3';
+import type { PromptCatalog } from '../catalog/prompts.js';
+import type { ResourceCatalog } from '../catalog/resources.js';
+import type { CallOrigin, ClientLog, ToolCatalog } from '../catalog/tools.js';
+import { McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
+import type { ToolExecutor } from '../executor.js';
+import type { CallerIdentity, Logger } from '../types.js';
+
+/** Catalog change events every live session listens to. */
+export interface CatalogEvents {
+  toolsChanged: () => void;
+  resourcesChanged: () => void;
+  promptsChanged: () => void;
+  resourceUpdated: (uri: string) => void;
+}
+
+/** What a session needs from the server that hosts it. */
+export interface SessionHost {
+  readonly info: Implementation;
+  readonly instructions: string | undefined;
+  readonly tools: ToolCatalog;
+  readonly resources: ResourceCatalog;
+  readonly prompts: PromptCatalog;
+  readonly executor: ToolExecutor;
+  readonly logger: Logger;
+  readonly events: EventEmitter<CatalogEvents>;
+  /** Page size for list results; `undefined` returns every item in one page. */
+  readonly pageSize: number | undefined;
+  /** Cap on completion values returned. */
+  readonly maxCompletions: number;
+}
+
+/** How the instance will be served. */
+export interface SessionOptions {
+  era: 'legacy' | 'modern';
+  origin: CallOrigin;
+  /**
+   * `true` for an instance that lives as long as a connection or session: it forwards catalog
+   * changes and resource updates. Per-request instances (HTTP modern era, stateless) leave that to
+   * the HTTP handler's event bus.
+   */
+  live: boolean;
+  /** The caller, when the policy layer identified one. */
+  caller?: CallerIdentity;
+  /** Called once when the instance closes. */
+  onClose?: () => void;
+}
+
+/** The capabilities every mcpkit session advertises: exactly the handlers registered below. */
+export const SERVER_CAPABILITIES: ServerCapabilities = {
+  tools: { listChanged: true },
+  resources: { subscribe: true, listChanged: true },
+  prompts: { listChanged: true },
+  completions: {},
+  logging: {},
+};
+
+function toProtocolError(error: unknown): ProtocolError {
+  if (error instanceof ProtocolError) return error;
+  const e = toMcpKitError(error);
+  return new ProtocolError(e.jsonRpcCode, publicErrorMessage(e), e.details);
+}
+
+function paginate<T>(items: readonly T[], cursor: string | undefined, pageSize: number | undefined) {
+  let start = 0;
+  if (cursor !== undefined) {
+    start = /^\d{1,9}$/.test(cursor) ? Number(cursor) : Number.NaN;
+    if (!(start >= 0 && start <= items.length)) {
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid cursor: ${JSON.stringify(cursor)}`);
+    }
+  }
+  if (pageSize === undefined && start === 0) return { page: items as T[], nextCursor: undefined };
+  const end = pageSize === undefined ? items.length : Math.min(items.length, start + pageSize);
+  return { page: items.slice(start, end), nextCursor: end < items.length ? String(end) : undefined };
+}
+
+function clientLog(ctx: ServerContext): ClientLog {
+  const send = (level: 'debug' | 'info' | 'warning' | 'error') => (data: unknown, logger?: string) =>
+    ctx.mcpReq.log(level, data, logger).catch(() => {});
+  return { debug: send('debug'), info: send('info'), warning: send('warning'), error: send('error') };
+}
+
+function callerOf(ctx: ServerContext, fallback: CallerIdentity | undefined): CallerIdentity | undefined {
+  const auth = ctx.http?.authInfo;
+  if (fallback) return fallback;
+  return auth ? { id: auth.clientId, authInfo: auth } : undefined;
+}
+
+/**
+ * Builds one SDK `Server` bound to the shared catalog. The SDK refuses to connect one instance to
+ * two transports, so every connection, session or per-request exchange gets its own; they share
+ * everything else.
+ */
+export function createSessionServer(host: SessionHost, options: SessionOptions): Server {
+  const server = new Server(host.info, {
+    capabilities: SERVER_CAPABILITIES,
+    ...(host.instructions !== undefined && { instructions: host.instructions }),
+  });
+  const { tools, resources, prompts, executor } = host;
+  const subscriptions = new Map<string, () => void>();
+
+  server.setRequestHandler('tools/list', (request) => {
+    const { page, nextCursor } = paginate(tools.list(), request.params?.cursor, host.pageSize);
+    return nextCursor === undefined ? { tools: page } : { tools: page, nextCursor };
+  });
+
+  server.setRequestHandler('tools/call', async (request, ctx) => {
+    const { name, arguments: args, _meta } = request.params;
+    const tool = tools.get(name);
+    if (!tool) {
+      throw new ProtocolError(
+        ProtocolErrorCode.InvalidParams,
+        tools.has(name) ? `Tool ${name} disabled` : `Tool ${name} not found`,
+      );
+    }
+    const progressToken = _meta?.progressToken;
+    const caller = callerOf(ctx, options.caller);
+    const result = await executor.executeTool(tool, args, {
+      signal: ctx.mcpReq.signal,
+      requestId: ctx.mcpReq.id,
+      ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
+      ...(caller && { caller }),
+      origin: options.origin,
+      log: clientLog(ctx),
+      mcp: ctx,
+      ...(progressToken !== undefined && {
+        onProgress: (progress: number, total?: number, message?: string) =>
+          ctx.mcpReq.notify({
+            method: 'notifications/progress',
+            params: {
+              progressToken,
+              progress,
+              ...(total !== undefined && { total }),
+              ...(message !== undefined && { message }),
+            },
+          }),
+      }),
+    });
+    if (isInputRequiredResult(result)) return result;
+    return server.projectCallToolResult(result, tool.output?.jsonSchema);
+  });
+
+  server.setRequestHandler('resources/list', async (request, ctx) => {
+    const all = await resources.list({ signal: ctx.mcpReq.signal });
+    const { page, nextCursor } = paginate(all, request.params?.cursor, host.pageSize);
+    return nextCursor === undefined ? { resources: page } : { resources: page, nextCursor };
+  });
+
+  server.setRequestHandler('resources/templates/list', (request) => {
+    const { page, nextCursor } = paginate(resources.listTemplates(), request.params?.cursor, host.pageSize);
+    return nextCursor === undefined ? { resourceTemplates: page } : { resourceTemplates: page, nextCursor };
+  });
+
+  server.setRequestHandler('resources/read', async (request, ctx) => {
+    const { uri } = request.params;
+    const caller = callerOf(ctx, options.caller);
+    try {
+      return await resources.read(uri, {
+        signal: ctx.mcpReq.signal,
+        ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
+        ...(caller && { caller }),
+      });
+    } catch (error) {
+      if (error instanceof McpKitError && error.code === 'NOT_FOUND') throw new ResourceNotFoundError(uri);
+      host.logger.error({ uri, err: error }, 'resource read failed');
+      throw toProtocolError(error);
+    }
+  });
+
+  server.setRequestHandler('resources/subscribe', (request) => {
+    const { uri } = request.params;
+    // A per-request instance has nowhere to deliver updates later; only live ones track them.
+    if (options.live && !subscriptions.has(uri)) {
+      subscriptions.set(
+        uri,
+        resources.subscribe(uri, () => {
+          server.sendResourceUpdated({ uri }).catch(() => {});
+        }),
+      );
+    }
+    return {};
+  });
+
+  server.setRequestHandler('resources/unsubscribe', (request) => {
+    const { uri } = request.params;
+    subscriptions.get(uri)?.();
+    subscriptions.delete(uri);
+    return {};
+  });
+
+  server.setRequestHandler('prompts/list', (request) => {
+    const { page, nextCursor } = paginate(prompts.list(), request.params?.cursor, host.pageSize);
+    return nextCursor === undefined ? { prompts: page } : { prompts: page, nextCursor };
+  });
+
+  server.setRequestHandler('prompts/get', async (request, ctx) => {
+    const caller = callerOf(ctx, options.caller);
+    try {
+      return await prompts.render(request.params.name, request.params.arguments, {
+        signal: ctx.mcpReq.signal,
+        ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
+        ...(caller && { caller }),
+        mcp: ctx,
+      });
+    } catch (error) {
+      if (!(error instanceof McpKitError))
+        host.logger.error({ prompt: request.params.name, err: error }, 'prompt failed');
+      throw toProtocolError(error);
+    }
+  });
+
+  server.setRequestHandler('completion/complete', async (request) => {
+    const { ref, argument, context } = request.params;
+    let completer: ((value: string, c: { arguments?: Record<string, string> }) => unknown) | undefined;
+    if (ref.type === 'ref/prompt') {
+      if (!prompts.get(ref.name))
+        throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Prompt ${ref.name} not found`);
+      completer = prompts.completer(ref.name, argument.name);
+    } else if (ref.type === 'ref/resource') {
+      if (!resources.hasReference(ref.uri)) {
+        throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Resource template ${ref.uri} not found`);
+      }
+      completer = resources.completer(ref.uri, argument.name);
+    } else {
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid completion reference');
+    }
+    if (!completer) return { completion: { values: [], hasMore: false } };
+    let values: string[];
+    try {
+      const produced = await completer(
+        argument.value,
+        context?.arguments ? { arguments: context.arguments } : {},
+      );
+      values = Array.isArray(produced) ? produced.map(String) : [];
+    } catch (error) {
+      host.logger.error({ err: error }, 'completion failed');
+      throw toProtocolError(error);
+    }
+    const max = host.maxCompletions;
+    return {
+      completion: { values: values.slice(0, max), total: values.length, hasMore: values.length > max },
+    };
+  });
+
+  if (options.live) {
+    const onTools = () => void server.sendToolListChanged().catch(() => {});
+    const onResources = () => void server.sendResourceListChanged().catch(() => {});
+    const onPrompts = () => void server.sendPromptListChanged().catch(() => {});
+    host.events.on('toolsChanged', onTools);
+    host.events.on('resourcesChanged', onResources);
+    host.events.on('promptsChanged', onPrompts);
+    // On a modern-era connection the SDK's listen router filters updates per subscription, so the
+    // instance forwards every update; on a legacy one, resources/subscribe above chooses.
+    const onUpdated = (uri: string) => void server.sendResourceUpdated({ uri }).catch(() => {});
+    if (options.era === 'modern') host.events.on('resourceUpdated', onUpdated);
+    let closed = false;
+    const previous = server.onclose;
+    server.onclose = () => {
+      previous?.();
+      if (closed) return;
+      closed = true;
+      host.events.off('toolsChanged', onTools);
+      host.events.off('resourcesChanged', onResources);
+      host.events.off('promptsChanged', onPrompts);
+      host.events.off('resourceUpdated', onUpdated);
+      for (const stop of subscriptions.values()) stop();
+      subscriptions.clear();
+      options.onClose?.();
+    };
+  }
+  return server;
+}

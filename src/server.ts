@@ -1,0 +1,257 @@
+import type { Implementation, Server, Transport } from '@modelcontextprotocol/server';
+import { serveStdio } from '@modelcontextprotocol/server/stdio';
+import EventEmitter from 'eventemitter3';
+import { PromptCatalog, type PromptDefinition } from './catalog/prompts.js';
+import {
+  ResourceCatalog,
+  type ResourceDefinition,
+  type ResourceTemplateDefinition,
+} from './catalog/resources.js';
+import { type CallOrigin, ToolCatalog, type ToolDefinition } from './catalog/tools.js';
+import { ToolExecutor } from './executor.js';
+import { type FetchOptions, HttpHandler, type HttpOptions } from './http/handler.js';
+import { createLogger, isLogLevel } from './logger.js';
+import { type CatalogEvents, createSessionServer, type SessionHost } from './protocol/session.js';
+import type { Logger, LogLevel } from './types.js';
+
+/** Options for {@link createMcpServer}. Every option has a documented default. */
+export interface CreateMcpServerOptions {
+  /** Server name sent to clients. Default `mcpkit`. */
+  name?: string;
+  /** Server version sent to clients. Default `0.0.0`. */
+  version?: string;
+  /** Human-readable title sent to clients. */
+  title?: string;
+  /** Instructions sent to clients at initialisation. */
+  instructions?: string;
+  /** A pino-compatible logger. Default: JSON lines to stderr at `logLevel`. */
+  logger?: Logger;
+  /** Level of the default logger. Default `MCP_LOG_LEVEL`, else `info`. */
+  logLevel?: LogLevel;
+  /** Tools to register at start. */
+  tools?: ToolDefinition<any>[];
+  /** Resources and templates to register at start. */
+  resources?: Array<ResourceDefinition | ResourceTemplateDefinition>;
+  /** Prompts to register at start. */
+  prompts?: PromptDefinition[];
+  /** Default timeout of a tool call in milliseconds; `0` disables. Default 60 000. */
+  toolTimeoutMs?: number;
+  /** Page size of `tools/list`, `resources/list` and `prompts/list`. Default: everything in one page. */
+  pageSize?: number;
+  /** Most completion values returned for one `completion/complete`. Default 100. */
+  maxCompletions?: number;
+  /** HTTP options: paths, sessions, limits, Host/Origin checks. */
+  http?: HttpOptions;
+}
+
+/** A live connection served by {@link McpKitServer.connect}. */
+export interface Connection {
+  /** Closes the connection and its transport. */
+  close(): Promise<void>;
+}
+
+/** Counts of live MCP connections by transport. */
+export interface ConnectionCounts {
+  /** 2025-era Streamable HTTP sessions. */
+  httpSessions: number;
+  /** Connections served with `connect()` (stdio, in-memory, WebSocket), by origin. */
+  connections: Partial<Record<CallOrigin, number>>;
+}
+
+/**
+ * An mcpkit server: one shared catalog served to every session on every transport.
+ */
+export interface McpKitServer {
+  /** The server's identity as sent to clients. */
+  readonly info: Implementation;
+  /** The shared tool catalog. */
+  readonly tools: ToolCatalog;
+  /** The shared resource catalog. */
+  readonly resources: ResourceCatalog;
+  /** The shared prompt catalog. */
+  readonly prompts: PromptCatalog;
+  /** Runs every tool call. */
+  readonly executor: ToolExecutor;
+  /** The server's logger. */
+  readonly logger: Logger;
+  /**
+   * The web-standard handler: MCP over Streamable HTTP at `/mcp` for both protocol eras. Runs on
+   * Node, Bun, Deno and edge runtimes.
+   */
+  fetch(request: Request, options?: FetchOptions): Promise<Response>;
+  /**
+   * Serves one connection-oriented transport (stdio, in-memory, WebSocket) in whichever protocol era
+   * the client speaks.
+   */
+  connect(transport: Transport, options?: { origin?: CallOrigin }): Promise<Connection>;
+  /** Builds a bare SDK `Server` bound to the catalog, for custom wiring. */
+  createSessionServer(options?: { era?: 'legacy' | 'modern'; origin?: CallOrigin }): Server;
+  /** Live connections by transport. */
+  connectionCounts(): ConnectionCounts;
+  /** Ends every session, connection and open stream. */
+  close(): Promise<void>;
+}
+
+function envLogLevel(): LogLevel | undefined {
+  const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
+    ?.MCP_LOG_LEVEL;
+  if (value === undefined || value === '') return undefined;
+  if (!isLogLevel(value)) {
+    throw new TypeError(
+      `MCP_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent (got ${JSON.stringify(value)})`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Creates an MCP server with a shared catalog of tools, resources and prompts, served to many
+ * sessions at once over stdio, Streamable HTTP (both protocol eras) and any SDK transport.
+ *
+ * @example
+ * ```ts
+ * import { createMcpServer } from 'mcpkit';
+ * import { listen } from 'mcpkit/node';
+ * import { z } from 'zod';
+ *
+ * const server = createMcpServer({ name: 'demo', version: '1.0.0' });
+ * server.tools.register({
+ *   name: 'add',
+ *   description: 'Add two numbers',
+ *   inputSchema: { a: z.number(), b: z.number() },
+ *   handler: ({ a, b }) => ({ sum: a + b }),
+ * });
+ * const { url } = await listen(server, { port: 3000 });
+ * console.error(`MCP endpoint: ${url}/mcp`);
+ * ```
+ */
+export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitServer {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const logger = options.logger ?? createLogger({ level: options.logLevel ?? envLogLevel() ?? 'info' });
+  const info: Implementation = {
+    name: options.name ?? 'mcpkit',
+    version: options.version ?? '0.0.0',
+    ...(options.title !== undefined && { title: options.title }),
+  };
+  if (options.pageSize !== undefined && !(Number.isInteger(options.pageSize) && options.pageSize > 0)) {
+    throw new TypeError('pageSize must be a positive integer');
+  }
+  const maxCompletions = options.maxCompletions ?? 100;
+  if (!(Number.isInteger(maxCompletions) && maxCompletions > 0)) {
+    throw new TypeError('maxCompletions must be a positive integer');
+  }
+
+  const events = new EventEmitter<CatalogEvents>();
+  let http: HttpHandler | undefined;
+  const tools = new ToolCatalog(() => {
+    events.emit('toolsChanged');
+    http?.modern.notify.toolsChanged();
+  });
+  const resources = new ResourceCatalog(
+    () => {
+      events.emit('resourcesChanged');
+      http?.modern.notify.resourcesChanged();
+    },
+    (uri) => {
+      events.emit('resourceUpdated', uri);
+      http?.modern.notify.resourceUpdated(uri);
+    },
+  );
+  const prompts = new PromptCatalog(() => {
+    events.emit('promptsChanged');
+    http?.modern.notify.promptsChanged();
+  });
+  const executor = new ToolExecutor(tools, {
+    logger,
+    ...(options.toolTimeoutMs !== undefined && { defaultTimeoutMs: options.toolTimeoutMs }),
+  });
+
+  const host: SessionHost = {
+    info,
+    instructions: options.instructions,
+    tools,
+    resources,
+    prompts,
+    executor,
+    logger,
+    events,
+    pageSize: options.pageSize,
+    maxCompletions,
+  };
+
+  if (options.tools) tools.registerMany(options.tools);
+  for (const r of options.resources ?? []) resources.register(r);
+  for (const p of options.prompts ?? []) prompts.register(p);
+
+  http = new HttpHandler(
+    {
+      logger,
+      createServer: (era, live, onClose) =>
+        createSessionServer(host, { era, origin: 'http', live, ...(onClose && { onClose }) }),
+    },
+    options.http,
+  );
+  const httpHandler = http;
+
+  const connections = new Set<{ origin: CallOrigin; close(): Promise<void> }>();
+
+  return {
+    info,
+    tools,
+    resources,
+    prompts,
+    executor,
+    logger,
+    fetch: (request, fetchOptions) => httpHandler.fetch(request, fetchOptions),
+    async connect(transport, connectOptions = {}) {
+      const origin = connectOptions.origin ?? 'memory';
+      let closed = false;
+      const entry = {
+        origin,
+        close: async () => {
+          if (closed) return;
+          closed = true;
+          connections.delete(entry);
+          await handle.close().catch(() => {});
+        },
+      };
+      const handle = serveStdio(
+        ({ era }) =>
+          createSessionServer(host, {
+            era,
+            origin,
+            live: true,
+          }),
+        {
+          transport,
+          onerror: (error) => logger.debug({ err: error }, 'MCP connection error'),
+        },
+      );
+      connections.add(entry);
+      // serveStdio owns the transport's callbacks: chain onto its close hook to learn of the end.
+      const ownOnClose = transport.onclose;
+      transport.onclose = () => {
+        ownOnClose?.();
+        if (!closed) {
+          closed = true;
+          connections.delete(entry);
+        }
+      };
+      return { close: entry.close };
+    },
+    createSessionServer: (sessionOptions = {}) =>
+      createSessionServer(host, {
+        era: sessionOptions.era ?? 'legacy',
+        origin: sessionOptions.origin ?? 'internal',
+        live: true,
+      }),
+    connectionCounts() {
+      const counts: Partial<Record<CallOrigin, number>> = {};
+      for (const c of connections) counts[c.origin] = (counts[c.origin] ?? 0) + 1;
+      return { httpSessions: httpHandler.sessions.size, connections: counts };
+    },
+    async close() {
+      await Promise.all([httpHandler.close(), ...[...connections].map((c) => c.close())]);
+    },
+  };
+}

@@ -1,0 +1,208 @@
+/**
+ * The shared catalog: registration, validation, list caching, enable/disable, and list_changed
+ * reaching every connected session.
+ */
+import { createMcpServer, McpKitError } from 'mcpkit';
+import { connectClient, jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { deferred, fixtureServer } from './fixtures.js';
+
+describe('tools', () => {
+  it('computes each JSON Schema once and reuses the list until the catalog changes', () => {
+    const server = fixtureServer();
+    const first = server.tools.list();
+    expect(server.tools.list()).toBe(first);
+    server.tools.register({ name: 'later', handler: () => 'x' });
+    const second = server.tools.list();
+    expect(second).not.toBe(first);
+    expect(second.map((t) => t.name)).toEqual(['add', 'echo', 'boom', 'later']);
+    // the descriptor objects themselves are shared, not rebuilt
+    expect(second[0]).toBe(first[0]);
+  });
+
+  it('describes zod and JSON Schema inputs and an output schema', () => {
+    const server = fixtureServer();
+    const [add, echo] = server.tools.list();
+    expect(add).toMatchObject({
+      name: 'add',
+      inputSchema: {
+        type: 'object',
+        properties: { a: { type: 'number' }, b: { type: 'number' } },
+        required: ['a', 'b'],
+      },
+      outputSchema: { type: 'object', properties: { sum: { type: 'number' } } },
+    });
+    expect(echo!.inputSchema).toEqual({
+      type: 'object',
+      properties: { text: { type: 'string' } },
+      required: ['text'],
+    });
+  });
+
+  it('refuses bad definitions with a TypeError naming the problem', () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    expect(() => server.tools.register({ name: 'bad name!', handler: () => '' })).toThrow(/tool name/);
+    expect(() => server.tools.register({ name: 'x', handler: 'nope' as never })).toThrow(/handler/);
+    expect(() =>
+      server.tools.register({ name: 'y', inputSchema: { type: 'string' }, handler: () => '' }),
+    ).toThrow(/must describe an object/);
+    server.tools.register({ name: 'dup', handler: () => '' });
+    expect(() => server.tools.register({ name: 'dup', handler: () => '' })).toThrow(McpKitError);
+  });
+
+  it('hides disabled tools from lists and calls, and brings them back', async () => {
+    const server = fixtureServer();
+    const { client, close } = await connectClient(server);
+    server.tools.disable('add');
+    expect((await client.listTools()).tools.map((t) => t.name)).not.toContain('add');
+    await expect(client.callTool({ name: 'add', arguments: { a: 1, b: 2 } })).rejects.toThrow(/disabled/);
+    server.tools.enable('add');
+    expect((await client.callTool({ name: 'add', arguments: { a: 1, b: 2 } })).structuredContent).toEqual({
+      sum: 3,
+    });
+    await close();
+  });
+
+  it('returns a JSON-RPC error for an unknown tool', async () => {
+    const { client, close } = await connectClient(fixtureServer());
+    await expect(client.callTool({ name: 'missing', arguments: {} })).rejects.toThrow(/not found/);
+    await close();
+  });
+
+  it('lists 10,000 tools correctly', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.registerMany(
+      Array.from({ length: 10_000 }, (_, i) => ({
+        name: `tool_${i}`,
+        inputSchema: { n: z.number() },
+        handler: () => String(i),
+      })),
+    );
+    const { client, close } = await connectClient(server);
+    const { tools } = await client.listTools();
+    expect(tools).toHaveLength(10_000);
+    expect(tools[9_999]!.name).toBe('tool_9999');
+    await close();
+  });
+
+  it('paginates lists when a page size is set', async () => {
+    const server = createMcpServer({ logLevel: 'silent', pageSize: 2, http: { stateless: true } });
+    for (const name of ['a', 'b', 'c']) server.tools.register({ name, handler: () => name });
+    const list = async (cursor?: string) => {
+      const res = await request(
+        server,
+        '/mcp',
+        jsonRpcPost(
+          { jsonrpc: '2.0', id: 1, method: 'tools/list', params: cursor === undefined ? {} : { cursor } },
+          { 'mcp-protocol-version': '2025-11-25' },
+        ),
+      );
+      return readJsonRpc(res);
+    };
+    const page1 = await list();
+    expect(page1.result.tools.map((t: { name: string }) => t.name)).toEqual(['a', 'b']);
+    expect(page1.result.nextCursor).toBe('2');
+    const page2 = await list(page1.result.nextCursor);
+    expect(page2.result.tools.map((t: { name: string }) => t.name)).toEqual(['c']);
+    expect(page2.result.nextCursor).toBeUndefined();
+    expect((await list('garbage')).error.message).toMatch(/cursor/);
+    // the SDK client follows cursors itself and still sees everything
+    const { client, close } = await connectClient(server);
+    expect((await client.listTools()).tools).toHaveLength(3);
+    await close();
+  });
+});
+
+describe('list_changed', () => {
+  it('notifies every connected session of tool, resource and prompt changes', async () => {
+    const server = fixtureServer();
+    const sessions = await Promise.all([connectClient(server), connectClient(server)]);
+    const seen = sessions.map(({ client }) => {
+      const got = { tools: deferred(), resources: deferred(), prompts: deferred() };
+      client.setNotificationHandler('notifications/tools/list_changed', () => got.tools.resolve());
+      client.setNotificationHandler('notifications/resources/list_changed', () => got.resources.resolve());
+      client.setNotificationHandler('notifications/prompts/list_changed', () => got.prompts.resolve());
+      return got;
+    });
+    server.tools.register({ name: 'new_tool', handler: () => 'ok' });
+    server.resources.register({ uri: 'fixture://new', name: 'new', read: () => 'x' });
+    server.prompts.register({ name: 'new_prompt', messages: [{ role: 'user', content: 'hi' }] });
+    for (const got of seen)
+      await Promise.all([got.tools.promise, got.resources.promise, got.prompts.promise]);
+    const names = (await sessions[1]!.client.listTools()).tools.map((t) => t.name);
+    expect(names).toContain('new_tool');
+    await Promise.all(sessions.map((s) => s.close()));
+  });
+
+  it('stops notifying a session once it is closed', async () => {
+    const server = fixtureServer();
+    const { close } = await connectClient(server);
+    await close();
+    expect(server.connectionCounts().connections.memory ?? 0).toBe(0);
+  });
+});
+
+describe('resources', () => {
+  it('lists, reads static resources and templates, and reports unknown URIs', async () => {
+    const { client, close } = await connectClient(fixtureServer());
+    expect((await client.listResources()).resources.map((r) => r.uri)).toEqual(['fixture://greeting']);
+    expect((await client.listResourceTemplates()).resourceTemplates[0]).toMatchObject({
+      uriTemplate: 'fixture://items/{id}',
+      name: 'item',
+    });
+    expect((await client.readResource({ uri: 'fixture://greeting' })).contents).toEqual([
+      { uri: 'fixture://greeting', mimeType: 'text/plain', text: 'hello' },
+    ]);
+    expect((await client.readResource({ uri: 'fixture://items/7' })).contents[0]).toMatchObject({
+      uri: 'fixture://items/7',
+      text: '{"id":"7"}',
+    });
+    await expect(client.readResource({ uri: 'fixture://nothing' })).rejects.toThrow(/not found/i);
+    await close();
+  });
+
+  it('completes template variables, capped with hasMore', async () => {
+    const server = fixtureServer({ maxCompletions: 2 });
+    const { client, close } = await connectClient(server);
+    const result = await client.complete({
+      ref: { type: 'ref/resource', uri: 'fixture://items/{id}' },
+      argument: { name: 'id', value: '1' },
+    });
+    expect(result.completion).toEqual({ values: ['1', '10'], total: 3, hasMore: true });
+    await close();
+  });
+});
+
+describe('prompts', () => {
+  it('renders templates with arguments and names a missing argument', async () => {
+    const { client, close } = await connectClient(fixtureServer());
+    const got = await client.getPrompt({ name: 'greet', arguments: { name: 'Ada' } });
+    expect(got.messages).toEqual([{ role: 'user', content: { type: 'text', text: 'Say hello to Ada.' } }]);
+    await expect(client.getPrompt({ name: 'greet', arguments: {} })).rejects.toThrow(/name: Required/);
+    const completion = await client.complete({
+      ref: { type: 'ref/prompt', name: 'greet' },
+      argument: { name: 'name', value: 'A' },
+    });
+    expect(completion.completion.values).toEqual(['Ada', 'Alan']);
+    await close();
+  });
+
+  it('validates zod argument schemas', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.prompts.register({
+      name: 'code_review',
+      arguments: { language: z.enum(['ts', 'py']), code: z.string() },
+      render: ({ language, code }) => `Review this ${language}:\n${code}`,
+    });
+    const { client, close } = await connectClient(server);
+    expect((await client.listPrompts()).prompts[0]!.arguments).toEqual([
+      { name: 'language', required: true },
+      { name: 'code', required: true },
+    ]);
+    await expect(
+      client.getPrompt({ name: 'code_review', arguments: { language: 'go', code: 'x' } }),
+    ).rejects.toThrow(/language/);
+    await close();
+  });
+});

@@ -1,0 +1,60 @@
+import { type CreateMcpServerOptions, createMcpServer, type McpKitServer } from 'mcpkit';
+import { z } from 'zod';
+
+/** A server with a small, known catalog used across the suites. */
+export function fixtureServer(options: CreateMcpServerOptions = {}): McpKitServer {
+  const server = createMcpServer({ name: 'fixture', version: '1.2.3', logLevel: 'silent', ...options });
+  server.tools.register({
+    name: 'add',
+    description: 'Add two numbers',
+    inputSchema: { a: z.number(), b: z.number() },
+    outputSchema: { sum: z.number() },
+    handler: ({ a, b }) => ({ sum: a + b }),
+  });
+  server.tools.register({
+    name: 'echo',
+    description: 'Echo text back',
+    inputSchema: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] },
+    handler: (args) => String(args.text),
+  });
+  server.tools.register({
+    name: 'boom',
+    description: 'Always throws',
+    handler: () => {
+      const error = new Error('kaboom at /home/app/secret/config.ts:12');
+      throw error;
+    },
+  });
+  server.resources.register({
+    uri: 'fixture://greeting',
+    name: 'greeting',
+    mimeType: 'text/plain',
+    read: () => 'hello',
+  });
+  server.resources.register({
+    uriTemplate: 'fixture://items/{id}',
+    name: 'item',
+    mimeType: 'application/json',
+    complete: { id: (value) => ['1', '2', '10', '11'].filter((v) => v.startsWith(value)) },
+    read: (_uri, { id }) => JSON.stringify({ id }),
+  });
+  server.prompts.register({
+    name: 'greet',
+    description: 'Greet someone',
+    arguments: [{ name: 'name', required: true }],
+    complete: { name: (value) => ['Ada', 'Alan', 'Grace'].filter((v) => v.startsWith(value)) },
+    messages: [{ role: 'user', content: 'Say hello to {{name}}.' }],
+  });
+  return server;
+}
+
+/** A promise with its resolve and reject exposed. */
+export function deferred<T = void>() {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}

@@ -1,0 +1,26 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const r = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^mcpkit\/node$/, replacement: r('./src/node/index.ts') },
+      { find: /^mcpkit\/testing$/, replacement: r('./src/testing/index.ts') },
+      { find: /^mcpkit$/, replacement: r('./src/index.ts') },
+    ],
+  },
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+    coverage: {
+      provider: 'v8',
+      include: ['src/**'],
+      reporter: ['text-summary', 'html', 'cobertura', 'lcov'],
+      reportsDirectory: 'coverage',
+    },
+  },
+});
