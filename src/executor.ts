@@ -7,6 +7,8 @@ import {
   type ServerContext,
 } from '@modelcontextprotocol/server';
 import EventEmitter from 'eventemitter3';
+import pLimit, { type LimitFunction } from 'p-limit';
+import pRetry, { AbortError } from 'p-retry';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog, ToolContext } from './catalog/tools.js';
 import { McpKitError, type McpKitErrorCode, publicErrorMessage, scrubPaths } from './errors.js';
 import { formatIssues } from './schema.js';
@@ -41,8 +43,29 @@ export interface ToolExecutorOptions {
   defaultTimeoutMs?: number;
   /** How deep `ctx.callTool` may nest before failing. Default 16. */
   maxDepth?: number;
+  /** Calls running at once across all tools. Default: unlimited. */
+  concurrency?: number;
+  /**
+   * Calls waiting for a slot (globally, and per tool) before new ones fail fast with `BUSY` instead
+   * of growing memory. Default 1000.
+   */
+  maxQueue?: number;
+  /** Retry policy for tools marked idempotent. Default `{ retries: 2, minTimeoutMs: 100, maxTimeoutMs: 2000 }`. */
+  retry?: RetryPolicy;
   logger: Logger;
 }
+
+/** How failed calls of idempotent tools are retried (exponential backoff with jitter). */
+export interface RetryPolicy {
+  /** Further attempts after the first. */
+  retries?: number;
+  minTimeoutMs?: number;
+  maxTimeoutMs?: number;
+  factor?: number;
+}
+
+/** The `_meta` key under which a result reports how many attempts it took, when more than one. */
+export const ATTEMPTS_META_KEY = 'io.mcpkit/attempts';
 
 /** Payload of every executor event. */
 export interface ToolCallEvent {
@@ -65,6 +88,8 @@ export interface ToolExecutorEvents {
   error: (event: ToolCallEvent) => void;
   timeout: (event: ToolCallEvent) => void;
   cancel: (event: ToolCallEvent) => void;
+  /** A failed attempt of an idempotent tool that will be tried again. */
+  retry: (event: ToolCallEvent & { attempt: number }) => void;
 }
 
 const CONTENT_TYPES = new Set(['text', 'image', 'audio', 'resource_link', 'resource']);
@@ -149,6 +174,10 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
   readonly #defaultTimeoutMs: number;
   readonly #maxDepth: number;
   readonly #logger: Logger;
+  readonly #global: LimitFunction | undefined;
+  readonly #perTool = new Map<string, LimitFunction>();
+  readonly #maxQueue: number;
+  readonly #retry: Required<RetryPolicy>;
 
   /** @internal Built by `createMcpServer`; reach it as `server.executor`. */
   constructor(tools: ToolCatalog, options: ToolExecutorOptions) {
@@ -157,6 +186,28 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     this.#defaultTimeoutMs = options.defaultTimeoutMs ?? 60_000;
     this.#maxDepth = options.maxDepth ?? 16;
     this.#logger = options.logger;
+    const concurrency = options.concurrency ?? Number.POSITIVE_INFINITY;
+    if (!(concurrency >= 1)) throw new TypeError('concurrency must be at least 1');
+    this.#global = Number.isFinite(concurrency) ? pLimit(concurrency) : undefined;
+    this.#maxQueue = options.maxQueue ?? 1000;
+    if (!(this.#maxQueue >= 0)) throw new TypeError('maxQueue must be a non-negative number');
+    this.#retry = { retries: 2, minTimeoutMs: 100, maxTimeoutMs: 2000, factor: 2, ...options.retry };
+  }
+
+  /** Calls running and waiting, globally (for metrics and tests). */
+  get load(): { active: number; queued: number } {
+    return { active: this.#global?.activeCount ?? 0, queued: this.#global?.pendingCount ?? 0 };
+  }
+
+  #toolLimit(tool: RegisteredTool): LimitFunction | undefined {
+    const concurrency = tool.definition.concurrency;
+    if (concurrency === undefined) return undefined;
+    let limit = this.#perTool.get(tool.name);
+    if (!limit || limit.concurrency !== concurrency) {
+      limit = pLimit(concurrency);
+      this.#perTool.set(tool.name, limit);
+    }
+    return limit;
   }
 
   /**
@@ -202,6 +253,32 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
       );
     }
 
+    // Nested calls (ctx.callTool) run inside their root call's slots: taking another slot from a
+    // limiter the root may already hold would deadlock.
+    const toolLimit = depth === 0 ? this.#toolLimit(tool) : undefined;
+    const global = depth === 0 ? this.#global : undefined;
+    if (!toolLimit && !global) return this.#run(tool, validated.value, options, depth, event);
+    for (const limit of [global, toolLimit]) {
+      if (limit && limit.activeCount >= limit.concurrency && limit.pendingCount >= this.#maxQueue) {
+        this.emit('error', event({ code: 'BUSY' }));
+        return errorResult(
+          'BUSY',
+          `Server busy: too many calls waiting for ${limit === global ? 'a slot' : tool.name}`,
+        );
+      }
+    }
+    const run = () => this.#run(tool, validated.value, options, depth, event);
+    const scheduled = toolLimit ? () => toolLimit(run) : run;
+    return global ? global(scheduled) : scheduled();
+  }
+
+  async #run(
+    tool: RegisteredTool,
+    args: unknown,
+    options: ExecuteOptions,
+    depth: number,
+    event: (extra?: Partial<ToolCallEvent>) => ToolCallEvent,
+  ): Promise<CallToolResult> {
     const timeoutMs = options.timeoutMs ?? tool.definition.timeoutMs ?? this.#defaultTimeoutMs;
     const controller = new AbortController();
     const parent = options.signal;
@@ -227,9 +304,38 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     }
 
     const ctx = this.#context(tool, controller.signal, options, depth);
+    const retries = retriesFor(tool, this.#retry.retries);
+    let attempts = 0;
+    const attempt = async () => {
+      attempts++;
+      if (controller.signal.aborted) throw new AbortError(controller.signal.reason);
+      try {
+        return await Promise.race([invoke(tool, args, ctx), aborted]);
+      } catch (error) {
+        // Never retry a cancelled or timed-out call, or one that asked for a protocol error.
+        if (controller.signal.aborted || error instanceof ProtocolError || !isRetryable(error)) {
+          throw new AbortError(error as Error);
+        }
+        throw error;
+      }
+    };
     try {
       if (controller.signal.aborted) throw controller.signal.reason;
-      const raw = await Promise.race([invoke(tool, validated.value, ctx), aborted]);
+      const raw =
+        retries === 0
+          ? await Promise.race([invoke(tool, args, ctx), aborted])
+          : await pRetry(attempt, {
+              retries,
+              minTimeout: this.#retry.minTimeoutMs,
+              maxTimeout: this.#retry.maxTimeoutMs,
+              factor: this.#retry.factor,
+              randomize: true,
+              signal: controller.signal,
+              onFailedAttempt: ({ attemptNumber, retriesLeft }) => {
+                if (retriesLeft > 0)
+                  this.emit('retry', { ...event({ code: 'INTERNAL' }), attempt: attemptNumber });
+              },
+            });
       // A multi-round-trip `input_required` answer goes back to the client as it is.
       if (isInputRequiredResult(raw)) {
         this.emit('success', event());
@@ -249,6 +355,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
         result.isError ? 'error' : 'success',
         event(result.isError ? { code: 'UPSTREAM_ERROR' } : {}),
       );
+      if (attempts > 1) result._meta = { ...result._meta, [ATTEMPTS_META_KEY]: attempts };
       return result;
     } catch (error) {
       if (timedOut) {
@@ -268,11 +375,143 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
       const code = error instanceof McpKitError ? error.code : 'INTERNAL';
       this.#logger.error({ tool: tool.name, errorId, err: error }, 'tool handler failed');
       this.emit('error', event({ code, errorId }));
-      return errorResult(code, `${handlerFailureMessage(error)} (error id ${errorId})`, errorId);
+      const failed = errorResult(code, `${handlerFailureMessage(error)} (error id ${errorId})`, errorId);
+      if (attempts > 1) failed._meta = { ...failed._meta, [ATTEMPTS_META_KEY]: attempts };
+      return failed;
     } finally {
       if (timer !== undefined) clearTimeout(timer);
       controller.signal.removeEventListener('abort', onAbort);
       parent?.removeEventListener('abort', onParentAbort);
+    }
+  }
+
+  /**
+   * Runs tools one after another; each step builds its arguments from the chain's input and earlier
+   * results, by function or declaratively with `{ "$ref": "steps.0.structuredContent.id" }` (or
+   * `input.x`, or a step's `name` instead of its index). Stops at the first failed step unless
+   * `continueOnError` is set.
+   *
+   * @example
+   * ```ts
+   * const out = await server.executor.chain(
+   *   [
+   *     { name: 'user', tool: 'find_user', args: { email: { $ref: 'input.email' } } },
+   *     { tool: 'list_orders', args: { userId: { $ref: 'steps.user.structuredContent.id' } } },
+   *   ],
+   *   { email: 'ada@example.com' },
+   * );
+   * ```
+   */
+  async chain(steps: ChainStep[], input: unknown = {}, options: ChainOptions = {}): Promise<ChainResult> {
+    if (!Array.isArray(steps) || steps.length === 0) throw new TypeError('steps must be a non-empty array');
+    steps.forEach((step, i) => {
+      if (typeof step?.tool !== 'string') throw new TypeError(`steps[${i}].tool must be a tool name`);
+    });
+    const started = performance.now();
+    const results: ChainStepResult[] = [];
+    const named: Record<string, CallToolResult> = {};
+    let ok = true;
+    for (const step of steps) {
+      if (options.signal?.aborted) {
+        ok = false;
+        break;
+      }
+      const stepStarted = performance.now();
+      let result: CallToolResult;
+      try {
+        // References read step results as MCP results: steps.<index|name>.structuredContent…
+        const context = {
+          input,
+          steps: Object.assign(
+            results.map((r) => r.result),
+            named,
+          ),
+        };
+        const args =
+          typeof step.args === 'function' ? step.args(input, results) : resolveRefs(step.args ?? {}, context);
+        result = await this.execute(step.tool, args, { ...options, origin: options.origin ?? 'chain' });
+      } catch (error) {
+        const e = error instanceof McpKitError ? error : undefined;
+        result = errorResult(
+          e?.code ?? 'INVALID_REQUEST',
+          e ? publicErrorMessage(e) : handlerFailureMessage(error),
+        );
+      }
+      const entry: ChainStepResult = {
+        tool: step.tool,
+        ...(step.name !== undefined && { name: step.name }),
+        ok: !result.isError,
+        result,
+        durationMs: performance.now() - stepStarted,
+      };
+      results.push(entry);
+      if (step.name !== undefined) named[step.name] = result;
+      if (result.isError) {
+        ok = false;
+        if (!options.continueOnError) break;
+      }
+    }
+    return {
+      ok,
+      steps: results,
+      ...(results.length > 0 && { result: results[results.length - 1]!.result }),
+      durationMs: performance.now() - started,
+    };
+  }
+
+  /**
+   * Runs calls in parallel under a concurrency cap and returns their results in input order. By
+   * default every call settles; with `failFast`, the first failure cancels the calls still running
+   * or waiting.
+   *
+   * @example
+   * ```ts
+   * const results = await server.executor.parallel(
+   *   cities.map((city) => ({ tool: 'forecast', args: { city } })),
+   *   { concurrency: 8 },
+   * );
+   * ```
+   */
+  async parallel(calls: ParallelCall[], options: ParallelOptions = {}): Promise<CallToolResult[]> {
+    if (!Array.isArray(calls)) throw new TypeError('calls must be an array');
+    const concurrency = options.concurrency ?? 8;
+    if (!(Number.isInteger(concurrency) && concurrency >= 1))
+      throw new TypeError('concurrency must be a positive integer');
+    const controller = new AbortController();
+    const parent = options.signal;
+    const onAbort = () => controller.abort(parent?.reason);
+    parent?.addEventListener('abort', onAbort, { once: true });
+    if (parent?.aborted) controller.abort(parent.reason);
+    const limit = pLimit(concurrency);
+    const { failFast, concurrency: _c, signal: _s, ...rest } = options;
+    try {
+      return await Promise.all(
+        calls.map((call, index) =>
+          limit(async () => {
+            if (controller.signal.aborted)
+              return errorResult('CANCELLED', `Call ${index} (${call.tool}) was cancelled`);
+            let result: CallToolResult;
+            try {
+              result = await this.execute(call.tool, call.args ?? {}, {
+                ...rest,
+                origin: rest.origin ?? 'internal',
+                signal: controller.signal,
+              });
+            } catch (error) {
+              const e = error instanceof McpKitError ? error : undefined;
+              result = errorResult(
+                e?.code ?? 'INVALID_REQUEST',
+                e ? publicErrorMessage(e) : handlerFailureMessage(error),
+              );
+            }
+            if (result.isError && failFast)
+              controller.abort(new McpKitError('CANCELLED', 'Another call failed'));
+            return result;
+          }),
+        ),
+      );
+    } finally {
+      parent?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -313,6 +552,95 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
         }),
     };
   }
+}
+
+/** One step of {@link ToolExecutor.chain}. */
+export interface ChainStep {
+  tool: string;
+  /** A name later steps can refer to (`steps.<name>…`) besides the step's index. */
+  name?: string;
+  /**
+   * The step's arguments: an object whose values may be `{ "$ref": "input.a.b" }` or
+   * `{ "$ref": "steps.<index|name>.structuredContent.x" }` at any depth, or a function.
+   */
+  args?: Record<string, unknown> | ((input: unknown, steps: ChainStepResult[]) => Record<string, unknown>);
+}
+
+/** What one chain step produced. */
+export interface ChainStepResult {
+  tool: string;
+  name?: string;
+  ok: boolean;
+  result: CallToolResult;
+  durationMs: number;
+}
+
+/** The outcome of a chain: every step run, and the last result. */
+export interface ChainResult {
+  ok: boolean;
+  steps: ChainStepResult[];
+  result?: CallToolResult;
+  durationMs: number;
+}
+
+/** Options for {@link ToolExecutor.chain}. */
+export interface ChainOptions extends Omit<ExecuteOptions, 'depth' | 'onProgress'> {
+  /** Run the remaining steps after a failed one. Default `false`. */
+  continueOnError?: boolean;
+}
+
+/** One call of {@link ToolExecutor.parallel}. */
+export interface ParallelCall {
+  tool: string;
+  args?: Record<string, unknown>;
+}
+
+/** Options for {@link ToolExecutor.parallel}. */
+export interface ParallelOptions extends Omit<ExecuteOptions, 'depth' | 'onProgress'> {
+  /** Calls running at once. Default 8. */
+  concurrency?: number;
+  /** Cancel the rest at the first failure. Default `false`: every call settles. */
+  failFast?: boolean;
+}
+
+const UNSAFE_KEYS = new Set(['__proto__', 'prototype', 'constructor']);
+
+/** Reads a dotted path (`steps.0.structuredContent.id`) out of `root`; unsafe keys read nothing. */
+export function readPath(root: unknown, path: string): unknown {
+  let current: unknown = root;
+  for (const segment of path.split('.')) {
+    if (UNSAFE_KEYS.has(segment) || current === null || typeof current !== 'object') return undefined;
+    if (!Object.hasOwn(current, segment)) return undefined;
+    current = (current as Record<string, unknown>)[segment];
+  }
+  return current;
+}
+
+/** Replaces every `{ "$ref": "path" }` in `value` with what `path` names in `context`. */
+export function resolveRefs(value: unknown, context: unknown): any {
+  if (Array.isArray(value)) return value.map((v) => resolveRefs(v, context));
+  if (value === null || typeof value !== 'object') return value;
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  if (keys.length === 1 && keys[0] === '$ref' && typeof record.$ref === 'string')
+    return readPath(context, record.$ref);
+  const out: Record<string, unknown> = {};
+  for (const key of keys) if (!UNSAFE_KEYS.has(key)) out[key] = resolveRefs(record[key], context);
+  return out;
+}
+
+/** Retries allowed for a tool: only idempotent tools are retried. */
+function retriesFor(tool: RegisteredTool, fallback: number): number {
+  const { definition } = tool;
+  const idempotent = definition.idempotent ?? definition.annotations?.idempotentHint === true;
+  if (!idempotent) return 0;
+  return definition.retries ?? fallback;
+}
+
+/** Failures worth another attempt: anything but mcpkit errors that say the request itself is wrong. */
+function isRetryable(error: unknown): boolean {
+  if (!(error instanceof McpKitError)) return true;
+  return ['UNAVAILABLE', 'UPSTREAM_ERROR', 'BUSY', 'RATE_LIMITED', 'INTERNAL'].includes(error.code);
 }
 
 function invoke(tool: RegisteredTool, args: unknown, ctx: ToolContext): Promise<unknown> {

@@ -40,12 +40,22 @@ export {
   toMcpKitError,
 } from './errors.js';
 export {
+  ATTEMPTS_META_KEY,
+  type ChainOptions,
+  type ChainResult,
+  type ChainStep,
+  type ChainStepResult,
   ERROR_META_KEY,
   type ExecuteOptions,
   errorCodeOf,
+  type ParallelCall,
+  type ParallelOptions,
+  type RetryPolicy,
+  resolveRefs,
   type ToolCallEvent,
   ToolExecutor,
   type ToolExecutorEvents,
+  type ToolExecutorOptions,
   toCallToolResult,
 } from './executor.js';
 export type { FetchOptions, HttpOptions } from './http/handler.js';

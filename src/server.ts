@@ -8,7 +8,7 @@ import {
   type ResourceTemplateDefinition,
 } from './catalog/resources.js';
 import { type CallOrigin, ToolCatalog, type ToolDefinition } from './catalog/tools.js';
-import { ToolExecutor } from './executor.js';
+import { type RetryPolicy, ToolExecutor } from './executor.js';
 import { type FetchOptions, HttpHandler, type HttpOptions } from './http/handler.js';
 import { createLogger, isLogLevel } from './logger.js';
 import { type CatalogEvents, createSessionServer, type SessionHost } from './protocol/session.js';
@@ -36,6 +36,12 @@ export interface CreateMcpServerOptions {
   prompts?: PromptDefinition[];
   /** Default timeout of a tool call in milliseconds; `0` disables. Default 60 000. */
   toolTimeoutMs?: number;
+  /** Tool calls running at once across all tools. Default: unlimited. */
+  toolConcurrency?: number;
+  /** Calls waiting for a slot before new ones fail fast with `BUSY`. Default 1000. */
+  toolQueueLimit?: number;
+  /** Retry policy for idempotent tools. Default `{ retries: 2, minTimeoutMs: 100, maxTimeoutMs: 2000 }`. */
+  toolRetry?: RetryPolicy;
   /** Page size of `tools/list`, `resources/list` and `prompts/list`. Default: everything in one page. */
   pageSize?: number;
   /** Most completion values returned for one `completion/complete`. Default 100. */
@@ -164,6 +170,9 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
   const executor = new ToolExecutor(tools, {
     logger,
     ...(options.toolTimeoutMs !== undefined && { defaultTimeoutMs: options.toolTimeoutMs }),
+    ...(options.toolConcurrency !== undefined && { concurrency: options.toolConcurrency }),
+    ...(options.toolQueueLimit !== undefined && { maxQueue: options.toolQueueLimit }),
+    ...(options.toolRetry !== undefined && { retry: options.toolRetry }),
   });
 
   const host: SessionHost = {

@@ -88,6 +88,15 @@ export interface ToolDefinition<TInput extends SchemaInput | undefined = SchemaI
   _meta?: Record<string, unknown>;
   /** Per-tool timeout in milliseconds; overrides the executor default. `0` disables it. */
   timeoutMs?: number;
+  /**
+   * Whether a failed call may be retried. Defaults to `annotations.idempotentHint`. Invalid
+   * arguments, unknown tools, cancelled and timed-out calls are never retried.
+   */
+  idempotent?: boolean;
+  /** Further attempts after a failure, for idempotent tools. Default: the executor's policy (2). */
+  retries?: number;
+  /** Calls of this tool running at once; more wait in a bounded queue. Default: unlimited. */
+  concurrency?: number;
   handler: ToolHandler<TInput extends SchemaInput ? InferSchema<TInput> : Record<string, unknown>>;
 }
 
@@ -132,6 +141,18 @@ function compileTool(definition: ToolDefinition): RegisteredTool {
   }
   if (typeof definition.handler !== 'function')
     throw new TypeError(`tool "${name}": handler must be a function`);
+  if (
+    definition.concurrency !== undefined &&
+    !(Number.isInteger(definition.concurrency) && definition.concurrency >= 1)
+  ) {
+    throw new TypeError(`tool "${name}": concurrency must be a positive integer`);
+  }
+  if (
+    definition.retries !== undefined &&
+    !(Number.isInteger(definition.retries) && definition.retries >= 0)
+  ) {
+    throw new TypeError(`tool "${name}": retries must be a non-negative integer`);
+  }
   if (definition.timeoutMs !== undefined && !(definition.timeoutMs >= 0)) {
     throw new TypeError(`tool "${name}": timeoutMs must be a non-negative number`);
   }
