@@ -197,6 +197,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       logger,
       createServer: (era, live, onClose) =>
         createSessionServer(host, { era, origin: 'http', live, ...(onClose && { onClose }) }),
+      toolInputSchema: (name) => tools.get(name)?.descriptor.inputSchema,
     },
     options.http,
   );

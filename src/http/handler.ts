@@ -1,6 +1,7 @@
 import {
   type AuthInfo,
   createMcpHandler,
+  type EventStore,
   isJsonContentType,
   isLegacyRequest,
   localhostAllowedHostnames,
@@ -12,12 +13,14 @@ import {
   validateHostHeader,
 } from '@modelcontextprotocol/server';
 import type { Logger } from '../types.js';
+import { MemoryEventStore } from './eventStore.js';
 import {
   JSONRPC_INTERNAL_ERROR,
   JSONRPC_PARSE_ERROR,
   JSONRPC_SERVER_ERROR,
   jsonRpcError,
 } from './jsonrpc.js';
+import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
 import { LegacySessions } from './sessions.js';
 
 /** HTTP options of `createMcpServer`. */
@@ -46,10 +49,22 @@ export interface HttpOptions {
   allowedOrigins?: readonly string[] | 'any';
   /** Answer POSTs with plain JSON instead of an SSE stream where possible. Default `false`. */
   jsonResponse?: boolean;
+  /**
+   * Resumable 2025-era SSE streams (SEP-1699): every event gets an id, and a client whose stream
+   * dropped reconnects with `Last-Event-ID` to receive what it missed. `'memory'` keeps each
+   * session's last 1000 events in memory; a function returns the store for each new session (one
+   * store per session: stream ids repeat across sessions). Default `false`.
+   */
+  eventStore?: false | 'memory' | (() => EventStore);
+  /**
+   * The SSE `retry:` hint in milliseconds sent with each stream's priming event, when `eventStore`
+   * is set. Default: none (clients use their own).
+   */
+  sseRetryMs?: number;
 }
 
 /** The resolved HTTP options. */
-export type ResolvedHttpOptions = Required<HttpOptions>;
+export type ResolvedHttpOptions = Required<Omit<HttpOptions, 'sseRetryMs'>> & Pick<HttpOptions, 'sseRetryMs'>;
 
 export const HTTP_DEFAULTS: ResolvedHttpOptions = {
   basePath: '',
@@ -61,6 +76,7 @@ export const HTTP_DEFAULTS: ResolvedHttpOptions = {
   allowedHosts: localhostAllowedHostnames(),
   allowedOrigins: localhostAllowedOrigins(),
   jsonResponse: false,
+  eventStore: false,
 };
 
 /** What the HTTP layer needs from the server. */
@@ -68,6 +84,8 @@ export interface HttpHost {
   readonly logger: Logger;
   /** Builds one SDK server for the given era; live ones forward catalog changes until `onClose`. */
   createServer(era: 'legacy' | 'modern', live: boolean, onClose?: () => void): Server;
+  /** The listed input schema of an enabled tool, for the `Mcp-Param-*` header check. */
+  toolInputSchema?(name: string): object | undefined;
 }
 
 /** Extra, per-request inputs from adapters. */
@@ -97,6 +115,10 @@ export class HttpHandler {
     this.options = { ...HTTP_DEFAULTS, ...stripUndefined(options) };
     if (!(this.options.maxBodyBytes > 0)) throw new TypeError('http.maxBodyBytes must be a positive number');
     if (!(this.options.maxSessions > 0)) throw new TypeError('http.maxSessions must be a positive number');
+    const { eventStore, sseRetryMs } = this.options;
+    if (sseRetryMs !== undefined && !(Number.isInteger(sseRetryMs) && sseRetryMs >= 0)) {
+      throw new TypeError('http.sseRetryMs must be a non-negative integer');
+    }
     this.#host = host;
     this.#mcpPath = normalisePath(this.options.basePath) + (normalisePath(this.options.mcpPath) || '/');
     const onerror = (error: Error) => host.logger.debug({ err: error }, 'MCP HTTP request rejected');
@@ -111,6 +133,8 @@ export class HttpHandler {
       idleTimeoutMs: this.options.sessionIdleTimeoutMs,
       maxBodyBytes: this.options.maxBodyBytes,
       jsonResponse: this.options.jsonResponse,
+      ...(eventStore && { eventStore: eventStore === 'memory' ? () => new MemoryEventStore() : eventStore }),
+      ...(sseRetryMs !== undefined && { retryIntervalMs: sseRetryMs }),
       logger: host.logger,
     });
   }
@@ -177,12 +201,52 @@ export class HttpHandler {
       ...(parsedBody !== undefined && { parsedBody }),
       ...(options.authInfo && { authInfo: options.authInfo }),
     };
-    if (this.options.stateless) return this.modern.fetch(request, handlerOptions);
     const legacy = await isLegacyRequest(request, parsedBody, {
       maxRequestBodySize: this.options.maxBodyBytes,
     });
-    if (legacy) return this.sessions.handle(request, parsedBody, options.authInfo);
-    return this.modern.fetch(request, handlerOptions);
+    if (legacy) {
+      if (this.options.stateless) return this.modern.fetch(request, handlerOptions);
+      return this.sessions.handle(request, parsedBody, options.authInfo);
+    }
+    return this.#checkParamHeaders(request, parsedBody) ?? this.modern.fetch(request, handlerOptions);
+  }
+
+  /**
+   * SEP-2243: a 2026-07-28 `tools/call` whose `Mcp-Param-*` headers disagree with its arguments
+   * gets 400 / -32020 before dispatch (the SDK checks this only for `McpServer`).
+   */
+  #checkParamHeaders(request: Request, body: unknown): Response | undefined {
+    if (!this.#host.toolInputSchema || body === null || typeof body !== 'object' || Array.isArray(body)) {
+      return undefined;
+    }
+    const message = body as {
+      id?: unknown;
+      method?: unknown;
+      params?: { name?: unknown; arguments?: unknown };
+    };
+    if (
+      message.method !== 'tools/call' ||
+      message.id === undefined ||
+      typeof message.params?.name !== 'string'
+    ) {
+      return undefined;
+    }
+    const schema = this.#host.toolInputSchema(message.params.name);
+    if (!schema) return undefined;
+    const mismatch = paramHeaderMismatch(schema, message.params.arguments, request.headers);
+    if (!mismatch) return undefined;
+    return new Response(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: message.id,
+        error: {
+          code: JSONRPC_HEADER_MISMATCH,
+          message: `Bad Request: the request headers and body disagree: ${mismatch.message}`,
+          data: { mismatch: { header: mismatch.header, body: mismatch.message } },
+        },
+      }),
+      { status: 400, headers: { 'content-type': 'application/json' } },
+    );
   }
 
   /** Ends every session, stream and in-flight exchange. */

@@ -1,5 +1,6 @@
 import type { AuthInfo } from '@modelcontextprotocol/server';
 import {
+  type EventStore,
   isInitializeRequest,
   type Server,
   WebStandardStreamableHTTPServerTransport,
@@ -15,6 +16,10 @@ export interface LegacySessionOptions {
   idleTimeoutMs: number;
   maxBodyBytes: number;
   jsonResponse: boolean;
+  /** Builds the event store of a new session, for resumable streams; absent turns resumption off. */
+  eventStore?: () => EventStore;
+  /** SSE `retry:` hint sent with priming events. */
+  retryIntervalMs?: number;
   logger: Logger;
 }
 
@@ -81,6 +86,8 @@ export class LegacySessions {
       sessionIdGenerator: () => globalThis.crypto.randomUUID(),
       enableJsonResponse: this.#options.jsonResponse,
       maxRequestBodySize: this.#options.maxBodyBytes,
+      ...(this.#options.eventStore && { eventStore: this.#options.eventStore() }),
+      ...(this.#options.retryIntervalMs !== undefined && { retryInterval: this.#options.retryIntervalMs }),
       onsessioninitialized: (id) => {
         sessionId = id;
         session = { id, transport, server, lastSeen: Date.now(), openStreams: 0 };

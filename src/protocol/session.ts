@@ -90,6 +90,24 @@ function clientLog(ctx: ServerContext): ClientLog {
   return { debug: send('debug'), info: send('info'), warning: send('warning'), error: send('error') };
 }
 
+/**
+ * The handler context with `elicitInput` and `requestSampling` bound to the request being handled.
+ * The SDK sends them as server-level requests, which a Streamable HTTP session delivers on the
+ * standalone GET stream, or drops when the client has not opened that stream yet; related to the
+ * call, they ride the call's own response stream, as the spec recommends.
+ */
+function relatedContext(ctx: ServerContext): ServerContext {
+  const related = { relatedRequestId: ctx.mcpReq.id };
+  return {
+    ...ctx,
+    mcpReq: {
+      ...ctx.mcpReq,
+      elicitInput: (params, options) => ctx.mcpReq.elicitInput(params, { ...related, ...options }),
+      requestSampling: (params, options) => ctx.mcpReq.requestSampling(params, { ...related, ...options }),
+    },
+  };
+}
+
 function callerOf(ctx: ServerContext, fallback: CallerIdentity | undefined): CallerIdentity | undefined {
   const auth = ctx.http?.authInfo;
   if (fallback) return fallback;
@@ -132,7 +150,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
       ...(caller && { caller }),
       origin: options.origin,
       log: clientLog(ctx),
-      mcp: ctx,
+      mcp: relatedContext(ctx),
       ...(progressToken !== undefined && {
         onProgress: (progress: number, total?: number, message?: string) =>
           ctx.mcpReq.notify({
@@ -210,7 +228,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
         signal: ctx.mcpReq.signal,
         ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
         ...(caller && { caller }),
-        mcp: ctx,
+        mcp: relatedContext(ctx),
       });
     } catch (error) {
       if (!(error instanceof McpKitError))
