@@ -236,17 +236,17 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
       durationMs: performance.now() - started,
       ...extra,
     });
-    if (this.listenerCount('start') > 0) this.emit('start', event({ durationMs: 0 }));
+    this.#emit('start', event, { durationMs: 0 });
 
     const depth = options.depth ?? 0;
     if (depth > this.#maxDepth) {
-      this.emit('error', event({ code: 'INVALID_REQUEST' }));
+      this.#emit('error', event, { code: 'INVALID_REQUEST' });
       return errorResult('INVALID_REQUEST', `Tool calls nested deeper than ${this.#maxDepth}`);
     }
 
     const validated = await tool.input.validate(args ?? {});
     if (!validated.ok) {
-      this.emit('error', event({ code: 'INVALID_ARGUMENT' }));
+      this.#emit('error', event, { code: 'INVALID_ARGUMENT' });
       return errorResult(
         'INVALID_ARGUMENT',
         `Input validation error: Invalid arguments for tool ${tool.name}: ${formatIssues(validated.issues)}`,
@@ -260,7 +260,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     if (!toolLimit && !global) return this.#run(tool, validated.value, options, depth, event);
     for (const limit of [global, toolLimit]) {
       if (limit && limit.activeCount >= limit.concurrency && limit.pendingCount >= this.#maxQueue) {
-        this.emit('error', event({ code: 'BUSY' }));
+        this.#emit('error', event, { code: 'BUSY' });
         return errorResult(
           'BUSY',
           `Server busy: too many calls waiting for ${limit === global ? 'a slot' : tool.name}`,
@@ -280,65 +280,47 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     event: (extra?: Partial<ToolCallEvent>) => ToolCallEvent,
   ): Promise<CallToolResult> {
     const timeoutMs = options.timeoutMs ?? tool.definition.timeoutMs ?? this.#defaultTimeoutMs;
-    const controller = new AbortController();
-    const parent = options.signal;
-    const onParentAbort = () => controller.abort(parent?.reason);
-    if (parent) {
-      if (parent.aborted) controller.abort(parent.reason);
-      else parent.addEventListener('abort', onParentAbort, { once: true });
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let timedOut = false;
-    let rejectAbort: (reason: unknown) => void = () => {};
-    const aborted = new Promise<never>((_, reject) => {
-      rejectAbort = reject;
-    });
-    aborted.catch(() => {});
-    const onAbort = () => rejectAbort(controller.signal.reason);
-    controller.signal.addEventListener('abort', onAbort, { once: true });
-    if (timeoutMs > 0) {
-      timer = setTimeout(() => {
-        timedOut = true;
-        controller.abort(new McpKitError('TIMEOUT', `Tool ${tool.name} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-    }
-
-    const ctx = this.#context(tool, controller.signal, options, depth);
+    const scope = new CallScope(options.signal, timeoutMs, tool.name);
+    const ctx = new CallContext(this, this.#logger, tool, scope, options, depth);
     const retries = retriesFor(tool, this.#retry.retries);
     let attempts = 0;
-    const attempt = async () => {
-      attempts++;
-      if (controller.signal.aborted) throw new AbortError(controller.signal.reason);
-      try {
-        return await Promise.race([invoke(tool, args, ctx), aborted]);
-      } catch (error) {
-        // Never retry a cancelled or timed-out call, or one that asked for a protocol error.
-        if (controller.signal.aborted || error instanceof ProtocolError || !isRetryable(error)) {
-          throw new AbortError(error as Error);
-        }
-        throw error;
-      }
-    };
     try {
-      if (controller.signal.aborted) throw controller.signal.reason;
-      const raw =
-        retries === 0
-          ? await Promise.race([invoke(tool, args, ctx), aborted])
-          : await pRetry(attempt, {
-              retries,
-              minTimeout: this.#retry.minTimeoutMs,
-              maxTimeout: this.#retry.maxTimeoutMs,
-              factor: this.#retry.factor,
-              randomize: true,
-              signal: controller.signal,
-              onFailedAttempt: ({ attemptNumber, retriesLeft }) => {
-                if (retriesLeft > 0)
-                  this.emit('retry', { ...event({ code: 'INTERNAL' }), attempt: attemptNumber });
-              },
-            });
+      let raw: unknown;
+      if (retries === 0) {
+        attempts = 1;
+        raw = await scope.run(() => tool.definition.handler(args as never, ctx));
+      } else {
+        raw = await pRetry(
+          async () => {
+            attempts++;
+            try {
+              return await scope.run(() => tool.definition.handler(args as never, ctx));
+            } catch (error) {
+              // Never retry a cancelled or timed-out call, or one that asked for a protocol error.
+              if (scope.ended || error instanceof ProtocolError || !isRetryable(error)) {
+                throw new AbortError(error as Error);
+              }
+              throw error;
+            }
+          },
+          {
+            retries,
+            minTimeout: this.#retry.minTimeoutMs,
+            maxTimeout: this.#retry.maxTimeoutMs,
+            factor: this.#retry.factor,
+            randomize: true,
+            signal: scope.signal,
+            onFailedAttempt: ({ attemptNumber, retriesLeft }) => {
+              if (retriesLeft > 0 && this.listenerCount('retry') > 0) {
+                this.emit('retry', { ...event({ code: 'INTERNAL' }), attempt: attemptNumber });
+              }
+            },
+          },
+        );
+      }
       // A multi-round-trip `input_required` answer goes back to the client as it is.
       if (isInputRequiredResult(raw)) {
-        this.emit('success', event());
+        this.#emit('success', event);
         return raw as unknown as CallToolResult;
       }
       const result = toCallToolResult(raw);
@@ -347,42 +329,47 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
         if (problem) {
           const errorId = newErrorId();
           this.#logger.error({ tool: tool.name, errorId, problem }, 'tool output failed validation');
-          this.emit('error', event({ code: 'INTERNAL', errorId }));
+          this.#emit('error', event, { code: 'INTERNAL', errorId });
           return errorResult('INTERNAL', `${problem} (error id ${errorId})`, errorId);
         }
       }
-      this.emit(
-        result.isError ? 'error' : 'success',
-        event(result.isError ? { code: 'UPSTREAM_ERROR' } : {}),
-      );
+      if (result.isError) this.#emit('error', event, { code: 'UPSTREAM_ERROR' });
+      else this.#emit('success', event);
       if (attempts > 1) result._meta = { ...result._meta, [ATTEMPTS_META_KEY]: attempts };
       return result;
     } catch (error) {
-      if (timedOut) {
-        this.emit('timeout', event({ code: 'TIMEOUT' }));
+      if (scope.timedOut) {
+        this.#emit('timeout', event, { code: 'TIMEOUT' });
         return errorResult('TIMEOUT', `Tool ${tool.name} timed out after ${timeoutMs} ms`);
       }
-      if (controller.signal.aborted) {
-        this.emit('cancel', event({ code: 'CANCELLED' }));
+      if (scope.ended) {
+        this.#emit('cancel', event, { code: 'CANCELLED' });
         return errorResult('CANCELLED', `Tool ${tool.name} was cancelled`);
       }
       // A handler that throws a protocol error asks for a JSON-RPC error, not a tool error.
       if (error instanceof ProtocolError) {
-        this.emit('error', event({ code: 'INVALID_REQUEST' }));
+        this.#emit('error', event, { code: 'INVALID_REQUEST' });
         throw error;
       }
       const errorId = newErrorId();
       const code = error instanceof McpKitError ? error.code : 'INTERNAL';
       this.#logger.error({ tool: tool.name, errorId, err: error }, 'tool handler failed');
-      this.emit('error', event({ code, errorId }));
+      this.#emit('error', event, { code, errorId });
       const failed = errorResult(code, `${handlerFailureMessage(error)} (error id ${errorId})`, errorId);
       if (attempts > 1) failed._meta = { ...failed._meta, [ATTEMPTS_META_KEY]: attempts };
       return failed;
     } finally {
-      if (timer !== undefined) clearTimeout(timer);
-      controller.signal.removeEventListener('abort', onAbort);
-      parent?.removeEventListener('abort', onParentAbort);
+      scope.dispose();
     }
+  }
+
+  /** Emits `name` only when someone listens: building the event is the cost. */
+  #emit(
+    name: 'start' | 'success' | 'error' | 'timeout' | 'cancel',
+    event: (extra?: Partial<ToolCallEvent>) => ToolCallEvent,
+    extra?: Partial<ToolCallEvent>,
+  ): void {
+    if (this.listenerCount(name) > 0) this.emit(name, event(extra));
   }
 
   /**
@@ -523,34 +510,151 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     if (outcome.ok) return undefined;
     return `Output validation error: invalid structured content for tool ${tool.name}: ${formatIssues(outcome.issues)}`;
   }
+}
 
-  #context(tool: RegisteredTool, signal: AbortSignal, options: ExecuteOptions, depth: number): ToolContext {
-    const onProgress = options.onProgress;
-    const logger = this.#logger;
-    return {
-      signal,
-      toolName: tool.name,
-      ...(options.requestId !== undefined && { requestId: options.requestId }),
-      ...(options.sessionId !== undefined && { sessionId: options.sessionId }),
+/**
+ * The life of one call: its timeout, its caller's signal, and an `AbortSignal` for the handler that
+ * is only built when the handler asks for it (building one costs more than the rest of a call).
+ */
+class CallScope {
+  ended = false;
+  timedOut = false;
+  #reason: unknown;
+  #controller: AbortController | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #parent: AbortSignal | undefined;
+  #onParentAbort: (() => void) | undefined;
+  #reject: ((reason: unknown) => void) | undefined;
+
+  constructor(parent: AbortSignal | undefined, timeoutMs: number, toolName: string) {
+    this.#parent = parent;
+    if (parent?.aborted) this.#end(parent.reason, false);
+    else if (parent) {
+      this.#onParentAbort = () => this.#end(parent.reason, false);
+      parent.addEventListener('abort', this.#onParentAbort, { once: true });
+    }
+    if (timeoutMs > 0 && !this.ended) {
+      this.#timer = setTimeout(
+        () => this.#end(new McpKitError('TIMEOUT', `Tool ${toolName} timed out after ${timeoutMs} ms`), true),
+        timeoutMs,
+      );
+    }
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.ended) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** Runs `fn`; its promise loses to a timeout or an abort. */
+  run<T>(fn: () => T | Promise<T>): Promise<T> {
+    if (this.ended) return Promise.reject(this.#reason);
+    let value: T | Promise<T>;
+    try {
+      value = fn();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (!isPromiseLike(value)) return Promise.resolve(value);
+    if (this.#timer === undefined && this.#onParentAbort === undefined) return value;
+    return new Promise<T>((resolve, reject) => {
+      this.#reject = reject;
+      value.then(resolve, reject);
+    });
+  }
+
+  #end(reason: unknown, timedOut: boolean): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.timedOut = timedOut;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+    this.#reject?.(reason);
+  }
+
+  dispose(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#onParentAbort) this.#parent?.removeEventListener('abort', this.#onParentAbort);
+    this.#reject = undefined;
+  }
+}
+
+function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+/** The handler's `ctx`: everything costly is built on first use. */
+class CallContext implements ToolContext {
+  readonly #executor: ToolExecutor;
+  readonly #tool: RegisteredTool;
+  readonly #scope: CallScope;
+  readonly #options: ExecuteOptions;
+  readonly #depth: number;
+  readonly #logger: Logger;
+  #toolLogger: Logger | undefined;
+
+  constructor(
+    executor: ToolExecutor,
+    logger: Logger,
+    tool: RegisteredTool,
+    scope: CallScope,
+    options: ExecuteOptions,
+    depth: number,
+  ) {
+    this.#executor = executor;
+    this.#logger = logger;
+    this.#tool = tool;
+    this.#scope = scope;
+    this.#options = options;
+    this.#depth = depth;
+  }
+
+  get signal(): AbortSignal {
+    return this.#scope.signal;
+  }
+  get toolName(): string {
+    return this.#tool.name;
+  }
+  get requestId(): string | number | undefined {
+    return this.#options.requestId;
+  }
+  get sessionId(): string | undefined {
+    return this.#options.sessionId;
+  }
+  get caller(): CallerIdentity | undefined {
+    return this.#options.caller;
+  }
+  get origin(): CallOrigin {
+    return this.#options.origin ?? 'internal';
+  }
+  get logger(): Logger {
+    this.#toolLogger ??= this.#logger.child({ tool: this.#tool.name });
+    return this.#toolLogger;
+  }
+  get log(): ClientLog {
+    return this.#options.log ?? NOOP_LOG;
+  }
+  get mcp(): ServerContext | undefined {
+    return this.#options.mcp;
+  }
+
+  progress(progress: number, total?: number, message?: string): Promise<void> {
+    const onProgress = this.#options.onProgress;
+    return onProgress ? onProgress(progress, total, message).catch(() => {}) : Promise.resolve();
+  }
+
+  callTool(name: string, args?: Record<string, unknown>): Promise<CallToolResult> {
+    const options = this.#options;
+    return this.#executor.execute(name, args ?? {}, {
+      signal: this.#scope.signal,
       ...(options.caller && { caller: options.caller }),
-      origin: options.origin ?? 'internal',
-      get logger() {
-        return logger.child({ tool: tool.name });
-      },
-      log: options.log ?? NOOP_LOG,
-      ...(options.mcp && { mcp: options.mcp }),
-      progress: onProgress
-        ? (progress, total, message) => onProgress(progress, total, message).catch(() => {})
-        : async () => {},
-      callTool: (name, args) =>
-        this.execute(name, args ?? {}, {
-          signal,
-          ...(options.caller && { caller: options.caller }),
-          ...(options.sessionId !== undefined && { sessionId: options.sessionId }),
-          origin: 'internal',
-          depth: depth + 1,
-        }),
-    };
+      ...(options.sessionId !== undefined && { sessionId: options.sessionId }),
+      origin: 'internal',
+      depth: this.#depth + 1,
+    });
   }
 }
 
@@ -641,12 +745,4 @@ function retriesFor(tool: RegisteredTool, fallback: number): number {
 function isRetryable(error: unknown): boolean {
   if (!(error instanceof McpKitError)) return true;
   return ['UNAVAILABLE', 'UPSTREAM_ERROR', 'BUSY', 'RATE_LIMITED', 'INTERNAL'].includes(error.code);
-}
-
-function invoke(tool: RegisteredTool, args: unknown, ctx: ToolContext): Promise<unknown> {
-  try {
-    return Promise.resolve(tool.definition.handler(args as never, ctx));
-  } catch (error) {
-    return Promise.reject(error);
-  }
 }

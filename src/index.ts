@@ -2,6 +2,8 @@
  * mcpkit: embeddable Model Context Protocol servers. This entry is runtime-neutral: no Node
  * built-ins, no framework imports.
  */
+
+export { ResourceCache, type ResourceCacheOptions, type ResourceCacheStats } from './catalog/cache.js';
 export type {
   PromptArgumentSpec,
   PromptContext,
@@ -30,6 +32,7 @@ export type {
   ToolReturn,
 } from './catalog/tools.js';
 export { defineTool, ToolCatalog } from './catalog/tools.js';
+export { type TemplateVariables, UriTemplate } from './catalog/uriTemplate.js';
 export {
   ERROR_CODES,
   isAbortError,

@@ -1,6 +1,6 @@
 import type { Implementation, Server, Transport } from '@modelcontextprotocol/server';
-import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import EventEmitter from 'eventemitter3';
+import { ResourceCache, type ResourceCacheOptions } from './catalog/cache.js';
 import { PromptCatalog, type PromptDefinition } from './catalog/prompts.js';
 import {
   ResourceCatalog,
@@ -11,6 +11,7 @@ import { type CallOrigin, ToolCatalog, type ToolDefinition } from './catalog/too
 import { type RetryPolicy, ToolExecutor } from './executor.js';
 import { type FetchOptions, HttpHandler, type HttpOptions } from './http/handler.js';
 import { createLogger, isLogLevel } from './logger.js';
+import { serveConnection } from './protocol/connection.js';
 import { type CatalogEvents, createSessionServer, type SessionHost } from './protocol/session.js';
 import type { Logger, LogLevel } from './types.js';
 
@@ -42,6 +43,11 @@ export interface CreateMcpServerOptions {
   toolQueueLimit?: number;
   /** Retry policy for idempotent tools. Default `{ retries: 2, minTimeoutMs: 100, maxTimeoutMs: 2000 }`. */
   toolRetry?: RetryPolicy;
+  /**
+   * The resource read cache: `ttlMs` (default `MCP_CACHE_TTL`, else 0: off), `maxEntries` (1000),
+   * and `now`, the clock (for tests).
+   */
+  cache?: ResourceCacheOptions;
   /** Page size of `tools/list`, `resources/list` and `prompts/list`. Default: everything in one page. */
   pageSize?: number;
   /** Most completion values returned for one `completion/complete`. Default 100. */
@@ -98,10 +104,28 @@ export interface McpKitServer {
   close(): Promise<void>;
 }
 
+/** An environment variable, where the runtime has them (the core stays runtime-neutral). */
+function env(name: string): string | undefined {
+  const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[
+    name
+  ];
+  return value === '' ? undefined : value;
+}
+
+function envCacheTtl(): number | undefined {
+  const value = env('MCP_CACHE_TTL');
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) {
+    throw new TypeError(
+      `MCP_CACHE_TTL must be a whole number of milliseconds (got ${JSON.stringify(value)})`,
+    );
+  }
+  return Number(value);
+}
+
 function envLogLevel(): LogLevel | undefined {
-  const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
-    ?.MCP_LOG_LEVEL;
-  if (value === undefined || value === '') return undefined;
+  const value = env('MCP_LOG_LEVEL');
+  if (value === undefined) return undefined;
   if (!isLogLevel(value)) {
     throw new TypeError(
       `MCP_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent (got ${JSON.stringify(value)})`,
@@ -153,6 +177,8 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     events.emit('toolsChanged');
     http?.modern.notify.toolsChanged();
   });
+  const cacheTtl = options.cache?.ttlMs ?? envCacheTtl();
+  const cache = new ResourceCache({ ...options.cache, ...(cacheTtl !== undefined && { ttlMs: cacheTtl }) });
   const resources = new ResourceCatalog(
     () => {
       events.emit('resourcesChanged');
@@ -162,6 +188,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       events.emit('resourceUpdated', uri);
       http?.modern.notify.resourceUpdated(uri);
     },
+    cache,
   );
   const prompts = new PromptCatalog(() => {
     events.emit('promptsChanged');
@@ -215,37 +242,19 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     fetch: (request, fetchOptions) => httpHandler.fetch(request, fetchOptions),
     async connect(transport, connectOptions = {}) {
       const origin = connectOptions.origin ?? 'memory';
-      let closed = false;
-      const entry = {
-        origin,
-        close: async () => {
-          if (closed) return;
-          closed = true;
-          connections.delete(entry);
-          await handle.close().catch(() => {});
-        },
-      };
-      const handle = serveStdio(
-        ({ era }) =>
-          createSessionServer(host, {
-            era,
-            origin,
-            live: true,
-          }),
+      const entry = { origin, close: async () => {} };
+      connections.add(entry);
+      const served = await serveConnection(
+        transport,
+        (era) => createSessionServer(host, { era, origin, live: true }),
         {
-          transport,
           onerror: (error) => logger.debug({ err: error }, 'MCP connection error'),
+          onEnd: () => connections.delete(entry),
         },
       );
-      connections.add(entry);
-      // serveStdio owns the transport's callbacks: chain onto its close hook to learn of the end.
-      const ownOnClose = transport.onclose;
-      transport.onclose = () => {
-        ownOnClose?.();
-        if (!closed) {
-          closed = true;
-          connections.delete(entry);
-        }
+      entry.close = async () => {
+        connections.delete(entry);
+        await served.close();
       };
       return { close: entry.close };
     },

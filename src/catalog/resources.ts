@@ -1,16 +1,17 @@
-import {
-  type Annotations,
-  type BlobResourceContents,
-  type Icon,
-  type ReadResourceResult,
-  type Resource,
-  type ResourceTemplateType as ResourceTemplate,
-  type TextResourceContents,
-  UriTemplate,
+import type {
+  Annotations,
+  BlobResourceContents,
+  Icon,
+  ReadResourceResult,
+  Resource,
+  ResourceTemplateType as ResourceTemplate,
+  TextResourceContents,
 } from '@modelcontextprotocol/server';
 import { McpKitError } from '../errors.js';
 import type { CallerIdentity } from '../types.js';
+import { ResourceCache, type ResourceCacheStats } from './cache.js';
 import { type RegistrationHandle, Registry } from './registry.js';
+import { type TemplateVariables, UriTemplate } from './uriTemplate.js';
 
 /** A completion callback for a prompt argument or a template variable. */
 export type Completer = (
@@ -51,6 +52,11 @@ interface ResourceMetadata {
 /** A static resource at a fixed URI. */
 export interface ResourceDefinition extends ResourceMetadata {
   uri: string;
+  /**
+   * How long a read is cached, in ms; `0` reads every time. Default: the server's `cacheTtlMs`. The
+   * cache is shared by every caller: leave it off for content that depends on who asks.
+   */
+  ttlMs?: number;
   size?: number;
   read(uri: string, ctx: ResourceContext): ResourceReadReturn | Promise<ResourceReadReturn>;
 }
@@ -58,13 +64,15 @@ export interface ResourceDefinition extends ResourceMetadata {
 /** A family of resources behind an RFC 6570 URI template. */
 export interface ResourceTemplateDefinition extends ResourceMetadata {
   uriTemplate: string;
+  /** How long each matched URI's read is cached, in ms; `0` reads every time. Default: `cacheTtlMs`. */
+  ttlMs?: number;
   /** Lists concrete resources of this template for `resources/list`. */
   list?(ctx: ResourceContext): Resource[] | Promise<Resource[]>;
   /** Completions for the template's variables, by variable name. */
   complete?: Record<string, Completer>;
   read(
     uri: string,
-    variables: Record<string, string | string[]>,
+    variables: TemplateVariables,
     ctx: ResourceContext,
   ): ResourceReadReturn | Promise<ResourceReadReturn>;
 }
@@ -167,12 +175,33 @@ export class ResourceCatalog {
   readonly #templates: Registry<TemplateEntry, ResourceTemplate>;
   readonly #subscribers = new Map<string, Set<ResourceUpdateListener>>();
   readonly #onUpdated: (uri: string) => void;
+  readonly #cache: ResourceCache;
 
   /** @internal */
-  constructor(onChange: () => void, onUpdated: (uri: string) => void = () => {}) {
+  constructor(
+    onChange: () => void,
+    onUpdated: (uri: string) => void = () => {},
+    cache = new ResourceCache(),
+  ) {
     this.#onUpdated = onUpdated;
-    this.#static = new Registry('Resource', (e) => e.listed, onChange);
-    this.#templates = new Registry('Resource template', (e) => e.listed, onChange);
+    this.#cache = cache;
+    // Any catalog change may change what a URI resolves to: cached reads go with it.
+    const changed = () => {
+      cache.clear();
+      onChange();
+    };
+    this.#static = new Registry('Resource', (e) => e.listed, changed);
+    this.#templates = new Registry('Resource template', (e) => e.listed, changed);
+  }
+
+  /** Hits, misses, evictions and size of the read cache. */
+  get cacheStats(): ResourceCacheStats {
+    return this.#cache.stats;
+  }
+
+  /** Drops the cached read of `uri` without telling subscribers (see {@link notifyUpdated}). */
+  invalidate(uri: string): void {
+    this.#cache.invalidate(uri);
   }
 
   /** Registers a URI template (`uriTemplate`). */
@@ -257,7 +286,7 @@ export class ResourceCatalog {
     | {
         kind: 'template';
         definition: ResourceTemplateDefinition;
-        variables: Record<string, string | string[]>;
+        variables: TemplateVariables;
       }
     | undefined {
     const entry = this.#static.get(uri);
@@ -269,16 +298,19 @@ export class ResourceCatalog {
     return undefined;
   }
 
-  /** Reads a resource by URI, or throws `NOT_FOUND`. */
+  /** Reads a resource by URI through the cache, or throws `NOT_FOUND`. */
   async read(uri: string, ctx: ResourceContext): Promise<ReadResourceResult> {
     checkUri(uri, 'uri');
     const found = this.resolve(uri);
     if (!found) throw new McpKitError('NOT_FOUND', `Resource ${uri} not found`, { details: { uri } });
-    const value =
-      found.kind === 'static'
-        ? await found.definition.read(uri, ctx)
-        : await found.definition.read(uri, found.variables, ctx);
-    return toReadResult(value, uri, found.definition.mimeType);
+    const ttl = found.definition.ttlMs ?? this.#cache.defaultTtlMs;
+    return this.#cache.read(uri, ttl, async () => {
+      const value =
+        found.kind === 'static'
+          ? await found.definition.read(uri, ctx)
+          : await found.definition.read(uri, found.variables, ctx);
+      return toReadResult(value, uri, found.definition.mimeType);
+    });
   }
 
   /** The completer for a template variable, if the template declares one. */
@@ -319,8 +351,9 @@ export class ResourceCatalog {
     return n;
   }
 
-  /** Tells every subscriber of `uri` (and only them) that it changed. */
+  /** Drops the cached read of `uri` and tells every subscriber of `uri` (and only them) that it changed. */
   notifyUpdated(uri: string): void {
+    this.#cache.invalidate(uri);
     this.#onUpdated(uri);
     const set = this.#subscribers.get(uri);
     if (!set) return;

@@ -13,7 +13,7 @@ import type { PromptCatalog } from '../catalog/prompts.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { CallOrigin, ClientLog, ToolCatalog } from '../catalog/tools.js';
 import { McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
-import type { ToolExecutor } from '../executor.js';
+import type { ExecuteOptions, ToolExecutor } from '../executor.js';
 import type { CallerIdentity, Logger } from '../types.js';
 
 /** Catalog change events every live session listens to. */
@@ -108,6 +108,53 @@ function relatedContext(ctx: ServerContext): ServerContext {
   };
 }
 
+/**
+ * Per-call executor options for an MCP `tools/call`: what costs something to build (the client log,
+ * the related-request context, the progress sink) is built only when the handler reaches for it.
+ */
+class McpCallOptions implements ExecuteOptions {
+  readonly signal: AbortSignal;
+  readonly requestId: string | number;
+  readonly sessionId: string | undefined;
+  readonly caller: CallerIdentity | undefined;
+  readonly origin: CallOrigin;
+  readonly onProgress: ExecuteOptions['onProgress'];
+  readonly #ctx: ServerContext;
+  #log: ClientLog | undefined;
+  #mcp: ServerContext | undefined;
+
+  constructor(ctx: ServerContext, options: SessionOptions, progressToken: string | number | undefined) {
+    this.#ctx = ctx;
+    this.signal = ctx.mcpReq.signal;
+    this.requestId = ctx.mcpReq.id;
+    this.sessionId = ctx.sessionId;
+    this.caller = callerOf(ctx, options.caller);
+    this.origin = options.origin;
+    if (progressToken !== undefined) {
+      this.onProgress = (progress, total, message) =>
+        ctx.mcpReq.notify({
+          method: 'notifications/progress',
+          params: {
+            progressToken,
+            progress,
+            ...(total !== undefined && { total }),
+            ...(message !== undefined && { message }),
+          },
+        });
+    }
+  }
+
+  get log(): ClientLog {
+    this.#log ??= clientLog(this.#ctx);
+    return this.#log;
+  }
+
+  get mcp(): ServerContext {
+    this.#mcp ??= relatedContext(this.#ctx);
+    return this.#mcp;
+  }
+}
+
 function callerOf(ctx: ServerContext, fallback: CallerIdentity | undefined): CallerIdentity | undefined {
   const auth = ctx.http?.authInfo;
   if (fallback) return fallback;
@@ -141,29 +188,11 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
         tools.has(name) ? `Tool ${name} disabled` : `Tool ${name} not found`,
       );
     }
-    const progressToken = _meta?.progressToken;
-    const caller = callerOf(ctx, options.caller);
-    const result = await executor.executeTool(tool, args, {
-      signal: ctx.mcpReq.signal,
-      requestId: ctx.mcpReq.id,
-      ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
-      ...(caller && { caller }),
-      origin: options.origin,
-      log: clientLog(ctx),
-      mcp: relatedContext(ctx),
-      ...(progressToken !== undefined && {
-        onProgress: (progress: number, total?: number, message?: string) =>
-          ctx.mcpReq.notify({
-            method: 'notifications/progress',
-            params: {
-              progressToken,
-              progress,
-              ...(total !== undefined && { total }),
-              ...(message !== undefined && { message }),
-            },
-          }),
-      }),
-    });
+    const result = await executor.executeTool(
+      tool,
+      args,
+      new McpCallOptions(ctx, options, _meta?.progressToken),
+    );
     if (isInputRequiredResult(result)) return result;
     return server.projectCallToolResult(result, tool.output?.jsonSchema);
   });

@@ -1,0 +1,79 @@
+/** Timing primitives for the benchmark: throughput loops, latency samples, statistics, GC. */
+import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** Result of one fixed-duration throughput run. */
+export interface ThroughputRun {
+  ops: number;
+  elapsedMs: number;
+  opsPerSec: number;
+}
+
+/**
+ * Runs `op` from `concurrency` independent callers for `durationMs`, each starting its next call as
+ * soon as the previous one settles. Any failure aborts the run (a benchmark of errors is no use).
+ */
+export async function throughput(
+  op: () => Promise<unknown>,
+  concurrency: number,
+  durationMs: number,
+): Promise<ThroughputRun> {
+  let ops = 0;
+  const started = performance.now();
+  const deadline = started + durationMs;
+  const caller = async () => {
+    while (performance.now() < deadline) {
+      await op();
+      ops++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, caller));
+  const elapsedMs = performance.now() - started;
+  return { ops, elapsedMs, opsPerSec: (ops / elapsedMs) * 1000 };
+}
+
+/** Times `count` sequential calls of `op`, in milliseconds each. */
+export async function sample(op: () => Promise<unknown>, count: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    await op();
+    times.push(performance.now() - started);
+  }
+  return times;
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new RangeError('median of no values');
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * The engine's `gc()`: the global one under `--expose-gc`, otherwise obtained by turning the flag on
+ * at run time (works on current V8); `undefined` when neither is possible.
+ */
+function resolveGc(): (() => void) | undefined {
+  const exposed = (globalThis as { gc?: () => void }).gc;
+  if (typeof exposed === 'function') return exposed;
+  try {
+    setFlagsFromString('--expose-gc');
+    const fn = runInNewContext('gc') as unknown;
+    return typeof fn === 'function' ? (fn as () => void) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const gc = resolveGc();
+
+/** Whether {@link settle} can force a full collection. */
+export const canForceGc = gc !== undefined;
+
+/** Forces a full GC where possible, then yields so pending I/O and timers drain before the next phase. */
+export async function settle(): Promise<void> {
+  gc?.();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+}

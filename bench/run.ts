@@ -1,0 +1,214 @@
+/**
+ * mcpkit vs bare SDK v2 `McpServer`, measured in one run: `tools/call` throughput in memory and over
+ * Streamable HTTP, and `tools/list` time at 1,000 and 10,000 tools. Prints a markdown report and
+ * rewrites the marked section of docs/benchmarks.md.
+ *
+ *   npm run bench                 full run (2-3 minutes), updates docs/benchmarks.md
+ *   npm run bench -- --quick      one short round, prints only
+ *   npm run bench -- --no-write   full run, prints only
+ */
+import { performance } from 'node:perf_hooks';
+import { canForceGc, median, sample, settle, throughput } from './measure.js';
+import {
+  type ListRow,
+  machineInfo,
+  renderSection,
+  type Stat,
+  type ThroughputRow,
+  writeSection,
+} from './report.js';
+import { measureResources, renderResources } from './resources.js';
+import {
+  catalogTools,
+  echoTool,
+  httpTarget,
+  type Impl,
+  memoryTarget,
+  type RawTarget,
+  rawMemoryTarget,
+  type Target,
+  type ToolSpec,
+} from './targets.js';
+
+const flags = new Set(process.argv.slice(2));
+const QUICK = flags.has('--quick');
+const WRITE = !QUICK && !flags.has('--no-write');
+const ROUNDS = QUICK ? 1 : 3;
+const DURATION_MS = QUICK ? 500 : 1_500;
+const WARMUP_MS = QUICK ? 1_000 : 2_500;
+const LIST_SIZES = [1_000, 10_000];
+/** Timed `tools/list` calls per round and implementation: fewer where one call takes a second. */
+const listSamples = (count: number): number => (QUICK ? 2 : count >= 10_000 ? 3 : 5);
+const LIST_WARMUP = 3;
+const IMPLS: readonly Impl[] = ['mcpkit', 'sdk'];
+const DOC = new URL('../docs/benchmarks.md', import.meta.url);
+
+type PerImpl<T> = Record<Impl, T>;
+
+/** The two implementations in the order of `round`: flipped every round so neither always goes first. */
+function order(round: number): readonly Impl[] {
+  return round % 2 === 0 ? IMPLS : [...IMPLS].reverse();
+}
+
+function stat(values: readonly number[]): Stat {
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
+}
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+async function both<T>(make: (impl: Impl) => Promise<T>): Promise<PerImpl<T>> {
+  return { mcpkit: await make('mcpkit'), sdk: await make('sdk') };
+}
+
+const ECHO_ARGS = { text: 'hello' };
+
+function echoCall(target: Target): () => Promise<unknown> {
+  return async () => {
+    const result = await target.client.callTool({ name: 'echo', arguments: ECHO_ARGS });
+    if (result.isError) throw new Error(`${target.impl}: echo failed: ${JSON.stringify(result.content)}`);
+  };
+}
+
+async function checkEcho(target: Target): Promise<void> {
+  const result = await target.client.callTool({ name: 'echo', arguments: ECHO_ARGS });
+  const expected = JSON.stringify([{ type: 'text', text: ECHO_ARGS.text }]);
+  if (JSON.stringify(result.content) !== expected || result.isError) {
+    throw new Error(`${target.impl}: unexpected echo result ${JSON.stringify(result)}`);
+  }
+}
+
+/** `tools/call` ops/s of both implementations at `concurrency`, alternating across rounds. */
+async function measureThroughput(
+  scenario: string,
+  connect: (impl: Impl, tools: readonly ToolSpec[]) => Promise<Target>,
+  concurrency: number,
+): Promise<ThroughputRow> {
+  const targets = await both((impl) => connect(impl, [echoTool()]));
+  try {
+    for (const impl of IMPLS) {
+      await checkEcho(targets[impl]);
+      await throughput(echoCall(targets[impl]), concurrency, WARMUP_MS);
+    }
+    const results: PerImpl<number[]> = { mcpkit: [], sdk: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const impl of order(round)) {
+        await settle();
+        const run = await throughput(echoCall(targets[impl]), concurrency, DURATION_MS);
+        results[impl].push(run.opsPerSec);
+        log(`  ${scenario} · round ${round + 1} · ${impl}: ${Math.round(run.opsPerSec)} ops/s`);
+      }
+    }
+    return { scenario, mcpkit: stat(results.mcpkit), sdk: stat(results.sdk) };
+  } finally {
+    await Promise.all(IMPLS.map((impl) => targets[impl].close()));
+  }
+}
+
+async function timed<T>(make: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = performance.now();
+  const value = await make();
+  return { value, ms: performance.now() - started };
+}
+
+/** `tools/list` time of both implementations at `count` tools, via the Client and raw. */
+async function measureList(count: number): Promise<ListRow> {
+  // Fresh schemas for every server, built before the clock starts.
+  const specs = {
+    client: await both(async () => catalogTools(count)),
+    raw: await both(async () => catalogTools(count)),
+  };
+  const register: PerImpl<number> = { mcpkit: 0, sdk: 0 };
+  const clients = await both(async (impl) => {
+    await settle();
+    const { value, ms } = await timed(() => memoryTarget(impl, specs.client[impl]));
+    register[impl] = ms;
+    log(`  tools/list ${count} · ${impl}: built and connected in ${Math.round(ms)} ms`);
+    return value;
+  });
+  const raws = await both((impl) => rawMemoryTarget(impl, specs.raw[impl]));
+  const viaClient = (target: Target) => async () => {
+    const { tools } = await target.client.listTools(undefined, { cacheMode: 'bypass' });
+    if (tools.length !== count) throw new Error(`${target.impl}: listed ${tools.length} of ${count} tools`);
+  };
+  const raw = (target: RawTarget) => () => target.request('tools/list');
+  try {
+    for (const impl of IMPLS) {
+      await sample(viaClient(clients[impl]), LIST_WARMUP);
+      await sample(raw(raws[impl]), LIST_WARMUP);
+    }
+    const client: PerImpl<number[]> = { mcpkit: [], sdk: [] };
+    const server: PerImpl<number[]> = { mcpkit: [], sdk: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const impl of order(round)) {
+        await settle();
+        client[impl].push(median(await sample(viaClient(clients[impl]), listSamples(count))));
+        await settle();
+        server[impl].push(median(await sample(raw(raws[impl]), listSamples(count))));
+        log(
+          `  tools/list ${count} · round ${round + 1} · ${impl}: ` +
+            `client ${client[impl].at(-1)!.toFixed(1)} ms, server ${server[impl].at(-1)!.toFixed(1)} ms`,
+        );
+      }
+    }
+    return {
+      tools: count,
+      clientMcpkit: stat(client.mcpkit),
+      clientSdk: stat(client.sdk),
+      rawMcpkit: stat(server.mcpkit),
+      rawSdk: stat(server.sdk),
+      registerMcpkit: register.mcpkit,
+      registerSdk: register.sdk,
+    };
+  } finally {
+    await Promise.all(IMPLS.flatMap((impl) => [clients[impl].close(), raws[impl].close()]));
+  }
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const machine = machineInfo();
+  log(
+    `mcpkit bench: ${machine.cpu} (${machine.cores} cores), Node ${machine.node}, SDK ${machine.sdk}, ` +
+      `load ${machine.load.toFixed(2)}`,
+  );
+  if (!canForceGc) log('(no GC control available; phases run without a forced GC)');
+
+  const throughputRows: ThroughputRow[] = [];
+  throughputRows.push(await measureThroughput('in-memory, 1 in flight', memoryTarget, 1));
+  throughputRows.push(await measureThroughput('in-memory, 64 in flight', memoryTarget, 64));
+  throughputRows.push(await measureThroughput('Streamable HTTP (loopback), 64 in flight', httpTarget, 64));
+
+  const listRows: ListRow[] = [];
+  for (const count of LIST_SIZES) listRows.push(await measureList(count));
+
+  const resourceFigures = await measureResources(log);
+
+  const section = `${renderSection(
+    machine,
+    {
+      rounds: ROUNDS,
+      durationMs: DURATION_MS,
+      listSamples: LIST_SIZES.map(listSamples),
+      gcForced: canForceGc,
+      totalSeconds: (performance.now() - started) / 1000,
+    },
+    throughputRows,
+    listRows,
+  )}\n\n${renderResources(resourceFigures)}`;
+  process.stdout.write(`\n${section}\n`);
+  if (WRITE) {
+    writeSection(DOC, section);
+    log(`\nwrote ${DOC.pathname}`);
+  }
+}
+
+main().then(
+  // Lingering sockets or timers must not hold the process open once the report is out.
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,117 @@
+import {
+  isInitializeRequest,
+  type JSONRPCMessage,
+  type MessageExtraInfo,
+  type Server,
+  type Transport,
+  type TransportSendOptions,
+} from '@modelcontextprotocol/server';
+import { serveStdio } from '@modelcontextprotocol/server/stdio';
+
+/** How a connection builds its SDK server, once it knows the protocol era. */
+export type ServerFactory = (era: 'legacy' | 'modern') => Server;
+
+/**
+ * Holds a started transport's messages until the connection has decided who serves them, then
+ * hands them over in order. The consumer (an SDK `Server`, or the SDK's era router) sees an ordinary
+ * transport whose `start()` delivers what arrived so far.
+ */
+class HeldTransport implements Transport {
+  onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  readonly #inner: Transport;
+  #held: Array<[JSONRPCMessage, MessageExtraInfo | undefined]> | undefined = [];
+
+  constructor(inner: Transport, onFirst: (message: JSONRPCMessage) => void, onEnd: () => void) {
+    this.#inner = inner;
+    let first = true;
+    inner.onmessage = (message, extra) => {
+      if (this.#held) {
+        this.#held.push([message, extra]);
+        if (first) {
+          first = false;
+          onFirst(message);
+        }
+        return;
+      }
+      this.onmessage?.(message, extra);
+    };
+    inner.onerror = (error) => this.onerror?.(error);
+    inner.onclose = () => {
+      this.onclose?.();
+      onEnd();
+    };
+  }
+
+  get sessionId(): string | undefined {
+    return this.#inner.sessionId;
+  }
+
+  /** The inner transport is already started; this delivers the held messages. */
+  async start(): Promise<void> {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const [message, extra] of held) this.onmessage?.(message, extra);
+  }
+
+  send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    return this.#inner.send(message, options);
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+
+  setProtocolVersion(version: string): void {
+    this.#inner.setProtocolVersion?.(version);
+  }
+}
+
+/** A served connection. */
+export interface ServedConnection {
+  close(): Promise<void>;
+}
+
+/**
+ * Serves one connection-oriented transport in whichever era its client speaks. A connection that
+ * opens with a 2025-era `initialize` gets one SDK server connected straight to the transport, the
+ * cheapest path per message; anything else (a 2026-07-28 `server/discover` probe or request) goes
+ * through the SDK's era router, which pins the era and serves `subscriptions/listen`.
+ */
+export async function serveConnection(
+  transport: Transport,
+  factory: ServerFactory,
+  options: { onerror: (error: Error) => void; onEnd: () => void },
+): Promise<ServedConnection> {
+  let close: () => Promise<void> = () => transport.close();
+  let ended = false;
+  const held: HeldTransport = new HeldTransport(
+    transport,
+    (first) => {
+      if (isInitializeRequest(first)) {
+        const server = factory('legacy');
+        close = () => server.close();
+        server.connect(held).catch((error: unknown) => {
+          options.onerror(error as Error);
+          void transport.close().catch(() => {});
+        });
+        return;
+      }
+      const handle = serveStdio(({ era }) => factory(era), { transport: held, onerror: options.onerror });
+      close = () => handle.close();
+    },
+    () => {
+      if (ended) return;
+      ended = true;
+      options.onEnd();
+    },
+  );
+  await transport.start();
+  return {
+    close: async () => {
+      await close().catch(() => {});
+      await transport.close().catch(() => {});
+    },
+  };
+}
