@@ -5,7 +5,12 @@ export default defineConfig({
     index: 'src/index.ts',
     node: 'src/node/index.ts',
     testing: 'src/testing/index.ts',
+    express: 'src/adapters/express.ts',
+    fastify: 'src/adapters/fastify.ts',
+    hono: 'src/adapters/hono.ts',
   },
+  // Frameworks are optional peers: never bundled.
+  external: ['express', 'fastify', 'hono', '@hono/node-server', 'ws'],
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

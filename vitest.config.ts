@@ -8,6 +8,9 @@ export default defineConfig({
     alias: [
       { find: /^mcpkit\/node$/, replacement: r('./src/node/index.ts') },
       { find: /^mcpkit\/testing$/, replacement: r('./src/testing/index.ts') },
+      { find: /^mcpkit\/express$/, replacement: r('./src/adapters/express.ts') },
+      { find: /^mcpkit\/fastify$/, replacement: r('./src/adapters/fastify.ts') },
+      { find: /^mcpkit\/hono$/, replacement: r('./src/adapters/hono.ts') },
       { find: /^mcpkit$/, replacement: r('./src/index.ts') },
     ],
   },

@@ -8,6 +8,7 @@
  *   npm run bench -- --no-write   full run, prints only
  */
 import { performance } from 'node:perf_hooks';
+import { measureAdapters, renderAdapters } from './adapters.js';
 import { canForceGc, median, sample, settle, throughput } from './measure.js';
 import {
   type ListRow,
@@ -184,6 +185,8 @@ async function main(): Promise<void> {
   for (const count of LIST_SIZES) listRows.push(await measureList(count));
 
   const resourceFigures = await measureResources(log);
+  const adapterSeconds = QUICK ? 1 : 3;
+  const adapterRows = await measureAdapters(log, adapterSeconds);
 
   const section = `${renderSection(
     machine,
@@ -196,7 +199,7 @@ async function main(): Promise<void> {
     },
     throughputRows,
     listRows,
-  )}\n\n${renderResources(resourceFigures)}`;
+  )}\n\n${renderResources(resourceFigures)}\n\n${renderAdapters(adapterRows, adapterSeconds)}`;
   process.stdout.write(`\n${section}\n`);
   if (WRITE) {
     writeSection(DOC, section);

@@ -21,7 +21,7 @@ import {
   ProtocolErrorCode,
   type ServerContext,
 } from '@modelcontextprotocol/server';
-import { createMcpServer, type McpKitServer } from 'mcpkit';
+import { createMcpServer, type McpKitServer, runAsTask } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { z } from 'zod';
 
@@ -538,6 +538,118 @@ function registerDiagnosticTools(server: McpKitServer): void {
   });
 }
 
+/** Waits `ms`, or rejects as soon as `signal` aborts. */
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+}
+
+function registerTaskTools(server: McpKitServer): void {
+  // The tasks extension (SEP-2663): tools that run as tasks for clients that declare
+  // io.modelcontextprotocol/tasks, polled with tasks/get, answered with tasks/update.
+  server.tools.register({
+    name: 'greet',
+    description: 'Greets someone (synchronous only)',
+    inputSchema: { name: z.string() },
+    handler: ({ name }) => `Hello, ${name}!`,
+  });
+  server.tools.register({
+    name: 'slow_compute',
+    description: 'Sleeps `seconds` seconds, then answers; runs as a task when it can',
+    inputSchema: { seconds: z.number().min(0).max(600), label: z.string().optional() },
+    task: 'optional',
+    handler: async ({ seconds, label }, ctx) => {
+      await abortableSleep(seconds * 1000, ctx.signal);
+      return `Computed ${label ?? 'result'} after ${seconds}s`;
+    },
+  });
+  server.tools.register({
+    name: 'failing_job',
+    description: 'Always ends in a tool error after about a second; runs only as a task',
+    task: 'required',
+    handler: async (_args, ctx) => {
+      await abortableSleep(1000, ctx.signal);
+      return { content: [{ type: 'text', text: 'failing_job always fails' }], isError: true };
+    },
+  });
+  server.tools.register({
+    name: 'protocol_error_job',
+    description: 'Fails with a JSON-RPC protocol error; runs as a task when it can',
+    task: 'optional',
+    handler: () => {
+      throw new ProtocolError(ProtocolErrorCode.InternalError, 'protocol_error_job failed on purpose');
+    },
+  });
+  server.tools.register({
+    name: 'confirm_delete',
+    description: 'Asks for confirmation, then "deletes" the file; runs as a task when it can',
+    inputSchema: { filename: z.string() },
+    task: 'optional',
+    handler: ({ filename }, ctx) => {
+      const answer = acceptedContent(ctx.mcp?.mcpReq.inputResponses, 'confirm');
+      if (answer === undefined) {
+        return inputRequired({
+          inputRequests: {
+            confirm: inputRequired.elicit({
+              message: `Delete ${filename}?`,
+              requestedSchema: {
+                type: 'object',
+                properties: { confirm: { type: 'boolean' } },
+                required: ['confirm'],
+              },
+            }),
+          },
+        });
+      }
+      return answer.confirm === true ? `Deleted ${filename}` : `Kept ${filename}`;
+    },
+  });
+  server.tools.register({
+    name: 'multi_input',
+    description: 'Asks two questions at once; runs as a task when it can',
+    task: 'optional',
+    handler: (_args, ctx) => {
+      const responses = ctx.mcp?.mcpReq.inputResponses;
+      const first = acceptedContent(responses, 'first');
+      const second = acceptedContent(responses, 'second');
+      if (first === undefined || second === undefined) {
+        return inputRequired({
+          inputRequests: {
+            first: askName('First: what is your name?'),
+            second: askName('Second: what is your name?'),
+          },
+        });
+      }
+      return `Got ${String(first.name)} and ${String(second.name)}`;
+    },
+  });
+  server.tools.register({
+    name: 'test_tool_with_task',
+    description: 'Asks for a name in the request (input_required), then finishes as a task',
+    // The handler runs in the request first, and creates the task itself with runAsTask.
+    task: { support: 'required', start: 'handler' },
+    handler: (_args, ctx) => {
+      const answer = acceptedContent(ctx.mcp?.mcpReq.inputResponses, 'user_name');
+      if (typeof answer?.name !== 'string') return inputRequired({ inputRequests: { user_name: askName() } });
+      const name = answer.name;
+      return runAsTask(async (_a, task) => {
+        await abortableSleep(100, task.signal);
+        return `Hello, ${name}! (from a task)`;
+      });
+    },
+  });
+}
+
 function registerResources(server: McpKitServer): void {
   server.resources.register({
     uri: 'test://static-text',
@@ -649,6 +761,7 @@ function createConformanceServer(): McpKitServer {
   registerClientRequestTools(server);
   registerInputRequiredTools(server);
   registerDiagnosticTools(server);
+  registerTaskTools(server);
   registerResources(server);
   registerPrompts(server);
   return server;

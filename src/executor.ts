@@ -12,6 +12,7 @@ import pRetry, { AbortError } from 'p-retry';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog, ToolContext } from './catalog/tools.js';
 import { McpKitError, type McpKitErrorCode, publicErrorMessage, scrubPaths } from './errors.js';
 import { formatIssues } from './schema.js';
+import { isTaskContinuation } from './tasks/continuation.js';
 import type { CallerIdentity, Logger } from './types.js';
 
 /** The `_meta` key under which mcpkit reports why a call failed: `{ code, errorId? }`. */
@@ -35,6 +36,11 @@ export interface ExecuteOptions {
   mcp?: ServerContext;
   /** @internal nesting depth of `ctx.callTool`. */
   depth?: number;
+  /**
+   * @internal The caller can run a `runAsTask` continuation as a task: the executor returns it as it
+   * is instead of running its work inline.
+   */
+  acceptTaskContinuation?: boolean;
 }
 
 /** Options for {@link ToolExecutor}. */
@@ -247,10 +253,13 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     const validated = await tool.input.validate(args ?? {});
     if (!validated.ok) {
       this.#emit('error', event, { code: 'INVALID_ARGUMENT' });
-      return errorResult(
+      const invalid = errorResult(
         'INVALID_ARGUMENT',
         `Input validation error: Invalid arguments for tool ${tool.name}: ${formatIssues(validated.issues)}`,
       );
+      // The fields, machine-readable, for REST's 400 problem.
+      (invalid._meta![ERROR_META_KEY] as Record<string, unknown>).issues = validated.issues;
+      return invalid;
     }
 
     // Nested calls (ctx.callTool) run inside their root call's slots: taking another slot from a
@@ -317,6 +326,15 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
             },
           },
         );
+      }
+      if (isTaskContinuation(raw)) {
+        // A `runAsTask` continuation: the MCP session turns it into a task; anyone else runs it here.
+        if (options.acceptTaskContinuation) {
+          this.#emit('success', event);
+          return raw as unknown as CallToolResult;
+        }
+        const work = raw.work;
+        raw = await scope.run(() => work(args, ctx));
       }
       // A multi-round-trip `input_required` answer goes back to the client as it is.
       if (isInputRequiredResult(raw)) {

@@ -26,6 +26,7 @@ export type {
   CallOrigin,
   ClientLog,
   RegisteredTool,
+  TaskSupport,
   ToolContext,
   ToolDefinition,
   ToolHandler,
@@ -33,6 +34,14 @@ export type {
 } from './catalog/tools.js';
 export { defineTool, ToolCatalog } from './catalog/tools.js';
 export { type TemplateVariables, UriTemplate } from './catalog/uriTemplate.js';
+export {
+  type ChainToolSpec,
+  compileDeclarativeTool,
+  type DeclarativeToolOptions,
+  type DeclarativeToolSpec,
+  type HttpToolSpec,
+  isPrivateAddress,
+} from './declarative.js';
 export {
   ERROR_CODES,
   isAbortError,
@@ -72,4 +81,17 @@ export {
   createMcpServer,
   type McpKitServer,
 } from './server.js';
+export {
+  isTaskContinuation,
+  runAsTask,
+  TASKS_EXTENSION_ID,
+  type TaskContinuation,
+  type TaskError,
+  TaskManager,
+  type TaskManagerEvents,
+  type TaskOptions,
+  type TaskSnapshot,
+  type TaskStatus,
+  type TaskWork,
+} from './tasks/index.js';
 export type { CallerIdentity, LogFn, Logger, LogLevel } from './types.js';

@@ -8,12 +8,19 @@ import {
   type ResourceTemplateDefinition,
 } from './catalog/resources.js';
 import { type CallOrigin, ToolCatalog, type ToolDefinition } from './catalog/tools.js';
+import type { DeclarativeToolOptions } from './declarative.js';
 import { type RetryPolicy, ToolExecutor } from './executor.js';
-import { type FetchOptions, HttpHandler, type HttpOptions } from './http/handler.js';
+import {
+  type FetchOptions,
+  HttpHandler,
+  type HttpOptions,
+  type ResolvedHttpOptions,
+} from './http/handler.js';
 import { createLogger, isLogLevel } from './logger.js';
 import { serveConnection } from './protocol/connection.js';
 import { type CatalogEvents, createSessionServer, type SessionHost } from './protocol/session.js';
-import type { Logger, LogLevel } from './types.js';
+import { TaskManager, type TaskOptions } from './tasks/manager.js';
+import type { CallerIdentity, Logger, LogLevel } from './types.js';
 
 /** Options for {@link createMcpServer}. Every option has a documented default. */
 export interface CreateMcpServerOptions {
@@ -54,6 +61,16 @@ export interface CreateMcpServerOptions {
   maxCompletions?: number;
   /** HTTP options: paths, sessions, limits, Host/Origin checks. */
   http?: HttpOptions;
+  /**
+   * The tasks extension (`io.modelcontextprotocol/tasks`) for tools registered with `task`:
+   * `{ maxTasks (1000), ttlMs (1 hour), pollIntervalMs (500) }`, or `false` to turn it off.
+   */
+  tasks?: TaskOptions | false;
+  /**
+   * What declarative HTTP tools (registered over REST with `POST /tools`) may reach: `allowedHosts`
+   * (none by default, so no HTTP tool can be registered), `allowPrivateNetworks` (false), limits.
+   */
+  declarativeTools?: DeclarativeToolOptions;
 }
 
 /** A live connection served by {@link McpKitServer.connect}. */
@@ -84,6 +101,8 @@ export interface McpKitServer {
   readonly prompts: PromptCatalog;
   /** Runs every tool call. */
   readonly executor: ToolExecutor;
+  /** The task runtime of the tasks extension; `undefined` when `tasks: false`. */
+  readonly tasks: TaskManager | undefined;
   /** The server's logger. */
   readonly logger: Logger;
   /**
@@ -91,11 +110,16 @@ export interface McpKitServer {
    * Node, Bun, Deno and edge runtimes.
    */
   fetch(request: Request, options?: FetchOptions): Promise<Response>;
+  /** The resolved HTTP options (paths, limits, Host/Origin allow-lists), shared by the WebSocket door. */
+  readonly httpOptions: Readonly<ResolvedHttpOptions>;
   /**
    * Serves one connection-oriented transport (stdio, in-memory, WebSocket) in whichever protocol era
    * the client speaks.
    */
-  connect(transport: Transport, options?: { origin?: CallOrigin }): Promise<Connection>;
+  connect(
+    transport: Transport,
+    options?: { origin?: CallOrigin; caller?: CallerIdentity },
+  ): Promise<Connection>;
   /** Builds a bare SDK `Server` bound to the catalog, for custom wiring. */
   createSessionServer(options?: { era?: 'legacy' | 'modern'; origin?: CallOrigin }): Server;
   /** Live connections by transport. */
@@ -171,6 +195,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     throw new TypeError('maxCompletions must be a positive integer');
   }
 
+  const startedAt = Date.now();
   const events = new EventEmitter<CatalogEvents>();
   let http: HttpHandler | undefined;
   const tools = new ToolCatalog(() => {
@@ -202,6 +227,9 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     ...(options.toolRetry !== undefined && { retry: options.toolRetry }),
   });
 
+  const taskManager =
+    options.tasks === false ? undefined : new TaskManager(executor, logger, options.tasks ?? {});
+
   const host: SessionHost = {
     info,
     instructions: options.instructions,
@@ -213,6 +241,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     events,
     pageSize: options.pageSize,
     maxCompletions,
+    ...(taskManager && { tasks: taskManager }),
   };
 
   if (options.tools) tools.registerMany(options.tools);
@@ -225,11 +254,37 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       createServer: (era, live, onClose) =>
         createSessionServer(host, { era, origin: 'http', live, ...(onClose && { onClose }) }),
       toolInputSchema: (name) => tools.get(name)?.descriptor.inputSchema,
+      rest: {
+        info,
+        tools,
+        resources,
+        prompts,
+        executor,
+        logger,
+        declarative: options.declarativeTools ?? {},
+        startedAt,
+        summary: () => ({
+          server: info,
+          uptimeMs: Math.round(Date.now() - startedAt),
+          tools: tools.size,
+          resources: resources.size,
+          prompts: prompts.size,
+          sessions: connectionCounts(),
+          subscriptions: resources.subscriptionCount,
+          cache: resources.cacheStats,
+          executor: executor.load,
+        }),
+      },
     },
     options.http,
   );
   const httpHandler = http;
 
+  const connectionCounts = (): ConnectionCounts => {
+    const counts: Partial<Record<CallOrigin, number>> = {};
+    for (const c of connections) counts[c.origin] = (counts[c.origin] ?? 0) + 1;
+    return { httpSessions: http?.sessions.size ?? 0, connections: counts };
+  };
   const connections = new Set<{ origin: CallOrigin; close(): Promise<void> }>();
 
   return {
@@ -238,15 +293,17 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     resources,
     prompts,
     executor,
+    tasks: taskManager,
     logger,
     fetch: (request, fetchOptions) => httpHandler.fetch(request, fetchOptions),
+    httpOptions: httpHandler.options,
     async connect(transport, connectOptions = {}) {
       const origin = connectOptions.origin ?? 'memory';
       const entry = { origin, close: async () => {} };
       connections.add(entry);
       const served = await serveConnection(
         transport,
-        (era) => createSessionServer(host, { era, origin, live: true }),
+        (era) => createSessionServer(host, { era, origin, live: true, caller: connectOptions.caller }),
         {
           onerror: (error) => logger.debug({ err: error }, 'MCP connection error'),
           onEnd: () => connections.delete(entry),
@@ -264,12 +321,9 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
         origin: sessionOptions.origin ?? 'internal',
         live: true,
       }),
-    connectionCounts() {
-      const counts: Partial<Record<CallOrigin, number>> = {};
-      for (const c of connections) counts[c.origin] = (counts[c.origin] ?? 0) + 1;
-      return { httpSessions: httpHandler.sessions.size, connections: counts };
-    },
+    connectionCounts,
     async close() {
+      taskManager?.close();
       await Promise.all([httpHandler.close(), ...[...connections].map((c) => c.close())]);
     },
   };

@@ -97,6 +97,15 @@ export interface ToolDefinition<TInput extends SchemaInput | undefined = SchemaI
   retries?: number;
   /** Calls of this tool running at once; more wait in a bounded queue. Default: unlimited. */
   concurrency?: number;
+  /**
+   * Whether a call may run as a task (the MCP tasks extension, `io.modelcontextprotocol/tasks`):
+   * `'forbidden'` (default) always answers synchronously; `'optional'` runs as a task for clients
+   * that declared the extension and synchronously for the rest; `'required'` runs as a task and
+   * refuses other clients with `-32021`. The object form's `start: 'handler'` lets the handler run
+   * in the request first (for multi-round-trip input) and create the task by returning
+   * `runAsTask(work)`. See docs/tools.md, "Tasks".
+   */
+  task?: TaskSupport | { support: TaskSupport; start?: 'call' | 'handler' };
   handler: ToolHandler<TInput extends SchemaInput ? InferSchema<TInput> : Record<string, unknown>>;
 }
 
@@ -108,6 +117,23 @@ export interface RegisteredTool {
   readonly output: CompiledSchema | undefined;
   /** The tool as `tools/list` shows it, computed once at registration. */
   readonly descriptor: Tool;
+  /** Task support, when the tool may run as a task (`undefined` when forbidden). */
+  readonly task?: { readonly support: 'optional' | 'required'; readonly start: 'call' | 'handler' };
+}
+
+/** How a tool takes part in the tasks extension. */
+export type TaskSupport = 'forbidden' | 'optional' | 'required';
+
+function compileTaskSupport(name: string, task: ToolDefinition['task']): RegisteredTool['task'] {
+  if (task === undefined) return undefined;
+  const { support, start = 'call' } = typeof task === 'string' ? { support: task } : task;
+  if (support !== 'forbidden' && support !== 'optional' && support !== 'required') {
+    throw new TypeError(`tool "${name}": task must be 'forbidden', 'optional' or 'required'`);
+  }
+  if (start !== 'call' && start !== 'handler') {
+    throw new TypeError(`tool "${name}": task.start must be 'call' or 'handler'`);
+  }
+  return support === 'forbidden' ? undefined : { support, start };
 }
 
 const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
@@ -175,7 +201,8 @@ function compileTool(definition: ToolDefinition): RegisteredTool {
     ...(definition.icons && { icons: definition.icons }),
     ...(definition._meta && { _meta: definition._meta }),
   };
-  return { name, definition, input, output, descriptor };
+  const task = compileTaskSupport(name, definition.task);
+  return { name, definition, input, output, descriptor, ...(task && { task }) };
 }
 
 /**

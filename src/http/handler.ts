@@ -21,6 +21,8 @@ import {
   jsonRpcError,
 } from './jsonrpc.js';
 import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
+import { problem } from './problem.js';
+import { type RestHost, serveRest } from './rest.js';
 import { LegacySessions } from './sessions.js';
 
 /** HTTP options of `createMcpServer`. */
@@ -86,13 +88,22 @@ export interface HttpHost {
   createServer(era: 'legacy' | 'modern', live: boolean, onClose?: () => void): Server;
   /** The listed input schema of an enabled tool, for the `Mcp-Param-*` header check. */
   toolInputSchema?(name: string): object | undefined;
+  /** The REST routes' view of the server; without it only `/mcp` answers. */
+  readonly rest?: RestHost;
 }
 
 /** Extra, per-request inputs from adapters. */
 export interface FetchOptions {
   /** Authentication established by the host application. */
   authInfo?: AuthInfo;
+  /**
+   * The path prefix this request was mounted under, for adapters that see the full path (Fastify,
+   * Hono). Overrides `http.basePath` for this request.
+   */
+  basePath?: string;
 }
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 function normalisePath(path: string): string {
   if (path === '' || path === '/') return '';
@@ -109,7 +120,8 @@ export class HttpHandler {
   readonly sessions: LegacySessions;
   readonly modern: McpHttpHandler;
   readonly #host: HttpHost;
-  readonly #mcpPath: string;
+  readonly #basePath: string;
+  readonly #mcpRelative: string;
 
   constructor(host: HttpHost, options: HttpOptions = {}) {
     this.options = { ...HTTP_DEFAULTS, ...stripUndefined(options) };
@@ -120,7 +132,8 @@ export class HttpHandler {
       throw new TypeError('http.sseRetryMs must be a non-negative integer');
     }
     this.#host = host;
-    this.#mcpPath = normalisePath(this.options.basePath) + (normalisePath(this.options.mcpPath) || '/');
+    this.#basePath = normalisePath(this.options.basePath);
+    this.#mcpRelative = normalisePath(this.options.mcpPath) || '/';
     const onerror = (error: Error) => host.logger.debug({ err: error }, 'MCP HTTP request rejected');
     this.modern = createMcpHandler(({ era }) => host.createServer(era, false), {
       legacy: this.options.stateless ? 'stateless' : 'reject',
@@ -141,17 +154,35 @@ export class HttpHandler {
 
   /** Serves one request. Never throws: failures become a JSON 500 without details. */
   async fetch(request: Request, options: FetchOptions = {}): Promise<Response> {
+    const incoming = request.headers.get('x-request-id');
+    const requestId =
+      incoming !== null && REQUEST_ID.test(incoming) ? incoming : globalThis.crypto.randomUUID();
+    let response: Response;
     try {
-      const rejected = this.#checkHostAndOrigin(request);
-      if (rejected) return rejected;
-      const { pathname } = new URL(request.url);
-      if (pathname === this.#mcpPath || pathname === `${this.#mcpPath}/`)
-        return await this.#mcp(request, options);
-      return notFound();
+      response = await this.#route(request, options, requestId);
     } catch (error) {
-      this.#host.logger.error({ err: error }, 'unhandled error in HTTP handler');
-      return jsonRpcError(500, JSONRPC_INTERNAL_ERROR, 'Internal error');
+      this.#host.logger.error({ err: error, requestId }, 'unhandled error in HTTP handler');
+      response = jsonRpcError(500, JSONRPC_INTERNAL_ERROR, 'Internal error');
     }
+    return withHeader(response, 'x-request-id', requestId);
+  }
+
+  async #route(request: Request, options: FetchOptions, requestId: string): Promise<Response> {
+    const rejected = this.#checkHostAndOrigin(request);
+    if (rejected) return rejected;
+    const url = new URL(request.url);
+    const base = options.basePath === undefined ? this.#basePath : normalisePath(options.basePath);
+    const { pathname } = url;
+    if (base !== '' && pathname !== base && !pathname.startsWith(`${base}/`)) {
+      return problem('NOT_FOUND', 'No such route', requestId);
+    }
+    const relative = pathname.slice(base.length) || '/';
+    if (relative === this.#mcpRelative || relative === `${this.#mcpRelative}/`)
+      return this.#mcp(request, options);
+    if (!this.#host.rest) return problem('NOT_FOUND', 'No such route', requestId);
+    const segments = relative.split('/').slice(1);
+    if (segments.at(-1) === '' && segments.length > 1) segments.pop();
+    return serveRest(request, url, segments, requestId, this.#host.rest, this.options.maxBodyBytes);
   }
 
   #checkHostAndOrigin(request: Request): Response | undefined {
@@ -263,17 +294,16 @@ function safeHost(url: string): string | null {
   }
 }
 
-function notFound(): Response {
-  return new Response(
-    JSON.stringify({
-      type: 'about:blank',
-      title: 'Not found',
-      status: 404,
-      detail: 'No such route',
-      code: 'NOT_FOUND',
-    }),
-    { status: 404, headers: { 'content-type': 'application/problem+json' } },
-  );
+/** `response` with one more header; rebuilt when its headers are immutable. */
+function withHeader(response: Response, name: string, value: string): Response {
+  try {
+    response.headers.set(name, value);
+    return response;
+  } catch {
+    const headers = new Headers(response.headers);
+    headers.set(name, value);
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  }
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -1,3 +1,5 @@
+import { textResponse } from './bodyText.js';
+
 /** JSON-RPC error responses for the `/mcp` endpoint: always JSON, never an HTML page or a stack. */
 
 export const JSONRPC_PARSE_ERROR = -32700;
@@ -13,7 +15,7 @@ export function jsonRpcError(
   message: string,
   headers: Record<string, string> = {},
 ): Response {
-  return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
+  return textResponse(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
     status,
     headers: { 'content-type': 'application/json', ...headers },
   });

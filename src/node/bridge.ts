@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { bodyTextOf, RAW_BODY, type RawBodyReader } from '../http/bodyText.js';
 
 /**
  * The one bridge between node:http and the web-standard handler, used by `listen()` and by every
@@ -9,7 +10,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  * - The request's `signal` aborts when the client goes away.
  * - The response is streamed with backpressure; SSE headers are flushed at once.
  */
-export function toWebRequest(req: IncomingMessage, res?: ServerResponse): Request {
+export function toWebRequest(
+  req: IncomingMessage,
+  res?: ServerResponse,
+  options: { body?: Uint8Array | string } = {},
+): Request {
   const controller = new AbortController();
   if (res) {
     res.once('close', () => {
@@ -17,10 +22,13 @@ export function toWebRequest(req: IncomingMessage, res?: ServerResponse): Reques
     });
   }
   const headers = new Headers();
+  const replaced = options.body !== undefined;
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i]!;
     // HTTP/2 pseudo-headers are not valid in a Headers object
     if (name.startsWith(':')) continue;
+    // A body re-serialised from a parser's result has its own length.
+    if (replaced && /^(content-length|transfer-encoding)$/i.test(name)) continue;
     try {
       headers.append(name, req.rawHeaders[i + 1]!);
     } catch {
@@ -30,31 +38,43 @@ export function toWebRequest(req: IncomingMessage, res?: ServerResponse): Reques
   const method = req.method ?? 'GET';
   const url = new URL(req.url ?? '/', 'http://localhost');
   const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: controller.signal };
+  const state = { taken: false };
   if (method !== 'GET' && method !== 'HEAD') {
-    init.body = bodyStream(req);
+    init.body = (options.body as BodyInit | undefined) ?? bodyStream(req, state);
     init.duplex = 'half';
   }
-  return new Request(url, init);
+  const request = new Request(url, init);
+  if (init.body !== undefined && options.body === undefined) {
+    (request as Request & { [RAW_BODY]?: RawBodyReader })[RAW_BODY] = readDirect(req, state);
+  }
+  return request;
 }
 
-function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
+/**
+ * The request body as a web stream that starts reading the Node stream only when first read, so the
+ * direct reader below can take the body instead when mcpkit's own code reads it.
+ */
+function bodyStream(req: IncomingMessage, state: { taken: boolean }): ReadableStream<Uint8Array> {
   let discarding = false;
+  let attached = false;
   return new ReadableStream<Uint8Array>(
     {
-      start(controller) {
-        req.on('data', (chunk: Buffer) => {
-          if (discarding) return;
-          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          if ((controller.desiredSize ?? 1) <= 0) req.pause();
-        });
-        req.once('end', () => {
-          if (!discarding) controller.close();
-        });
-        req.once('error', (error) => {
-          if (!discarding) controller.error(error);
-        });
-      },
-      pull() {
+      pull(controller) {
+        if (!attached) {
+          attached = true;
+          state.taken = true;
+          req.on('data', (chunk: Buffer) => {
+            if (discarding) return;
+            controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+            if ((controller.desiredSize ?? 1) <= 0) req.pause();
+          });
+          req.once('end', () => {
+            if (!discarding) controller.close();
+          });
+          req.once('error', (error) => {
+            if (!discarding) controller.error(error);
+          });
+        }
         req.resume();
       },
       cancel() {
@@ -62,8 +82,47 @@ function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
         req.resume();
       },
     },
-    { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength },
+    { highWaterMark: 0 },
   );
+}
+
+/** Reads the Node body straight into memory, stopping (and draining the rest) past `limit`. */
+function readDirect(req: IncomingMessage, state: { taken: boolean }): RawBodyReader {
+  return (limit) => {
+    if (state.taken) return undefined;
+    state.taken = true;
+    return new Promise((resolve, reject) => {
+      const declared = Number(req.headers['content-length']);
+      if (declared > limit) {
+        req.resume();
+        resolve({ tooLarge: true });
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let done = false;
+      req.on('data', (chunk: Buffer) => {
+        if (done) return;
+        size += chunk.byteLength;
+        if (size > limit) {
+          done = true;
+          resolve({ tooLarge: true });
+          return;
+        }
+        chunks.push(chunk);
+      });
+      req.once('end', () => {
+        if (done) return;
+        done = true;
+        const all = Buffer.concat(chunks, size);
+        resolve({ tooLarge: false, bytes: new Uint8Array(all.buffer, all.byteOffset, all.byteLength) });
+      });
+      req.once('error', (error) => {
+        if (!done) reject(error);
+        done = true;
+      });
+    });
+  };
 }
 
 /** Writes a web `Response` to a node:http response, streaming the body with backpressure. */
@@ -87,6 +146,12 @@ export async function writeWebResponse(
   }
   if (!response.body) {
     res.end();
+    return;
+  }
+  const text = bodyTextOf(response);
+  if (text !== undefined) {
+    res.setHeader('content-length', Buffer.byteLength(text));
+    res.end(text);
     return;
   }
   if (response.headers.get('content-type')?.startsWith('text/event-stream')) res.flushHeaders();

@@ -1,6 +1,8 @@
 import {
+  type CallToolResult,
   type Implementation,
   isInputRequiredResult,
+  MissingRequiredClientCapabilityError,
   ProtocolError,
   ProtocolErrorCode,
   ResourceNotFoundError,
@@ -9,11 +11,15 @@ import {
   type ServerContext,
 } from '@modelcontextprotocol/server';
 import type EventEmitter from 'eventemitter3';
+import { z } from 'zod';
 import type { PromptCatalog } from '../catalog/prompts.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
-import type { CallOrigin, ClientLog, ToolCatalog } from '../catalog/tools.js';
+import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog } from '../catalog/tools.js';
 import { McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
 import type { ExecuteOptions, ToolExecutor } from '../executor.js';
+import { isTaskContinuation, type TaskWork } from '../tasks/continuation.js';
+import { TASKS_EXTENSION_ID, type TaskManager } from '../tasks/manager.js';
+import { createTaskResult, declaresTasks, detailedTask, TASKS_REQUIRED_CAPABILITIES } from '../tasks/wire.js';
 import type { CallerIdentity, Logger } from '../types.js';
 
 /** Catalog change events every live session listens to. */
@@ -38,6 +44,8 @@ export interface SessionHost {
   readonly pageSize: number | undefined;
   /** Cap on completion values returned. */
   readonly maxCompletions: number;
+  /** The task runtime; absent when the tasks extension is turned off. */
+  readonly tasks?: TaskManager;
 }
 
 /** How the instance will be served. */
@@ -64,6 +72,19 @@ export const SERVER_CAPABILITIES: ServerCapabilities = {
   completions: {},
   logging: {},
 };
+
+/** What a modern-era session advertises when the tasks extension is on. */
+const TASKS_CAPABILITIES: ServerCapabilities = {
+  ...SERVER_CAPABILITIES,
+  extensions: { [TASKS_EXTENSION_ID]: {} },
+};
+
+const TaskIdParams = z.looseObject({ taskId: z.string() });
+// The SDK lifts `inputResponses` out of the params into `ctx.mcpReq.inputResponses`.
+const TaskUpdateParams = z.looseObject({
+  taskId: z.string(),
+  inputResponses: z.record(z.string(), z.unknown()).optional(),
+});
 
 function toProtocolError(error: unknown): ProtocolError {
   if (error instanceof ProtocolError) return error;
@@ -119,6 +140,7 @@ class McpCallOptions implements ExecuteOptions {
   readonly caller: CallerIdentity | undefined;
   readonly origin: CallOrigin;
   readonly onProgress: ExecuteOptions['onProgress'];
+  acceptTaskContinuation: boolean | undefined;
   readonly #ctx: ServerContext;
   #log: ClientLog | undefined;
   #mcp: ServerContext | undefined;
@@ -167,12 +189,42 @@ function callerOf(ctx: ServerContext, fallback: CallerIdentity | undefined): Cal
  * everything else.
  */
 export function createSessionServer(host: SessionHost, options: SessionOptions): Server {
+  // The tasks extension (SEP-2663) lives on the 2026-07-28 wire only.
+  const tasks = options.era === 'modern' ? host.tasks : undefined;
   const server = new Server(host.info, {
-    capabilities: SERVER_CAPABILITIES,
+    capabilities: tasks ? TASKS_CAPABILITIES : SERVER_CAPABILITIES,
     ...(host.instructions !== undefined && { instructions: host.instructions }),
   });
   const { tools, resources, prompts, executor } = host;
   const subscriptions = new Map<string, () => void>();
+
+  /** Starts `tool` as a task and answers with its `CreateTaskResult`. */
+  const startTask = (
+    tool: RegisteredTool,
+    args: unknown,
+    call: McpCallOptions,
+    ctx: ServerContext,
+    work?: TaskWork<any>,
+  ): CallToolResult => {
+    try {
+      const task = tasks!.start({
+        tool,
+        args,
+        execute: {
+          requestId: call.requestId,
+          origin: call.origin,
+          ...(call.sessionId !== undefined && { sessionId: call.sessionId }),
+          ...(call.caller && { caller: call.caller }),
+        },
+        mcp: ctx,
+        ...(call.caller && { owner: call.caller.id }),
+        ...(work && { work }),
+      });
+      return createTaskResult(task) as unknown as CallToolResult;
+    } catch (error) {
+      throw toProtocolError(error);
+    }
+  };
 
   server.setRequestHandler('tools/list', (request) => {
     const { page, nextCursor } = paginate(tools.list(), request.params?.cursor, host.pageSize);
@@ -188,11 +240,20 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
         tools.has(name) ? `Tool ${name} disabled` : `Tool ${name} not found`,
       );
     }
-    const result = await executor.executeTool(
-      tool,
-      args,
-      new McpCallOptions(ctx, options, _meta?.progressToken),
-    );
+    const call = new McpCallOptions(ctx, options, _meta?.progressToken);
+    if (tool.task) {
+      const declared = tasks !== undefined && declaresTasks(ctx);
+      if (!declared && tool.task.support === 'required') {
+        throw new MissingRequiredClientCapabilityError(
+          { requiredCapabilities: TASKS_REQUIRED_CAPABILITIES },
+          `Tool ${name} runs only as a task: the request must declare the ${TASKS_EXTENSION_ID} extension`,
+        );
+      }
+      if (declared && tool.task.start === 'call') return startTask(tool, args, call, ctx);
+      call.acceptTaskContinuation = declared;
+    }
+    const result = await executor.executeTool(tool, args, call);
+    if (isTaskContinuation(result)) return startTask(tool, args, call, ctx, result.work);
     if (isInputRequiredResult(result)) return result;
     return server.projectCallToolResult(result, tool.output?.jsonSchema);
   });
@@ -298,6 +359,37 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
       completion: { values: values.slice(0, max), total: values.length, hasMore: values.length > max },
     };
   });
+
+  if (tasks) {
+    const findTask = (taskId: string, ctx: ServerContext) => {
+      if (!declaresTasks(ctx)) {
+        throw new MissingRequiredClientCapabilityError(
+          { requiredCapabilities: TASKS_REQUIRED_CAPABILITIES },
+          `Task methods need the ${TASKS_EXTENSION_ID} extension declared in the request's client capabilities`,
+        );
+      }
+      const task = tasks.get(taskId);
+      // Another caller's task is as unknown as a task that never existed.
+      if (!task || task.owner !== callerOf(ctx, options.caller)?.id) {
+        throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task: ${JSON.stringify(taskId)}`);
+      }
+      return task;
+    };
+    server.setRequestHandler('tasks/get', { params: TaskIdParams }, (params, ctx) => {
+      const task = findTask(params.taskId, ctx);
+      const outputSchema = tools.get(task.tool)?.output?.jsonSchema;
+      return detailedTask(task, (result) => server.projectCallToolResult(result, outputSchema));
+    });
+    server.setRequestHandler('tasks/update', { params: TaskUpdateParams }, (params, ctx) => {
+      const task = findTask(params.taskId, ctx);
+      tasks.update(task.taskId, params.inputResponses ?? ctx.mcpReq.inputResponses ?? {});
+      return {};
+    });
+    server.setRequestHandler('tasks/cancel', { params: TaskIdParams }, (params, ctx) => {
+      tasks.cancel(findTask(params.taskId, ctx).taskId);
+      return {};
+    });
+  }
 
   if (options.live) {
     const onTools = () => void server.sendToolListChanged().catch(() => {});

@@ -1,0 +1,93 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FetchOptions } from '../http/handler.js';
+import { toWebRequest, writeWebResponse } from '../node/bridge.js';
+import type { McpKitServer } from '../server.js';
+
+/** Options for {@link mcpkitExpress}. */
+export interface McpkitExpressOptions {
+  /** Per-request fetch options, e.g. `authInfo` from your own authentication middleware. */
+  fetchOptions?: (req: IncomingMessage) => FetchOptions | undefined;
+}
+
+type ParsedRequest = IncomingMessage & { body?: unknown; _body?: boolean };
+
+/** The body a parser (express.json, express.text, express.raw) already consumed, re-serialised. */
+function consumedBody(req: ParsedRequest): Uint8Array | string | undefined {
+  if (req._body !== true && !req.readableEnded) return undefined;
+  const { body } = req;
+  if (body === undefined) return '';
+  if (body instanceof Uint8Array || typeof body === 'string') return body;
+  return JSON.stringify(body);
+}
+
+type Next = (error?: unknown) => void;
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
+type ErrorMiddleware = (error: unknown, req: IncomingMessage, res: ServerResponse, next: Next) => void;
+
+/** What body-parser (behind express.json) throws for a body it could not take. */
+interface BodyParserError {
+  type?: string;
+  body?: string;
+  limit?: number;
+}
+
+/**
+ * Express middleware (Express 5, and 4) serving mcpkit's MCP endpoint and REST API wherever it is
+ * mounted. It works whether or not `express.json()` ran before it: a body that parser already read
+ * is re-serialised, and a body it refused reaches mcpkit's own error answers (JSON, never Express's
+ * HTML page). Mount it before `express.json()` to keep mcpkit's own body limit in force.
+ *
+ * @example
+ * ```ts
+ * import express from 'express';
+ * import { mcpkitExpress } from 'mcpkit/express';
+ *
+ * const app = express();
+ * app.get('/', (_req, res) => res.send('my app'));
+ * app.use('/api', mcpkitExpress(server)); // MCP at /api/mcp, REST at /api/tools, …
+ * // (an array of a handler and an error handler: app.use takes it as it is)
+ * app.listen(3000, '127.0.0.1');
+ * ```
+ */
+export function mcpkitExpress(
+  server: McpKitServer,
+  options: McpkitExpressOptions = {},
+): [Middleware, ErrorMiddleware] {
+  const serve = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    next: Next,
+    body: Uint8Array | string | undefined,
+  ) => {
+    const request = toWebRequest(req, res, body === undefined ? {} : { body });
+    server
+      .fetch(request, options.fetchOptions?.(req))
+      .then((response) => writeWebResponse(req, res, response))
+      .catch(next);
+  };
+  const handler: Middleware = (req, res, next) => serve(req, res, next, consumedBody(req as ParsedRequest));
+  const onParserError: ErrorMiddleware = (error, req, res, next) => {
+    const failure = error as BodyParserError;
+    // Malformed JSON: hand mcpkit the raw text, so it answers as the route would (-32700 or a problem).
+    if (failure?.type === 'entity.parse.failed' && typeof failure.body === 'string') {
+      serve(req, res, next, failure.body);
+      return;
+    }
+    if (failure?.type === 'entity.too.large') {
+      res.statusCode = 413;
+      res.setHeader('content-type', 'application/problem+json');
+      res.end(
+        JSON.stringify({
+          type: 'urn:mcpkit:error:payload-too-large',
+          title: 'Payload too large',
+          status: 413,
+          detail: `The body is larger than the host app's parser allows (${failure.limit} bytes)`,
+          code: 'PAYLOAD_TOO_LARGE',
+        }),
+      );
+      return;
+    }
+    next(error);
+  };
+  return [handler, onParserError];
+}

@@ -1,0 +1,52 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FetchOptions } from '../http/handler.js';
+import { toWebRequest, writeWebResponse } from '../node/bridge.js';
+import type { McpKitServer } from '../server.js';
+
+/** Options for {@link mcpkitFastify}. */
+export interface McpkitFastifyOptions {
+  server: McpKitServer;
+  /** Per-request fetch options, e.g. `authInfo` from your own authentication hook. */
+  fetchOptions?: (request: FastifyRequest) => FetchOptions | undefined;
+}
+
+/**
+ * A Fastify 5 plugin serving mcpkit's MCP endpoint and REST API under the prefix it is registered
+ * with. It is encapsulated: inside it every content type is left unparsed for mcpkit to read (with
+ * its own size limit), while the host app's parsers and routes elsewhere stay as they are.
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { mcpkitFastify } from 'mcpkit/fastify';
+ *
+ * const app = Fastify();
+ * app.get('/', async () => 'my app');
+ * await app.register(mcpkitFastify, { server, prefix: '/api' });
+ * await app.listen({ port: 3000, host: '127.0.0.1' });
+ * ```
+ */
+export const mcpkitFastify: FastifyPluginAsync<McpkitFastifyOptions> = async (
+  fastify: FastifyInstance,
+  options: McpkitFastifyOptions,
+) => {
+  const { server } = options;
+  if (!server || typeof server.fetch !== 'function') throw new TypeError('mcpkitFastify needs { server }');
+  fastify.removeAllContentTypeParsers();
+  // Leave the raw body stream unread: mcpkit reads it, once, with its own limit.
+  fastify.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+  const basePath = fastify.prefix;
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    reply.hijack();
+    const fetchOptions = { ...options.fetchOptions?.(request), basePath };
+    const response = await server.fetch(toWebRequest(request.raw, reply.raw), fetchOptions);
+    await writeWebResponse(request.raw, reply.raw, response);
+  };
+  fastify.all('/', handler);
+  fastify.all('/*', handler);
+};
+
+Object.assign(mcpkitFastify, {
+  [Symbol.for('fastify.display-name')]: 'mcpkit',
+  [Symbol.for('plugin-meta')]: { name: 'mcpkit', fastify: '5.x' },
+});

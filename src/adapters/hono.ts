@@ -1,0 +1,40 @@
+import { Hono } from 'hono';
+import type { FetchOptions } from '../http/handler.js';
+import type { McpKitServer } from '../server.js';
+
+/** Options for {@link mcpkitHono}. */
+export interface McpkitHonoOptions {
+  /** Per-request fetch options, e.g. `authInfo` from your own authentication middleware. */
+  fetchOptions?: (request: Request) => FetchOptions | undefined;
+}
+
+/**
+ * A Hono app serving mcpkit's MCP endpoint and REST API, to mount with `app.route(prefix, …)`. Runs
+ * on `@hono/node-server`, on edge runtimes, and in process with `app.request`.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from 'hono';
+ * import { serve } from '@hono/node-server';
+ * import { mcpkitHono } from 'mcpkit/hono';
+ *
+ * const app = new Hono();
+ * app.get('/', (c) => c.text('my app'));
+ * app.route('/api', mcpkitHono(server));
+ * serve({ fetch: app.fetch, port: 3000, hostname: '127.0.0.1' });
+ * ```
+ */
+export function mcpkitHono(server: McpKitServer, options: McpkitHonoOptions = {}): Hono {
+  const app = new Hono();
+  app.all('*', async (c) => {
+    // The route this handler matched carries the mount prefix: `/api/*` under app.route('/api', …).
+    const basePath = c.req.routePath.replace(/\/?\*$/, '');
+    let request = c.req.raw;
+    if (request.bodyUsed) {
+      // A middleware read the body already (c.req.json()); Hono keeps it, so rebuild the request.
+      request = new Request(request, { body: await c.req.arrayBuffer() });
+    }
+    return server.fetch(request, { ...options.fetchOptions?.(request), basePath });
+  });
+  return app;
+}

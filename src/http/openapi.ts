@@ -1,0 +1,158 @@
+import type { Route } from './rest.js';
+
+interface OpenApiHost {
+  readonly info: { name: string; version: string; title?: string };
+  readonly tools: { list(): ReadonlyArray<{ name: string; description?: string; inputSchema: object }> };
+}
+
+const PROBLEM = {
+  type: 'object',
+  required: ['type', 'title', 'status', 'code', 'requestId'],
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    code: { type: 'string' },
+    requestId: { type: 'string' },
+  },
+};
+
+const ANY_OBJECT = { type: 'object', additionalProperties: true };
+
+const CALL_RESULT = {
+  type: 'object',
+  required: ['content'],
+  properties: {
+    content: { type: 'array', items: ANY_OBJECT },
+    structuredContent: ANY_OBJECT,
+    isError: { type: 'boolean' },
+    durationMs: { type: 'number' },
+  },
+};
+
+function problemResponse(description: string) {
+  return {
+    description,
+    content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+  };
+}
+
+function jsonResponse(description: string, schema: object = ANY_OBJECT) {
+  return { description, content: { 'application/json': { schema } } };
+}
+
+function operationId(route: Route): string {
+  const words = route.path
+    .split('/')
+    .filter(Boolean)
+    .map((s) => (s.startsWith(':') ? `by-${s.slice(1)}` : s.replace('.json', '')));
+  return [route.method.toLowerCase(), ...words].join('-');
+}
+
+function executeOperation(
+  name: string,
+  description: string | undefined,
+  inputSchema: object,
+  routeSummary: string,
+) {
+  return {
+    operationId: `execute-tool-${name}`,
+    summary: `${routeSummary}: ${name}`,
+    ...(description && { description }),
+    tags: ['tools'],
+    requestBody: {
+      required: true,
+      content: {
+        'application/json': {
+          schema: {
+            type: 'object',
+            properties: { arguments: inputSchema, timeoutMs: { type: 'number', exclusiveMinimum: 0 } },
+          },
+        },
+      },
+    },
+    responses: {
+      '200': jsonResponse('The tool result (isError true for a tool-level failure)', CALL_RESULT),
+      '400': problemResponse('Invalid arguments: one issue per field'),
+      '404': problemResponse('No such tool'),
+      '504': problemResponse('The tool timed out'),
+    },
+  };
+}
+
+/**
+ * The OpenAPI 3.1 document of the REST surface, with one execute operation per registered tool whose
+ * request body carries that tool's input schema, so generated clients and API consoles work.
+ */
+export function buildOpenApi(host: OpenApiHost, routes: readonly Route[], url: URL): object {
+  const base = url.pathname.replace(/\/openapi\.json$/, '');
+  const paths: Record<string, Record<string, object>> = {};
+  for (const route of routes) {
+    const path = route.path.replace(/:(\w+)/g, '{$1}');
+    const params = [...route.path.matchAll(/:(\w+)/g)].map((m) => ({
+      name: m[1]!,
+      in: 'path',
+      required: true,
+      schema: { type: 'string' },
+      ...(m[1] === 'uri' && { description: 'The resource URI, percent-encoded as one path segment' }),
+    }));
+    const isList = route.method === 'GET' && ['/tools', '/resources', '/prompts'].includes(route.path);
+    const hasBody = route.method === 'POST' || route.method === 'PUT';
+    const stream = route.path.endsWith('/subscribe');
+    paths[path] ??= {};
+    paths[path]![route.method.toLowerCase()] = {
+      operationId: operationId(route),
+      summary: route.summary,
+      tags: [route.path.split('/')[1]!.replace('.json', '')],
+      parameters: [
+        ...params,
+        ...(isList
+          ? [
+              { name: 'cursor', in: 'query', required: false, schema: { type: 'string' } },
+              {
+                name: 'limit',
+                in: 'query',
+                required: false,
+                schema: { type: 'integer', minimum: 1, maximum: 1000 },
+              },
+            ]
+          : []),
+      ],
+      ...(hasBody && {
+        requestBody: { required: !stream, content: { 'application/json': { schema: ANY_OBJECT } } },
+      }),
+      responses: {
+        [route.method === 'DELETE'
+          ? '204'
+          : route.method === 'POST' && !route.path.includes('/', 1)
+            ? '201'
+            : '200']: stream
+          ? {
+              description: 'Server-sent events',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            }
+          : route.method === 'DELETE'
+            ? { description: 'Removed' }
+            : jsonResponse(route.summary),
+        default: problemResponse('An error (RFC 9457 problem details)'),
+      },
+    };
+  }
+  for (const tool of host.tools.list()) {
+    const path = `/tools/${encodeURIComponent(tool.name)}/execute`;
+    paths[path] = { post: executeOperation(tool.name, tool.description, tool.inputSchema, 'Execute') };
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: host.info.title ?? host.info.name,
+      version: host.info.version,
+      description:
+        'REST surface of an mcpkit server: the same tools, resources and prompts its MCP endpoint serves.',
+    },
+    servers: [{ url: base === '' ? '/' : base }],
+    paths,
+    components: { schemas: { Problem: PROBLEM } },
+  };
+}

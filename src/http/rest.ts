@@ -1,0 +1,588 @@
+/**
+ * The REST surface: plain JSON over HTTP for callers that do not speak MCP, on the same catalog and
+ * executor as the MCP sessions. Every error is `application/problem+json` from the one code table.
+ */
+import type { CallToolResult, Prompt, Resource, Tool } from '@modelcontextprotocol/server';
+import type { PromptCatalog } from '../catalog/prompts.js';
+import type { ResourceCatalog } from '../catalog/resources.js';
+import type { ToolCatalog } from '../catalog/tools.js';
+import {
+  compileDeclarativeTool,
+  type DeclarativeToolOptions,
+  type DeclarativeToolSpec,
+} from '../declarative.js';
+import { McpKitError, type McpKitErrorCode } from '../errors.js';
+import { ERROR_META_KEY, type ToolExecutor } from '../executor.js';
+import type { CallerIdentity, Logger } from '../types.js';
+import { rawBodyOf } from './bodyText.js';
+import { buildOpenApi } from './openapi.js';
+import { json, problem, problemFromError } from './problem.js';
+
+/** What the REST routes need from the server. */
+export interface RestHost {
+  readonly info: { name: string; version: string; title?: string };
+  readonly tools: ToolCatalog;
+  readonly resources: ResourceCatalog;
+  readonly prompts: PromptCatalog;
+  readonly executor: ToolExecutor;
+  readonly logger: Logger;
+  readonly declarative: DeclarativeToolOptions;
+  readonly startedAt: number;
+  summary(): Record<string, unknown>;
+}
+
+/** One REST request, parsed just enough for the routes. */
+export interface RestContext {
+  readonly request: Request;
+  readonly url: URL;
+  readonly params: Record<string, string>;
+  readonly requestId: string;
+  readonly caller?: CallerIdentity;
+  /** The JSON body: 415 for another content type, 413 past the limit, 400 for bad JSON. */
+  body(): Promise<unknown>;
+}
+
+/** A route: method, path pattern (`/tools/:name/execute`), handler. */
+export interface Route {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  /** OpenAPI summary. */
+  summary: string;
+  handler(ctx: RestContext, host: RestHost): Promise<Response> | Response;
+}
+
+const MAX_LIMIT = 1000;
+const DEFAULT_LIMIT = 100;
+const KEEPALIVE_MS = 15_000;
+
+function page<T>(items: readonly T[], url: URL): { items: T[]; nextCursor?: string } {
+  const cursor = url.searchParams.get('cursor');
+  const limitParam = url.searchParams.get('limit');
+  const start = cursor === null || cursor === '' ? 0 : /^\d{1,9}$/.test(cursor) ? Number(cursor) : Number.NaN;
+  if (!(start >= 0 && start <= items.length))
+    throw new McpKitError('INVALID_ARGUMENT', 'cursor is not valid');
+  const limit =
+    limitParam === null ? DEFAULT_LIMIT : /^\d{1,4}$/.test(limitParam) ? Number(limitParam) : Number.NaN;
+  if (!(limit >= 1 && limit <= MAX_LIMIT))
+    throw new McpKitError('INVALID_ARGUMENT', `limit must be 1-${MAX_LIMIT}`);
+  const end = Math.min(items.length, start + limit);
+  return { items: items.slice(start, end), ...(end < items.length && { nextCursor: String(end) }) };
+}
+
+function asObject(value: unknown, what: string): Record<string, unknown> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new McpKitError('INVALID_ARGUMENT', `${what} must be an object`);
+  return value as Record<string, unknown>;
+}
+
+function optionalPositive(value: unknown, what: string, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) {
+    throw new McpKitError('INVALID_ARGUMENT', `${what} must be a number from 1 to ${max}`);
+  }
+  return value;
+}
+
+/** Maps a tool result that failed to the HTTP status of its error code, if the failure is the request's. */
+const RESULT_STATUS: Partial<Record<McpKitErrorCode, McpKitErrorCode>> = {
+  INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  TIMEOUT: 'TIMEOUT',
+  BUSY: 'BUSY',
+  CANCELLED: 'CANCELLED',
+  FORBIDDEN: 'FORBIDDEN',
+  RATE_LIMITED: 'RATE_LIMITED',
+};
+
+function executeResponse(result: CallToolResult, durationMs: number, requestId: string): Response {
+  const meta = result._meta?.[ERROR_META_KEY] as { code?: McpKitErrorCode; issues?: unknown } | undefined;
+  const mapped = result.isError && meta?.code ? RESULT_STATUS[meta.code] : undefined;
+  if (mapped) {
+    const text = result.content.find((c) => c.type === 'text');
+    return problem(mapped, text?.type === 'text' ? text.text : mapped, requestId, {
+      fields: { ...(meta?.issues !== undefined && { issues: meta.issues }), durationMs },
+    });
+  }
+  return json({ ...result, durationMs });
+}
+
+function sse(
+  signal: AbortSignal,
+  setup: (send: (event: string, data: unknown) => void) => () => void,
+): Response {
+  const encoder = new TextEncoder();
+  let teardown: (() => void) | undefined;
+  let keepalive: ReturnType<typeof setInterval> | undefined;
+  const stop = () => {
+    if (keepalive !== undefined) clearInterval(keepalive);
+    teardown?.();
+    teardown = undefined;
+  };
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const send = (event: string, data: unknown) => {
+        try {
+          controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+        } catch {
+          stop();
+        }
+      };
+      teardown = setup(send);
+      keepalive = setInterval(() => {
+        try {
+          controller.enqueue(encoder.encode(': keepalive\n\n'));
+        } catch {
+          stop();
+        }
+      }, KEEPALIVE_MS);
+      (keepalive as { unref?: () => void }).unref?.();
+      const onAbort = () => {
+        stop();
+        try {
+          controller.close();
+        } catch {
+          // already closed
+        }
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    },
+    cancel() {
+      stop();
+    },
+  });
+  return new Response(stream, {
+    headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' },
+  });
+}
+
+function toolOr404(host: RestHost, name: string): Tool {
+  const tool = host.tools.get(name);
+  if (!tool) throw new McpKitError('NOT_FOUND', `Tool ${name} not found`);
+  return tool.descriptor;
+}
+
+function created(body: unknown, location: string): Response {
+  return json(body, 201, { location });
+}
+
+/** The REST routes, in match order. Later issues add integrations, completions, metrics and logs here. */
+export const ROUTES: Route[] = [
+  {
+    method: 'GET',
+    path: '/health',
+    summary: 'Liveness',
+    handler: (_ctx, host) =>
+      json({ status: 'ok', uptimeMs: Math.round(Date.now() - host.startedAt) }, 200, {
+        'cache-control': 'no-store',
+      }),
+  },
+  {
+    method: 'GET',
+    path: '/summary',
+    summary: 'Counts, sessions and cache statistics',
+    handler: (_ctx, host) => json(host.summary()),
+  },
+  {
+    method: 'GET',
+    path: '/openapi.json',
+    summary: 'This API as OpenAPI 3.1',
+    handler: (ctx, host) => json(buildOpenApi(host, ROUTES, ctx.url)),
+  },
+  {
+    method: 'GET',
+    path: '/tools',
+    summary: 'List tools',
+    handler: (ctx, host) => json(page(host.tools.list(), ctx.url)),
+  },
+  {
+    method: 'POST',
+    path: '/tools',
+    summary: 'Register a declarative tool (http or chain)',
+    handler: async (ctx, host) => {
+      const spec = (await ctx.body()) as DeclarativeToolSpec;
+      let definition: ReturnType<typeof compileDeclarativeTool>;
+      try {
+        definition = compileDeclarativeTool(spec, host.declarative);
+        host.tools.register(definition);
+      } catch (error) {
+        if (error instanceof TypeError) throw new McpKitError('INVALID_ARGUMENT', error.message);
+        throw error;
+      }
+      return created(toolOr404(host, definition.name), `tools/${encodeURIComponent(definition.name)}`);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/tools/batch',
+    summary: 'Run tool calls in parallel',
+    handler: async (ctx, host) => {
+      const body = asObject(await ctx.body(), 'body');
+      if (!Array.isArray(body.calls) || body.calls.length === 0 || body.calls.length > 1000) {
+        throw new McpKitError('INVALID_ARGUMENT', 'calls must be an array of 1 to 1000 { tool, arguments }');
+      }
+      const calls = body.calls.map((call: unknown, i: number) => {
+        const c = asObject(call, `calls[${i}]`);
+        if (typeof c.tool !== 'string')
+          throw new McpKitError('INVALID_ARGUMENT', `calls[${i}].tool must be a string`);
+        return { tool: c.tool, args: asObject(c.arguments, `calls[${i}].arguments`) };
+      });
+      const concurrency = optionalPositive(body.concurrency, 'concurrency', 256);
+      const started = performance.now();
+      const results = await host.executor.parallel(calls, {
+        ...(concurrency !== undefined && { concurrency: Math.floor(concurrency) }),
+        failFast: body.failFast === true,
+        signal: ctx.request.signal,
+        origin: 'rest',
+        ...(ctx.caller && { caller: ctx.caller }),
+      });
+      return json({ results, durationMs: performance.now() - started });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/tools/chain',
+    summary: 'Run a chain of tools',
+    handler: async (ctx, host) => {
+      const body = asObject(await ctx.body(), 'body');
+      if (!Array.isArray(body.steps) || body.steps.length === 0 || body.steps.length > 100) {
+        throw new McpKitError('INVALID_ARGUMENT', 'steps must be an array of 1 to 100 { tool, args, name? }');
+      }
+      const steps = body.steps.map((step: unknown, i: number) => {
+        const s = asObject(step, `steps[${i}]`);
+        if (typeof s.tool !== 'string')
+          throw new McpKitError('INVALID_ARGUMENT', `steps[${i}].tool must be a string`);
+        return {
+          tool: s.tool,
+          ...(typeof s.name === 'string' && { name: s.name }),
+          args: asObject(s.args, `steps[${i}].args`),
+        };
+      });
+      const result = await host.executor.chain(steps, body.input ?? {}, {
+        continueOnError: body.continueOnError === true,
+        signal: ctx.request.signal,
+        origin: 'rest',
+        ...(ctx.caller && { caller: ctx.caller }),
+      });
+      return json(result);
+    },
+  },
+  {
+    method: 'GET',
+    path: '/tools/:name',
+    summary: 'Describe a tool',
+    handler: (ctx, host) => json(toolOr404(host, ctx.params.name!)),
+  },
+  {
+    method: 'DELETE',
+    path: '/tools/:name',
+    summary: 'Remove a tool',
+    handler: (ctx, host) => {
+      if (!host.tools.remove(ctx.params.name!))
+        throw new McpKitError('NOT_FOUND', `Tool ${ctx.params.name} not found`);
+      return new Response(null, { status: 204 });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/tools/:name/execute',
+    summary: 'Execute a tool',
+    handler: async (ctx, host) => {
+      const body = asObject(await ctx.body(), 'body');
+      const timeoutMs = optionalPositive(body.timeoutMs, 'timeoutMs', 3_600_000);
+      const started = performance.now();
+      const result = await host.executor.execute(ctx.params.name!, asObject(body.arguments, 'arguments'), {
+        signal: ctx.request.signal,
+        origin: 'rest',
+        requestId: ctx.requestId,
+        ...(timeoutMs !== undefined && { timeoutMs }),
+        ...(ctx.caller && { caller: ctx.caller }),
+      });
+      return executeResponse(result, performance.now() - started, ctx.requestId);
+    },
+  },
+  {
+    method: 'GET',
+    path: '/resources',
+    summary: 'List resources',
+    handler: async (ctx, host) => {
+      const all: Resource[] = await host.resources.list({ signal: ctx.request.signal });
+      return json(page(all, ctx.url));
+    },
+  },
+  {
+    method: 'POST',
+    path: '/resources',
+    summary: 'Register a resource with fixed content',
+    handler: async (ctx, host) => {
+      const body = asObject(await ctx.body(), 'body');
+      const { uri, name, title, description, mimeType, text, blob } = body;
+      if (typeof uri !== 'string' || typeof name !== 'string') {
+        throw new McpKitError('INVALID_ARGUMENT', 'uri and name must be strings');
+      }
+      if ((typeof text === 'string') === (typeof blob === 'string')) {
+        throw new McpKitError('INVALID_ARGUMENT', 'give exactly one of text (a string) or blob (base64)');
+      }
+      if (typeof blob === 'string' && !/^[A-Za-z0-9+/]*={0,2}$/.test(blob)) {
+        throw new McpKitError('INVALID_ARGUMENT', 'blob must be base64');
+      }
+      const content = typeof text === 'string' ? { text } : { blob: blob as string };
+      try {
+        host.resources.register({
+          uri,
+          name,
+          ...(typeof title === 'string' && { title }),
+          ...(typeof description === 'string' && { description }),
+          ...(typeof mimeType === 'string' && { mimeType }),
+          read: () => ({ ...(typeof mimeType === 'string' && { mimeType }), ...content }),
+        });
+      } catch (error) {
+        if (error instanceof TypeError) throw new McpKitError('INVALID_ARGUMENT', error.message);
+        throw error;
+      }
+      const listed = host.resources.listStatic().find((r) => r.uri === uri);
+      return created(listed, `resources/${encodeURIComponent(uri)}`);
+    },
+  },
+  {
+    method: 'GET',
+    path: '/resources/:uri',
+    summary: 'Read a resource (through the cache)',
+    handler: async (ctx, host) =>
+      json(
+        await host.resources.read(ctx.params.uri!, {
+          signal: ctx.request.signal,
+          ...(ctx.caller && { caller: ctx.caller }),
+        }),
+      ),
+  },
+  {
+    method: 'DELETE',
+    path: '/resources/:uri',
+    summary: 'Remove a resource or template',
+    handler: (ctx, host) => {
+      if (!host.resources.remove(ctx.params.uri!))
+        throw new McpKitError('NOT_FOUND', `Resource ${ctx.params.uri} not found`);
+      return new Response(null, { status: 204 });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/resources/:uri/subscribe',
+    summary: 'Stream update events for a resource (text/event-stream)',
+    handler: (ctx, host) => {
+      const uri = ctx.params.uri!;
+      if (!host.resources.resolve(uri)) throw new McpKitError('NOT_FOUND', `Resource ${uri} not found`);
+      return sse(ctx.request.signal, (send) => {
+        send('subscribed', { uri });
+        return host.resources.subscribe(uri, (updated) => send('updated', { uri: updated }));
+      });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/prompts',
+    summary: 'List prompts',
+    handler: (ctx, host) => json(page(host.prompts.list(), ctx.url)),
+  },
+  {
+    method: 'POST',
+    path: '/prompts',
+    summary: 'Register a template prompt',
+    handler: async (ctx, host) => {
+      const body = asObject(await ctx.body(), 'body');
+      if (body.render !== undefined)
+        throw new McpKitError('INVALID_ARGUMENT', 'render cannot be given over REST');
+      if (!Array.isArray(body.messages))
+        throw new McpKitError('INVALID_ARGUMENT', 'messages must be an array');
+      try {
+        host.prompts.register(body as never);
+      } catch (error) {
+        if (error instanceof TypeError) throw new McpKitError('INVALID_ARGUMENT', error.message);
+        throw error;
+      }
+      return created(host.prompts.get(String(body.name)), `prompts/${encodeURIComponent(String(body.name))}`);
+    },
+  },
+  {
+    method: 'GET',
+    path: '/prompts/:name',
+    summary: 'Describe a prompt',
+    handler: (ctx, host) => {
+      const prompt: Prompt | undefined = host.prompts.get(ctx.params.name!);
+      if (!prompt) throw new McpKitError('NOT_FOUND', `Prompt ${ctx.params.name} not found`);
+      return json(prompt);
+    },
+  },
+  {
+    method: 'POST',
+    path: '/prompts/:name/generate',
+    summary: 'Render a prompt with validated arguments',
+    handler: async (ctx, host) => {
+      const body = asObject(await ctx.body(), 'body');
+      const rendered = await host.prompts.render(ctx.params.name!, asObject(body.arguments, 'arguments'), {
+        signal: ctx.request.signal,
+        ...(ctx.caller && { caller: ctx.caller }),
+      });
+      return json(rendered);
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/prompts/:name',
+    summary: 'Remove a prompt',
+    handler: (ctx, host) => {
+      if (!host.prompts.remove(ctx.params.name!))
+        throw new McpKitError('NOT_FOUND', `Prompt ${ctx.params.name} not found`);
+      return new Response(null, { status: 204 });
+    },
+  },
+];
+
+interface CompiledRoute extends Route {
+  segments: string[];
+}
+
+const COMPILED: CompiledRoute[] = ROUTES.map((r) => ({ ...r, segments: r.path.split('/').slice(1) }));
+
+/** Finds the route for `path`; `allowed` lists the methods of routes whose path matched. */
+export function matchRoute(
+  method: string,
+  segments: string[],
+): { route?: CompiledRoute; params: Record<string, string>; allowed: string[] } {
+  const allowed: string[] = [];
+  for (const route of COMPILED) {
+    if (route.segments.length !== segments.length) continue;
+    const params: Record<string, string> = {};
+    let ok = true;
+    for (let i = 0; i < segments.length; i++) {
+      const pattern = route.segments[i]!;
+      const actual = segments[i]!;
+      if (pattern.startsWith(':')) {
+        if (actual === '') {
+          ok = false;
+          break;
+        }
+        params[pattern.slice(1)] = actual;
+      } else if (pattern !== actual) {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok) continue;
+    if (route.method === method || (method === 'HEAD' && route.method === 'GET'))
+      return { route, params, allowed };
+    allowed.push(route.method);
+  }
+  return { params: {}, allowed };
+}
+
+/** Serves one REST request; `segments` is the path below the mount point, split on `/`, still encoded. */
+export async function serveRest(
+  request: Request,
+  url: URL,
+  segments: string[],
+  requestId: string,
+  host: RestHost,
+  maxBodyBytes: number,
+  caller?: CallerIdentity,
+): Promise<Response> {
+  let decoded: string[];
+  try {
+    decoded = segments.map((s) => decodeURIComponent(s));
+  } catch {
+    return problem('INVALID_REQUEST', 'The path is not valid percent-encoding', requestId);
+  }
+  const { route, params, allowed } = matchRoute(request.method, decoded);
+  if (!route) {
+    if (allowed.length > 0) {
+      return problem('METHOD_NOT_ALLOWED', `Use ${allowed.join(', ')}`, requestId, {
+        headers: { allow: [...new Set(allowed)].join(', ') },
+      });
+    }
+    return problem('NOT_FOUND', 'No such route', requestId);
+  }
+  const wantsStream = route.path.endsWith('/subscribe');
+  const accept = request.headers.get('accept');
+  if (accept && !acceptable(accept, wantsStream ? 'text/event-stream' : 'application/json')) {
+    return problem(
+      'NOT_ACCEPTABLE',
+      `This route answers ${wantsStream ? 'text/event-stream' : 'application/json'}`,
+      requestId,
+    );
+  }
+  const ctx: RestContext = {
+    request,
+    url,
+    params,
+    requestId,
+    ...(caller && { caller }),
+    body: () => readJson(request, maxBodyBytes),
+  };
+  try {
+    return await route.handler(ctx, host);
+  } catch (error) {
+    if (!(error instanceof McpKitError)) host.logger.error({ err: error, requestId }, 'REST handler failed');
+    return problemFromError(error, requestId);
+  }
+}
+
+function acceptable(accept: string, type: string): boolean {
+  const [major] = type.split('/');
+  return accept.split(',').some((part) => {
+    const media = part.split(';')[0]!.trim().toLowerCase();
+    return (
+      media === type || media === '*/*' || media === `${major}/*` || media === 'application/problem+json'
+    );
+  });
+}
+
+async function readJson(request: Request, maxBodyBytes: number): Promise<unknown> {
+  const type = request.headers.get('content-type');
+  const contentLength = request.headers.get('content-length');
+  if (type === null && (contentLength === null || contentLength === '0') && request.body === null)
+    return undefined;
+  if (!type || !/^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(type)) {
+    throw new McpKitError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json');
+  }
+  if (Number(contentLength) > maxBodyBytes) {
+    throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`);
+  }
+  const direct = rawBodyOf(request)?.(maxBodyBytes);
+  if (direct) {
+    const read = await direct;
+    if (read.tooLarge)
+      throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`);
+    return parseJson(read.bytes);
+  }
+  const reader = request.body?.getReader();
+  if (!reader) return undefined;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBodyBytes) {
+      await reader.cancel().catch(() => {});
+      throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return parseJson(bytes);
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  if (bytes.byteLength === 0) return undefined;
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new McpKitError('INVALID_REQUEST', 'The body is not valid JSON');
+  }
+}

@@ -1,0 +1,405 @@
+import {
+  type CallToolResult,
+  type InputRequest,
+  isInputRequiredResult,
+  ProtocolError,
+  ProtocolErrorCode,
+  type ServerContext,
+} from '@modelcontextprotocol/server';
+import EventEmitter from 'eventemitter3';
+import type { RegisteredTool } from '../catalog/tools.js';
+import { McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
+import type { ExecuteOptions, ToolExecutor } from '../executor.js';
+import type { Logger } from '../types.js';
+import type { TaskWork } from './continuation.js';
+
+/** The extension identifier of the MCP tasks extension (SEP-2663). */
+export const TASKS_EXTENSION_ID = 'io.modelcontextprotocol/tasks';
+
+/** Where a task is in its life. `completed`, `failed` and `cancelled` are terminal. */
+export type TaskStatus = 'working' | 'input_required' | 'completed' | 'failed' | 'cancelled';
+
+/** A protocol-level failure of a task, in JSON-RPC error shape. */
+export interface TaskError {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+/** A task as `server.tasks` reports it (times in epoch milliseconds). */
+export interface TaskSnapshot {
+  readonly taskId: string;
+  /** The tool the task runs. */
+  readonly tool: string;
+  readonly status: TaskStatus;
+  /** The last progress message the handler reported, if any. */
+  readonly statusMessage?: string;
+  readonly createdAt: number;
+  readonly lastUpdatedAt: number;
+  /** How long the task is kept after it was created. */
+  readonly ttlMs: number;
+  /** How often clients are asked to poll. */
+  readonly pollIntervalMs: number;
+  /** The caller that created the task; only that caller can see it over MCP. */
+  readonly owner?: string;
+  /** The tool's result, once `completed` (a tool error is a completed task with `isError`). */
+  readonly result?: CallToolResult;
+  /** The protocol error, once `failed`. */
+  readonly error?: TaskError;
+  /** The input the task waits for, while `input_required` (answered keys are removed). */
+  readonly inputRequests?: Readonly<Record<string, InputRequest>>;
+}
+
+/** Options of the task runtime (`createMcpServer({ tasks })`). */
+export interface TaskOptions {
+  /** Tasks kept at once, running or finished; past it new tasks are refused with `BUSY`. Default 1000. */
+  maxTasks?: number;
+  /**
+   * How long a task is kept after it was created, in milliseconds. A task still running then is
+   * cancelled. Default 3 600 000 (one hour).
+   */
+  ttlMs?: number;
+  /** The poll interval suggested to clients, in milliseconds. Default 500. */
+  pollIntervalMs?: number;
+  /** The clock, for tests. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** Events of {@link TaskManager}. */
+export interface TaskManagerEvents {
+  /** A task was created or changed status (or status message). */
+  status: (task: TaskSnapshot) => void;
+  /** A task was removed: expired, or the server closed. */
+  expired: (taskId: string) => void;
+}
+
+/** What starting a task needs. */
+export interface StartTaskOptions {
+  tool: RegisteredTool;
+  args: unknown;
+  /** The executor options of the call that created the task (caller, origin, session, request id). */
+  execute: ExecuteOptions;
+  /** The SDK context of the request that created the task; the handler sees a task-scoped copy. */
+  mcp?: ServerContext;
+  /** The caller that owns the task. */
+  owner?: string;
+  /** Runs instead of the tool's handler (a `runAsTask` continuation). */
+  work?: TaskWork<any>;
+}
+
+interface TaskRecord {
+  readonly taskId: string;
+  readonly tool: string;
+  status: TaskStatus;
+  statusMessage?: string;
+  readonly createdAt: number;
+  lastUpdatedAt: number;
+  readonly owner?: string;
+  result?: CallToolResult;
+  error?: TaskError;
+  /** Pending input requests (the keys not answered yet). */
+  inputRequests?: Record<string, InputRequest>;
+  /** Answers gathered in the current input round. */
+  answers?: Record<string, unknown>;
+  /** Resumes the handler once every pending request is answered (or with `undefined` on cancel). */
+  resume?: (answers: Record<string, unknown> | undefined) => void;
+  readonly controller: AbortController;
+}
+
+const TERMINAL = new Set<TaskStatus>(['completed', 'failed', 'cancelled']);
+
+/** Whether a status is terminal. */
+export function isTerminalStatus(status: TaskStatus): boolean {
+  return TERMINAL.has(status);
+}
+
+function positiveInteger(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!(Number.isInteger(value) && value > 0))
+    throw new TypeError(`tasks.${name} must be a positive integer`);
+  return value;
+}
+
+/**
+ * The task runtime (`server.tasks`): runs tool calls in the background through the same
+ * {@link ToolExecutor} as every other call, and keeps their state in a bounded in-memory table
+ * that forgets each task `ttlMs` after it was created.
+ *
+ * @example
+ * ```ts
+ * server.tasks.on('status', (task) => console.error(task.taskId, task.status));
+ * server.tasks.cancel(taskId);
+ * ```
+ */
+export class TaskManager extends EventEmitter<TaskManagerEvents> {
+  readonly maxTasks: number;
+  readonly ttlMs: number;
+  readonly pollIntervalMs: number;
+  readonly #executor: ToolExecutor;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  /** In creation order; with one TTL for all, expired tasks are always at the front. */
+  readonly #tasks = new Map<string, TaskRecord>();
+
+  /** @internal Built by `createMcpServer`; reach it as `server.tasks`. */
+  constructor(executor: ToolExecutor, logger: Logger, options: TaskOptions = {}) {
+    super();
+    this.#executor = executor;
+    this.#logger = logger;
+    this.maxTasks = positiveInteger(options.maxTasks, 1000, 'maxTasks');
+    this.ttlMs = positiveInteger(options.ttlMs, 60 * 60 * 1000, 'ttlMs');
+    this.pollIntervalMs = positiveInteger(options.pollIntervalMs, 500, 'pollIntervalMs');
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Tasks held now, running or finished (expired ones are dropped first). */
+  get size(): number {
+    this.#sweep();
+    return this.#tasks.size;
+  }
+
+  /**
+   * Creates a task and starts its tool in the background. The task exists (and `get` finds it)
+   * before this returns. Throws `BUSY` when `maxTasks` tasks are held.
+   */
+  start(options: StartTaskOptions): TaskSnapshot {
+    this.#sweep();
+    if (this.#tasks.size >= this.maxTasks) {
+      throw new McpKitError('BUSY', `Too many tasks: the server holds at most ${this.maxTasks}`);
+    }
+    const now = this.#now();
+    const record: TaskRecord = {
+      taskId: globalThis.crypto.randomUUID(),
+      tool: options.tool.name,
+      status: 'working',
+      createdAt: now,
+      lastUpdatedAt: now,
+      ...(options.owner !== undefined && { owner: options.owner }),
+      controller: new AbortController(),
+    };
+    this.#tasks.set(record.taskId, record);
+    this.#emitStatus(record);
+    void this.#run(record, options);
+    return this.#snapshot(record);
+  }
+
+  /** The task, or `undefined` when it is unknown or expired. */
+  get(taskId: string): TaskSnapshot | undefined {
+    const record = this.#record(taskId);
+    return record && this.#snapshot(record);
+  }
+
+  /** Every task held, oldest first. */
+  list(): TaskSnapshot[] {
+    this.#sweep();
+    return [...this.#tasks.values()].map((record) => this.#snapshot(record));
+  }
+
+  /**
+   * Delivers answers to a task waiting for input. Keys the task does not wait for are ignored;
+   * the task resumes once every pending request is answered. Returns `false` for an unknown task.
+   */
+  update(taskId: string, inputResponses: Record<string, unknown>): boolean {
+    const record = this.#record(taskId);
+    if (!record) return false;
+    const pending = record.inputRequests;
+    if (record.status !== 'input_required' || !pending) return true;
+    let answered = false;
+    for (const key of Object.keys(inputResponses)) {
+      if (!Object.hasOwn(pending, key)) continue;
+      record.answers ??= {};
+      record.answers[key] = inputResponses[key];
+      delete pending[key];
+      answered = true;
+    }
+    if (!answered) return true;
+    if (Object.keys(pending).length > 0) {
+      this.#touch(record);
+      return true;
+    }
+    const answers = record.answers ?? {};
+    record.inputRequests = undefined;
+    record.answers = undefined;
+    this.#setStatus(record, 'working');
+    const resume = record.resume;
+    record.resume = undefined;
+    resume?.(answers);
+    return true;
+  }
+
+  /**
+   * Cancels a task: it settles as `cancelled` at once and its handler's signal is aborted. A task
+   * already finished stays as it is. Returns `false` for an unknown task.
+   */
+  cancel(taskId: string, reason = 'Cancelled by the client'): boolean {
+    const record = this.#record(taskId);
+    if (!record) return false;
+    this.#cancel(record, reason);
+    return true;
+  }
+
+  /** Cancels every running task and forgets them all. */
+  close(): void {
+    for (const record of this.#tasks.values()) this.#cancel(record, 'The server is closing');
+    this.#tasks.clear();
+  }
+
+  #cancel(record: TaskRecord, reason: string): void {
+    if (TERMINAL.has(record.status)) return;
+    record.inputRequests = undefined;
+    record.answers = undefined;
+    this.#setStatus(record, 'cancelled');
+    record.controller.abort(new McpKitError('CANCELLED', reason));
+    const resume = record.resume;
+    record.resume = undefined;
+    resume?.(undefined);
+  }
+
+  #record(taskId: string): TaskRecord | undefined {
+    this.#sweep();
+    return this.#tasks.get(taskId);
+  }
+
+  /** Drops expired tasks (cancelling those still running). */
+  #sweep(): void {
+    const cutoff = this.#now() - this.ttlMs;
+    for (const record of this.#tasks.values()) {
+      if (record.createdAt > cutoff) break;
+      this.#cancel(record, 'The task expired');
+      this.#tasks.delete(record.taskId);
+      if (this.listenerCount('expired') > 0) this.emit('expired', record.taskId);
+    }
+  }
+
+  async #run(record: TaskRecord, options: StartTaskOptions): Promise<void> {
+    const { tool, args } = options;
+    const runTool = options.work
+      ? { ...tool, definition: { ...tool.definition, handler: options.work } }
+      : tool;
+    const signal = record.controller.signal;
+    let inputResponses: Record<string, unknown> | undefined;
+    let requestState: string | undefined;
+    try {
+      for (;;) {
+        const result = await this.#executor.executeTool(runTool, args, {
+          ...options.execute,
+          signal,
+          // A task is bounded by its TTL, not by the default call timeout; a tool's own still applies.
+          timeoutMs: tool.definition.timeoutMs ?? 0,
+          onProgress: async (_progress, _total, message) => {
+            if (message !== undefined && !TERMINAL.has(record.status)) {
+              record.statusMessage = message;
+              this.#touch(record);
+            }
+          },
+          ...(options.mcp && { mcp: taskContext(options.mcp, signal, inputResponses, requestState) }),
+          acceptTaskContinuation: false,
+        });
+        if (TERMINAL.has(record.status)) return;
+        if (!isInputRequiredResult(result)) {
+          record.result = result;
+          this.#setStatus(record, 'completed');
+          return;
+        }
+        // The handler asked for input (multi-round-trip style): the task waits in `input_required`
+        // until `tasks/update` answers every request, then the handler runs again with the answers.
+        const requests = { ...(result.inputRequests ?? {}) } as Record<string, InputRequest>;
+        requestState = typeof result.requestState === 'string' ? result.requestState : undefined;
+        if (Object.keys(requests).length === 0) {
+          throw new ProtocolError(
+            ProtocolErrorCode.InternalError,
+            'The tool asked for input without any input request',
+          );
+        }
+        const answers = await new Promise<Record<string, unknown> | undefined>((resolve) => {
+          record.inputRequests = requests;
+          record.answers = undefined;
+          record.resume = resolve;
+          this.#setStatus(record, 'input_required');
+        });
+        if (answers === undefined) return;
+        inputResponses = { ...inputResponses, ...answers };
+      }
+    } catch (error) {
+      if (TERMINAL.has(record.status)) return;
+      record.error = taskError(error, this.#logger, tool.name);
+      this.#setStatus(record, 'failed');
+    }
+  }
+
+  #setStatus(record: TaskRecord, status: TaskStatus): void {
+    record.status = status;
+    this.#touch(record);
+  }
+
+  #touch(record: TaskRecord): void {
+    record.lastUpdatedAt = Math.max(this.#now(), record.lastUpdatedAt);
+    this.#emitStatus(record);
+  }
+
+  #emitStatus(record: TaskRecord): void {
+    if (this.listenerCount('status') > 0) this.emit('status', this.#snapshot(record));
+  }
+
+  #snapshot(record: TaskRecord): TaskSnapshot {
+    return {
+      taskId: record.taskId,
+      tool: record.tool,
+      status: record.status,
+      ...(record.statusMessage !== undefined && { statusMessage: record.statusMessage }),
+      createdAt: record.createdAt,
+      lastUpdatedAt: record.lastUpdatedAt,
+      ttlMs: this.ttlMs,
+      pollIntervalMs: this.pollIntervalMs,
+      ...(record.owner !== undefined && { owner: record.owner }),
+      ...(record.result && { result: record.result }),
+      ...(record.error && { error: record.error }),
+      ...(record.inputRequests && { inputRequests: { ...record.inputRequests } }),
+    };
+  }
+}
+
+/** The JSON-RPC error a failed task reports: a protocol error as it was thrown, anything else sanitized. */
+function taskError(error: unknown, logger: Logger, tool: string): TaskError {
+  if (error instanceof ProtocolError) {
+    return {
+      code: error.code,
+      message: error.message,
+      ...(error.data !== undefined && { data: error.data }),
+    };
+  }
+  const e = toMcpKitError(error);
+  if (!(error instanceof McpKitError)) logger.error({ tool, err: error }, 'task failed');
+  return { code: e.jsonRpcCode, message: publicErrorMessage(e) };
+}
+
+async function refuse(): Promise<never> {
+  throw new ProtocolError(
+    ProtocolErrorCode.InternalError,
+    'A task cannot send requests to the client: return inputRequired(...) to ask for input',
+  );
+}
+
+/**
+ * The SDK context a task's handler sees: the creating request's, with the task's signal, the
+ * answers gathered so far as `inputResponses`, and no way to reach a client request that has ended.
+ */
+function taskContext(
+  base: ServerContext,
+  signal: AbortSignal,
+  inputResponses: Record<string, unknown> | undefined,
+  requestState: string | undefined,
+): ServerContext {
+  const mcpReq = {
+    ...base.mcpReq,
+    signal,
+    inputResponses,
+    requestState: (() => requestState) as ServerContext['mcpReq']['requestState'],
+    notify: async () => {},
+    log: async () => {},
+    send: refuse as unknown as ServerContext['mcpReq']['send'],
+    elicitInput: refuse,
+    requestSampling: refuse,
+  };
+  return { ...base, mcpReq } as ServerContext;
+}
