@@ -9,7 +9,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import { measureAdapters, renderAdapters } from './adapters.js';
+import { measureCompletions, renderCompletions } from './completions.js';
+import { measureExecutor, renderExecutor } from './executor.js';
+import { measureIntegrations, renderIntegrations } from './integrations.js';
 import { canForceGc, median, sample, settle, throughput } from './measure.js';
+import { measureOperations, renderOperations } from './operations.js';
 import {
   type ListRow,
   machineInfo,
@@ -30,6 +34,7 @@ import {
   type Target,
   type ToolSpec,
 } from './targets.js';
+import { measureWebSocket, renderWebSocket } from './websocket.js';
 
 const flags = new Set(process.argv.slice(2));
 const QUICK = flags.has('--quick');
@@ -185,8 +190,13 @@ async function main(): Promise<void> {
   for (const count of LIST_SIZES) listRows.push(await measureList(count));
 
   const resourceFigures = await measureResources(log);
+  const executorFigures = await measureExecutor(log, QUICK);
+  const operations = await measureOperations(log, QUICK);
+  const completionFigures = await measureCompletions(log);
+  const integrationFigures = await measureIntegrations(log);
   const adapterSeconds = QUICK ? 1 : 3;
   const adapterRows = await measureAdapters(log, adapterSeconds);
+  const websocketFigures = await measureWebSocket(log, { quick: QUICK });
 
   const section = `${renderSection(
     machine,
@@ -199,7 +209,7 @@ async function main(): Promise<void> {
     },
     throughputRows,
     listRows,
-  )}\n\n${renderResources(resourceFigures)}\n\n${renderAdapters(adapterRows, adapterSeconds)}`;
+  )}\n\n${renderResources(resourceFigures)}\n\n${renderExecutor(executorFigures)}\n\n${renderOperations(operations)}\n\n${renderCompletions(completionFigures)}\n\n${renderIntegrations(integrationFigures)}\n\n${renderAdapters(adapterRows, adapterSeconds)}\n\n${renderWebSocket(websocketFigures)}`;
   process.stdout.write(`\n${section}\n`);
   if (WRITE) {
     writeSection(DOC, section);

@@ -1,5 +1,6 @@
 /**
- * Quickstart: an MCP server with demo tools, resources and prompts on http://127.0.0.1:3000/mcp.
+ * Quickstart: an MCP server with demo tools, resources and prompts on http://127.0.0.1:3000/mcp
+ * (Streamable HTTP) and ws://127.0.0.1:3000/mcp (WebSocket) on the same port.
  *
  *   npm start            (or: npx tsx examples/quickstart.ts)
  *   PORT=4000 HOST=127.0.0.1 npm start
@@ -24,6 +25,7 @@ console.log(`mcpkit quickstart listening on ${listening.url}/mcp
 Connect a client:
   MCP Inspector:  npx @modelcontextprotocol/inspector   (transport "Streamable HTTP", URL ${listening.url}/mcp)
   Claude Code:    claude mcp add --transport http mcpkit ${listening.url}/mcp
+  WebSocket:      ${listening.websocket ? `${listening.url.replace(/^http/, 'ws')}/mcp (subprotocol "mcp"; WebSocketClientTransport from mcpkit/node)` : 'off (install the optional "ws" package)'}
   curl:           curl -s ${listening.url}/mcp -H 'content-type: application/json' \\
                     -H 'accept: application/json, text/event-stream' \\
                     -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'

@@ -1,6 +1,9 @@
 import {
   type CallToolResult,
+  type ClientCapabilities,
   type ContentBlock,
+  type CreateMessageRequest,
+  type CreateMessageResult,
   isCallToolResult,
   isInputRequiredResult,
   ProtocolError,
@@ -13,6 +16,7 @@ import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog, ToolContext } 
 import { McpKitError, type McpKitErrorCode, publicErrorMessage, scrubPaths } from './errors.js';
 import { formatIssues } from './schema.js';
 import { isTaskContinuation } from './tasks/continuation.js';
+import { globalTracing, markError, type Tracing } from './telemetry/tracing.js';
 import type { CallerIdentity, Logger } from './types.js';
 
 /** The `_meta` key under which mcpkit reports why a call failed: `{ code, errorId? }`. */
@@ -34,6 +38,8 @@ export interface ExecuteOptions {
   log?: ClientLog;
   /** The SDK request context, when the call came over MCP. */
   mcp?: ServerContext;
+  /** The capabilities the client declared at initialisation (2025 era), for `ctx.sample`. */
+  clientCapabilities?: () => ClientCapabilities | undefined;
   /** @internal nesting depth of `ctx.callTool`. */
   depth?: number;
   /**
@@ -59,6 +65,8 @@ export interface ToolExecutorOptions {
   /** Retry policy for tools marked idempotent. Default `{ retries: 2, minTimeoutMs: 100, maxTimeoutMs: 2000 }`. */
   retry?: RetryPolicy;
   logger: Logger;
+  /** Where tool spans go. Default: the global OpenTelemetry registration, if any. */
+  tracing?: Tracing;
 }
 
 /** How failed calls of idempotent tools are retried (exponential backoff with jitter). */
@@ -184,6 +192,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
   readonly #perTool = new Map<string, LimitFunction>();
   readonly #maxQueue: number;
   readonly #retry: Required<RetryPolicy>;
+  readonly #tracing: Tracing;
 
   /** @internal Built by `createMcpServer`; reach it as `server.executor`. */
   constructor(tools: ToolCatalog, options: ToolExecutorOptions) {
@@ -198,6 +207,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     this.#maxQueue = options.maxQueue ?? 1000;
     if (!(this.#maxQueue >= 0)) throw new TypeError('maxQueue must be a non-negative number');
     this.#retry = { retries: 2, minTimeoutMs: 100, maxTimeoutMs: 2000, factor: 2, ...options.retry };
+    this.#tracing = options.tracing ?? globalTracing;
   }
 
   /** Calls running and waiting, globally (for metrics and tests). */
@@ -225,8 +235,26 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     return this.executeTool(tool, args, options);
   }
 
-  /** Runs an already-resolved tool. */
-  async executeTool(
+  /** Runs an already-resolved tool, in a `tool <name>` span when tracing is on. */
+  executeTool(tool: RegisteredTool, args: unknown, options: ExecuteOptions = {}): Promise<CallToolResult> {
+    return this.#tracing.span(
+      `tool ${tool.name}`,
+      async (span) => {
+        const result = await this.#executeTool(tool, args, options);
+        if (span && result.isError) markError(span, errorCodeOf(result) ?? 'UPSTREAM_ERROR');
+        return result;
+      },
+      {
+        attributes: () => ({
+          'mcp.tool.name': tool.name,
+          'mcpkit.origin': options.origin ?? 'internal',
+          ...(options.caller && { 'mcpkit.caller.id': options.caller.id }),
+        }),
+      },
+    );
+  }
+
+  async #executeTool(
     tool: RegisteredTool,
     args: unknown,
     options: ExecuteOptions = {},
@@ -371,7 +399,15 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
       }
       const errorId = newErrorId();
       const code = error instanceof McpKitError ? error.code : 'INTERNAL';
-      this.#logger.error({ tool: tool.name, errorId, err: error }, 'tool handler failed');
+      this.#logger.error(
+        {
+          tool: tool.name,
+          errorId,
+          ...(options.requestId !== undefined && { requestId: String(options.requestId) }),
+          err: error,
+        },
+        'tool handler failed',
+      );
       this.#emit('error', event, { code, errorId });
       const failed = errorResult(code, `${handlerFailureMessage(error)} (error id ${errorId})`, errorId);
       if (attempts > 1) failed._meta = { ...failed._meta, [ATTEMPTS_META_KEY]: attempts };
@@ -649,7 +685,11 @@ class CallContext implements ToolContext {
     return this.#options.origin ?? 'internal';
   }
   get logger(): Logger {
-    this.#toolLogger ??= this.#logger.child({ tool: this.#tool.name });
+    const requestId = this.#options.requestId;
+    this.#toolLogger ??= this.#logger.child({
+      tool: this.#tool.name,
+      ...(requestId !== undefined && { requestId: String(requestId) }),
+    });
     return this.#toolLogger;
   }
   get log(): ClientLog {
@@ -662,6 +702,15 @@ class CallContext implements ToolContext {
   progress(progress: number, total?: number, message?: string): Promise<void> {
     const onProgress = this.#options.onProgress;
     return onProgress ? onProgress(progress, total, message).catch(() => {}) : Promise.resolve();
+  }
+
+  async sample(params: CreateMessageRequest['params']): Promise<CreateMessageResult> {
+    const mcp = this.#options.mcp;
+    if (!mcp) throw new McpKitError('UNAVAILABLE', 'Sampling needs a call that came over MCP');
+    // Push-style sampling exists only on 2025-era sessions, for clients that declared it.
+    const offered = this.#options.clientCapabilities?.()?.sampling;
+    if (!offered) throw new McpKitError('UNAVAILABLE', 'The client does not offer sampling');
+    return (await mcp.mcpReq.requestSampling(params, { signal: this.signal })) as CreateMessageResult;
   }
 
   callTool(name: string, args?: Record<string, unknown>): Promise<CallToolResult> {

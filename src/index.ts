@@ -35,6 +35,22 @@ export type {
 export { defineTool, ToolCatalog } from './catalog/tools.js';
 export { type TemplateVariables, UriTemplate } from './catalog/uriTemplate.js';
 export {
+  type CompletionEvent,
+  type CompletionHandle,
+  CompletionManager,
+  type CompletionManagerOptions,
+  type CompletionRequest,
+  type CompletionRunOptions,
+  type CompletionSnapshot,
+  type CompletionStatus,
+  type CompletionStep,
+  type CompletionStopReason,
+  type CompletionToolCall,
+  type ModelConfig as CompletionModelConfig,
+  type ToolSelection,
+} from './completions/index.js';
+export { ConfigError, ENV_VARIABLES, type EnvConfig, loadEnvConfig } from './config.js';
+export {
   type ChainToolSpec,
   compileDeclarativeTool,
   type DeclarativeToolOptions,
@@ -71,8 +87,49 @@ export {
   toCallToolResult,
 } from './executor.js';
 export type { FetchOptions, HttpOptions } from './http/handler.js';
+export {
+  type AttachedTool,
+  createEphemeralCipher,
+  createMemoryIntegrationStore,
+  type Integration,
+  type IntegrationEvent,
+  type IntegrationEvents,
+  type IntegrationInput,
+  IntegrationManager,
+  type IntegrationManagerOptions,
+  type IntegrationPromptSpec,
+  type IntegrationResourceSpec,
+  type IntegrationSnapshot,
+  type IntegrationStore,
+  IntegrationStoreError,
+  type IntegrationType,
+  type IntegrationWriteOptions,
+  type ModelConfig,
+  type ModelProvider,
+  type SecretCipher,
+  type StoredIntegration,
+} from './integrations/index.js';
 export { type CreateLoggerOptions, createLogger, silentLogger } from './logger.js';
 export { SERVER_CAPABILITIES } from './protocol/session.js';
+export {
+  type AnthropicProviderOptions,
+  type ChatMessage,
+  type CustomProviderOptions,
+  createAnthropicProvider,
+  createCustomProvider,
+  createOpenAIProvider,
+  type ModelFinishReason,
+  type ModelProvider as ModelClient,
+  type ModelRequest,
+  type ModelResponse,
+  type ModelStreamEvent,
+  type ModelTool,
+  type ModelToolCall,
+  type ModelUsage,
+  type OpenAIProviderOptions,
+  type ProviderHttpOptions,
+  type ProviderRetryOptions,
+} from './providers/index.js';
 export type { InferSchema, JsonSchema, SchemaInput, ValidationIssue } from './schema.js';
 export {
   type Connection,
@@ -94,4 +151,18 @@ export {
   type TaskStatus,
   type TaskWork,
 } from './tasks/index.js';
+export { type CheckResult, type HealthCheck, HealthChecks, type HealthReport } from './telemetry/health.js';
+export { type LogRecord, LogRing, redact } from './telemetry/logs.js';
+export { Counter, Gauge, Histogram, MetricsRegistry } from './telemetry/metrics.js';
+export {
+  type ActiveSpan,
+  type ContextLike,
+  type OpenTelemetryApiLike,
+  parseTraceparent,
+  type SpanAttributes,
+  type SpanLike,
+  type TracerLike,
+  Tracing,
+  type TracingOptions,
+} from './telemetry/tracing.js';
 export type { CallerIdentity, LogFn, Logger, LogLevel } from './types.js';

@@ -8,7 +8,10 @@ import {
   type ResourceTemplateDefinition,
 } from './catalog/resources.js';
 import { type CallOrigin, ToolCatalog, type ToolDefinition } from './catalog/tools.js';
+import { CompletionManager, type CompletionManagerOptions } from './completions/manager.js';
+import { type EnvConfig, loadEnvConfig } from './config.js';
 import type { DeclarativeToolOptions } from './declarative.js';
+import { McpKitError } from './errors.js';
 import { type RetryPolicy, ToolExecutor } from './executor.js';
 import {
   type FetchOptions,
@@ -16,10 +19,19 @@ import {
   type HttpOptions,
   type ResolvedHttpOptions,
 } from './http/handler.js';
-import { createLogger, isLogLevel } from './logger.js';
+import { createEphemeralCipher } from './integrations/cipher.js';
+import { IntegrationManager } from './integrations/manager.js';
+import { createMemoryIntegrationStore } from './integrations/store.js';
+import type { IntegrationStore, SecretCipher } from './integrations/types.js';
+import { createLogger } from './logger.js';
 import { serveConnection } from './protocol/connection.js';
 import { type CatalogEvents, createSessionServer, type SessionHost } from './protocol/session.js';
 import { TaskManager, type TaskOptions } from './tasks/manager.js';
+import { HealthChecks } from './telemetry/health.js';
+import { LogRing, teeLogger } from './telemetry/logs.js';
+import { MetricsRegistry } from './telemetry/metrics.js';
+import { installStandardMetrics } from './telemetry/standard.js';
+import { globalTracing, Tracing, type TracingOptions } from './telemetry/tracing.js';
 import type { CallerIdentity, Logger, LogLevel } from './types.js';
 
 /** Options for {@link createMcpServer}. Every option has a documented default. */
@@ -36,6 +48,15 @@ export interface CreateMcpServerOptions {
   logger?: Logger;
   /** Level of the default logger. Default `MCP_LOG_LEVEL`, else `info`. */
   logLevel?: LogLevel;
+  /** Log records kept for `GET /logs`. Default 1000. */
+  logBufferSize?: number;
+  /** Record the standard metrics (tool calls, HTTP requests, sessions, cache, process). Default `true`. */
+  metrics?: boolean;
+  /**
+   * OpenTelemetry traces: `{ tracer?, api? }` (pass the `@opentelemetry/api` module as `api`), or
+   * `false` for none. Default: whatever provider is registered globally with `@opentelemetry/api`.
+   */
+  tracing?: TracingOptions;
   /** Tools to register at start. */
   tools?: ToolDefinition<any>[];
   /** Resources and templates to register at start. */
@@ -71,6 +92,18 @@ export interface CreateMcpServerOptions {
    * (none by default, so no HTTP tool can be registered), `allowPrivateNetworks` (false), limits.
    */
   declarativeTools?: DeclarativeToolOptions;
+  /**
+   * Where integrations are stored and how their secrets are sealed. Default: an in-memory store and
+   * a per-process key (nothing survives a restart). On Node, `openFileIntegrations()` from
+   * `mcpkit/node` gives the file store under `MCP_DATA_DIR` and the key from `MCP_SECRET_KEY`.
+   */
+  integrations?: { store?: IntegrationStore; cipher?: SecretCipher };
+  /**
+   * Completions (`server.completions`, `/completions`): `providers` beside the built-in `openai`,
+   * `anthropic` and `custom`; `maxSteps` (10), `keepFinishedMs` (10 minutes), `maxFinished` (1000),
+   * `resolveModel` (the hook that turns `integrationId` into a model config). See docs/completions.md.
+   */
+  completions?: CompletionManagerOptions;
 }
 
 /** A live connection served by {@link McpKitServer.connect}. */
@@ -103,8 +136,18 @@ export interface McpKitServer {
   readonly executor: ToolExecutor;
   /** The task runtime of the tasks extension; `undefined` when `tasks: false`. */
   readonly tasks: TaskManager | undefined;
-  /** The server's logger. */
+  /** Persisted integrations; `await server.integrations.ready` before serving. */
+  readonly integrations: IntegrationManager;
+  /** Runs models with the server's tools: completion jobs, streaming, cancel. */
+  readonly completions: CompletionManager;
+  /** The server's logger (what it logs is also kept, redacted, for `GET /logs`). */
   readonly logger: Logger;
+  /** The metrics registry behind `GET /metrics`; add your own metrics to it. */
+  readonly metrics: MetricsRegistry;
+  /** Readiness checks behind `GET /health`. */
+  readonly health: HealthChecks;
+  /** What the `MCP_*` environment variables configured (validated at creation). */
+  readonly config: EnvConfig;
   /**
    * The web-standard handler: MCP over Streamable HTTP at `/mcp` for both protocol eras. Runs on
    * Node, Bun, Deno and edge runtimes.
@@ -126,36 +169,6 @@ export interface McpKitServer {
   connectionCounts(): ConnectionCounts;
   /** Ends every session, connection and open stream. */
   close(): Promise<void>;
-}
-
-/** An environment variable, where the runtime has them (the core stays runtime-neutral). */
-function env(name: string): string | undefined {
-  const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[
-    name
-  ];
-  return value === '' ? undefined : value;
-}
-
-function envCacheTtl(): number | undefined {
-  const value = env('MCP_CACHE_TTL');
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) {
-    throw new TypeError(
-      `MCP_CACHE_TTL must be a whole number of milliseconds (got ${JSON.stringify(value)})`,
-    );
-  }
-  return Number(value);
-}
-
-function envLogLevel(): LogLevel | undefined {
-  const value = env('MCP_LOG_LEVEL');
-  if (value === undefined) return undefined;
-  if (!isLogLevel(value)) {
-    throw new TypeError(
-      `MCP_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent (got ${JSON.stringify(value)})`,
-    );
-  }
-  return value;
 }
 
 /**
@@ -181,7 +194,12 @@ function envLogLevel(): LogLevel | undefined {
  */
 export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitServer {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const logger = options.logger ?? createLogger({ level: options.logLevel ?? envLogLevel() ?? 'info' });
+  const env = loadEnvConfig();
+  const logLevel = options.logLevel ?? env.logLevel ?? 'info';
+  const logs = new LogRing(options.logBufferSize ?? 1000);
+  // Every line is redacted and kept in the ring behind GET /logs as well.
+  const logger = teeLogger(options.logger ?? createLogger({ level: logLevel }), logs, logLevel);
+  const metrics = new MetricsRegistry();
   const info: Implementation = {
     name: options.name ?? 'mcpkit',
     version: options.version ?? '0.0.0',
@@ -196,13 +214,14 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
   }
 
   const startedAt = Date.now();
+  const health = new HealthChecks(startedAt);
   const events = new EventEmitter<CatalogEvents>();
   let http: HttpHandler | undefined;
   const tools = new ToolCatalog(() => {
     events.emit('toolsChanged');
     http?.modern.notify.toolsChanged();
   });
-  const cacheTtl = options.cache?.ttlMs ?? envCacheTtl();
+  const cacheTtl = options.cache?.ttlMs ?? env.cacheTtlMs;
   const cache = new ResourceCache({ ...options.cache, ...(cacheTtl !== undefined && { ttlMs: cacheTtl }) });
   const resources = new ResourceCatalog(
     () => {
@@ -219,8 +238,10 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     events.emit('promptsChanged');
     http?.modern.notify.promptsChanged();
   });
+  const tracing = options.tracing === undefined ? globalTracing : new Tracing(options.tracing);
   const executor = new ToolExecutor(tools, {
     logger,
+    tracing,
     ...(options.toolTimeoutMs !== undefined && { defaultTimeoutMs: options.toolTimeoutMs }),
     ...(options.toolConcurrency !== undefined && { concurrency: options.toolConcurrency }),
     ...(options.toolQueueLimit !== undefined && { maxQueue: options.toolQueueLimit }),
@@ -229,6 +250,41 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
 
   const taskManager =
     options.tasks === false ? undefined : new TaskManager(executor, logger, options.tasks ?? {});
+
+  if (options.integrations?.store && !options.integrations.cipher) {
+    throw new TypeError(
+      'integrations.cipher is required with integrations.store (loadSecretCipher from mcpkit/node)',
+    );
+  }
+  const integrations = new IntegrationManager({
+    store: options.integrations?.store ?? createMemoryIntegrationStore(),
+    cipher: options.integrations?.cipher ?? createEphemeralCipher(),
+    tools,
+    resources,
+    prompts,
+    declarative: options.declarativeTools ?? {},
+    logger,
+  });
+
+  // `integrationId` in a completion request resolves through the integrations, unless code says otherwise.
+  const completions = new CompletionManager(
+    { tools, executor, prompts, logger, tracing },
+    {
+      resolveModel: async (request) => {
+        if (request.integrationId === undefined) return request.model as never;
+        await integrations.ready;
+        const model = integrations.modelConfig(request.integrationId);
+        if (!model) {
+          throw new McpKitError(
+            'INVALID_ARGUMENT',
+            `Integration ${request.integrationId} has no model configuration`,
+          );
+        }
+        return model as never;
+      },
+      ...options.completions,
+    },
+  );
 
   const host: SessionHost = {
     info,
@@ -242,15 +298,23 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     pageSize: options.pageSize,
     maxCompletions,
     ...(taskManager && { tasks: taskManager }),
+    tracing,
   };
 
   if (options.tools) tools.registerMany(options.tools);
   for (const r of options.resources ?? []) resources.register(r);
   for (const p of options.prompts ?? []) prompts.register(p);
 
+  const httpMetrics =
+    options.metrics === false
+      ? undefined
+      : installStandardMetrics(metrics, { executor, resources, connections: () => connectionCounts() });
+
   http = new HttpHandler(
     {
       logger,
+      tracing,
+      ...(httpMetrics && { metrics: httpMetrics }),
       createServer: (era, live, onClose) =>
         createSessionServer(host, { era, origin: 'http', live, ...(onClose && { onClose }) }),
       toolInputSchema: (name) => tools.get(name)?.descriptor.inputSchema,
@@ -263,6 +327,11 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
         logger,
         declarative: options.declarativeTools ?? {},
         startedAt,
+        integrations,
+        completions,
+        metrics,
+        logs,
+        health,
         summary: () => ({
           server: info,
           uptimeMs: Math.round(Date.now() - startedAt),
@@ -276,7 +345,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
         }),
       },
     },
-    options.http,
+    { ...options.http, maxSessions: options.http?.maxSessions ?? env.maxConnections },
   );
   const httpHandler = http;
 
@@ -289,11 +358,16 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
 
   return {
     info,
+    config: env,
+    metrics,
+    health,
     tools,
     resources,
     prompts,
     executor,
     tasks: taskManager,
+    integrations,
+    completions,
     logger,
     fetch: (request, fetchOptions) => httpHandler.fetch(request, fetchOptions),
     httpOptions: httpHandler.options,
@@ -324,7 +398,9 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     connectionCounts,
     async close() {
       taskManager?.close();
+      completions.close();
       await Promise.all([httpHandler.close(), ...[...connections].map((c) => c.close())]);
+      await integrations.close();
     },
   };
 }

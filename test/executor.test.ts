@@ -236,3 +236,49 @@ describe('progress and nesting', () => {
     await close();
   });
 });
+
+describe('sampling', () => {
+  function samplingServer() {
+    const s = server();
+    s.tools.register({
+      name: 'ask_model',
+      inputSchema: { question: z.string() },
+      handler: async ({ question }, ctx) => {
+        const answer = await ctx.sample({
+          messages: [{ role: 'user', content: { type: 'text', text: question } }],
+          maxTokens: 50,
+        });
+        return `model said: ${(answer.content as { text: string }).text}`;
+      },
+    });
+    return s;
+  }
+
+  it('asks the calling client’s model when the client offers sampling', async () => {
+    const { client, close } = await connectClient(samplingServer(), {
+      clientOptions: { capabilities: { sampling: {} } },
+    });
+    client.setRequestHandler('sampling/createMessage', async (request) => ({
+      role: 'assistant',
+      model: 'test-model',
+      content: {
+        type: 'text',
+        text: `echo ${(request.params.messages[0]!.content as { text: string }).text}`,
+      },
+    }));
+    const result = await client.callTool({ name: 'ask_model', arguments: { question: 'ping' } });
+    expect(result.content).toEqual([{ type: 'text', text: 'model said: echo ping' }]);
+    await close();
+  });
+
+  it('fails clearly when the client does not offer sampling, or the call is not over MCP', async () => {
+    const s = samplingServer();
+    const { client, close } = await connectClient(s);
+    const result = await client.callTool({ name: 'ask_model', arguments: { question: 'ping' } });
+    expect(result.isError).toBe(true);
+    expect(JSON.stringify(result.content)).toContain('does not offer sampling');
+    await close();
+    const direct = await s.executor.execute('ask_model', { question: 'x' });
+    expect(errorCodeOf(direct)).toBe('UNAVAILABLE');
+  });
+});

@@ -1,6 +1,8 @@
 import type {
   CallToolResult,
   ContentBlock,
+  CreateMessageRequest,
+  CreateMessageResult,
   Icon,
   ServerContext,
   Tool,
@@ -53,6 +55,11 @@ export interface ToolContext {
   progress(progress: number, total?: number, message?: string): Promise<void>;
   /** Calls another tool through the same executor, with this call's signal and caller. */
   callTool(name: string, args?: Record<string, unknown>): Promise<CallToolResult>;
+  /**
+   * Asks the calling client's model for a completion (MCP sampling, 2025-era sessions). Fails with
+   * `UNAVAILABLE` when the call did not come over MCP or the client does not offer sampling.
+   */
+  sample(params: CreateMessageRequest['params']): Promise<CreateMessageResult>;
   /**
    * The SDK's request context when the call came over MCP (absent on REST and internal calls): for
    * elicitation (`mcp.mcpReq.elicitInput`), sampling, multi-round-trip `inputResponses`, and the like.

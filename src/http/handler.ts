@@ -12,6 +12,8 @@ import {
   type Server,
   validateHostHeader,
 } from '@modelcontextprotocol/server';
+import type { HttpMetrics } from '../telemetry/standard.js';
+import { globalTracing, markError, SPAN_KIND, type Tracing } from '../telemetry/tracing.js';
 import type { Logger } from '../types.js';
 import { MemoryEventStore } from './eventStore.js';
 import {
@@ -90,6 +92,10 @@ export interface HttpHost {
   toolInputSchema?(name: string): object | undefined;
   /** The REST routes' view of the server; without it only `/mcp` answers. */
   readonly rest?: RestHost;
+  /** Where request counts and durations go. */
+  readonly metrics?: HttpMetrics;
+  /** Where HTTP request spans go. Default: the global OpenTelemetry registration, if any. */
+  readonly tracing?: Tracing;
 }
 
 /** Extra, per-request inputs from adapters. */
@@ -157,19 +163,67 @@ export class HttpHandler {
     const incoming = request.headers.get('x-request-id');
     const requestId =
       incoming !== null && REQUEST_ID.test(incoming) ? incoming : globalThis.crypto.randomUUID();
+    const started = performance.now();
+    const out = { route: 'rejected' };
     let response: Response;
     try {
-      response = await this.#route(request, options, requestId);
+      response = await this.#traced(request, options, requestId, out);
     } catch (error) {
       this.#host.logger.error({ err: error, requestId }, 'unhandled error in HTTP handler');
       response = jsonRpcError(500, JSONRPC_INTERNAL_ERROR, 'Internal error');
     }
+    this.#host.metrics?.observe(
+      out.route,
+      request.method,
+      response.status,
+      (performance.now() - started) / 1000,
+    );
     return withHeader(response, 'x-request-id', requestId);
   }
 
-  async #route(request: Request, options: FetchOptions, requestId: string): Promise<Response> {
+  /**
+   * `#route` in a SERVER span whose parent is the trace context the request carries (`traceparent`),
+   * named `<METHOD> <route pattern>`: never the raw path, so names stay bounded.
+   */
+  #traced(
+    request: Request,
+    options: FetchOptions,
+    requestId: string,
+    out: { route: string },
+  ): Promise<Response> {
+    const tracing = this.#host.tracing ?? globalTracing;
+    const method = request.method;
+    const parent = tracing.extract(request.headers);
+    return tracing.span(
+      method,
+      async (span) => {
+        const response = await this.#route(request, options, requestId, out);
+        if (span) {
+          const matched = out.route !== 'rejected' && out.route !== 'unmatched';
+          if (matched) span.updateName(`${method} ${out.route}`);
+          span.setAttribute('http.route', out.route);
+          span.setAttribute('http.response.status_code', response.status);
+          if (response.status >= 500) markError(span, String(response.status));
+        }
+        return response;
+      },
+      {
+        kind: SPAN_KIND.SERVER,
+        ...(parent && { parent }),
+        attributes: () => ({ 'http.request.method': method, 'mcpkit.request.id': requestId }),
+      },
+    );
+  }
+
+  async #route(
+    request: Request,
+    options: FetchOptions,
+    requestId: string,
+    out: { route: string },
+  ): Promise<Response> {
     const rejected = this.#checkHostAndOrigin(request);
     if (rejected) return rejected;
+    out.route = 'unmatched';
     const url = new URL(request.url);
     const base = options.basePath === undefined ? this.#basePath : normalisePath(options.basePath);
     const { pathname } = url;
@@ -177,12 +231,23 @@ export class HttpHandler {
       return problem('NOT_FOUND', 'No such route', requestId);
     }
     const relative = pathname.slice(base.length) || '/';
-    if (relative === this.#mcpRelative || relative === `${this.#mcpRelative}/`)
+    if (relative === this.#mcpRelative || relative === `${this.#mcpRelative}/`) {
+      out.route = this.#mcpRelative;
       return this.#mcp(request, options);
+    }
     if (!this.#host.rest) return problem('NOT_FOUND', 'No such route', requestId);
     const segments = relative.split('/').slice(1);
     if (segments.at(-1) === '' && segments.length > 1) segments.pop();
-    return serveRest(request, url, segments, requestId, this.#host.rest, this.options.maxBodyBytes);
+    return serveRest(
+      request,
+      url,
+      segments,
+      requestId,
+      this.#host.rest,
+      this.options.maxBodyBytes,
+      undefined,
+      out,
+    );
   }
 
   #checkHostAndOrigin(request: Request): Response | undefined {

@@ -6,6 +6,7 @@ import type { CallToolResult, Prompt, Resource, Tool } from '@modelcontextprotoc
 import type { PromptCatalog } from '../catalog/prompts.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolCatalog } from '../catalog/tools.js';
+import type { CompletionManager } from '../completions/manager.js';
 import {
   compileDeclarativeTool,
   type DeclarativeToolOptions,
@@ -13,10 +14,16 @@ import {
 } from '../declarative.js';
 import { McpKitError, type McpKitErrorCode } from '../errors.js';
 import { ERROR_META_KEY, type ToolExecutor } from '../executor.js';
+import type { IntegrationManager } from '../integrations/manager.js';
+import type { HealthChecks } from '../telemetry/health.js';
+import type { LogRing } from '../telemetry/logs.js';
+import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { CallerIdentity, Logger } from '../types.js';
-import { rawBodyOf } from './bodyText.js';
+import { rawBodyOf, textResponse } from './bodyText.js';
 import { buildOpenApi } from './openapi.js';
 import { json, problem, problemFromError } from './problem.js';
+import { completionRoutes } from './routes/completions.js';
+import { integrationRoutes } from './routes/integrations.js';
 
 /** What the REST routes need from the server. */
 export interface RestHost {
@@ -28,7 +35,14 @@ export interface RestHost {
   readonly logger: Logger;
   readonly declarative: DeclarativeToolOptions;
   readonly startedAt: number;
+  readonly metrics: MetricsRegistry;
+  readonly logs: LogRing;
+  readonly health: HealthChecks;
   summary(): Record<string, unknown>;
+  /** Persisted integrations, for `/integrations`; without them those routes answer 404. */
+  readonly integrations?: IntegrationManager;
+  /** Completion jobs, for `/completions`; without them those routes answer 404. */
+  readonly completions?: CompletionManager;
 }
 
 /** One REST request, parsed just enough for the routes. */
@@ -166,16 +180,67 @@ function created(body: unknown, location: string): Response {
   return json(body, 201, { location });
 }
 
-/** The REST routes, in match order. Later issues add integrations, completions, metrics and logs here. */
+/** The REST routes, in match order. */
 export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/health',
-    summary: 'Liveness',
-    handler: (_ctx, host) =>
-      json({ status: 'ok', uptimeMs: Math.round(Date.now() - host.startedAt) }, 200, {
-        'cache-control': 'no-store',
-      }),
+    summary: 'Liveness and readiness (503 when a readiness check fails)',
+    handler: async (_ctx, host) => {
+      const report = await host.health.report();
+      return json(report, report.status === 'ok' ? 200 : 503, { 'cache-control': 'no-store' });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/metrics',
+    summary: 'Prometheus metrics (JSON with Accept: application/json)',
+    handler: (ctx, host) => {
+      const accept = ctx.request.headers.get('accept') ?? '';
+      if (/application\/json/.test(accept) && !/text\/plain/.test(accept)) return json(host.metrics.toJSON());
+      return textResponse(host.metrics.render(), {
+        headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' },
+      });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/logs',
+    summary: 'Recent structured logs (?level=&since=&limit=&requestId=)',
+    handler: (ctx, host) => {
+      const q = ctx.url.searchParams;
+      const level = q.get('level') ?? undefined;
+      if (level !== undefined && !['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(level)) {
+        throw new McpKitError(
+          'INVALID_ARGUMENT',
+          'level must be one of trace, debug, info, warn, error, fatal',
+        );
+      }
+      const sinceParam = q.get('since');
+      const since =
+        sinceParam === null
+          ? undefined
+          : /^\d+$/.test(sinceParam)
+            ? Number(sinceParam)
+            : Date.parse(sinceParam);
+      if (since !== undefined && Number.isNaN(since)) {
+        throw new McpKitError('INVALID_ARGUMENT', 'since must be epoch milliseconds or an ISO date');
+      }
+      const limitParam = q.get('limit');
+      const limit = limitParam === null ? 100 : Number(limitParam);
+      if (!(Number.isInteger(limit) && limit >= 1 && limit <= 1000)) {
+        throw new McpKitError('INVALID_ARGUMENT', 'limit must be 1-1000');
+      }
+      const requestId = q.get('requestId') ?? undefined;
+      return json({
+        items: host.logs.query({
+          ...(level !== undefined && { level }),
+          ...(since !== undefined && { since }),
+          limit,
+          ...(requestId !== undefined && { requestId }),
+        }),
+      });
+    },
   },
   {
     method: 'GET',
@@ -437,6 +502,8 @@ export const ROUTES: Route[] = [
       return new Response(null, { status: 204 });
     },
   },
+  ...integrationRoutes,
+  ...completionRoutes,
 ];
 
 interface CompiledRoute extends Route {
@@ -486,6 +553,7 @@ export async function serveRest(
   host: RestHost,
   maxBodyBytes: number,
   caller?: CallerIdentity,
+  out: { route: string } = { route: '' },
 ): Promise<Response> {
   let decoded: string[];
   try {
@@ -494,6 +562,7 @@ export async function serveRest(
     return problem('INVALID_REQUEST', 'The path is not valid percent-encoding', requestId);
   }
   const { route, params, allowed } = matchRoute(request.method, decoded);
+  out.route = route?.path ?? 'unmatched';
   if (!route) {
     if (allowed.length > 0) {
       return problem('METHOD_NOT_ALLOWED', `Use ${allowed.join(', ')}`, requestId, {
@@ -502,14 +571,15 @@ export async function serveRest(
     }
     return problem('NOT_FOUND', 'No such route', requestId);
   }
-  const wantsStream = route.path.endsWith('/subscribe');
+  const produces =
+    route.path.endsWith('/subscribe') || route.path.endsWith('/stream')
+      ? ['text/event-stream']
+      : route.path === '/metrics'
+        ? ['text/plain', 'application/json']
+        : ['application/json'];
   const accept = request.headers.get('accept');
-  if (accept && !acceptable(accept, wantsStream ? 'text/event-stream' : 'application/json')) {
-    return problem(
-      'NOT_ACCEPTABLE',
-      `This route answers ${wantsStream ? 'text/event-stream' : 'application/json'}`,
-      requestId,
-    );
+  if (accept && !produces.some((type) => acceptable(accept, type))) {
+    return problem('NOT_ACCEPTABLE', `This route answers ${produces.join(' or ')}`, requestId);
   }
   const ctx: RestContext = {
     request,

@@ -1,5 +1,34 @@
-/** mcpkit's Node entry: node:http listener, stdio, and the Node request bridge. */
+/** mcpkit's Node entry: node:http listener, stdio, WebSocket, and the Node request bridge. */
 export { toNodeListener, toWebRequest, writeWebResponse } from './bridge.js';
 export { nodeDnsResolver } from './dns.js';
+export {
+  type FileIntegrationStore,
+  type FileIntegrationStoreOptions,
+  type FileIntegrationsOptions,
+  openFileIntegrationStore,
+  openFileIntegrations,
+} from './fileStore.js';
 export { type Listening, type ListenOptions, listen } from './listen.js';
+export {
+  createAesGcmCipher,
+  type LoadSecretCipherOptions,
+  loadSecretCipher,
+  parseSecretKey,
+} from './secrets.js';
 export { type ServeStdioOptions, serveStdio } from './stdio.js';
+export {
+  type AttachWebSocketOptions,
+  type AuthenticateResult,
+  attachWebSocket,
+  MCP_SUBPROTOCOL,
+  type WebSocketAttachment,
+  WebSocketCloseCode,
+  type WebSocketCloseInfo,
+  WebSocketServerTransport,
+  type WebSocketServerTransportOptions,
+} from './websocket.js';
+export {
+  WebSocketClientTransport,
+  type WebSocketClientTransportOptions,
+  type WebSocketConstructor,
+} from './websocketClient.js';

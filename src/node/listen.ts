@@ -2,6 +2,12 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { McpKitServer } from '../server.js';
 import { toNodeListener } from './bridge.js';
+import {
+  type AttachWebSocketOptions,
+  attachWebSocket,
+  loadWs,
+  type WebSocketAttachment,
+} from './websocket.js';
 
 /** Options for {@link listen}. */
 export interface ListenOptions {
@@ -11,6 +17,12 @@ export interface ListenOptions {
   host?: string;
   /** How long `close()` waits for open requests before cutting them, in ms. Default 5 000. */
   closeGraceMs?: number;
+  /**
+   * MCP over WebSocket on the same port (subprotocol `mcp`, at the MCP path): `true`, `false`, or
+   * {@link AttachWebSocketOptions}. Default `true` when the optional `ws` package is installed;
+   * asking for it explicitly without `ws` fails.
+   */
+  websocket?: boolean | AttachWebSocketOptions;
 }
 
 /** A running listener. */
@@ -21,6 +33,8 @@ export interface Listening {
   readonly port: number;
   /** The node:http server, for attaching more handlers (WebSocket upgrades, say). */
   readonly httpServer: HttpServer;
+  /** The WebSocket door (`ws://…/mcp`), unless turned off or `ws` is not installed. */
+  readonly websocket: WebSocketAttachment | undefined;
   /** Ends MCP sessions and open streams, stops accepting, and waits for requests to finish. */
   close(): Promise<void>;
 }
@@ -47,6 +61,10 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
   const host = options.host ?? '127.0.0.1';
   const grace = options.closeGraceMs ?? 5_000;
   const httpServer = createServer(toNodeListener((request) => server.fetch(request)));
+  const wsOption = options.websocket ?? (await loadWs()) !== undefined;
+  const websocket = wsOption
+    ? await attachWebSocket(httpServer, server, wsOption === true ? {} : wsOption)
+    : undefined;
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(port, host, () => {
@@ -62,10 +80,11 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
     host: address.address,
     port: address.port,
     httpServer,
+    websocket,
     close() {
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
-        await server.close();
+        await Promise.all([websocket?.close(), server.close()]);
         httpServer.closeIdleConnections();
         const timer = setTimeout(() => httpServer.closeAllConnections(), grace);
         timer.unref();

@@ -20,6 +20,7 @@ import type { ExecuteOptions, ToolExecutor } from '../executor.js';
 import { isTaskContinuation, type TaskWork } from '../tasks/continuation.js';
 import { TASKS_EXTENSION_ID, type TaskManager } from '../tasks/manager.js';
 import { createTaskResult, declaresTasks, detailedTask, TASKS_REQUIRED_CAPABILITIES } from '../tasks/wire.js';
+import { globalTracing, SPAN_KIND, type SpanAttributes, type Tracing } from '../telemetry/tracing.js';
 import type { CallerIdentity, Logger } from '../types.js';
 
 /** Catalog change events every live session listens to. */
@@ -46,6 +47,8 @@ export interface SessionHost {
   readonly maxCompletions: number;
   /** The task runtime; absent when the tasks extension is turned off. */
   readonly tasks?: TaskManager;
+  /** Where request spans go. Default: the global OpenTelemetry registration, if any. */
+  readonly tracing?: Tracing;
 }
 
 /** How the instance will be served. */
@@ -140,6 +143,7 @@ class McpCallOptions implements ExecuteOptions {
   readonly caller: CallerIdentity | undefined;
   readonly origin: CallOrigin;
   readonly onProgress: ExecuteOptions['onProgress'];
+  clientCapabilities: ExecuteOptions['clientCapabilities'];
   acceptTaskContinuation: boolean | undefined;
   readonly #ctx: ServerContext;
   #log: ClientLog | undefined;
@@ -177,6 +181,49 @@ class McpCallOptions implements ExecuteOptions {
   }
 }
 
+/** Span attributes that name what an MCP request is about: the tool, prompt or resource. */
+function targetAttributes(
+  method: string,
+  params: { name?: unknown; uri?: unknown } | undefined,
+): SpanAttributes {
+  if (method === 'tools/call' && typeof params?.name === 'string') return { 'mcp.tool.name': params.name };
+  if (method === 'prompts/get' && typeof params?.name === 'string') return { 'mcp.prompt.name': params.name };
+  if (typeof params?.uri === 'string') return { 'mcp.resource.uri': params.uri };
+  return {};
+}
+
+/**
+ * Makes every request handler registered on `server` from here on run in a SERVER span named after
+ * its MCP method (`tools/call`, `resources/read`, …), with the caller, session and request id as
+ * attributes; on HTTP its parent is the HTTP request's span. Handlers stay as they are written.
+ */
+function traceRequests(server: Server, host: SessionHost, options: SessionOptions): void {
+  const tracing = host.tracing ?? globalTracing;
+  const register = server.setRequestHandler.bind(server) as (...args: unknown[]) => void;
+  (server as { setRequestHandler: (...args: unknown[]) => void }).setRequestHandler = (...args) => {
+    const method = args[0] as string;
+    const handler = args[args.length - 1] as (input: any, ctx: ServerContext) => unknown;
+    // The custom-method form (method, schemas, handler) hands the handler the params themselves.
+    const custom = args.length === 3;
+    args[args.length - 1] = (input: any, ctx: ServerContext) =>
+      tracing.span(method, async () => handler(input, ctx), {
+        kind: SPAN_KIND.SERVER,
+        attributes: () => {
+          const caller = callerOf(ctx, options.caller);
+          return {
+            'mcp.method.name': method,
+            'mcpkit.origin': options.origin,
+            'jsonrpc.request.id': String(ctx.mcpReq.id),
+            ...(ctx.sessionId !== undefined && { 'mcp.session.id': ctx.sessionId }),
+            ...(caller && { 'mcpkit.caller.id': caller.id }),
+            ...targetAttributes(method, custom ? input : input?.params),
+          };
+        },
+      });
+    register(...args);
+  };
+}
+
 function callerOf(ctx: ServerContext, fallback: CallerIdentity | undefined): CallerIdentity | undefined {
   const auth = ctx.http?.authInfo;
   if (fallback) return fallback;
@@ -195,6 +242,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     capabilities: tasks ? TASKS_CAPABILITIES : SERVER_CAPABILITIES,
     ...(host.instructions !== undefined && { instructions: host.instructions }),
   });
+  traceRequests(server, host, options);
   const { tools, resources, prompts, executor } = host;
   const subscriptions = new Map<string, () => void>();
 
@@ -241,6 +289,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
       );
     }
     const call = new McpCallOptions(ctx, options, _meta?.progressToken);
+    call.clientCapabilities = () => server.getClientCapabilities();
     if (tool.task) {
       const declared = tasks !== undefined && declaresTasks(ctx);
       if (!declared && tool.task.support === 'required') {

@@ -3,6 +3,14 @@ import { Client, type ClientOptions } from '@modelcontextprotocol/client';
 import { InMemoryTransport } from '@modelcontextprotocol/server';
 import type { McpKitServer } from '../server.js';
 
+export {
+  createModelServer,
+  type ModelServer,
+  type ModelServerOptions,
+  type ModelServerRequest,
+  type ModelTurn,
+} from './modelServer.js';
+
 /** Options for {@link connectClient}. */
 export interface ConnectClientOptions {
   /** Client name and version. Default `{ name: 'mcpkit-test', version: '0.0.0' }`. */

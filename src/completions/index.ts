@@ -1,0 +1,16 @@
+export {
+  type CompletionEvent,
+  type CompletionHandle,
+  type CompletionHost,
+  CompletionManager,
+  type CompletionManagerOptions,
+  type CompletionRequest,
+  type CompletionRunOptions,
+  type CompletionSnapshot,
+  type CompletionStatus,
+  type CompletionStep,
+  type CompletionStopReason,
+  type CompletionToolCall,
+  type ModelConfig,
+  type ToolSelection,
+} from './manager.js';

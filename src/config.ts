@@ -1,0 +1,100 @@
+/**
+ * Configuration from the environment, in one place. Code options always win; a variable only fills
+ * what code left unset. A bad value stops start-up with a message that names the variable and the
+ * value expected — never a silent default.
+ */
+import { isLogLevel } from './logger.js';
+import type { LogLevel } from './types.js';
+
+/** What the environment can configure. */
+export interface EnvConfig {
+  /** `MCP_DATA_DIR`: where the file store keeps its data. */
+  dataDir?: string;
+  /** `MCP_LOG_LEVEL`: trace, debug, info, warn, error, fatal or silent. */
+  logLevel?: LogLevel;
+  /** `MCP_MAX_CONNECTIONS`: most live MCP connections (sessions and sockets). */
+  maxConnections?: number;
+  /** `MCP_CACHE_TTL`: default resource cache TTL in milliseconds (`0` off). */
+  cacheTtlMs?: number;
+  /** `MCP_RATE_LIMIT`: default requests per minute per caller. */
+  rateLimitPerMinute?: number;
+  /** `MCP_SECRET_KEY`: the key that encrypts secrets at rest (32 bytes, base64 or hex). */
+  secretKey?: string;
+}
+
+/** Every variable mcpkit reads, with what it expects (for docs and error messages). */
+export const ENV_VARIABLES = {
+  MCP_DATA_DIR: 'a directory path',
+  MCP_LOG_LEVEL: 'one of trace, debug, info, warn, error, fatal, silent',
+  MCP_MAX_CONNECTIONS: 'a whole number from 1 to 1000000',
+  MCP_CACHE_TTL: 'a whole number of milliseconds (0 turns the cache off)',
+  MCP_RATE_LIMIT: 'a whole number of requests per minute from 1 to 1000000',
+  MCP_SECRET_KEY: 'a 32-byte key as 64 hex characters or 44 base64 characters',
+} as const;
+
+/** A configuration value that cannot be used. */
+export class ConfigError extends TypeError {
+  override readonly name = 'ConfigError';
+  readonly variable: string;
+
+  constructor(variable: keyof typeof ENV_VARIABLES, value: string) {
+    super(
+      `${variable} must be ${ENV_VARIABLES[variable]} (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value)})`,
+    );
+    this.variable = variable;
+  }
+}
+
+function wholeNumber(variable: keyof typeof ENV_VARIABLES, value: string, min: number, max: number): number {
+  if (!/^\d{1,10}$/.test(value)) throw new ConfigError(variable, value);
+  const n = Number(value);
+  if (n < min || n > max) throw new ConfigError(variable, value);
+  return n;
+}
+
+/** The process environment where the runtime has one (the core stays runtime-neutral). */
+export function processEnv(): Record<string, string | undefined> {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+}
+
+/**
+ * Reads and validates the `MCP_*` variables. Empty strings count as unset.
+ *
+ * @example
+ * ```ts
+ * const config = loadEnvConfig(); // throws ConfigError: "MCP_MAX_CONNECTIONS must be a whole number …"
+ * ```
+ */
+export function loadEnvConfig(env: Record<string, string | undefined> = processEnv()): EnvConfig {
+  const get = (name: keyof typeof ENV_VARIABLES) => {
+    const value = env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  };
+  const config: EnvConfig = {};
+  const dataDir = get('MCP_DATA_DIR');
+  if (dataDir !== undefined) {
+    if (dataDir.includes('\0')) throw new ConfigError('MCP_DATA_DIR', dataDir);
+    config.dataDir = dataDir;
+  }
+  const logLevel = get('MCP_LOG_LEVEL');
+  if (logLevel !== undefined) {
+    if (!isLogLevel(logLevel)) throw new ConfigError('MCP_LOG_LEVEL', logLevel);
+    config.logLevel = logLevel;
+  }
+  const maxConnections = get('MCP_MAX_CONNECTIONS');
+  if (maxConnections !== undefined)
+    config.maxConnections = wholeNumber('MCP_MAX_CONNECTIONS', maxConnections, 1, 1_000_000);
+  const cacheTtl = get('MCP_CACHE_TTL');
+  if (cacheTtl !== undefined) config.cacheTtlMs = wholeNumber('MCP_CACHE_TTL', cacheTtl, 0, 2_147_483_647);
+  const rateLimit = get('MCP_RATE_LIMIT');
+  if (rateLimit !== undefined)
+    config.rateLimitPerMinute = wholeNumber('MCP_RATE_LIMIT', rateLimit, 1, 1_000_000);
+  const secretKey = get('MCP_SECRET_KEY');
+  if (secretKey !== undefined) {
+    const hex = /^[0-9a-fA-F]{64}$/.test(secretKey);
+    const base64 = /^[A-Za-z0-9+/]{43}=$/.test(secretKey) || /^[A-Za-z0-9_-]{43}$/.test(secretKey);
+    if (!hex && !base64) throw new ConfigError('MCP_SECRET_KEY', '<hidden>');
+    config.secretKey = secretKey;
+  }
+  return config;
+}

@@ -1,0 +1,131 @@
+/**
+ * REST routes for completions: `POST /completions` (run to the end), `POST /completions/stream`
+ * (SSE: `start` with the job id first, then `text`, `tool_call`, `tool_result`, `usage`, and `done`
+ * with the final job), `GET /completions/{id}`, `DELETE /completions/{id}` (cancel).
+ */
+import type { CompletionEvent, CompletionManager, CompletionRequest } from '../../completions/manager.js';
+import { McpKitError } from '../../errors.js';
+import { json } from '../problem.js';
+import type { RestContext, RestHost, Route } from '../rest.js';
+
+const KEEPALIVE_MS = 15_000;
+
+function manager(host: RestHost): CompletionManager {
+  if (!host.completions) throw new McpKitError('NOT_FOUND', 'Completions are not enabled on this server');
+  return host.completions;
+}
+
+async function requestOf(ctx: RestContext): Promise<CompletionRequest> {
+  const body = await ctx.body();
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new McpKitError('INVALID_ARGUMENT', 'body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  if (b.tools !== undefined && b.tools !== 'all' && b.tools !== 'none' && !Array.isArray(b.tools))
+    throw new McpKitError('INVALID_ARGUMENT', "tools must be 'all', 'none' or an array of tool names");
+  if (Array.isArray(b.tools) && !b.tools.every((t) => typeof t === 'string'))
+    throw new McpKitError('INVALID_ARGUMENT', 'tools must be tool names');
+  return b as CompletionRequest;
+}
+
+function runOptions(ctx: RestContext) {
+  return { origin: 'rest' as const, ...(ctx.caller && { caller: ctx.caller }) };
+}
+
+/** The completion routes, spread into the REST route table. */
+export const completionRoutes: Route[] = [
+  {
+    method: 'POST',
+    path: '/completions',
+    summary: 'Run a model with the server tools to the end; answers the finished job',
+    handler: async (ctx, host) => {
+      const job = await manager(host).run(await requestOf(ctx), {
+        ...runOptions(ctx),
+        signal: ctx.request.signal,
+      });
+      return json(job, 200, { location: `completions/${job.id}` });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/completions/stream',
+    summary: 'Run a model with the server tools, streamed as text/event-stream',
+    handler: async (ctx, host) => {
+      const completions = manager(host);
+      const request = await requestOf(ctx);
+      const encoder = new TextEncoder();
+      let controller!: ReadableStreamDefaultController<Uint8Array>;
+      let closed = false;
+      let keepalive: ReturnType<typeof setInterval> | undefined;
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        if (keepalive !== undefined) clearInterval(keepalive);
+        try {
+          controller.close();
+        } catch {
+          // already closed
+        }
+      };
+      const write = (text: string) => {
+        if (closed) return;
+        try {
+          controller.enqueue(encoder.encode(text));
+        } catch {
+          close();
+        }
+      };
+      const stream = new ReadableStream<Uint8Array>({
+        start(c) {
+          controller = c;
+        },
+        cancel() {
+          closed = true;
+          if (keepalive !== undefined) clearInterval(keepalive);
+          handle?.cancel();
+        },
+      });
+      const onEvent = (event: CompletionEvent) => {
+        const { type, ...data } = event;
+        write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+        if (type === 'done') close();
+      };
+      // Validation errors still answer as problem responses: start() throws before any event.
+      const handle = await completions.start(request, {
+        ...runOptions(ctx),
+        stream: true,
+        signal: ctx.request.signal,
+        onEvent,
+      });
+      keepalive = setInterval(() => write(': keepalive\n\n'), KEEPALIVE_MS);
+      (keepalive as { unref?: () => void }).unref?.();
+      return new Response(stream, {
+        headers: {
+          'content-type': 'text/event-stream',
+          'cache-control': 'no-cache',
+          connection: 'keep-alive',
+          'x-completion-id': handle.id,
+        },
+      });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/completions/:id',
+    summary: 'A completion job: status, steps, tool calls, usage, timing',
+    handler: (ctx, host) => {
+      const job = manager(host).get(ctx.params.id!);
+      if (!job) throw new McpKitError('NOT_FOUND', `Completion ${ctx.params.id} not found`);
+      return json(job, 200, { 'cache-control': 'no-store' });
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/completions/:id',
+    summary: 'Cancel a completion job (aborts the model request and running tool calls)',
+    handler: (ctx, host) => {
+      const job = manager(host).cancel(ctx.params.id!);
+      if (!job) throw new McpKitError('NOT_FOUND', `Completion ${ctx.params.id} not found`);
+      return json(job);
+    },
+  },
+];

@@ -1,0 +1,117 @@
+/**
+ * REST routes for integrations: `GET/POST /integrations`, `GET/PUT/DELETE /integrations/{id}`.
+ *
+ * - `GET` and `PUT` answer with a strong `ETag`; `If-None-Match` on `GET` gives 304.
+ * - `PUT` requires `If-Match` (428 without it), so two editors cannot overwrite each other; a stale
+ *   tag gives 412 with the current tag in `details.etag`. `If-Match: *` means "whatever is there".
+ * - `DELETE` honours `If-Match` when it is sent (412 when stale) and works without it.
+ * - Validation errors are 400 with the field in the message and in `details.field`.
+ * - Secrets are never returned: the API key and other secrets come back redacted.
+ */
+
+import { McpKitError } from '../../errors.js';
+import type { Integration, IntegrationInput } from '../../integrations/types.js';
+import { json, problem } from '../problem.js';
+import type { RestContext, RestHost, Route } from '../rest.js';
+
+function manager(host: RestHost) {
+  if (!host.integrations) throw new McpKitError('NOT_FOUND', 'Integrations are not enabled on this server');
+  return host.integrations;
+}
+
+/** The entity tags of an `If-Match` or `If-None-Match` header (`*` stays `*`); weak tags never match. */
+export function parseEntityTags(header: string | null): string[] | undefined {
+  if (header === null) return undefined;
+  const text = header.trim();
+  if (text === '*') return ['*'];
+  return [...text.matchAll(/(W\/)?("[^"]*")/g)].filter((m) => !m[1]).map((m) => m[2]!);
+}
+
+function withEtag(integration: Integration, status = 200, headers: Record<string, string> = {}): Response {
+  return json(integration, status, { etag: integration.etag, 'cache-control': 'no-store', ...headers });
+}
+
+async function inputOf(ctx: RestContext): Promise<IntegrationInput> {
+  const body = await ctx.body();
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new McpKitError('INVALID_ARGUMENT', 'body must be a JSON object', { details: { field: 'body' } });
+  }
+  return body as IntegrationInput;
+}
+
+function page(items: Integration[], url: URL): { items: Integration[]; nextCursor?: string } {
+  const cursor = url.searchParams.get('cursor');
+  const limitParam = url.searchParams.get('limit');
+  const start = cursor === null || cursor === '' ? 0 : /^\d{1,9}$/.test(cursor) ? Number(cursor) : Number.NaN;
+  if (!(start >= 0 && start <= items.length))
+    throw new McpKitError('INVALID_ARGUMENT', 'cursor is not valid');
+  const limit = limitParam === null ? 100 : /^\d{1,4}$/.test(limitParam) ? Number(limitParam) : Number.NaN;
+  if (!(limit >= 1 && limit <= 1000)) throw new McpKitError('INVALID_ARGUMENT', 'limit must be 1-1000');
+  const end = Math.min(items.length, start + limit);
+  return { items: items.slice(start, end), ...(end < items.length && { nextCursor: String(end) }) };
+}
+
+/** The integration routes, spread into the REST route table. */
+export const integrationRoutes: Route[] = [
+  {
+    method: 'GET',
+    path: '/integrations',
+    summary: 'List integrations (secrets redacted)',
+    handler: (ctx, host) => json(page(manager(host).list(), ctx.url), 200, { 'cache-control': 'no-store' }),
+  },
+  {
+    method: 'POST',
+    path: '/integrations',
+    summary: 'Create an integration',
+    handler: async (ctx, host) => {
+      const integration = await manager(host).create(await inputOf(ctx));
+      return withEtag(integration, 201, { location: `integrations/${encodeURIComponent(integration.id)}` });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/integrations/:id',
+    summary: 'Describe an integration (secrets redacted; ETag)',
+    handler: (ctx, host) => {
+      const integration = manager(host).get(ctx.params.id!);
+      if (!integration) throw new McpKitError('NOT_FOUND', `Integration ${ctx.params.id} not found`);
+      const noneMatch = parseEntityTags(ctx.request.headers.get('if-none-match'));
+      if (noneMatch?.some((t) => t === '*' || t === integration.etag)) {
+        return new Response(null, { status: 304, headers: { etag: integration.etag } });
+      }
+      return withEtag(integration);
+    },
+  },
+  {
+    method: 'PUT',
+    path: '/integrations/:id',
+    summary: 'Replace an integration (requires If-Match)',
+    handler: async (ctx, host) => {
+      const ifMatch = parseEntityTags(ctx.request.headers.get('if-match'));
+      const integrations = manager(host);
+      if (ifMatch === undefined || ifMatch.length === 0) {
+        const current = integrations.get(ctx.params.id!);
+        if (!current) throw new McpKitError('NOT_FOUND', `Integration ${ctx.params.id} not found`);
+        return problem(
+          'PRECONDITION_FAILED',
+          'Send If-Match with the ETag from GET /integrations/{id} (or If-Match: * to overwrite whatever is there)',
+          ctx.requestId,
+          { status: 428, fields: { title: 'Precondition required' } },
+        );
+      }
+      const integration = await integrations.replace(ctx.params.id!, await inputOf(ctx), { ifMatch });
+      return withEtag(integration);
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/integrations/:id',
+    summary: 'Delete an integration (honours If-Match)',
+    handler: async (ctx, host) => {
+      const ifMatch = parseEntityTags(ctx.request.headers.get('if-match'));
+      const removed = await manager(host).delete(ctx.params.id!, ifMatch ? { ifMatch } : {});
+      if (!removed) throw new McpKitError('NOT_FOUND', `Integration ${ctx.params.id} not found`);
+      return new Response(null, { status: 204 });
+    },
+  },
+];

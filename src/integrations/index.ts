@@ -1,0 +1,42 @@
+/** Integrations: the runtime-neutral core (manager, types, validation, stores, cipher format). */
+export {
+  createEphemeralCipher,
+  KEY_CHECK_AAD,
+  parseSealed,
+  SEALED_PREFIX,
+  secretAad,
+} from './cipher.js';
+export {
+  type AttachedTool,
+  IntegrationManager,
+  type IntegrationManagerOptions,
+  type IntegrationWriteOptions,
+  integrationResourceUri,
+  namespacedName,
+} from './manager.js';
+export {
+  createMemoryIntegrationStore,
+  fromDocument,
+  IntegrationStoreError,
+  MIGRATIONS,
+  STORE_FORMAT,
+  STORE_VERSION,
+  type StoredDocument,
+  toDocument,
+} from './store.js';
+export type {
+  Integration,
+  IntegrationEvent,
+  IntegrationEvents,
+  IntegrationInput,
+  IntegrationPromptSpec,
+  IntegrationResourceSpec,
+  IntegrationSnapshot,
+  IntegrationStore,
+  IntegrationType,
+  ModelConfig,
+  ModelProvider,
+  SecretCipher,
+  StoredIntegration,
+} from './types.js';
+export { INTEGRATION_ID, NAMESPACE_SEPARATOR, redact, validateIntegrationInput } from './validation.js';

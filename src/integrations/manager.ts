@@ -1,0 +1,801 @@
+/**
+ * IntegrationManager: integrations persisted through an {@link IntegrationStore}, their secrets
+ * sealed by a {@link SecretCipher}, their tools, resources and prompts registered in the shared
+ * catalogs under the integration's namespace (`<id>__<name>`).
+ *
+ * Every change runs in one queue: validate → seal secrets → compile contributions → swap them into
+ * the catalogs → save the whole snapshot → commit and emit. A failed save puts the catalogs back.
+ */
+import EventEmitter from 'eventemitter3';
+import type { PromptCatalog } from '../catalog/prompts.js';
+import type { RegistrationHandle } from '../catalog/registry.js';
+import type { ResourceCatalog } from '../catalog/resources.js';
+import type { ToolCatalog, ToolDefinition } from '../catalog/tools.js';
+import {
+  compileDeclarativeTool,
+  type DeclarativeToolOptions,
+  type DeclarativeToolSpec,
+} from '../declarative.js';
+import { McpKitError } from '../errors.js';
+import { silentLogger } from '../logger.js';
+import type { Logger } from '../types.js';
+import { KEY_CHECK_AAD, secretAad } from './cipher.js';
+import { IntegrationStoreError } from './store.js';
+import type {
+  Integration,
+  IntegrationEvents,
+  IntegrationInput,
+  IntegrationSnapshot,
+  IntegrationStore,
+  IntegrationType,
+  ModelConfig,
+  SecretCipher,
+  StoredIntegration,
+} from './types.js';
+import {
+  fieldError,
+  LOCAL_NAME,
+  NAMESPACE_SEPARATOR,
+  redact,
+  validateId,
+  validateIntegrationInput,
+} from './validation.js';
+
+/** Options for {@link IntegrationManager}. */
+export interface IntegrationManagerOptions {
+  store: IntegrationStore;
+  /** Seals secret fields. A promise is awaited before loading. */
+  cipher: SecretCipher | Promise<SecretCipher>;
+  tools: ToolCatalog;
+  resources: ResourceCatalog;
+  prompts: PromptCatalog;
+  /** What declarative HTTP tools may reach (the server's `declarativeTools`). Default: nothing. */
+  declarative?: DeclarativeToolOptions;
+  logger?: Logger;
+}
+
+/** Options of a write: `ifMatch` makes it conditional on the integration's current ETag. */
+export interface IntegrationWriteOptions {
+  /** One ETag, a list of them, or `*`: the write fails with `PRECONDITION_FAILED` unless one matches. */
+  ifMatch?: string | readonly string[];
+}
+
+/** What {@link IntegrationManager.attachTool} returns. */
+export interface AttachedTool {
+  /** The tool's name in the catalog (`<id>__<name>`). */
+  readonly name: string;
+  /** Detaches the tool (and takes it out of the catalog). */
+  remove(): void;
+}
+
+interface Live {
+  stored: StoredIntegration;
+  apiKey: string | undefined;
+  secrets: Record<string, string>;
+  handles: RegistrationHandle[];
+  contributes: Integration['contributes'];
+}
+
+interface Contributions {
+  tools: ToolDefinition[];
+  resources: Parameters<ResourceCatalog['register']>[0][];
+  prompts: Parameters<PromptCatalog['register']>[0][];
+}
+
+const SECRET_REF = /\{\{\s*secrets\.([A-Za-z0-9_-]+)\s*\}\}/g;
+
+/** The catalog name of an integration's contribution. */
+export function namespacedName(id: string, name: string): string {
+  return `${id}${NAMESPACE_SEPARATOR}${name}`;
+}
+
+/** The URI of an integration's resource. */
+export function integrationResourceUri(id: string, name: string): string {
+  return `integration://${id}/${name}`;
+}
+
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function etagOf(stored: StoredIntegration): string {
+  return `"${stored.generation}-${stored.revision}"`;
+}
+
+function typesOf(input: IntegrationInput): IntegrationType[] {
+  if (input.types) return input.types;
+  const types: IntegrationType[] = [];
+  if (input.tools?.length) types.push('tools');
+  if (input.resources?.length) types.push('resources');
+  if (input.prompts?.length) types.push('prompts');
+  if (input.model) types.push('model');
+  return types;
+}
+
+/**
+ * Persisted integrations and their contributions (`server.integrations`).
+ *
+ * @example
+ * ```ts
+ * await server.integrations.ready;
+ * await server.integrations.create({
+ *   id: 'crm',
+ *   name: 'CRM',
+ *   model: { provider: 'openai', model: 'gpt-4.1', apiKey: process.env.OPENAI_API_KEY },
+ *   prompts: [{ name: 'summary', messages: [{ role: 'user', content: 'Summarise {{account}}' }] }],
+ * });
+ * server.integrations.attachTool('crm', { name: 'search', handler: () => 'found' }); // crm__search
+ * ```
+ */
+export class IntegrationManager extends EventEmitter<IntegrationEvents> {
+  /** Resolves once the stored integrations are loaded and in the catalogs; rejects if they cannot be. */
+  readonly ready: Promise<void>;
+  readonly #store: IntegrationStore;
+  readonly #tools: ToolCatalog;
+  readonly #resources: ResourceCatalog;
+  readonly #prompts: PromptCatalog;
+  readonly #declarative: DeclarativeToolOptions;
+  readonly #logger: Logger;
+  readonly #live = new Map<string, Live>();
+  readonly #attached = new Map<string, Map<string, ToolDefinition>>();
+  #cipher: SecretCipher | undefined;
+  #keyCheck: string | undefined;
+  #queue: Promise<unknown>;
+  #closed = false;
+
+  constructor(options: IntegrationManagerOptions) {
+    super();
+    this.#store = options.store;
+    this.#tools = options.tools;
+    this.#resources = options.resources;
+    this.#prompts = options.prompts;
+    this.#declarative = options.declarative ?? {};
+    this.#logger = (options.logger ?? silentLogger).child({ component: 'integrations' });
+    this.ready = this.#load(options.cipher);
+    // A load failure is logged here and rejects `ready`; writes then fail with UNAVAILABLE.
+    this.#queue = this.ready.catch((error: unknown) => {
+      this.#logger.error({ err: error }, 'integrations failed to load');
+    });
+  }
+
+  get #label(): string {
+    return this.#store.label ?? 'integration store';
+  }
+
+  /** Number of integrations. */
+  get size(): number {
+    return this.#live.size;
+  }
+
+  /** Every integration, in creation order, secrets redacted. */
+  list(): Integration[] {
+    return [...this.#live.values()].map((live) => this.#view(live));
+  }
+
+  /** One integration, secrets redacted. */
+  get(id: string): Integration | undefined {
+    const live = this.#live.get(id);
+    return live && this.#view(live);
+  }
+
+  /** Creates an integration; `ALREADY_EXISTS` if the id is taken. */
+  create(input: IntegrationInput): Promise<Integration> {
+    return this.#run(async () => {
+      const valid = validateIntegrationInput(input);
+      if (this.#live.has(valid.id))
+        throw new McpKitError('ALREADY_EXISTS', `Integration ${valid.id} already exists`);
+      const now = new Date().toISOString();
+      const live = await this.#build(valid, undefined, {
+        revision: 1,
+        generation: randomId(),
+        createdAt: now,
+        updatedAt: now,
+      });
+      await this.#commit(valid.id, live, undefined);
+      const integration = this.#view(live);
+      this.#logger.info({ integration: valid.id }, 'integration created');
+      this.emit('created', { integration });
+      return integration;
+    });
+  }
+
+  /**
+   * Replaces an integration's fields (`PUT` semantics: omitted tools, resources, prompts and model
+   * are removed). Secrets follow their own rule: omitted or redacted keeps, `null` removes.
+   */
+  replace(
+    id: string,
+    input: Omit<IntegrationInput, 'id'> & { id?: string },
+    options: IntegrationWriteOptions = {},
+  ) {
+    return this.#run(async () => {
+      const current = this.#require(id, options);
+      const valid = validateIntegrationInput(input, id);
+      return this.#change(current, valid, 'updated');
+    });
+  }
+
+  /** Changes the fields given and keeps the rest. */
+  update(id: string, changes: Partial<Omit<IntegrationInput, 'id'>>, options: IntegrationWriteOptions = {}) {
+    return this.#run(async () => {
+      const current = this.#require(id, options);
+      const base = this.#inputOf(current);
+      const valid = validateIntegrationInput({ ...base, ...changes, id }, id);
+      return this.#change(current, valid, 'updated');
+    });
+  }
+
+  /** Deletes an integration and takes its contributions out of the catalogs. Returns whether it existed. */
+  delete(id: string, options: IntegrationWriteOptions = {}): Promise<boolean> {
+    return this.#run(async () => {
+      const current = this.#live.get(id);
+      if (!current) {
+        if (options.ifMatch !== undefined) throw new McpKitError('NOT_FOUND', `Integration ${id} not found`);
+        return false;
+      }
+      this.#require(id, options);
+      const integration = this.#view(current);
+      this.#remove(current.handles);
+      try {
+        await this.#save(new Map([...this.#live].filter(([key]) => key !== id)));
+      } catch (error) {
+        current.handles = this.#register(id, this.#contributions(current, 'load'), true);
+        throw error;
+      }
+      this.#live.delete(id);
+      this.#logger.info({ integration: id }, 'integration deleted');
+      this.emit('deleted', { integration });
+      return true;
+    });
+  }
+
+  /** Enables an integration: its contributions appear in the catalogs. */
+  enable(id: string, options: IntegrationWriteOptions = {}): Promise<Integration> {
+    return this.#setEnabled(id, true, options);
+  }
+
+  /** Disables an integration: its contributions leave the catalogs (it stays stored). */
+  disable(id: string, options: IntegrationWriteOptions = {}): Promise<Integration> {
+    return this.#setEnabled(id, false, options);
+  }
+
+  /**
+   * Attaches a tool with a handler to an integration, as `<id>__<name>`. Attached tools live in
+   * memory only (attach them again at start); they are in the catalog while an integration with
+   * this id exists and is enabled, whenever it is created.
+   */
+  attachTool(id: string, definition: ToolDefinition<any>): AttachedTool {
+    validateId(id);
+    if (typeof definition?.name !== 'string' || !LOCAL_NAME.test(definition.name))
+      throw new TypeError('definition.name must be 1-60 characters of A-Z a-z 0-9 _ -');
+    const local = definition.name;
+    const name = namespacedName(id, local);
+    let attached = this.#attached.get(id);
+    if (!attached) {
+      attached = new Map();
+      this.#attached.set(id, attached);
+    }
+    if (attached.has(local)) throw new TypeError(`Tool ${local} is already attached to integration ${id}`);
+    const namespaced = this.#attachedDefinition(id, definition);
+    const live = this.#live.get(id);
+    if (live?.stored.enabled) {
+      live.handles.push(this.#tools.register(namespaced));
+      live.contributes.tools.push(name);
+    }
+    attached.set(local, definition);
+    this.emit('toolAttached', { id, tool: name });
+    return {
+      name,
+      remove: () => {
+        if (this.#attached.get(id)?.get(local) !== definition) return;
+        this.#attached.get(id)!.delete(local);
+        const current = this.#live.get(id);
+        if (current) {
+          current.handles = current.handles.filter((h) => {
+            if (h.key !== name) return true;
+            h.remove();
+            return false;
+          });
+          current.contributes.tools = current.contributes.tools.filter((t) => t !== name);
+        }
+        this.emit('toolDetached', { id, tool: name });
+      },
+    };
+  }
+
+  /**
+   * The model configuration with its API key in clear, for the code that calls the model. Never log
+   * it. `undefined` when the integration has no model; `NOT_FOUND` when there is no such integration.
+   */
+  modelConfig(id: string): ModelConfig | undefined {
+    const live = this.#live.get(id);
+    if (!live) throw new McpKitError('NOT_FOUND', `Integration ${id} not found`);
+    const model = live.stored.model;
+    if (!model) return undefined;
+    const { apiKey: _sealed, ...rest } = model;
+    return { ...structuredClone(rest), ...(live.apiKey !== undefined && { apiKey: live.apiKey }) };
+  }
+
+  /** One of an integration's secrets in clear (for attached tools' handlers). Never log it. */
+  secret(id: string, name: string): string | undefined {
+    return this.#live.get(id)?.secrets[name];
+  }
+
+  /**
+   * Re-seals every secret under `cipher` and saves the result as one atomic write; from then on new
+   * secrets are sealed with it. If the save fails, nothing changes.
+   */
+  rotateKey(cipher: SecretCipher): Promise<void> {
+    return this.#run(async () => {
+      const next = new Map<string, Live>();
+      let count = 0;
+      for (const [id, live] of this.#live) {
+        const stored = await this.#sealAll(cipher, live.stored, live.apiKey, live.secrets);
+        count += (live.apiKey !== undefined ? 1 : 0) + Object.keys(live.secrets).length;
+        next.set(id, { ...live, stored });
+      }
+      const keyCheck = await cipher.seal(randomId(), KEY_CHECK_AAD);
+      await this.#store.save(this.#snapshot(next, keyCheck));
+      this.#cipher = cipher;
+      this.#keyCheck = keyCheck;
+      for (const [id, live] of next) this.#live.get(id)!.stored = live.stored;
+      this.#logger.info(
+        { keyId: cipher.keyId, secrets: count },
+        'integration secrets re-sealed under a new key',
+      );
+      this.emit('keyRotated', { keyId: cipher.keyId, secrets: count });
+    });
+  }
+
+  /** Waits for pending writes and releases the store. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue.catch(() => {});
+    await this.#store.close?.();
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#queue.then(async () => {
+      if (this.#closed) throw new McpKitError('UNAVAILABLE', 'The integration manager is closed');
+      try {
+        await this.ready;
+      } catch {
+        throw new McpKitError('UNAVAILABLE', 'Integrations failed to load; see the server log');
+      }
+      return fn();
+    });
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+
+  #require(id: string, options: IntegrationWriteOptions): Live {
+    const live = this.#live.get(id);
+    if (!live) throw new McpKitError('NOT_FOUND', `Integration ${id} not found`);
+    if (options.ifMatch !== undefined) {
+      const tags = typeof options.ifMatch === 'string' ? [options.ifMatch] : options.ifMatch;
+      const etag = etagOf(live.stored);
+      if (!tags.some((t) => t === '*' || t === etag)) {
+        throw new McpKitError(
+          'PRECONDITION_FAILED',
+          `Integration ${id} has changed since it was read (its ETag is now ${etag}); read it again and retry`,
+          { details: { etag } },
+        );
+      }
+    }
+    return live;
+  }
+
+  async #setEnabled(id: string, enabled: boolean, options: IntegrationWriteOptions): Promise<Integration> {
+    const result = await this.#run(async () => {
+      const current = this.#require(id, options);
+      if (current.stored.enabled === enabled) return this.#view(current);
+      const valid = validateIntegrationInput({ ...this.#inputOf(current), enabled }, id);
+      return this.#change(current, valid, enabled ? 'enabled' : 'disabled');
+    });
+    return result;
+  }
+
+  /** The input that reproduces `live` (secrets kept by omission). */
+  #inputOf(live: Live): IntegrationInput {
+    const s = live.stored;
+    const model = s.model && (({ apiKey: _k, ...rest }) => rest)(s.model);
+    return structuredClone({
+      id: s.id,
+      name: s.name,
+      ...(s.description !== undefined && { description: s.description }),
+      types: s.types,
+      enabled: s.enabled,
+      ...(model && { model }),
+      tools: s.tools,
+      resources: s.resources,
+      prompts: s.prompts,
+    });
+  }
+
+  async #change(
+    current: Live,
+    valid: IntegrationInput,
+    event: 'updated' | 'enabled' | 'disabled',
+  ): Promise<Integration> {
+    const previous = this.#view(current);
+    const live = await this.#build(valid, current, {
+      revision: current.stored.revision + 1,
+      generation: current.stored.generation,
+      createdAt: current.stored.createdAt,
+      updatedAt: new Date().toISOString(),
+    });
+    await this.#commit(valid.id, live, current);
+    const integration = this.#view(live);
+    this.#logger.info({ integration: valid.id, change: event }, 'integration changed');
+    if (event === 'updated') this.emit('updated', { integration, previous });
+    else {
+      if (previous.enabled !== integration.enabled) this.emit(event, { integration });
+      this.emit('updated', { integration, previous });
+    }
+    return integration;
+  }
+
+  /** Builds the next state of an integration: secrets resolved and sealed. */
+  async #build(
+    input: IntegrationInput,
+    current: Live | undefined,
+    meta: Pick<StoredIntegration, 'revision' | 'generation' | 'createdAt' | 'updatedAt'>,
+  ): Promise<Live> {
+    const cipher = this.#cipher!;
+    // API key: a string sets, null or no model removes, omitted or the redacted echo keeps.
+    let apiKey: string | undefined;
+    if (input.model) {
+      const given = input.model.apiKey;
+      const keep = given === undefined || (current?.apiKey !== undefined && given === redact(current.apiKey));
+      apiKey = keep ? current?.apiKey : (given ?? undefined);
+    }
+    let secrets: Record<string, string>;
+    if (input.secrets === undefined) secrets = { ...current?.secrets };
+    else {
+      secrets = {};
+      for (const [name, value] of Object.entries(input.secrets)) {
+        if (value === null) continue;
+        const old = current?.secrets[name];
+        secrets[name] = old !== undefined && value === redact(old) ? old : value;
+      }
+    }
+    const stored: StoredIntegration = {
+      id: input.id,
+      name: input.name,
+      ...(input.description !== undefined && { description: input.description }),
+      types: typesOf(input),
+      enabled: input.enabled ?? current?.stored.enabled ?? true,
+      ...(input.model && {
+        model: (({ apiKey: _k, ...rest }) => rest)(input.model) as StoredIntegration['model'],
+      }),
+      tools: input.tools ?? [],
+      resources: input.resources ?? [],
+      prompts: input.prompts ?? [],
+      ...meta,
+    };
+    const sealed = await this.#sealAll(cipher, stored, apiKey, secrets);
+    return {
+      stored: sealed,
+      apiKey,
+      secrets,
+      handles: [],
+      contributes: { tools: [], resources: [], prompts: [] },
+    };
+  }
+
+  async #sealAll(
+    cipher: SecretCipher,
+    stored: StoredIntegration,
+    apiKey: string | undefined,
+    secrets: Record<string, string>,
+  ): Promise<StoredIntegration> {
+    const out: StoredIntegration = { ...stored };
+    if (stored.model) {
+      const { apiKey: _old, ...model } = stored.model;
+      out.model =
+        apiKey === undefined
+          ? model
+          : { ...model, apiKey: await cipher.seal(apiKey, secretAad(stored.id, 'model.apiKey')) };
+    }
+    delete out.secrets;
+    const names = Object.keys(secrets);
+    if (names.length > 0) {
+      out.secrets = {};
+      for (const name of names)
+        out.secrets[name] = await cipher.seal(secrets[name]!, secretAad(stored.id, `secrets.${name}`));
+    }
+    return out;
+  }
+
+  /** Swaps `next` in for `current` in the catalogs, saves, and commits; restores the catalogs on failure. */
+  async #commit(id: string, next: Live, current: Live | undefined): Promise<void> {
+    const contributions = this.#contributions(next, 'write');
+    if (current) this.#remove(current.handles);
+    try {
+      next.handles = next.stored.enabled ? this.#register(id, contributions, false) : [];
+    } catch (error) {
+      if (current) current.handles = this.#register(id, this.#contributions(current, 'load'), true);
+      throw error;
+    }
+    next.contributes = this.#names(id, next, contributions);
+    const all = new Map(this.#live);
+    all.set(id, next);
+    try {
+      await this.#save(all);
+    } catch (error) {
+      this.#remove(next.handles);
+      if (current) current.handles = this.#register(id, this.#contributions(current, 'load'), true);
+      throw error;
+    }
+    this.#live.set(id, next);
+  }
+
+  async #save(all: Map<string, Live>): Promise<void> {
+    this.#keyCheck ??= await this.#cipher!.seal(randomId(), KEY_CHECK_AAD);
+    await this.#store.save(this.#snapshot(all, this.#keyCheck));
+  }
+
+  #snapshot(all: Map<string, Live>, keyCheck: string): IntegrationSnapshot {
+    return { keyCheck, integrations: [...all.values()].map((l) => l.stored) };
+  }
+
+  #names(id: string, live: Live, c: Contributions): Integration['contributes'] {
+    const attached = live.stored.enabled ? [...(this.#attached.get(id)?.keys() ?? [])] : [];
+    return {
+      tools: [...c.tools.map((t) => t.name), ...attached.map((n) => namespacedName(id, n))],
+      resources: c.resources.map((r) => (r as { uri: string }).uri),
+      prompts: c.prompts.map((p) => p.name),
+    };
+  }
+
+  #remove(handles: RegistrationHandle[]): void {
+    for (const handle of handles) handle.remove();
+    handles.length = 0;
+  }
+
+  /**
+   * Registers contributions and attached tools. `lenient` (load, rollback) skips what fails with a
+   * warning; otherwise the first failure undoes the rest and throws an error naming the field.
+   */
+  #register(id: string, c: Contributions, lenient: boolean): RegistrationHandle[] {
+    const handles: RegistrationHandle[] = [];
+    const attempt = (field: string, fn: () => RegistrationHandle) => {
+      try {
+        handles.push(fn());
+      } catch (error) {
+        if (lenient) {
+          this.#logger.warn({ integration: id, field, err: error }, 'integration contribution skipped');
+          return;
+        }
+        this.#remove(handles);
+        const message = error instanceof Error ? error.message : 'is invalid';
+        if (error instanceof McpKitError && error.code === 'ALREADY_EXISTS')
+          throw new McpKitError('CONFLICT', `${field}: ${message}`, { details: { field } });
+        throw fieldError(field, `is invalid: ${message}`);
+      }
+    };
+    if (lenient && c.tools.length > 1) {
+      try {
+        handles.push(...this.#tools.registerMany(c.tools));
+      } catch {
+        this.#remove(handles);
+        for (const [i, t] of c.tools.entries()) attempt(`tools[${i}]`, () => this.#tools.register(t));
+      }
+    } else for (const [i, t] of c.tools.entries()) attempt(`tools[${i}]`, () => this.#tools.register(t));
+    for (const [local, def] of this.#attached.get(id) ?? []) {
+      attempt(`attached tool ${local}`, () => this.#tools.register(this.#attachedDefinition(id, def)));
+    }
+    for (const [i, r] of c.resources.entries()) attempt(`resources[${i}]`, () => this.#resources.register(r));
+    for (const [i, p] of c.prompts.entries()) attempt(`prompts[${i}]`, () => this.#prompts.register(p));
+    return handles;
+  }
+
+  #attachedDefinition(id: string, definition: ToolDefinition<any>): ToolDefinition<any> {
+    return {
+      ...definition,
+      name: namespacedName(id, definition.name),
+      _meta: { ...definition._meta, 'io.mcpkit/integration': id },
+    };
+  }
+
+  /**
+   * Compiles an integration's declarative contributions. In `write` mode a bad one is an error naming
+   * its field; in `load` mode it is skipped with a warning (the server's options may have changed
+   * since it was saved: it stays stored, and a later write reports it).
+   */
+  #contributions(live: Live, mode: 'write' | 'load'): Contributions {
+    const { stored } = live;
+    const id = stored.id;
+    const out: Contributions = { tools: [], resources: [], prompts: [] };
+    stored.tools.forEach((spec, i) => {
+      try {
+        out.tools.push(this.#compileTool(id, spec, live.secrets, i));
+      } catch (error) {
+        if (mode === 'write') throw error;
+        this.#logger.warn({ integration: id, field: `tools[${i}]`, err: error }, 'integration tool skipped');
+      }
+    });
+    for (const r of stored.resources) {
+      const content = r.text !== undefined ? { text: r.text } : { blob: r.blob! };
+      const mimeType = r.mimeType;
+      out.resources.push({
+        uri: integrationResourceUri(id, r.name),
+        name: r.name,
+        ...(r.title !== undefined && { title: r.title }),
+        ...(r.description !== undefined && { description: r.description }),
+        ...(mimeType !== undefined && { mimeType }),
+        _meta: { 'io.mcpkit/integration': id },
+        read: () => ({ ...(mimeType !== undefined && { mimeType }), ...content }),
+      });
+    }
+    for (const p of stored.prompts) {
+      out.prompts.push({
+        name: namespacedName(id, p.name),
+        ...(p.title !== undefined && { title: p.title }),
+        ...(p.description !== undefined && { description: p.description }),
+        ...(p.arguments && { arguments: p.arguments }),
+        messages: p.messages,
+        _meta: { 'io.mcpkit/integration': id },
+      });
+    }
+    return out;
+  }
+
+  #compileTool(
+    id: string,
+    spec: DeclarativeToolSpec,
+    secrets: Record<string, string>,
+    i: number,
+  ): ToolDefinition {
+    const name = namespacedName(id, spec.name);
+    let compiled: DeclarativeToolSpec = { ...spec, name };
+    if (spec.kind === 'http' && spec.http?.headers) {
+      const headers: Record<string, string> = {};
+      for (const [header, value] of Object.entries(spec.http.headers)) {
+        headers[header] = String(value).replace(SECRET_REF, (_, secret: string) => {
+          const resolved = secrets[secret];
+          if (resolved === undefined)
+            throw fieldError(
+              `tools[${i}].http.headers.${header}`,
+              `refers to secrets.${secret}, which is not set`,
+            );
+          return resolved;
+        });
+      }
+      compiled = { ...spec, name, http: { ...spec.http, headers } } as DeclarativeToolSpec;
+    }
+    let definition: ToolDefinition;
+    try {
+      definition = compileDeclarativeTool(compiled, this.#declarative);
+    } catch (error) {
+      if (error instanceof McpKitError || error instanceof TypeError) {
+        const code = error instanceof McpKitError ? error.code : 'INVALID_ARGUMENT';
+        throw new McpKitError(code, `tools[${i}]: ${error.message}`, { details: { field: `tools[${i}]` } });
+      }
+      throw error;
+    }
+    // The listed spec keeps `{{secrets.NAME}}` references, never their values.
+    return {
+      ...definition,
+      _meta: { 'io.mcpkit/declarative': { ...spec, name }, 'io.mcpkit/integration': id },
+    };
+  }
+
+  #view(live: Live): Integration {
+    const s = live.stored;
+    const model = s.model && (({ apiKey: _k, ...rest }) => rest)(s.model);
+    const secretNames = Object.keys(live.secrets);
+    return structuredClone({
+      id: s.id,
+      name: s.name,
+      ...(s.description !== undefined && { description: s.description }),
+      types: s.types,
+      enabled: s.enabled,
+      ...(model && {
+        model: { ...model, ...(live.apiKey !== undefined && { apiKey: redact(live.apiKey) }) },
+      }),
+      ...(secretNames.length > 0 && {
+        secrets: Object.fromEntries(secretNames.map((n) => [n, redact(live.secrets[n]!)])),
+      }),
+      tools: s.tools,
+      resources: s.resources,
+      prompts: s.prompts,
+      contributes: live.contributes,
+      revision: s.revision,
+      etag: etagOf(s),
+      createdAt: s.createdAt,
+      updatedAt: s.updatedAt,
+    });
+  }
+
+  async #open(cipher: SecretCipher, sealed: string, id: string, field: string): Promise<string> {
+    try {
+      return await cipher.open(sealed, secretAad(id, field));
+    } catch (error) {
+      throw new IntegrationStoreError(
+        this.#label,
+        `cannot open ${field} of integration "${id}": ${(error as Error).message}`,
+      );
+    }
+  }
+
+  async #load(cipherOption: SecretCipher | Promise<SecretCipher>): Promise<void> {
+    const cipher = await cipherOption;
+    this.#cipher = cipher;
+    const snapshot = await this.#store.load();
+    if (!snapshot) {
+      this.emit('loaded', { count: 0 });
+      return;
+    }
+    let stale = false;
+    if (snapshot.keyCheck !== undefined) {
+      try {
+        await cipher.open(snapshot.keyCheck, KEY_CHECK_AAD);
+      } catch (error) {
+        throw new IntegrationStoreError(
+          this.#label,
+          `the secret key does not open this store (${(error as Error).message}). Set MCP_SECRET_KEY to the key it was saved with (during a rotation, the old key goes in MCP_SECRET_KEY_PREVIOUS).`,
+        );
+      }
+      stale = !cipher.isCurrent(snapshot.keyCheck);
+      this.#keyCheck = snapshot.keyCheck;
+    }
+    for (const stored of snapshot.integrations) {
+      validateId(stored.id, `integrations[${stored.id}].id`);
+      const sealedKey = stored.model?.apiKey;
+      const apiKey =
+        sealedKey === undefined ? undefined : await this.#open(cipher, sealedKey, stored.id, 'model.apiKey');
+      const secrets: Record<string, string> = {};
+      for (const [name, sealed] of Object.entries(stored.secrets ?? {})) {
+        secrets[name] = await this.#open(cipher, sealed, stored.id, `secrets.${name}`);
+        stale ||= !cipher.isCurrent(sealed);
+      }
+      if (sealedKey !== undefined) stale ||= !cipher.isCurrent(sealedKey);
+      const live: Live = {
+        stored: {
+          ...stored,
+          tools: stored.tools ?? [],
+          resources: stored.resources ?? [],
+          prompts: stored.prompts ?? [],
+        },
+        apiKey,
+        secrets,
+        handles: [],
+        contributes: { tools: [], resources: [], prompts: [] },
+      };
+      this.#live.set(stored.id, live);
+    }
+    const registerAll = () => {
+      for (const [id, live] of this.#live) {
+        const contributions = this.#contributions(live, 'load');
+        if (live.stored.enabled) live.handles = this.#register(id, contributions, true);
+        live.contributes = this.#names(id, live, contributions);
+      }
+    };
+    registerAll();
+    if (stale) {
+      // Sealed under a previous key: re-seal everything under the current one in one atomic write.
+      const all = new Map<string, Live>();
+      let count = 0;
+      for (const [id, live] of this.#live) {
+        all.set(id, { ...live, stored: await this.#sealAll(cipher, live.stored, live.apiKey, live.secrets) });
+        count += (live.apiKey !== undefined ? 1 : 0) + Object.keys(live.secrets).length;
+      }
+      const keyCheck = await cipher.seal(randomId(), KEY_CHECK_AAD);
+      await this.#store.save(this.#snapshot(all, keyCheck));
+      this.#keyCheck = keyCheck;
+      for (const [id, live] of all) this.#live.get(id)!.stored = live.stored;
+      this.#logger.info(
+        { keyId: cipher.keyId, secrets: count },
+        'integration secrets re-sealed under the current key',
+      );
+      this.emit('keyRotated', { keyId: cipher.keyId, secrets: count });
+    }
+    this.#logger.debug({ count: this.#live.size }, 'integrations loaded');
+    this.emit('loaded', { count: this.#live.size });
+  }
+}

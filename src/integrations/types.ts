@@ -1,0 +1,166 @@
+/**
+ * Integration types: what a team configures (a model, its key, the tools, resources and prompts it
+ * brings), how it is stored, and the small interfaces storage and encryption come in through.
+ */
+import type { PromptArgumentSpec, PromptMessageTemplate } from '../catalog/prompts.js';
+import type { DeclarativeToolSpec } from '../declarative.js';
+
+/** What an integration contributes. */
+export type IntegrationType = 'tools' | 'resources' | 'prompts' | 'model';
+
+/** The model providers an integration may configure. */
+export type ModelProvider = 'openai' | 'anthropic' | 'custom';
+
+/** A model configuration. `apiKey` is a secret: encrypted at rest, never returned. */
+export interface ModelConfig {
+  provider: ModelProvider;
+  /** Model name, e.g. `gpt-4.1` or `claude-sonnet-4-5`. */
+  model: string;
+  /** The API key. On input: a string sets it, `null` removes it, omitted (or its redacted form) keeps it. */
+  apiKey?: string | null;
+  /** Base URL of the API (required for `custom`). */
+  baseUrl?: string;
+  /** Default request parameters (temperature, max tokens, …). */
+  defaults?: Record<string, unknown>;
+}
+
+/** A resource with fixed content, served at `integration://<id>/<name>`. */
+export interface IntegrationResourceSpec {
+  /** 1–64 characters of `A-Z a-z 0-9 _ -`; also the last URI segment. */
+  name: string;
+  title?: string;
+  description?: string;
+  mimeType?: string;
+  /** Exactly one of `text` or `blob` (base64). */
+  text?: string;
+  blob?: string;
+}
+
+/** A template prompt, registered as `<id>__<name>`. */
+export interface IntegrationPromptSpec {
+  name: string;
+  title?: string;
+  description?: string;
+  arguments?: PromptArgumentSpec[];
+  messages: PromptMessageTemplate[];
+}
+
+/** What `create` and `replace` accept (and `POST`/`PUT /integrations` take as JSON). */
+export interface IntegrationInput {
+  /** 1–64 characters: lowercase letters, digits and `-`, starting with a letter or digit. */
+  id: string;
+  name: string;
+  description?: string;
+  /** What it contributes. Default: the kinds it holds content for. */
+  types?: IntegrationType[];
+  /** Default `true`. */
+  enabled?: boolean;
+  model?: ModelConfig | null;
+  /**
+   * Other secrets (encrypted at rest, never returned). A declarative HTTP tool's header values may
+   * read them as `{{secrets.NAME}}`. On input, per key: a string sets, `null` removes, the redacted
+   * form keeps; omitting `secrets` keeps them all.
+   */
+  secrets?: Record<string, string | null>;
+  /** Declarative tools (`http` or `chain`), registered as `<id>__<name>`. */
+  tools?: DeclarativeToolSpec[];
+  resources?: IntegrationResourceSpec[];
+  prompts?: IntegrationPromptSpec[];
+}
+
+/** An integration as every API returns it: secrets redacted. */
+export interface Integration {
+  id: string;
+  name: string;
+  description?: string;
+  types: IntegrationType[];
+  enabled: boolean;
+  model?: Omit<ModelConfig, 'apiKey'> & { apiKey?: string };
+  /** Secret names with redacted values. */
+  secrets?: Record<string, string>;
+  tools: DeclarativeToolSpec[];
+  resources: IntegrationResourceSpec[];
+  prompts: IntegrationPromptSpec[];
+  /** Names of the tools, resources and prompts it puts in the catalog (attached tools included). */
+  contributes: { tools: string[]; resources: string[]; prompts: string[] };
+  /** Bumped by every change. */
+  revision: number;
+  /** Strong entity tag of this revision (the REST `ETag`). */
+  etag: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** An integration as stored: secrets sealed by the {@link SecretCipher}. */
+export interface StoredIntegration {
+  id: string;
+  name: string;
+  description?: string;
+  types: IntegrationType[];
+  enabled: boolean;
+  model?: Omit<ModelConfig, 'apiKey'> & { apiKey?: string };
+  secrets?: Record<string, string>;
+  tools: DeclarativeToolSpec[];
+  resources: IntegrationResourceSpec[];
+  prompts: IntegrationPromptSpec[];
+  revision: number;
+  /** Random per creation, so a deleted and re-created integration never matches an old ETag. */
+  generation: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The whole persisted state: written and replaced as one unit. */
+export interface IntegrationSnapshot {
+  /** A value sealed with the associated data `mcpkit:key-check`: proves the key before any secret is read. */
+  keyCheck?: string;
+  integrations: StoredIntegration[];
+}
+
+/**
+ * Where integrations live. `save` replaces the whole snapshot atomically: after a crash, `load`
+ * returns the previous or the new snapshot, never a mix.
+ */
+export interface IntegrationStore {
+  /** Names the store in errors and logs (a file store gives its file's path). */
+  readonly label?: string;
+  /** The stored snapshot, or `undefined` when nothing was ever saved. Rejects on unreadable data. */
+  load(): Promise<IntegrationSnapshot | undefined>;
+  save(snapshot: IntegrationSnapshot): Promise<void>;
+  /** Releases the store (locks, handles). */
+  close?(): Promise<void>;
+}
+
+/**
+ * Authenticated encryption of secret fields. `aad` binds a sealed value to where it belongs (the
+ * integration id and field name), so a ciphertext moved to another field fails to open.
+ */
+export interface SecretCipher {
+  /** A short, non-secret id of the current key (written into sealed values). */
+  readonly keyId: string;
+  seal(plaintext: string, aad: string): Promise<string>;
+  /** Opens a sealed value; rejects with a clear message on a wrong key, tampering or truncation. */
+  open(sealed: string, aad: string): Promise<string>;
+  /** Whether `sealed` was made with the current key (else it is re-sealed on load: key rotation). */
+  isCurrent(sealed: string): boolean;
+}
+
+/** Payload of every integration event: the integration as APIs show it (secrets redacted). */
+export interface IntegrationEvent {
+  integration: Integration;
+}
+
+/** Typed events of the {@link IntegrationManager}. */
+export interface IntegrationEvents {
+  /** Every integration loaded from the store (once, at start). */
+  loaded: (event: { count: number }) => void;
+  created: (event: IntegrationEvent) => void;
+  updated: (event: IntegrationEvent & { previous: Integration }) => void;
+  deleted: (event: IntegrationEvent) => void;
+  enabled: (event: IntegrationEvent) => void;
+  disabled: (event: IntegrationEvent) => void;
+  toolAttached: (event: { id: string; tool: string }) => void;
+  toolDetached: (event: { id: string; tool: string }) => void;
+  /** Every secret was re-sealed under a new key. */
+  keyRotated: (event: { keyId: string; secrets: number }) => void;
+}

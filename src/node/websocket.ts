@@ -1,0 +1,662 @@
+import type { Server as HttpServer, IncomingMessage } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  type AuthInfo,
+  type JSONRPCMessage,
+  localhostAllowedHostnames,
+  localhostAllowedOrigins,
+  type MessageExtraInfo,
+  type Transport,
+  validateHostHeader,
+  validateOriginHeader,
+} from '@modelcontextprotocol/server';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
+import { ERROR_CODES } from '../errors.js';
+import type { McpKitServer } from '../server.js';
+import type { CallerIdentity } from '../types.js';
+import { toWebRequest } from './bridge.js';
+
+/** The WebSocket subprotocol of MCP: offered by clients, echoed by the server. */
+export const MCP_SUBPROTOCOL = 'mcp';
+
+const OPEN = 1;
+const DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+const DEFAULT_MAX_IN_FLIGHT = 100;
+const DEFAULT_HEARTBEAT_MS = 30_000;
+const DEFAULT_MAX_CONNECTIONS = 10_000;
+/** How long a slow reader gets to take its close frame before its socket is cut. */
+const SLOW_READER_GRACE_MS = 1_000;
+/** How long a closing handshake may take before the socket is cut (ws's own default is 30 s). */
+const CLOSE_TIMEOUT_MS = 5_000;
+
+/** WebSocket close codes mcpkit sends. */
+export const WebSocketCloseCode = {
+  /** Normal closure: the server or the client ended the connection. */
+  normal: 1000,
+  /** The server is shutting down (`attachment.close()`, `listening.close()`). */
+  goingAway: 1001,
+  /** A binary frame arrived: MCP over WebSocket is JSON text, one message per frame. */
+  unsupportedData: 1003,
+  /** No close frame: the peer vanished (heartbeat timeout) or the socket was cut. */
+  abnormal: 1006,
+  /** The client did not read its messages and the outgoing buffer passed `maxBufferedBytes`. */
+  policyViolation: 1008,
+  /** A frame over `maxPayloadBytes` (sent by `ws` itself). */
+  messageTooBig: 1009,
+} as const;
+
+/** How a WebSocket connection ended. */
+export interface WebSocketCloseInfo {
+  /** The close code sent by whichever side closed first (1006 when no close frame was exchanged). */
+  code: number;
+  /** The close reason, possibly empty. */
+  reason: string;
+}
+
+/** Options for {@link WebSocketServerTransport}. */
+export interface WebSocketServerTransportOptions {
+  /**
+   * Outgoing bytes that may wait in the socket's buffer before the client counts as a slow reader and
+   * is closed with 1008. One message always goes out on an empty buffer, however large. Default 8 MiB.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Requests from the client still waiting for their response; past it, new requests are answered at
+   * once with a JSON-RPC error (`-32005`, busy) and never reach a handler. Default 100.
+   */
+  maxInFlight?: number;
+  /**
+   * Interval of the ping/pong heartbeat in ms: a peer that has answered neither a ping nor sent
+   * anything for one whole interval is cut. `0` disables. Default 30 000.
+   */
+  heartbeatMs?: number;
+  /** Authentication established at the upgrade, handed to handlers as `ctx.http.authInfo`. */
+  authInfo?: AuthInfo;
+}
+
+function positiveInteger(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  allowZero = false,
+): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 0 || (value === 0 && !allowZero)) {
+    throw new TypeError(
+      `${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer (got ${JSON.stringify(value)})`,
+    );
+  }
+  return value;
+}
+
+type MessageKind = 'request' | 'notification' | 'response';
+
+/** A cheap structural check of one JSON-RPC 2.0 message; the SDK validates each method's params. */
+function classify(value: unknown): MessageKind | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const m = value as { jsonrpc?: unknown; method?: unknown; id?: unknown };
+  if (m.jsonrpc !== '2.0') return undefined;
+  const hasId = typeof m.id === 'string' || typeof m.id === 'number';
+  if (typeof m.method === 'string') {
+    if (!('id' in m)) return 'notification';
+    return hasId ? 'request' : undefined;
+  }
+  if (hasId && ('result' in m || 'error' in m)) return 'response';
+  // an error response to a message whose id could not be read carries `id: null`
+  if (m.id === null && 'error' in m) return 'response';
+  return undefined;
+}
+
+function idOf(value: unknown): string | number | null {
+  if (value === null || typeof value !== 'object') return null;
+  const id = (value as { id?: unknown }).id;
+  return typeof id === 'string' || typeof id === 'number' ? id : null;
+}
+
+/**
+ * The SDK `Transport` over one `ws` WebSocket: one JSON-RPC message per text frame.
+ *
+ * - A binary frame closes the connection with 1003; a frame over the server's `maxPayload` is closed
+ *   by `ws` with 1009.
+ * - A text frame that is not JSON gets a JSON-RPC parse error (`-32700`, `id: null`) and the
+ *   connection stays open; a JSON value that is not one JSON-RPC message gets `-32600`.
+ * - At most `maxInFlight` client requests wait for a response at once; the excess is answered with
+ *   `-32005` at once.
+ * - When more than `maxBufferedBytes` wait in the outgoing buffer (the client stopped reading), the
+ *   connection is closed with 1008 and cut a second later, so memory does not grow.
+ * - A ping every `heartbeatMs`; a peer silent for a whole interval is cut (close info 1006).
+ *
+ * `attachWebSocket` builds one per accepted upgrade; build your own to serve sockets from a
+ * `WebSocketServer` you manage (negotiate the `mcp` subprotocol there).
+ *
+ * @example
+ * ```ts
+ * import { WebSocketServer } from 'ws';
+ * import { WebSocketServerTransport } from 'mcpkit/node';
+ *
+ * const wss = new WebSocketServer({ port: 8080, handleProtocols: (p) => (p.has('mcp') ? 'mcp' : false) });
+ * wss.on('connection', (socket) => {
+ *   void server.connect(new WebSocketServerTransport(socket), { origin: 'websocket' });
+ * });
+ * ```
+ */
+export class WebSocketServerTransport implements Transport {
+  onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  /** A random id for this connection, seen by handlers as `ctx.sessionId`. */
+  readonly sessionId: string = crypto.randomUUID();
+  /** Settles once when the connection ends, with the close code of whichever side ended it. */
+  readonly closed: Promise<WebSocketCloseInfo>;
+
+  readonly #socket: WebSocket;
+  readonly #maxBuffered: number;
+  readonly #maxInFlight: number;
+  readonly #extra: MessageExtraInfo | undefined;
+  readonly #inFlight = new Set<string | number>();
+  #pending: string[] | undefined = [];
+  #alive = true;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #closeInfo: WebSocketCloseInfo | undefined;
+  #finished = false;
+  #resolveClosed!: (info: WebSocketCloseInfo) => void;
+
+  constructor(socket: WebSocket, options: WebSocketServerTransportOptions = {}) {
+    this.#socket = socket;
+    this.#maxBuffered = positiveInteger(
+      'maxBufferedBytes',
+      options.maxBufferedBytes,
+      DEFAULT_MAX_BUFFERED_BYTES,
+    );
+    this.#maxInFlight = positiveInteger('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT);
+    const heartbeatMs = positiveInteger('heartbeatMs', options.heartbeatMs, DEFAULT_HEARTBEAT_MS, true);
+    this.#extra = options.authInfo ? { authInfo: options.authInfo } : undefined;
+    this.closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve;
+    });
+    // Listen at once: frames that arrive before start() are held, not lost.
+    socket.on('message', (data: RawData, isBinary: boolean) => this.#onFrame(data, isBinary));
+    socket.on('pong', () => {
+      this.#alive = true;
+    });
+    socket.on('error', (error: Error) => this.onerror?.(error));
+    socket.once('close', (code: number, reason: Buffer) => {
+      this.#finish(this.#closeInfo ?? { code, reason: reason.toString() });
+    });
+    if (socket.readyState !== OPEN) {
+      this.#finish({ code: WebSocketCloseCode.abnormal, reason: 'socket was not open' });
+      return;
+    }
+    if (heartbeatMs > 0) {
+      this.#heartbeat = setInterval(() => this.#beat(), heartbeatMs);
+      this.#heartbeat.unref();
+    }
+  }
+
+  /** The subprotocol agreed at the upgrade (`mcp` when served by `attachWebSocket`). */
+  get protocol(): string {
+    return this.#socket.protocol;
+  }
+
+  /** Client requests waiting for their response. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /** Bytes waiting in the outgoing buffer. */
+  get bufferedAmount(): number {
+    return this.#socket.bufferedAmount;
+  }
+
+  async start(): Promise<void> {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    for (const text of pending ?? []) {
+      if (this.#finished) return;
+      this.#handle(text);
+    }
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    const socket = this.#socket;
+    if (this.#finished || socket.readyState !== OPEN) throw new Error('WebSocket connection is closed');
+    if (socket.bufferedAmount > this.#maxBuffered) {
+      this.#close(
+        WebSocketCloseCode.policyViolation,
+        'slow reader: outgoing buffer over its limit',
+        SLOW_READER_GRACE_MS,
+      );
+      throw new Error('WebSocket connection closed: the client is not reading its messages');
+    }
+    if ('id' in message && !('method' in message)) this.#inFlight.delete(message.id as string | number);
+    socket.send(JSON.stringify(message));
+  }
+
+  async close(): Promise<void> {
+    this.#close(WebSocketCloseCode.normal, '');
+  }
+
+  /** Closes the connection with `code` (1000, 1001, or 3000–4999) and `reason`. */
+  closeWith(code: number, reason = ''): void {
+    this.#close(code, reason);
+  }
+
+  #onFrame(data: RawData, isBinary: boolean): void {
+    this.#alive = true;
+    if (this.#finished) return;
+    if (isBinary) {
+      this.#close(
+        WebSocketCloseCode.unsupportedData,
+        'binary frames are not supported: send each JSON-RPC message as one text frame',
+      );
+      return;
+    }
+    const text = Buffer.isBuffer(data)
+      ? data.toString()
+      : Array.isArray(data)
+        ? Buffer.concat(data).toString()
+        : Buffer.from(data).toString();
+    if (this.#pending) this.#pending.push(text);
+    else this.#handle(text);
+  }
+
+  #handle(text: string): void {
+    let message: unknown;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      this.#reply(null, -32700, 'Parse error: the message is not valid JSON');
+      return;
+    }
+    const kind = classify(message);
+    if (kind === undefined) {
+      this.#reply(idOf(message), -32600, 'Invalid Request: expected one JSON-RPC 2.0 message object');
+      return;
+    }
+    if (kind === 'request') {
+      const id = (message as { id: string | number }).id;
+      if (this.#inFlight.size >= this.#maxInFlight && !this.#inFlight.has(id)) {
+        this.#reply(
+          id,
+          ERROR_CODES.BUSY.jsonRpc,
+          `Too many requests in flight on this connection (limit ${this.#maxInFlight})`,
+        );
+        return;
+      }
+      this.#inFlight.add(id);
+    } else if (kind === 'notification') {
+      const m = message as { method: string; params?: { requestId?: unknown } };
+      // A cancelled request gets no response: its slot is free now.
+      if (m.method === 'notifications/cancelled')
+        this.#inFlight.delete(m.params?.requestId as string | number);
+    }
+    this.onmessage?.(message as JSONRPCMessage, this.#extra);
+  }
+
+  #reply(id: string | number | null, code: number, message: string): void {
+    if (this.#socket.readyState !== OPEN) return;
+    this.#socket.send(JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } }));
+  }
+
+  #beat(): void {
+    if (this.#finished) return;
+    if (!this.#alive) {
+      this.#closeInfo ??= { code: WebSocketCloseCode.abnormal, reason: 'heartbeat timeout' };
+      this.#socket.terminate();
+      this.#finish(this.#closeInfo);
+      return;
+    }
+    this.#alive = false;
+    this.#socket.ping();
+  }
+
+  #close(code: number, reason: string, cutAfterMs?: number): void {
+    this.#closeInfo ??= { code, reason };
+    const socket = this.#socket;
+    if (socket.readyState === OPEN) {
+      socket.close(code, reason);
+      if (cutAfterMs !== undefined) {
+        setTimeout(() => socket.terminate(), cutAfterMs).unref();
+      }
+    }
+    this.#finish(this.#closeInfo);
+  }
+
+  #finish(info: WebSocketCloseInfo): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#pending = undefined;
+    this.#inFlight.clear();
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#resolveClosed(info);
+    this.onclose?.();
+  }
+}
+
+/** What an `authenticate` hook decides about an upgrade. */
+export type AuthenticateResult = CallerIdentity | undefined | false;
+
+/** Options for {@link attachWebSocket}. */
+export interface AttachWebSocketOptions {
+  /** Path that accepts upgrades; others are left to other listeners. Default: the server's `/mcp`. */
+  path?: string;
+  /**
+   * Open WebSocket connections (upgrades in progress included); past it, upgrades get 503.
+   * Default `MCP_MAX_CONNECTIONS`, else 10 000.
+   */
+  maxConnections?: number;
+  /** Largest incoming frame in bytes; a larger one closes the socket with 1009. Default: `http.maxBodyBytes` (4 MiB). */
+  maxPayloadBytes?: number;
+  /** Ping interval in ms; a peer silent for a whole interval is cut. `0` disables. Default 30 000. */
+  heartbeatMs?: number;
+  /** Outgoing bytes queued for one socket before it is closed as a slow reader (1008). Default 8 MiB. */
+  maxBufferedBytes?: number;
+  /** Client requests awaiting a response per socket; the excess gets JSON-RPC `-32005`. Default 100. */
+  maxInFlight?: number;
+  /** Host header hostnames accepted. Default: the server's `http.allowedHosts` (loopback). `'any'` turns the check off. */
+  allowedHosts?: readonly string[] | 'any';
+  /** Origin hostnames accepted. Default: the server's `http.allowedOrigins` (loopback). `'any'` turns the check off. */
+  allowedOrigins?: readonly string[] | 'any';
+  /**
+   * Refuse (400) an upgrade that offers no subprotocol. An upgrade that offers subprotocols without
+   * `mcp` is always refused. Default `true`.
+   */
+  requireSubprotocol?: boolean;
+  /**
+   * Decides who the caller is before the upgrade completes, from the upgrade request (a web
+   * `Request` without body, the same shape the HTTP doors see): an identity (handlers see it as
+   * `ctx.caller`), `undefined` (anonymous), or `false` (refused with 401). A hook that throws
+   * refuses with 500.
+   */
+  authenticate?: (request: Request) => AuthenticateResult | Promise<AuthenticateResult>;
+  /** Called with each accepted connection, once its MCP session is being served. */
+  onConnection?: (transport: WebSocketServerTransport, request: IncomingMessage) => void;
+}
+
+/** A WebSocket door attached to an HTTP server. */
+export interface WebSocketAttachment {
+  /** The path that accepts upgrades. */
+  readonly path: string;
+  /** Open connections, upgrades in progress included. */
+  readonly connections: number;
+  /**
+   * Stops accepting upgrades, closes every connection with 1001 and waits for them (cutting those
+   * that do not answer within 5 s). The HTTP server itself is left running.
+   */
+  close(): Promise<void>;
+}
+
+type WsModule = typeof import('ws');
+
+let wsModule: Promise<WsModule | undefined> | undefined;
+
+/** The `ws` module, or `undefined` when it is not installed (it is an optional peer dependency). */
+export function loadWs(): Promise<WsModule | undefined> {
+  wsModule ??= import('ws').then(
+    (mod) => {
+      const m = mod as WsModule & { default?: WsModule };
+      return m.WebSocketServer ? m : m.default;
+    },
+    () => undefined,
+  );
+  return wsModule;
+}
+
+function envMaxConnections(): number | undefined {
+  const value = process.env.MCP_MAX_CONNECTIONS;
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d+$/.test(value) || Number(value) === 0) {
+    throw new TypeError(`MCP_MAX_CONNECTIONS must be a positive whole number (got ${JSON.stringify(value)})`);
+  }
+  return Number(value);
+}
+
+function normalisePath(path: string): string {
+  if (path === '' || path === '/') return '/';
+  const withSlash = path.startsWith('/') ? path : `/${path}`;
+  return withSlash.length > 1 && withSlash.endsWith('/') ? withSlash.slice(0, -1) : withSlash;
+}
+
+function defaultPath(server: McpKitServer): string {
+  const { basePath, mcpPath } = server.httpOptions;
+  const base = normalisePath(basePath);
+  const mcp = normalisePath(mcpPath);
+  return normalisePath((base === '/' ? '' : base) + mcp);
+}
+
+function pathnameOf(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  const end = url.search(/[?#]/);
+  return end === -1 ? url : url.slice(0, end);
+}
+
+/** Answers an upgrade request with an HTTP error on the raw socket and closes it. */
+function refuse(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
+  if (socket.destroyed) return;
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    error: { code: status >= 500 && status !== 503 ? -32603 : -32000, message },
+    id: null,
+  });
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+    'Connection: close',
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ];
+  socket.once('finish', () => socket.destroy());
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+}
+
+function offeredProtocols(header: string | undefined): string[] {
+  if (!header) return [];
+  return header
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+}
+
+/**
+ * Serves MCP over WebSocket on an HTTP server's `upgrade` event, on the same port as its HTTP routes:
+ * a plain node:http server, the one `app.listen()` returns in Express, `fastify.server`, or the server
+ * `serve()` returns in `@hono/node-server`. Only upgrades to `path` are handled; other paths are left
+ * to other `upgrade` listeners (or answered 404 when there is none).
+ *
+ * Before an upgrade completes it is checked, in order: Host (403), Origin (403), subprotocol `mcp`
+ * offered (400), connection cap (503 with `Retry-After`), the `authenticate` hook (401, or 500 when
+ * it throws). A refused upgrade gets an HTTP status and a JSON-RPC error body, never an open socket.
+ * Each accepted socket is one MCP connection (`server.connect(transport, { origin: 'websocket' })`)
+ * in whichever protocol era the client speaks.
+ *
+ * Needs the `ws` package (an optional peer dependency): `npm install ws`.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http';
+ * import { createMcpServer } from 'mcpkit';
+ * import { attachWebSocket, toNodeListener } from 'mcpkit/node';
+ *
+ * const server = createMcpServer({ name: 'demo' });
+ * const httpServer = createServer(toNodeListener((req) => server.fetch(req)));
+ * const ws = await attachWebSocket(httpServer, server, { heartbeatMs: 15_000 });
+ * httpServer.listen(3000, '127.0.0.1'); // ws://127.0.0.1:3000/mcp, subprotocol "mcp"
+ * ```
+ */
+export async function attachWebSocket(
+  httpServer: HttpServer,
+  server: McpKitServer,
+  options: AttachWebSocketOptions = {},
+): Promise<WebSocketAttachment> {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  if (typeof httpServer?.on !== 'function') throw new TypeError('httpServer must be a node:http server');
+  const http = server.httpOptions;
+  const path = options.path === undefined ? defaultPath(server) : normalisePath(options.path);
+  const maxConnections = positiveInteger(
+    'maxConnections',
+    options.maxConnections,
+    envMaxConnections() ?? DEFAULT_MAX_CONNECTIONS,
+  );
+  const maxPayload = positiveInteger('maxPayloadBytes', options.maxPayloadBytes, http.maxBodyBytes);
+  const transportOptions = {
+    maxBufferedBytes: positiveInteger(
+      'maxBufferedBytes',
+      options.maxBufferedBytes,
+      DEFAULT_MAX_BUFFERED_BYTES,
+    ),
+    maxInFlight: positiveInteger('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT),
+    heartbeatMs: positiveInteger('heartbeatMs', options.heartbeatMs, DEFAULT_HEARTBEAT_MS, true),
+  };
+  const allowedHosts = options.allowedHosts ?? http.allowedHosts ?? localhostAllowedHostnames();
+  const allowedOrigins = options.allowedOrigins ?? http.allowedOrigins ?? localhostAllowedOrigins();
+  const requireSubprotocol = options.requireSubprotocol ?? true;
+  const { authenticate, onConnection } = options;
+  if (authenticate !== undefined && typeof authenticate !== 'function') {
+    throw new TypeError('authenticate must be a function');
+  }
+
+  const ws = await loadWs();
+  if (!ws) {
+    throw new Error('attachWebSocket needs the "ws" package, an optional peer dependency: npm install ws');
+  }
+  const wss: WebSocketServer = new ws.WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    perMessageDeflate: false,
+    maxPayload,
+    handleProtocols: (protocols: Set<string>) => (protocols.has(MCP_SUBPROTOCOL) ? MCP_SUBPROTOCOL : false),
+    // ws ≥ 8.19: how long a closing handshake may take before the socket is cut
+    ...({ closeTimeout: CLOSE_TIMEOUT_MS } as object),
+  });
+
+  const logger = server.logger;
+  const live = new Set<WebSocketServerTransport>();
+  /** Accepted sockets until they are really gone (a closing handshake can outlive the session). */
+  const sockets = new Set<WebSocket>();
+  let count = 0;
+  let closing: Promise<void> | undefined;
+
+  const upgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    const pathname = pathnameOf(req.url);
+    if (pathname !== path && pathname !== `${path}/`) {
+      // Another listener may serve this path; with none, Node would leave the socket hanging.
+      if (httpServer.listenerCount('upgrade') === 1) refuse(socket, 404, 'Not found');
+      return;
+    }
+    const swallow = () => {};
+    socket.on('error', swallow);
+    if (closing) return refuse(socket, 503, 'Server is shutting down');
+    if (allowedHosts !== 'any') {
+      const result = validateHostHeader(req.headers.host, allowedHosts as string[]);
+      if (!result.ok) return refuse(socket, 403, result.message);
+    }
+    if (allowedOrigins !== 'any') {
+      const result = validateOriginHeader(req.headers.origin, allowedOrigins as string[]);
+      if (!result.ok) return refuse(socket, 403, result.message);
+    }
+    const offered = offeredProtocols(req.headers['sec-websocket-protocol']);
+    if (offered.length > 0 ? !offered.includes(MCP_SUBPROTOCOL) : requireSubprotocol) {
+      return refuse(socket, 400, `Sec-WebSocket-Protocol must offer "${MCP_SUBPROTOCOL}"`);
+    }
+    if (count >= maxConnections) {
+      return refuse(socket, 503, `Too many WebSocket connections (limit ${maxConnections})`, {
+        'Retry-After': '5',
+      });
+    }
+    count++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      count--;
+    };
+    let caller: CallerIdentity | undefined;
+    if (authenticate) {
+      let decided: AuthenticateResult;
+      try {
+        decided = await authenticate(toWebRequest(req));
+      } catch (error) {
+        logger.error({ err: error }, 'WebSocket authenticate hook failed');
+        release();
+        return refuse(socket, 500, 'Internal error');
+      }
+      if (decided === false) {
+        release();
+        return refuse(socket, 401, 'Unauthorized');
+      }
+      caller = decided;
+      if (socket.destroyed || closing) {
+        release();
+        if (closing) refuse(socket, 503, 'Server is shutting down');
+        return;
+      }
+    }
+    let accepted = false;
+    wss.handleUpgrade(req, socket, head, (websocket) => {
+      accepted = true;
+      socket.off('error', swallow);
+      sockets.add(websocket);
+      websocket.once('close', () => {
+        sockets.delete(websocket);
+        release();
+      });
+      const transport = new WebSocketServerTransport(websocket, {
+        ...transportOptions,
+        ...(caller?.authInfo && { authInfo: caller.authInfo }),
+      });
+      live.add(transport);
+      void transport.closed.then((info) => {
+        live.delete(transport);
+        logger.debug({ code: info.code, reason: info.reason }, 'WebSocket connection closed');
+      });
+      server.connect(transport, { origin: 'websocket', ...(caller && { caller }) }).then(
+        () => onConnection?.(transport, req),
+        (error: unknown) => {
+          logger.debug({ err: error }, 'WebSocket connection failed to start');
+          websocket.terminate();
+        },
+      );
+    });
+    // ws refused the handshake itself (bad key or version) and already answered it
+    if (!accepted) release();
+  };
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgrade(req, socket, head).catch((error: unknown) => {
+      logger.error({ err: error }, 'WebSocket upgrade failed');
+      if (!socket.destroyed) socket.destroy();
+    });
+  };
+  httpServer.on('upgrade', onUpgrade);
+
+  return {
+    path,
+    get connections() {
+      return count;
+    },
+    close() {
+      closing ??= (async () => {
+        httpServer.off('upgrade', onUpgrade);
+        const gone = [...sockets].map(
+          (s) => new Promise<void>((resolve) => s.once('close', () => resolve())),
+        );
+        for (const transport of [...live]) {
+          transport.closeWith(WebSocketCloseCode.goingAway, 'server shutting down');
+        }
+        const timer = setTimeout(() => {
+          for (const s of sockets) s.terminate();
+        }, CLOSE_TIMEOUT_MS);
+        timer.unref();
+        await Promise.all(gone);
+        clearTimeout(timer);
+        wss.close();
+      })();
+      return closing;
+    },
+  };
+}

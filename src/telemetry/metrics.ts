@@ -1,0 +1,249 @@
+/**
+ * A small Prometheus registry written by hand in the runtime-neutral core: counters, gauges and
+ * histograms with labels, rendered in the text exposition format (0.0.4) or as JSON. prom-client
+ * would tie the core to Node; the format is small enough to own. Label cardinality is bounded: past
+ * `maxSeries` label sets per metric, new ones are folded into `{…="other"}`.
+ */
+
+type Labels = Record<string, string>;
+
+const DEFAULT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function renderLabels(labels: Labels, extra?: [string, string]): string {
+  const entries = Object.entries(labels);
+  if (extra) entries.push(extra);
+  if (entries.length === 0) return '';
+  return `{${entries.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`;
+}
+
+function formatNumber(n: number): string {
+  if (Number.isNaN(n)) return 'NaN';
+  if (n === Number.POSITIVE_INFINITY) return '+Inf';
+  if (n === Number.NEGATIVE_INFINITY) return '-Inf';
+  return String(n);
+}
+
+abstract class Metric<TSeries> {
+  readonly name: string;
+  readonly help: string;
+  readonly labelNames: readonly string[];
+  protected readonly series = new Map<string, { labels: Labels; value: TSeries }>();
+  readonly #maxSeries: number;
+
+  constructor(name: string, help: string, labelNames: readonly string[], maxSeries: number) {
+    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(name)) throw new TypeError(`invalid metric name ${name}`);
+    this.name = name;
+    this.help = help;
+    this.labelNames = labelNames;
+    this.#maxSeries = maxSeries;
+  }
+
+  abstract readonly type: 'counter' | 'gauge' | 'histogram';
+  protected abstract initial(): TSeries;
+  abstract render(): string[];
+  abstract toJSON(): unknown;
+
+  protected slot(labels: Labels): { labels: Labels; value: TSeries } {
+    let key = '';
+    for (const name of this.labelNames) key += `${labels[name] ?? ''}\u0000`;
+    let entry = this.series.get(key);
+    if (!entry) {
+      let fixed: Labels = Object.fromEntries(this.labelNames.map((n) => [n, labels[n] ?? '']));
+      if (this.series.size >= this.#maxSeries) {
+        // Too many label sets: fold the rest into one, so memory and scrape size stay bounded.
+        fixed = Object.fromEntries(this.labelNames.map((n) => [n, 'other']));
+        key = this.labelNames.map(() => 'other\u0000').join('');
+        entry = this.series.get(key);
+        if (entry) return entry;
+      }
+      entry = { labels: fixed, value: this.initial() };
+      this.series.set(key, entry);
+    }
+    return entry;
+  }
+
+  protected header(): string[] {
+    return [
+      `# HELP ${this.name} ${this.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`,
+      `# TYPE ${this.name} ${this.type}`,
+    ];
+  }
+}
+
+/** A monotonically increasing count; `collect` may copy a running total in at scrape time. */
+export class Counter extends Metric<number> {
+  readonly type = 'counter';
+  collect: (() => void) | undefined;
+  protected initial() {
+    return 0;
+  }
+  /** Sets the running total kept elsewhere (for `collect`); it must never go down. */
+  setTotal(labels: Labels, total: number): void {
+    this.slot(labels).value = total;
+  }
+  inc(labels: Labels = {}, by = 1): void {
+    this.slot(labels).value += by;
+  }
+  get(labels: Labels = {}): number {
+    return this.slot(labels).value;
+  }
+  render(): string[] {
+    this.collect?.();
+    return [
+      ...this.header(),
+      ...[...this.series.values()].map(
+        (s) => `${this.name}${renderLabels(s.labels)} ${formatNumber(s.value)}`,
+      ),
+    ];
+  }
+  toJSON() {
+    this.collect?.();
+    return [...this.series.values()].map((s) => ({ labels: s.labels, value: s.value }));
+  }
+}
+
+/** A value that goes up and down; `collect` may set it at scrape time. */
+export class Gauge extends Metric<number> {
+  readonly type = 'gauge';
+  collect: (() => void) | undefined;
+  protected initial() {
+    return 0;
+  }
+  set(labels: Labels, value: number): void {
+    this.slot(labels).value = value;
+  }
+  render(): string[] {
+    this.collect?.();
+    return [
+      ...this.header(),
+      ...[...this.series.values()].map(
+        (s) => `${this.name}${renderLabels(s.labels)} ${formatNumber(s.value)}`,
+      ),
+    ];
+  }
+  toJSON() {
+    this.collect?.();
+    return [...this.series.values()].map((s) => ({ labels: s.labels, value: s.value }));
+  }
+}
+
+interface HistogramSeries {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** Observations in cumulative buckets, with their sum and count. */
+export class Histogram extends Metric<HistogramSeries> {
+  readonly type = 'histogram';
+  readonly buckets: readonly number[];
+
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    maxSeries: number,
+    buckets = DEFAULT_BUCKETS,
+  ) {
+    super(name, help, labelNames, maxSeries);
+    this.buckets = [...buckets].sort((a, b) => a - b);
+  }
+  protected initial(): HistogramSeries {
+    return { counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };
+  }
+  observe(labels: Labels, value: number): void {
+    const s = this.slot(labels).value;
+    s.sum += value;
+    s.count++;
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
+  }
+  render(): string[] {
+    const lines = this.header();
+    for (const { labels, value } of this.series.values()) {
+      this.buckets.forEach((le, i) => {
+        lines.push(`${this.name}_bucket${renderLabels(labels, ['le', formatNumber(le)])} ${value.counts[i]}`);
+      });
+      lines.push(`${this.name}_bucket${renderLabels(labels, ['le', '+Inf'])} ${value.count}`);
+      lines.push(`${this.name}_sum${renderLabels(labels)} ${formatNumber(value.sum)}`);
+      lines.push(`${this.name}_count${renderLabels(labels)} ${value.count}`);
+    }
+    return lines;
+  }
+  toJSON() {
+    return [...this.series.values()].map((s) => ({
+      labels: s.labels,
+      count: s.value.count,
+      sum: s.value.sum,
+      buckets: Object.fromEntries(this.buckets.map((le, i) => [String(le), s.value.counts[i]])),
+    }));
+  }
+}
+
+/**
+ * The registry `GET /metrics` renders. Create metrics through it; each name is registered once.
+ *
+ * @example
+ * ```ts
+ * const jobs = server.metrics.counter('myapp_jobs_total', 'Jobs run', ['kind']);
+ * jobs.inc({ kind: 'import' });
+ * ```
+ */
+export class MetricsRegistry {
+  readonly #metrics = new Map<string, Counter | Gauge | Histogram>();
+  readonly #maxSeries: number;
+
+  constructor(options: { maxSeries?: number } = {}) {
+    this.#maxSeries = options.maxSeries ?? 500;
+  }
+
+  counter(
+    name: string,
+    help: string,
+    labelNames: readonly string[] = [],
+    collect?: (counter: Counter) => void,
+  ): Counter {
+    const counter = this.#add(new Counter(name, help, labelNames, this.#maxSeries));
+    if (collect) counter.collect = () => collect(counter);
+    return counter;
+  }
+
+  gauge(
+    name: string,
+    help: string,
+    labelNames: readonly string[] = [],
+    collect?: (gauge: Gauge) => void,
+  ): Gauge {
+    const gauge = this.#add(new Gauge(name, help, labelNames, this.#maxSeries));
+    if (collect) gauge.collect = () => collect(gauge);
+    return gauge;
+  }
+
+  histogram(name: string, help: string, labelNames: readonly string[] = [], buckets?: number[]): Histogram {
+    return this.#add(new Histogram(name, help, labelNames, this.#maxSeries, buckets));
+  }
+
+  #add<T extends Counter | Gauge | Histogram>(metric: T): T {
+    if (this.#metrics.has(metric.name)) throw new TypeError(`metric ${metric.name} is already registered`);
+    this.#metrics.set(metric.name, metric);
+    return metric;
+  }
+
+  /** The Prometheus text exposition format. */
+  render(): string {
+    const lines: string[] = [];
+    for (const metric of this.#metrics.values()) lines.push(...metric.render());
+    return `${lines.join('\n')}\n`;
+  }
+
+  /** The same as JSON: `{ name: { type, help, series } }`. */
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const metric of this.#metrics.values())
+      out[metric.name] = { type: metric.type, help: metric.help, series: metric.toJSON() };
+    return out;
+  }
+}

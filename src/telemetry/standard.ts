@@ -1,0 +1,119 @@
+import type { ResourceCatalog } from '../catalog/resources.js';
+import type { ToolExecutor } from '../executor.js';
+import type { MetricsRegistry } from './metrics.js';
+
+/** What the standard metrics read from the server. */
+export interface TelemetrySources {
+  executor: ToolExecutor;
+  resources: ResourceCatalog;
+  connections(): { httpSessions: number; connections: Partial<Record<string, number>> };
+}
+
+/** The HTTP request metrics the handler records into. */
+export interface HttpMetrics {
+  observe(route: string, method: string, status: number, seconds: number): void;
+}
+
+/**
+ * Registers mcpkit's standard metrics: tool calls by tool and outcome with a duration histogram,
+ * HTTP requests by route and status, live sessions by transport, WebSocket connections, cache
+ * counters, and process metrics where the runtime has them. Every label is bounded: tools by the
+ * catalog, routes by the route table (never raw paths, URIs or session ids).
+ */
+export function installStandardMetrics(registry: MetricsRegistry, sources: TelemetrySources): HttpMetrics {
+  const calls = registry.counter('mcpkit_tool_calls_total', 'Tool calls by tool and outcome', [
+    'tool',
+    'outcome',
+  ]);
+  const duration = registry.histogram('mcpkit_tool_call_duration_seconds', 'Tool call duration', ['tool']);
+  const record = (outcome: string) => (e: { tool: string; durationMs: number }) => {
+    calls.inc({ tool: e.tool, outcome });
+    duration.observe({ tool: e.tool }, e.durationMs / 1000);
+  };
+  sources.executor.on('success', record('success'));
+  sources.executor.on('error', record('error'));
+  sources.executor.on('timeout', record('timeout'));
+  sources.executor.on('cancel', record('cancelled'));
+
+  const requests = registry.counter(
+    'mcpkit_http_requests_total',
+    'HTTP requests by route, method and status',
+    ['route', 'method', 'status'],
+  );
+  const requestDuration = registry.histogram(
+    'mcpkit_http_request_duration_seconds',
+    'HTTP time to response headers',
+    ['route'],
+  );
+
+  registry.gauge(
+    'mcpkit_sessions',
+    'Live MCP sessions and connections by transport',
+    ['transport'],
+    (gauge) => {
+      const counts = sources.connections();
+      gauge.set({ transport: 'http' }, counts.httpSessions);
+      for (const transport of ['stdio', 'websocket', 'memory'] as const) {
+        gauge.set({ transport }, counts.connections[transport] ?? 0);
+      }
+    },
+  );
+  registry.gauge('mcpkit_websocket_connections', 'Open WebSocket connections', [], (gauge) => {
+    gauge.set({}, sources.connections().connections.websocket ?? 0);
+  });
+  registry.gauge('mcpkit_tool_calls_active', 'Tool calls running and queued', ['state'], (gauge) => {
+    const load = sources.executor.load;
+    gauge.set({ state: 'running' }, load.active);
+    gauge.set({ state: 'queued' }, load.queued);
+  });
+  const cacheCounter = (name: string, help: string, pick: (s: ResourceCatalog['cacheStats']) => number) =>
+    registry.counter(name, help, [], (counter) => counter.setTotal({}, pick(sources.resources.cacheStats)));
+  cacheCounter('mcpkit_resource_cache_hits_total', 'Resource reads served from the cache', (s) => s.hits);
+  cacheCounter(
+    'mcpkit_resource_cache_misses_total',
+    'Resource reads that called the reader',
+    (s) => s.misses,
+  );
+  cacheCounter(
+    'mcpkit_resource_cache_evictions_total',
+    'Cache entries evicted for space',
+    (s) => s.evictions,
+  );
+  registry.gauge('mcpkit_resource_cache_entries', 'Entries in the resource cache', [], (gauge) =>
+    gauge.set({}, sources.resources.cacheStats.size),
+  );
+  registry.gauge('mcpkit_resource_subscriptions', 'Live resource subscriptions', [], (gauge) =>
+    gauge.set({}, sources.resources.subscriptionCount),
+  );
+
+  const proc = (globalThis as { process?: NodeLikeProcess }).process;
+  if (typeof proc?.memoryUsage === 'function' && typeof proc.cpuUsage === 'function') {
+    registry.gauge('process_resident_memory_bytes', 'Resident memory size in bytes', [], (g) =>
+      g.set({}, proc.memoryUsage!().rss),
+    );
+    registry.gauge('nodejs_heap_used_bytes', 'V8 heap in use, in bytes', [], (g) =>
+      g.set({}, proc.memoryUsage!().heapUsed),
+    );
+    registry.counter('process_cpu_seconds_total', 'User and system CPU time, in seconds', [], (c) => {
+      const usage = proc.cpuUsage!();
+      c.setTotal({}, (usage.user + usage.system) / 1e6);
+    });
+    const started = Date.now() / 1000 - (proc.uptime?.() ?? 0);
+    registry.gauge('process_start_time_seconds', 'Start time of the process, in Unix seconds', [], (g) =>
+      g.set({}, started),
+    );
+  }
+
+  return {
+    observe(route, method, status, seconds) {
+      requests.inc({ route, method, status: String(status) });
+      requestDuration.observe({ route }, seconds);
+    },
+  };
+}
+
+interface NodeLikeProcess {
+  memoryUsage?: () => { rss: number; heapUsed: number };
+  cpuUsage?: () => { user: number; system: number };
+  uptime?: () => number;
+}

@@ -1,0 +1,333 @@
+/**
+ * OpenTelemetry traces without a dependency on `@opentelemetry/api`: a small duck-typed view of the
+ * API, found at run time through the API's own global registration (what `trace.setGlobalTracerProvider`
+ * and `context.setGlobalContextManager` write under `Symbol.for('opentelemetry.js.api.1')`), or
+ * handed in as the `tracing` option. With neither, every helper here is a no-op that costs one
+ * property lookup.
+ */
+
+/** Span attribute values mcpkit sets. */
+export type SpanAttributes = Record<string, string | number | boolean>;
+
+/** The identity of a span (`SpanContext` of `@opentelemetry/api`). */
+export interface SpanContextLike {
+  traceId: string;
+  spanId: string;
+  traceFlags: number;
+  isRemote?: boolean;
+  traceState?: unknown;
+}
+
+/** The part of an OpenTelemetry `Span` mcpkit uses. */
+export interface SpanLike {
+  spanContext(): SpanContextLike;
+  setAttribute(key: string, value: string | number | boolean): unknown;
+  setStatus(status: { code: number; message?: string }): unknown;
+  recordException(exception: unknown): unknown;
+  updateName(name: string): unknown;
+  end(): void;
+}
+
+/** An OpenTelemetry `Context`: immutable, keyed by symbols. */
+export interface ContextLike {
+  getValue(key: symbol): unknown;
+  setValue(key: symbol, value: unknown): ContextLike;
+  deleteValue(key: symbol): ContextLike;
+}
+
+/** The part of an OpenTelemetry `Tracer` mcpkit uses. */
+export interface TracerLike {
+  startSpan(
+    name: string,
+    options?: { kind?: number; attributes?: SpanAttributes },
+    context?: ContextLike,
+  ): SpanLike;
+}
+
+/** A `ContextManager`, or the API's `context` (both have `active` and `with`). */
+export interface ContextManagerLike {
+  active(): ContextLike;
+  with<R>(context: ContextLike, fn: () => R): R;
+}
+
+interface HeaderGetter {
+  get(carrier: Headers, key: string): string | undefined;
+  keys(carrier: Headers): string[];
+}
+
+/** A `TextMapPropagator`, or the API's `propagation`. */
+export interface PropagatorLike {
+  extract(context: ContextLike, carrier: Headers, getter: HeaderGetter): ContextLike;
+}
+
+/** The part of the `@opentelemetry/api` module mcpkit uses: pass the module itself. */
+export interface OpenTelemetryApiLike {
+  trace: { getTracer(name: string, version?: string): TracerLike };
+  context: ContextManagerLike;
+  propagation?: PropagatorLike;
+}
+
+/**
+ * The `tracing` option of `createMcpServer`. Default: the globally registered OpenTelemetry tracer
+ * provider, context manager and propagator, when there are any. `false` turns tracing off.
+ */
+export type TracingOptions =
+  | false
+  | {
+      /** The tracer to start spans with. Default: `api.trace.getTracer('mcpkit')`, or the global one. */
+      tracer?: TracerLike;
+      /** The `@opentelemetry/api` module (its `context` and `propagation` are used). Default: the global registration. */
+      api?: OpenTelemetryApiLike;
+    };
+
+/** `SpanKind` values of the API. */
+export const SPAN_KIND = { INTERNAL: 0, SERVER: 1, CLIENT: 2 } as const;
+/** `SpanStatusCode` values of the API. */
+export const SPAN_STATUS = { UNSET: 0, OK: 1, ERROR: 2 } as const;
+
+/** Where `@opentelemetry/api` 1.x registers its globals. */
+const GLOBAL_KEY = Symbol.for('opentelemetry.js.api.1');
+/** The API's context key for the active span (`createContextKey` uses `Symbol.for`). */
+const SPAN_KEY = Symbol.for('OpenTelemetry Context Key SPAN');
+const TRACER_NAME = 'mcpkit';
+
+interface GlobalApi {
+  trace?: { getTracer(name: string, version?: string): TracerLike };
+  context?: ContextManagerLike;
+  propagation?: PropagatorLike;
+}
+
+/** A context for runtimes with no context manager registered: spans still work, but do not nest on their own. */
+class BaseContext implements ContextLike {
+  readonly #values: Map<symbol, unknown>;
+  constructor(values?: Map<symbol, unknown>) {
+    this.#values = values ?? new Map();
+  }
+  getValue(key: symbol): unknown {
+    return this.#values.get(key);
+  }
+  setValue(key: symbol, value: unknown): ContextLike {
+    const values = new Map(this.#values);
+    values.set(key, value);
+    return new BaseContext(values);
+  }
+  deleteValue(key: symbol): ContextLike {
+    const values = new Map(this.#values);
+    values.delete(key);
+    return new BaseContext(values);
+  }
+}
+
+const ROOT = new BaseContext();
+const NO_CONTEXT_MANAGER: ContextManagerLike = { active: () => ROOT, with: (_context, fn) => fn() };
+
+const HEADER_GETTER: HeaderGetter = {
+  get: (carrier, key) => carrier.get(key) ?? undefined,
+  keys: (carrier) => [...carrier.keys()],
+};
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+
+/** A W3C `traceparent` value as a remote span context, or `undefined` when it is not valid. */
+export function parseTraceparent(value: string | null | undefined): SpanContextLike | undefined {
+  const match = value ? TRACEPARENT.exec(value.trim()) : null;
+  if (!match) return undefined;
+  const [, version, traceId, spanId, flags, rest] = match;
+  if (version === 'ff' || (version === '00' && rest !== undefined)) return undefined;
+  if (/^0+$/.test(traceId!) || /^0+$/.test(spanId!)) return undefined;
+  return { traceId: traceId!, spanId: spanId!, traceFlags: Number.parseInt(flags!, 16) & 1, isRemote: true };
+}
+
+/** A span that only carries a remote parent's identity (the API's `NonRecordingSpan`). */
+function remoteSpan(spanContext: SpanContextLike): SpanLike {
+  return {
+    spanContext: () => spanContext,
+    setAttribute() {},
+    setStatus() {},
+    recordException() {},
+    updateName() {},
+    end() {},
+  };
+}
+
+interface Binding {
+  tracer: TracerLike;
+  contexts: ContextManagerLike;
+  propagator: PropagatorLike | undefined;
+}
+
+/** How a span starts: its kind, attributes (built only when tracing is on) and parent. */
+export interface SpanInit {
+  kind?: number;
+  attributes?: () => SpanAttributes;
+  /** The parent context; default the active one. */
+  parent?: ContextLike;
+}
+
+/**
+ * The tracing seam every layer shares. Resolves the tracer on each span, so a provider registered
+ * after the server was created is picked up; when there is none, {@link Tracing.span} just calls
+ * its function.
+ */
+export class Tracing {
+  readonly #options: Exclude<TracingOptions, false> | undefined;
+  #provider: unknown;
+  #tracer: TracerLike | undefined;
+
+  constructor(options: TracingOptions = {}) {
+    this.#options = options === false ? undefined : options;
+  }
+
+  #binding(): Binding | undefined {
+    const options = this.#options;
+    if (!options) return undefined;
+    const api = options.api;
+    if (api) {
+      this.#tracer ??= options.tracer ?? api.trace.getTracer(TRACER_NAME);
+      return { tracer: this.#tracer, contexts: api.context, propagator: api.propagation };
+    }
+    const registered = (globalThis as Record<symbol, GlobalApi | undefined>)[GLOBAL_KEY];
+    let tracer = options.tracer;
+    if (!tracer) {
+      const provider = registered?.trace;
+      if (!provider) return undefined;
+      if (provider !== this.#provider) {
+        this.#provider = provider;
+        this.#tracer = provider.getTracer(TRACER_NAME);
+      }
+      tracer = this.#tracer!;
+    }
+    return {
+      tracer,
+      contexts: registered?.context ?? NO_CONTEXT_MANAGER,
+      propagator: registered?.propagation,
+    };
+  }
+
+  /** Whether spans are recorded now (a tracer is registered or was given). */
+  get enabled(): boolean {
+    return this.#binding() !== undefined;
+  }
+
+  /**
+   * Runs `fn` inside a new span that is active for everything `fn` starts. A throw marks the span
+   * as an error; other outcomes are `fn`'s to record on the span it receives (`undefined` when
+   * tracing is off).
+   */
+  span<T>(name: string, fn: (span: SpanLike | undefined) => Promise<T>, init?: SpanInit): Promise<T> {
+    const binding = this.#binding();
+    return binding ? this.#inSpan(binding, name, fn, init) : fn(undefined);
+  }
+
+  async #inSpan<T>(
+    binding: Binding,
+    name: string,
+    fn: (span: SpanLike) => Promise<T>,
+    init: SpanInit | undefined,
+  ): Promise<T> {
+    const parent = init?.parent ?? binding.contexts.active();
+    const span = binding.tracer.startSpan(
+      name,
+      {
+        ...(init?.kind !== undefined && { kind: init.kind }),
+        ...(init?.attributes && { attributes: init.attributes() }),
+      },
+      parent,
+    );
+    try {
+      return await binding.contexts.with(parent.setValue(SPAN_KEY, span), () => fn(span));
+    } catch (error) {
+      markError(span, error);
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  /**
+   * Starts a span for a stretch of code that does not fit one function (a loop's iteration): it
+   * becomes active only inside `run`, and ends at the first `end`. A no-op when tracing is off.
+   */
+  begin(name: string, init?: SpanInit): ActiveSpan {
+    const binding = this.#binding();
+    if (!binding) return NOOP_ACTIVE_SPAN;
+    const parent = init?.parent ?? binding.contexts.active();
+    const span = binding.tracer.startSpan(
+      name,
+      {
+        ...(init?.kind !== undefined && { kind: init.kind }),
+        ...(init?.attributes && { attributes: init.attributes() }),
+      },
+      parent,
+    );
+    const context = parent.setValue(SPAN_KEY, span);
+    let ended = false;
+    return {
+      span,
+      run: (fn) => binding.contexts.with(context, fn),
+      setAttributes(attributes) {
+        for (const key in attributes) span.setAttribute(key, attributes[key]!);
+      },
+      end(error) {
+        if (ended) return;
+        ended = true;
+        if (error !== undefined) markError(span, error);
+        span.end();
+      },
+    };
+  }
+
+  /**
+   * The parent context an HTTP request carries (W3C `traceparent`, or whatever the registered
+   * propagator reads), or `undefined` when tracing is off or the request carries none.
+   */
+  extract(headers: Headers): ContextLike | undefined {
+    const binding = this.#binding();
+    if (!binding) return undefined;
+    const active = binding.contexts.active();
+    if (binding.propagator) {
+      const extracted = binding.propagator.extract(active, headers, HEADER_GETTER);
+      if (extracted.getValue(SPAN_KEY) !== undefined) return extracted;
+    }
+    const remote = parseTraceparent(headers.get('traceparent'));
+    return remote ? active.setValue(SPAN_KEY, remoteSpan(remote)) : undefined;
+  }
+}
+
+/** Marks `span` as failed with `error` (an exception, or an error code string). */
+export function markError(span: SpanLike | undefined, error: unknown): void {
+  if (!span) return;
+  if (typeof error === 'string') {
+    span.setAttribute('error.type', error);
+    span.setStatus({ code: SPAN_STATUS.ERROR, message: error });
+    return;
+  }
+  span.recordException(error as Error);
+  const code = (error as { code?: unknown } | null)?.code;
+  span.setAttribute('error.type', typeof code === 'string' ? code : ((error as Error)?.name ?? 'Error'));
+  span.setStatus({
+    code: SPAN_STATUS.ERROR,
+    message: error instanceof Error ? error.message : String(error),
+  });
+}
+
+/** A span started with {@link Tracing.begin}. */
+export interface ActiveSpan {
+  /** The span; `undefined` when tracing is off. */
+  readonly span: SpanLike | undefined;
+  /** Runs `fn` with the span active, so the spans `fn` starts are its children. */
+  run<T>(fn: () => T): T;
+  setAttributes(attributes: SpanAttributes): void;
+  /** Ends the span (once); an `error` (exception or error code) marks it failed. */
+  end(error?: unknown): void;
+}
+
+const NOOP_ACTIVE_SPAN: ActiveSpan = {
+  span: undefined,
+  run: (fn) => fn(),
+  setAttributes() {},
+  end() {},
+};
+
+/** The tracing every component uses when none was handed in: the global registration. */
+export const globalTracing = new Tracing();

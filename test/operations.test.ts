@@ -1,0 +1,237 @@
+/**
+ * Operations: Prometheus metrics after a known workload (exact counters and histogram counts, parsed
+ * by a third-party parser), bounded labels, structured logs behind GET /logs with redaction,
+ * readiness checks, and configuration errors that name the variable.
+ */
+import { ConfigError, createMcpServer, loadEnvConfig } from 'mcpkit';
+import { connectClient, request } from 'mcpkit/testing';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+
+interface Family {
+  name: string;
+  type: string;
+  metrics: Array<{
+    labels?: Record<string, string>;
+    value?: string;
+    buckets?: Record<string, string>;
+    count?: string;
+    sum?: string;
+  }>;
+}
+
+async function scrape(server: ReturnType<typeof createMcpServer>): Promise<Map<string, Family>> {
+  const res = await request(server, '/metrics');
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  const families = parsePrometheusTextFormat(await res.text()) as Family[];
+  return new Map(families.map((f) => [f.name, f]));
+}
+
+function value(family: Family | undefined, labels: Record<string, string>): number | undefined {
+  const metric = family?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+  return metric?.value === undefined ? undefined : Number(metric.value);
+}
+
+describe('metrics', () => {
+  it('counts a known workload exactly', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.register({ name: 'ok', inputSchema: { n: z.number() }, handler: ({ n }) => String(n) });
+    server.tools.register({ name: 'bad', handler: () => Promise.reject(new Error('no')) });
+    server.resources.register({ uri: 'r://x', name: 'x', ttlMs: 60_000, read: () => 'x' });
+    const { client, close } = await connectClient(server);
+    for (let i = 0; i < 5; i++) await client.callTool({ name: 'ok', arguments: { n: i } });
+    for (let i = 0; i < 2; i++) await client.callTool({ name: 'bad', arguments: {} });
+    await client.callTool({ name: 'ok', arguments: { n: 'not a number' } });
+    for (let i = 0; i < 3; i++) await client.readResource({ uri: 'r://x' });
+    await request(server, '/tools');
+    await request(server, '/tools');
+    await request(server, '/tools/nope');
+
+    const m = await scrape(server);
+    expect(m.get('mcpkit_tool_calls_total')?.type).toBe('COUNTER');
+    expect(value(m.get('mcpkit_tool_calls_total'), { tool: 'ok', outcome: 'success' })).toBe(5);
+    expect(value(m.get('mcpkit_tool_calls_total'), { tool: 'ok', outcome: 'error' })).toBe(1);
+    expect(value(m.get('mcpkit_tool_calls_total'), { tool: 'bad', outcome: 'error' })).toBe(2);
+    expect(m.get('mcpkit_tool_call_duration_seconds')?.type).toBe('HISTOGRAM');
+    // the parser keeps no labels on histogram series: read the counts from the exposition itself
+    const text = await (await request(server, '/metrics')).text();
+    expect(text).toContain('mcpkit_tool_call_duration_seconds_count{tool="ok"} 6');
+    expect(text).toContain('mcpkit_tool_call_duration_seconds_bucket{tool="ok",le="+Inf"} 6');
+    expect(text).toContain('mcpkit_tool_call_duration_seconds_count{tool="bad"} 2');
+    expect(
+      value(m.get('mcpkit_http_requests_total'), { route: '/tools', method: 'GET', status: '200' }),
+    ).toBe(2);
+    expect(
+      value(m.get('mcpkit_http_requests_total'), { route: '/tools/:name', method: 'GET', status: '404' }),
+    ).toBe(1);
+    expect(value(m.get('mcpkit_resource_cache_hits_total'), {})).toBe(2);
+    expect(value(m.get('mcpkit_resource_cache_misses_total'), {})).toBe(1);
+    expect(value(m.get('mcpkit_sessions'), { transport: 'memory' })).toBe(1);
+    expect(Number(m.get('process_resident_memory_bytes')?.metrics[0]?.value)).toBeGreaterThan(0);
+    await close();
+    const after = await scrape(server);
+    expect(value(after.get('mcpkit_sessions'), { transport: 'memory' })).toBe(0);
+  });
+
+  it('keeps labels bounded: 10,000 calls to 1,000 distinct URIs add no per-URI series', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.resources.register({ uriTemplate: 'doc://{id}', name: 'doc', read: (_u, { id }) => String(id) });
+    for (let i = 0; i < 10_000; i++) {
+      await request(server, `/resources/${encodeURIComponent(`doc://${i % 1000}`)}`);
+    }
+    const text = await (await request(server, '/metrics')).text();
+    expect(text).not.toContain('doc://');
+    const series = text.split('\n').filter((l) => l.startsWith('mcpkit_http_requests_total{'));
+    expect(series).toEqual([
+      'mcpkit_http_requests_total{route="/resources/:uri",method="GET",status="200"} 10000',
+    ]);
+    expect(text.split('\n').length).toBeLessThan(400);
+  });
+
+  it('answers JSON for Accept: application/json, and user metrics join the registry', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.metrics.counter('myapp_jobs_total', 'Jobs', ['kind']).inc({ kind: 'import' }, 3);
+    const json = await (
+      await request(server, '/metrics', { headers: { accept: 'application/json' } })
+    ).json();
+    expect(json.myapp_jobs_total).toEqual({
+      type: 'counter',
+      help: 'Jobs',
+      series: [{ labels: { kind: 'import' }, value: 3 }],
+    });
+    const text = await (await request(server, '/metrics', { headers: { accept: 'text/plain' } })).text();
+    expect(text).toContain('myapp_jobs_total{kind="import"} 3');
+  });
+});
+
+describe('logs', () => {
+  it('keeps recent records with request ids, redacts secrets, and filters', async () => {
+    const lines: string[] = [];
+    const { createLogger } = await import('mcpkit');
+    const server = createMcpServer({
+      logger: createLogger({ level: 'debug', write: (l) => lines.push(l) }),
+      logLevel: 'debug',
+    });
+    server.tools.register({
+      name: 'leaky',
+      handler: (_a, ctx) => {
+        ctx.logger.info(
+          { apiKey: 'sk-live-123', nested: { password: 'hunter2', ok: 1 } },
+          'calling upstream',
+        );
+        throw new Error('upstream down');
+      },
+    });
+    const res = await request(server, '/tools/leaky/execute', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'req-42' },
+      body: '{}',
+    });
+    expect(res.status).toBe(200);
+    const all = await (await request(server, '/logs?limit=50')).json();
+    const info = all.items.find((r: { msg?: string }) => r.msg === 'calling upstream');
+    expect(info).toMatchObject({
+      level: 'info',
+      tool: 'leaky',
+      apiKey: '[redacted]',
+      nested: { password: '[redacted]', ok: 1 },
+    });
+    const errors = await (await request(server, '/logs?level=error&requestId=req-42')).json();
+    expect(errors.items).toHaveLength(1);
+    expect(errors.items[0]).toMatchObject({ level: 'error', requestId: 'req-42', tool: 'leaky' });
+    expect(lines.join('\n')).not.toContain('sk-live-123');
+    expect(lines.join('\n')).not.toContain('hunter2');
+    const future = await (await request(server, `/logs?since=${Date.now() + 60_000}`)).json();
+    expect(future.items).toEqual([]);
+    expect((await request(server, '/logs?level=loud')).status).toBe(400);
+  });
+
+  it('summarises huge and deeply nested values instead of breaking', async () => {
+    const server = createMcpServer({ logLevel: 'info', logger: (await import('mcpkit')).silentLogger });
+    let deep: Record<string, unknown> = { leaf: true };
+    for (let i = 0; i < 100; i++) deep = { deep };
+    server.logger.info(
+      { deep, big: 'x'.repeat(100_000), many: Array.from({ length: 10_000 }, (_, i) => i) },
+      'huge',
+    );
+    const [record] = (await (await request(server, '/logs?limit=1')).json()).items;
+    expect(JSON.stringify(record).length).toBeLessThan(10_000);
+    expect(record.big).toMatch(/…\(100000 chars\)$/);
+  });
+});
+
+describe('health', () => {
+  it('is ready until a check fails, then answers 503 with the reason', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    let storageOk = true;
+    server.health.register('storage', () => ({
+      ok: storageOk,
+      detail: storageOk ? 'writable' : 'read-only filesystem',
+    }));
+    const ok = await request(server, '/health');
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toMatchObject({ status: 'ok', checks: { storage: { ok: true } } });
+    storageOk = false;
+    const down = await request(server, '/health');
+    expect(down.status).toBe(503);
+    expect(await down.json()).toMatchObject({
+      status: 'unavailable',
+      checks: { storage: { ok: false, detail: 'read-only filesystem' } },
+    });
+  });
+});
+
+describe('configuration', () => {
+  const cases: Array<[string, string, RegExp]> = [
+    [
+      'MCP_LOG_LEVEL',
+      'loud',
+      /MCP_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent \(got "loud"\)/,
+    ],
+    [
+      'MCP_MAX_CONNECTIONS',
+      '-5',
+      /MCP_MAX_CONNECTIONS must be a whole number from 1 to 1000000 \(got "-5"\)/,
+    ],
+    ['MCP_MAX_CONNECTIONS', '0', /MCP_MAX_CONNECTIONS must be a whole number/],
+    ['MCP_CACHE_TTL', '5s', /MCP_CACHE_TTL must be a whole number of milliseconds/],
+    ['MCP_RATE_LIMIT', 'lots', /MCP_RATE_LIMIT must be a whole number of requests per minute/],
+    ['MCP_SECRET_KEY', 'short', /MCP_SECRET_KEY must be a 32-byte key .* \(got "<hidden>"\)/],
+    ['MCP_DATA_DIR', 'a\0b', /MCP_DATA_DIR must be a directory path/],
+  ];
+  it.each(cases)('%s=%j fails with a message naming it', (name, bad, message) => {
+    expect(() => loadEnvConfig({ [name]: bad })).toThrow(message);
+    expect(() => loadEnvConfig({ [name]: bad })).toThrow(ConfigError);
+  });
+
+  it('reads good values, and code options win over the environment', () => {
+    const key = 'a'.repeat(64);
+    expect(
+      loadEnvConfig({
+        MCP_LOG_LEVEL: 'debug',
+        MCP_MAX_CONNECTIONS: '50',
+        MCP_CACHE_TTL: '0',
+        MCP_SECRET_KEY: key,
+        MCP_DATA_DIR: '/tmp/x',
+        MCP_RATE_LIMIT: '600',
+      }),
+    ).toEqual({
+      logLevel: 'debug',
+      maxConnections: 50,
+      cacheTtlMs: 0,
+      secretKey: key,
+      dataDir: '/tmp/x',
+      rateLimitPerMinute: 600,
+    });
+    const saved = process.env.MCP_CACHE_TTL;
+    process.env.MCP_CACHE_TTL = 'nope';
+    try {
+      expect(() => createMcpServer({ logLevel: 'silent' })).toThrow(/MCP_CACHE_TTL/);
+    } finally {
+      if (saved === undefined) delete process.env.MCP_CACHE_TTL;
+      else process.env.MCP_CACHE_TTL = saved;
+    }
+  });
+});

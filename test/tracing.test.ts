@@ -1,0 +1,281 @@
+/**
+ * OpenTelemetry traces: spans for HTTP requests, MCP requests, tool executions, resource reads and
+ * completion steps, nested through the registered context manager, with an incoming `traceparent`
+ * honoured. The SDK is registered globally here only; mcpkit finds it without importing the API.
+ */
+import * as otel from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { createMcpServer, type McpKitServer, type ModelClient, parseTraceparent } from 'mcpkit';
+import { jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { fixtureServer } from './fixtures.js';
+
+const exporter = new InMemorySpanExporter();
+const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+const contextManager = new AsyncLocalStorageContextManager();
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const PARENT_ID = '00f067aa0ba902b7';
+const TRACEPARENT = `00-${TRACE_ID}-${PARENT_ID}-01`;
+
+const INIT = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+};
+
+async function openSession(server: McpKitServer) {
+  const res = await request(server, '/mcp', jsonRpcPost(INIT));
+  const sessionId = res.headers.get('mcp-session-id')!;
+  await res.text();
+  const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
+  await request(
+    server,
+    '/mcp',
+    jsonRpcPost({ jsonrpc: '2.0', method: 'notifications/initialized' }, headers),
+  );
+  return headers;
+}
+
+const byName = (name: string) => exporter.getFinishedSpans().filter((s) => s.name === name);
+const one = (name: string): ReadableSpan => {
+  const spans = byName(name);
+  expect(spans, `spans named ${name}`).toHaveLength(1);
+  return spans[0]!;
+};
+const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
+
+beforeAll(() => {
+  contextManager.enable();
+  otel.context.setGlobalContextManager(contextManager);
+  otel.trace.setGlobalTracerProvider(provider);
+});
+
+afterAll(async () => {
+  otel.trace.disable();
+  otel.context.disable();
+  await provider.shutdown();
+});
+
+afterEach(() => exporter.reset());
+
+describe('spans with a globally registered provider', () => {
+  it('nests HTTP → MCP request → tool under the incoming traceparent', async () => {
+    const server = fixtureServer();
+    const headers = await openSession(server);
+    exporter.reset();
+    const res = await request(
+      server,
+      '/mcp',
+      jsonRpcPost(
+        { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'add', arguments: { a: 1, b: 2 } } },
+        { ...headers, traceparent: TRACEPARENT },
+      ),
+    );
+    expect((await readJsonRpc(res)).result.structuredContent).toEqual({ sum: 3 });
+
+    const http = one('POST /mcp');
+    const mcp = one('tools/call');
+    const tool = one('tool add');
+    expect(http.spanContext().traceId).toBe(TRACE_ID);
+    expect(parentOf(http)).toBe(PARENT_ID);
+    expect(parentOf(mcp)).toBe(http.spanContext().spanId);
+    expect(parentOf(tool)).toBe(mcp.spanContext().spanId);
+    expect(mcp.spanContext().traceId).toBe(TRACE_ID);
+    expect(tool.spanContext().traceId).toBe(TRACE_ID);
+
+    expect(http.kind).toBe(otel.SpanKind.SERVER);
+    expect(http.attributes).toMatchObject({
+      'http.request.method': 'POST',
+      'http.route': '/mcp',
+      'http.response.status_code': 200,
+    });
+    expect(mcp.kind).toBe(otel.SpanKind.SERVER);
+    expect(mcp.attributes).toMatchObject({
+      'mcp.method.name': 'tools/call',
+      'mcp.tool.name': 'add',
+      'mcp.session.id': headers['mcp-session-id'],
+      'jsonrpc.request.id': '2',
+      'mcpkit.origin': 'http',
+    });
+    expect(tool.attributes).toMatchObject({ 'mcp.tool.name': 'add', 'mcpkit.origin': 'http' });
+    expect(tool.status.code).toBe(otel.SpanStatusCode.UNSET);
+    await server.close();
+  });
+
+  it('starts a new trace without a traceparent, and keeps REST route names bounded', async () => {
+    const server = fixtureServer();
+    await request(server, '/tools/add/call', jsonRpcPost({ a: 1, b: 1 }));
+    await request(server, '/tools/no-such-tool-123', {});
+    const spans = exporter.getFinishedSpans().filter((s) => s.kind === otel.SpanKind.SERVER);
+    const names = spans.map((s) => s.name);
+    expect(names.some((n) => n.includes('no-such-tool-123'))).toBe(false);
+    for (const span of spans) expect(parentOf(span)).toBeUndefined();
+    await server.close();
+  });
+
+  it('nests ctx.callTool under the calling tool, with the caller as an attribute', async () => {
+    const server = fixtureServer();
+    server.tools.register({
+      name: 'outer',
+      handler: async (_args, ctx) => ctx.callTool('add', { a: 2, b: 3 }),
+    });
+    await server.executor.execute('outer', {}, { caller: { id: 'user-7' }, origin: 'rest' });
+    const outer = one('tool outer');
+    const inner = one('tool add');
+    expect(parentOf(outer)).toBeUndefined();
+    expect(parentOf(inner)).toBe(outer.spanContext().spanId);
+    expect(inner.spanContext().traceId).toBe(outer.spanContext().traceId);
+    expect(outer.attributes).toMatchObject({ 'mcpkit.caller.id': 'user-7', 'mcpkit.origin': 'rest' });
+    expect(inner.attributes).toMatchObject({ 'mcpkit.caller.id': 'user-7', 'mcpkit.origin': 'internal' });
+    await server.close();
+  });
+
+  it('gives a resource read its own span under the HTTP request', async () => {
+    const server = fixtureServer();
+    const headers = await openSession(server);
+    exporter.reset();
+    const res = await request(
+      server,
+      '/mcp',
+      jsonRpcPost(
+        { jsonrpc: '2.0', id: 3, method: 'resources/read', params: { uri: 'fixture://greeting' } },
+        headers,
+      ),
+    );
+    expect((await readJsonRpc(res)).result.contents[0].text).toBe('hello');
+    const read = one('resources/read');
+    expect(read.attributes).toMatchObject({
+      'mcp.method.name': 'resources/read',
+      'mcp.resource.uri': 'fixture://greeting',
+    });
+    expect(parentOf(read)).toBe(one('POST /mcp').spanContext().spanId);
+    await server.close();
+  });
+
+  it('marks a failing tool span, and a failed MCP request span', async () => {
+    const server = fixtureServer();
+    const result = await server.executor.execute('boom', {});
+    expect(result.isError).toBe(true);
+    const boom = one('tool boom');
+    expect(boom.status.code).toBe(otel.SpanStatusCode.ERROR);
+    expect(boom.attributes['error.type']).toBe('INTERNAL');
+
+    const headers = await openSession(server);
+    exporter.reset();
+    const res = await request(
+      server,
+      '/mcp',
+      jsonRpcPost({ jsonrpc: '2.0', id: 4, method: 'prompts/get', params: { name: 'nope' } }, headers),
+    );
+    expect((await readJsonRpc(res)).error).toBeDefined();
+    const get = one('prompts/get');
+    expect(get.status.code).toBe(otel.SpanStatusCode.ERROR);
+    expect(get.attributes['mcp.prompt.name']).toBe('nope');
+    await server.close();
+  });
+
+  it('traces a completion job, one span per step, tool calls under their step', async () => {
+    let turn = 0;
+    const model: ModelClient = {
+      name: 'scripted',
+      async complete() {
+        turn++;
+        const usage = { inputTokens: 10, outputTokens: 5 };
+        if (turn === 1) {
+          return {
+            text: '',
+            toolCalls: [{ id: 'c1', name: 'add', arguments: '{"a":1,"b":2}' }],
+            finishReason: 'tool_calls',
+            usage,
+          };
+        }
+        return { text: 'three', toolCalls: [], finishReason: 'stop', usage };
+      },
+      // biome-ignore lint/correctness/useYield: never streamed here
+      async *stream() {
+        throw new Error('not streamed');
+      },
+    };
+    const server = fixtureServer({ completions: { providers: { scripted: model } } });
+    const job = await server.completions.run({
+      model: { provider: 'scripted', model: 'm' },
+      messages: [{ role: 'user', content: 'add' }],
+    });
+    expect(job.status).toBe('succeeded');
+    const completion = one('completion');
+    const steps = byName('completion step');
+    expect(steps).toHaveLength(2);
+    for (const step of steps) expect(parentOf(step)).toBe(completion.spanContext().spanId);
+    const first = steps.find((s) => s.attributes['mcpkit.completion.step'] === 0)!;
+    expect(parentOf(one('tool add'))).toBe(first.spanContext().spanId);
+    expect(completion.attributes).toMatchObject({
+      'gen_ai.provider.name': 'scripted',
+      'gen_ai.request.model': 'm',
+      'mcpkit.completion.status': 'succeeded',
+      'gen_ai.usage.input_tokens': 20,
+    });
+    await server.close();
+  });
+
+  it('honours tracing: false', async () => {
+    const server = fixtureServer({ tracing: false });
+    await server.executor.execute('add', { a: 1, b: 1 });
+    await request(server, '/tools', {});
+    expect(exporter.getFinishedSpans()).toHaveLength(0);
+    await server.close();
+  });
+
+  it('uses an explicit tracer and API when given', async () => {
+    const tracer = provider.getTracer('explicit');
+    const server = createMcpServer({ logLevel: 'silent', tracing: { tracer, api: otel } });
+    server.tools.register({ name: 'noop', handler: () => 'ok' });
+    await server.executor.execute('noop', {});
+    expect(one('tool noop').instrumentationScope.name).toBe('explicit');
+    await server.close();
+  });
+});
+
+describe('without a provider', () => {
+  it('records nothing and throws nothing', async () => {
+    otel.trace.disable();
+    try {
+      const server = fixtureServer();
+      const headers = await openSession(server);
+      const res = await request(
+        server,
+        '/mcp',
+        jsonRpcPost(
+          { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'add', arguments: { a: 1, b: 2 } } },
+          { ...headers, traceparent: TRACEPARENT },
+        ),
+      );
+      expect((await readJsonRpc(res)).result.structuredContent).toEqual({ sum: 3 });
+      expect((await server.executor.execute('boom', {})).isError).toBe(true);
+      expect(exporter.getFinishedSpans()).toHaveLength(0);
+      await server.close();
+    } finally {
+      otel.trace.setGlobalTracerProvider(provider);
+    }
+  });
+
+  it('parses traceparent strictly', () => {
+    expect(parseTraceparent(TRACEPARENT)).toEqual({
+      traceId: TRACE_ID,
+      spanId: PARENT_ID,
+      traceFlags: 1,
+      isRemote: true,
+    });
+    expect(parseTraceparent(`00-${'0'.repeat(32)}-${PARENT_ID}-01`)).toBeUndefined();
+    expect(parseTraceparent(`ff-${TRACE_ID}-${PARENT_ID}-01`)).toBeUndefined();
+    expect(parseTraceparent('garbage')).toBeUndefined();
+    expect(parseTraceparent(null)).toBeUndefined();
+  });
+});
