@@ -317,9 +317,13 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     event: (extra?: Partial<ToolCallEvent>) => ToolCallEvent,
   ): Promise<CallToolResult> {
     const timeoutMs = options.timeoutMs ?? tool.definition.timeoutMs ?? this.#defaultTimeoutMs;
-    const scope = new CallScope(options.signal, timeoutMs, tool.name);
-    const ctx = new CallContext(this, this.#logger, tool, scope, options, depth);
     const retries = retriesFor(tool, this.#retry.retries);
+    // Under a concurrency limit (or with retries) a cancel must end the call at once to free its
+    // slot; otherwise the caller's signal is only joined when the handler asks for `ctx.signal`,
+    // which spares every call an event listener on the hot path.
+    const eager = retries > 0 || this.#global !== undefined || tool.definition.concurrency !== undefined;
+    const scope = new CallScope(options.signal, timeoutMs, tool.name, eager);
+    const ctx = new CallContext(this, this.#logger, tool, scope, options, depth);
     let attempts = 0;
     try {
       let raw: unknown;
@@ -580,13 +584,10 @@ class CallScope {
   #onParentAbort: (() => void) | undefined;
   #reject: ((reason: unknown) => void) | undefined;
 
-  constructor(parent: AbortSignal | undefined, timeoutMs: number, toolName: string) {
+  constructor(parent: AbortSignal | undefined, timeoutMs: number, toolName: string, eager: boolean) {
     this.#parent = parent;
     if (parent?.aborted) this.#end(parent.reason, false);
-    else if (parent) {
-      this.#onParentAbort = () => this.#end(parent.reason, false);
-      parent.addEventListener('abort', this.#onParentAbort, { once: true });
-    }
+    else if (eager) this.#joinParent();
     if (timeoutMs > 0 && !this.ended) {
       this.#timer = setTimeout(
         () => this.#end(new McpKitError('TIMEOUT', `Tool ${toolName} timed out after ${timeoutMs} ms`), true),
@@ -599,8 +600,21 @@ class CallScope {
     if (!this.#controller) {
       this.#controller = new AbortController();
       if (this.ended) this.#controller.abort(this.#reason);
+      else this.#joinParent();
     }
     return this.#controller.signal;
+  }
+
+  /** Ends this call when the caller's signal aborts (once). */
+  #joinParent(): void {
+    const parent = this.#parent;
+    if (!parent || this.#onParentAbort) return;
+    if (parent.aborted) {
+      this.#end(parent.reason, false);
+      return;
+    }
+    this.#onParentAbort = () => this.#end(parent.reason, false);
+    parent.addEventListener('abort', this.#onParentAbort, { once: true });
   }
 
   /** Runs `fn`; its promise loses to a timeout or an abort. */
