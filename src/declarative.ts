@@ -9,6 +9,7 @@ import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/serv
 import type { ToolDefinition } from './catalog/tools.js';
 import { McpKitError } from './errors.js';
 import { resolveRefs } from './executor.js';
+import { readStreamLimited } from './http/bodyText.js';
 import type { JsonSchema } from './schema.js';
 
 /** Limits on what declarative HTTP tools may reach. */
@@ -147,28 +148,12 @@ function fill(template: string, args: Record<string, unknown>, encode: boolean):
 
 async function readLimited(response: Response, limit: number): Promise<string> {
   const declared = Number(response.headers.get('content-length'));
-  if (declared > limit) throw new McpKitError('UPSTREAM_ERROR', `Response larger than ${limit} bytes`);
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      throw new McpKitError('UPSTREAM_ERROR', `Response larger than ${limit} bytes`);
-    }
-    chunks.push(value);
+  const read = declared > limit ? { tooLarge: true as const } : await readStreamLimited(response.body, limit);
+  if (read.tooLarge) {
+    await response.body?.cancel().catch(() => {});
+    throw new McpKitError('UPSTREAM_ERROR', `Response larger than ${limit} bytes`);
   }
-  const all = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  return new TextDecoder().decode(read.bytes);
 }
 
 function validateCommon(spec: CommonSpec): void {

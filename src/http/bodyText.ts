@@ -34,3 +34,34 @@ export type RawBodyReader = (
 export function rawBodyOf(request: Request): RawBodyReader | undefined {
   return (request as Request & { [RAW_BODY]?: RawBodyReader })[RAW_BODY];
 }
+
+/**
+ * Reads a web stream whole, up to `limit` bytes: stops (and cancels the stream) as soon as more has
+ * arrived, so a huge or endless body is never buffered.
+ */
+export async function readStreamLimited(
+  body: ReadableStream<Uint8Array> | null,
+  limit: number,
+): Promise<{ tooLarge: true } | { tooLarge: false; bytes: Uint8Array }> {
+  if (!body) return { tooLarge: false, bytes: new Uint8Array(0) };
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return { tooLarge: true };
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return { tooLarge: false, bytes };
+}

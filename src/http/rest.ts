@@ -19,7 +19,7 @@ import type { HealthChecks } from '../telemetry/health.js';
 import type { LogRing } from '../telemetry/logs.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { CallerIdentity, Logger } from '../types.js';
-import { rawBodyOf, textResponse } from './bodyText.js';
+import { rawBodyOf, readStreamLimited, textResponse } from './bodyText.js';
 import { buildOpenApi } from './openapi.js';
 import { json, problem, problemFromError } from './problem.js';
 import { completionRoutes } from './routes/completions.js';
@@ -625,27 +625,10 @@ async function readJson(request: Request, maxBodyBytes: number): Promise<unknown
       throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`);
     return parseJson(read.bytes);
   }
-  const reader = request.body?.getReader();
-  if (!reader) return undefined;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBodyBytes) {
-      await reader.cancel().catch(() => {});
-      throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return parseJson(bytes);
+  const read = await readStreamLimited(request.body, maxBodyBytes);
+  if (read.tooLarge)
+    throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`);
+  return parseJson(read.bytes);
 }
 
 function parseJson(bytes: Uint8Array): unknown {
