@@ -42,6 +42,7 @@ export interface MachineInfo {
 }
 
 export interface RunInfo {
+  throughputRounds: number;
   rounds: number;
   durationMs: number;
   /** Timed calls per round, by entry of the list table. */
@@ -98,7 +99,7 @@ export function renderSection(
 ): string {
   const lines = [
     `Measured ${machine.date} on ${machine.cpu} (${machine.cores} cores), Node ${machine.node}, ` +
-      `MCP SDK ${machine.sdk}, load average ${machine.load.toFixed(2)} at start. ${run.rounds} alternating rounds per measurement; figures are the median ` +
+      `MCP SDK ${machine.sdk}, load average ${machine.load.toFixed(2)} at start. ${run.rounds} alternating rounds per measurement (${run.throughputRounds} for throughput); figures are the median ` +
       `of the rounds, with the range in brackets. GC ${run.gcForced ? 'forced' : 'not forced'} between ` +
       `phases. Whole run: ${Math.round(run.totalSeconds)} s.`,
     '',

@@ -40,7 +40,9 @@ const flags = new Set(process.argv.slice(2));
 const QUICK = flags.has('--quick');
 const WRITE = !QUICK && !flags.has('--no-write');
 const ROUNDS = QUICK ? 1 : 3;
-const DURATION_MS = QUICK ? 500 : 1_500;
+/** Throughput alternates more, shorter rounds: on a shared 2-core machine noise comes in bursts. */
+const THROUGHPUT_ROUNDS = QUICK ? 1 : 9;
+const DURATION_MS = QUICK ? 500 : 600;
 const WARMUP_MS = QUICK ? 1_000 : 2_500;
 const LIST_SIZES = [1_000, 10_000];
 /** Timed `tools/list` calls per round and implementation: fewer where one call takes a second. */
@@ -98,7 +100,7 @@ async function measureThroughput(
       await throughput(echoCall(targets[impl]), concurrency, WARMUP_MS);
     }
     const results: PerImpl<number[]> = { mcpkit: [], sdk: [] };
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < THROUGHPUT_ROUNDS; round++) {
       for (const impl of order(round)) {
         await settle();
         const run = await throughput(echoCall(targets[impl]), concurrency, DURATION_MS);
@@ -202,6 +204,7 @@ async function main(): Promise<void> {
     machine,
     {
       rounds: ROUNDS,
+      throughputRounds: THROUGHPUT_ROUNDS,
       durationMs: DURATION_MS,
       listSamples: LIST_SIZES.map(listSamples),
       gcForced: canForceGc,

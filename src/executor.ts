@@ -237,6 +237,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
 
   /** Runs an already-resolved tool, in a `tool <name>` span when tracing is on. */
   executeTool(tool: RegisteredTool, args: unknown, options: ExecuteOptions = {}): Promise<CallToolResult> {
+    if (!this.#tracing.enabled) return this.#executeTool(tool, args, options);
     return this.#tracing.span(
       `tool ${tool.name}`,
       async (span) => {

@@ -206,20 +206,22 @@ function traceRequests(server: Server, host: SessionHost, options: SessionOption
     // The custom-method form (method, schemas, handler) hands the handler the params themselves.
     const custom = args.length === 3;
     args[args.length - 1] = (input: any, ctx: ServerContext) =>
-      tracing.span(method, async () => handler(input, ctx), {
-        kind: SPAN_KIND.SERVER,
-        attributes: () => {
-          const caller = callerOf(ctx, options.caller);
-          return {
-            'mcp.method.name': method,
-            'mcpkit.origin': options.origin,
-            'jsonrpc.request.id': String(ctx.mcpReq.id),
-            ...(ctx.sessionId !== undefined && { 'mcp.session.id': ctx.sessionId }),
-            ...(caller && { 'mcpkit.caller.id': caller.id }),
-            ...targetAttributes(method, custom ? input : input?.params),
-          };
-        },
-      });
+      !tracing.enabled
+        ? handler(input, ctx)
+        : tracing.span(method, async () => handler(input, ctx), {
+            kind: SPAN_KIND.SERVER,
+            attributes: () => {
+              const caller = callerOf(ctx, options.caller);
+              return {
+                'mcp.method.name': method,
+                'mcpkit.origin': options.origin,
+                'jsonrpc.request.id': String(ctx.mcpReq.id),
+                ...(ctx.sessionId !== undefined && { 'mcp.session.id': ctx.sessionId }),
+                ...(caller && { 'mcpkit.caller.id': caller.id }),
+                ...targetAttributes(method, custom ? input : input?.params),
+              };
+            },
+          });
     register(...args);
   };
 }
