@@ -279,7 +279,15 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
       return errorResult('INVALID_REQUEST', `Tool calls nested deeper than ${this.#maxDepth}`);
     }
 
-    const validated = await tool.input.validate(args ?? {});
+    let validated: Awaited<ReturnType<RegisteredTool['input']['validate']>>;
+    try {
+      validated = await tool.input.validate(args ?? {});
+    } catch (error) {
+      // The tool's own schema could not be compiled: the server's bug, reported to the caller plainly.
+      this.#logger.error({ tool: tool.name, err: error }, 'tool input schema is invalid');
+      this.#emit('error', event, { code: 'INTERNAL' });
+      return errorResult('INTERNAL', `Tool ${tool.name} cannot run: ${(error as Error).message}`);
+    }
     if (!validated.ok) {
       this.#emit('error', event, { code: 'INVALID_ARGUMENT' });
       const invalid = errorResult(

@@ -112,15 +112,58 @@ export function compileSchema(
     const object = z.object(input as unknown as z.ZodRawShape);
     return { jsonSchema: jsonSchemaOf(object, io), validate: fromStandard(object) };
   }
-  // Plain JSON Schema is served exactly as given ($schema, $defs, x- keywords and all).
+  // Plain JSON Schema is served exactly as given ($schema, $defs, x- keywords and all). Compiling a
+  // validator costs ~0.7 ms, so it happens on first use (and identical schemas share one): a server
+  // with thousands of tools starts in milliseconds.
   const json = structuredClone(input) as JsonSchema;
-  let standard: StandardSchemaV1;
-  try {
-    standard = fromJsonSchema(json as never);
-  } catch (error) {
-    throw new TypeError(`${kind} is not a valid JSON Schema: ${(error as Error).message}`);
+  checkJsonSchemaShape(json, kind);
+  let validate: CompiledSchema['validate'] | undefined;
+  return {
+    jsonSchema: json,
+    validate: (value) => {
+      validate ??= fromStandard(compiledJsonSchema(json, kind));
+      return validate(value);
+    },
+  };
+}
+
+const JSON_TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
+const compiled = new Map<string, StandardSchemaV1>();
+const MAX_COMPILED = 1000;
+
+/** Cheap structural checks at registration; the full compile comes on first use. */
+function checkJsonSchemaShape(json: JsonSchema, kind: string): void {
+  const type = json.type;
+  const types = Array.isArray(type) ? type : type === undefined ? [] : [type];
+  if (!types.every((t) => typeof t === 'string' && JSON_TYPES.has(t))) {
+    throw new TypeError(
+      `${kind} is not a valid JSON Schema: type must be one of ${[...JSON_TYPES].join(', ')}`,
+    );
   }
-  return { jsonSchema: json, validate: fromStandard(standard) };
+  if (json.properties !== undefined && (typeof json.properties !== 'object' || json.properties === null)) {
+    throw new TypeError(`${kind} is not a valid JSON Schema: properties must be an object`);
+  }
+  if (
+    json.required !== undefined &&
+    !(Array.isArray(json.required) && json.required.every((r) => typeof r === 'string'))
+  ) {
+    throw new TypeError(`${kind} is not a valid JSON Schema: required must be an array of strings`);
+  }
+}
+
+function compiledJsonSchema(json: JsonSchema, kind: string): StandardSchemaV1 {
+  const key = JSON.stringify(json);
+  let standard = compiled.get(key);
+  if (!standard) {
+    try {
+      standard = fromJsonSchema(json as never);
+    } catch (error) {
+      throw new TypeError(`${kind} is not a valid JSON Schema: ${(error as Error).message}`);
+    }
+    if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value as string);
+    compiled.set(key, standard);
+  }
+  return standard;
 }
 
 /** The schema used when a tool declares no input schema: any object. */

@@ -206,3 +206,32 @@ describe('prompts', () => {
     await close();
   });
 });
+
+describe('plain JSON Schema tools', () => {
+  it('register thousands quickly (validators compile on first use) and still validate', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    const schema = { type: 'object', properties: { q: { type: 'string' } }, required: ['q'] };
+    server.tools.registerMany(
+      Array.from({ length: 2000 }, (_, i) => ({ name: `t${i}`, inputSchema: schema, handler: () => 'ok' })),
+    );
+    expect((await server.executor.execute('t7', { q: 'x' })).isError).toBeUndefined();
+    const bad = await server.executor.execute('t7', { q: 1 });
+    expect(bad.isError).toBe(true);
+    expect(JSON.stringify(bad.content)).toContain('q: must be string');
+  });
+
+  it('refuse malformed schemas at registration, and report an uncompilable one on use', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    expect(() =>
+      server.tools.register({ name: 'a', inputSchema: { type: 'object', required: 'q' }, handler: () => '' }),
+    ).toThrow(/required must be an array/);
+    server.tools.register({
+      name: 'b',
+      inputSchema: { type: 'object', properties: { q: { type: 'string', pattern: '(' } } },
+      handler: () => 'never',
+    });
+    const result = await server.executor.execute('b', { q: 'x' });
+    expect(result.isError).toBe(true);
+    expect(JSON.stringify(result.content)).toMatch(/cannot run: .*not a valid JSON Schema/);
+  });
+});
