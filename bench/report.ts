@@ -16,6 +16,9 @@ export interface ThroughputRow {
   scenario: string;
   mcpkit: Stat;
   sdk: Stat;
+  /** Median CPU time per call, µs (client and server share the process). */
+  cpuMcpkit: number;
+  cpuSdk: number;
 }
 
 export interface ListRow {
@@ -105,12 +108,15 @@ export function renderSection(
     '',
     `**\`tools/call\` round trips per second** (higher is better; ${run.durationMs / 1000} s per round):`,
     '',
-    '| Scenario | mcpkit (ops/s) | bare SDK (ops/s) | mcpkit / SDK |',
-    '| --- | ---: | ---: | ---: |',
+    '| Scenario | mcpkit (ops/s) | bare SDK (ops/s) | mcpkit / SDK | CPU per call, mcpkit / SDK (µs) | SDK / mcpkit by CPU |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
     ...throughputRows.map(
       (r) =>
-        `| ${r.scenario} | ${ops(r.mcpkit)} | ${ops(r.sdk)} | ${ratio(r.mcpkit.median / r.sdk.median)} |`,
+        `| ${r.scenario} | ${ops(r.mcpkit)} | ${ops(r.sdk)} | ${ratio(r.mcpkit.median / r.sdk.median)} | ` +
+        `${r.cpuMcpkit.toFixed(1)} / ${r.cpuSdk.toFixed(1)} | ${ratio(r.cpuSdk / r.cpuMcpkit)} |`,
     ),
+    '',
+    'The CPU columns divide the process CPU time of a round by its calls (client and server share the process, so both columns include the same client work): on a shared machine they move less than ops/s.',
     '',
     `**\`tools/list\` time** (lower is better; median of ${run.listSamples.join(' / ')} calls per round, in ms):`,
     '',

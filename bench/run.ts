@@ -100,15 +100,26 @@ async function measureThroughput(
       await throughput(echoCall(targets[impl]), concurrency, WARMUP_MS);
     }
     const results: PerImpl<number[]> = { mcpkit: [], sdk: [] };
+    const cpu: PerImpl<number[]> = { mcpkit: [], sdk: [] };
     for (let round = 0; round < THROUGHPUT_ROUNDS; round++) {
       for (const impl of order(round)) {
         await settle();
         const run = await throughput(echoCall(targets[impl]), concurrency, DURATION_MS);
         results[impl].push(run.opsPerSec);
-        log(`  ${scenario} · round ${round + 1} · ${impl}: ${Math.round(run.opsPerSec)} ops/s`);
+        cpu[impl].push(run.cpuUsPerOp);
+        log(
+          `  ${scenario} · round ${round + 1} · ${impl}: ${Math.round(run.opsPerSec)} ops/s, ` +
+            `${run.cpuUsPerOp.toFixed(1)} µs CPU per call`,
+        );
       }
     }
-    return { scenario, mcpkit: stat(results.mcpkit), sdk: stat(results.sdk) };
+    return {
+      scenario,
+      mcpkit: stat(results.mcpkit),
+      sdk: stat(results.sdk),
+      cpuMcpkit: median(cpu.mcpkit),
+      cpuSdk: median(cpu.sdk),
+    };
   } finally {
     await Promise.all(IMPLS.map((impl) => targets[impl].close()));
   }
