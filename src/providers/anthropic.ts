@@ -1,6 +1,6 @@
 /** Anthropic Messages as a small `fetch` client. */
 import { McpKitError } from '../errors.js';
-import { ProviderHttp, type ProviderHttpOptions, parseJson, readEvents } from './http.js';
+import { ProviderHttp, type ProviderHttpOptions, readEvents } from './http.js';
 import type {
   ChatMessage,
   ModelFinishReason,
@@ -127,16 +127,7 @@ export function createAnthropicProvider(options: AnthropicProviderOptions = {}):
   return {
     name,
     async complete(request) {
-      const { response, release } = await http.post(url, headers, body(request, false), request.signal);
-      let data: any;
-      try {
-        data = parseJson(await response.text(), name);
-      } catch (error) {
-        if (request.signal?.aborted) throw new McpKitError('CANCELLED', `The ${name} request was cancelled`);
-        throw error;
-      } finally {
-        release();
-      }
+      const data = await http.postJson(url, headers, body(request, false), request.signal);
       const blocks: any[] = Array.isArray(data?.content) ? data.content : [];
       const text = blocks
         .filter((b) => b?.type === 'text' && typeof b.text === 'string')

@@ -214,6 +214,27 @@ export class ProviderHttp {
   }
 
   /**
+   * POSTs `body` and reads the whole JSON answer, freeing the slot either way. A read broken by the
+   * caller's abort is `CANCELLED`; an unparsable answer is `UPSTREAM_ERROR`.
+   */
+  async postJson(
+    url: string,
+    headers: Record<string, string>,
+    body: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<any> {
+    const { response, release } = await this.post(url, headers, body, signal);
+    try {
+      return parseJson(await response.text(), this.#name);
+    } catch (error) {
+      if (signal?.aborted) throw cancelled(this.#name);
+      throw error;
+    } finally {
+      release();
+    }
+  }
+
+  /**
    * POSTs `body` as JSON to `url` with retries; resolves with an OK response and a `release` that
    * frees the concurrency slot (call it once the body has been read).
    */

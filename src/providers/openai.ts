@@ -1,6 +1,6 @@
 /** OpenAI Chat Completions (and any OpenAI-compatible endpoint) as a small `fetch` client. */
 import { McpKitError } from '../errors.js';
-import { ProviderHttp, type ProviderHttpOptions, parseJson, readEvents } from './http.js';
+import { ProviderHttp, type ProviderHttpOptions, readEvents } from './http.js';
 import type {
   ChatMessage,
   ModelFinishReason,
@@ -115,16 +115,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions = {}): Model
   return {
     name,
     async complete(request) {
-      const { response, release } = await http.post(url, headers, body(request, false), request.signal);
-      let data: any;
-      try {
-        data = parseJson(await response.text(), name);
-      } catch (error) {
-        if (request.signal?.aborted) throw new McpKitError('CANCELLED', `The ${name} request was cancelled`);
-        throw error;
-      } finally {
-        release();
-      }
+      const data = await http.postJson(url, headers, body(request, false), request.signal);
       const choice = data?.choices?.[0];
       if (!choice) throw new McpKitError('UPSTREAM_ERROR', `${name} answered without a choice`);
       const message = choice.message ?? {};

@@ -74,22 +74,11 @@ abstract class Metric<TSeries> {
   }
 }
 
-/** A monotonically increasing count; `collect` may copy a running total in at scrape time. */
-export class Counter extends Metric<number> {
-  readonly type = 'counter';
+/** A metric with one number per label set, read at scrape time after `collect` (if any) ran. */
+abstract class ScalarMetric extends Metric<number> {
   collect: (() => void) | undefined;
   protected initial() {
     return 0;
-  }
-  /** Sets the running total kept elsewhere (for `collect`); it must never go down. */
-  setTotal(labels: Labels, total: number): void {
-    this.slot(labels).value = total;
-  }
-  inc(labels: Labels = {}, by = 1): void {
-    this.slot(labels).value += by;
-  }
-  get(labels: Labels = {}): number {
-    return this.slot(labels).value;
   }
   render(): string[] {
     this.collect?.();
@@ -106,28 +95,26 @@ export class Counter extends Metric<number> {
   }
 }
 
-/** A value that goes up and down; `collect` may set it at scrape time. */
-export class Gauge extends Metric<number> {
-  readonly type = 'gauge';
-  collect: (() => void) | undefined;
-  protected initial() {
-    return 0;
+/** A monotonically increasing count; `collect` may copy a running total in at scrape time. */
+export class Counter extends ScalarMetric {
+  readonly type = 'counter';
+  /** Sets the running total kept elsewhere (for `collect`); it must never go down. */
+  setTotal(labels: Labels, total: number): void {
+    this.slot(labels).value = total;
   }
+  inc(labels: Labels = {}, by = 1): void {
+    this.slot(labels).value += by;
+  }
+  get(labels: Labels = {}): number {
+    return this.slot(labels).value;
+  }
+}
+
+/** A value that goes up and down; `collect` may set it at scrape time. */
+export class Gauge extends ScalarMetric {
+  readonly type = 'gauge';
   set(labels: Labels, value: number): void {
     this.slot(labels).value = value;
-  }
-  render(): string[] {
-    this.collect?.();
-    return [
-      ...this.header(),
-      ...[...this.series.values()].map(
-        (s) => `${this.name}${renderLabels(s.labels)} ${formatNumber(s.value)}`,
-      ),
-    ];
-  }
-  toJSON() {
-    this.collect?.();
-    return [...this.series.values()].map((s) => ({ labels: s.labels, value: s.value }));
   }
 }
 
