@@ -10,6 +10,7 @@ import type { ToolDefinition } from './catalog/tools.js';
 import { McpKitError } from './errors.js';
 import { resolveRefs } from './executor.js';
 import { readStreamLimited } from './http/bodyText.js';
+import { parseJsonSafe } from './http/safeJson.js';
 import type { JsonSchema } from './schema.js';
 
 /** Limits on what declarative HTTP tools may reach. */
@@ -281,7 +282,7 @@ function httpHandler(spec: HttpToolSpec, options: DeclarativeToolOptions): ToolD
       }
       if (response.headers.get('content-type')?.includes('json')) {
         try {
-          const parsed = JSON.parse(text) as unknown;
+          const parsed = parseJsonSafe(text);
           if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed;
         } catch {
           // not JSON after all: fall through to text

@@ -17,6 +17,7 @@ export type McpKitErrorCode =
   | 'NOT_ACCEPTABLE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'PAYLOAD_TOO_LARGE'
+  | 'REQUEST_TIMEOUT'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
   | 'RATE_LIMITED'
@@ -48,6 +49,7 @@ export const ERROR_CODES: Readonly<Record<McpKitErrorCode, CodeInfo>> = Object.f
   NOT_ACCEPTABLE: { status: 406, jsonRpc: -32000, title: 'Not acceptable' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, jsonRpc: -32000, title: 'Unsupported media type' },
   PAYLOAD_TOO_LARGE: { status: 413, jsonRpc: -32000, title: 'Payload too large' },
+  REQUEST_TIMEOUT: { status: 408, jsonRpc: -32000, title: 'Request timeout' },
   UNAUTHORIZED: { status: 401, jsonRpc: -32001, title: 'Unauthorized' },
   FORBIDDEN: { status: 403, jsonRpc: -32003, title: 'Forbidden' },
   RATE_LIMITED: { status: 429, jsonRpc: -32029, title: 'Too many requests' },

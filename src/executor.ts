@@ -67,6 +67,12 @@ export interface ToolExecutorOptions {
   logger: Logger;
   /** Where tool spans go. Default: the global OpenTelemetry registration, if any. */
   tracing?: Tracing;
+  /**
+   * Decides whether `caller` may run `tool` (the policy layer sets it): a message to refuse with
+   * `FORBIDDEN`, or `undefined`. Consulted for top-level calls that carry a caller; a tool calling
+   * another through `ctx.callTool` acts with the permissions it was given.
+   */
+  authorize?: (tool: string, caller: CallerIdentity, options: ExecuteOptions) => string | undefined;
 }
 
 /** How failed calls of idempotent tools are retried (exponential backoff with jitter). */
@@ -93,6 +99,8 @@ export interface ToolCallEvent {
   /** The failure's code on `error`, `timeout` and `cancel`. */
   code?: McpKitErrorCode;
   errorId?: string;
+  /** The arguments as the caller sent them (before validation). */
+  args?: unknown;
 }
 
 /** Events the executor emits: the hook metrics and audit use. */
@@ -193,6 +201,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
   readonly #maxQueue: number;
   readonly #retry: Required<RetryPolicy>;
   readonly #tracing: Tracing;
+  readonly #authorize: ToolExecutorOptions['authorize'];
 
   /** @internal Built by `createMcpServer`; reach it as `server.executor`. */
   constructor(tools: ToolCatalog, options: ToolExecutorOptions) {
@@ -208,6 +217,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     if (!(this.#maxQueue >= 0)) throw new TypeError('maxQueue must be a non-negative number');
     this.#retry = { retries: 2, minTimeoutMs: 100, maxTimeoutMs: 2000, factor: 2, ...options.retry };
     this.#tracing = options.tracing ?? globalTracing;
+    this.#authorize = options.authorize;
   }
 
   /** Calls running and waiting, globally (for metrics and tests). */
@@ -268,12 +278,20 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
       ...(options.caller && { caller: options.caller }),
       ...(options.sessionId !== undefined && { sessionId: options.sessionId }),
       ...(options.requestId !== undefined && { requestId: options.requestId }),
+      ...(args !== undefined && { args }),
       durationMs: performance.now() - started,
       ...extra,
     });
     this.#emit('start', event, { durationMs: 0 });
 
     const depth = options.depth ?? 0;
+    if (depth === 0 && options.caller && this.#authorize) {
+      const refused = this.#authorize(tool.name, options.caller, options);
+      if (refused !== undefined) {
+        this.#emit('error', event, { code: 'FORBIDDEN' });
+        return errorResult('FORBIDDEN', refused);
+      }
+    }
     if (depth > this.#maxDepth) {
       this.#emit('error', event, { code: 'INVALID_REQUEST' });
       return errorResult('INVALID_REQUEST', `Tool calls nested deeper than ${this.#maxDepth}`);

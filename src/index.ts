@@ -87,6 +87,7 @@ export {
   toCallToolResult,
 } from './executor.js';
 export type { FetchOptions, HttpOptions } from './http/handler.js';
+export { parseJsonSafe, stripPollution } from './http/safeJson.js';
 export {
   type AttachedTool,
   createEphemeralCipher,
@@ -110,6 +111,45 @@ export {
   type StoredIntegration,
 } from './integrations/index.js';
 export { type CreateLoggerOptions, createLogger, silentLogger } from './logger.js';
+export {
+  type AuditAction,
+  type AuditEvent,
+  AuditLog,
+  type AuditSink,
+  jsonLinesAuditSink,
+  MemoryAuditSink,
+  summarise,
+} from './policy/audit.js';
+export {
+  type ApiKeyConfig,
+  Authenticator,
+  type AuthFailure,
+  type AuthOptions,
+  hashApiKey,
+  type OAuthResourceOptions,
+  type VerifyResult,
+} from './policy/auth.js';
+export {
+  AccessControl,
+  type AccessRule,
+  BUILTIN_ROLES,
+  type Grant,
+  PERMISSIONS,
+  type Permission,
+  type PermissionPattern,
+  type RoleDefinition,
+  type TargetKind,
+} from './policy/permissions.js';
+export { LOCAL_CALLER, Policy, type PolicyOptions, REST_POLICY } from './policy/policy.js';
+export {
+  createMemoryRateLimitStore,
+  type RateClass,
+  type RateDecision,
+  RateLimiter,
+  type RateLimitOptions,
+  type RateLimitRule,
+  type RateLimitStore,
+} from './policy/rateLimit.js';
 export { SERVER_CAPABILITIES } from './protocol/session.js';
 export {
   type AnthropicProviderOptions,

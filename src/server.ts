@@ -12,7 +12,7 @@ import { CompletionManager, type CompletionManagerOptions } from './completions/
 import { type EnvConfig, loadEnvConfig } from './config.js';
 import type { DeclarativeToolOptions } from './declarative.js';
 import { McpKitError } from './errors.js';
-import { type RetryPolicy, ToolExecutor } from './executor.js';
+import { type RetryPolicy, type ToolCallEvent, ToolExecutor } from './executor.js';
 import {
   type FetchOptions,
   HttpHandler,
@@ -24,6 +24,11 @@ import { IntegrationManager } from './integrations/manager.js';
 import { createMemoryIntegrationStore } from './integrations/store.js';
 import type { IntegrationStore, SecretCipher } from './integrations/types.js';
 import { createLogger } from './logger.js';
+import type { AuditSink } from './policy/audit.js';
+import type { AuthOptions } from './policy/auth.js';
+import type { AccessRule, RoleDefinition } from './policy/permissions.js';
+import { LOCAL_CALLER, Policy } from './policy/policy.js';
+import type { RateLimitOptions } from './policy/rateLimit.js';
 import { serveConnection } from './protocol/connection.js';
 import { type CatalogEvents, createSessionServer, type SessionHost } from './protocol/session.js';
 import { TaskManager, type TaskOptions } from './tasks/manager.js';
@@ -104,6 +109,24 @@ export interface CreateMcpServerOptions {
    * `resolveModel` (the hook that turns `integrationId` into a model config). See docs/completions.md.
    */
   completions?: CompletionManagerOptions;
+  /**
+   * Who may call (docs/security.md): `apiKeys` (`{ id, roles, key | hash }`), a `verify(request)`
+   * hook, OAuth resource-server mode (`oauth`), and `anonymous` roles. With it set, every HTTP route
+   * but `/health` and the OAuth metadata needs a credential, and WebSocket upgrades do too.
+   */
+  auth?: AuthOptions;
+  /** Custom roles, beside (or redefining) the built-in `admin`, `operator`, `user` and `viewer`. */
+  roles?: Record<string, RoleDefinition>;
+  /** Rules reserving tools, resources or prompts (names or `*` patterns) for some roles. */
+  rules?: AccessRule[];
+  /**
+   * Token buckets per caller and class of operation (`execute`, `read`, `manage`, `completions`);
+   * a number is requests per minute. Default: `MCP_RATE_LIMIT` per minute for every class, else
+   * none. `false` turns limits off even when `MCP_RATE_LIMIT` is set.
+   */
+  rateLimit?: RateLimitOptions | false;
+  /** Audit sinks (`MemoryAuditSink`, `jsonLinesAuditSink`, or your own). Default: none. */
+  audit?: { sinks?: AuditSink[] };
 }
 
 /** A live connection served by {@link McpKitServer.connect}. */
@@ -146,6 +169,8 @@ export interface McpKitServer {
   readonly metrics: MetricsRegistry;
   /** Readiness checks behind `GET /health`. */
   readonly health: HealthChecks;
+  /** Authentication, permissions, rate limits and audit (docs/security.md). */
+  readonly policy: Policy;
   /** What the `MCP_*` environment variables configured (validated at creation). */
   readonly config: EnvConfig;
   /**
@@ -161,7 +186,7 @@ export interface McpKitServer {
    */
   connect(
     transport: Transport,
-    options?: { origin?: CallOrigin; caller?: CallerIdentity },
+    options?: { origin?: CallOrigin; caller?: CallerIdentity; clientAddress?: string },
   ): Promise<Connection>;
   /** Builds a bare SDK `Server` bound to the catalog, for custom wiring. */
   createSessionServer(options?: { era?: 'legacy' | 'modern'; origin?: CallOrigin }): Server;
@@ -216,11 +241,26 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
   const startedAt = Date.now();
   const health = new HealthChecks(startedAt);
   const events = new EventEmitter<CatalogEvents>();
+  const policy = new Policy(
+    {
+      ...(options.auth && { auth: options.auth }),
+      ...(options.roles && { roles: options.roles }),
+      ...(options.rules && { rules: options.rules }),
+      ...(options.rateLimit !== undefined && { rateLimit: options.rateLimit }),
+      ...(options.audit && { audit: options.audit }),
+    },
+    env.rateLimitPerMinute,
+    logger,
+  );
+  // The doors consult the policy only when something is configured: otherwise it costs nothing.
+  const activePolicy = policy.active ? policy : undefined;
+  const observe = (kind: string) =>
+    policy.audit.enabled ? (op: string, key: string) => policy.catalogChanged(kind, op, key) : undefined;
   let http: HttpHandler | undefined;
   const tools = new ToolCatalog(() => {
     events.emit('toolsChanged');
     http?.modern.notify.toolsChanged();
-  });
+  }, observe('tool'));
   const cacheTtl = options.cache?.ttlMs ?? env.cacheTtlMs;
   const cache = new ResourceCache({ ...options.cache, ...(cacheTtl !== undefined && { ttlMs: cacheTtl }) });
   const resources = new ResourceCatalog(
@@ -233,11 +273,12 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       http?.modern.notify.resourceUpdated(uri);
     },
     cache,
+    observe('resource'),
   );
   const prompts = new PromptCatalog(() => {
     events.emit('promptsChanged');
     http?.modern.notify.promptsChanged();
-  });
+  }, observe('prompt'));
   const tracing = options.tracing === undefined ? globalTracing : new Tracing(options.tracing);
   const executor = new ToolExecutor(tools, {
     logger,
@@ -246,7 +287,31 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     ...(options.toolConcurrency !== undefined && { concurrency: options.toolConcurrency }),
     ...(options.toolQueueLimit !== undefined && { maxQueue: options.toolQueueLimit }),
     ...(options.toolRetry !== undefined && { retry: options.toolRetry }),
+    ...(activePolicy && {
+      authorize: (name, caller, call) => {
+        const grant = activePolicy.grantOf(caller);
+        const needed = !grant.has('tools:execute')
+          ? 'tools:execute'
+          : grant.canSee('tools', name)
+            ? undefined
+            : 'tools rule';
+        if (needed === undefined) return undefined;
+        activePolicy.denied(
+          {
+            caller,
+            ...(call.origin !== undefined && { origin: call.origin }),
+            ...(call.requestId !== undefined && { requestId: String(call.requestId) }),
+          },
+          name,
+          needed,
+        );
+        return needed === 'tools:execute'
+          ? 'Forbidden: running tools needs the tools:execute permission'
+          : `Forbidden: ${name} is not available to this caller`;
+      },
+    }),
   });
+  if (policy.audit.enabled) auditToolCalls(executor, policy);
 
   const taskManager =
     options.tasks === false ? undefined : new TaskManager(executor, logger, options.tasks ?? {});
@@ -299,6 +364,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     maxCompletions,
     ...(taskManager && { tasks: taskManager }),
     tracing,
+    ...(activePolicy && { policy: activePolicy }),
   };
 
   if (options.tools) tools.registerMany(options.tools);
@@ -308,12 +374,18 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
   const httpMetrics =
     options.metrics === false
       ? undefined
-      : installStandardMetrics(metrics, { executor, resources, connections: () => connectionCounts() });
+      : installStandardMetrics(metrics, {
+          executor,
+          resources,
+          connections: () => connectionCounts(),
+          policy,
+        });
 
   http = new HttpHandler(
     {
       logger,
       tracing,
+      ...(activePolicy && { policy: activePolicy }),
       ...(httpMetrics && { metrics: httpMetrics }),
       createServer: (era, live, onClose) =>
         createSessionServer(host, { era, origin: 'http', live, ...(onClose && { onClose }) }),
@@ -332,6 +404,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
         metrics,
         logs,
         health,
+        ...(activePolicy && { policy: activePolicy }),
         summary: () => ({
           server: info,
           uptimeMs: Math.round(Date.now() - startedAt),
@@ -359,6 +432,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
   return {
     info,
     config: env,
+    policy,
     metrics,
     health,
     tools,
@@ -377,7 +451,16 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       connections.add(entry);
       const served = await serveConnection(
         transport,
-        (era) => createSessionServer(host, { era, origin, live: true, caller: connectOptions.caller }),
+        (era) =>
+          createSessionServer(host, {
+            era,
+            origin,
+            live: true,
+            caller: connectOptions.caller,
+            ...(connectOptions.clientAddress !== undefined && {
+              clientAddress: connectOptions.clientAddress,
+            }),
+          }),
         {
           onerror: (error) => logger.debug({ err: error }, 'MCP connection error'),
           onEnd: () => connections.delete(entry),
@@ -403,4 +486,29 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       await integrations.close();
     },
   };
+}
+
+const REMOTE_ORIGINS = new Set<string>(['http', 'websocket', 'rest']);
+
+/** Turns finished tool calls into `tool.execute` audit events. */
+function auditToolCalls(executor: ToolExecutor, policy: Policy): void {
+  const record = (outcome: 'success' | 'failure') => (event: ToolCallEvent) =>
+    policy.record(
+      {
+        // Without a caller, a remote door means an anonymous client; anything else is local code.
+        caller: event.caller ?? (REMOTE_ORIGINS.has(event.origin) ? undefined : LOCAL_CALLER),
+        origin: event.origin,
+        ...(event.requestId !== undefined && { requestId: String(event.requestId) }),
+      },
+      {
+        action: 'tool.execute',
+        outcome: event.code === 'FORBIDDEN' ? 'denied' : outcome,
+        target: event.tool,
+        durationMs: Math.round(event.durationMs * 1000) / 1000,
+        ...(event.code !== undefined && { code: event.code }),
+        ...(event.args !== undefined && { details: { arguments: event.args } }),
+      },
+    );
+  executor.on('success', record('success'));
+  for (const name of ['error', 'timeout', 'cancel'] as const) executor.on(name, record('failure'));
 }

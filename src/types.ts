@@ -4,7 +4,10 @@ import type { AuthInfo } from '@modelcontextprotocol/server';
 export interface CallerIdentity {
   /** A stable id: an API key's id, an OAuth subject, or `anonymous`. */
   id: string;
+  /** Role names (built-in or from the `roles` option). */
   roles?: string[];
+  /** Permissions held directly (for example OAuth scopes named after permissions). */
+  permissions?: string[];
   /** OAuth token details, when the caller authenticated with a bearer token. */
   authInfo?: AuthInfo;
 }

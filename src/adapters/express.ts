@@ -61,7 +61,7 @@ export function mcpkitExpress(
   ) => {
     const request = toWebRequest(req, res, body === undefined ? {} : { body });
     server
-      .fetch(request, options.fetchOptions?.(req))
+      .fetch(request, { clientAddress: req.socket?.remoteAddress, ...options.fetchOptions?.(req) })
       .then((response) => writeWebResponse(req, res, response))
       .catch(next);
   };

@@ -38,7 +38,7 @@ export const mcpkitFastify: FastifyPluginAsync<McpkitFastifyOptions> = async (
   const basePath = fastify.prefix;
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     reply.hijack();
-    const fetchOptions = { ...options.fetchOptions?.(request), basePath };
+    const fetchOptions = { clientAddress: request.ip, ...options.fetchOptions?.(request), basePath };
     const response = await server.fetch(toWebRequest(request.raw, reply.raw), fetchOptions);
     await writeWebResponse(request.raw, reply.raw, response);
   };

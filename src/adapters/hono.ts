@@ -34,7 +34,14 @@ export function mcpkitHono(server: McpKitServer, options: McpkitHonoOptions = {}
       // A middleware read the body already (c.req.json()); Hono keeps it, so rebuild the request.
       request = new Request(request, { body: await c.req.arrayBuffer() });
     }
-    return server.fetch(request, { ...options.fetchOptions?.(request), basePath });
+    // @hono/node-server puts the node:http request in the environment: the client's address is there.
+    const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+    const clientAddress = incoming?.socket?.remoteAddress;
+    return server.fetch(request, {
+      ...(clientAddress !== undefined && { clientAddress }),
+      ...options.fetchOptions?.(request),
+      basePath,
+    });
   });
   return app;
 }

@@ -11,7 +11,7 @@ import { isInputRequiredResult } from '@modelcontextprotocol/server';
 import { McpKitError } from '../errors.js';
 import { type CompiledSchema, compileSchema, formatIssues, type SchemaInput } from '../schema.js';
 import type { CallerIdentity } from '../types.js';
-import { type RegistrationHandle, Registry } from './registry.js';
+import { type CatalogChangeObserver, type RegistrationHandle, Registry } from './registry.js';
 import type { Completer } from './resources.js';
 
 /** A prompt argument declared as data (as arrives over REST). */
@@ -77,6 +77,36 @@ export function fillTemplate(text: string, args: Record<string, string>): string
   );
 }
 
+/**
+ * Message templates are data (they arrive over REST too): each must be `{ role, content }` with
+ * role `user` or `assistant` and content a string or a content block (`{ type, … }`, `text` a
+ * string for text blocks), so rendering never meets a shape it cannot handle.
+ */
+function checkMessageTemplates(name: string, messages: readonly unknown[]): void {
+  messages.forEach((message, i) => {
+    const m = message as { role?: unknown; content?: unknown } | null;
+    const where = `prompt "${name}": messages[${i}]`;
+    if (typeof m !== 'object' || m === null || Array.isArray(m))
+      throw new TypeError(`${where} must be an object`);
+    if (m.role !== 'user' && m.role !== 'assistant') {
+      throw new TypeError(`${where}.role must be "user" or "assistant"`);
+    }
+    if (typeof m.content === 'string') return;
+    const block = m.content as { type?: unknown; text?: unknown } | null;
+    if (
+      typeof block !== 'object' ||
+      block === null ||
+      Array.isArray(block) ||
+      typeof block.type !== 'string'
+    ) {
+      throw new TypeError(`${where}.content must be a string or a content block with a type`);
+    }
+    if (block.type === 'text' && typeof block.text !== 'string') {
+      throw new TypeError(`${where}.content.text must be a string`);
+    }
+  });
+}
+
 function compilePrompt(definition: PromptDefinition): PromptEntry {
   if (typeof definition !== 'object' || definition === null) throw new TypeError('prompt must be an object');
   const { name } = definition;
@@ -88,6 +118,7 @@ function compilePrompt(definition: PromptDefinition): PromptEntry {
   if (!definition.render && !Array.isArray(definition.messages)) {
     throw new TypeError(`prompt "${name}": give either render or messages`);
   }
+  if (!definition.render) checkMessageTemplates(name, definition.messages!);
   let schema: CompiledSchema | undefined;
   let specs: PromptArgument[] = [];
   if (Array.isArray(definition.arguments)) {
@@ -151,8 +182,8 @@ export class PromptCatalog {
   readonly #registry: Registry<PromptEntry, Prompt>;
 
   /** @internal */
-  constructor(onChange: () => void) {
-    this.#registry = new Registry('Prompt', (e) => e.listed, onChange);
+  constructor(onChange: () => void, observe?: CatalogChangeObserver) {
+    this.#registry = new Registry('Prompt', (e) => e.listed, onChange, observe);
   }
 
   register(definition: PromptDefinition): RegistrationHandle {

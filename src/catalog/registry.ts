@@ -10,6 +10,12 @@ export interface RegistrationHandle {
   remove(): void;
 }
 
+/** What changed in a catalog: the operation and the entry's key. */
+export type CatalogChangeObserver = (
+  op: 'add' | 'replace' | 'remove' | 'enable' | 'disable',
+  key: string,
+) => void;
+
 interface Slot<T> {
   entry: T;
   enabled: boolean;
@@ -24,12 +30,19 @@ export class Registry<TEntry, TListed> {
   readonly #kind: string;
   readonly #toListed: (entry: TEntry) => TListed;
   readonly #onChange: () => void;
+  readonly #observe: CatalogChangeObserver | undefined;
   #listed: TListed[] | undefined;
   #batchDepth = 0;
   #pendingChange = false;
 
-  constructor(kind: string, toListed: (entry: TEntry) => TListed, onChange: () => void) {
+  constructor(
+    kind: string,
+    toListed: (entry: TEntry) => TListed,
+    onChange: () => void,
+    observe?: CatalogChangeObserver,
+  ) {
     this.#kind = kind;
+    this.#observe = observe;
     this.#toListed = toListed;
     this.#onChange = onChange;
   }
@@ -42,6 +55,7 @@ export class Registry<TEntry, TListed> {
     const slot: Slot<TEntry> = { entry, enabled: true };
     this.#slots.set(key, slot);
     this.#changed();
+    this.#observe?.('add', key);
     return this.#handle(key, slot);
   }
 
@@ -51,12 +65,16 @@ export class Registry<TEntry, TListed> {
     if (!slot) throw new McpKitError('NOT_FOUND', `${this.#kind} "${key}" is not registered`);
     slot.entry = entry;
     this.#changed();
+    this.#observe?.('replace', key);
   }
 
   /** Removes an entry; returns whether it existed. */
   remove(key: string): boolean {
     const existed = this.#slots.delete(key);
-    if (existed) this.#changed();
+    if (existed) {
+      this.#changed();
+      this.#observe?.('remove', key);
+    }
     return existed;
   }
 
@@ -66,6 +84,7 @@ export class Registry<TEntry, TListed> {
     if (slot.enabled === enabled) return;
     slot.enabled = enabled;
     this.#changed();
+    this.#observe?.(enabled ? 'enable' : 'disable', key);
   }
 
   /** The entry under `key` when it exists and is enabled. */

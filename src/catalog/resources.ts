@@ -10,7 +10,7 @@ import type {
 import { McpKitError } from '../errors.js';
 import type { CallerIdentity } from '../types.js';
 import { ResourceCache, type ResourceCacheStats } from './cache.js';
-import { type RegistrationHandle, Registry } from './registry.js';
+import { type CatalogChangeObserver, type RegistrationHandle, Registry } from './registry.js';
 import { type TemplateVariables, UriTemplate } from './uriTemplate.js';
 
 /** A completion callback for a prompt argument or a template variable. */
@@ -182,6 +182,7 @@ export class ResourceCatalog {
     onChange: () => void,
     onUpdated: (uri: string) => void = () => {},
     cache = new ResourceCache(),
+    observe?: CatalogChangeObserver,
   ) {
     this.#onUpdated = onUpdated;
     this.#cache = cache;
@@ -190,8 +191,8 @@ export class ResourceCatalog {
       cache.clear();
       onChange();
     };
-    this.#static = new Registry('Resource', (e) => e.listed, changed);
-    this.#templates = new Registry('Resource template', (e) => e.listed, changed);
+    this.#static = new Registry('Resource', (e) => e.listed, changed, observe);
+    this.#templates = new Registry('Resource template', (e) => e.listed, changed, observe);
   }
 
   /** Hits, misses, evictions and size of the read cache. */
@@ -298,9 +299,14 @@ export class ResourceCatalog {
     return undefined;
   }
 
-  /** Reads a resource by URI through the cache, or throws `NOT_FOUND`. */
+  /** Reads a resource by URI through the cache, or throws `NOT_FOUND` (`INVALID_ARGUMENT` for a bad URI). */
   async read(uri: string, ctx: ResourceContext): Promise<ReadResourceResult> {
-    checkUri(uri, 'uri');
+    // The URI comes from a caller (REST path, MCP params): a bad one is their error, not a 500.
+    try {
+      checkUri(uri, 'uri');
+    } catch (error) {
+      throw new McpKitError('INVALID_ARGUMENT', (error as Error).message, { cause: error });
+    }
     const found = this.resolve(uri);
     if (!found) throw new McpKitError('NOT_FOUND', `Resource ${uri} not found`, { details: { uri } });
     const ttl = found.definition.ttlMs ?? this.#cache.defaultTtlMs;

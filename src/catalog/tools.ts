@@ -17,7 +17,7 @@ import {
   type SchemaInput,
 } from '../schema.js';
 import type { CallerIdentity, Logger } from '../types.js';
-import { type RegistrationHandle, Registry } from './registry.js';
+import { type CatalogChangeObserver, type RegistrationHandle, Registry } from './registry.js';
 
 /** Where a call came from. */
 export type CallOrigin = 'memory' | 'stdio' | 'http' | 'websocket' | 'rest' | 'chain' | 'internal';
@@ -230,8 +230,8 @@ export class ToolCatalog {
   readonly #registry: Registry<RegisteredTool, Tool>;
 
   /** @internal */
-  constructor(onChange: () => void) {
-    this.#registry = new Registry('Tool', (tool) => tool.descriptor, onChange);
+  constructor(onChange: () => void, observe?: CatalogChangeObserver) {
+    this.#registry = new Registry('Tool', (tool) => tool.descriptor, onChange, observe);
   }
 
   /** Registers a tool; throws if the name is taken or the definition is invalid. */

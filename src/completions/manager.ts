@@ -8,6 +8,7 @@ import type { CallToolResult, Tool } from '@modelcontextprotocol/server';
 import type { CallOrigin } from '../catalog/tools.js';
 import { McpKitError, type McpKitErrorCode, publicErrorMessage, toMcpKitError } from '../errors.js';
 import { errorResult } from '../executor.js';
+import { parseJsonSafe } from '../http/safeJson.js';
 import { createAnthropicProvider } from '../providers/anthropic.js';
 import type { ProviderHttpOptions } from '../providers/http.js';
 import { createCustomProvider, createOpenAIProvider } from '../providers/openai.js';
@@ -627,7 +628,7 @@ export class CompletionManager {
     let args: unknown;
     let result: CallToolResult;
     try {
-      args = JSON.parse(call.arguments || '{}');
+      args = parseJsonSafe(call.arguments || '{}');
     } catch {
       args = undefined;
     }

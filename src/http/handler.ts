@@ -8,23 +8,29 @@ import {
   localhostAllowedOrigins,
   type McpHttpHandler,
   originValidationResponse,
-  readRequestBody,
   type Server,
   validateHostHeader,
 } from '@modelcontextprotocol/server';
+import { metadataUrlFor } from '../policy/auth.js';
+import { PERMISSIONS } from '../policy/permissions.js';
+import { type Policy, type RequestFacts, requestFacts } from '../policy/policy.js';
 import type { HttpMetrics } from '../telemetry/standard.js';
 import { globalTracing, markError, SPAN_KIND, type Tracing } from '../telemetry/tracing.js';
-import type { Logger } from '../types.js';
+import type { CallerIdentity, Logger } from '../types.js';
+import { DEFAULT_BODY_TIMEOUT_MS, readBodyLimited, setBodyTimeout } from './bodyText.js';
 import { MemoryEventStore } from './eventStore.js';
 import {
   JSONRPC_INTERNAL_ERROR,
+  JSONRPC_INVALID_REQUEST,
   JSONRPC_PARSE_ERROR,
   JSONRPC_SERVER_ERROR,
+  JSONRPC_UNAUTHORIZED,
   jsonRpcError,
 } from './jsonrpc.js';
 import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
 import { problem } from './problem.js';
 import { type RestHost, serveRest } from './rest.js';
+import { parseJsonSafe } from './safeJson.js';
 import { LegacySessions } from './sessions.js';
 
 /** HTTP options of `createMcpServer`. */
@@ -40,6 +46,13 @@ export interface HttpOptions {
   stateless?: boolean;
   /** Largest accepted request body in bytes. Default 4 MiB. */
   maxBodyBytes?: number;
+  /**
+   * How long a request body may take to arrive whole, in ms, from when it is first read. A body
+   * still arriving after that gets 408 (a JSON-RPC error on the MCP endpoint, a problem on the REST
+   * routes) and the rest of it is not read: under `listen()` or an adapter the connection is closed
+   * once the answer is out. Default 30 000.
+   */
+  bodyTimeoutMs?: number;
   /** Cap on live 2025-era sessions; past it `initialize` gets 503. Default 1000. */
   maxSessions?: number;
   /** Close a 2025-era session after this long without a request or open stream. Default 30 min. */
@@ -75,6 +88,7 @@ export const HTTP_DEFAULTS: ResolvedHttpOptions = {
   mcpPath: '/mcp',
   stateless: false,
   maxBodyBytes: 4 * 1024 * 1024,
+  bodyTimeoutMs: DEFAULT_BODY_TIMEOUT_MS,
   maxSessions: 1000,
   sessionIdleTimeoutMs: 30 * 60 * 1000,
   allowedHosts: localhostAllowedHostnames(),
@@ -96,6 +110,8 @@ export interface HttpHost {
   readonly metrics?: HttpMetrics;
   /** Where HTTP request spans go. Default: the global OpenTelemetry registration, if any. */
   readonly tracing?: Tracing;
+  /** Authentication, permissions, rate limits and audit; absent when nothing is configured. */
+  readonly policy?: Policy;
 }
 
 /** Extra, per-request inputs from adapters. */
@@ -107,9 +123,13 @@ export interface FetchOptions {
    * Hono). Overrides `http.basePath` for this request.
    */
   basePath?: string;
+  /** The client's network address (the adapters and `listen()` set it), for rate limits and audit. */
+  clientAddress?: string;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A protocol version as MCP spells them (a date); other header values are the SDK's to refuse. */
+const DATED_VERSION = /^\d{4}-\d{2}-\d{2}$/;
 
 function normalisePath(path: string): string {
   if (path === '' || path === '/') return '';
@@ -133,6 +153,11 @@ export class HttpHandler {
     this.options = { ...HTTP_DEFAULTS, ...stripUndefined(options) };
     if (!(this.options.maxBodyBytes > 0)) throw new TypeError('http.maxBodyBytes must be a positive number');
     if (!(this.options.maxSessions > 0)) throw new TypeError('http.maxSessions must be a positive number');
+    const { bodyTimeoutMs } = this.options;
+    // setTimeout fires at once for a delay past 2^31 - 1 ms
+    if (!(typeof bodyTimeoutMs === 'number' && bodyTimeoutMs > 0 && bodyTimeoutMs <= 2_147_483_647)) {
+      throw new TypeError('http.bodyTimeoutMs must be a positive number of milliseconds (at most 2^31 - 1)');
+    }
     const { eventStore, sseRetryMs } = this.options;
     if (sseRetryMs !== undefined && !(Number.isInteger(sseRetryMs) && sseRetryMs >= 0)) {
       throw new TypeError('http.sseRetryMs must be a non-negative integer');
@@ -191,6 +216,8 @@ export class HttpHandler {
     requestId: string,
     out: { route: string },
   ): Promise<Response> {
+    // The REST routes' body reader finds the body timeout here (serveRest takes no option for it).
+    setBodyTimeout(request, this.options.bodyTimeoutMs);
     const tracing = this.#host.tracing ?? globalTracing;
     const method = request.method;
     const parent = tracing.extract(request.headers);
@@ -227,13 +254,44 @@ export class HttpHandler {
     const url = new URL(request.url);
     const base = options.basePath === undefined ? this.#basePath : normalisePath(options.basePath);
     const { pathname } = url;
+    const policy = this.#host.policy;
+    const auth = policy?.auth;
+    if (auth?.oauth && pathname.startsWith('/.well-known/oauth-protected-resource')) {
+      out.route = '/.well-known/oauth-protected-resource';
+      return this.#protectedResourceMetadata(request, url, base);
+    }
     if (base !== '' && pathname !== base && !pathname.startsWith(`${base}/`)) {
       return problem('NOT_FOUND', 'No such route', requestId);
     }
     const relative = pathname.slice(base.length) || '/';
-    if (relative === this.#mcpRelative || relative === `${this.#mcpRelative}/`) {
+    const isMcp = relative === this.#mcpRelative || relative === `${this.#mcpRelative}/`;
+    let facts: RequestFacts | undefined;
+    if (policy) {
+      facts = {
+        caller: undefined,
+        requestId,
+        origin: isMcp ? 'http' : 'rest',
+        ...(options.clientAddress !== undefined && { address: options.clientAddress }),
+      };
+      // Everything but the liveness probe needs a caller once authentication is configured.
+      if (auth && !(relative === '/health' && (request.method === 'GET' || request.method === 'HEAD'))) {
+        const outcome = await auth.authenticate(request, url, this.#endpointUrl(url, base));
+        if ('failure' in outcome) {
+          const { failure } = outcome;
+          policy.authFailed(facts, isMcp ? this.#mcpRelative : relative, failure.reason);
+          const headers = { 'www-authenticate': failure.challenge };
+          out.route = isMcp ? this.#mcpRelative : 'unauthenticated';
+          return isMcp
+            ? jsonRpcError(401, JSONRPC_UNAUTHORIZED, failure.message, headers)
+            : problem('UNAUTHORIZED', failure.message, requestId, { headers });
+        }
+        facts.caller = outcome.caller;
+      }
+    }
+    if (isMcp) {
       out.route = this.#mcpRelative;
-      return this.#mcp(request, options);
+      if (facts) requestFacts.set(request, facts);
+      return this.#mcp(request, options, facts?.caller);
     }
     if (!this.#host.rest) return problem('NOT_FOUND', 'No such route', requestId);
     const segments = relative.split('/').slice(1);
@@ -245,9 +303,43 @@ export class HttpHandler {
       requestId,
       this.#host.rest,
       this.options.maxBodyBytes,
-      undefined,
+      facts?.caller,
       out,
+      facts,
     );
+  }
+
+  /** This server's MCP endpoint as the client addressed it, for OAuth metadata. */
+  #endpointUrl(url: URL, base: string): URL {
+    return new URL(`${base}${this.#mcpRelative}`, url.origin);
+  }
+
+  /** RFC 9728 protected-resource metadata, at the well-known path for the MCP endpoint (and the bare one). */
+  #protectedResourceMetadata(request: Request, url: URL, base: string): Response {
+    const oauth = this.#host.policy!.auth!.oauth!;
+    const endpoint = this.#endpointUrl(url, base);
+    const resource = oauth.resource ?? endpoint.href;
+    const expected = new URL(metadataUrlFor(new URL(resource))).pathname;
+    if (url.pathname !== expected && url.pathname !== '/.well-known/oauth-protected-resource') {
+      return problem('NOT_FOUND', 'No such route', '');
+    }
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      return problem('METHOD_NOT_ALLOWED', 'Use GET', '', { headers: { allow: 'GET' } });
+    }
+    const body = {
+      resource,
+      authorization_servers: oauth.authorizationServers,
+      scopes_supported: oauth.scopesSupported ?? [...PERMISSIONS],
+      bearer_methods_supported: ['header'],
+      ...(oauth.resourceName !== undefined && { resource_name: oauth.resourceName }),
+    };
+    return new Response(JSON.stringify(body), {
+      headers: {
+        'content-type': 'application/json',
+        'cache-control': 'max-age=3600',
+        'access-control-allow-origin': '*',
+      },
+    });
   }
 
   #checkHostAndOrigin(request: Request): Response | undefined {
@@ -265,7 +357,7 @@ export class HttpHandler {
     return undefined;
   }
 
-  async #mcp(request: Request, options: FetchOptions): Promise<Response> {
+  async #mcp(request: Request, options: FetchOptions, caller?: CallerIdentity): Promise<Response> {
     const method = request.method;
     if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
       return jsonRpcError(405, JSONRPC_SERVER_ERROR, 'Method not allowed', { allow: 'GET, POST, DELETE' });
@@ -279,30 +371,59 @@ export class HttpHandler {
           'Unsupported Media Type: Content-Type must be application/json',
         );
       }
-      const body = await readRequestBody(request, this.options.maxBodyBytes);
+      const { maxBodyBytes, bodyTimeoutMs } = this.options;
+      let body: Awaited<ReturnType<typeof readBodyLimited>>;
+      try {
+        body = await readBodyLimited(request, maxBodyBytes, bodyTimeoutMs);
+      } catch {
+        return jsonRpcError(400, JSONRPC_SERVER_ERROR, 'Bad Request: the body could not be read');
+      }
       if (body.tooLarge) {
         return jsonRpcError(
           413,
           JSONRPC_SERVER_ERROR,
-          `Payload Too Large: the limit is ${this.options.maxBodyBytes} bytes`,
+          `Payload Too Large: the limit is ${maxBodyBytes} bytes`,
+        );
+      }
+      if (body.timedOut) {
+        return jsonRpcError(
+          408,
+          JSONRPC_SERVER_ERROR,
+          `Request Timeout: the body did not arrive within ${bodyTimeoutMs} ms`,
         );
       }
       try {
-        parsedBody = JSON.parse(body.text);
+        parsedBody = parseJsonSafe(new TextDecoder().decode(body.bytes));
       } catch {
         return jsonRpcError(400, JSONRPC_PARSE_ERROR, 'Parse error: the body is not valid JSON');
       }
+      // Protocol 2025-06-18 removed JSON-RPC batching; the SDK transport accepts arrays whatever the
+      // version, so refuse them here when the request names a version without batches.
+      const version = request.headers.get('mcp-protocol-version');
+      if (
+        Array.isArray(parsedBody) &&
+        version !== null &&
+        DATED_VERSION.test(version) &&
+        version >= '2025-06-18'
+      ) {
+        return jsonRpcError(
+          400,
+          JSONRPC_INVALID_REQUEST,
+          `Invalid Request: JSON-RPC batches are not allowed in protocol version ${version}`,
+        );
+      }
     }
+    const authInfo = options.authInfo ?? caller?.authInfo;
     const handlerOptions = {
       ...(parsedBody !== undefined && { parsedBody }),
-      ...(options.authInfo && { authInfo: options.authInfo }),
+      ...(authInfo && { authInfo }),
     };
     const legacy = await isLegacyRequest(request, parsedBody, {
       maxRequestBodySize: this.options.maxBodyBytes,
     });
     if (legacy) {
       if (this.options.stateless) return this.modern.fetch(request, handlerOptions);
-      return this.sessions.handle(request, parsedBody, options.authInfo);
+      return this.sessions.handle(request, parsedBody, options.authInfo ?? caller?.authInfo, caller?.id);
     }
     return this.#checkParamHeaders(request, parsedBody) ?? this.modern.fetch(request, handlerOptions);
   }

@@ -7,6 +7,8 @@ export const JSONRPC_INVALID_REQUEST = -32600;
 export const JSONRPC_SERVER_ERROR = -32000;
 export const JSONRPC_SESSION_NOT_FOUND = -32001;
 export const JSONRPC_INTERNAL_ERROR = -32603;
+/** No or a bad credential (the HTTP status, 401, says the rest). */
+export const JSONRPC_UNAUTHORIZED = -32001;
 
 /** A JSON-RPC error response with `id: null` and the given HTTP status. */
 export function jsonRpcError(

@@ -85,7 +85,12 @@ function executeOperation(
  * The OpenAPI 3.1 document of the REST surface, with one execute operation per registered tool whose
  * request body carries that tool's input schema, so generated clients and API consoles work.
  */
-export function buildOpenApi(host: OpenApiHost, routes: readonly Route[], url: URL): object {
+export function buildOpenApi(
+  host: OpenApiHost,
+  routes: readonly Route[],
+  url: URL,
+  visible: (tool: string) => boolean = () => true,
+): object {
   const base = url.pathname.replace(/\/openapi\.json$/, '');
   const paths: Record<string, Record<string, object>> = {};
   for (const route of routes) {
@@ -140,6 +145,7 @@ export function buildOpenApi(host: OpenApiHost, routes: readonly Route[], url: U
     };
   }
   for (const tool of host.tools.list()) {
+    if (!visible(tool.name)) continue;
     const path = `/tools/${encodeURIComponent(tool.name)}/execute`;
     paths[path] = { post: executeOperation(tool.name, tool.description, tool.inputSchema, 'Execute') };
   }

@@ -15,15 +15,19 @@ import {
 import { McpKitError, type McpKitErrorCode } from '../errors.js';
 import { ERROR_META_KEY, type ToolExecutor } from '../executor.js';
 import type { IntegrationManager } from '../integrations/manager.js';
+import { FULL_GRANT, type Grant, visibleItems } from '../policy/permissions.js';
+import type { Policy, RequestFacts } from '../policy/policy.js';
+import { rateLimitHeaders } from '../policy/rateLimit.js';
 import type { HealthChecks } from '../telemetry/health.js';
 import type { LogRing } from '../telemetry/logs.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { CallerIdentity, Logger } from '../types.js';
-import { rawBodyOf, readStreamLimited, textResponse } from './bodyText.js';
+import { bodyTimeoutOf, type LimitedRead, readBodyLimited, textResponse } from './bodyText.js';
 import { buildOpenApi } from './openapi.js';
 import { json, problem, problemFromError } from './problem.js';
 import { completionRoutes } from './routes/completions.js';
 import { integrationRoutes } from './routes/integrations.js';
+import { parseJsonSafe } from './safeJson.js';
 
 /** What the REST routes need from the server. */
 export interface RestHost {
@@ -43,6 +47,8 @@ export interface RestHost {
   readonly integrations?: IntegrationManager;
   /** Completion jobs, for `/completions`; without them those routes answer 404. */
   readonly completions?: CompletionManager;
+  /** Authentication, permissions, rate limits and audit; absent when nothing is configured. */
+  readonly policy?: Policy;
 }
 
 /** One REST request, parsed just enough for the routes. */
@@ -52,6 +58,10 @@ export interface RestContext {
   readonly params: Record<string, string>;
   readonly requestId: string;
   readonly caller?: CallerIdentity;
+  /** What the caller may see and do (unrestricted without a policy). */
+  readonly grant: Grant;
+  /** The request's facts for audit, when a policy is configured. */
+  readonly facts?: RequestFacts;
   /** The JSON body: 415 for another content type, 413 past the limit, 400 for bad JSON. */
   body(): Promise<unknown>;
 }
@@ -170,10 +180,28 @@ function sse(
   });
 }
 
-function toolOr404(host: RestHost, name: string): Tool {
+function toolOr404(host: RestHost, name: string, ctx?: RestContext): Tool {
   const tool = host.tools.get(name);
   if (!tool) throw new McpKitError('NOT_FOUND', `Tool ${name} not found`);
+  if (ctx) requireVisible(ctx, host, 'tools', name);
   return tool.descriptor;
+}
+
+/** Refuses (403) a catalog entry the caller may not see or use. */
+function requireVisible(
+  ctx: RestContext,
+  host: RestHost,
+  kind: 'tools' | 'resources' | 'prompts',
+  name: string,
+): void {
+  if (ctx.grant.canSee(kind, name)) return;
+  if (ctx.facts) host.policy?.denied(ctx.facts, name, `${kind} rule`);
+  throw new McpKitError('FORBIDDEN', `Forbidden: ${name} is not available to this caller`);
+}
+
+/** Runs a catalog mutation on behalf of the caller, so its audit event names them. */
+function act<T>(ctx: RestContext, host: RestHost, change: () => T): T {
+  return host.policy && ctx.facts ? host.policy.asActor(ctx.facts, change) : change();
 }
 
 function created(body: unknown, location: string): Response {
@@ -250,15 +278,46 @@ export const ROUTES: Route[] = [
   },
   {
     method: 'GET',
+    path: '/audit',
+    summary: 'Recent audit events (?action=&callerId=&outcome=&limit=), from a MemoryAuditSink',
+    handler: (ctx, host) => {
+      const sink = host.policy?.audit.memory;
+      if (!sink) throw new McpKitError('NOT_FOUND', 'No in-memory audit sink is configured');
+      const q = ctx.url.searchParams;
+      const limitParam = q.get('limit');
+      const limit = limitParam === null ? 100 : Number(limitParam);
+      if (!(Number.isInteger(limit) && limit >= 1 && limit <= 1000)) {
+        throw new McpKitError('INVALID_ARGUMENT', 'limit must be 1-1000');
+      }
+      const filter = (name: string) => q.get(name) ?? undefined;
+      return json({
+        items: sink.events({
+          ...(filter('action') !== undefined && { action: filter('action') }),
+          ...(filter('callerId') !== undefined && { callerId: filter('callerId') }),
+          ...(filter('outcome') !== undefined && { outcome: filter('outcome') }),
+          limit,
+        }),
+      });
+    },
+  },
+  {
+    method: 'GET',
     path: '/openapi.json',
     summary: 'This API as OpenAPI 3.1',
-    handler: (ctx, host) => json(buildOpenApi(host, ROUTES, ctx.url)),
+    handler: (ctx, host) =>
+      json(buildOpenApi(host, ROUTES, ctx.url, (name) => ctx.grant.canSee('tools', name))),
   },
   {
     method: 'GET',
     path: '/tools',
     summary: 'List tools',
-    handler: (ctx, host) => json(page(host.tools.list(), ctx.url)),
+    handler: (ctx, host) =>
+      json(
+        page(
+          visibleItems(ctx.grant, 'tools', host.tools.list(), (t) => t.name),
+          ctx.url,
+        ),
+      ),
   },
   {
     method: 'POST',
@@ -269,7 +328,8 @@ export const ROUTES: Route[] = [
       let definition: ReturnType<typeof compileDeclarativeTool>;
       try {
         definition = compileDeclarativeTool(spec, host.declarative);
-        host.tools.register(definition);
+        requireVisible(ctx, host, 'tools', definition.name);
+        act(ctx, host, () => host.tools.register(definition));
       } catch (error) {
         if (error instanceof TypeError) throw new McpKitError('INVALID_ARGUMENT', error.message);
         throw error;
@@ -336,14 +396,15 @@ export const ROUTES: Route[] = [
     method: 'GET',
     path: '/tools/:name',
     summary: 'Describe a tool',
-    handler: (ctx, host) => json(toolOr404(host, ctx.params.name!)),
+    handler: (ctx, host) => json(toolOr404(host, ctx.params.name!, ctx)),
   },
   {
     method: 'DELETE',
     path: '/tools/:name',
     summary: 'Remove a tool',
     handler: (ctx, host) => {
-      if (!host.tools.remove(ctx.params.name!))
+      requireVisible(ctx, host, 'tools', ctx.params.name!);
+      if (!act(ctx, host, () => host.tools.remove(ctx.params.name!)))
         throw new McpKitError('NOT_FOUND', `Tool ${ctx.params.name} not found`);
       return new Response(null, { status: 204 });
     },
@@ -372,7 +433,12 @@ export const ROUTES: Route[] = [
     summary: 'List resources',
     handler: async (ctx, host) => {
       const all: Resource[] = await host.resources.list({ signal: ctx.request.signal });
-      return json(page(all, ctx.url));
+      return json(
+        page(
+          visibleItems(ctx.grant, 'resources', all, (r) => r.uri),
+          ctx.url,
+        ),
+      );
     },
   },
   {
@@ -392,15 +458,18 @@ export const ROUTES: Route[] = [
         throw new McpKitError('INVALID_ARGUMENT', 'blob must be base64');
       }
       const content = typeof text === 'string' ? { text } : { blob: blob as string };
+      requireVisible(ctx, host, 'resources', uri);
       try {
-        host.resources.register({
-          uri,
-          name,
-          ...(typeof title === 'string' && { title }),
-          ...(typeof description === 'string' && { description }),
-          ...(typeof mimeType === 'string' && { mimeType }),
-          read: () => ({ ...(typeof mimeType === 'string' && { mimeType }), ...content }),
-        });
+        act(ctx, host, () =>
+          host.resources.register({
+            uri,
+            name,
+            ...(typeof title === 'string' && { title }),
+            ...(typeof description === 'string' && { description }),
+            ...(typeof mimeType === 'string' && { mimeType }),
+            read: () => ({ ...(typeof mimeType === 'string' && { mimeType }), ...content }),
+          }),
+        );
       } catch (error) {
         if (error instanceof TypeError) throw new McpKitError('INVALID_ARGUMENT', error.message);
         throw error;
@@ -413,20 +482,23 @@ export const ROUTES: Route[] = [
     method: 'GET',
     path: '/resources/:uri',
     summary: 'Read a resource (through the cache)',
-    handler: async (ctx, host) =>
-      json(
+    handler: async (ctx, host) => {
+      requireVisible(ctx, host, 'resources', ctx.params.uri!);
+      return json(
         await host.resources.read(ctx.params.uri!, {
           signal: ctx.request.signal,
           ...(ctx.caller && { caller: ctx.caller }),
         }),
-      ),
+      );
+    },
   },
   {
     method: 'DELETE',
     path: '/resources/:uri',
     summary: 'Remove a resource or template',
     handler: (ctx, host) => {
-      if (!host.resources.remove(ctx.params.uri!))
+      requireVisible(ctx, host, 'resources', ctx.params.uri!);
+      if (!act(ctx, host, () => host.resources.remove(ctx.params.uri!)))
         throw new McpKitError('NOT_FOUND', `Resource ${ctx.params.uri} not found`);
       return new Response(null, { status: 204 });
     },
@@ -437,6 +509,7 @@ export const ROUTES: Route[] = [
     summary: 'Stream update events for a resource (text/event-stream)',
     handler: (ctx, host) => {
       const uri = ctx.params.uri!;
+      requireVisible(ctx, host, 'resources', uri);
       if (!host.resources.resolve(uri)) throw new McpKitError('NOT_FOUND', `Resource ${uri} not found`);
       return sse(ctx.request.signal, (send) => {
         send('subscribed', { uri });
@@ -448,7 +521,13 @@ export const ROUTES: Route[] = [
     method: 'GET',
     path: '/prompts',
     summary: 'List prompts',
-    handler: (ctx, host) => json(page(host.prompts.list(), ctx.url)),
+    handler: (ctx, host) =>
+      json(
+        page(
+          visibleItems(ctx.grant, 'prompts', host.prompts.list(), (p) => p.name),
+          ctx.url,
+        ),
+      ),
   },
   {
     method: 'POST',
@@ -460,8 +539,9 @@ export const ROUTES: Route[] = [
         throw new McpKitError('INVALID_ARGUMENT', 'render cannot be given over REST');
       if (!Array.isArray(body.messages))
         throw new McpKitError('INVALID_ARGUMENT', 'messages must be an array');
+      requireVisible(ctx, host, 'prompts', String(body.name));
       try {
-        host.prompts.register(body as never);
+        act(ctx, host, () => host.prompts.register(body as never));
       } catch (error) {
         if (error instanceof TypeError) throw new McpKitError('INVALID_ARGUMENT', error.message);
         throw error;
@@ -476,6 +556,7 @@ export const ROUTES: Route[] = [
     handler: (ctx, host) => {
       const prompt: Prompt | undefined = host.prompts.get(ctx.params.name!);
       if (!prompt) throw new McpKitError('NOT_FOUND', `Prompt ${ctx.params.name} not found`);
+      requireVisible(ctx, host, 'prompts', ctx.params.name!);
       return json(prompt);
     },
   },
@@ -484,6 +565,7 @@ export const ROUTES: Route[] = [
     path: '/prompts/:name/generate',
     summary: 'Render a prompt with validated arguments',
     handler: async (ctx, host) => {
+      requireVisible(ctx, host, 'prompts', ctx.params.name!);
       const body = asObject(await ctx.body(), 'body');
       const rendered = await host.prompts.render(ctx.params.name!, asObject(body.arguments, 'arguments'), {
         signal: ctx.request.signal,
@@ -497,7 +579,8 @@ export const ROUTES: Route[] = [
     path: '/prompts/:name',
     summary: 'Remove a prompt',
     handler: (ctx, host) => {
-      if (!host.prompts.remove(ctx.params.name!))
+      requireVisible(ctx, host, 'prompts', ctx.params.name!);
+      if (!act(ctx, host, () => host.prompts.remove(ctx.params.name!)))
         throw new McpKitError('NOT_FOUND', `Prompt ${ctx.params.name} not found`);
       return new Response(null, { status: 204 });
     },
@@ -554,6 +637,7 @@ export async function serveRest(
   maxBodyBytes: number,
   caller?: CallerIdentity,
   out: { route: string } = { route: '' },
+  facts?: RequestFacts,
 ): Promise<Response> {
   let decoded: string[];
   try {
@@ -581,19 +665,56 @@ export async function serveRest(
   if (accept && !produces.some((type) => acceptable(accept, type))) {
     return problem('NOT_ACCEPTABLE', `This route answers ${produces.join(' or ')}`, requestId);
   }
+  let rateHeaders: Record<string, string> | undefined;
+  const policy = host.policy;
+  if (policy && facts) {
+    const checked = await policy.checkRest(`${route.method} ${route.path}`, facts);
+    if (checked?.rate)
+      rateHeaders = rateLimitHeaders(checked.rate.cls, checked.rate.rule, checked.rate.decision);
+    if (checked && 'code' in checked) {
+      return problem(checked.code, checked.message, requestId, {
+        ...(rateHeaders && { headers: rateHeaders }),
+        ...(checked.retryAfterSeconds !== undefined && {
+          fields: { retryAfterSeconds: checked.retryAfterSeconds },
+        }),
+      });
+    }
+  }
   const ctx: RestContext = {
     request,
     url,
     params,
     requestId,
     ...(caller && { caller }),
+    grant: policy ? policy.grantOf(caller) : FULL_GRANT,
+    ...(facts && { facts }),
     body: () => readJson(request, maxBodyBytes),
   };
+  let response: Response;
   try {
-    return await route.handler(ctx, host);
+    response = await route.handler(ctx, host);
   } catch (error) {
     if (!(error instanceof McpKitError)) host.logger.error({ err: error, requestId }, 'REST handler failed');
-    return problemFromError(error, requestId);
+    response = problemFromError(error, requestId);
+  }
+  if (rateHeaders) for (const [name, value] of Object.entries(rateHeaders)) setHeader(response, name, value);
+  if (policy && facts && route.method !== 'GET' && route.path.startsWith('/integrations')) {
+    policy.record(facts, {
+      action: 'integration.change',
+      outcome: response.ok ? 'success' : 'failure',
+      target: params.id ?? '(new)',
+      details: { method: route.method, status: response.status },
+    });
+  }
+  return response;
+}
+
+/** Sets a header where the response allows it (responses built here always do). */
+function setHeader(response: Response, name: string, value: string): void {
+  try {
+    response.headers.set(name, value);
+  } catch {
+    // an immutable response from elsewhere keeps its headers
   }
 }
 
@@ -615,26 +736,25 @@ async function readJson(request: Request, maxBodyBytes: number): Promise<unknown
   if (!type || !/^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(type)) {
     throw new McpKitError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json');
   }
-  if (Number(contentLength) > maxBodyBytes) {
-    throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`);
+  const timeoutMs = bodyTimeoutOf(request);
+  let read: LimitedRead;
+  try {
+    read = await readBodyLimited(request, maxBodyBytes, timeoutMs);
+  } catch (error) {
+    throw new McpKitError('INVALID_REQUEST', 'The body could not be read', { cause: error });
   }
-  const direct = rawBodyOf(request)?.(maxBodyBytes);
-  if (direct) {
-    const read = await direct;
-    if (read.tooLarge)
-      throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`);
-    return parseJson(read.bytes);
-  }
-  const read = await readStreamLimited(request.body, maxBodyBytes);
   if (read.tooLarge)
     throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`);
+  if (read.timedOut)
+    throw new McpKitError('REQUEST_TIMEOUT', `The body did not arrive within ${timeoutMs} ms`);
   return parseJson(read.bytes);
 }
 
+/** The body as JSON, without prototype-pollution keys (`__proto__`, `constructor.prototype`). */
 function parseJson(bytes: Uint8Array): unknown {
   if (bytes.byteLength === 0) return undefined;
   try {
-    return JSON.parse(new TextDecoder().decode(bytes));
+    return parseJsonSafe(new TextDecoder().decode(bytes));
   } catch {
     throw new McpKitError('INVALID_REQUEST', 'The body is not valid JSON');
   }

@@ -6,7 +6,12 @@ import {
   WebStandardStreamableHTTPServerTransport,
 } from '@modelcontextprotocol/server';
 import type { Logger } from '../types.js';
-import { JSONRPC_SERVER_ERROR, JSONRPC_SESSION_NOT_FOUND, jsonRpcError } from './jsonrpc.js';
+import {
+  JSONRPC_INVALID_REQUEST,
+  JSONRPC_SERVER_ERROR,
+  JSONRPC_SESSION_NOT_FOUND,
+  jsonRpcError,
+} from './jsonrpc.js';
 
 /** Options for the 2025-era session table. */
 export interface LegacySessionOptions {
@@ -29,6 +34,10 @@ interface Session {
   readonly server: Server;
   lastSeen: number;
   openStreams: number;
+  /** The caller that opened it; only that caller may use it. */
+  readonly owner: string | undefined;
+  /** The protocol version the client asked for at `initialize`. */
+  readonly version: string | undefined;
 }
 
 function isInitialize(body: unknown): boolean {
@@ -56,23 +65,47 @@ export class LegacySessions {
     return this.#sessions.size;
   }
 
-  /** Serves one request of the 2025-era protocol. `parsedBody` is set for POST. */
-  async handle(request: Request, parsedBody: unknown, authInfo: AuthInfo | undefined): Promise<Response> {
+  /**
+   * Serves one request of the 2025-era protocol. `parsedBody` is set for POST. `owner` is the
+   * caller's id when the policy layer identified one: a session answers only the caller that opened
+   * it, and to anyone else it does not exist (404, like an unknown id).
+   */
+  async handle(
+    request: Request,
+    parsedBody: unknown,
+    authInfo: AuthInfo | undefined,
+    owner?: string,
+  ): Promise<Response> {
     const id = request.headers.get('mcp-session-id');
     const options = authInfo ? { parsedBody, authInfo } : { parsedBody };
     if (id === null) {
-      if (request.method === 'POST' && isInitialize(parsedBody)) return this.#open(request, options);
+      if (request.method === 'POST' && isInitialize(parsedBody)) return this.#open(request, options, owner);
       return jsonRpcError(400, JSONRPC_SERVER_ERROR, 'Bad Request: Mcp-Session-Id header is required');
     }
     const session = this.#sessions.get(id);
-    if (!session) return jsonRpcError(404, JSONRPC_SESSION_NOT_FOUND, 'Session not found');
+    if (!session || session.owner !== owner) {
+      return jsonRpcError(404, JSONRPC_SESSION_NOT_FOUND, 'Session not found');
+    }
+    // Batches went away in 2025-06-18: a session that negotiated it or later refuses them even when a
+    // request leaves its MCP-Protocol-Version header off.
+    if (Array.isArray(parsedBody) && session.version !== undefined && session.version >= '2025-06-18') {
+      return jsonRpcError(
+        400,
+        JSONRPC_INVALID_REQUEST,
+        `Invalid Request: JSON-RPC batches are not allowed in protocol version ${session.version}`,
+      );
+    }
     session.lastSeen = Date.now();
     const response = await session.transport.handleRequest(request, options);
     if (request.method === 'GET' && response.body && response.ok) return this.#track(session, response);
     return response;
   }
 
-  async #open(request: Request, options: { parsedBody: unknown; authInfo?: AuthInfo }): Promise<Response> {
+  async #open(
+    request: Request,
+    options: { parsedBody: unknown; authInfo?: AuthInfo },
+    owner: string | undefined,
+  ): Promise<Response> {
     if (this.#closed) return jsonRpcError(503, JSONRPC_SERVER_ERROR, 'Server is shutting down');
     if (this.#sessions.size + this.#pending >= this.#options.maxSessions) {
       return jsonRpcError(503, JSONRPC_SERVER_ERROR, 'Too many sessions; try again later', {
@@ -80,6 +113,10 @@ export class LegacySessions {
       });
     }
     this.#pending++;
+    const requested = (options.parsedBody as { params?: { protocolVersion?: unknown } }).params
+      ?.protocolVersion;
+    const version =
+      typeof requested === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(requested) ? requested : undefined;
     let sessionId: string | undefined;
     let session: Session | undefined;
     const transport = new WebStandardStreamableHTTPServerTransport({
@@ -90,7 +127,7 @@ export class LegacySessions {
       ...(this.#options.retryIntervalMs !== undefined && { retryInterval: this.#options.retryIntervalMs }),
       onsessioninitialized: (id) => {
         sessionId = id;
-        session = { id, transport, server, lastSeen: Date.now(), openStreams: 0 };
+        session = { id, transport, server, lastSeen: Date.now(), openStreams: 0, owner, version };
         this.#sessions.set(id, session);
         this.#ensureSweeper();
       },

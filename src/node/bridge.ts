@@ -1,12 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { bodyTextOf, RAW_BODY, type RawBodyReader } from '../http/bodyText.js';
+import { bodyTextOf, type LimitedRead, RAW_BODY, type RawBodyReader } from '../http/bodyText.js';
 
 /**
  * The one bridge between node:http and the web-standard handler, used by `listen()` and by every
  * framework adapter.
  *
  * - The body is streamed, with backpressure; if the handler stops reading early (a body over the
- *   limit), the rest is drained and the socket closed once the response is out.
+ *   limit, or one too slow to arrive), the rest is not read and the connection is closed once the
+ *   response is out.
  * - The request's `signal` aborts when the client goes away.
  * - The response is streamed with backpressure; SSE headers are flushed at once.
  */
@@ -78,49 +79,74 @@ function bodyStream(req: IncomingMessage, state: { taken: boolean }): ReadableSt
         req.resume();
       },
       cancel() {
+        // Stop reading: `writeWebResponse` closes the connection once the answer is out.
         discarding = true;
-        req.resume();
+        req.pause();
       },
     },
     { highWaterMark: 0 },
   );
 }
 
-/** Reads the Node body straight into memory, stopping (and draining the rest) past `limit`. */
+/**
+ * Reads the Node body straight into memory. Past `limit` bytes (declared or received), or once
+ * `timeoutMs` has passed before the body ended, it stops: nothing more is buffered or read (the
+ * request is paused), and `writeWebResponse` closes the connection once the answer is out.
+ */
 function readDirect(req: IncomingMessage, state: { taken: boolean }): RawBodyReader {
-  return (limit) => {
+  return (limit, timeoutMs) => {
     if (state.taken) return undefined;
     state.taken = true;
     return new Promise((resolve, reject) => {
       const declared = Number(req.headers['content-length']);
       if (declared > limit) {
-        req.resume();
+        req.pause();
         resolve({ tooLarge: true });
         return;
       }
       const chunks: Buffer[] = [];
       let size = 0;
       let done = false;
-      req.on('data', (chunk: Buffer) => {
-        if (done) return;
-        size += chunk.byteLength;
-        if (size > limit) {
-          done = true;
-          resolve({ tooLarge: true });
-          return;
-        }
-        chunks.push(chunk);
-      });
-      req.once('end', () => {
-        if (done) return;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stop = () => {
         done = true;
+        if (timer !== undefined) clearTimeout(timer);
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('error', onError);
+        req.off('close', onClose);
+      };
+      const abandon = (result: LimitedRead) => {
+        if (done) return;
+        stop();
+        chunks.length = 0;
+        req.pause();
+        resolve(result);
+      };
+      const onData = (chunk: Buffer) => {
+        size += chunk.byteLength;
+        if (size > limit) abandon({ tooLarge: true });
+        else chunks.push(chunk);
+      };
+      const onEnd = () => {
+        if (done) return;
+        stop();
         const all = Buffer.concat(chunks, size);
         resolve({ tooLarge: false, bytes: new Uint8Array(all.buffer, all.byteOffset, all.byteLength) });
-      });
-      req.once('error', (error) => {
-        if (!done) reject(error);
-        done = true;
-      });
+      };
+      const onError = (error: Error) => {
+        if (done) return;
+        stop();
+        reject(error);
+      };
+      // the connection closed before the body ended (the client went away)
+      const onClose = () => onError(new Error('the request body ended early: the connection closed'));
+      if (timeoutMs !== undefined)
+        timer = setTimeout(() => abandon({ tooLarge: false, timedOut: true }), timeoutMs);
+      req.on('data', onData);
+      req.once('end', onEnd);
+      req.once('error', onError);
+      req.once('close', onClose);
     });
   };
 }
@@ -187,7 +213,7 @@ export async function writeWebResponse(
 
 /** A node:http request listener over a web-standard `fetch` handler. */
 export function toNodeListener(
-  fetch: (request: Request) => Promise<Response>,
+  fetch: (request: Request, req: IncomingMessage) => Promise<Response>,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     let request: Request;
@@ -199,7 +225,7 @@ export function toNodeListener(
       res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32600, message: 'Bad request' }, id: null }));
       return;
     }
-    fetch(request)
+    fetch(request, req)
       .then((response) => writeWebResponse(req, res, response))
       .catch(() => {
         if (!res.headersSent) {

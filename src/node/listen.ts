@@ -1,5 +1,6 @@
 import { createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { McpKitServer } from '../server.js';
 import { toNodeListener } from './bridge.js';
 import {
@@ -23,6 +24,17 @@ export interface ListenOptions {
    * asking for it explicitly without `ws` fails.
    */
   websocket?: boolean | AttachWebSocketOptions;
+  /**
+   * How long a client may take to send a request's headers, in ms, before node:http answers 408 and
+   * closes the connection (slow-header attacks). `0` disables. Default 30 000.
+   */
+  headersTimeoutMs?: number;
+  /**
+   * How long a client may take to send a whole request, headers and body, in ms, before node:http
+   * answers 408 and closes the connection. A backstop behind `http.bodyTimeoutMs`, which answers
+   * first with mcpkit's own error body. `0` disables. Default: `http.bodyTimeoutMs` + 30 000.
+   */
+  requestTimeoutMs?: number;
 }
 
 /** A running listener. */
@@ -60,7 +72,26 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
   }
   const host = options.host ?? '127.0.0.1';
   const grace = options.closeGraceMs ?? 5_000;
-  const httpServer = createServer(toNodeListener((request) => server.fetch(request)));
+  const headersTimeout = timeoutOption('headersTimeoutMs', options.headersTimeoutMs, 30_000);
+  const requestTimeout = timeoutOption(
+    'requestTimeoutMs',
+    options.requestTimeoutMs,
+    server.httpOptions.bodyTimeoutMs + 30_000,
+  );
+  const httpServer = createServer(
+    {
+      // node:http refuses a headers timeout longer than the request timeout (unless that is off)
+      headersTimeout: requestTimeout === 0 ? headersTimeout : Math.min(headersTimeout, requestTimeout),
+      requestTimeout,
+      // how often those two are checked (node:http's default is every 30 s)
+      connectionsCheckingInterval: 1_000,
+    },
+    toNodeListener((request, req) => {
+      const clientAddress = req.socket.remoteAddress;
+      return server.fetch(request, clientAddress === undefined ? {} : { clientAddress });
+    }),
+  );
+  httpServer.on('clientError', answerClientError);
   const wsOption = options.websocket ?? (await loadWs()) !== undefined;
   const websocket = wsOption
     ? await attachWebSocket(httpServer, server, wsOption === true ? {} : wsOption)
@@ -94,4 +125,39 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
       return closing;
     },
   };
+}
+
+function timeoutOption(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 0) {
+    throw new TypeError(`${name} must be a non-negative integer of ms (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+/** Statuses for what node:http refuses before a request exists (malformed HTTP, slow headers). */
+const CLIENT_ERROR_STATUS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
+};
+
+/**
+ * node:http's `clientError`, answered as every other mcpkit error is (JSON, no details) instead of
+ * node's bare status line, then the connection is closed. Nothing is written once a response has
+ * started on the connection (a pipelined request after a good one, say).
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const [status, reason] = CLIENT_ERROR_STATUS[error.code ?? ''] ?? [400, 'Bad Request'];
+  if (error.code === 'ECONNRESET' || !socket.writable || (socket as Socket).bytesWritten > 0) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ jsonrpc: '2.0', error: { code: -32600, message: reason }, id: null });
+  // destroyed once the answer is handed to the kernel, not before (that could cut it)
+  socket.once('finish', () => socket.destroy());
+  setTimeout(() => socket.destroy(), 1_000).unref();
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }

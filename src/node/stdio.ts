@@ -1,5 +1,12 @@
 import type { Readable, Writable } from 'node:stream';
+import type {
+  JSONRPCMessage,
+  MessageExtraInfo,
+  Transport,
+  TransportSendOptions,
+} from '@modelcontextprotocol/server';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
+import { stripPollution } from '../http/safeJson.js';
 import type { Connection, McpKitServer } from '../server.js';
 
 /** Options for {@link serveStdio}. */
@@ -11,8 +18,48 @@ export interface ServeStdioOptions {
 }
 
 /**
+ * The SDK's stdio transport with every incoming message cleaned of `__proto__` and
+ * `constructor.prototype` keys. The SDK parses each line itself (`JSON.parse`, then its message
+ * schema, which keeps such keys as own properties), so the cleaning happens as messages come out.
+ */
+class StrippingTransport implements Transport {
+  onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  readonly #inner: Transport;
+
+  constructor(inner: Transport) {
+    this.#inner = inner;
+    inner.onmessage = (message, extra) => this.onmessage?.(stripPollution(message), extra);
+    inner.onclose = () => this.onclose?.();
+    inner.onerror = (error) => this.onerror?.(error);
+  }
+
+  get sessionId(): string | undefined {
+    return this.#inner.sessionId;
+  }
+
+  start(): Promise<void> {
+    return this.#inner.start();
+  }
+
+  send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    return this.#inner.send(message, options);
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+
+  setProtocolVersion(version: string): void {
+    this.#inner.setProtocolVersion?.(version);
+  }
+}
+
+/**
  * Serves an mcpkit server over stdio, for desktop clients that start the server as a child process.
- * Only MCP messages are written to stdout; logs go to stderr.
+ * Only MCP messages are written to stdout; logs go to stderr. Incoming messages lose any
+ * `__proto__` and `constructor.prototype` keys before a handler sees them.
  *
  * @example
  * ```ts
@@ -24,6 +71,6 @@ export interface ServeStdioOptions {
  * ```
  */
 export async function serveStdio(server: McpKitServer, options: ServeStdioOptions = {}): Promise<Connection> {
-  const transport = new StdioServerTransport(options.stdin, options.stdout);
+  const transport = new StrippingTransport(new StdioServerTransport(options.stdin, options.stdout));
   return server.connect(transport, { origin: 'stdio' });
 }

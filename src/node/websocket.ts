@@ -13,6 +13,7 @@ import {
 } from '@modelcontextprotocol/server';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { ERROR_CODES } from '../errors.js';
+import { parseJsonSafe } from '../http/safeJson.js';
 import type { McpKitServer } from '../server.js';
 import type { CallerIdentity } from '../types.js';
 import { toWebRequest } from './bridge.js';
@@ -120,7 +121,8 @@ function idOf(value: unknown): string | number | null {
  * - A binary frame closes the connection with 1003; a frame over the server's `maxPayload` is closed
  *   by `ws` with 1009.
  * - A text frame that is not JSON gets a JSON-RPC parse error (`-32700`, `id: null`) and the
- *   connection stays open; a JSON value that is not one JSON-RPC message gets `-32600`.
+ *   connection stays open; a JSON value that is not one JSON-RPC message (a batch array included)
+ *   gets `-32600`. `__proto__` and `constructor.prototype` keys are dropped from every message.
  * - At most `maxInFlight` client requests wait for a response at once; the excess is answered with
  *   `-32005` at once.
  * - When more than `maxBufferedBytes` wait in the outgoing buffer (the client stopped reading), the
@@ -264,9 +266,22 @@ export class WebSocketServerTransport implements Transport {
   #handle(text: string): void {
     let message: unknown;
     try {
-      message = JSON.parse(text);
+      message = parseJsonSafe(text);
     } catch {
       this.#reply(null, -32700, 'Parse error: the message is not valid JSON');
+      return;
+    }
+    // JSON-RPC batches are refused whatever version the connection negotiated. 2025-06-18 and later
+    // forbid them; 2025-03-26 allowed them on its own transports (stdio, Streamable HTTP), which
+    // WebSocket is not: MCP over WebSocket is one message per frame, and no client batches on it.
+    // One rule for every version also avoids tracking the negotiated one here (and a batch that
+    // arrives before `initialize` would have no version to check against).
+    if (Array.isArray(message)) {
+      this.#reply(
+        null,
+        -32600,
+        'Invalid Request: JSON-RPC batches are not allowed over WebSocket; send one message per frame',
+      );
       return;
     }
     const kind = classify(message);
@@ -576,7 +591,34 @@ export async function attachWebSocket(
       count--;
     };
     let caller: CallerIdentity | undefined;
-    if (authenticate) {
+    const policyAuth = server.policy.auth;
+    if (!authenticate && policyAuth) {
+      // The server's `auth` decides, exactly as on its HTTP routes.
+      const request = toWebRequest(req);
+      const url = new URL(request.url);
+      const outcome = await policyAuth.authenticate(request, url, new URL(path, url.origin));
+      if ('failure' in outcome) {
+        server.policy.authFailed(
+          {
+            caller: undefined,
+            origin: 'websocket',
+            ...(req.socket.remoteAddress && { address: req.socket.remoteAddress }),
+          },
+          path,
+          outcome.failure.reason,
+        );
+        release();
+        return refuse(socket, 401, outcome.failure.message, {
+          'WWW-Authenticate': outcome.failure.challenge,
+        });
+      }
+      caller = outcome.caller;
+      if (socket.destroyed || closing) {
+        release();
+        if (closing) refuse(socket, 503, 'Server is shutting down');
+        return;
+      }
+    } else if (authenticate) {
       let decided: AuthenticateResult;
       try {
         decided = await authenticate(toWebRequest(req));
@@ -614,13 +656,20 @@ export async function attachWebSocket(
         live.delete(transport);
         logger.debug({ code: info.code, reason: info.reason }, 'WebSocket connection closed');
       });
-      server.connect(transport, { origin: 'websocket', ...(caller && { caller }) }).then(
-        () => onConnection?.(transport, req),
-        (error: unknown) => {
-          logger.debug({ err: error }, 'WebSocket connection failed to start');
-          websocket.terminate();
-        },
-      );
+      const clientAddress = req.socket.remoteAddress;
+      server
+        .connect(transport, {
+          origin: 'websocket',
+          ...(caller && { caller }),
+          ...(clientAddress && { clientAddress }),
+        })
+        .then(
+          () => onConnection?.(transport, req),
+          (error: unknown) => {
+            logger.debug({ err: error }, 'WebSocket connection failed to start');
+            websocket.terminate();
+          },
+        );
     });
     // ws refused the handshake itself (bad key or version) and already answered it
     if (!accepted) release();

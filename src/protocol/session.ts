@@ -15,8 +15,10 @@ import { z } from 'zod';
 import type { PromptCatalog } from '../catalog/prompts.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog } from '../catalog/tools.js';
-import { McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
+import { ERROR_CODES, McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
 import type { ExecuteOptions, ToolExecutor } from '../executor.js';
+import { FULL_GRANT, type Grant, visibleItems } from '../policy/permissions.js';
+import { type Policy, type RequestFacts, requestFacts } from '../policy/policy.js';
 import { isTaskContinuation, type TaskWork } from '../tasks/continuation.js';
 import { TASKS_EXTENSION_ID, type TaskManager } from '../tasks/manager.js';
 import { createTaskResult, declaresTasks, detailedTask, TASKS_REQUIRED_CAPABILITIES } from '../tasks/wire.js';
@@ -49,6 +51,8 @@ export interface SessionHost {
   readonly tasks?: TaskManager;
   /** Where request spans go. Default: the global OpenTelemetry registration, if any. */
   readonly tracing?: Tracing;
+  /** Permissions, rate limits and audit; absent when nothing is configured. */
+  readonly policy?: Policy;
 }
 
 /** How the instance will be served. */
@@ -63,6 +67,8 @@ export interface SessionOptions {
   live: boolean;
   /** The caller, when the policy layer identified one. */
   caller?: CallerIdentity;
+  /** The client's network address (connection-oriented transports), for rate limits and audit. */
+  clientAddress?: string;
   /** Called once when the instance closes. */
   onClose?: () => void;
 }
@@ -197,12 +203,20 @@ function targetAttributes(
  * its MCP method (`tools/call`, `resources/read`, …), with the caller, session and request id as
  * attributes; on HTTP its parent is the HTTP request's span. Handlers stay as they are written.
  */
-function traceRequests(server: Server, host: SessionHost, options: SessionOptions): void {
+function wrapRequests(server: Server, host: SessionHost, options: SessionOptions): void {
   const tracing = host.tracing ?? globalTracing;
+  const policy = host.policy;
   const register = server.setRequestHandler.bind(server) as (...args: unknown[]) => void;
   (server as { setRequestHandler: (...args: unknown[]) => void }).setRequestHandler = (...args) => {
     const method = args[0] as string;
-    const handler = args[args.length - 1] as (input: any, ctx: ServerContext) => unknown;
+    const inner = args[args.length - 1] as (input: any, ctx: ServerContext) => unknown;
+    // The policy check (permission of the method, rate limit of its class) runs before the handler.
+    const handler = !policy
+      ? inner
+      : (input: any, ctx: ServerContext) => {
+          const checked = policy.checkMcp(method, factsOf(ctx, options));
+          return checked ? checked.then(() => inner(input, ctx)) : inner(input, ctx);
+        };
     // The custom-method form (method, schemas, handler) hands the handler the params themselves.
     const custom = args.length === 3;
     args[args.length - 1] = (input: any, ctx: ServerContext) =>
@@ -226,10 +240,31 @@ function traceRequests(server: Server, host: SessionHost, options: SessionOption
   };
 }
 
+/** What the HTTP door learnt about the request carrying `ctx`, if it came over HTTP. */
+function httpFacts(ctx: ServerContext): RequestFacts | undefined {
+  const req = ctx.http?.req;
+  return req ? requestFacts.get(req) : undefined;
+}
+
 function callerOf(ctx: ServerContext, fallback: CallerIdentity | undefined): CallerIdentity | undefined {
-  const auth = ctx.http?.authInfo;
   if (fallback) return fallback;
+  const facts = httpFacts(ctx);
+  if (facts) return facts.caller;
+  const auth = ctx.http?.authInfo;
   return auth ? { id: auth.clientId, authInfo: auth } : undefined;
+}
+
+function factsOf(ctx: ServerContext, options: SessionOptions): RequestFacts {
+  const facts = httpFacts(ctx);
+  const caller = callerOf(ctx, options.caller);
+  return {
+    caller,
+    origin: options.origin,
+    requestId: facts?.requestId ?? String(ctx.mcpReq.id),
+    ...((facts?.address ?? options.clientAddress) !== undefined && {
+      address: facts?.address ?? options.clientAddress,
+    }),
+  };
 }
 
 /**
@@ -244,7 +279,25 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     capabilities: tasks ? TASKS_CAPABILITIES : SERVER_CAPABILITIES,
     ...(host.instructions !== undefined && { instructions: host.instructions }),
   });
-  traceRequests(server, host, options);
+  wrapRequests(server, host, options);
+  const policy = host.policy;
+  /** The grant of the caller behind `ctx`: unrestricted without a policy or a caller. */
+  const grantOf = (ctx: ServerContext): Grant =>
+    policy ? policy.grantOf(callerOf(ctx, options.caller)) : FULL_GRANT;
+  /** Refuses a target the caller may not use: the same JSON-RPC error whatever the door. */
+  const requireVisible = (
+    ctx: ServerContext,
+    kind: 'tools' | 'resources' | 'prompts',
+    name: string,
+  ): void => {
+    const grant = grantOf(ctx);
+    if (grant.unrestricted || grant.canSee(kind, name)) return;
+    policy?.denied(factsOf(ctx, options), name, `${kind} rule`);
+    throw new ProtocolError(
+      ERROR_CODES.FORBIDDEN.jsonRpc,
+      `Forbidden: ${name} is not available to this caller`,
+    );
+  };
   const { tools, resources, prompts, executor } = host;
   const subscriptions = new Map<string, () => void>();
 
@@ -276,8 +329,9 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     }
   };
 
-  server.setRequestHandler('tools/list', (request) => {
-    const { page, nextCursor } = paginate(tools.list(), request.params?.cursor, host.pageSize);
+  server.setRequestHandler('tools/list', (request, ctx) => {
+    const listed = visibleItems(grantOf(ctx), 'tools', tools.list(), (t) => t.name);
+    const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
     return nextCursor === undefined ? { tools: page } : { tools: page, nextCursor };
   });
 
@@ -290,6 +344,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
         tools.has(name) ? `Tool ${name} disabled` : `Tool ${name} not found`,
       );
     }
+    if (policy) requireVisible(ctx, 'tools', name);
     const call = new McpCallOptions(ctx, options, _meta?.progressToken);
     call.clientCapabilities = () => server.getClientCapabilities();
     if (tool.task) {
@@ -310,19 +365,26 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   });
 
   server.setRequestHandler('resources/list', async (request, ctx) => {
-    const all = await resources.list({ signal: ctx.mcpReq.signal });
+    const all = visibleItems(
+      grantOf(ctx),
+      'resources',
+      await resources.list({ signal: ctx.mcpReq.signal }),
+      (r) => r.uri,
+    );
     const { page, nextCursor } = paginate(all, request.params?.cursor, host.pageSize);
     return nextCursor === undefined ? { resources: page } : { resources: page, nextCursor };
   });
 
-  server.setRequestHandler('resources/templates/list', (request) => {
-    const { page, nextCursor } = paginate(resources.listTemplates(), request.params?.cursor, host.pageSize);
+  server.setRequestHandler('resources/templates/list', (request, ctx) => {
+    const listed = visibleItems(grantOf(ctx), 'resources', resources.listTemplates(), (t) => t.uriTemplate);
+    const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
     return nextCursor === undefined ? { resourceTemplates: page } : { resourceTemplates: page, nextCursor };
   });
 
   server.setRequestHandler('resources/read', async (request, ctx) => {
     const { uri } = request.params;
     const caller = callerOf(ctx, options.caller);
+    if (policy) requireVisible(ctx, 'resources', uri);
     try {
       return await resources.read(uri, {
         signal: ctx.mcpReq.signal,
@@ -336,8 +398,9 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     }
   });
 
-  server.setRequestHandler('resources/subscribe', (request) => {
+  server.setRequestHandler('resources/subscribe', (request, ctx) => {
     const { uri } = request.params;
+    if (policy) requireVisible(ctx, 'resources', uri);
     // A per-request instance has nowhere to deliver updates later; only live ones track them.
     if (options.live && !subscriptions.has(uri)) {
       subscriptions.set(
@@ -357,13 +420,15 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     return {};
   });
 
-  server.setRequestHandler('prompts/list', (request) => {
-    const { page, nextCursor } = paginate(prompts.list(), request.params?.cursor, host.pageSize);
+  server.setRequestHandler('prompts/list', (request, ctx) => {
+    const listed = visibleItems(grantOf(ctx), 'prompts', prompts.list(), (p) => p.name);
+    const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
     return nextCursor === undefined ? { prompts: page } : { prompts: page, nextCursor };
   });
 
   server.setRequestHandler('prompts/get', async (request, ctx) => {
     const caller = callerOf(ctx, options.caller);
+    if (policy) requireVisible(ctx, 'prompts', request.params.name);
     try {
       return await prompts.render(request.params.name, request.params.arguments, {
         signal: ctx.mcpReq.signal,
@@ -378,9 +443,21 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     }
   });
 
-  server.setRequestHandler('completion/complete', async (request) => {
+  server.setRequestHandler('completion/complete', async (request, ctx) => {
     const { ref, argument, context } = request.params;
     let completer: ((value: string, c: { arguments?: Record<string, string> }) => unknown) | undefined;
+    if (policy) {
+      const kind = ref.type === 'ref/prompt' ? 'prompts' : 'resources';
+      const grant = grantOf(ctx);
+      if (!grant.has(kind === 'prompts' ? 'prompts:read' : 'resources:read')) {
+        policy.denied(factsOf(ctx, options), 'completion/complete', `${kind}:read`);
+        throw new ProtocolError(
+          ERROR_CODES.FORBIDDEN.jsonRpc,
+          `Forbidden: completion needs the ${kind}:read permission`,
+        );
+      }
+      requireVisible(ctx, kind, ref.type === 'ref/prompt' ? ref.name : ref.uri);
+    }
     if (ref.type === 'ref/prompt') {
       if (!prompts.get(ref.name))
         throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Prompt ${ref.name} not found`);

@@ -10,7 +10,8 @@ export interface LogRecord {
 }
 
 const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
-const SECRET_KEY =
+/** Keys whose values are never logged or audited. */
+export const SECRET_KEY =
   /authorization|api[-_]?key|secret|token|password|passwd|cookie|credential|private[-_]?key/i;
 const MAX_DEPTH = 6;
 const MAX_STRING = 2000;

@@ -5,6 +5,8 @@ import type { MetricsRegistry } from './metrics.js';
 /** What the standard metrics read from the server. */
 export interface TelemetrySources {
   executor: ToolExecutor;
+  /** The policy layer, whose refusals are counted. */
+  policy?: { onRefusal: ((kind: 'auth' | 'permission' | 'rate', label: string) => void) | undefined };
   resources: ResourceCatalog;
   connections(): { httpSessions: number; connections: Partial<Record<string, number>> };
 }
@@ -34,6 +36,27 @@ export function installStandardMetrics(registry: MetricsRegistry, sources: Telem
   sources.executor.on('error', record('error'));
   sources.executor.on('timeout', record('timeout'));
   sources.executor.on('cancel', record('cancelled'));
+
+  if (sources.policy) {
+    const authFailures = registry.counter('mcpkit_auth_failures_total', 'Refused credentials by reason', [
+      'reason',
+    ]);
+    const denials = registry.counter(
+      'mcpkit_permission_denials_total',
+      'Requests refused for a permission or rule',
+      ['permission'],
+    );
+    const limited = registry.counter(
+      'mcpkit_rate_limited_total',
+      'Requests refused by a rate limit, by class',
+      ['class'],
+    );
+    sources.policy.onRefusal = (kind, label) => {
+      if (kind === 'auth') authFailures.inc({ reason: label });
+      else if (kind === 'permission') denials.inc({ permission: label });
+      else limited.inc({ class: label });
+    };
+  }
 
   const requests = registry.counter(
     'mcpkit_http_requests_total',

@@ -1,0 +1,215 @@
+/**
+ * The audit log: who did what to which target, when, and how it ended, for every tool execution,
+ * catalog change, authentication failure, permission denial and rate-limit refusal. Events go to
+ * sinks; secrets are redacted and large arguments summarised to a bounded size first.
+ */
+import { SECRET_KEY } from '../telemetry/logs.js';
+import type { Logger } from '../types.js';
+
+/** What happened. */
+export type AuditAction =
+  | 'tool.execute'
+  | 'catalog.change'
+  | 'auth.failure'
+  | 'permission.denied'
+  | 'rate_limit.exceeded'
+  | 'integration.change';
+
+/** One audit event. */
+export interface AuditEvent {
+  /** ISO 8601. */
+  time: string;
+  action: AuditAction;
+  outcome: 'success' | 'failure' | 'denied';
+  /** The caller's id; `anonymous` without one, `local` for stdio and in-process code. */
+  callerId: string;
+  requestId?: string;
+  /** What it was done to: a tool name, resource URI, prompt name, route or integration id. */
+  target?: string;
+  /** Which door: `http`, `rest`, `websocket`, `stdio`, `memory`, … */
+  origin?: string;
+  /** The client address, when known. */
+  address?: string;
+  durationMs?: number;
+  /** An error code for failures and denials. */
+  code?: string;
+  /** More, redacted and bounded (tool arguments, the change made, the permission missing). */
+  details?: unknown;
+}
+
+/**
+ * Where audit events go. `write` may be asynchronous; a sink that throws or rejects is logged and
+ * never fails the request.
+ */
+export interface AuditSink {
+  write(event: AuditEvent): void | Promise<void>;
+}
+
+/**
+ * Keeps the last `capacity` events in memory, for tests and `GET /audit`.
+ *
+ * @example
+ * ```ts
+ * const audit = new MemoryAuditSink(500);
+ * const server = createMcpServer({ audit: { sinks: [audit] } });
+ * audit.events({ action: 'auth.failure' });
+ * ```
+ */
+export class MemoryAuditSink implements AuditSink {
+  readonly #events: AuditEvent[] = [];
+  readonly #capacity: number;
+  #next = 0;
+
+  constructor(capacity = 1000) {
+    if (!(Number.isInteger(capacity) && capacity > 0))
+      throw new TypeError('capacity must be a positive integer');
+    this.#capacity = capacity;
+  }
+
+  write(event: AuditEvent): void {
+    if (this.#events.length < this.#capacity) this.#events.push(event);
+    else this.#events[this.#next] = event;
+    this.#next = (this.#next + 1) % this.#capacity;
+  }
+
+  /** Events oldest first, optionally filtered by action, caller or outcome, at most `limit` (newest kept). */
+  events(
+    filter: { action?: string; callerId?: string; outcome?: string; limit?: number } = {},
+  ): AuditEvent[] {
+    const ordered =
+      this.#events.length < this.#capacity
+        ? [...this.#events]
+        : [...this.#events.slice(this.#next), ...this.#events.slice(0, this.#next)];
+    const matched = ordered.filter(
+      (e) =>
+        (filter.action === undefined || e.action === filter.action) &&
+        (filter.callerId === undefined || e.callerId === filter.callerId) &&
+        (filter.outcome === undefined || e.outcome === filter.outcome),
+    );
+    return filter.limit === undefined ? matched : matched.slice(-filter.limit);
+  }
+}
+
+/**
+ * Writes each event as one JSON line to `stream` (anything with `write(string)`: a file stream,
+ * `process.stderr`, a socket).
+ *
+ * @example
+ * ```ts
+ * import { createWriteStream } from 'node:fs';
+ * createMcpServer({ audit: { sinks: [jsonLinesAuditSink(createWriteStream('audit.jsonl', { flags: 'a' }))] } });
+ * ```
+ */
+export function jsonLinesAuditSink(stream: { write(chunk: string): unknown }): AuditSink {
+  return { write: (event) => void stream.write(`${JSON.stringify(event)}\n`) };
+}
+
+const MAX_DEPTH = 5;
+const MAX_STRING = 256;
+const MAX_ITEMS = 20;
+const BUDGET = 4096;
+
+/**
+ * A redacted copy of `value` no larger than about 4 KiB as JSON: values under secret-looking keys
+ * become `[redacted]`, long strings are cut, arrays and objects keep their first entries, depth
+ * past five becomes a marker, and cycles are named instead of followed.
+ *
+ * @example
+ * ```ts
+ * summarise({ password: 'x', list: new Array(10_000).fill(1) });
+ * // { password: '[redacted]', list: [1, …, '…(9980 more)'] }
+ * ```
+ */
+export function summarise(value: unknown): unknown {
+  let budget = BUDGET;
+  const seen = new Set<object>();
+  const walk = (v: unknown, depth: number): unknown => {
+    if (budget <= 0) return '…';
+    if (typeof v === 'string') {
+      const cut = v.length > MAX_STRING ? `${v.slice(0, MAX_STRING)}…(${v.length} chars)` : v;
+      budget -= cut.length + 2;
+      return cut;
+    }
+    if (typeof v === 'bigint') return `${v}n`;
+    if (v === null || typeof v !== 'object') {
+      budget -= 8;
+      return typeof v === 'function' || typeof v === 'symbol' ? `[${typeof v}]` : v;
+    }
+    if (seen.has(v)) return '[cycle]';
+    if (depth >= MAX_DEPTH) return Array.isArray(v) ? `[array(${v.length})]` : '[object]';
+    seen.add(v);
+    try {
+      if (Array.isArray(v)) {
+        const out: unknown[] = [];
+        for (let i = 0; i < v.length && i < MAX_ITEMS && budget > 0; i++) out.push(walk(v[i], depth + 1));
+        if (out.length < v.length) out.push(`…(${v.length - out.length} more)`);
+        return out;
+      }
+      const out: Record<string, unknown> = {};
+      let n = 0;
+      for (const key in v) {
+        if (!Object.hasOwn(v, key)) continue;
+        if (n >= MAX_ITEMS || budget <= 0) {
+          out['…'] = 'more keys';
+          break;
+        }
+        n++;
+        budget -= key.length + 4;
+        const safeKey = key === '__proto__' ? '[__proto__]' : key;
+        out[safeKey] = SECRET_KEY.test(key)
+          ? '[redacted]'
+          : walk((v as Record<string, unknown>)[key], depth + 1);
+      }
+      return out;
+    } finally {
+      seen.delete(v);
+    }
+  };
+  return walk(value, 0);
+}
+
+/** The audit log: stamps, redacts and fans events out to its sinks. */
+export class AuditLog {
+  readonly #sinks: readonly AuditSink[];
+  readonly #logger: Logger;
+
+  constructor(sinks: readonly AuditSink[], logger: Logger) {
+    for (const [i, sink] of sinks.entries()) {
+      if (typeof sink?.write !== 'function') throw new TypeError(`audit.sinks[${i}] must have write(event)`);
+    }
+    this.#sinks = sinks;
+    this.#logger = logger;
+  }
+
+  /** The first in-memory sink, which `GET /audit` reads. */
+  get memory(): MemoryAuditSink | undefined {
+    return this.#sinks.find((s): s is MemoryAuditSink => s instanceof MemoryAuditSink);
+  }
+
+  /** Whether any sink listens (callers skip building events otherwise). */
+  get enabled(): boolean {
+    return this.#sinks.length > 0;
+  }
+
+  /** Records one event; `time` is added and `details` summarised here. */
+  record(event: Omit<AuditEvent, 'time'>): void {
+    if (this.#sinks.length === 0) return;
+    const stamped: AuditEvent = {
+      time: new Date().toISOString(),
+      ...event,
+      ...(event.details !== undefined && { details: summarise(event.details) }),
+    };
+    for (const sink of this.#sinks) {
+      try {
+        const written = sink.write(stamped);
+        if (written && typeof (written as Promise<void>).catch === 'function') {
+          (written as Promise<void>).catch((error: unknown) =>
+            this.#logger.error({ err: error }, 'audit sink failed'),
+          );
+        }
+      } catch (error) {
+        this.#logger.error({ err: error }, 'audit sink failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,310 @@
+/**
+ * The policy layer: authentication, permissions, rate limits and audit, composed once and consulted
+ * by every door (REST, MCP over HTTP, MCP over WebSocket and any `connect()`ed transport).
+ */
+import { ProtocolError } from '@modelcontextprotocol/server';
+import { ERROR_CODES } from '../errors.js';
+import type { CallerIdentity, Logger } from '../types.js';
+import { type AuditEvent, AuditLog, type AuditSink } from './audit.js';
+import { Authenticator, type AuthOptions } from './auth.js';
+import {
+  AccessControl,
+  type AccessRule,
+  FULL_GRANT,
+  type Grant,
+  type Permission,
+  type RoleDefinition,
+} from './permissions.js';
+import {
+  type RateClass,
+  type RateDecision,
+  RateLimiter,
+  type RateLimitOptions,
+  type RateLimitRule,
+} from './rateLimit.js';
+
+/** The policy options of `createMcpServer`. */
+export interface PolicyOptions {
+  auth?: AuthOptions;
+  roles?: Record<string, RoleDefinition>;
+  rules?: AccessRule[];
+  rateLimit?: RateLimitOptions | false;
+  audit?: { sinks?: AuditSink[] };
+}
+
+interface MethodPolicy {
+  permission?: Permission;
+  rate: RateClass;
+}
+
+/** What each MCP request method needs. Methods not listed need no permission and count as reads. */
+const MCP_METHODS: Record<string, MethodPolicy> = {
+  'tools/list': { permission: 'tools:read', rate: 'read' },
+  'tools/call': { permission: 'tools:execute', rate: 'execute' },
+  'resources/list': { permission: 'resources:read', rate: 'read' },
+  'resources/templates/list': { permission: 'resources:read', rate: 'read' },
+  'resources/read': { permission: 'resources:read', rate: 'read' },
+  'resources/subscribe': { permission: 'resources:read', rate: 'read' },
+  'resources/unsubscribe': { permission: 'resources:read', rate: 'read' },
+  'prompts/list': { permission: 'prompts:read', rate: 'read' },
+  'prompts/get': { permission: 'prompts:read', rate: 'read' },
+  'tasks/get': { permission: 'tools:execute', rate: 'execute' },
+  'tasks/update': { permission: 'tools:execute', rate: 'execute' },
+  'tasks/cancel': { permission: 'tools:execute', rate: 'execute' },
+};
+const DEFAULT_METHOD: MethodPolicy = { rate: 'read' };
+
+/**
+ * What each REST route needs, by `METHOD /path`. `/health` needs nothing and is never limited; a
+ * route missing here is refused (so a new route cannot ship unguarded: a test checks the table).
+ */
+export const REST_POLICY: Readonly<Record<string, MethodPolicy | 'public'>> = {
+  'GET /health': 'public',
+  'GET /metrics': { permission: 'admin:read', rate: 'read' },
+  'GET /logs': { permission: 'admin:read', rate: 'read' },
+  'GET /summary': { permission: 'admin:read', rate: 'read' },
+  'GET /audit': { permission: 'admin:read', rate: 'read' },
+  'GET /openapi.json': { permission: 'tools:read', rate: 'read' },
+  'GET /tools': { permission: 'tools:read', rate: 'read' },
+  'POST /tools': { permission: 'tools:manage', rate: 'manage' },
+  'POST /tools/batch': { permission: 'tools:execute', rate: 'execute' },
+  'POST /tools/chain': { permission: 'tools:execute', rate: 'execute' },
+  'GET /tools/:name': { permission: 'tools:read', rate: 'read' },
+  'DELETE /tools/:name': { permission: 'tools:manage', rate: 'manage' },
+  'POST /tools/:name/execute': { permission: 'tools:execute', rate: 'execute' },
+  'GET /resources': { permission: 'resources:read', rate: 'read' },
+  'POST /resources': { permission: 'resources:manage', rate: 'manage' },
+  'GET /resources/:uri': { permission: 'resources:read', rate: 'read' },
+  'DELETE /resources/:uri': { permission: 'resources:manage', rate: 'manage' },
+  'POST /resources/:uri/subscribe': { permission: 'resources:read', rate: 'read' },
+  'GET /prompts': { permission: 'prompts:read', rate: 'read' },
+  'POST /prompts': { permission: 'prompts:manage', rate: 'manage' },
+  'GET /prompts/:name': { permission: 'prompts:read', rate: 'read' },
+  'POST /prompts/:name/generate': { permission: 'prompts:read', rate: 'read' },
+  'DELETE /prompts/:name': { permission: 'prompts:manage', rate: 'manage' },
+  'GET /integrations': { permission: 'integrations:read', rate: 'read' },
+  'POST /integrations': { permission: 'integrations:manage', rate: 'manage' },
+  'GET /integrations/:id': { permission: 'integrations:read', rate: 'read' },
+  'PUT /integrations/:id': { permission: 'integrations:manage', rate: 'manage' },
+  'DELETE /integrations/:id': { permission: 'integrations:manage', rate: 'manage' },
+  'POST /completions': { permission: 'completions:create', rate: 'completions' },
+  'POST /completions/stream': { permission: 'completions:create', rate: 'completions' },
+  'GET /completions/:id': { permission: 'completions:create', rate: 'read' },
+  'DELETE /completions/:id': { permission: 'completions:create', rate: 'completions' },
+};
+
+/** Where a request came from, for rate-limit keys and audit. */
+export interface RequestFacts {
+  caller: CallerIdentity | undefined;
+  address?: string;
+  requestId?: string;
+  origin?: string;
+}
+
+/**
+ * What the HTTP door learnt about a request (caller, address, request id), found again by the MCP
+ * handlers through the SDK's `ctx.http.req`.
+ */
+export const requestFacts = new WeakMap<Request, RequestFacts>();
+
+/** A refusal by the policy layer, carried to the door that answers it. */
+export interface PolicyRefusal {
+  code: 'FORBIDDEN' | 'RATE_LIMITED';
+  message: string;
+  /** Seconds until a retry can succeed (rate limits). */
+  retryAfterSeconds?: number;
+  rate?: { cls: RateClass; rule: RateLimitRule; decision: RateDecision };
+}
+
+/** The caller in-process code and stdio act as: the local user. */
+export const LOCAL_CALLER: CallerIdentity = Object.freeze({ id: 'local', roles: ['admin'] });
+
+const REMOTE_DOORS = new Set(['http', 'websocket', 'rest']);
+const RATE_LIMITED_JSONRPC = ERROR_CODES.RATE_LIMITED.jsonRpc;
+const FORBIDDEN_JSONRPC = ERROR_CODES.FORBIDDEN.jsonRpc;
+
+/**
+ * The composed policy. One per server; `createMcpServer` builds it from its options.
+ *
+ * @example
+ * ```ts
+ * const server = createMcpServer({
+ *   auth: { apiKeys: [{ id: 'admin', roles: ['admin'], key: process.env.MCPKIT_API_KEY! }] },
+ *   rateLimit: { execute: 60 },
+ * });
+ * server.policy.grantOf({ id: 'x', roles: ['viewer'] }).has('tools:execute'); // false
+ * ```
+ */
+export class Policy {
+  readonly access: AccessControl;
+  /** Authentication, when `auth` is configured. */
+  readonly auth: Authenticator | undefined;
+  /** Rate limits, when any class is limited. */
+  readonly limiter: RateLimiter | undefined;
+  readonly audit: AuditLog;
+
+  readonly #restricted: boolean;
+
+  constructor(options: PolicyOptions, envRatePerMinute: number | undefined, logger: Logger) {
+    this.#restricted = options.roles !== undefined || (options.rules?.length ?? 0) > 0;
+    this.access = new AccessControl(options.roles ?? {}, options.rules ?? []);
+    this.auth = options.auth ? new Authenticator(options.auth, this.access) : undefined;
+    const limiter =
+      options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit ?? {}, envRatePerMinute);
+    this.limiter = limiter?.active ? limiter : undefined;
+    this.audit = new AuditLog(options.audit?.sinks ?? [], logger);
+  }
+
+  /** What `caller` may do. No caller means in-process code or stdio: the local user, unrestricted. */
+  grantOf(caller: CallerIdentity | undefined): Grant {
+    return caller ? this.access.grant(caller) : FULL_GRANT;
+  }
+
+  /**
+   * Checks one MCP request before its handler runs: the method's permission, then its rate class.
+   * Throws a `ProtocolError` (FORBIDDEN -32003, or RATE_LIMITED -32029 with `retryAfterSeconds`).
+   */
+  checkMcp(method: string, facts: RequestFacts): void | Promise<void> {
+    const policy = MCP_METHODS[method] ?? DEFAULT_METHOD;
+    if (policy.permission && facts.caller && !this.grantOf(facts.caller).has(policy.permission)) {
+      this.denied(facts, method, policy.permission);
+      throw new ProtocolError(
+        FORBIDDEN_JSONRPC,
+        `Forbidden: ${method} needs the ${policy.permission} permission`,
+      );
+    }
+    // stdio and in-process connections are the local user: never limited.
+    if (!this.limiter || !REMOTE_DOORS.has(facts.origin ?? '')) return;
+    const decided = this.limiter.take(policy.rate, facts.caller, facts.address);
+    if (decided === undefined) return;
+    if (decided instanceof Promise) return decided.then((d) => this.#mcpRate(policy.rate, d, facts, method));
+    this.#mcpRate(policy.rate, decided, facts, method);
+  }
+
+  #mcpRate(cls: RateClass, decision: RateDecision, facts: RequestFacts, target: string): void {
+    if (decision.allowed) return;
+    const refusal = this.#rateRefusal(cls, decision, facts, target);
+    throw new ProtocolError(RATE_LIMITED_JSONRPC, refusal.message, {
+      retryAfterSeconds: refusal.retryAfterSeconds,
+      limit: refusal.rate!.rule.limit,
+      windowSeconds: Math.ceil(refusal.rate!.rule.windowMs / 1000),
+    });
+  }
+
+  /**
+   * Checks one REST request: the route's permission, then its rate class. Resolves to a refusal or
+   * to the rate facts for the response headers (`undefined` when nothing applies).
+   */
+  async checkRest(
+    routeKey: string,
+    facts: RequestFacts,
+  ): Promise<PolicyRefusal | { rate: NonNullable<PolicyRefusal['rate']> } | undefined> {
+    const policy = REST_POLICY[routeKey];
+    if (policy === 'public') return undefined;
+    if (policy === undefined) {
+      this.denied(facts, routeKey, 'unlisted route');
+      return { code: 'FORBIDDEN', message: 'Forbidden' };
+    }
+    if (policy.permission && facts.caller && !this.grantOf(facts.caller).has(policy.permission)) {
+      this.denied(facts, routeKey, policy.permission);
+      return {
+        code: 'FORBIDDEN',
+        message: `Forbidden: this route needs the ${policy.permission} permission`,
+      };
+    }
+    if (!this.limiter) return undefined;
+    const decision = await this.limiter.take(policy.rate, facts.caller, facts.address);
+    if (decision === undefined) return undefined;
+    const rule = this.limiter.rule(policy.rate)!;
+    if (decision.allowed) return { rate: { cls: policy.rate, rule, decision } };
+    return this.#rateRefusal(policy.rate, decision, facts, routeKey);
+  }
+
+  #rateRefusal(cls: RateClass, decision: RateDecision, facts: RequestFacts, target: string): PolicyRefusal {
+    const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+    this.onRefusal?.('rate', cls);
+    this.record(facts, {
+      action: 'rate_limit.exceeded',
+      outcome: 'denied',
+      target,
+      code: 'RATE_LIMITED',
+      details: { class: cls, retryAfterSeconds },
+    });
+    return {
+      code: 'RATE_LIMITED',
+      message: `Rate limit exceeded for ${cls} requests; retry in ${retryAfterSeconds} s`,
+      retryAfterSeconds,
+      rate: { cls, rule: this.limiter!.rule(cls)!, decision },
+    };
+  }
+
+  #actor: RequestFacts | undefined;
+
+  /**
+   * Called on every refusal with its kind and a bounded label (the auth failure's reason, the
+   * permission or rule missing, the rate class): the server counts them in its metrics.
+   */
+  onRefusal: ((kind: 'auth' | 'permission' | 'rate', label: string) => void) | undefined;
+
+  /** Records an authentication failure (audit and metrics). */
+  authFailed(facts: RequestFacts, target: string, reason: string): void {
+    this.onRefusal?.('auth', reason);
+    this.record(facts, {
+      action: 'auth.failure',
+      outcome: 'denied',
+      target,
+      code: 'UNAUTHORIZED',
+      details: { reason },
+    });
+  }
+
+  /**
+   * Runs `change` (a synchronous catalog mutation) on behalf of `facts`, so the audit event it
+   * causes names that caller instead of `local`.
+   */
+  asActor<T>(facts: RequestFacts, change: () => T): T {
+    const previous = this.#actor;
+    this.#actor = facts;
+    try {
+      return change();
+    } finally {
+      this.#actor = previous;
+    }
+  }
+
+  /** Records a catalog change (wired to every catalog's observer). */
+  catalogChanged(kind: string, op: string, key: string): void {
+    if (!this.audit.enabled) return;
+    const facts = this.#actor ?? { caller: LOCAL_CALLER };
+    this.record(facts, { action: 'catalog.change', outcome: 'success', target: key, details: { kind, op } });
+  }
+
+  /** Whether anything is configured: without it the doors skip the policy entirely. */
+  get active(): boolean {
+    return this.auth !== undefined || this.limiter !== undefined || this.audit.enabled || this.#restricted;
+  }
+
+  /** Records a permission denial. */
+  denied(facts: RequestFacts, target: string, needed: string): void {
+    this.onRefusal?.('permission', needed);
+    this.record(facts, {
+      action: 'permission.denied',
+      outcome: 'denied',
+      target,
+      code: 'FORBIDDEN',
+      details: { needed },
+    });
+  }
+
+  /** Records an audit event with the request's facts filled in. */
+  record(facts: RequestFacts, event: Omit<AuditEvent, 'time' | 'callerId'> & { callerId?: string }): void {
+    if (!this.audit.enabled) return;
+    this.audit.record({
+      callerId: facts.caller?.id ?? 'anonymous',
+      ...(facts.requestId !== undefined && { requestId: facts.requestId }),
+      ...(facts.origin !== undefined && { origin: facts.origin }),
+      ...(facts.address !== undefined && { address: facts.address }),
+      ...event,
+    });
+  }
+}

@@ -1,0 +1,600 @@
+/**
+ * The policy layer piece by piece: configuration errors, roles and rules, resources and prompts,
+ * REST route permissions, OAuth resource-server mode, the verify hook, anonymous callers, rate-limit
+ * arithmetic, audit sinks and summaries, and real SDK clients (v2 modern era, 1.x 2025 era) with keys.
+ */
+
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { type AuthInfo, OAuthError, OAuthErrorCode } from '@modelcontextprotocol/server';
+import {
+  AccessControl,
+  type AuditEvent,
+  createMcpServer,
+  createMemoryRateLimitStore,
+  hashApiKey,
+  jsonLinesAuditSink,
+  type McpKitServer,
+  MemoryAuditSink,
+  RateLimiter,
+  REST_POLICY,
+  summarise,
+} from 'mcpkit';
+import { listen } from 'mcpkit/node';
+import { connectClient, jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ROUTES } from '../src/http/rest.js';
+import { fixtureServer } from './fixtures.js';
+
+const ADMIN = 'admin-key-for-unit-tests-0001';
+const OPERATOR = 'operator-key-for-unit-tests-01';
+const USER = 'user-key-for-unit-tests-000001';
+const VIEWER = 'viewer-key-for-unit-tests-0001';
+const READER = 'reader-key-for-unit-tests-0001';
+
+const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+let servers: McpKitServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  servers = [];
+});
+
+function secured(extra: Parameters<typeof fixtureServer>[0] = {}) {
+  const audit = new MemoryAuditSink();
+  const server = fixtureServer({
+    auth: {
+      apiKeys: [
+        { id: 'admin', roles: ['admin'], key: ADMIN },
+        { id: 'operator', roles: ['operator'], hash: hashApiKey(OPERATOR) },
+        { id: 'user', roles: ['user'], key: USER },
+        { id: 'viewer', roles: ['viewer'], key: VIEWER },
+        { id: 'reader', roles: ['reader'], key: READER },
+      ],
+    },
+    roles: {
+      reader: {
+        permissions: ['resources:read', 'prompts:read'],
+        resources: ['fixture://items/*'],
+        prompts: ['nothing-matches'],
+      },
+    },
+    rules: [{ prompts: 'greet', roles: ['admin', 'operator', 'user'] }],
+    audit: { sinks: [audit] },
+    ...extra,
+  });
+  servers.push(server);
+  return { server, audit };
+}
+
+describe('configuration', () => {
+  it('refuses unknown roles, short keys, duplicate ids, bad hashes and unknown permissions', () => {
+    const make = (options: Parameters<typeof createMcpServer>[0]) => () =>
+      createMcpServer({ logLevel: 'silent', ...options });
+    expect(make({ auth: { apiKeys: [{ id: 'a', roles: ['root'], key: ADMIN }] } })).toThrow(
+      /auth\.apiKeys\[0\]\.roles: unknown role "root"/,
+    );
+    expect(make({ auth: { apiKeys: [{ id: 'a', key: 'short' }] } })).toThrow(/at least 16 characters/);
+    expect(
+      make({
+        auth: {
+          apiKeys: [
+            { id: 'a', key: ADMIN },
+            { id: 'a', key: USER },
+          ],
+        },
+      }),
+    ).toThrow(/used twice/);
+    expect(make({ auth: { apiKeys: [{ id: 'a', hash: 'md5:abc' }] } })).toThrow(/sha256:<64 hex digits>/);
+    expect(make({ auth: { apiKeys: [{ id: 'a', key: ADMIN, hash: hashApiKey(ADMIN) }] } })).toThrow(
+      /exactly one of key or hash/,
+    );
+    expect(make({ auth: { apiKeys: [{ id: 'has space', key: ADMIN }] } })).toThrow(/\.id must be/);
+    expect(make({ roles: { x: { permissions: ['tools:fly' as never] } } })).toThrow(
+      /unknown permission "tools:fly"/,
+    );
+    expect(make({ rules: [{ tools: 'x', roles: ['nobody'] }] })).toThrow(/rules\[0\]\.roles: unknown role/);
+    expect(make({ rateLimit: { execute: 0 } })).toThrow(/rateLimit\.execute/);
+    expect(make({ auth: { anonymous: ['ghost'] } })).toThrow(/auth\.anonymous: unknown role "ghost"/);
+  });
+
+  it('keeps only digests: hashApiKey is SHA-256 and a hashed key authenticates', async () => {
+    expect(hashApiKey('abc')).toBe('sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    const { server } = secured();
+    expect((await request(server, '/summary', { headers: bearer(OPERATOR) })).status).toBe(200);
+    expect((await request(server, '/summary', { headers: bearer(hashApiKey(OPERATOR)) })).status).toBe(401);
+  });
+});
+
+describe('roles and permissions', () => {
+  it('expands area wildcards and unions roles; rules reserve entries', () => {
+    const access = new AccessControl(
+      { support: { permissions: ['tools:*'], tools: ['tickets.*', '!tickets.delete'] } },
+      [{ tools: 'tickets.audit', roles: ['admin'] }],
+    );
+    const support = access.grant({ id: 's', roles: ['support'] });
+    expect(support.has('tools:manage')).toBe(true);
+    expect(support.has('resources:read')).toBe(false);
+    expect(support.canSee('tools', 'tickets.open')).toBe(true);
+    expect(support.canSee('tools', 'tickets.delete')).toBe(false);
+    expect(support.canSee('tools', 'tickets.audit')).toBe(false);
+    expect(support.canSee('tools', 'billing.refund')).toBe(false);
+    // A second role without target lists reaches everything not reserved by a rule.
+    const both = access.grant({ id: 'b', roles: ['support', 'viewer'] });
+    expect(both.canSee('tools', 'billing.refund')).toBe(true);
+    expect(both.canSee('tools', 'tickets.audit')).toBe(false);
+    expect(access.grant({ id: 'a', roles: ['admin'] }).canSee('tools', 'tickets.audit')).toBe(true);
+    // No roles: nothing.
+    const none = access.grant({ id: 'n' });
+    expect(none.has('tools:read')).toBe(false);
+    expect(none.canSee('tools', 'anything')).toBe(false);
+    // The same roles share one compiled grant.
+    expect(access.grant({ id: 'x', roles: ['viewer', 'support'] })).toBe(both);
+  });
+
+  it('filters resources, templates and prompts by pattern and rule, in REST and MCP alike', async () => {
+    const { server } = secured();
+    const restResources = await (await request(server, '/resources', { headers: bearer(READER) })).json();
+    expect(restResources.items).toEqual([]);
+    expect(
+      (await request(server, '/resources/fixture%3A%2F%2Fgreeting', { headers: bearer(READER) })).status,
+    ).toBe(403);
+    const item = await request(server, '/resources/fixture%3A%2F%2Fitems%2F7', { headers: bearer(READER) });
+    expect(item.status).toBe(200);
+    expect(
+      (await request(server, '/prompts', { headers: bearer(READER) }).then((r) => r.json())).items,
+    ).toEqual([]);
+    expect(
+      (await request(server, '/prompts', { headers: bearer(VIEWER) }).then((r) => r.json())).items,
+    ).toEqual([]);
+    expect(
+      (await request(server, '/prompts', { headers: bearer(USER) }).then((r) => r.json())).items.map(
+        (p: { name: string }) => p.name,
+      ),
+    ).toEqual(['greet']);
+    const generate = await request(server, '/prompts/greet/generate', {
+      method: 'POST',
+      headers: { ...bearer(VIEWER), 'content-type': 'application/json' },
+      body: JSON.stringify({ arguments: { name: 'Ada' } }),
+    });
+    expect(generate.status).toBe(403);
+    expect((await generate.json()).detail).toBe('Forbidden: greet is not available to this caller');
+
+    const listening = await listen(server, { port: 0, websocket: false });
+    try {
+      const client = new Client({ name: 'reader', version: '1' });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${listening.url}/mcp`), {
+          requestInit: { headers: bearer(READER) },
+        }),
+      );
+      expect((await client.listResources()).resources).toEqual([]);
+      expect((await client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate)).toEqual([
+        'fixture://items/{id}',
+      ]);
+      await expect(client.readResource({ uri: 'fixture://greeting' })).rejects.toThrow(/Forbidden/);
+      expect((await client.readResource({ uri: 'fixture://items/3' })).contents[0]).toMatchObject({
+        text: '{"id":"3"}',
+      });
+      // No tools:read at all: the method itself is refused.
+      await expect(client.listTools()).rejects.toThrow(/tools\/list needs the tools:read permission/);
+      await expect(client.getPrompt({ name: 'greet', arguments: { name: 'x' } })).rejects.toThrow(
+        /Forbidden/,
+      );
+      await expect(
+        client.complete({
+          ref: { type: 'ref/prompt', name: 'greet' },
+          argument: { name: 'name', value: 'A' },
+        }),
+      ).rejects.toThrow(/Forbidden/);
+      await client.close();
+    } finally {
+      await listening.close();
+    }
+  });
+
+  it('guards every REST route: the table covers the routes, and each route needs its permission', async () => {
+    for (const route of ROUTES)
+      expect(REST_POLICY[`${route.method} ${route.path}`], route.path).toBeDefined();
+    const { server } = secured();
+    const status = async (key: string, method: string, path: string, body?: unknown) =>
+      (
+        await request(server, path, {
+          method,
+          headers: { ...bearer(key), ...(body !== undefined && { 'content-type': 'application/json' }) },
+          ...(body !== undefined && { body: JSON.stringify(body) }),
+        })
+      ).status;
+    // Operations data: admin:read.
+    expect(await status(USER, 'GET', '/metrics')).toBe(403);
+    expect(await status(OPERATOR, 'GET', '/metrics')).toBe(200);
+    expect(await status(USER, 'GET', '/logs')).toBe(403);
+    expect(await status(ADMIN, 'GET', '/audit')).toBe(200);
+    expect(await status(USER, 'GET', '/audit')).toBe(403);
+    // Managing the catalog: *:manage.
+    const prompt = { name: 'p2', messages: [{ role: 'user', content: 'hi' }] };
+    expect(await status(USER, 'POST', '/prompts', prompt)).toBe(403);
+    expect(await status(OPERATOR, 'POST', '/prompts', prompt)).toBe(201);
+    expect(await status(USER, 'DELETE', '/tools/echo')).toBe(403);
+    // Integrations: read for operators, manage for admins.
+    const integration = {
+      id: 'crm',
+      name: 'CRM',
+      prompts: [{ name: 'summary', messages: [{ role: 'user', content: 'Hi' }] }],
+    };
+    expect(await status(OPERATOR, 'GET', '/integrations')).toBe(200);
+    expect(await status(OPERATOR, 'POST', '/integrations', integration)).toBe(403);
+    expect(await status(USER, 'GET', '/integrations')).toBe(403);
+    expect(await status(ADMIN, 'POST', '/integrations', integration)).toBe(201);
+    // Completions: completions:create.
+    expect(await status(VIEWER, 'POST', '/completions', { model: { provider: 'openai', model: 'x' } })).toBe(
+      403,
+    );
+    // Liveness stays anonymous; everything else needs a key.
+    expect((await request(server, '/health')).status).toBe(200);
+    expect((await request(server, '/openapi.json')).status).toBe(401);
+  });
+
+  it('leaves in-process connections (stdio, memory) unrestricted as the local user', async () => {
+    const { server } = secured({ rateLimit: { execute: 1 } });
+    const { client, close } = await connectClient(server);
+    expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['add', 'echo', 'boom']);
+    for (let i = 0; i < 3; i++) {
+      expect((await client.callTool({ name: 'add', arguments: { a: i, b: 1 } })).structuredContent).toEqual({
+        sum: i + 1,
+      });
+    }
+    await close();
+  });
+});
+
+describe('audit', () => {
+  it('names the caller of a catalog change over REST, and `local` for code', async () => {
+    const { server, audit } = secured();
+    // The fixture's own registrations, made by code after creation, are the local user's.
+    const before = audit.events({ action: 'catalog.change' });
+    expect(before.map((e) => e.callerId)).toEqual(Array(before.length).fill('local'));
+    expect(before.map((e) => e.target)).toEqual([
+      'add',
+      'echo',
+      'boom',
+      'fixture://greeting',
+      'fixture://items/{id}',
+      'greet',
+    ]);
+    const created = await request(server, '/prompts', {
+      method: 'POST',
+      headers: { ...bearer(OPERATOR), 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'brief', messages: [{ role: 'user', content: 'Be brief.' }] }),
+    });
+    expect(created.status).toBe(201);
+    server.tools.disable('echo');
+    const changes = audit.events({ action: 'catalog.change' }).slice(before.length);
+    expect(changes.map((e) => [e.callerId, e.target, e.details])).toEqual([
+      ['operator', 'brief', { kind: 'prompt', op: 'add' }],
+      ['local', 'echo', { kind: 'tool', op: 'disable' }],
+    ]);
+    expect(changes[0]!.requestId).toBe(created.headers.get('x-request-id'));
+    const served = await (
+      await request(server, '/audit?action=catalog.change', { headers: bearer(ADMIN) })
+    ).json();
+    expect(served.items.slice(-2)).toEqual(changes);
+  });
+
+  it('records integration changes with their caller', async () => {
+    const { server, audit } = secured();
+    await server.integrations.ready;
+    const response = await request(server, '/integrations', {
+      method: 'POST',
+      headers: { ...bearer(ADMIN), 'content-type': 'application/json' },
+      body: JSON.stringify({
+        id: 'crm',
+        name: 'CRM',
+        prompts: [{ name: 'summary', messages: [{ role: 'user', content: 'Hi' }] }],
+      }),
+    });
+    expect(response.status).toBe(201);
+    expect(audit.events({ action: 'integration.change' })).toEqual([
+      expect.objectContaining({ callerId: 'admin', target: '(new)', outcome: 'success' }),
+    ]);
+  });
+
+  it('summarises huge, deep and cyclic arguments to a bounded size and redacts secrets', () => {
+    const deep: Record<string, unknown> = {};
+    let cursor = deep;
+    for (let i = 0; i < 1000; i++) {
+      cursor.next = {};
+      cursor = cursor.next as Record<string, unknown>;
+    }
+    const cyclic: Record<string, unknown> = { name: 'loop' };
+    cyclic.self = cyclic;
+    const huge = {
+      list: Array.from({ length: 100_000 }, (_, i) => i),
+      text: 'x'.repeat(1_000_000),
+      wide: Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, 'v'.repeat(100)])),
+      deep,
+      cyclic,
+      password: 'hunter2',
+      nested: { Authorization: 'Bearer abc', token: 'xyz', apiKey: 'k', note: 'fine' },
+    };
+    const out = summarise(huge) as Record<string, any>;
+    const size = JSON.stringify(out).length;
+    expect(size).toBeLessThan(6000);
+    expect(out.password).toBe('[redacted]');
+    expect(out.list).toHaveLength(21);
+    expect(out.text).toMatch(/…\(1000000 chars\)$/);
+    expect(JSON.stringify(out)).not.toMatch(/hunter2|Bearer abc|xyz/);
+    expect(summarise({ nested: { Authorization: 'Bearer abc', token: 'xyz', note: 'fine' } })).toEqual({
+      nested: { Authorization: '[redacted]', token: '[redacted]', note: 'fine' },
+    });
+    expect(summarise(cyclic)).toEqual({ name: 'loop', self: '[cycle]' });
+  });
+
+  it('writes JSON lines, and a failing sink never fails the request', async () => {
+    const lines: string[] = [];
+    const failing = {
+      write(): void {
+        throw new Error('disk full');
+      },
+    };
+    const rejecting = { write: () => Promise.reject(new Error('network down')) };
+    const { server } = secured({
+      audit: {
+        sinks: [failing, rejecting, jsonLinesAuditSink({ write: (line: string) => lines.push(line) })],
+      },
+    });
+    const response = await request(server, '/tools/add/execute', {
+      method: 'POST',
+      headers: { ...bearer(USER), 'content-type': 'application/json' },
+      body: JSON.stringify({ arguments: { a: 1, b: 2 } }),
+    });
+    expect(response.status).toBe(200);
+    const events = lines.map((l) => JSON.parse(l) as AuditEvent);
+    expect(lines.every((l) => l.endsWith('\n'))).toBe(true);
+    expect(events.filter((e) => e.action === 'tool.execute')).toEqual([
+      expect.objectContaining({
+        action: 'tool.execute',
+        callerId: 'user',
+        target: 'add',
+        outcome: 'success',
+        origin: 'rest',
+        details: { arguments: { a: 1, b: 2 } },
+      }),
+    ]);
+  });
+
+  it('refuses an unknown capacity for the memory sink and keeps only the newest events', () => {
+    expect(() => new MemoryAuditSink(0)).toThrow(/positive integer/);
+    const sink = new MemoryAuditSink(3);
+    for (let i = 0; i < 5; i++) {
+      sink.write({ time: '', action: 'tool.execute', outcome: 'success', callerId: String(i) });
+    }
+    expect(sink.events().map((e) => e.callerId)).toEqual(['2', '3', '4']);
+    expect(sink.events({ limit: 1 }).map((e) => e.callerId)).toEqual(['4']);
+  });
+});
+
+describe('rate limits', () => {
+  it('refills continuously, bursts to the limit and reports reset and retry times', () => {
+    let now = 0;
+    const limiter = new RateLimiter({ execute: { limit: 4, windowMs: 1000 }, now: () => now }, undefined);
+    const take = () =>
+      limiter.take('execute', { id: 'k' }, undefined) as ReturnType<
+        typeof createMemoryRateLimitStore
+      >['take'] extends (...a: never[]) => infer R
+        ? Exclude<R, Promise<unknown>>
+        : never;
+    expect([take(), take(), take(), take()].map((d) => d.remaining)).toEqual([3, 2, 1, 0]);
+    const refused = take();
+    expect(refused).toEqual({ allowed: false, remaining: 0, resetMs: 1000, retryAfterMs: 250 });
+    now += 250;
+    expect(take()).toMatchObject({ allowed: true, remaining: 0 });
+    // Other classes are not limited unless configured.
+    expect(limiter.take('read', { id: 'k' }, undefined)).toBeUndefined();
+  });
+
+  it('defaults every class to MCP_RATE_LIMIT per minute, and false turns it off', () => {
+    const limiter = new RateLimiter({}, 120);
+    expect(limiter.rule('execute')).toEqual({ limit: 120, windowMs: 60_000 });
+    expect(limiter.rule('completions')).toEqual({ limit: 120, windowMs: 60_000 });
+    const partial = new RateLimiter({ read: false, manage: 5 }, 120);
+    expect(partial.rule('read')).toBeUndefined();
+    expect(partial.rule('manage')).toEqual({ limit: 5, windowMs: 60_000 });
+    expect(new RateLimiter({}, undefined).active).toBe(false);
+  });
+
+  it('limits anonymous callers per client address', async () => {
+    const server = fixtureServer({ rateLimit: { read: 2 } });
+    servers.push(server);
+    const from = (address: string) =>
+      server.fetch(new Request('http://localhost/tools', { headers: { host: 'localhost' } }), {
+        clientAddress: address,
+      });
+    expect((await from('10.0.0.1')).status).toBe(200);
+    expect((await from('10.0.0.1')).status).toBe(200);
+    const refused = await from('10.0.0.1');
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect((await refused.json()).retryAfterSeconds).toBe(30);
+    expect((await from('10.0.0.2')).status).toBe(200);
+    // Liveness is never limited.
+    for (let i = 0; i < 5; i++)
+      expect((await server.fetch(new Request('http://localhost/health'))).status).toBe(200);
+  });
+
+  it('evicts the oldest buckets past maxKeys', () => {
+    const store = createMemoryRateLimitStore({ maxKeys: 2 });
+    const rule = { limit: 1, windowMs: 60_000 };
+    expect(store.take('a', rule, 0)).toMatchObject({ allowed: true });
+    expect(store.take('a', rule, 0)).toMatchObject({ allowed: false });
+    store.take('b', rule, 0);
+    store.take('c', rule, 0);
+    // `a` was dropped, so it starts full again.
+    expect(store.take('a', rule, 0)).toMatchObject({ allowed: true });
+  });
+});
+
+describe('other ways in', () => {
+  it('a verify hook decides for credentials mcpkit does not know; false and throws refuse', async () => {
+    const server = fixtureServer({
+      auth: {
+        verify: (req) => {
+          const user = req.headers.get('x-forwarded-user');
+          if (user === 'mallory') return false;
+          if (user === 'crash') throw new Error('directory at /etc/secret unreachable');
+          return user ? { id: user, roles: ['viewer'] } : undefined;
+        },
+      },
+    });
+    servers.push(server);
+    const tools = (headers: Record<string, string>) => request(server, '/tools', { headers });
+    expect((await tools({ 'x-forwarded-user': 'alice' })).status).toBe(200);
+    expect((await tools({ 'x-forwarded-user': 'mallory' })).status).toBe(401);
+    const crashed = await tools({ 'x-forwarded-user': 'crash' });
+    expect(crashed.status).toBe(401);
+    expect(await crashed.text()).not.toContain('/etc/secret');
+    expect((await tools({})).status).toBe(401);
+  });
+
+  it('anonymous roles let callers without a key in, limited to those roles', async () => {
+    const server = fixtureServer({
+      auth: { apiKeys: [{ id: 'admin', roles: ['admin'], key: ADMIN }], anonymous: ['viewer'] },
+    });
+    servers.push(server);
+    expect((await request(server, '/tools')).status).toBe(200);
+    const call = await request(server, '/tools/add/execute', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ arguments: { a: 1, b: 1 } }),
+    });
+    expect(call.status).toBe(403);
+    // A wrong key is still refused, not downgraded to anonymous.
+    expect((await request(server, '/tools', { headers: bearer('not-a-real-key-at-all') })).status).toBe(401);
+  });
+
+  it('OAuth resource-server mode: RFC 9728 metadata, challenges, scopes as permissions and roles', async () => {
+    const tokens = new Map<string, AuthInfo>([
+      ['good', { token: 'good', clientId: 'app', scopes: ['tools:read', 'tools:execute'], expiresAt: 4e9 }],
+      [
+        'adm',
+        { token: 'adm', clientId: 'ops', scopes: ['admin'], expiresAt: 4e9, extra: { sub: 'ops-user' } },
+      ],
+      ['old', { token: 'old', clientId: 'app', scopes: ['tools:read'], expiresAt: 1 }],
+    ]);
+    const server = fixtureServer({
+      auth: {
+        oauth: {
+          verifier: {
+            verifyAccessToken: async (token) => {
+              const info = tokens.get(token);
+              if (!info) throw new OAuthError(OAuthErrorCode.InvalidToken, 'unknown token');
+              return info;
+            },
+          },
+          authorizationServers: ['https://auth.example.com'],
+          resourceName: 'Fixture',
+        },
+      },
+    });
+    servers.push(server);
+    const metadata = await request(server, '/.well-known/oauth-protected-resource/mcp');
+    expect(metadata.status).toBe(200);
+    expect(await metadata.json()).toMatchObject({
+      resource: 'http://localhost/mcp',
+      authorization_servers: ['https://auth.example.com'],
+      bearer_methods_supported: ['header'],
+      resource_name: 'Fixture',
+    });
+    const anonymous = await request(
+      server,
+      '/mcp',
+      jsonRpcPost({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    );
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toBe(
+      'Bearer realm="mcpkit", resource_metadata="http://localhost/.well-known/oauth-protected-resource/mcp"',
+    );
+    for (const token of ['old', 'forged']) {
+      const refused = await request(server, '/tools', { headers: bearer(token) });
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
+    }
+    expect((await request(server, '/tools', { headers: bearer('good') })).status).toBe(200);
+    expect((await request(server, '/metrics', { headers: bearer('good') })).status).toBe(403);
+    // A scope naming a role grants the role; the subject claim names the caller.
+    expect((await request(server, '/metrics', { headers: bearer('adm') })).status).toBe(200);
+    const listening = await listen(server, { port: 0, websocket: false });
+    try {
+      const client = new Client({ name: 'oauth', version: '1' }, { versionNegotiation: { mode: 'auto' } });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${listening.url}/mcp`), {
+          requestInit: { headers: bearer('good') },
+        }),
+      );
+      expect((await client.callTool({ name: 'add', arguments: { a: 2, b: 3 } })).structuredContent).toEqual({
+        sum: 5,
+      });
+      await client.close();
+    } finally {
+      await listening.close();
+    }
+  });
+});
+
+describe('real clients with keys', () => {
+  it('an SDK v2 client in the modern (2026-07-28) era sees the filtered catalog and is refused the rest', async () => {
+    const { server } = secured({ rules: [{ tools: 'boom', roles: ['admin'] }] });
+    const listening = await listen(server, { port: 0, websocket: false });
+    try {
+      const client = new Client({ name: 'modern', version: '1' }, { versionNegotiation: { mode: 'auto' } });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${listening.url}/mcp`), {
+          requestInit: { headers: bearer(USER) },
+        }),
+      );
+      expect(server.connectionCounts().httpSessions).toBe(0);
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['add', 'echo']);
+      await expect(client.callTool({ name: 'boom', arguments: {} })).rejects.toThrow(/Forbidden: boom/);
+      await client.close();
+    } finally {
+      await listening.close();
+    }
+  });
+
+  it('an SDK 1.x client (2025 era) authenticates with a header and is bound to its session', async () => {
+    const { server } = secured();
+    const listening = await listen(server, { port: 0, websocket: false });
+    try {
+      const client = new V1Client({ name: 'v1', version: '1' });
+      await client.connect(
+        new V1Transport(new URL(`${listening.url}/mcp`), {
+          requestInit: { headers: { 'x-api-key': VIEWER } },
+        }),
+      );
+      expect(server.connectionCounts().httpSessions).toBe(1);
+      expect((await client.listTools()).tools).toHaveLength(3);
+      await expect(client.callTool({ name: 'add', arguments: { a: 1, b: 2 } })).rejects.toThrow(
+        /tools\/call needs the tools:execute permission/,
+      );
+      await client.close();
+      // Without a key the same client is refused at connect.
+      const anonymous = new V1Client({ name: 'v1', version: '1' });
+      await expect(anonymous.connect(new V1Transport(new URL(`${listening.url}/mcp`)))).rejects.toThrow();
+    } finally {
+      await listening.close();
+    }
+  });
+
+  it('answers an anonymous MCP request with 401 and a JSON-RPC body, never HTML', async () => {
+    const { server } = secured();
+    const response = await request(
+      server,
+      '/mcp',
+      jsonRpcPost({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }),
+    );
+    expect(response.status).toBe(401);
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(await readJsonRpc(response)).toMatchObject({ error: { code: -32001 } });
+  });
+});
