@@ -1,4 +1,4 @@
-import type { Implementation, Server, Transport } from '@modelcontextprotocol/server';
+import type { Implementation, Server, Tool, Transport } from '@modelcontextprotocol/server';
 import EventEmitter from 'eventemitter3';
 import { ResourceCache, type ResourceCacheOptions } from './catalog/cache.js';
 import { PromptCatalog, type PromptDefinition } from './catalog/prompts.js';
@@ -26,7 +26,7 @@ import type { IntegrationStore, SecretCipher } from './integrations/types.js';
 import { createLogger } from './logger.js';
 import type { AuditSink } from './policy/audit.js';
 import type { AuthOptions } from './policy/auth.js';
-import type { AccessRule, RoleDefinition } from './policy/permissions.js';
+import { type AccessRule, type RoleDefinition, visibleItems } from './policy/permissions.js';
 import { LOCAL_CALLER, Policy } from './policy/policy.js';
 import type { RateLimitOptions } from './policy/rateLimit.js';
 import { serveConnection } from './protocol/connection.js';
@@ -333,7 +333,17 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
 
   // `integrationId` in a completion request resolves through the integrations, unless code says otherwise.
   const completions = new CompletionManager(
-    { tools, executor, prompts, logger, tracing },
+    {
+      tools,
+      executor,
+      prompts,
+      logger,
+      tracing,
+      ...(activePolicy && {
+        visibleTools: (listed: readonly Tool[], caller: CallerIdentity) =>
+          visibleItems(activePolicy.grantOf(caller), 'tools', listed, (t) => t.name),
+      }),
+    },
     {
       resolveModel: async (request) => {
         if (request.integrationId === undefined) return request.model as never;

@@ -22,7 +22,7 @@ import {
   summarise,
 } from 'mcpkit';
 import { listen } from 'mcpkit/node';
-import { connectClient, jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
+import { connectClient, createModelServer, jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ROUTES } from '../src/http/rest.js';
 import { fixtureServer } from './fixtures.js';
@@ -432,6 +432,35 @@ describe('rate limits', () => {
     store.take('c', rule, 0);
     // `a` was dropped, so it starts full again.
     expect(store.take('a', rule, 0)).toMatchObject({ allowed: true });
+  });
+});
+
+describe('completions under a policy', () => {
+  it('offers the model only the tools the caller may run, and refuses a hidden one it asks for', async () => {
+    const model = await createModelServer({
+      turns: [{ toolCalls: [{ name: 'boom', arguments: {} }] }, { text: 'done' }],
+    });
+    try {
+      const { server } = secured({
+        rules: [{ tools: 'boom', roles: ['admin'] }],
+        completions: { allowInlineBaseUrl: true },
+      });
+      const job = await server.completions.run(
+        {
+          model: { provider: 'custom', model: 'm', apiKey: 'k', baseUrl: `${model.url}/v1` },
+          messages: [{ role: 'user', content: 'go' }],
+        },
+        { caller: { id: 'user', roles: ['user'] }, origin: 'rest' },
+      );
+      expect(job.status).toBe('succeeded');
+      const offered = model.requests[0]!.body.tools.map((t: any) => t.function.name);
+      expect(offered).toEqual(['add', 'echo']);
+      // A model that names the hidden tool anyway is refused: it was never offered.
+      expect(job.steps[0]!.toolCalls[0]).toMatchObject({ name: 'boom', isError: true });
+      expect(job.steps[0]!.toolCalls[0]!.result).toContain('Tool boom is not available');
+    } finally {
+      await model.close();
+    }
   });
 });
 

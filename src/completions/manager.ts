@@ -128,6 +128,8 @@ export type CompletionEvent =
 /** What the manager needs from the server. */
 export interface CompletionHost {
   tools: { list(): readonly Tool[]; get(name: string): unknown };
+  /** The tools `caller` may use (the policy layer's view); default: every listed tool. */
+  visibleTools?(tools: readonly Tool[], caller: CallerIdentity): readonly Tool[];
   executor: {
     execute(
       name: string,
@@ -285,7 +287,11 @@ export class CompletionManager {
     const maxSteps = request.maxSteps ?? this.#maxSteps;
     if (!(Number.isInteger(maxSteps) && maxSteps >= 1 && maxSteps <= 100))
       throw new McpKitError('INVALID_ARGUMENT', 'maxSteps must be an integer from 1 to 100');
-    const tools = selectTools(this.#host.tools.list(), request.tools);
+    const listed = this.#host.tools.list();
+    // The model is offered only what the caller could run itself.
+    const visible =
+      options.caller && this.#host.visibleTools ? this.#host.visibleTools(listed, options.caller) : listed;
+    const tools = selectTools(visible, request.tools);
     const messages = await this.#initialMessages(request, options);
 
     const id = globalThis.crypto.randomUUID();
