@@ -3,9 +3,15 @@
  * Streamable HTTP, and `tools/list` time at 1,000 and 10,000 tools. Prints a markdown report and
  * rewrites the marked section of docs/benchmarks.md.
  *
- *   npm run bench                 full run (2-3 minutes), updates docs/benchmarks.md
+ *   npm run bench                 full run (about 6 minutes), updates docs/benchmarks.md
  *   npm run bench -- --quick      one short round, prints only
  *   npm run bench -- --no-write   full run, prints only
+ *   npm run bench -- --only=policy,websocket
+ *                                 only those modules, prints only (the section in docs/benchmarks.md
+ *                                 describes one whole run, so a partial run never rewrites it)
+ *
+ * Modules: core (the throughput and tools/list tables), resources, executor, operations, completions,
+ * integrations, adapters, websocket, policy.
  */
 import { performance } from 'node:perf_hooks';
 import { measureAdapters, renderAdapters } from './adapters.js';
@@ -14,6 +20,7 @@ import { measureExecutor, renderExecutor } from './executor.js';
 import { measureIntegrations, renderIntegrations } from './integrations.js';
 import { canForceGc, median, sample, settle, throughput } from './measure.js';
 import { measureOperations, renderOperations } from './operations.js';
+import { measurePolicy, renderPolicy } from './policy.js';
 import {
   type ListRow,
   machineInfo,
@@ -36,9 +43,24 @@ import {
 } from './targets.js';
 import { measureWebSocket, renderWebSocket } from './websocket.js';
 
+const MODULES = [
+  'core',
+  'resources',
+  'executor',
+  'operations',
+  'completions',
+  'integrations',
+  'adapters',
+  'websocket',
+  'policy',
+] as const;
+type Module = (typeof MODULES)[number];
+
 const flags = new Set(process.argv.slice(2));
 const QUICK = flags.has('--quick');
-const WRITE = !QUICK && !flags.has('--no-write');
+/** The modules named by `--only=a,b`; `undefined` runs them all. */
+const ONLY = parseOnly(process.argv.slice(2));
+const WRITE = !QUICK && !flags.has('--no-write') && ONLY === undefined;
 const ROUNDS = QUICK ? 1 : 3;
 /** Throughput alternates more, shorter rounds: on a shared 2-core machine noise comes in bursts. */
 const THROUGHPUT_ROUNDS = QUICK ? 1 : 9;
@@ -52,6 +74,21 @@ const IMPLS: readonly Impl[] = ['mcpkit', 'sdk'];
 const DOC = new URL('../docs/benchmarks.md', import.meta.url);
 
 type PerImpl<T> = Record<Impl, T>;
+
+function parseOnly(args: readonly string[]): ReadonlySet<Module> | undefined {
+  const values = args.filter((a) => a.startsWith('--only=')).flatMap((a) => a.slice(7).split(','));
+  if (values.length === 0) return undefined;
+  const unknown = values.filter((v) => !(MODULES as readonly string[]).includes(v));
+  if (unknown.length > 0) {
+    throw new Error(`--only: unknown module ${unknown.join(', ')} (known: ${MODULES.join(', ')})`);
+  }
+  return new Set(values as Module[]);
+}
+
+/** Whether this run measures `module`. */
+function runs(module: Module): boolean {
+  return ONLY === undefined || ONLY.has(module);
+}
 
 /** The two implementations in the order of `round`: flipped every round so neither always goes first. */
 function order(round: number): readonly Impl[] {
@@ -195,35 +232,61 @@ async function main(): Promise<void> {
   if (!canForceGc) log('(no GC control available; phases run without a forced GC)');
 
   const throughputRows: ThroughputRow[] = [];
-  throughputRows.push(await measureThroughput('in-memory, 1 in flight', memoryTarget, 1));
-  throughputRows.push(await measureThroughput('in-memory, 64 in flight', memoryTarget, 64));
-  throughputRows.push(await measureThroughput('Streamable HTTP (loopback), 64 in flight', httpTarget, 64));
-
   const listRows: ListRow[] = [];
-  for (const count of LIST_SIZES) listRows.push(await measureList(count));
+  if (runs('core')) {
+    throughputRows.push(await measureThroughput('in-memory, 1 in flight', memoryTarget, 1));
+    throughputRows.push(await measureThroughput('in-memory, 64 in flight', memoryTarget, 64));
+    throughputRows.push(await measureThroughput('Streamable HTTP (loopback), 64 in flight', httpTarget, 64));
+    for (const count of LIST_SIZES) listRows.push(await measureList(count));
+  }
 
-  const resourceFigures = await measureResources(log);
-  const executorFigures = await measureExecutor(log, QUICK);
-  const operations = await measureOperations(log, QUICK);
-  const completionFigures = await measureCompletions(log);
-  const integrationFigures = await measureIntegrations(log);
+  const resourceFigures = runs('resources') ? await measureResources(log) : undefined;
+  const executorFigures = runs('executor') ? await measureExecutor(log, QUICK) : undefined;
+  const operations = runs('operations') ? await measureOperations(log, QUICK) : undefined;
+  const completionFigures = runs('completions') ? await measureCompletions(log) : undefined;
+  const integrationFigures = runs('integrations') ? await measureIntegrations(log) : undefined;
   const adapterSeconds = QUICK ? 1 : 3;
-  const adapterRows = await measureAdapters(log, adapterSeconds);
-  const websocketFigures = await measureWebSocket(log, { quick: QUICK });
+  const adapterRows = runs('adapters') ? await measureAdapters(log, adapterSeconds) : undefined;
+  const websocketFigures = runs('websocket') ? await measureWebSocket(log, { quick: QUICK }) : undefined;
+  // The policy's cost is a ratio within ~10 %: three times the rounds at a third of the length, so
+  // the three modes sit closer together in time and more pairs feed the median ratio, spread over
+  // three sets of fresh processes.
+  const policyFigures = runs('policy')
+    ? await measurePolicy(log, {
+        rounds: THROUGHPUT_ROUNDS * 3,
+        durationMs: DURATION_MS / 3,
+        warmupMs: WARMUP_MS,
+        generations: QUICK ? 1 : 3,
+      })
+    : undefined;
 
-  const section = `${renderSection(
-    machine,
-    {
-      rounds: ROUNDS,
-      throughputRounds: THROUGHPUT_ROUNDS,
-      durationMs: DURATION_MS,
-      listSamples: LIST_SIZES.map(listSamples),
-      gcForced: canForceGc,
-      totalSeconds: (performance.now() - started) / 1000,
-    },
-    throughputRows,
-    listRows,
-  )}\n\n${renderResources(resourceFigures)}\n\n${renderExecutor(executorFigures)}\n\n${renderOperations(operations)}\n\n${renderCompletions(completionFigures)}\n\n${renderIntegrations(integrationFigures)}\n\n${renderAdapters(adapterRows, adapterSeconds)}\n\n${renderWebSocket(websocketFigures)}`;
+  const blocks = [
+    runs('core')
+      ? renderSection(
+          machine,
+          {
+            rounds: ROUNDS,
+            throughputRounds: THROUGHPUT_ROUNDS,
+            durationMs: DURATION_MS,
+            listSamples: LIST_SIZES.map(listSamples),
+            gcForced: canForceGc,
+            totalSeconds: (performance.now() - started) / 1000,
+          },
+          throughputRows,
+          listRows,
+        )
+      : `Partial run (${[...ONLY!].join(', ')}) on ${machine.cpu} (${machine.cores} cores), Node ${machine.node}, ` +
+        `MCP SDK ${machine.sdk}, load average ${machine.load.toFixed(2)} at start.`,
+    resourceFigures && renderResources(resourceFigures),
+    executorFigures && renderExecutor(executorFigures),
+    operations && renderOperations(operations),
+    completionFigures && renderCompletions(completionFigures),
+    integrationFigures && renderIntegrations(integrationFigures),
+    adapterRows && renderAdapters(adapterRows, adapterSeconds),
+    websocketFigures && renderWebSocket(websocketFigures),
+    policyFigures && renderPolicy(policyFigures),
+  ];
+  const section = blocks.filter((block): block is string => block !== undefined).join('\n\n');
   process.stdout.write(`\n${section}\n`);
   if (WRITE) {
     writeSection(DOC, section);

@@ -23,9 +23,10 @@ import {
 } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { connectClient, createModelServer, jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ROUTES } from '../src/http/rest.js';
 import { fixtureServer } from './fixtures.js';
+import { openRaw } from './websocketHelpers.js';
 
 const ADMIN = 'admin-key-for-unit-tests-0001';
 const OPERATOR = 'operator-key-for-unit-tests-01';
@@ -97,6 +98,17 @@ describe('configuration', () => {
     expect(make({ rules: [{ tools: 'x', roles: ['nobody'] }] })).toThrow(/rules\[0\]\.roles: unknown role/);
     expect(make({ rateLimit: { execute: 0 } })).toThrow(/rateLimit\.execute/);
     expect(make({ auth: { anonymous: ['ghost'] } })).toThrow(/auth\.anonymous: unknown role "ghost"/);
+    expect(make({ auth: { apiKeys: [{ id: 'anonymous', key: ADMIN }] } })).toThrow(/"anonymous" is reserved/);
+    expect(
+      make({
+        auth: {
+          apiKeys: [
+            { id: 'a', key: ADMIN },
+            { id: 'b', hash: hashApiKey(ADMIN) },
+          ],
+        },
+      }),
+    ).toThrow(/auth\.apiKeys\[1\] has the same key as auth\.apiKeys\[0\]/);
   });
 
   it('keeps only digests: hashApiKey is SHA-256 and a hashed key authenticates', async () => {
@@ -111,7 +123,10 @@ describe('roles and permissions', () => {
   it('expands area wildcards and unions roles; rules reserve entries', () => {
     const access = new AccessControl(
       { support: { permissions: ['tools:*'], tools: ['tickets.*', '!tickets.delete'] } },
-      [{ tools: 'tickets.audit', roles: ['admin'] }],
+      [
+        { tools: 'tickets.audit', roles: ['admin'] },
+        { tools: 'payroll.*', roles: ['support'] },
+      ],
     );
     const support = access.grant({ id: 's', roles: ['support'] });
     expect(support.has('tools:manage')).toBe(true);
@@ -125,6 +140,15 @@ describe('roles and permissions', () => {
     expect(both.canSee('tools', 'billing.refund')).toBe(true);
     expect(both.canSee('tools', 'tickets.audit')).toBe(false);
     expect(access.grant({ id: 'a', roles: ['admin'] }).canSee('tools', 'tickets.audit')).toBe(true);
+    // Scopes that are not permission names (OAuth `openid`, a role's name) grant nothing themselves:
+    // the role's patterns still apply.
+    const scoped = access.grant({ id: 'o', roles: ['support'], permissions: ['openid', 'support'] });
+    expect(scoped.canSee('tools', 'tickets.open')).toBe(true);
+    expect(scoped.canSee('tools', 'billing.refund')).toBe(false);
+    expect(scoped.has('tools:execute')).toBe(true);
+    // A rule never hides anything from admin, even one that does not name it.
+    expect(access.grant({ id: 'a', roles: ['admin'] }).canSee('tools', 'payroll.run')).toBe(true);
+    expect(support.canSee('tools', 'payroll.run')).toBe(false);
     // No roles: nothing.
     const none = access.grant({ id: 'n' });
     expect(none.has('tools:read')).toBe(false);
@@ -423,6 +447,23 @@ describe('rate limits', () => {
       expect((await server.fetch(new Request('http://localhost/health'))).status).toBe(200);
   });
 
+  it('spends tokens on failed authentication per address, so key guessing is throttled', async () => {
+    const { server } = secured({ rateLimit: { read: 2 } });
+    const attempt = (headers: Record<string, string>, address: string) =>
+      server.fetch(new Request('http://localhost/tools', { headers: { host: 'localhost', ...headers } }), {
+        clientAddress: address,
+      });
+    const guess = { authorization: 'Bearer guess-guess-guess-guess' };
+    expect((await attempt(guess, '10.1.1.1')).status).toBe(401);
+    expect((await attempt(guess, '10.1.1.1')).status).toBe(401);
+    const throttled = await attempt(guess, '10.1.1.1');
+    expect(throttled.status).toBe(429);
+    expect(throttled.headers.get('retry-after')).toBe('30');
+    // Another address, and a valid key from the same address, are unaffected.
+    expect((await attempt(guess, '10.1.1.2')).status).toBe(401);
+    expect((await attempt(bearer(USER), '10.1.1.1')).status).toBe(200);
+  });
+
   it('evicts the oldest buckets past maxKeys', () => {
     const store = createMemoryRateLimitStore({ maxKeys: 2 });
     const rule = { limit: 1, windowMs: 60_000 };
@@ -486,6 +527,27 @@ describe('other ways in', () => {
     expect((await tools({})).status).toBe(401);
   });
 
+  it("takes the caller from an adapter's authInfo when mcpkit does no authentication itself", async () => {
+    const server = fixtureServer({ rules: [{ tools: 'boom', roles: ['admin'] }] });
+    servers.push(server);
+    const as = (scopes: string[], path: string, init: RequestInit = {}) =>
+      server.fetch(
+        new Request(`http://localhost${path}`, { ...init, headers: { host: 'localhost', ...init.headers } }),
+        {
+          authInfo: { token: 't', clientId: 'app', scopes },
+        },
+      );
+    const listed = await (await as(['viewer'], '/tools')).json();
+    expect(listed.items.map((t: { name: string }) => t.name)).toEqual(['add', 'echo']);
+    const call = await as(['viewer'], '/tools/add/execute', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ arguments: { a: 1, b: 1 } }),
+    });
+    expect(call.status).toBe(403);
+    expect((await as(['admin'], '/tools').then((r) => r.json())).items).toHaveLength(3);
+  });
+
   it('anonymous roles let callers without a key in, limited to those roles', async () => {
     const server = fixtureServer({
       auth: { apiKeys: [{ id: 'admin', roles: ['admin'], key: ADMIN }], anonymous: ['viewer'] },
@@ -516,6 +578,7 @@ describe('other ways in', () => {
         oauth: {
           verifier: {
             verifyAccessToken: async (token) => {
+              if (token === 'down') throw new Error('introspection endpoint at 10.0.0.5 unreachable');
               const info = tokens.get(token);
               if (!info) throw new OAuthError(OAuthErrorCode.InvalidToken, 'unknown token');
               return info;
@@ -553,6 +616,10 @@ describe('other ways in', () => {
     expect((await request(server, '/metrics', { headers: bearer('good') })).status).toBe(403);
     // A scope naming a role grants the role; the subject claim names the caller.
     expect((await request(server, '/metrics', { headers: bearer('adm') })).status).toBe(200);
+    // The verifier failing is not the caller's fault: 503, and nothing of the failure leaks.
+    const down = await request(server, '/tools', { headers: bearer('down') });
+    expect(down.status).toBe(503);
+    expect(await down.text()).not.toContain('introspection');
     const listening = await listen(server, { port: 0, websocket: false });
     try {
       const client = new Client({ name: 'oauth', version: '1' }, { versionNegotiation: { mode: 'auto' } });
@@ -565,6 +632,103 @@ describe('other ways in', () => {
         sum: 5,
       });
       await client.close();
+    } finally {
+      await listening.close();
+    }
+  });
+});
+
+describe('OAuth details', () => {
+  const verifier = (tokens: Map<string, AuthInfo>) => ({
+    verifyAccessToken: async (token: string) => {
+      const info = tokens.get(token);
+      if (!info) throw new OAuthError(OAuthErrorCode.InvalidToken, 'unknown token');
+      return info;
+    },
+  });
+
+  it('answers 403 insufficient_scope for a valid token without a required scope', async () => {
+    const tokens = new Map<string, AuthInfo>([
+      [
+        'narrow',
+        {
+          token: 'narrow',
+          clientId: 'app',
+          scopes: ['tools:read'],
+          expiresAt: 4e9,
+          resource: new URL('https://api.example.com/mcp'),
+        },
+      ],
+      ['wide', { token: 'wide', clientId: 'app', scopes: ['mcp', 'tools:read'], expiresAt: 4e9 }],
+    ]);
+    const server = fixtureServer({
+      auth: {
+        oauth: {
+          verifier: verifier(tokens),
+          authorizationServers: ['https://auth.example.com'],
+          requiredScopes: ['mcp'],
+          resource: 'https://api.example.com/mcp',
+        },
+      },
+      http: { allowedHosts: 'any' },
+    });
+    servers.push(server);
+    const narrow = await request(server, '/tools', { headers: bearer('narrow') });
+    expect(narrow.status).toBe(403);
+    expect(narrow.headers.get('www-authenticate')).toBe(
+      'Bearer realm="mcpkit", error="insufficient_scope", scope="mcp", ' +
+        'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/mcp"',
+    );
+    // The token was issued for another resource (its `resource` is unset): refused.
+    expect((await request(server, '/tools', { headers: bearer('wide') })).status).toBe(401);
+    tokens.get('wide')!.resource = new URL('https://api.example.com/mcp');
+    expect((await request(server, '/tools', { headers: bearer('wide') })).status).toBe(200);
+    // The metadata names the configured resource.
+    const metadata = await request(server, '/.well-known/oauth-protected-resource/mcp');
+    expect((await metadata.json()).resource).toBe('https://api.example.com/mcp');
+  });
+
+  it('stops a WebSocket connection from using a token once it has expired', async () => {
+    const info: AuthInfo = {
+      token: 'ws',
+      clientId: 'app',
+      scopes: ['tools:read', 'tools:execute'],
+      expiresAt: 4e9,
+    };
+    const server = fixtureServer({
+      auth: {
+        oauth: { verifier: verifier(new Map([['ws', info]])), authorizationServers: ['https://a.example'] },
+      },
+    });
+    servers.push(server);
+    const listening = await listen(server, { port: 0 });
+    try {
+      const socket = await openRaw(`${listening.url.replace('http', 'ws')}/mcp`, { headers: bearer('ws') });
+      const replies: any[] = [];
+      socket.on('message', (data) => replies.push(JSON.parse(String(data))));
+      const rpc = async (id: number, method: string, params: unknown) => {
+        socket.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+        await expect.poll(() => replies.find((r) => r.id === id)).toBeDefined();
+        return replies.find((r) => r.id === id);
+      };
+      await rpc(1, 'initialize', {
+        protocolVersion: '2025-06-18',
+        capabilities: {},
+        clientInfo: { name: 'ws', version: '1' },
+      });
+      expect((await rpc(2, 'tools/list', {})).result.tools).toHaveLength(3);
+      // Move the clock past the token's expiry (only Date: sockets and timers run as usual).
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime((info.expiresAt! + 1) * 1000);
+      try {
+        expect((await rpc(3, 'tools/list', {})).error).toEqual({
+          code: -32001,
+          message: 'Unauthorized: the access token has expired',
+        });
+      } finally {
+        vi.useRealTimers();
+      }
+      socket.close();
     } finally {
       await listening.close();
     }

@@ -11,9 +11,11 @@ import {
   type Server,
   validateHostHeader,
 } from '@modelcontextprotocol/server';
+import { ERROR_CODES } from '../errors.js';
 import { metadataUrlFor } from '../policy/auth.js';
 import { PERMISSIONS } from '../policy/permissions.js';
-import { type Policy, type RequestFacts, requestFacts } from '../policy/policy.js';
+import { type Policy, type PolicyRefusal, type RequestFacts, requestFacts } from '../policy/policy.js';
+import { rateLimitHeaders } from '../policy/rateLimit.js';
 import type { HttpMetrics } from '../telemetry/standard.js';
 import { globalTracing, markError, SPAN_KIND, type Tracing } from '../telemetry/tracing.js';
 import type { CallerIdentity, Logger } from '../types.js';
@@ -24,7 +26,6 @@ import {
   JSONRPC_INVALID_REQUEST,
   JSONRPC_PARSE_ERROR,
   JSONRPC_SERVER_ERROR,
-  JSONRPC_UNAUTHORIZED,
   jsonRpcError,
 } from './jsonrpc.js';
 import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
@@ -128,6 +129,7 @@ export interface FetchOptions {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const AUTH_FAILURE_CODE = { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 503: 'UNAVAILABLE' } as const;
 /** A protocol version as MCP spells them (a date); other header values are the SDK's to refuse. */
 const DATED_VERSION = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -275,17 +277,29 @@ export class HttpHandler {
       };
       // Everything but the liveness probe needs a caller once authentication is configured.
       if (auth && !(relative === '/health' && (request.method === 'GET' || request.method === 'HEAD'))) {
-        const outcome = await auth.authenticate(request, url, this.#endpointUrl(url, base));
+        const outcome = await auth.authenticate(request, url, () => this.#endpointUrl(url, base));
         if ('failure' in outcome) {
           const { failure } = outcome;
-          policy.authFailed(facts, isMcp ? this.#mcpRelative : relative, failure.reason);
-          const headers = { 'www-authenticate': failure.challenge };
+          const target = isMcp ? this.#mcpRelative : relative;
           out.route = isMcp ? this.#mcpRelative : 'unauthenticated';
+          const limited = await policy.authFailed(facts, target, failure.reason);
+          if (limited) return this.#refusedForRate(limited, isMcp, requestId);
+          const headers = { 'www-authenticate': failure.challenge };
+          const code = AUTH_FAILURE_CODE[failure.status];
           return isMcp
-            ? jsonRpcError(401, JSONRPC_UNAUTHORIZED, failure.message, headers)
-            : problem('UNAUTHORIZED', failure.message, requestId, { headers });
+            ? jsonRpcError(failure.status, ERROR_CODES[code].jsonRpc, failure.message, headers)
+            : problem(code, failure.message, requestId, { headers });
         }
         facts.caller = outcome.caller;
+      } else if (!auth && options.authInfo) {
+        // The host application authenticated the request (an adapter's authInfo): that is the caller.
+        const { authInfo } = options;
+        facts.caller = {
+          id: authInfo.clientId,
+          roles: authInfo.scopes.filter((s) => policy.access.hasRole(s)),
+          permissions: [...authInfo.scopes],
+          authInfo,
+        };
       }
     }
     if (isMcp) {
@@ -307,6 +321,19 @@ export class HttpHandler {
       out,
       facts,
     );
+  }
+
+  /** The 429 for a refusal by rate: a problem on REST, a JSON-RPC error on `/mcp`. */
+  #refusedForRate(refusal: PolicyRefusal, isMcp: boolean, requestId: string): Response {
+    const headers = refusal.rate
+      ? rateLimitHeaders(refusal.rate.cls, refusal.rate.rule, refusal.rate.decision)
+      : { 'retry-after': String(refusal.retryAfterSeconds ?? 1) };
+    return isMcp
+      ? jsonRpcError(429, ERROR_CODES.RATE_LIMITED.jsonRpc, refusal.message, headers)
+      : problem('RATE_LIMITED', refusal.message, requestId, {
+          headers,
+          fields: { retryAfterSeconds: refusal.retryAfterSeconds },
+        });
   }
 
   /** This server's MCP endpoint as the client addressed it, for OAuth metadata. */

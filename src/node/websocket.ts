@@ -596,9 +596,9 @@ export async function attachWebSocket(
       // The server's `auth` decides, exactly as on its HTTP routes.
       const request = toWebRequest(req);
       const url = new URL(request.url);
-      const outcome = await policyAuth.authenticate(request, url, new URL(path, url.origin));
+      const outcome = await policyAuth.authenticate(request, url, () => new URL(path, url.origin));
       if ('failure' in outcome) {
-        server.policy.authFailed(
+        const limited = await server.policy.authFailed(
           {
             caller: undefined,
             origin: 'websocket',
@@ -608,7 +608,12 @@ export async function attachWebSocket(
           outcome.failure.reason,
         );
         release();
-        return refuse(socket, 401, outcome.failure.message, {
+        if (limited) {
+          return refuse(socket, 429, limited.message, {
+            'Retry-After': String(limited.retryAfterSeconds ?? 1),
+          });
+        }
+        return refuse(socket, outcome.failure.status, outcome.failure.message, {
           'WWW-Authenticate': outcome.failure.challenge,
         });
       }

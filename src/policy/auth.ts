@@ -2,7 +2,13 @@
  * Authentication: API keys (kept only as SHA-256 digests, compared in constant time), a `verify`
  * hook for anything else, and OAuth 2.1 resource-server mode on the SDK's bearer-token checks.
  */
-import { type AuthInfo, type OAuthTokenVerifier, verifyBearerToken } from '@modelcontextprotocol/server';
+import {
+  type AuthInfo,
+  OAuthError,
+  OAuthErrorCode,
+  type OAuthTokenVerifier,
+  verifyBearerToken,
+} from '@modelcontextprotocol/server';
 import { sha256 } from '@noble/hashes/sha2';
 import type { CallerIdentity } from '../types.js';
 
@@ -105,12 +111,21 @@ function digestEqual(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
+/** Ids mcpkit itself uses for callers without a key. */
+const RESERVED_IDS = new Set(['anonymous', 'local']);
 const QUERY_CREDENTIALS = ['api_key', 'apikey', 'api-key', 'key', 'token', 'access_token'];
 const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 /** Why a request was not authenticated. */
 export interface AuthFailure {
-  reason: 'missing' | 'invalid' | 'query' | 'refused' | 'error';
+  /**
+   * `missing`, `invalid`, `query` (a credential in the query string), `refused` (the verify hook said
+   * no), `error` (the verify hook threw), `scope` (an OAuth token without a required scope, 403), or
+   * `unavailable` (the token verifier failed, 503).
+   */
+  reason: 'missing' | 'invalid' | 'query' | 'refused' | 'error' | 'scope' | 'unavailable';
+  /** 401, or 403 for `scope`, or 503 for `unavailable`. */
+  status: 401 | 403 | 503;
   message: string;
   /** The `WWW-Authenticate` header value. */
   challenge: string;
@@ -150,12 +165,14 @@ export class Authenticator {
     const assertRole = (role: string, where: string) => roles.assertRole(role, where);
     this.#realm = (options.realm ?? 'mcpkit').replace(/["\\]/g, '');
     const ids = new Set<string>();
+    const digests = new Map<string, number>();
     this.#keys = (options.apiKeys ?? []).map((k, i) => {
       const where = `auth.apiKeys[${i}]`;
       if (!k || typeof k.id !== 'string' || !ID_PATTERN.test(k.id)) {
         throw new TypeError(`${where}.id must be 1-128 characters of letters, digits and ._:@-`);
       }
       if (ids.has(k.id)) throw new TypeError(`${where}.id "${k.id}" is used twice`);
+      if (RESERVED_IDS.has(k.id)) throw new TypeError(`${where}.id "${k.id}" is reserved`);
       ids.add(k.id);
       if ((k.key === undefined) === (k.hash === undefined)) {
         throw new TypeError(`${where}: give exactly one of key or hash`);
@@ -174,6 +191,10 @@ export class Authenticator {
         digest = fromHex(hex.toLowerCase());
       }
       for (const role of k.roles ?? []) assertRole(role, `${where}.roles`);
+      const hex = toHex(digest);
+      if (digests.has(hex))
+        throw new TypeError(`${where} has the same key as auth.apiKeys[${digests.get(hex)}]`);
+      digests.set(hex, i);
       const caller: CallerIdentity = Object.freeze({
         id: k.id,
         roles: [...(k.roles ?? [])],
@@ -215,21 +236,36 @@ export class Authenticator {
   }
 
   /** The `WWW-Authenticate` value for a failure of `kind`. */
-  challenge(error?: 'invalid_token', description?: string, metadataUrl = this.resourceMetadataUrl): string {
+  challenge(
+    error?: 'invalid_token' | 'insufficient_scope',
+    description?: string,
+    metadataUrl = this.resourceMetadataUrl,
+  ): string {
     let value = `Bearer realm="${this.#realm}"`;
     if (error) value += `, error="${error}"`;
+    if (error === 'insufficient_scope' && this.#options.oauth?.requiredScopes) {
+      value += `, scope="${this.#options.oauth.requiredScopes.join(' ').replace(/["\\]/g, '')}"`;
+    }
     if (description) value += `, error_description="${description.replace(/["\\]/g, '')}"`;
     if (metadataUrl) value += `, resource_metadata="${metadataUrl}"`;
     return value;
   }
 
-  /** Who sent `request`, or why it is refused. */
-  async authenticate(request: Request, url: URL, endpoint: URL): Promise<AuthOutcome> {
+  /**
+   * Who sent `request`, or why it is refused. `endpoint` gives the MCP endpoint's URL as the client
+   * addressed it (for the OAuth metadata URL; called only in OAuth mode).
+   */
+  async authenticate(request: Request, url: URL, endpoint: () => URL): Promise<AuthOutcome> {
     const metadataUrl = this.#options.oauth
-      ? (this.resourceMetadataUrl ?? metadataUrlFor(endpoint))
+      ? (this.resourceMetadataUrl ?? metadataUrlFor(endpoint()))
       : undefined;
-    const fail = (reason: AuthFailure['reason'], message: string, error?: 'invalid_token'): AuthOutcome => ({
-      failure: { reason, message, challenge: this.challenge(error, undefined, metadataUrl) },
+    const fail = (
+      reason: AuthFailure['reason'],
+      message: string,
+      error?: 'invalid_token' | 'insufficient_scope',
+      status: AuthFailure['status'] = 401,
+    ): AuthOutcome => ({
+      failure: { reason, status, message, challenge: this.challenge(error, undefined, metadataUrl) },
     });
     if (url.search !== '') {
       for (const name of QUERY_CREDENTIALS) {
@@ -290,8 +326,16 @@ export class Authenticator {
             authInfo,
           },
         };
-      } catch {
-        return fail('invalid', 'The access token is not valid', 'invalid_token');
+      } catch (error) {
+        const code = error instanceof OAuthError ? error.code : undefined;
+        if (code === OAuthErrorCode.InsufficientScope) {
+          return fail('scope', 'The access token lacks a required scope', 'insufficient_scope', 403);
+        }
+        if (code === OAuthErrorCode.InvalidToken) {
+          return fail('invalid', 'The access token is not valid', 'invalid_token');
+        }
+        // The verifier itself failed (an introspection endpoint down): not the caller's fault.
+        return fail('unavailable', 'The access token could not be verified; try again later', undefined, 503);
       }
     }
     if (presented !== undefined || authorization !== null) {

@@ -238,16 +238,19 @@ export class AccessControl {
     return grant;
   }
 
-  #compile(roleNames: string[], direct: string[], key: string): Grant {
+  #compile(roleNames: string[], directNames: string[], key: string): Grant {
     const roles = roleNames.map((n) => this.#roles.get(n)).filter((r): r is CompiledRole => r !== undefined);
     const permissions = new Set<Permission>();
     for (const role of roles) for (const p of role.permissions) permissions.add(p);
-    // Direct permissions (OAuth scopes that name permissions) apply to every entry.
-    for (const p of direct)
-      if ((PERMISSIONS as readonly string[]).includes(p)) permissions.add(p as Permission);
+    // Direct permissions (OAuth scopes that name permissions) apply to every entry; other scopes
+    // (`openid`, role names) grant nothing by themselves.
+    const direct = directNames.filter((p) => (PERMISSIONS as readonly string[]).includes(p));
+    for (const p of direct) permissions.add(p as Permission);
     const roleSet = new Set(roleNames);
-    // Rules reserving entries for roles this caller does not hold.
-    const rules = this.#rules.filter((rule) => ![...rule.roles].some((r) => roleSet.has(r)));
+    // Rules reserving entries for roles this caller does not hold; `admin` is never refused by one.
+    const rules = roleSet.has('admin')
+      ? []
+      : this.#rules.filter((rule) => ![...rule.roles].some((r) => roleSet.has(r)));
     // Visibility is the union over roles: one role without target lists reaches everything.
     const unrestricted =
       rules.length === 0 &&

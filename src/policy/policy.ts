@@ -165,6 +165,12 @@ export class Policy {
    * Throws a `ProtocolError` (FORBIDDEN -32003, or RATE_LIMITED -32029 with `retryAfterSeconds`).
    */
   checkMcp(method: string, facts: RequestFacts): void | Promise<void> {
+    // A connection outlives its token (WebSocket): an expired one stops working mid-connection.
+    const expiresAt = facts.caller?.authInfo?.expiresAt;
+    if (expiresAt !== undefined && expiresAt * 1000 <= Date.now()) {
+      void this.authFailed(facts, method, 'expired');
+      throw new ProtocolError(ERROR_CODES.UNAUTHORIZED.jsonRpc, 'Unauthorized: the access token has expired');
+    }
     const policy = MCP_METHODS[method] ?? DEFAULT_METHOD;
     if (policy.permission && facts.caller && !this.grantOf(facts.caller).has(policy.permission)) {
       this.denied(facts, method, policy.permission);
@@ -247,7 +253,7 @@ export class Policy {
   onRefusal: ((kind: 'auth' | 'permission' | 'rate', label: string) => void) | undefined;
 
   /** Records an authentication failure (audit and metrics). */
-  authFailed(facts: RequestFacts, target: string, reason: string): void {
+  async authFailed(facts: RequestFacts, target: string, reason: string): Promise<PolicyRefusal | undefined> {
     this.onRefusal?.('auth', reason);
     this.record(facts, {
       action: 'auth.failure',
@@ -256,6 +262,11 @@ export class Policy {
       code: 'UNAUTHORIZED',
       details: { reason },
     });
+    // Failed attempts spend tokens too, per client address, so guessing keys is throttled.
+    if (!this.limiter) return undefined;
+    const decision = await this.limiter.take('read', undefined, facts.address);
+    if (decision === undefined || decision.allowed) return undefined;
+    return this.#rateRefusal('read', decision, facts, target);
   }
 
   /**
