@@ -464,6 +464,21 @@ describe('rate limits', () => {
     expect((await attempt(bearer(USER), '10.1.1.1')).status).toBe(200);
   });
 
+  it('names each class in its headers, also when classes share the default rule', async () => {
+    const server = fixtureServer({ rateLimit: { default: 5 } });
+    servers.push(server);
+    const listed = await request(server, '/tools');
+    expect(listed.headers.get('ratelimit-policy')).toBe('"read";q=5;w=60');
+    expect(listed.headers.get('ratelimit')).toBe('"read";r=4;t=12');
+    const executed = await request(server, '/tools/add/execute', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ arguments: { a: 1, b: 2 } }),
+    });
+    expect(executed.headers.get('ratelimit-policy')).toBe('"execute";q=5;w=60');
+    expect((await request(server, '/tools')).headers.get('ratelimit-policy')).toBe('"read";q=5;w=60');
+  });
+
   it('evicts the oldest buckets past maxKeys', () => {
     const store = createMemoryRateLimitStore({ maxKeys: 2 });
     const rule = { limit: 1, windowMs: 60_000 };

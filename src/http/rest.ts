@@ -591,9 +591,15 @@ export const ROUTES: Route[] = [
 
 interface CompiledRoute extends Route {
   segments: string[];
+  /** `METHOD /path`, the key of the policy tables. */
+  key: string;
 }
 
-const COMPILED: CompiledRoute[] = ROUTES.map((r) => ({ ...r, segments: r.path.split('/').slice(1) }));
+const COMPILED: CompiledRoute[] = ROUTES.map((r) => ({
+  ...r,
+  segments: r.path.split('/').slice(1),
+  key: `${r.method} ${r.path}`,
+}));
 
 /** Finds the route for `path`; `allowed` lists the methods of routes whose path matched. */
 export function matchRoute(
@@ -668,7 +674,8 @@ export async function serveRest(
   let rateHeaders: Record<string, string> | undefined;
   const policy = host.policy;
   if (policy && facts) {
-    const checked = await policy.checkRest(`${route.method} ${route.path}`, facts);
+    const pending = policy.checkRest(route.key, facts);
+    const checked = pending instanceof Promise ? await pending : pending;
     if (checked?.rate)
       rateHeaders = rateLimitHeaders(checked.rate.cls, checked.rate.rule, checked.rate.decision);
     if (checked && 'code' in checked) {

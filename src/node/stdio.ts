@@ -1,12 +1,8 @@
 import type { Readable, Writable } from 'node:stream';
-import type {
-  JSONRPCMessage,
-  MessageExtraInfo,
-  Transport,
-  TransportSendOptions,
-} from '@modelcontextprotocol/server';
+import type { Transport } from '@modelcontextprotocol/server';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import { stripPollution } from '../http/safeJson.js';
+import { ForwardingTransport } from '../protocol/forwarding.js';
 import type { Connection, McpKitServer } from '../server.js';
 
 /** Options for {@link serveStdio}. */
@@ -22,37 +18,16 @@ export interface ServeStdioOptions {
  * `constructor.prototype` keys. The SDK parses each line itself (`JSON.parse`, then its message
  * schema, which keeps such keys as own properties), so the cleaning happens as messages come out.
  */
-class StrippingTransport implements Transport {
-  onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
-  readonly #inner: Transport;
-
+class StrippingTransport extends ForwardingTransport {
   constructor(inner: Transport) {
-    this.#inner = inner;
+    super(inner);
     inner.onmessage = (message, extra) => this.onmessage?.(stripPollution(message), extra);
     inner.onclose = () => this.onclose?.();
     inner.onerror = (error) => this.onerror?.(error);
   }
 
-  get sessionId(): string | undefined {
-    return this.#inner.sessionId;
-  }
-
   start(): Promise<void> {
-    return this.#inner.start();
-  }
-
-  send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    return this.#inner.send(message, options);
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close();
-  }
-
-  setProtocolVersion(version: string): void {
-    this.#inner.setProtocolVersion?.(version);
+    return this.inner.start();
   }
 }
 

@@ -4,6 +4,7 @@
  * sinks; secrets are redacted and large arguments summarised to a bounded size first.
  */
 import { SECRET_KEY } from '../telemetry/logs.js';
+import { Ring } from '../telemetry/ring.js';
 import type { Logger } from '../types.js';
 
 /** What happened. */
@@ -56,30 +57,21 @@ export interface AuditSink {
  * ```
  */
 export class MemoryAuditSink implements AuditSink {
-  readonly #events: AuditEvent[] = [];
-  readonly #capacity: number;
-  #next = 0;
+  readonly #ring: Ring<AuditEvent>;
 
   constructor(capacity = 1000) {
-    if (!(Number.isInteger(capacity) && capacity > 0))
-      throw new TypeError('capacity must be a positive integer');
-    this.#capacity = capacity;
+    this.#ring = new Ring(capacity, 'capacity');
   }
 
   write(event: AuditEvent): void {
-    if (this.#events.length < this.#capacity) this.#events.push(event);
-    else this.#events[this.#next] = event;
-    this.#next = (this.#next + 1) % this.#capacity;
+    this.#ring.push(event);
   }
 
   /** Events oldest first, optionally filtered by action, caller or outcome, at most `limit` (newest kept). */
   events(
     filter: { action?: string; callerId?: string; outcome?: string; limit?: number } = {},
   ): AuditEvent[] {
-    const ordered =
-      this.#events.length < this.#capacity
-        ? [...this.#events]
-        : [...this.#events.slice(this.#next), ...this.#events.slice(0, this.#next)];
+    const ordered = this.#ring.ordered();
     const matched = ordered.filter(
       (e) =>
         (filter.action === undefined || e.action === filter.action) &&

@@ -89,7 +89,7 @@ export interface AuthOptions {
  * ```
  */
 export function hashApiKey(key: string): string {
-  return `sha256:${toHex(sha256(new TextEncoder().encode(key)))}`;
+  return `sha256:${toHex(sha256(UTF8.encode(key)))}`;
 }
 
 function toHex(bytes: Uint8Array): string {
@@ -110,6 +110,8 @@ function digestEqual(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < 32; i++) diff |= a[i]! ^ b[i]!;
   return diff === 0;
 }
+
+const UTF8 = new TextEncoder();
 
 /** Ids mcpkit itself uses for callers without a key. */
 const RESERVED_IDS = new Set(['anonymous', 'local']);
@@ -182,7 +184,7 @@ export class Authenticator {
         if (typeof k.key !== 'string' || k.key.length < 16) {
           throw new TypeError(`${where}.key must be a string of at least 16 characters`);
         }
-        digest = sha256(new TextEncoder().encode(k.key));
+        digest = sha256(UTF8.encode(k.key));
       } else {
         const hex = String(k.hash).replace(/^sha256:/, '');
         if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
@@ -350,7 +352,7 @@ export class Authenticator {
   }
 
   #matchKey(presented: string): CallerIdentity | undefined {
-    const digest = sha256(new TextEncoder().encode(presented));
+    const digest = sha256(UTF8.encode(presented));
     let found: CallerIdentity | undefined;
     // Every digest is compared: no early exit, so timing does not say which key (or whether one) matched.
     for (const key of this.#keys) {

@@ -107,6 +107,9 @@ export interface RequestFacts {
  */
 export const requestFacts = new WeakMap<Request, RequestFacts>();
 
+/** What a REST check decides: a refusal, the rate facts for the headers, or nothing to say. */
+export type RestCheck = PolicyRefusal | { rate: NonNullable<PolicyRefusal['rate']> } | undefined;
+
 /** A refusal by the policy layer, carried to the door that answers it. */
 export interface PolicyRefusal {
   code: 'FORBIDDEN' | 'RATE_LIMITED';
@@ -198,13 +201,11 @@ export class Policy {
   }
 
   /**
-   * Checks one REST request: the route's permission, then its rate class. Resolves to a refusal or
-   * to the rate facts for the response headers (`undefined` when nothing applies).
+   * Checks one REST request: the route's permission, then its rate class: a refusal, or the rate
+   * facts for the response headers (`undefined` when nothing applies). Synchronous unless the rate
+   * store is asynchronous.
    */
-  async checkRest(
-    routeKey: string,
-    facts: RequestFacts,
-  ): Promise<PolicyRefusal | { rate: NonNullable<PolicyRefusal['rate']> } | undefined> {
+  checkRest(routeKey: string, facts: RequestFacts): RestCheck | Promise<RestCheck> {
     const policy = REST_POLICY[routeKey];
     if (policy === 'public') return undefined;
     if (policy === undefined) {
@@ -219,11 +220,17 @@ export class Policy {
       };
     }
     if (!this.limiter) return undefined;
-    const decision = await this.limiter.take(policy.rate, facts.caller, facts.address);
-    if (decision === undefined) return undefined;
-    const rule = this.limiter.rule(policy.rate)!;
-    if (decision.allowed) return { rate: { cls: policy.rate, rule, decision } };
-    return this.#rateRefusal(policy.rate, decision, facts, routeKey);
+    const decided = this.limiter.take(policy.rate, facts.caller, facts.address);
+    if (decided === undefined) return undefined;
+    // A synchronous store (the memory one) answers without a promise in the way.
+    return decided instanceof Promise
+      ? decided.then((d) => this.#restRate(policy.rate, d, facts, routeKey))
+      : this.#restRate(policy.rate, decided, facts, routeKey);
+  }
+
+  #restRate(cls: RateClass, decision: RateDecision, facts: RequestFacts, routeKey: string): RestCheck {
+    if (decision.allowed) return { rate: { cls, rule: this.limiter!.rule(cls)!, decision } };
+    return this.#rateRefusal(cls, decision, facts, routeKey);
   }
 
   #rateRefusal(cls: RateClass, decision: RateDecision, facts: RequestFacts, target: string): PolicyRefusal {

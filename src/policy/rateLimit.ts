@@ -180,6 +180,19 @@ export class RateLimiter {
   }
 }
 
+const policyHeaders = new WeakMap<RateLimitRule, Partial<Record<RateClass, string>>>();
+
+/** The `RateLimit-Policy` value of a class's rule: the same string for every response. */
+function policyHeader(cls: RateClass, rule: RateLimitRule): string {
+  let byClass = policyHeaders.get(rule);
+  if (!byClass) {
+    byClass = {};
+    policyHeaders.set(rule, byClass);
+  }
+  byClass[cls] ??= `"${cls}";q=${rule.limit};w=${Math.ceil(rule.windowMs / 1000)}`;
+  return byClass[cls];
+}
+
 /**
  * The `RateLimit-Policy` and `RateLimit` header values (draft-ietf-httpapi-ratelimit-headers), plus
  * `Retry-After` when refused.
@@ -190,7 +203,7 @@ export function rateLimitHeaders(
   decision: RateDecision,
 ): Record<string, string> {
   const headers: Record<string, string> = {
-    'ratelimit-policy': `"${cls}";q=${rule.limit};w=${Math.ceil(rule.windowMs / 1000)}`,
+    'ratelimit-policy': policyHeader(cls, rule),
     ratelimit: `"${cls}";r=${decision.remaining};t=${Math.ceil(decision.resetMs / 1000)}`,
   };
   if (!decision.allowed)

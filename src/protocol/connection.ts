@@ -4,9 +4,9 @@ import {
   type MessageExtraInfo,
   type Server,
   type Transport,
-  type TransportSendOptions,
 } from '@modelcontextprotocol/server';
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
+import { ForwardingTransport } from './forwarding.js';
 
 /** How a connection builds its SDK server, once it knows the protocol era. */
 export type ServerFactory = (era: 'legacy' | 'modern') => Server;
@@ -16,15 +16,11 @@ export type ServerFactory = (era: 'legacy' | 'modern') => Server;
  * hands them over in order. The consumer (an SDK `Server`, or the SDK's era router) sees an ordinary
  * transport whose `start()` delivers what arrived so far.
  */
-class HeldTransport implements Transport {
-  onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
-  readonly #inner: Transport;
+class HeldTransport extends ForwardingTransport {
   #held: Array<[JSONRPCMessage, MessageExtraInfo | undefined]> | undefined = [];
 
   constructor(inner: Transport, onFirst: (message: JSONRPCMessage) => void, onEnd: () => void) {
-    this.#inner = inner;
+    super(inner);
     let first = true;
     inner.onmessage = (message, extra) => {
       if (this.#held) {
@@ -44,27 +40,11 @@ class HeldTransport implements Transport {
     };
   }
 
-  get sessionId(): string | undefined {
-    return this.#inner.sessionId;
-  }
-
   /** The inner transport is already started; this delivers the held messages. */
   async start(): Promise<void> {
     const held = this.#held ?? [];
     this.#held = undefined;
     for (const [message, extra] of held) this.onmessage?.(message, extra);
-  }
-
-  send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    return this.#inner.send(message, options);
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close();
-  }
-
-  setProtocolVersion(version: string): void {
-    this.#inner.setProtocolVersion?.(version);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { LogFn, Logger, LogLevel } from '../types.js';
+import { Ring } from './ring.js';
 
 /** One structured log record as `GET /logs` returns it. */
 export interface LogRecord {
@@ -46,28 +47,19 @@ export function redact(value: unknown, depth = 0): unknown {
 
 /** A bounded ring of recent log records. */
 export class LogRing {
-  readonly #records: LogRecord[] = [];
-  readonly #capacity: number;
-  #next = 0;
+  readonly #ring: Ring<LogRecord>;
 
   constructor(capacity = 1000) {
-    if (!(Number.isInteger(capacity) && capacity > 0))
-      throw new TypeError('log ring capacity must be a positive integer');
-    this.#capacity = capacity;
+    this.#ring = new Ring(capacity, 'log ring capacity');
   }
 
   push(record: LogRecord): void {
-    if (this.#records.length < this.#capacity) this.#records.push(record);
-    else this.#records[this.#next] = record;
-    this.#next = (this.#next + 1) % this.#capacity;
+    this.#ring.push(record);
   }
 
   /** Records oldest first, filtered. */
   query(filter: { level?: string; since?: number; limit?: number; requestId?: string } = {}): LogRecord[] {
-    const ordered =
-      this.#records.length < this.#capacity
-        ? this.#records
-        : [...this.#records.slice(this.#next), ...this.#records.slice(0, this.#next)];
+    const ordered = this.#ring.ordered();
     const min = filter.level ? (LEVELS[filter.level] ?? 0) : 0;
     const matched = ordered.filter(
       (r) =>

@@ -173,6 +173,7 @@ export class Tracing {
   readonly #options: Exclude<TracingOptions, false> | undefined;
   #provider: unknown;
   #tracer: TracerLike | undefined;
+  #cached: Binding | undefined;
 
   constructor(options: TracingOptions = {}) {
     this.#options = options === false ? undefined : options;
@@ -183,25 +184,33 @@ export class Tracing {
     if (!options) return undefined;
     const api = options.api;
     if (api) {
-      this.#tracer ??= options.tracer ?? api.trace.getTracer(TRACER_NAME);
-      return { tracer: this.#tracer, contexts: api.context, propagator: api.propagation };
+      // Given explicitly: fixed for the server's life.
+      this.#cached ??= {
+        tracer: options.tracer ?? api.trace.getTracer(TRACER_NAME),
+        contexts: api.context,
+        propagator: api.propagation,
+      };
+      return this.#cached;
     }
     const registered = (globalThis as Record<symbol, GlobalApi | undefined>)[GLOBAL_KEY];
-    let tracer = options.tracer;
-    if (!tracer) {
-      const provider = registered?.trace;
-      if (!provider) return undefined;
-      if (provider !== this.#provider) {
-        this.#provider = provider;
-        this.#tracer = provider.getTracer(TRACER_NAME);
-      }
-      tracer = this.#tracer!;
+    const provider = registered?.trace;
+    const contexts = registered?.context ?? NO_CONTEXT_MANAGER;
+    const propagator = registered?.propagation;
+    if (!options.tracer && !provider) return undefined;
+    // The global registration can change at any time; the binding is rebuilt only when it does.
+    const cached = this.#cached;
+    if (
+      cached &&
+      this.#provider === provider &&
+      cached.contexts === contexts &&
+      cached.propagator === propagator
+    ) {
+      return cached;
     }
-    return {
-      tracer,
-      contexts: registered?.context ?? NO_CONTEXT_MANAGER,
-      propagator: registered?.propagation,
-    };
+    if (!options.tracer && provider !== this.#provider) this.#tracer = provider!.getTracer(TRACER_NAME);
+    this.#provider = provider;
+    this.#cached = { tracer: options.tracer ?? this.#tracer!, contexts, propagator };
+    return this.#cached;
   }
 
   /** Whether spans are recorded now (a tracer is registered or was given). */
