@@ -520,6 +520,43 @@ describe('completions under a policy', () => {
   });
 });
 
+describe('completion jobs under a policy', () => {
+  it('are visible and cancellable only by the caller who started them (and admins)', async () => {
+    const model = await createModelServer({ turns: [{ text: 'done' }] });
+    try {
+      const USER2 = 'second-user-key-for-unit-tests';
+      const keys = secured({
+        auth: {
+          apiKeys: [
+            { id: 'admin', roles: ['admin'], key: ADMIN },
+            { id: 'user', roles: ['user'], key: USER },
+            { id: 'user2', roles: ['user'], key: USER2 },
+          ],
+        },
+        completions: { allowInlineBaseUrl: true },
+      }).server;
+      const started = await request(keys, '/completions', {
+        method: 'POST',
+        headers: { ...bearer(USER), 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: { provider: 'custom', model: 'm', apiKey: 'k', baseUrl: `${model.url}/v1` },
+          messages: [{ role: 'user', content: 'hi' }],
+        }),
+      });
+      expect(started.status).toBe(200);
+      const { id } = await started.json();
+      const get = (key: string) => request(keys, `/completions/${id}`, { headers: bearer(key) });
+      expect((await get(USER)).status).toBe(200);
+      expect((await get(USER2)).status).toBe(404);
+      expect((await get(ADMIN)).status).toBe(200);
+      const cancel = await request(keys, `/completions/${id}`, { method: 'DELETE', headers: bearer(USER2) });
+      expect(cancel.status).toBe(404);
+    } finally {
+      await model.close();
+    }
+  });
+});
+
 describe('other ways in', () => {
   it('a verify hook decides for credentials mcpkit does not know; false and throws refuse', async () => {
     const server = fixtureServer({

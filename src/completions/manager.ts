@@ -174,6 +174,8 @@ export interface CompletionManagerOptions {
 
 interface Job {
   snapshot: CompletionSnapshot;
+  /** The id of the caller who started it, when one was named. */
+  owner: string | undefined;
   controller: AbortController;
   started: number;
   finished?: number;
@@ -305,7 +307,13 @@ export class CompletionManager {
       createdAt: new Date().toISOString(),
       timing: { durationMs: 0, modelMs: 0, toolsMs: 0, overheadMs: 0 },
     };
-    const job: Job = { snapshot, controller, started: performance.now(), done: Promise.resolve(snapshot) };
+    const job: Job = {
+      snapshot,
+      owner: options.caller?.id,
+      controller,
+      started: performance.now(),
+      done: Promise.resolve(snapshot),
+    };
     this.#jobs.set(id, job);
     this.#running++;
     const parent = options.signal;
@@ -358,12 +366,21 @@ export class CompletionManager {
     );
   }
 
-  /** The job `id`, or `undefined` when it is unknown or expired. */
-  get(id: string): CompletionSnapshot | undefined {
+  /**
+   * The job `id`, or `undefined` when it is unknown or expired. With `caller`, a job another caller
+   * started is unknown too (callers with the `admin` role see every job).
+   */
+  get(id: string, options: { caller?: CallerIdentity } = {}): CompletionSnapshot | undefined {
     this.#prune();
-    const job = this.#jobs.get(id);
+    const job = this.#owned(id, options.caller);
     if (!job) return undefined;
     return this.#view(job);
+  }
+
+  #owned(id: string, caller: CallerIdentity | undefined): Job | undefined {
+    const job = this.#jobs.get(id);
+    if (!job || caller === undefined || caller.roles?.includes('admin')) return job;
+    return job.owner === caller.id ? job : undefined;
   }
 
   /** Jobs kept, newest last. */
@@ -374,10 +391,11 @@ export class CompletionManager {
 
   /**
    * Cancels the job `id` at once: aborts the model request and every running tool call. Returns the
-   * snapshot, or `undefined` for an unknown job. Cancelling a finished job changes nothing.
+   * snapshot, or `undefined` for an unknown job (or, with `caller`, one another caller started).
+   * Cancelling a finished job changes nothing.
    */
-  cancel(id: string): CompletionSnapshot | undefined {
-    const job = this.#jobs.get(id);
+  cancel(id: string, options: { caller?: CallerIdentity } = {}): CompletionSnapshot | undefined {
+    const job = this.#owned(id, options.caller);
     if (!job) return undefined;
     if (job.snapshot.status === 'running') {
       job.controller.abort(new McpKitError('CANCELLED', 'The completion was cancelled'));

@@ -113,7 +113,8 @@ export const completionRoutes: Route[] = [
     path: '/completions/:id',
     summary: 'A completion job: status, steps, tool calls, usage, timing',
     handler: (ctx, host) => {
-      const job = manager(host).get(ctx.params.id!);
+      // With a caller, another caller's job is as unknown as one that never existed.
+      const job = manager(host).get(ctx.params.id!, ctx.caller ? { caller: ctx.caller } : {});
       if (!job) throw new McpKitError('NOT_FOUND', `Completion ${ctx.params.id} not found`);
       return json(job, 200, { 'cache-control': 'no-store' });
     },
@@ -123,7 +124,7 @@ export const completionRoutes: Route[] = [
     path: '/completions/:id',
     summary: 'Cancel a completion job (aborts the model request and running tool calls)',
     handler: (ctx, host) => {
-      const job = manager(host).cancel(ctx.params.id!);
+      const job = manager(host).cancel(ctx.params.id!, ctx.caller ? { caller: ctx.caller } : {});
       if (!job) throw new McpKitError('NOT_FOUND', `Completion ${ctx.params.id} not found`);
       return json(job);
     },
