@@ -26,6 +26,7 @@ import type { IntegrationStore, SecretCipher } from './integrations/types.js';
 import { createLogger } from './logger.js';
 import type { AuditSink } from './policy/audit.js';
 import type { AuthOptions } from './policy/auth.js';
+import { ListenGuardTransport } from './policy/listenGuard.js';
 import { type AccessRule, type RoleDefinition, visibleItems } from './policy/permissions.js';
 import { LOCAL_CALLER, Policy } from './policy/policy.js';
 import type { RateLimitOptions } from './policy/rateLimit.js';
@@ -459,8 +460,17 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       const origin = connectOptions.origin ?? 'memory';
       const entry = { origin, close: async () => {} };
       connections.add(entry);
+      const { caller } = connectOptions;
+      const guarded =
+        activePolicy && caller
+          ? new ListenGuardTransport(transport, activePolicy, {
+              caller,
+              origin,
+              ...(connectOptions.clientAddress !== undefined && { address: connectOptions.clientAddress }),
+            })
+          : transport;
       const served = await serveConnection(
-        transport,
+        guarded,
         (era) =>
           createSessionServer(host, {
             era,

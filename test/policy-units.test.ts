@@ -7,7 +7,7 @@
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { type AuthInfo, OAuthError, OAuthErrorCode } from '@modelcontextprotocol/server';
+import { type AuthInfo, InMemoryTransport, OAuthError, OAuthErrorCode } from '@modelcontextprotocol/server';
 import {
   AccessControl,
   type AuditEvent,
@@ -517,6 +517,66 @@ describe('completions under a policy', () => {
     } finally {
       await model.close();
     }
+  });
+});
+
+describe('subscriptions/listen (2026-07-28) under a policy', () => {
+  const MODERN_META = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientCapabilities': {},
+    'io.modelcontextprotocol/clientInfo': { name: 'listen', version: '1' },
+  };
+  const listen = (notifications: object, id = 1) => ({
+    jsonrpc: '2.0',
+    id,
+    method: 'subscriptions/listen',
+    params: { notifications, _meta: MODERN_META },
+  });
+
+  it('over HTTP: refuses kinds without their permission and resources the caller may not see', async () => {
+    const { server } = secured();
+    const post = (key: string, body: unknown) =>
+      request(
+        server,
+        '/mcp',
+        jsonRpcPost(body, {
+          ...bearer(key),
+          'mcp-protocol-version': '2026-07-28',
+          'mcp-method': 'subscriptions/listen',
+        }),
+      );
+    const hidden = await post(READER, listen({ resourceSubscriptions: ['fixture://greeting'] }));
+    expect(hidden.status).toBe(403);
+    expect(await hidden.json()).toEqual({
+      jsonrpc: '2.0',
+      id: 1,
+      error: { code: -32003, message: 'Forbidden: fixture://greeting is not available to this caller' },
+    });
+    const tools = await post(READER, listen({ toolsListChanged: true }, 2));
+    expect((await tools.json()).error.message).toBe(
+      'Forbidden: these notifications need the tools:read permission',
+    );
+    // Visible resources pass on to the SDK, which opens the stream.
+    const allowed = await post(READER, listen({ resourceSubscriptions: ['fixture://items/1'] }, 3));
+    expect(allowed.status).toBe(200);
+    expect(allowed.headers.get('content-type')).toContain('text/event-stream');
+    await allowed.body?.cancel();
+  });
+
+  it('on a connection with a caller: the refusal is answered before the SDK sees the request', async () => {
+    const { server } = secured();
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    const connection = await server.connect(serverSide, { caller: { id: 'reader', roles: ['reader'] } });
+    const replies: any[] = [];
+    clientSide.onmessage = (message) => replies.push(message);
+    await clientSide.start();
+    await clientSide.send(listen({ resourceSubscriptions: ['fixture://greeting'] }, 7) as never);
+    await expect.poll(() => replies.find((r) => r.id === 7)).toBeDefined();
+    expect(replies.find((r) => r.id === 7).error).toEqual({
+      code: -32003,
+      message: 'Forbidden: fixture://greeting is not available to this caller',
+    });
+    await connection.close();
   });
 });
 

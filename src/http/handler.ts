@@ -452,7 +452,30 @@ export class HttpHandler {
       if (this.options.stateless) return this.modern.fetch(request, handlerOptions);
       return this.sessions.handle(request, parsedBody, options.authInfo ?? caller?.authInfo, caller?.id);
     }
-    return this.#checkParamHeaders(request, parsedBody) ?? this.modern.fetch(request, handlerOptions);
+    return (
+      this.#checkParamHeaders(request, parsedBody) ??
+      this.#checkListen(parsedBody, caller) ??
+      this.modern.fetch(request, handlerOptions)
+    );
+  }
+
+  /** The policy's check of a `subscriptions/listen` request, which the SDK answers before any handler. */
+  #checkListen(body: unknown, caller: CallerIdentity | undefined): Response | undefined {
+    const policy = this.#host.policy;
+    if (!policy || !caller || body === null || typeof body !== 'object' || Array.isArray(body))
+      return undefined;
+    const message = body as { id?: unknown; method?: unknown; params?: unknown };
+    if (message.method !== 'subscriptions/listen') return undefined;
+    const refused = policy.checkListen(message.params, { caller, origin: 'http' });
+    if (refused === undefined) return undefined;
+    return new Response(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: message.id ?? null,
+        error: { code: ERROR_CODES.FORBIDDEN.jsonRpc, message: refused },
+      }),
+      { status: 403, headers: { 'content-type': 'application/json' } },
+    );
   }
 
   /**

@@ -228,6 +228,35 @@ export class Policy {
       : this.#restRate(policy.rate, decided, facts, routeKey);
   }
 
+  /**
+   * Checks a 2026-07-28 `subscriptions/listen` request, which the SDK answers before any handler:
+   * each kind of notification asked for needs its read permission, and each resource URI must be
+   * visible. Returns the refusal message, or `undefined` to let it through.
+   */
+  checkListen(params: unknown, facts: RequestFacts): string | undefined {
+    if (!facts.caller) return undefined;
+    const filter = (params as { notifications?: Record<string, unknown> } | undefined)?.notifications ?? {};
+    const grant = this.grantOf(facts.caller);
+    const uris = Array.isArray(filter.resourceSubscriptions) ? filter.resourceSubscriptions : [];
+    const needed: Permission[] = [];
+    if (filter.toolsListChanged === true) needed.push('tools:read');
+    if (filter.promptsListChanged === true) needed.push('prompts:read');
+    if (filter.resourcesListChanged === true || uris.length > 0) needed.push('resources:read');
+    for (const permission of needed) {
+      if (!grant.has(permission)) {
+        this.denied(facts, 'subscriptions/listen', permission);
+        return `Forbidden: these notifications need the ${permission} permission`;
+      }
+    }
+    for (const uri of uris) {
+      if (typeof uri === 'string' && !grant.canSee('resources', uri)) {
+        this.denied(facts, uri, 'resources rule');
+        return `Forbidden: ${uri} is not available to this caller`;
+      }
+    }
+    return undefined;
+  }
+
   #restRate(cls: RateClass, decision: RateDecision, facts: RequestFacts, routeKey: string): RestCheck {
     if (decision.allowed) return { rate: { cls, rule: this.limiter!.rule(cls)!, decision } };
     return this.#rateRefusal(cls, decision, facts, routeKey);
