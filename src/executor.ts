@@ -29,6 +29,10 @@ export interface ExecuteOptions {
   /** Overrides the tool's and the executor's timeout for this call. `0` disables it. */
   timeoutMs?: number;
   requestId?: string | number;
+  /** The id of the HTTP request that carried the call (`X-Request-Id`), when it came over HTTP. */
+  httpRequestId?: string;
+  /** The client's network address, when known. */
+  clientAddress?: string;
   sessionId?: string;
   caller?: CallerIdentity;
   origin?: CallOrigin;
@@ -94,6 +98,10 @@ export interface ToolCallEvent {
   origin: CallOrigin;
   sessionId?: string;
   requestId?: string | number;
+  /** The HTTP request's id, when the call came over HTTP. */
+  httpRequestId?: string;
+  /** The client's network address, when known. */
+  clientAddress?: string;
   /** Milliseconds since the call started (0 on `start`). */
   durationMs: number;
   /** The failure's code on `error`, `timeout` and `cancel`. */
@@ -278,6 +286,8 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
       ...(options.caller && { caller: options.caller }),
       ...(options.sessionId !== undefined && { sessionId: options.sessionId }),
       ...(options.requestId !== undefined && { requestId: options.requestId }),
+      ...(options.httpRequestId !== undefined && { httpRequestId: options.httpRequestId }),
+      ...(options.clientAddress !== undefined && { clientAddress: options.clientAddress }),
       ...(args !== undefined && { args }),
       durationMs: performance.now() - started,
       ...extra,

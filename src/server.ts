@@ -518,7 +518,11 @@ function auditToolCalls(executor: ToolExecutor, policy: Policy): void {
         // Without a caller, a remote door means an anonymous client; anything else is local code.
         caller: event.caller ?? (REMOTE_ORIGINS.has(event.origin) ? undefined : LOCAL_CALLER),
         origin: event.origin,
-        ...(event.requestId !== undefined && { requestId: String(event.requestId) }),
+        // The HTTP request's id where there is one, so the call lines up with that request's refusals.
+        ...((event.httpRequestId ?? event.requestId) !== undefined && {
+          requestId: String(event.httpRequestId ?? event.requestId),
+        }),
+        ...(event.clientAddress !== undefined && { address: event.clientAddress }),
       },
       {
         action: 'tool.execute',

@@ -409,7 +409,11 @@ describe.each([rest, mcpHttp, websocket])('policy on $name', (door) => {
       expect(e.details).toEqual({ arguments: { text: 'x', apiKey: '[redacted]' } });
       expect(e.durationMs).toBeGreaterThanOrEqual(0);
       expect(e.time).toMatch(/^\d{4}-\d{2}-\d{2}T/);
-      expect(e.requestId).toBeDefined();
+      // Over HTTP the HTTP request's id (a UUID here), so the call lines up with that request's
+      // other events; over WebSocket the JSON-RPC id.
+      if (door.name === 'websocket') expect(e.requestId).toMatch(/^\d+$/);
+      else expect(e.requestId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(e.address).toMatch(/127\.0\.0\.1$/);
     }
     // The same refusals, counted in the metrics.
     const metrics = await (

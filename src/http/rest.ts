@@ -421,6 +421,7 @@ export const ROUTES: Route[] = [
         signal: ctx.request.signal,
         origin: 'rest',
         requestId: ctx.requestId,
+        ...(ctx.facts?.address !== undefined && { clientAddress: ctx.facts.address }),
         ...(timeoutMs !== undefined && { timeoutMs }),
         ...(ctx.caller && { caller: ctx.caller }),
       });

@@ -145,6 +145,8 @@ function relatedContext(ctx: ServerContext): ServerContext {
 class McpCallOptions implements ExecuteOptions {
   readonly signal: AbortSignal;
   readonly requestId: string | number;
+  readonly httpRequestId: string | undefined;
+  readonly clientAddress: string | undefined;
   readonly sessionId: string | undefined;
   readonly caller: CallerIdentity | undefined;
   readonly origin: CallOrigin;
@@ -159,6 +161,9 @@ class McpCallOptions implements ExecuteOptions {
     this.#ctx = ctx;
     this.signal = ctx.mcpReq.signal;
     this.requestId = ctx.mcpReq.id;
+    const facts = ctx.http?.req ? httpFacts(ctx) : undefined;
+    this.httpRequestId = facts?.requestId;
+    this.clientAddress = facts?.address ?? options.clientAddress;
     this.sessionId = ctx.sessionId;
     this.caller = callerOf(ctx, options.caller);
     this.origin = options.origin;
