@@ -715,7 +715,24 @@ async function openSession(server: McpKitServer, extra: Record<string, string>):
   await response.text();
   const sessionId = response.headers.get('mcp-session-id');
   if (response.status !== 200 || !sessionId) throw new Error(`initialize failed with ${response.status}`);
-  const initialized = await server.fetch(
+  const initialized = await sessionPost(
+    server,
+    sessionId,
+    { jsonrpc: '2.0', method: 'notifications/initialized' },
+    extra,
+  );
+  await initialized.text();
+  return sessionId;
+}
+
+/** A JSON-RPC POST to `/mcp` on a 2025-11-25 session. */
+function sessionPost(
+  server: McpKitServer,
+  sessionId: string,
+  message: unknown,
+  extra: Record<string, string>,
+): Promise<Response> {
+  return server.fetch(
     new Request('http://localhost/mcp', {
       method: 'POST',
       headers: {
@@ -726,11 +743,9 @@ async function openSession(server: McpKitServer, extra: Record<string, string>):
         'mcp-protocol-version': '2025-11-25',
         ...extra,
       },
-      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+      body: JSON.stringify(message),
     }),
   );
-  await initialized.text();
-  return sessionId;
 }
 
 /** The server still serves: health, a REST execute, and an MCP `tools/call` on a new session. */
@@ -749,24 +764,11 @@ async function expectStillServing(server: McpKitServer, extra: Record<string, st
   expect(rest.status).toBe(200);
   expect((await rest.json()).content).toEqual([{ type: 'text', text: 'pong' }]);
   const sessionId = await openSession(server, extra);
-  const call = await server.fetch(
-    new Request('http://localhost/mcp', {
-      method: 'POST',
-      headers: {
-        host: 'localhost',
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-session-id': sessionId,
-        'mcp-protocol-version': '2025-11-25',
-        ...extra,
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 2,
-        method: 'tools/call',
-        params: { name: 'sentinel', arguments: {} },
-      }),
-    }),
+  const call = await sessionPost(
+    server,
+    sessionId,
+    { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'sentinel', arguments: {} } },
+    extra,
   );
   expect(call.status).toBe(200);
   const text = await call.text();

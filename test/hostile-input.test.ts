@@ -116,19 +116,6 @@ async function openSession(server: McpKitServer, protocolVersion = '2025-11-25')
   return sessionId;
 }
 
-/** A raw (string) JSON-RPC POST to `/mcp`. */
-function rawPost(body: string, headers: Record<string, string> = {}): RequestInit {
-  return {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      ...headers,
-    },
-    body,
-  };
-}
-
 /** Every `data:` message of an SSE body, or the JSON body. */
 async function messagesOf(res: Response): Promise<any[]> {
   const text = await res.text();
@@ -243,7 +230,7 @@ describe('prototype pollution on every door', () => {
     const res = await request(
       server,
       '/mcp',
-      rawPost(
+      jsonRpcPost(
         `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"probe","arguments":${HOSTILE_ARGS}}}`,
         { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
       ),
@@ -263,7 +250,7 @@ describe('prototype pollution on every door', () => {
     const res = await request(
       server,
       '/mcp',
-      rawPost(body, {
+      jsonRpcPost(body, {
         'mcp-protocol-version': '2026-07-28',
         'mcp-method': 'tools/call',
         'mcp-name': 'probe',
