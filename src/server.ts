@@ -12,7 +12,7 @@ import { CompletionManager, type CompletionManagerOptions } from './completions/
 import { type EnvConfig, loadEnvConfig } from './config.js';
 import type { DeclarativeToolOptions } from './declarative.js';
 import { McpKitError } from './errors.js';
-import { type RetryPolicy, type ToolCallEvent, ToolExecutor } from './executor.js';
+import { type RetryPolicy, ToolExecutor } from './executor.js';
 import {
   type FetchOptions,
   HttpHandler,
@@ -28,7 +28,7 @@ import type { AuditSink } from './policy/audit.js';
 import type { AuthOptions } from './policy/auth.js';
 import { ListenGuardTransport } from './policy/listenGuard.js';
 import { type AccessRule, type RoleDefinition, visibleItems } from './policy/permissions.js';
-import { LOCAL_CALLER, Policy } from './policy/policy.js';
+import { Policy } from './policy/policy.js';
 import type { RateLimitOptions } from './policy/rateLimit.js';
 import { serveConnection } from './protocol/connection.js';
 import { type CatalogEvents, createSessionServer, type SessionHost } from './protocol/session.js';
@@ -289,30 +289,10 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     ...(options.toolQueueLimit !== undefined && { maxQueue: options.toolQueueLimit }),
     ...(options.toolRetry !== undefined && { retry: options.toolRetry }),
     ...(activePolicy && {
-      authorize: (name, caller, call) => {
-        const grant = activePolicy.grantOf(caller);
-        const needed = !grant.has('tools:execute')
-          ? 'tools:execute'
-          : grant.canSee('tools', name)
-            ? undefined
-            : 'tools rule';
-        if (needed === undefined) return undefined;
-        activePolicy.denied(
-          {
-            caller,
-            ...(call.origin !== undefined && { origin: call.origin }),
-            ...(call.requestId !== undefined && { requestId: String(call.requestId) }),
-          },
-          name,
-          needed,
-        );
-        return needed === 'tools:execute'
-          ? 'Forbidden: running tools needs the tools:execute permission'
-          : `Forbidden: ${name} is not available to this caller`;
-      },
+      authorize: (name, caller, call) => activePolicy.authorizeTool(name, caller, call),
     }),
   });
-  if (policy.audit.enabled) auditToolCalls(executor, policy);
+  if (policy.audit.enabled) policy.auditToolCalls(executor);
 
   const taskManager =
     options.tasks === false ? undefined : new TaskManager(executor, logger, options.tasks ?? {});
@@ -506,33 +486,4 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       await integrations.close();
     },
   };
-}
-
-const REMOTE_ORIGINS = new Set<string>(['http', 'websocket', 'rest']);
-
-/** Turns finished tool calls into `tool.execute` audit events. */
-function auditToolCalls(executor: ToolExecutor, policy: Policy): void {
-  const record = (outcome: 'success' | 'failure') => (event: ToolCallEvent) =>
-    policy.record(
-      {
-        // Without a caller, a remote door means an anonymous client; anything else is local code.
-        caller: event.caller ?? (REMOTE_ORIGINS.has(event.origin) ? undefined : LOCAL_CALLER),
-        origin: event.origin,
-        // The HTTP request's id where there is one, so the call lines up with that request's refusals.
-        ...((event.httpRequestId ?? event.requestId) !== undefined && {
-          requestId: String(event.httpRequestId ?? event.requestId),
-        }),
-        ...(event.clientAddress !== undefined && { address: event.clientAddress }),
-      },
-      {
-        action: 'tool.execute',
-        outcome: event.code === 'FORBIDDEN' ? 'denied' : outcome,
-        target: event.tool,
-        durationMs: Math.round(event.durationMs * 1000) / 1000,
-        ...(event.code !== undefined && { code: event.code }),
-        ...(event.args !== undefined && { details: { arguments: event.args } }),
-      },
-    );
-  executor.on('success', record('success'));
-  for (const name of ['error', 'timeout', 'cancel'] as const) executor.on(name, record('failure'));
 }

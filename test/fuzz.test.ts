@@ -12,6 +12,7 @@
 
 import fc from 'fast-check';
 import { type CreateMcpServerOptions, createMcpServer, type McpKitServer, MemoryAuditSink } from 'mcpkit';
+import { jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ROUTES } from '../src/http/rest.js';
@@ -700,18 +701,8 @@ const INIT = {
 };
 
 async function openSession(server: McpKitServer, extra: Record<string, string>): Promise<string> {
-  const response = await server.fetch(
-    new Request('http://localhost/mcp', {
-      method: 'POST',
-      headers: {
-        host: 'localhost',
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        ...extra,
-      },
-      body: JSON.stringify(INIT),
-    }),
-  );
+  const response = await request(server, '/mcp', jsonRpcPost(INIT, extra));
+
   await response.text();
   const sessionId = response.headers.get('mcp-session-id');
   if (response.status !== 200 || !sessionId) throw new Error(`initialize failed with ${response.status}`);
@@ -732,35 +723,22 @@ function sessionPost(
   message: unknown,
   extra: Record<string, string>,
 ): Promise<Response> {
-  return server.fetch(
-    new Request('http://localhost/mcp', {
-      method: 'POST',
-      headers: {
-        host: 'localhost',
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-session-id': sessionId,
-        'mcp-protocol-version': '2025-11-25',
-        ...extra,
-      },
-      body: JSON.stringify(message),
-    }),
+  return request(
+    server,
+    '/mcp',
+    jsonRpcPost(message, { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25', ...extra }),
   );
 }
 
 /** The server still serves: health, a REST execute, and an MCP `tools/call` on a new session. */
 async function expectStillServing(server: McpKitServer, extra: Record<string, string>): Promise<void> {
-  const health = await server.fetch(
-    new Request('http://localhost/health', { headers: { host: 'localhost', ...extra } }),
-  );
+  const health = await request(server, '/health', { headers: extra });
   expect(health.status).toBe(200);
-  const rest = await server.fetch(
-    new Request('http://localhost/tools/sentinel/execute', {
-      method: 'POST',
-      headers: { host: 'localhost', 'content-type': 'application/json', ...extra },
-      body: '{"arguments":{}}',
-    }),
-  );
+  const rest = await request(server, '/tools/sentinel/execute', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...extra },
+    body: '{"arguments":{}}',
+  });
   expect(rest.status).toBe(200);
   expect((await rest.json()).content).toEqual([{ type: 'text', text: 'pong' }]);
   const sessionId = await openSession(server, extra);
@@ -771,12 +749,7 @@ async function expectStillServing(server: McpKitServer, extra: Record<string, st
     extra,
   );
   expect(call.status).toBe(200);
-  const text = await call.text();
-  const last = text
-    .split('\n')
-    .filter((line) => line.startsWith('data: ') && line.length > 6)
-    .at(-1);
-  const message = JSON.parse(last === undefined ? text : last.slice(6));
+  const message = await readJsonRpc(call);
   expect(message.result.content).toEqual([{ type: 'text', text: 'pong' }]);
 }
 

@@ -116,19 +116,3 @@ export function readBodyLimited(request: Request, limit: number, timeoutMs: numb
   if (Number(request.headers.get('content-length')) > limit) return Promise.resolve({ tooLarge: true });
   return rawBodyOf(request)?.(limit, timeoutMs) ?? readStreamLimited(request.body, limit, timeoutMs);
 }
-
-/**
- * The body read timeout of requests `HttpHandler` serves, keyed by request, for the REST routes
- * (whose signature the handler's option does not reach).
- */
-const bodyTimeouts = new WeakMap<Request, number>();
-
-/** Records the body read timeout in force for `request`. */
-export function setBodyTimeout(request: Request, timeoutMs: number): void {
-  bodyTimeouts.set(request, timeoutMs);
-}
-
-/** The body read timeout recorded for `request`, else the default. */
-export function bodyTimeoutOf(request: Request): number {
-  return bodyTimeouts.get(request) ?? DEFAULT_BODY_TIMEOUT_MS;
-}

@@ -18,8 +18,8 @@ import { type Policy, type PolicyRefusal, type RequestFacts, requestFacts } from
 import { rateLimitHeaders } from '../policy/rateLimit.js';
 import type { HttpMetrics } from '../telemetry/standard.js';
 import { globalTracing, markError, SPAN_KIND, type Tracing } from '../telemetry/tracing.js';
-import type { CallerIdentity, Logger } from '../types.js';
-import { DEFAULT_BODY_TIMEOUT_MS, readBodyLimited, setBodyTimeout } from './bodyText.js';
+import type { Logger } from '../types.js';
+import { DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from './bodyText.js';
 import { MemoryEventStore } from './eventStore.js';
 import {
   JSONRPC_INTERNAL_ERROR,
@@ -218,8 +218,6 @@ export class HttpHandler {
     requestId: string,
     out: { route: string },
   ): Promise<Response> {
-    // The REST routes' body reader finds the body timeout here (serveRest takes no option for it).
-    setBodyTimeout(request, this.options.bodyTimeoutMs);
     const tracing = this.#host.tracing ?? globalTracing;
     const method = request.method;
     const parent = tracing.extract(request.headers);
@@ -305,22 +303,12 @@ export class HttpHandler {
     if (isMcp) {
       out.route = this.#mcpRelative;
       if (facts) requestFacts.set(request, facts);
-      return this.#mcp(request, options, facts?.caller);
+      return this.#mcp(request, options, facts);
     }
     if (!this.#host.rest) return problem('NOT_FOUND', 'No such route', requestId);
     const segments = relative.split('/').slice(1);
     if (segments.at(-1) === '' && segments.length > 1) segments.pop();
-    return serveRest(
-      request,
-      url,
-      segments,
-      requestId,
-      this.#host.rest,
-      this.options.maxBodyBytes,
-      facts?.caller,
-      out,
-      facts,
-    );
+    return serveRest(request, url, segments, requestId, this.#host.rest, this.options, out, facts);
   }
 
   /** The 429 for a refusal by rate: a problem on REST, a JSON-RPC error on `/mcp`. */
@@ -384,7 +372,8 @@ export class HttpHandler {
     return undefined;
   }
 
-  async #mcp(request: Request, options: FetchOptions, caller?: CallerIdentity): Promise<Response> {
+  async #mcp(request: Request, options: FetchOptions, facts?: RequestFacts): Promise<Response> {
+    const caller = facts?.caller;
     const method = request.method;
     if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
       return jsonRpcError(405, JSONRPC_SERVER_ERROR, 'Method not allowed', { allow: 'GET, POST, DELETE' });
@@ -450,23 +439,23 @@ export class HttpHandler {
     });
     if (legacy) {
       if (this.options.stateless) return this.modern.fetch(request, handlerOptions);
-      return this.sessions.handle(request, parsedBody, options.authInfo ?? caller?.authInfo, caller?.id);
+      return this.sessions.handle(request, parsedBody, authInfo, caller?.id);
     }
     return (
       this.#checkParamHeaders(request, parsedBody) ??
-      this.#checkListen(parsedBody, caller) ??
+      this.#checkListen(parsedBody, facts) ??
       this.modern.fetch(request, handlerOptions)
     );
   }
 
   /** The policy's check of a `subscriptions/listen` request, which the SDK answers before any handler. */
-  #checkListen(body: unknown, caller: CallerIdentity | undefined): Response | undefined {
+  #checkListen(body: unknown, facts: RequestFacts | undefined): Response | undefined {
     const policy = this.#host.policy;
-    if (!policy || !caller || body === null || typeof body !== 'object' || Array.isArray(body))
+    if (!policy || !facts?.caller || body === null || typeof body !== 'object' || Array.isArray(body))
       return undefined;
     const message = body as { id?: unknown; method?: unknown; params?: unknown };
     if (message.method !== 'subscriptions/listen') return undefined;
-    const refused = policy.checkListen(message.params, { caller, origin: 'http' });
+    const refused = policy.checkListen(message.params, facts);
     if (refused === undefined) return undefined;
     return new Response(
       JSON.stringify({

@@ -22,7 +22,7 @@ import type { HealthChecks } from '../telemetry/health.js';
 import type { LogRing } from '../telemetry/logs.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { CallerIdentity, Logger } from '../types.js';
-import { bodyTimeoutOf, type LimitedRead, readBodyLimited, textResponse } from './bodyText.js';
+import { type LimitedRead, readBodyLimited, textResponse } from './bodyText.js';
 import { buildOpenApi } from './openapi.js';
 import { json, problem, problemFromError } from './problem.js';
 import { completionRoutes } from './routes/completions.js';
@@ -634,6 +634,12 @@ export function matchRoute(
   return { params: {}, allowed };
 }
 
+/** How large a request body may be, and how long it may take to arrive (the HTTP options). */
+export interface BodyLimits {
+  maxBodyBytes: number;
+  bodyTimeoutMs: number;
+}
+
 /** Serves one REST request; `segments` is the path below the mount point, split on `/`, still encoded. */
 export async function serveRest(
   request: Request,
@@ -641,11 +647,11 @@ export async function serveRest(
   segments: string[],
   requestId: string,
   host: RestHost,
-  maxBodyBytes: number,
-  caller?: CallerIdentity,
+  limits: BodyLimits,
   out: { route: string } = { route: '' },
   facts?: RequestFacts,
 ): Promise<Response> {
+  const caller = facts?.caller;
   let decoded: string[];
   try {
     decoded = segments.map((s) => decodeURIComponent(s));
@@ -696,7 +702,7 @@ export async function serveRest(
     ...(caller && { caller }),
     grant: policy ? policy.grantOf(caller) : FULL_GRANT,
     ...(facts && { facts }),
-    body: () => readJson(request, maxBodyBytes),
+    body: () => readJson(request, limits),
   };
   let response: Response;
   try {
@@ -736,7 +742,7 @@ function acceptable(accept: string, type: string): boolean {
   });
 }
 
-async function readJson(request: Request, maxBodyBytes: number): Promise<unknown> {
+async function readJson(request: Request, { maxBodyBytes, bodyTimeoutMs }: BodyLimits): Promise<unknown> {
   const type = request.headers.get('content-type');
   const contentLength = request.headers.get('content-length');
   if (type === null && (contentLength === null || contentLength === '0') && request.body === null)
@@ -744,17 +750,16 @@ async function readJson(request: Request, maxBodyBytes: number): Promise<unknown
   if (!type || !/^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(type)) {
     throw new McpKitError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json');
   }
-  const timeoutMs = bodyTimeoutOf(request);
   let read: LimitedRead;
   try {
-    read = await readBodyLimited(request, maxBodyBytes, timeoutMs);
+    read = await readBodyLimited(request, maxBodyBytes, bodyTimeoutMs);
   } catch (error) {
     throw new McpKitError('INVALID_REQUEST', 'The body could not be read', { cause: error });
   }
   if (read.tooLarge)
     throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`);
   if (read.timedOut)
-    throw new McpKitError('REQUEST_TIMEOUT', `The body did not arrive within ${timeoutMs} ms`);
+    throw new McpKitError('REQUEST_TIMEOUT', `The body did not arrive within ${bodyTimeoutMs} ms`);
   return parseJson(read.bytes);
 }
 

@@ -592,51 +592,43 @@ export async function attachWebSocket(
     };
     let caller: CallerIdentity | undefined;
     const policyAuth = server.policy.auth;
-    if (!authenticate && policyAuth) {
-      // The server's `auth` decides, exactly as on its HTTP routes.
-      const request = toWebRequest(req);
-      const url = new URL(request.url);
-      const outcome = await policyAuth.authenticate(request, url, () => new URL(path, url.origin));
-      if ('failure' in outcome) {
-        const limited = await server.policy.authFailed(
-          {
-            caller: undefined,
-            origin: 'websocket',
-            ...(req.socket.remoteAddress && { address: req.socket.remoteAddress }),
-          },
-          path,
-          outcome.failure.reason,
-        );
-        release();
-        if (limited) {
-          return refuse(socket, 429, limited.message, {
-            'Retry-After': String(limited.retryAfterSeconds ?? 1),
+    if (authenticate || policyAuth) {
+      if (authenticate) {
+        let decided: AuthenticateResult;
+        try {
+          decided = await authenticate(toWebRequest(req));
+        } catch (error) {
+          logger.error({ err: error }, 'WebSocket authenticate hook failed');
+          release();
+          return refuse(socket, 500, 'Internal error');
+        }
+        if (decided === false) {
+          release();
+          return refuse(socket, 401, 'Unauthorized');
+        }
+        caller = decided;
+      } else {
+        // The server's `auth` decides, exactly as on its HTTP routes.
+        const request = toWebRequest(req);
+        const url = new URL(request.url);
+        const outcome = await policyAuth!.authenticate(request, url, () => new URL(path, url.origin));
+        if ('failure' in outcome) {
+          const address = req.socket.remoteAddress;
+          const facts = { caller: undefined, origin: 'websocket', ...(address && { address }) };
+          const limited = await server.policy.authFailed(facts, path, outcome.failure.reason);
+          release();
+          if (limited) {
+            return refuse(socket, 429, limited.message, {
+              'Retry-After': String(limited.retryAfterSeconds ?? 1),
+            });
+          }
+          return refuse(socket, outcome.failure.status, outcome.failure.message, {
+            'WWW-Authenticate': outcome.failure.challenge,
           });
         }
-        return refuse(socket, outcome.failure.status, outcome.failure.message, {
-          'WWW-Authenticate': outcome.failure.challenge,
-        });
+        caller = outcome.caller;
       }
-      caller = outcome.caller;
-      if (socket.destroyed || closing) {
-        release();
-        if (closing) refuse(socket, 503, 'Server is shutting down');
-        return;
-      }
-    } else if (authenticate) {
-      let decided: AuthenticateResult;
-      try {
-        decided = await authenticate(toWebRequest(req));
-      } catch (error) {
-        logger.error({ err: error }, 'WebSocket authenticate hook failed');
-        release();
-        return refuse(socket, 500, 'Internal error');
-      }
-      if (decided === false) {
-        release();
-        return refuse(socket, 401, 'Unauthorized');
-      }
-      caller = decided;
+      // The decision took time: the client may have gone, or the server begun closing.
       if (socket.destroyed || closing) {
         release();
         if (closing) refuse(socket, 503, 'Server is shutting down');

@@ -227,11 +227,6 @@ export class Authenticator {
     }
   }
 
-  /** Whether callers must authenticate (some method configured and no anonymous access). */
-  get required(): boolean {
-    return this.#anonymous === undefined;
-  }
-
   /** The OAuth options, when in resource-server mode. */
   get oauth(): OAuthResourceOptions | undefined {
     return this.#options.oauth;

@@ -4,6 +4,7 @@
  */
 import { ProtocolError } from '@modelcontextprotocol/server';
 import { ERROR_CODES } from '../errors.js';
+import type { ExecuteOptions, ToolCallEvent, ToolExecutor } from '../executor.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { type AuditEvent, AuditLog, type AuditSink } from './audit.js';
 import { Authenticator, type AuthOptions } from './auth.js';
@@ -122,7 +123,25 @@ export interface PolicyRefusal {
 /** The caller in-process code and stdio act as: the local user. */
 export const LOCAL_CALLER: CallerIdentity = Object.freeze({ id: 'local', roles: ['admin'] });
 
-const REMOTE_DOORS = new Set(['http', 'websocket', 'rest']);
+/** The doors remote clients come through: rate limited, and anonymous without a caller. */
+const REMOTE_DOORS = new Set<string>(['http', 'websocket', 'rest']);
+
+/**
+ * The facts of a tool call (executor options or event) for audit: the HTTP request's id where there
+ * is one, so the call lines up with that request's refusals, else the JSON-RPC id.
+ */
+function callFacts(
+  call: Pick<ExecuteOptions, 'origin' | 'requestId' | 'httpRequestId' | 'clientAddress'>,
+  caller: CallerIdentity | undefined,
+): RequestFacts {
+  const requestId = call.httpRequestId ?? call.requestId;
+  return {
+    caller,
+    ...(call.origin !== undefined && { origin: call.origin }),
+    ...(requestId !== undefined && { requestId: String(requestId) }),
+    ...(call.clientAddress !== undefined && { address: call.clientAddress }),
+  };
+}
 const RATE_LIMITED_JSONRPC = ERROR_CODES.RATE_LIMITED.jsonRpc;
 const FORBIDDEN_JSONRPC = ERROR_CODES.FORBIDDEN.jsonRpc;
 
@@ -156,6 +175,43 @@ export class Policy {
       options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit ?? {}, envRatePerMinute);
     this.limiter = limiter?.active ? limiter : undefined;
     this.audit = new AuditLog(options.audit?.sinks ?? [], logger);
+  }
+
+  /**
+   * Whether `caller` may run the tool `name`: the executor's `authorize` hook. Returns the refusal
+   * message (and records the denial), or `undefined`.
+   */
+  authorizeTool(name: string, caller: CallerIdentity, call: ExecuteOptions): string | undefined {
+    const grant = this.grantOf(caller);
+    const needed = !grant.has('tools:execute')
+      ? 'tools:execute'
+      : grant.canSee('tools', name)
+        ? undefined
+        : 'tools rule';
+    if (needed === undefined) return undefined;
+    this.denied(callFacts(call, caller), name, needed);
+    return needed === 'tools:execute'
+      ? 'Forbidden: running tools needs the tools:execute permission'
+      : `Forbidden: ${name} is not available to this caller`;
+  }
+
+  /** Turns every finished tool call of `executor` into a `tool.execute` audit event. */
+  auditToolCalls(executor: ToolExecutor): void {
+    const record = (outcome: 'success' | 'failure') => (event: ToolCallEvent) =>
+      this.record(
+        // Without a caller, a remote door means an anonymous client; anything else is local code.
+        callFacts(event, event.caller ?? (REMOTE_DOORS.has(event.origin) ? undefined : LOCAL_CALLER)),
+        {
+          action: 'tool.execute',
+          outcome: event.code === 'FORBIDDEN' ? 'denied' : outcome,
+          target: event.tool,
+          durationMs: Math.round(event.durationMs * 1000) / 1000,
+          ...(event.code !== undefined && { code: event.code }),
+          ...(event.args !== undefined && { details: { arguments: event.args } }),
+        },
+      );
+    executor.on('success', record('success'));
+    for (const name of ['error', 'timeout', 'cancel'] as const) executor.on(name, record('failure'));
   }
 
   /** What `caller` may do. No caller means in-process code or stdio: the local user, unrestricted. */
