@@ -1,18 +1,18 @@
 /**
  * Operations costs: `tools/call` throughput in memory with the standard metrics on against off (the
- * metrics hook into every call), with OpenTelemetry tracing on against off, and start-up time to
- * listening with 1,000 tools.
+ * metrics hook into every call), with OpenTelemetry tracing on against off in memory and over
+ * Streamable HTTP, and start-up time to listening with 1,000 tools.
  *
  * Tracing "on" is an SDK `BasicTracerProvider` whose processor drops spans, handed to the server as
- * `tracing: { tracer, api }`, so each call really creates and ends its spans (the MCP request and the
- * tool run); "off" is `tracing: false`. Measured twice: without a context manager, and with the
+ * `tracing: { tracer, api }`, so each call really creates and ends its spans (the `tools/call` span,
+ * and over HTTP the HTTP request's); "off" is `tracing: false`. In memory it is measured twice: without a context manager, and with the
  * `AsyncLocalStorageContextManager` a Node application registers to get nested spans. That manager
  * slows every promise in the process once enabled, whoever creates the spans, so both sides of the
  * second pair run with it enabled: the difference is what mcpkit's spans add.
  */
 
 import { performance } from 'node:perf_hooks';
-import { Client } from '@modelcontextprotocol/client';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { InMemoryTransport } from '@modelcontextprotocol/server';
 import * as otel from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -21,16 +21,24 @@ import { createMcpServer } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { z } from 'zod';
 import { median, settle, throughput } from './measure.js';
+import { benchFetch } from './targets.js';
+
+/** Medians of alternating on/off rounds: throughput and this process's CPU time per call. */
+export interface OnOff {
+  on: number;
+  off: number;
+  cpuOn: number;
+  cpuOff: number;
+}
 
 export interface OperationsFigures {
-  metricsOn: number;
-  metricsOff: number;
-  /** Tracing on and off, without a context manager. */
-  tracingOn: number;
-  tracingOff: number;
-  /** Tracing on and off, with the AsyncLocalStorage context manager enabled for both. */
-  tracingAlsOn: number;
-  tracingAlsOff: number;
+  metrics: OnOff;
+  /** Tracing on and off in memory, without a context manager. */
+  tracing: OnOff;
+  /** The same with the AsyncLocalStorage context manager enabled for both. */
+  tracingAls: OnOff;
+  /** Tracing on and off over Streamable HTTP on loopback (SDK client, 2025-era session). */
+  tracingHttp: OnOff;
   startupMs: number;
 }
 
@@ -43,72 +51,97 @@ const drop: SpanProcessor = {
 const provider = new BasicTracerProvider({ spanProcessors: [drop] });
 const TRACING_ON = { tracer: provider.getTracer('bench'), api: otel };
 
-async function connected(metrics: boolean, tracing: typeof TRACING_ON | false = false) {
-  const server = createMcpServer({ logLevel: 'silent', metrics, tracing });
-  server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
-  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  await server.connect(serverSide);
-  const client = new Client({ name: 'bench', version: '0' });
-  await client.connect(clientSide);
-  return { client, close: async () => client.close() };
+interface Served {
+  call(): Promise<unknown>;
+  close(): Promise<void>;
 }
+
+/** An mcpkit server with one echo tool, and an SDK client calling it in memory or over HTTP. */
+async function serve(
+  transport: 'memory' | 'http',
+  options: { metrics: boolean; tracing: typeof TRACING_ON | false },
+): Promise<Served> {
+  const server = createMcpServer({ logLevel: 'silent', ...options });
+  server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
+  const client = new Client({ name: 'bench', version: '0' });
+  let stop: () => Promise<void>;
+  if (transport === 'memory') {
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    await client.connect(clientSide);
+    stop = async () => {};
+  } else {
+    const listening = await listen(server, { port: 0, websocket: false, closeGraceMs: 1_000 });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${listening.url}/mcp`), { fetch: benchFetch }),
+    );
+    stop = () => listening.close();
+  }
+  return {
+    call: () => client.callTool({ name: 'echo', arguments: { text: 'hi' } }),
+    close: async () => {
+      await client.close().catch(() => {});
+      await stop();
+    },
+  };
+}
+
+/** Alternating rounds, 64 in flight, of a server with the feature on and one with it off. */
+async function onOff(
+  make: (on: boolean) => Promise<Served>,
+  rounds: number,
+  durationMs: number,
+): Promise<OnOff> {
+  const served = { on: await make(true), off: await make(false) };
+  await throughput(served.on.call, 64, durationMs);
+  await throughput(served.off.call, 64, durationMs);
+  const ops = { on: [] as number[], off: [] as number[] };
+  const cpu = { on: [] as number[], off: [] as number[] };
+  for (let round = 0; round < rounds; round++) {
+    for (const which of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+      await settle();
+      const run = await throughput(served[which].call, 64, durationMs);
+      ops[which].push(run.opsPerSec);
+      cpu[which].push(run.cpuUsPerOp);
+    }
+  }
+  await served.on.close();
+  await served.off.close();
+  return { on: median(ops.on), off: median(ops.off), cpuOn: median(cpu.on), cpuOff: median(cpu.off) };
+}
+
+const cost = (f: OnOff): string => `${((1 - f.on / f.off) * 100).toFixed(1)} %`;
+const cpuCost = (f: OnOff): string => `${(f.cpuOn - f.cpuOff).toFixed(1)} µs`;
 
 export async function measureOperations(
   log: (m: string) => void,
   quick: boolean,
 ): Promise<OperationsFigures> {
-  const on = await connected(true);
-  const off = await connected(false);
-  const call = (c: Client) => () => c.callTool({ name: 'echo', arguments: { text: 'hi' } });
   const duration = quick ? 500 : 1500;
-  await throughput(call(on.client), 64, quick ? 500 : 1500);
-  await throughput(call(off.client), 64, quick ? 500 : 1500);
-  const results = { on: [] as number[], off: [] as number[] };
-  for (let round = 0; round < (quick ? 1 : 3); round++) {
-    for (const which of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-      await settle();
-      results[which].push(
-        (await throughput(call((which === 'on' ? on : off).client), 64, duration)).opsPerSec,
-      );
-    }
-  }
-  await on.close();
-  await off.close();
-  log(`  metrics on ${Math.round(median(results.on))} ops/s, off ${Math.round(median(results.off))} ops/s`);
+  const rounds = quick ? 1 : 5;
+  const report = (label: string, f: OnOff) =>
+    log(
+      `  ${label}: on ${Math.round(f.on)} ops/s (${f.cpuOn.toFixed(1)} µs CPU), off ${Math.round(f.off)} ops/s (${f.cpuOff.toFixed(1)} µs CPU), cost ${cost(f)}`,
+    );
 
-  /** Alternating rounds of tracing on and off; medians of each. */
-  const tracingPair = async (): Promise<{ on: number; off: number }> => {
-    const traced = await connected(true, TRACING_ON);
-    const plain = await connected(true, false);
-    await throughput(call(traced.client), 64, quick ? 500 : 1500);
-    await throughput(call(plain.client), 64, quick ? 500 : 1500);
-    const got = { on: [] as number[], off: [] as number[] };
-    for (let round = 0; round < (quick ? 1 : 5); round++) {
-      for (const which of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-        await settle();
-        got[which].push(
-          (await throughput(call((which === 'on' ? traced : plain).client), 64, duration)).opsPerSec,
-        );
-      }
-    }
-    await traced.close();
-    await plain.close();
-    return { on: median(got.on), off: median(got.off) };
-  };
-  const tracing = await tracingPair();
-  log(`  tracing on ${Math.round(tracing.on)} ops/s, off ${Math.round(tracing.off)} ops/s`);
+  const metrics = await onOff((on) => serve('memory', { metrics: on, tracing: false }), rounds, duration);
+  report('metrics, in memory', metrics);
+  const traced = (transport: 'memory' | 'http') => (on: boolean) =>
+    serve(transport, { metrics: true, tracing: on ? TRACING_ON : false });
+  const tracing = await onOff(traced('memory'), rounds, duration);
+  report('tracing, in memory', tracing);
+  const tracingHttp = await onOff(traced('http'), rounds, duration);
+  report('tracing, Streamable HTTP', tracingHttp);
   const contextManager = new AsyncLocalStorageContextManager().enable();
   otel.context.setGlobalContextManager(contextManager);
-  let tracingAls: { on: number; off: number };
+  let tracingAls: OnOff;
   try {
-    tracingAls = await tracingPair();
+    tracingAls = await onOff(traced('memory'), rounds, duration);
   } finally {
     otel.context.disable();
     contextManager.disable();
   }
-  log(
-    `  with AsyncLocalStorage: tracing on ${Math.round(tracingAls.on)} ops/s, off ${Math.round(tracingAls.off)} ops/s`,
-  );
+  report('tracing, in memory, AsyncLocalStorage context manager', tracingAls);
 
   const startups: number[] = [];
   for (let i = 0; i < (quick ? 2 : 5); i++) {
@@ -127,32 +160,22 @@ export async function measureOperations(
     await listening.close();
   }
   log(`  start-up to listening with 1,000 tools: ${median(startups).toFixed(0)} ms`);
-  return {
-    metricsOn: median(results.on),
-    metricsOff: median(results.off),
-    tracingOn: tracing.on,
-    tracingOff: tracing.off,
-    tracingAlsOn: tracingAls.on,
-    tracingAlsOff: tracingAls.off,
-    startupMs: median(startups),
-  };
+  return { metrics, tracing, tracingAls, tracingHttp, startupMs: median(startups) };
 }
 
 export function renderOperations(f: OperationsFigures): string {
+  const row = (label: string, x: OnOff) =>
+    `| ${label} | ${Math.round(x.on).toLocaleString('en-US')} | ${Math.round(x.off).toLocaleString('en-US')} | ${cost(x)} | ${x.cpuOn.toFixed(1)} / ${x.cpuOff.toFixed(1)} | ${cpuCost(x)} |`;
   return [
-    '**Operations** (in-memory `tools/call`, 64 in flight; start-up is `createMcpServer` + 1,000 tools + `listen`):',
+    '**Operations** (`tools/call` of an echo tool, 64 in flight, SDK v2 client; on and off alternate, medians; CPU is this process, client included. Tracing "on" is an SDK `BasicTracerProvider` whose processor drops the spans):',
     '',
-    '| Measurement | Figure |',
-    '| --- | ---: |',
-    `| throughput with standard metrics on | ${Math.round(f.metricsOn).toLocaleString('en-US')} ops/s |`,
-    `| throughput with metrics off (\`metrics: false\`) | ${Math.round(f.metricsOff).toLocaleString('en-US')} ops/s |`,
-    `| cost of metrics | ${((1 - f.metricsOn / f.metricsOff) * 100).toFixed(1)} % |`,
-    `| throughput with tracing on (SDK provider, spans dropped), no context manager | ${Math.round(f.tracingOn).toLocaleString('en-US')} ops/s |`,
-    `| throughput with tracing off (\`tracing: false\`), no context manager | ${Math.round(f.tracingOff).toLocaleString('en-US')} ops/s |`,
-    `| cost of tracing, no context manager | ${((1 - f.tracingOn / f.tracingOff) * 100).toFixed(1)} % |`,
-    `| throughput with tracing on, AsyncLocalStorage context manager | ${Math.round(f.tracingAlsOn).toLocaleString('en-US')} ops/s |`,
-    `| throughput with tracing off, AsyncLocalStorage context manager | ${Math.round(f.tracingAlsOff).toLocaleString('en-US')} ops/s |`,
-    `| cost of tracing with the context manager | ${((1 - f.tracingAlsOn / f.tracingAlsOff) * 100).toFixed(1)} % |`,
-    `| start-up to listening with 1,000 tools | ${f.startupMs.toFixed(0)} ms |`,
+    '| Feature, transport | on (ops/s) | off (ops/s) | cost | CPU per call, on / off (µs) | CPU cost per call |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    row('standard metrics, in memory', f.metrics),
+    row('tracing, in memory, no context manager', f.tracing),
+    row('tracing, in memory, AsyncLocalStorage context manager on both sides', f.tracingAls),
+    row('tracing, Streamable HTTP on loopback', f.tracingHttp),
+    '',
+    `Start-up to listening (\`createMcpServer\` + 1,000 tools + \`listen\`): ${f.startupMs.toFixed(0)} ms.`,
   ].join('\n');
 }

@@ -16,7 +16,13 @@ import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog, ToolContext } 
 import { McpKitError, type McpKitErrorCode, publicErrorMessage, scrubPaths } from './errors.js';
 import { formatIssues } from './schema.js';
 import { isTaskContinuation } from './tasks/continuation.js';
-import { globalTracing, markError, type Tracing } from './telemetry/tracing.js';
+import {
+  globalTracing,
+  markError,
+  type SpanAttributes,
+  type SpanLike,
+  type Tracing,
+} from './telemetry/tracing.js';
 import type { CallerIdentity, Logger } from './types.js';
 
 /** The `_meta` key under which mcpkit reports why a call failed: `{ code, errorId? }`. */
@@ -44,6 +50,12 @@ export interface ExecuteOptions {
   mcp?: ServerContext;
   /** The capabilities the client declared at initialisation (2025 era), for `ctx.sample`. */
   clientCapabilities?: () => ClientCapabilities | undefined;
+  /**
+   * A span that already stands for this execution, such as the `tools/call {tool}` server span of
+   * an MCP request: the executor records the outcome on it instead of starting an
+   * `execute_tool {tool}` span of its own (the OpenTelemetry MCP conventions ask for one span).
+   */
+  span?: SpanLike;
   /** @internal nesting depth of `ctx.callTool`. */
   depth?: number;
   /**
@@ -159,6 +171,19 @@ export function toCallToolResult(value: unknown): CallToolResult {
   return { content: [{ type: 'text', text: JSON.stringify(value) }], structuredContent: { result: value } };
 }
 
+/**
+ * Marks `span` failed when `result` is a tool error, as the OpenTelemetry MCP conventions ask:
+ * `error.type` is `tool_error`, and mcpkit's own code goes in `mcpkit.error.code`.
+ */
+function recordOutcome(span: SpanLike, result: CallToolResult): CallToolResult {
+  if (result.isError) {
+    const code = errorCodeOf(result) ?? 'UPSTREAM_ERROR';
+    span.setAttribute('mcpkit.error.code', code);
+    markError(span, 'tool_error', code);
+  }
+  return result;
+}
+
 /** An `isError` result carrying mcpkit's error code (and error id) in `_meta`. */
 export function errorResult(code: McpKitErrorCode, message: string, errorId?: string): CallToolResult {
   return {
@@ -253,22 +278,30 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     return this.executeTool(tool, args, options);
   }
 
-  /** Runs an already-resolved tool, in a `tool <name>` span when tracing is on. */
+  /**
+   * Runs an already-resolved tool: in an `execute_tool <name>` span when tracing is on, or recording
+   * onto `options.span` when the caller has one for it.
+   */
   executeTool(tool: RegisteredTool, args: unknown, options: ExecuteOptions = {}): Promise<CallToolResult> {
+    const given = options.span;
+    if (given) return this.#executeTool(tool, args, options).then((result) => recordOutcome(given, result));
     if (!this.#tracing.enabled) return this.#executeTool(tool, args, options);
     return this.#tracing.span(
-      `tool ${tool.name}`,
+      `execute_tool ${tool.name}`,
       async (span) => {
         const result = await this.#executeTool(tool, args, options);
-        if (span && result.isError) markError(span, errorCodeOf(result) ?? 'UPSTREAM_ERROR');
-        return result;
+        return span ? recordOutcome(span, result) : result;
       },
       {
-        attributes: () => ({
-          'mcp.tool.name': tool.name,
-          'mcpkit.origin': options.origin ?? 'internal',
-          ...(options.caller && { 'mcpkit.caller.id': options.caller.id }),
-        }),
+        attributes: () => {
+          const attributes: SpanAttributes = {
+            'gen_ai.operation.name': 'execute_tool',
+            'gen_ai.tool.name': tool.name,
+            'mcpkit.origin': options.origin ?? 'internal',
+          };
+          if (options.caller) attributes['mcpkit.caller.id'] = options.caller.id;
+          return attributes;
+        },
       },
     );
   }
@@ -280,18 +313,17 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
   ): Promise<CallToolResult> {
     const started = performance.now();
     const origin = options.origin ?? 'internal';
-    const event = (extra?: Partial<ToolCallEvent>): ToolCallEvent => ({
-      tool: tool.name,
-      origin,
-      ...(options.caller && { caller: options.caller }),
-      ...(options.sessionId !== undefined && { sessionId: options.sessionId }),
-      ...(options.requestId !== undefined && { requestId: options.requestId }),
-      ...(options.httpRequestId !== undefined && { httpRequestId: options.httpRequestId }),
-      ...(options.clientAddress !== undefined && { clientAddress: options.clientAddress }),
-      ...(args !== undefined && { args }),
-      durationMs: performance.now() - started,
-      ...extra,
-    });
+    // Built field by field (not with conditional spreads): two of these per call on the hot path.
+    const event = (extra?: Partial<ToolCallEvent>): ToolCallEvent => {
+      const built: ToolCallEvent = { tool: tool.name, origin, durationMs: performance.now() - started };
+      if (options.caller) built.caller = options.caller;
+      if (options.sessionId !== undefined) built.sessionId = options.sessionId;
+      if (options.requestId !== undefined) built.requestId = options.requestId;
+      if (options.httpRequestId !== undefined) built.httpRequestId = options.httpRequestId;
+      if (options.clientAddress !== undefined) built.clientAddress = options.clientAddress;
+      if (args !== undefined) built.args = args;
+      return extra ? Object.assign(built, extra) : built;
+    };
     this.#emit('start', event, { durationMs: 0 });
 
     const depth = options.depth ?? 0;
@@ -610,6 +642,10 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
 /**
  * The life of one call: its timeout, its caller's signal, and an `AbortSignal` for the handler that
  * is only built when the handler asks for it (building one costs more than the rest of a call).
+ *
+ * The timeout's timer is armed only once the handler has returned a promise (or thrown, since
+ * retries may follow), for what is left of the timeout by then: a handler that answers
+ * synchronously is done before any timer could fire, so it costs no timer at all.
  */
 class CallScope {
   ended = false;
@@ -617,20 +653,34 @@ class CallScope {
   #reason: unknown;
   #controller: AbortController | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #started: number;
+  readonly #timeoutMs: number;
+  readonly #toolName: string;
   readonly #parent: AbortSignal | undefined;
   #onParentAbort: (() => void) | undefined;
   #reject: ((reason: unknown) => void) | undefined;
 
   constructor(parent: AbortSignal | undefined, timeoutMs: number, toolName: string, eager: boolean) {
+    this.#started = performance.now();
+    this.#timeoutMs = timeoutMs;
+    this.#toolName = toolName;
     this.#parent = parent;
     if (parent?.aborted) this.#end(parent.reason, false);
     else if (eager) this.#joinParent();
-    if (timeoutMs > 0 && !this.ended) {
-      this.#timer = setTimeout(
-        () => this.#end(new McpKitError('TIMEOUT', `Tool ${toolName} timed out after ${timeoutMs} ms`), true),
-        timeoutMs,
-      );
-    }
+  }
+
+  /** Starts the timeout's clock, once, for the time the call has left. */
+  #arm(): void {
+    if (this.#timer !== undefined || !(this.#timeoutMs > 0) || this.ended) return;
+    const left = this.#timeoutMs - (performance.now() - this.#started);
+    this.#timer = setTimeout(
+      () =>
+        this.#end(
+          new McpKitError('TIMEOUT', `Tool ${this.#toolName} timed out after ${this.#timeoutMs} ms`),
+          true,
+        ),
+      Math.max(0, left),
+    );
   }
 
   get signal(): AbortSignal {
@@ -661,9 +711,11 @@ class CallScope {
     try {
       value = fn();
     } catch (error) {
+      this.#arm();
       return Promise.reject(error);
     }
     if (!isPromiseLike(value)) return Promise.resolve(value);
+    this.#arm();
     if (this.#timer === undefined && this.#onParentAbort === undefined) return value;
     return new Promise<T>((resolve, reject) => {
       this.#reject = reject;

@@ -125,6 +125,39 @@ describe('timeouts and cancellation', () => {
     }
   });
 
+  it('arms the timeout only once a handler goes async, for the time it has left', async () => {
+    vi.useFakeTimers();
+    try {
+      const s = server();
+      // A synchronous answer is complete before any timer could fire: none is armed.
+      s.tools.register({ name: 'sync', timeoutMs: 1000, handler: () => `timers: ${vi.getTimerCount()}` });
+      expect((await s.executor.execute('sync', {})).content).toEqual([{ type: 'text', text: 'timers: 0' }]);
+      // 400 ms of synchronous work before going async leaves 600 ms of the 1000 ms timeout.
+      const entered = deferred();
+      s.tools.register({
+        name: 'late',
+        timeoutMs: 1000,
+        handler: () => {
+          vi.advanceTimersByTime(400);
+          entered.resolve();
+          return new Promise<never>(() => {});
+        },
+      });
+      let settled = false;
+      const pending = s.executor.execute('late', {}).finally(() => {
+        settled = true;
+      });
+      await entered.promise;
+      expect(vi.getTimerCount()).toBe(1);
+      await vi.advanceTimersByTimeAsync(599);
+      expect(settled).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(errorCodeOf(await pending)).toBe('TIMEOUT');
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('a per-call timeout overrides the tool default; 0 disables it', async () => {
     vi.useFakeTimers();
     try {

@@ -3,7 +3,7 @@
  * by a third-party parser), bounded labels, structured logs behind GET /logs with redaction,
  * readiness checks, and configuration errors that name the variable.
  */
-import { ConfigError, createMcpServer, loadEnvConfig } from 'mcpkit';
+import { ConfigError, createMcpServer, loadEnvConfig, MetricsRegistry } from 'mcpkit';
 import { connectClient, request } from 'mcpkit/testing';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { describe, expect, it } from 'vitest';
@@ -88,6 +88,37 @@ describe('metrics', () => {
       'mcpkit_http_requests_total{route="/resources/:uri",method="GET",status="200"} 10000',
     ]);
     expect(text.split('\n').length).toBeLessThan(400);
+  });
+
+  it('finds each label set again, with no labels, with missing ones, and past the series cap', () => {
+    const registry = new MetricsRegistry({ maxSeries: 3 });
+    const plain = registry.counter('plain_total', 'No labels');
+    const pairs = registry.counter('pairs_total', 'Two labels', ['a', 'b']);
+    plain.inc();
+    plain.inc({}, 2);
+    pairs.inc({ a: 'x', b: 'y' });
+    pairs.inc({ a: 'x', b: 'z' });
+    pairs.inc({ a: 'x', b: 'y' }, 5);
+    pairs.inc({ a: 'x' }); // a missing label reads as ''
+    pairs.inc({ a: 'x', b: '' });
+    pairs.inc({ a: 'q', b: 'y' }); // a fourth set: folded into "other"
+    pairs.inc({ a: 'r', b: 'y' });
+    expect(plain.get()).toBe(3);
+    expect(pairs.get({ a: 'x', b: 'y' })).toBe(6);
+    expect(pairs.get({ a: 'x', b: 'z' })).toBe(1);
+    expect(pairs.get({ a: 'x', b: '' })).toBe(2);
+    expect(pairs.get({ a: 'other', b: 'other' })).toBe(2);
+    expect(
+      registry
+        .render()
+        .split('\n')
+        .filter((l) => l.startsWith('pairs_total')),
+    ).toEqual([
+      'pairs_total{a="x",b="y"} 6',
+      'pairs_total{a="x",b="z"} 1',
+      'pairs_total{a="x",b=""} 2',
+      'pairs_total{a="other",b="other"} 2',
+    ]);
   });
 
   it('answers JSON for Accept: application/json, and user metrics join the registry', async () => {

@@ -67,7 +67,7 @@ afterAll(async () => {
 afterEach(() => exporter.reset());
 
 describe('spans with a globally registered provider', () => {
-  it('nests HTTP → MCP request → tool under the incoming traceparent', async () => {
+  it('nests HTTP → tools/call under the incoming traceparent, one span for the call and its run', async () => {
     const server = fixtureServer();
     const headers = await openSession(server);
     exporter.reset();
@@ -82,14 +82,18 @@ describe('spans with a globally registered provider', () => {
     expect((await readJsonRpc(res)).result.structuredContent).toEqual({ sum: 3 });
 
     const http = one('POST /mcp');
-    const mcp = one('tools/call');
-    const tool = one('tool add');
+    const mcp = one('tools/call add');
+    // The MCP conventions: the server span of tools/call is the tool's execution span.
+    expect(
+      exporter
+        .getFinishedSpans()
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual(['POST /mcp', 'tools/call add']);
     expect(http.spanContext().traceId).toBe(TRACE_ID);
     expect(parentOf(http)).toBe(PARENT_ID);
     expect(parentOf(mcp)).toBe(http.spanContext().spanId);
-    expect(parentOf(tool)).toBe(mcp.spanContext().spanId);
     expect(mcp.spanContext().traceId).toBe(TRACE_ID);
-    expect(tool.spanContext().traceId).toBe(TRACE_ID);
 
     expect(http.kind).toBe(otel.SpanKind.SERVER);
     expect(http.attributes).toMatchObject({
@@ -98,15 +102,69 @@ describe('spans with a globally registered provider', () => {
       'http.response.status_code': 200,
     });
     expect(mcp.kind).toBe(otel.SpanKind.SERVER);
-    expect(mcp.attributes).toMatchObject({
+    expect(mcp.attributes).toEqual({
       'mcp.method.name': 'tools/call',
-      'mcp.tool.name': 'add',
+      'gen_ai.operation.name': 'execute_tool',
+      'gen_ai.tool.name': 'add',
       'mcp.session.id': headers['mcp-session-id'],
       'jsonrpc.request.id': '2',
+      'network.transport': 'tcp',
+      'network.protocol.name': 'http',
       'mcpkit.origin': 'http',
     });
-    expect(tool.attributes).toMatchObject({ 'mcp.tool.name': 'add', 'mcpkit.origin': 'http' });
-    expect(tool.status.code).toBe(otel.SpanStatusCode.UNSET);
+    expect(mcp.status.code).toBe(otel.SpanStatusCode.UNSET);
+    await server.close();
+  });
+
+  it('marks a tools/call span whose tool failed with tool_error, and keeps made-up names out of span names', async () => {
+    const server = fixtureServer();
+    const headers = await openSession(server);
+    exporter.reset();
+    const call = (id: number, name: string) =>
+      request(
+        server,
+        '/mcp',
+        jsonRpcPost({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } }, headers),
+      ).then(readJsonRpc);
+    expect((await call(5, 'boom')).result.isError).toBe(true);
+    const boom = one('tools/call boom');
+    expect(boom.status.code).toBe(otel.SpanStatusCode.ERROR);
+    expect(boom.attributes).toMatchObject({ 'error.type': 'tool_error', 'mcpkit.error.code': 'INTERNAL' });
+
+    expect((await call(6, 'made-up-name-42')).error.code).toBe(-32602);
+    const unknown = one('tools/call');
+    expect(unknown.attributes).toMatchObject({
+      'gen_ai.tool.name': 'made-up-name-42',
+      'error.type': '-32602',
+    });
+    await server.close();
+  });
+
+  it('takes the parent from params._meta.traceparent and links the HTTP request span', async () => {
+    const server = fixtureServer();
+    const headers = await openSession(server);
+    exporter.reset();
+    const res = await request(
+      server,
+      '/mcp',
+      jsonRpcPost(
+        {
+          jsonrpc: '2.0',
+          id: 7,
+          method: 'tools/call',
+          params: { name: 'add', arguments: { a: 2, b: 2 }, _meta: { traceparent: TRACEPARENT } },
+        },
+        headers,
+      ),
+    );
+    expect((await readJsonRpc(res)).result.structuredContent).toEqual({ sum: 4 });
+    const http = one('POST /mcp');
+    const mcp = one('tools/call add');
+    expect(parentOf(http)).toBeUndefined();
+    expect(http.spanContext().traceId).not.toBe(TRACE_ID);
+    expect(mcp.spanContext().traceId).toBe(TRACE_ID);
+    expect(parentOf(mcp)).toBe(PARENT_ID);
+    expect(mcp.links.map((l) => l.context.spanId)).toEqual([http.spanContext().spanId]);
     await server.close();
   });
 
@@ -128,12 +186,17 @@ describe('spans with a globally registered provider', () => {
       handler: async (_args, ctx) => ctx.callTool('add', { a: 2, b: 3 }),
     });
     await server.executor.execute('outer', {}, { caller: { id: 'user-7' }, origin: 'rest' });
-    const outer = one('tool outer');
-    const inner = one('tool add');
+    const outer = one('execute_tool outer');
+    const inner = one('execute_tool add');
     expect(parentOf(outer)).toBeUndefined();
     expect(parentOf(inner)).toBe(outer.spanContext().spanId);
     expect(inner.spanContext().traceId).toBe(outer.spanContext().traceId);
-    expect(outer.attributes).toMatchObject({ 'mcpkit.caller.id': 'user-7', 'mcpkit.origin': 'rest' });
+    expect(outer.attributes).toMatchObject({
+      'gen_ai.operation.name': 'execute_tool',
+      'gen_ai.tool.name': 'outer',
+      'mcpkit.caller.id': 'user-7',
+      'mcpkit.origin': 'rest',
+    });
     expect(inner.attributes).toMatchObject({ 'mcpkit.caller.id': 'user-7', 'mcpkit.origin': 'internal' });
     await server.close();
   });
@@ -164,9 +227,9 @@ describe('spans with a globally registered provider', () => {
     const server = fixtureServer();
     const result = await server.executor.execute('boom', {});
     expect(result.isError).toBe(true);
-    const boom = one('tool boom');
+    const boom = one('execute_tool boom');
     expect(boom.status.code).toBe(otel.SpanStatusCode.ERROR);
-    expect(boom.attributes['error.type']).toBe('INTERNAL');
+    expect(boom.attributes).toMatchObject({ 'error.type': 'tool_error', 'mcpkit.error.code': 'INTERNAL' });
 
     const headers = await openSession(server);
     exporter.reset();
@@ -178,7 +241,7 @@ describe('spans with a globally registered provider', () => {
     expect((await readJsonRpc(res)).error).toBeDefined();
     const get = one('prompts/get');
     expect(get.status.code).toBe(otel.SpanStatusCode.ERROR);
-    expect(get.attributes['mcp.prompt.name']).toBe('nope');
+    expect(get.attributes).toMatchObject({ 'gen_ai.prompt.name': 'nope', 'error.type': '-32602' });
     await server.close();
   });
 
@@ -215,7 +278,7 @@ describe('spans with a globally registered provider', () => {
     expect(steps).toHaveLength(2);
     for (const step of steps) expect(parentOf(step)).toBe(completion.spanContext().spanId);
     const first = steps.find((s) => s.attributes['mcpkit.completion.step'] === 0)!;
-    expect(parentOf(one('tool add'))).toBe(first.spanContext().spanId);
+    expect(parentOf(one('execute_tool add'))).toBe(first.spanContext().spanId);
     expect(completion.attributes).toMatchObject({
       'gen_ai.provider.name': 'scripted',
       'gen_ai.request.model': 'm',
@@ -238,7 +301,7 @@ describe('spans with a globally registered provider', () => {
     const server = createMcpServer({ logLevel: 'silent', tracing: { tracer, api: otel } });
     server.tools.register({ name: 'noop', handler: () => 'ok' });
     await server.executor.execute('noop', {});
-    expect(one('tool noop').instrumentationScope.name).toBe('explicit');
+    expect(one('execute_tool noop').instrumentationScope.name).toBe('explicit');
     await server.close();
   });
 });

@@ -22,7 +22,13 @@ import { type Policy, type RequestFacts, requestFacts } from '../policy/policy.j
 import { isTaskContinuation, type TaskWork } from '../tasks/continuation.js';
 import { TASKS_EXTENSION_ID, type TaskManager } from '../tasks/manager.js';
 import { createTaskResult, declaresTasks, detailedTask, TASKS_REQUIRED_CAPABILITIES } from '../tasks/wire.js';
-import { globalTracing, SPAN_KIND, type SpanAttributes, type Tracing } from '../telemetry/tracing.js';
+import {
+  globalTracing,
+  SPAN_KIND,
+  type SpanAttributes,
+  type SpanLike,
+  type Tracing,
+} from '../telemetry/tracing.js';
 import type { CallerIdentity, Logger } from '../types.js';
 
 /** Catalog change events every live session listens to. */
@@ -153,11 +159,18 @@ class McpCallOptions implements ExecuteOptions {
   readonly onProgress: ExecuteOptions['onProgress'];
   clientCapabilities: ExecuteOptions['clientCapabilities'];
   acceptTaskContinuation: boolean | undefined;
+  /** The `tools/call` request's span, which the tool's execution reports into. */
+  readonly span: SpanLike | undefined;
   readonly #ctx: ServerContext;
   #log: ClientLog | undefined;
   #mcp: ServerContext | undefined;
 
-  constructor(ctx: ServerContext, options: SessionOptions, progressToken: string | number | undefined) {
+  constructor(
+    ctx: ServerContext,
+    options: SessionOptions,
+    progressToken: string | number | undefined,
+    span: SpanLike | undefined,
+  ) {
     this.#ctx = ctx;
     this.signal = ctx.mcpReq.signal;
     this.requestId = ctx.mcpReq.id;
@@ -167,6 +180,7 @@ class McpCallOptions implements ExecuteOptions {
     this.sessionId = ctx.sessionId;
     this.caller = callerOf(ctx, options.caller);
     this.origin = options.origin;
+    this.span = span;
     if (progressToken !== undefined) {
       this.onProgress = (progress, total, message) =>
         ctx.mcpReq.notify({
@@ -192,21 +206,52 @@ class McpCallOptions implements ExecuteOptions {
   }
 }
 
-/** Span attributes that name what an MCP request is about: the tool, prompt or resource. */
-function targetAttributes(
+/** `network.transport` and `network.protocol.name` of the OpenTelemetry MCP conventions, by origin. */
+const NETWORK: Partial<Record<CallOrigin, [transport: string, protocol?: string]>> = {
+  stdio: ['pipe'],
+  http: ['tcp', 'http'],
+  websocket: ['tcp', 'websocket'],
+};
+
+/**
+ * The attributes of an MCP request's server span (OpenTelemetry MCP conventions): the method, the
+ * request and session ids, the transport, the caller, and what the request is about. Assigned one
+ * by one: the OpenTelemetry SDK handles a spread-built object more slowly.
+ */
+function requestAttributes(
   method: string,
   params: { name?: unknown; uri?: unknown } | undefined,
+  ctx: ServerContext,
+  options: SessionOptions,
 ): SpanAttributes {
-  if (method === 'tools/call' && typeof params?.name === 'string') return { 'mcp.tool.name': params.name };
-  if (method === 'prompts/get' && typeof params?.name === 'string') return { 'mcp.prompt.name': params.name };
-  if (typeof params?.uri === 'string') return { 'mcp.resource.uri': params.uri };
-  return {};
+  const attributes: SpanAttributes = {
+    'mcp.method.name': method,
+    'jsonrpc.request.id': String(ctx.mcpReq.id),
+    'mcpkit.origin': options.origin,
+  };
+  if (ctx.sessionId !== undefined) attributes['mcp.session.id'] = ctx.sessionId;
+  const network = NETWORK[options.origin];
+  if (network) {
+    attributes['network.transport'] = network[0];
+    if (network[1]) attributes['network.protocol.name'] = network[1];
+  }
+  const caller = callerOf(ctx, options.caller);
+  if (caller) attributes['mcpkit.caller.id'] = caller.id;
+  if (method === 'tools/call' && typeof params?.name === 'string') {
+    attributes['gen_ai.operation.name'] = 'execute_tool';
+    attributes['gen_ai.tool.name'] = params.name;
+  } else if (method === 'prompts/get' && typeof params?.name === 'string') {
+    attributes['gen_ai.prompt.name'] = params.name;
+  } else if (typeof params?.uri === 'string') attributes['mcp.resource.uri'] = params.uri;
+  return attributes;
 }
 
 /**
  * Makes every request handler registered on `server` from here on run in a SERVER span named after
- * its MCP method (`tools/call`, `resources/read`, …), with the caller, session and request id as
- * attributes; on HTTP its parent is the HTTP request's span. Handlers stay as they are written.
+ * its MCP method and target (`tools/call add`, `prompts/get review`, `resources/read`), with the
+ * attributes of the OpenTelemetry MCP conventions. Its parent is the trace context in the request's
+ * `params._meta` when there is one (the HTTP request's span is then a link), else the active span
+ * (on HTTP, the HTTP request's). Handlers stay as they are written.
  */
 function wrapRequests(server: Server, host: SessionHost, options: SessionOptions): void {
   const tracing = host.tracing ?? globalTracing;
@@ -214,35 +259,46 @@ function wrapRequests(server: Server, host: SessionHost, options: SessionOptions
   const register = server.setRequestHandler.bind(server) as (...args: unknown[]) => void;
   (server as { setRequestHandler: (...args: unknown[]) => void }).setRequestHandler = (...args) => {
     const method = args[0] as string;
-    const inner = args[args.length - 1] as (input: any, ctx: ServerContext) => unknown;
+    // Handlers may take the request's span as a third argument (`tools/call` hands it to the executor).
+    const inner = args[args.length - 1] as (input: any, ctx: ServerContext, span?: SpanLike) => unknown;
     // The policy check (permission of the method, rate limit of its class) runs before the handler.
     const handler = !policy
       ? inner
-      : (input: any, ctx: ServerContext) => {
+      : (input: any, ctx: ServerContext, span?: SpanLike) => {
           const checked = policy.checkMcp(method, factsOf(ctx, options));
-          return checked ? checked.then(() => inner(input, ctx)) : inner(input, ctx);
+          return checked ? checked.then(() => inner(input, ctx, span)) : inner(input, ctx, span);
         };
     // The custom-method form (method, schemas, handler) hands the handler the params themselves.
     const custom = args.length === 3;
-    args[args.length - 1] = (input: any, ctx: ServerContext) =>
-      !tracing.enabled
-        ? handler(input, ctx)
-        : tracing.span(method, async () => handler(input, ctx), {
-            kind: SPAN_KIND.SERVER,
-            attributes: () => {
-              const caller = callerOf(ctx, options.caller);
-              return {
-                'mcp.method.name': method,
-                'mcpkit.origin': options.origin,
-                'jsonrpc.request.id': String(ctx.mcpReq.id),
-                ...(ctx.sessionId !== undefined && { 'mcp.session.id': ctx.sessionId }),
-                ...(caller && { 'mcpkit.caller.id': caller.id }),
-                ...targetAttributes(method, custom ? input : input?.params),
-              };
-            },
-          });
+    args[args.length - 1] = (input: any, ctx: ServerContext) => {
+      if (!tracing.enabled) return handler(input, ctx);
+      const params = custom ? input : input?.params;
+      const target = spanTarget(host, method, params);
+      const remote = tracing.extractMeta(params?._meta);
+      return tracing.span(
+        target === undefined ? method : `${method} ${target}`,
+        (span) => handler(input, ctx, span),
+        {
+          kind: SPAN_KIND.SERVER,
+          ...(remote && { parent: remote.parent, links: remote.links }),
+          attributes: () => requestAttributes(method, params, ctx, options),
+        },
+      );
+    };
     register(...args);
   };
+}
+
+/**
+ * The low-cardinality target in a request span's name: a registered tool's or prompt's name (a
+ * name a client made up stays out of span names, which backends index).
+ */
+function spanTarget(host: SessionHost, method: string, params: { name?: unknown } | undefined) {
+  const name = params?.name;
+  if (typeof name !== 'string') return undefined;
+  if (method === 'tools/call') return host.tools.has(name) ? name : undefined;
+  if (method === 'prompts/get') return host.prompts.has(name) ? name : undefined;
+  return undefined;
 }
 
 /** What the HTTP door learnt about the request carrying `ctx`, if it came over HTTP. */
@@ -340,7 +396,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     return nextCursor === undefined ? { tools: page } : { tools: page, nextCursor };
   });
 
-  server.setRequestHandler('tools/call', async (request, ctx) => {
+  server.setRequestHandler('tools/call', async (request, ctx, span?: SpanLike) => {
     const { name, arguments: args, _meta } = request.params;
     const tool = tools.get(name);
     if (!tool) {
@@ -350,7 +406,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
       );
     }
     if (policy) requireVisible(ctx, 'tools', name);
-    const call = new McpCallOptions(ctx, options, _meta?.progressToken);
+    const call = new McpCallOptions(ctx, options, _meta?.progressToken, span);
     call.clientCapabilities = () => server.getClientCapabilities();
     if (tool.task) {
       const declared = tasks !== undefined && declaresTasks(ctx);

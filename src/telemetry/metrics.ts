@@ -27,11 +27,16 @@ function formatNumber(n: number): string {
   return String(n);
 }
 
+/** One level of a metric's series index. */
+type IndexNode = Map<string, unknown>;
+
 abstract class Metric<TSeries> {
   readonly name: string;
   readonly help: string;
   readonly labelNames: readonly string[];
   protected readonly series = new Map<string, { labels: Labels; value: TSeries }>();
+  /** Label value → (next label's value → …) → series; the series itself when there are no labels. */
+  #index: IndexNode | undefined;
   readonly #maxSeries: number;
 
   constructor(name: string, help: string, labelNames: readonly string[], maxSeries: number) {
@@ -39,6 +44,7 @@ abstract class Metric<TSeries> {
     this.name = name;
     this.help = help;
     this.labelNames = labelNames;
+    this.#index = labelNames.length > 0 ? new Map() : undefined;
     this.#maxSeries = maxSeries;
   }
 
@@ -47,7 +53,21 @@ abstract class Metric<TSeries> {
   abstract render(): string[];
   abstract toJSON(): unknown;
 
+  /**
+   * The series of `labels`. Known label sets are found through {@link Metric.#index}, a tree of maps
+   * keyed by each label's value in turn: label values are usually strings V8 has already hashed (a
+   * tool's name), so this builds no key string on the hot path.
+   */
   protected slot(labels: Labels): { labels: Labels; value: TSeries } {
+    const names = this.labelNames;
+    let node = this.#index;
+    for (let i = 0; i < names.length && node; i++) {
+      node = node.get(labels[names[i]!] ?? '') as IndexNode | undefined;
+    }
+    return (node as unknown as { labels: Labels; value: TSeries } | undefined) ?? this.#create(labels);
+  }
+
+  #create(labels: Labels): { labels: Labels; value: TSeries } {
     let key = '';
     for (const name of this.labelNames) key += `${labels[name] ?? ''}\u0000`;
     let entry = this.series.get(key);
@@ -62,8 +82,28 @@ abstract class Metric<TSeries> {
       }
       entry = { labels: fixed, value: this.initial() };
       this.series.set(key, entry);
+      this.#indexEntry(fixed, entry);
     }
     return entry;
+  }
+
+  #indexEntry(labels: Labels, entry: { labels: Labels; value: TSeries }): void {
+    const names = this.labelNames;
+    if (names.length === 0) {
+      this.#index = entry as unknown as IndexNode;
+      return;
+    }
+    let node = this.#index!;
+    for (let i = 0; i < names.length - 1; i++) {
+      const value = labels[names[i]!]!;
+      let next = node.get(value) as IndexNode | undefined;
+      if (!next) {
+        next = new Map();
+        node.set(value, next);
+      }
+      node = next;
+    }
+    node.set(labels[names[names.length - 1]!]!, entry);
   }
 
   protected header(): string[] {
