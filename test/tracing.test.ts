@@ -44,6 +44,19 @@ async function openSession(server: McpKitServer) {
   return headers;
 }
 
+/** Posts one JSON-RPC request to `/mcp` on the session `headers` name; resolves with the answer. */
+async function postMcp(
+  server: McpKitServer,
+  headers: Record<string, string>,
+  id: number,
+  method: string,
+  params: object,
+) {
+  return readJsonRpc(
+    await request(server, '/mcp', jsonRpcPost({ jsonrpc: '2.0', id, method, params }, headers)),
+  );
+}
+
 const byName = (name: string) => exporter.getFinishedSpans().filter((s) => s.name === name);
 const one = (name: string): ReadableSpan => {
   const spans = byName(name);
@@ -71,15 +84,11 @@ describe('spans with a globally registered provider', () => {
     const server = fixtureServer();
     const headers = await openSession(server);
     exporter.reset();
-    const res = await request(
-      server,
-      '/mcp',
-      jsonRpcPost(
-        { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'add', arguments: { a: 1, b: 2 } } },
-        { ...headers, traceparent: TRACEPARENT },
-      ),
-    );
-    expect((await readJsonRpc(res)).result.structuredContent).toEqual({ sum: 3 });
+    const answer = await postMcp(server, { ...headers, traceparent: TRACEPARENT }, 2, 'tools/call', {
+      name: 'add',
+      arguments: { a: 1, b: 2 },
+    });
+    expect(answer.result.structuredContent).toEqual({ sum: 3 });
 
     const http = one('POST /mcp');
     const mcp = one('tools/call add');
@@ -121,11 +130,7 @@ describe('spans with a globally registered provider', () => {
     const headers = await openSession(server);
     exporter.reset();
     const call = (id: number, name: string) =>
-      request(
-        server,
-        '/mcp',
-        jsonRpcPost({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } }, headers),
-      ).then(readJsonRpc);
+      postMcp(server, headers, id, 'tools/call', { name, arguments: {} });
     expect((await call(5, 'boom')).result.isError).toBe(true);
     const boom = one('tools/call boom');
     expect(boom.status.code).toBe(otel.SpanStatusCode.ERROR);
@@ -144,20 +149,12 @@ describe('spans with a globally registered provider', () => {
     const server = fixtureServer();
     const headers = await openSession(server);
     exporter.reset();
-    const res = await request(
-      server,
-      '/mcp',
-      jsonRpcPost(
-        {
-          jsonrpc: '2.0',
-          id: 7,
-          method: 'tools/call',
-          params: { name: 'add', arguments: { a: 2, b: 2 }, _meta: { traceparent: TRACEPARENT } },
-        },
-        headers,
-      ),
-    );
-    expect((await readJsonRpc(res)).result.structuredContent).toEqual({ sum: 4 });
+    const answer = await postMcp(server, headers, 7, 'tools/call', {
+      name: 'add',
+      arguments: { a: 2, b: 2 },
+      _meta: { traceparent: TRACEPARENT },
+    });
+    expect(answer.result.structuredContent).toEqual({ sum: 4 });
     const http = one('POST /mcp');
     const mcp = one('tools/call add');
     expect(parentOf(http)).toBeUndefined();
@@ -205,15 +202,8 @@ describe('spans with a globally registered provider', () => {
     const server = fixtureServer();
     const headers = await openSession(server);
     exporter.reset();
-    const res = await request(
-      server,
-      '/mcp',
-      jsonRpcPost(
-        { jsonrpc: '2.0', id: 3, method: 'resources/read', params: { uri: 'fixture://greeting' } },
-        headers,
-      ),
-    );
-    expect((await readJsonRpc(res)).result.contents[0].text).toBe('hello');
+    const answer = await postMcp(server, headers, 3, 'resources/read', { uri: 'fixture://greeting' });
+    expect(answer.result.contents[0].text).toBe('hello');
     const read = one('resources/read');
     expect(read.attributes).toMatchObject({
       'mcp.method.name': 'resources/read',
@@ -233,15 +223,24 @@ describe('spans with a globally registered provider', () => {
 
     const headers = await openSession(server);
     exporter.reset();
-    const res = await request(
-      server,
-      '/mcp',
-      jsonRpcPost({ jsonrpc: '2.0', id: 4, method: 'prompts/get', params: { name: 'nope' } }, headers),
-    );
-    expect((await readJsonRpc(res)).error).toBeDefined();
+    expect((await postMcp(server, headers, 4, 'prompts/get', { name: 'nope' })).error).toBeDefined();
     const get = one('prompts/get');
     expect(get.status.code).toBe(otel.SpanStatusCode.ERROR);
     expect(get.attributes).toMatchObject({ 'gen_ai.prompt.name': 'nope', 'error.type': '-32602' });
+    await server.close();
+  });
+
+  it('records a tool run into a span the caller passes instead of starting its own', async () => {
+    const server = fixtureServer();
+    const span = provider.getTracer('caller').startSpan('my tool run');
+    const result = await server.executor.execute('boom', {}, { span });
+    span.end();
+    expect(result.isError).toBe(true);
+    expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['my tool run']);
+    expect(one('my tool run').attributes).toMatchObject({
+      'error.type': 'tool_error',
+      'mcpkit.error.code': 'INTERNAL',
+    });
     await server.close();
   });
 
@@ -312,15 +311,11 @@ describe('without a provider', () => {
     try {
       const server = fixtureServer();
       const headers = await openSession(server);
-      const res = await request(
-        server,
-        '/mcp',
-        jsonRpcPost(
-          { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'add', arguments: { a: 1, b: 2 } } },
-          { ...headers, traceparent: TRACEPARENT },
-        ),
-      );
-      expect((await readJsonRpc(res)).result.structuredContent).toEqual({ sum: 3 });
+      const answer = await postMcp(server, { ...headers, traceparent: TRACEPARENT }, 2, 'tools/call', {
+        name: 'add',
+        arguments: { a: 1, b: 2 },
+      });
+      expect(answer.result.structuredContent).toEqual({ sum: 3 });
       expect((await server.executor.execute('boom', {})).isError).toBe(true);
       expect(exporter.getFinishedSpans()).toHaveLength(0);
       await server.close();
