@@ -165,6 +165,27 @@ describe('spans with a globally registered provider', () => {
     await server.close();
   });
 
+  it('records the client address on the HTTP and MCP request spans', async () => {
+    // The MCP request learns the address from the facts the policy layer keeps for each request.
+    const server = fixtureServer({ auth: { anonymous: ['admin'] } });
+    const headers = await openSession(server);
+    exporter.reset();
+    const init = jsonRpcPost(
+      { jsonrpc: '2.0', id: 8, method: 'tools/list', params: {} },
+      {
+        ...headers,
+        host: 'localhost',
+      },
+    );
+    const res = await server.fetch(new Request('http://localhost/mcp', init), {
+      clientAddress: '203.0.113.7',
+    });
+    expect((await readJsonRpc(res)).result.tools.length).toBeGreaterThan(0);
+    expect(one('POST /mcp').attributes['client.address']).toBe('203.0.113.7');
+    expect(one('tools/list').attributes['client.address']).toBe('203.0.113.7');
+    await server.close();
+  });
+
   it('starts a new trace without a traceparent, and keeps REST route names bounded', async () => {
     const server = fixtureServer();
     await request(server, '/tools/add/call', jsonRpcPost({ a: 1, b: 1 }));

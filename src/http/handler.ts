@@ -17,7 +17,13 @@ import { PERMISSIONS } from '../policy/permissions.js';
 import { type Policy, type PolicyRefusal, type RequestFacts, requestFacts } from '../policy/policy.js';
 import { rateLimitHeaders } from '../policy/rateLimit.js';
 import type { HttpMetrics } from '../telemetry/standard.js';
-import { globalTracing, markError, SPAN_KIND, type Tracing } from '../telemetry/tracing.js';
+import {
+  globalTracing,
+  markError,
+  SPAN_KIND,
+  type SpanAttributes,
+  type Tracing,
+} from '../telemetry/tracing.js';
 import type { Logger } from '../types.js';
 import { DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from './bodyText.js';
 import { MemoryEventStore } from './eventStore.js';
@@ -237,7 +243,14 @@ export class HttpHandler {
       {
         kind: SPAN_KIND.SERVER,
         ...(parent && { parent }),
-        attributes: () => ({ 'http.request.method': method, 'mcpkit.request.id': requestId }),
+        attributes: () => {
+          const attributes: SpanAttributes = {
+            'http.request.method': method,
+            'mcpkit.request.id': requestId,
+          };
+          if (options.clientAddress !== undefined) attributes['client.address'] = options.clientAddress;
+          return attributes;
+        },
       },
     );
   }

@@ -230,6 +230,8 @@ function requestAttributes(
     'mcpkit.origin': options.origin,
   };
   if (ctx.sessionId !== undefined) attributes['mcp.session.id'] = ctx.sessionId;
+  const address = ctx.http?.req ? httpFacts(ctx)?.address : options.clientAddress;
+  if (address !== undefined) attributes['client.address'] = address;
   const network = NETWORK[options.origin];
   if (network) {
     attributes['network.transport'] = network[0];
