@@ -563,6 +563,68 @@ describe('subscriptions/listen (2026-07-28) under a policy', () => {
     await allowed.body?.cancel();
   });
 
+  it('over HTTP: each listen takes a read token; past the limit, 429 with Retry-After and -32029', async () => {
+    const { server } = secured({ rateLimit: { read: 2 } });
+    const post = (id: number) =>
+      request(
+        server,
+        '/mcp',
+        jsonRpcPost(listen({ resourceSubscriptions: ['fixture://items/1'] }, id), {
+          ...bearer(READER),
+          'mcp-protocol-version': '2026-07-28',
+          'mcp-method': 'subscriptions/listen',
+        }),
+      );
+    for (const id of [1, 2]) {
+      const opened = await post(id);
+      expect(opened.status).toBe(200);
+      await opened.body?.cancel();
+    }
+    const refused = await post(3);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    const body = await refused.json();
+    expect(body.id).toBe(3);
+    expect(body.error).toMatchObject({ code: -32029, data: { limit: 2, windowSeconds: 60 } });
+    expect(body.error.data.retryAfterSeconds).toBeGreaterThan(0);
+  });
+
+  it('on a remote connection: listens are rate limited, and an asynchronous store keeps message order', async () => {
+    const decisions: Array<(allowed: boolean) => void> = [];
+    const store = {
+      take: () =>
+        new Promise<{ allowed: boolean; remaining: number; resetMs: number; retryAfterMs: number }>(
+          (resolve) =>
+            decisions.push((allowed) =>
+              resolve({ allowed, remaining: 0, resetMs: 60_000, retryAfterMs: allowed ? 0 : 30_000 }),
+            ),
+        ),
+    };
+    const { server } = secured({ rateLimit: { read: 5, store } });
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    const connection = await server.connect(serverSide, {
+      caller: { id: 'reader', roles: ['reader'] },
+      origin: 'websocket',
+      clientAddress: '203.0.113.9',
+    });
+    const replies: any[] = [];
+    clientSide.onmessage = (message) => replies.push(message);
+    await clientSide.start();
+    await clientSide.send(listen({ resourceSubscriptions: ['fixture://items/1'] }, 11) as never);
+    // Sent while the store decides on the first: it waits its turn instead of overtaking.
+    await clientSide.send(listen({ resourceSubscriptions: ['fixture://items/2'] }, 12) as never);
+    await expect.poll(() => decisions.length).toBe(1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(decisions).toHaveLength(1);
+    decisions[0]!(false);
+    await expect.poll(() => decisions.length).toBe(2);
+    decisions[1]!(false);
+    await expect.poll(() => replies.length).toBe(2);
+    expect(replies.map((r) => r.id)).toEqual([11, 12]);
+    expect(replies[0].error).toMatchObject({ code: -32029, data: { retryAfterSeconds: 30 } });
+    await connection.close();
+  });
+
   it('on a connection with a caller: the refusal is answered before the SDK sees the request', async () => {
     const { server } = secured();
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();

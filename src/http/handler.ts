@@ -14,7 +14,13 @@ import {
 import { ERROR_CODES } from '../errors.js';
 import { metadataUrlFor } from '../policy/auth.js';
 import { PERMISSIONS } from '../policy/permissions.js';
-import { type Policy, type PolicyRefusal, type RequestFacts, requestFacts } from '../policy/policy.js';
+import {
+  type ListenCheck,
+  type Policy,
+  type PolicyRefusal,
+  type RequestFacts,
+  requestFacts,
+} from '../policy/policy.js';
 import { rateLimitHeaders } from '../policy/rateLimit.js';
 import type { HttpMetrics } from '../telemetry/standard.js';
 import {
@@ -454,30 +460,41 @@ export class HttpHandler {
       if (this.options.stateless) return this.modern.fetch(request, handlerOptions);
       return this.sessions.handle(request, parsedBody, authInfo, caller?.id);
     }
-    return (
-      this.#checkParamHeaders(request, parsedBody) ??
-      this.#checkListen(parsedBody, facts) ??
-      this.modern.fetch(request, handlerOptions)
-    );
+    const mismatch = this.#checkParamHeaders(request, parsedBody);
+    if (mismatch) return mismatch;
+    const listen = this.#checkListen(parsedBody, facts);
+    if (listen === undefined) return this.modern.fetch(request, handlerOptions);
+    return listen instanceof Promise
+      ? listen.then((refused) => refused ?? this.modern.fetch(request, handlerOptions))
+      : listen;
   }
 
-  /** The policy's check of a `subscriptions/listen` request, which the SDK answers before any handler. */
-  #checkListen(body: unknown, facts: RequestFacts | undefined): Response | undefined {
+  /**
+   * The policy's check of a `subscriptions/listen` request, which the SDK answers before any handler:
+   * a refusal (403, or 429 with `Retry-After`), or `undefined` to let it through.
+   */
+  #checkListen(
+    body: unknown,
+    facts: RequestFacts | undefined,
+  ): Response | undefined | Promise<Response | undefined> {
     const policy = this.#host.policy;
-    if (!policy || !facts?.caller || body === null || typeof body !== 'object' || Array.isArray(body))
+    if (!policy || !facts || body === null || typeof body !== 'object' || Array.isArray(body))
       return undefined;
     const message = body as { id?: unknown; method?: unknown; params?: unknown };
     if (message.method !== 'subscriptions/listen') return undefined;
-    const refused = policy.checkListen(message.params, facts);
-    if (refused === undefined) return undefined;
-    return new Response(
-      JSON.stringify({
-        jsonrpc: '2.0',
-        id: message.id ?? null,
-        error: { code: ERROR_CODES.FORBIDDEN.jsonRpc, message: refused },
-      }),
-      { status: 403, headers: { 'content-type': 'application/json' } },
-    );
+    const answer = (refusal: ListenCheck): Response | undefined =>
+      refusal &&
+      new Response(JSON.stringify({ jsonrpc: '2.0', id: message.id ?? null, error: refusal.error }), {
+        status: refusal.status,
+        headers: {
+          'content-type': 'application/json',
+          ...(refusal.retryAfterSeconds !== undefined && {
+            'retry-after': String(refusal.retryAfterSeconds),
+          }),
+        },
+      });
+    const checked = policy.checkListen(message.params, facts);
+    return checked instanceof Promise ? checked.then(answer) : answer(checked);
   }
 
   /**

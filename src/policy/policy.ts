@@ -56,6 +56,27 @@ const MCP_METHODS: Record<string, MethodPolicy> = {
 const DEFAULT_METHOD: MethodPolicy = { rate: 'read' };
 
 /**
+ * A refused `subscriptions/listen`: the JSON-RPC error to answer with, and the HTTP status (403, or
+ * 429 with `retryAfterSeconds` for a rate limit). `undefined` lets the request through.
+ */
+export type ListenCheck =
+  | undefined
+  | {
+      status: 403 | 429;
+      retryAfterSeconds?: number;
+      error: { code: number; message: string; data?: Record<string, unknown> };
+    };
+
+/** The `data` of a JSON-RPC rate-limit error: when to retry, and the limit that was hit. */
+function rateErrorData(refusal: PolicyRefusal): Record<string, unknown> {
+  return {
+    retryAfterSeconds: refusal.retryAfterSeconds,
+    limit: refusal.rate!.rule.limit,
+    windowSeconds: Math.ceil(refusal.rate!.rule.windowMs / 1000),
+  };
+}
+
+/**
  * What each REST route needs, by `METHOD /path`. `/health` needs nothing and is never limited; a
  * route missing here is refused (so a new route cannot ship unguarded: a test checks the table).
  */
@@ -249,11 +270,7 @@ export class Policy {
   #mcpRate(cls: RateClass, decision: RateDecision, facts: RequestFacts, target: string): void {
     if (decision.allowed) return;
     const refusal = this.#rateRefusal(cls, decision, facts, target);
-    throw new ProtocolError(RATE_LIMITED_JSONRPC, refusal.message, {
-      retryAfterSeconds: refusal.retryAfterSeconds,
-      limit: refusal.rate!.rule.limit,
-      windowSeconds: Math.ceil(refusal.rate!.rule.windowMs / 1000),
-    });
+    throw new ProtocolError(RATE_LIMITED_JSONRPC, refusal.message, rateErrorData(refusal));
   }
 
   /**
@@ -286,13 +303,30 @@ export class Policy {
 
   /**
    * Checks a 2026-07-28 `subscriptions/listen` request, which the SDK answers before any handler:
-   * each kind of notification asked for needs its read permission, and each resource URI must be
-   * visible. Returns the refusal message, or `undefined` to let it through.
+   * each kind of notification asked for needs its read permission, each resource URI must be
+   * visible, and on a remote door the request takes a `read` rate-limit token (a listen holds a
+   * stream open, so an unlimited caller could hold any number). Returns the refusal, or `undefined`
+   * to let it through; asynchronous only when the rate store is.
    */
-  checkListen(params: unknown, facts: RequestFacts): string | undefined {
-    if (!facts.caller) return undefined;
+  checkListen(params: unknown, facts: RequestFacts): ListenCheck | Promise<ListenCheck> {
+    if (facts.caller) {
+      const forbidden = this.#listenPermissions(params, facts, facts.caller);
+      if (forbidden !== undefined) {
+        return { status: 403, error: { code: FORBIDDEN_JSONRPC, message: forbidden } };
+      }
+    }
+    if (!this.limiter || !REMOTE_DOORS.has(facts.origin ?? '')) return undefined;
+    const cls = (MCP_METHODS['subscriptions/listen'] ?? DEFAULT_METHOD).rate;
+    const decided = this.limiter.take(cls, facts.caller, facts.address);
+    if (decided === undefined) return undefined;
+    return decided instanceof Promise
+      ? decided.then((d) => this.#listenRate(cls, d, facts))
+      : this.#listenRate(cls, decided, facts);
+  }
+
+  #listenPermissions(params: unknown, facts: RequestFacts, caller: CallerIdentity): string | undefined {
     const filter = (params as { notifications?: Record<string, unknown> } | undefined)?.notifications ?? {};
-    const grant = this.grantOf(facts.caller);
+    const grant = this.grantOf(caller);
     const uris = Array.isArray(filter.resourceSubscriptions) ? filter.resourceSubscriptions : [];
     const needed: Permission[] = [];
     if (filter.toolsListChanged === true) needed.push('tools:read');
@@ -311,6 +345,16 @@ export class Policy {
       }
     }
     return undefined;
+  }
+
+  #listenRate(cls: RateClass, decision: RateDecision, facts: RequestFacts): ListenCheck {
+    if (decision.allowed) return undefined;
+    const refusal = this.#rateRefusal(cls, decision, facts, 'subscriptions/listen');
+    return {
+      status: 429,
+      retryAfterSeconds: refusal.retryAfterSeconds!,
+      error: { code: RATE_LIMITED_JSONRPC, message: refusal.message, data: rateErrorData(refusal) },
+    };
   }
 
   #restRate(cls: RateClass, decision: RateDecision, facts: RequestFacts, routeKey: string): RestCheck {
