@@ -3,6 +3,7 @@
  * each answered with JSON, never an HTML page, a stack or a file path.
  */
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { listen } from 'mcpkit/node';
 import { jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
@@ -285,6 +286,24 @@ describe('over a real socket', () => {
       setTimeout(() => reject(new Error('no response')), 5000).unref();
     });
     expect(status).toBe(413);
+  });
+
+  it('close() ends connections that carry no response at once, not after the grace period', async () => {
+    const server = fixtureServer();
+    // A regression would wait out this grace (longer than the test's timeout) for the client to leave.
+    const listening = await listen(server, { port: 0, closeGraceMs: 60_000 });
+    // A connection that never sends a request, as an HTTP client's spare keep-alive socket does.
+    const idle = connect(listening.port, '127.0.0.1');
+    await new Promise((resolve) => idle.once('connect', resolve));
+    const idleClosed = new Promise((resolve) => idle.once('close', resolve));
+    // A session whose SSE stream the client abandoned: the server ends it when it closes.
+    const client = new Client({ name: 't', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${listening.url}/mcp`)));
+    await client.listTools();
+    await client.close();
+    await listening.close();
+    await idleClosed;
+    expect(idle.destroyed).toBe(true);
   });
 
   it('closes sessions and streams on close(), and the port stops answering', async () => {

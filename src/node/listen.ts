@@ -1,4 +1,9 @@
-import { createServer, type Server as HttpServer } from 'node:http';
+import {
+  createServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { McpKitServer } from '../server.js';
@@ -92,6 +97,7 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
     }),
   );
   httpServer.on('clientError', answerClientError);
+  const sockets = trackResponses(httpServer);
   const wsOption = options.websocket ?? (await loadWs()) !== undefined;
   const websocket = wsOption
     ? await attachWebSocket(httpServer, server, wsOption === true ? {} : wsOption)
@@ -116,13 +122,44 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
         await Promise.all([websocket?.close(), server.close()]);
-        httpServer.closeIdleConnections();
+        // node:http's own idle check misses a connection that never sent a request and one whose
+        // streamed response was cut short; either would hold close() until the client dropped it.
+        sockets.closeIdle();
         const timer = setTimeout(() => httpServer.closeAllConnections(), grace);
         timer.unref();
         await stopped;
         clearTimeout(timer);
       })();
       return closing;
+    },
+  };
+}
+
+/**
+ * Counts the responses in flight on each connection of `httpServer`, so that closing can end every
+ * connection carrying none at once, and each remaining one as soon as its last response is done.
+ */
+function trackResponses(httpServer: HttpServer): { closeIdle(): void } {
+  const inFlight = new Map<Socket, number>();
+  let closing = false;
+  httpServer.on('connection', (socket: Socket) => {
+    inFlight.set(socket, 0);
+    socket.once('close', () => inFlight.delete(socket));
+  });
+  httpServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+    res.once('close', () => {
+      const left = (inFlight.get(socket) ?? 1) - 1;
+      inFlight.set(socket, left);
+      if (closing && left === 0) socket.destroy();
+    });
+  });
+  return {
+    closeIdle() {
+      closing = true;
+      httpServer.closeIdleConnections();
+      for (const [socket, count] of inFlight) if (count === 0) socket.destroy();
     },
   };
 }
