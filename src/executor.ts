@@ -14,7 +14,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import pRetry, { AbortError } from 'p-retry';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog, ToolContext } from './catalog/tools.js';
 import { McpKitError, type McpKitErrorCode, publicErrorMessage, scrubPaths } from './errors.js';
-import { formatIssues } from './schema.js';
+import { formatIssues, type ValidationOutcome } from './schema.js';
 import { isTaskContinuation } from './tasks/continuation.js';
 import {
   globalTracing,
@@ -306,11 +306,20 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     );
   }
 
-  async #executeTool(
-    tool: RegisteredTool,
-    args: unknown,
-    options: ExecuteOptions = {},
-  ): Promise<CallToolResult> {
+  /** {@link ToolExecutor.#check}, with anything it throws turned into a rejection, as an `async` function would. */
+  #executeTool(tool: RegisteredTool, args: unknown, options: ExecuteOptions = {}): Promise<CallToolResult> {
+    try {
+      return this.#check(tool, args, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Checks and schedules a call. Not `async`: with a synchronous schema (zod) and no error, the only
+   * promise on the way to the handler is the one `#run` returns.
+   */
+  #check(tool: RegisteredTool, args: unknown, options: ExecuteOptions): Promise<CallToolResult> {
     const started = performance.now();
     const origin = options.origin ?? 'internal';
     // Built field by field (not with conditional spreads): two of these per call on the hot path.
@@ -324,30 +333,57 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
       if (args !== undefined) built.args = args;
       return extra ? Object.assign(built, extra) : built;
     };
-    this.#emit('start', event, { durationMs: 0 });
+    this.#emit('start', event, START_EXTRA);
 
     const depth = options.depth ?? 0;
     if (depth === 0 && options.caller && this.#authorize) {
       const refused = this.#authorize(tool.name, options.caller, options);
       if (refused !== undefined) {
         this.#emit('error', event, { code: 'FORBIDDEN' });
-        return errorResult('FORBIDDEN', refused);
+        return Promise.resolve(errorResult('FORBIDDEN', refused));
       }
     }
     if (depth > this.#maxDepth) {
       this.#emit('error', event, { code: 'INVALID_REQUEST' });
-      return errorResult('INVALID_REQUEST', `Tool calls nested deeper than ${this.#maxDepth}`);
+      return Promise.resolve(
+        errorResult('INVALID_REQUEST', `Tool calls nested deeper than ${this.#maxDepth}`),
+      );
     }
 
-    let validated: Awaited<ReturnType<RegisteredTool['input']['validate']>>;
+    let outcome: ValidationOutcome | Promise<ValidationOutcome>;
     try {
-      validated = await tool.input.validate(args ?? {});
+      outcome = tool.input.validate(args ?? {});
     } catch (error) {
-      // The tool's own schema could not be compiled: the server's bug, reported to the caller plainly.
-      this.#logger.error({ tool: tool.name, err: error }, 'tool input schema is invalid');
-      this.#emit('error', event, { code: 'INTERNAL' });
-      return errorResult('INTERNAL', `Tool ${tool.name} cannot run: ${(error as Error).message}`);
+      return Promise.resolve(this.#schemaFailed(tool, error, event));
     }
+    if (isPromiseLike(outcome)) {
+      return outcome.then(
+        (validated) => this.#schedule(tool, validated, options, depth, event),
+        (error: unknown) => this.#schemaFailed(tool, error, event),
+      );
+    }
+    return this.#schedule(tool, outcome, options, depth, event);
+  }
+
+  /** The tool's own schema could not be compiled: the server's bug, reported to the caller plainly. */
+  #schemaFailed(
+    tool: RegisteredTool,
+    error: unknown,
+    event: (extra?: Partial<ToolCallEvent>) => ToolCallEvent,
+  ): CallToolResult {
+    this.#logger.error({ tool: tool.name, err: error }, 'tool input schema is invalid');
+    this.#emit('error', event, { code: 'INTERNAL' });
+    return errorResult('INTERNAL', `Tool ${tool.name} cannot run: ${(error as Error).message}`);
+  }
+
+  /** A checked call: refused for its arguments, or run under the concurrency limits. */
+  #schedule(
+    tool: RegisteredTool,
+    validated: ValidationOutcome,
+    options: ExecuteOptions,
+    depth: number,
+    event: (extra?: Partial<ToolCallEvent>) => ToolCallEvent,
+  ): Promise<CallToolResult> {
     if (!validated.ok) {
       this.#emit('error', event, { code: 'INVALID_ARGUMENT' });
       const invalid = errorResult(
@@ -356,7 +392,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
       );
       // The fields, machine-readable, for REST's 400 problem.
       (invalid._meta![ERROR_META_KEY] as Record<string, unknown>).issues = validated.issues;
-      return invalid;
+      return Promise.resolve(invalid);
     }
 
     // Nested calls (ctx.callTool) run inside their root call's slots: taking another slot from a
@@ -367,9 +403,11 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     for (const limit of [global, toolLimit]) {
       if (limit && limit.activeCount >= limit.concurrency && limit.pendingCount >= this.#maxQueue) {
         this.#emit('error', event, { code: 'BUSY' });
-        return errorResult(
-          'BUSY',
-          `Server busy: too many calls waiting for ${limit === global ? 'a slot' : tool.name}`,
+        return Promise.resolve(
+          errorResult(
+            'BUSY',
+            `Server busy: too many calls waiting for ${limit === global ? 'a slot' : tool.name}`,
+          ),
         );
       }
     }
@@ -398,7 +436,8 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
       let raw: unknown;
       if (retries === 0) {
         attempts = 1;
-        raw = await scope.run(() => tool.definition.handler(args as never, ctx));
+        const out = scope.run(() => tool.definition.handler(args as never, ctx));
+        raw = isPromiseLike(out) ? await out : out;
       } else {
         raw = await pRetry(
           async () => {
@@ -704,17 +743,20 @@ class CallScope {
     parent.addEventListener('abort', this.#onParentAbort, { once: true });
   }
 
-  /** Runs `fn`; its promise loses to a timeout or an abort. */
-  run<T>(fn: () => T | Promise<T>): Promise<T> {
-    if (this.ended) return Promise.reject(this.#reason);
+  /**
+   * Runs `fn`. A synchronous answer comes back as it is (no promise to await); a promise loses to a
+   * timeout or an abort. Throws when the call has already ended, or when `fn` throws.
+   */
+  run<T>(fn: () => T | Promise<T>): T | Promise<T> {
+    if (this.ended) throw this.#reason;
     let value: T | Promise<T>;
     try {
       value = fn();
     } catch (error) {
       this.#arm();
-      return Promise.reject(error);
+      throw error;
     }
-    if (!isPromiseLike(value)) return Promise.resolve(value);
+    if (!isPromiseLike(value)) return value;
     this.#arm();
     if (this.#timer === undefined && this.#onParentAbort === undefined) return value;
     return new Promise<T>((resolve, reject) => {
@@ -738,6 +780,9 @@ class CallScope {
     this.#reject = undefined;
   }
 }
+
+/** The `extra` of every `start` event. */
+const START_EXTRA: Partial<ToolCallEvent> = Object.freeze({ durationMs: 0 });
 
 function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';

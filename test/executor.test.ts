@@ -101,6 +101,21 @@ describe('results', () => {
   });
 });
 
+describe('failures around the call', () => {
+  it('turns a listener that throws into a rejected call, never a synchronous throw', async () => {
+    const s = server();
+    s.tools.register({ name: 'ok', handler: () => 'ok' });
+    s.executor.on('start', () => {
+      throw new Error('listener broke');
+    });
+    let pending: Promise<unknown> | undefined;
+    expect(() => {
+      pending = s.executor.executeTool(s.tools.get('ok')!, {});
+    }).not.toThrow();
+    await expect(pending).rejects.toThrow('listener broke');
+  });
+});
+
 describe('timeouts and cancellation', () => {
   it('aborts the handler on timeout and reports TIMEOUT', async () => {
     vi.useFakeTimers();

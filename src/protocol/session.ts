@@ -157,21 +157,23 @@ class McpCallOptions implements ExecuteOptions {
   readonly caller: CallerIdentity | undefined;
   readonly origin: CallOrigin;
   readonly onProgress: ExecuteOptions['onProgress'];
-  clientCapabilities: ExecuteOptions['clientCapabilities'];
   acceptTaskContinuation: boolean | undefined;
   /** The `tools/call` request's span, which the tool's execution reports into. */
   readonly span: SpanLike | undefined;
   readonly #ctx: ServerContext;
+  readonly #server: Server;
   #log: ClientLog | undefined;
   #mcp: ServerContext | undefined;
 
   constructor(
     ctx: ServerContext,
+    server: Server,
     options: SessionOptions,
     progressToken: string | number | undefined,
     span: SpanLike | undefined,
   ) {
     this.#ctx = ctx;
+    this.#server = server;
     this.signal = ctx.mcpReq.signal;
     this.requestId = ctx.mcpReq.id;
     const facts = ctx.http?.req ? httpFacts(ctx) : undefined;
@@ -193,6 +195,11 @@ class McpCallOptions implements ExecuteOptions {
           },
         });
     }
+  }
+
+  /** The capabilities the client declared at initialisation (2025 era). */
+  clientCapabilities(): ReturnType<Server['getClientCapabilities']> {
+    return this.#server.getClientCapabilities();
   }
 
   get log(): ClientLog {
@@ -408,8 +415,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
       );
     }
     if (policy) requireVisible(ctx, 'tools', name);
-    const call = new McpCallOptions(ctx, options, _meta?.progressToken, span);
-    call.clientCapabilities = () => server.getClientCapabilities();
+    const call = new McpCallOptions(ctx, server, options, _meta?.progressToken, span);
     if (tool.task) {
       const declared = tasks !== undefined && declaresTasks(ctx);
       if (!declared && tool.task.support === 'required') {
