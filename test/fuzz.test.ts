@@ -11,11 +11,11 @@
  */
 
 import fc from 'fast-check';
-import { type CreateMcpServerOptions, createMcpServer, type McpKitServer, MemoryAuditSink } from 'mcpkit';
+import { type CreateMcpServerOptions, type McpKitServer, MemoryAuditSink } from 'mcpkit';
 import { jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { ROUTES } from '../src/http/rest.js';
+import { fixtureServer } from './fixtures.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 2_000);
 const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
@@ -72,27 +72,15 @@ const LEAK_MARKERS = [
   'file://',
 ];
 
-/** The server every fuzz run targets: a small catalog, a small body limit, room for many sessions. */
+/**
+ * The server every fuzz run targets: the shared fixture catalog, a small body limit, room for many
+ * sessions, and two tools of its own.
+ */
 function makeServer(extra: CreateMcpServerOptions = {}): McpKitServer {
-  const server = createMcpServer({
+  const server = fixtureServer({
     name: 'fuzz',
-    version: '1.0.0',
-    logLevel: 'silent',
     ...extra,
     http: { maxBodyBytes: MAX_BODY_BYTES, maxSessions: 100_000, bodyTimeoutMs: 2_000, ...extra.http },
-  });
-  server.tools.register({
-    name: 'echo',
-    description: 'Echo text back',
-    inputSchema: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] },
-    handler: (args) => String(args.text),
-  });
-  server.tools.register({
-    name: 'add',
-    description: 'Add two numbers',
-    inputSchema: { a: z.number(), b: z.number() },
-    outputSchema: { sum: z.number() },
-    handler: ({ a, b }) => ({ sum: a + b }),
   });
   server.tools.register({ name: 'anything', description: 'Takes any arguments', handler: () => 'ok' });
   // Not in the fuzz's name pool, so it survives random DELETEs: the checks afterwards call it.
@@ -100,24 +88,6 @@ function makeServer(extra: CreateMcpServerOptions = {}): McpKitServer {
     name: 'sentinel',
     description: 'Answers pong',
     handler: () => 'pong',
-  });
-  server.resources.register({
-    uri: 'fuzz://greeting',
-    name: 'greeting',
-    mimeType: 'text/plain',
-    read: () => 'hi',
-  });
-  server.resources.register({
-    uriTemplate: 'fuzz://items/{id}',
-    name: 'item',
-    mimeType: 'application/json',
-    read: (_uri, { id }) => JSON.stringify({ id }),
-  });
-  server.prompts.register({
-    name: 'greet',
-    description: 'Greet someone',
-    arguments: [{ name: 'name', required: true }],
-    messages: [{ role: 'user', content: 'Say hello to {{name}}.' }],
   });
   return server;
 }
@@ -239,9 +209,9 @@ const segment = fc.oneof(
   {
     weight: 2,
     arbitrary: fc.constantFrom(
-      'fuzz%3A%2F%2Fgreeting',
+      'fixture%3A%2F%2Fgreeting',
       'fuzz%3A%2F%2Fitems%2F7',
-      'fuzz://greeting',
+      'fixture://greeting',
       '%',
       '%zz',
       '%E0%A4%A',
@@ -308,7 +278,7 @@ const restBodyObject = fc.record(
       maxLength: 4,
     }),
     concurrency: fc.oneof(fc.integer({ min: -1, max: 300 }), anyText(2)),
-    uri: fc.constantFrom('fuzz://new', 'fuzz://greeting', 'not a uri', ''),
+    uri: fc.constantFrom('fixture://new', 'fixture://greeting', 'not a uri', ''),
     name: fc.constantFrom(...NAME_POOL),
     text: anyText(20),
     messages: fc.oneof(
@@ -430,7 +400,13 @@ const params = fc.oneof(
   ),
   fc.record(
     {
-      uri: fc.constantFrom('fuzz://greeting', 'fuzz://items/1', 'fuzz://missing', 'fuzz:///etc/passwd', ''),
+      uri: fc.constantFrom(
+        'fixture://greeting',
+        'fixture://items/1',
+        'fixture://missing',
+        'fixture:///etc/passwd',
+        '',
+      ),
       _meta: meta,
     },
     { requiredKeys: [] },
@@ -447,7 +423,7 @@ const params = fc.oneof(
     {
       ref: fc.oneof(
         fc.constant({ type: 'ref/prompt', name: 'greet' }),
-        fc.constant({ type: 'ref/resource', uri: 'fuzz://items/{id}' }),
+        fc.constant({ type: 'ref/resource', uri: 'fixture://items/{id}' }),
         fc.jsonValue({ maxDepth: 1 }),
       ),
       argument: fc.record({ name: anyText(5), value: anyText(5) }),
@@ -527,7 +503,9 @@ const validCall = fc.oneof(
   }),
   fc.record({
     method: fc.constant('resources/read'),
-    params: fc.record({ uri: fc.constantFrom('fuzz://greeting', 'fuzz://items/3', 'fuzz://none', 'x') }),
+    params: fc.record({
+      uri: fc.constantFrom('fixture://greeting', 'fixture://items/3', 'fixture://none', 'x'),
+    }),
   }),
   fc.record({
     method: fc.constant('prompts/get'),
@@ -544,7 +522,7 @@ const validCall = fc.oneof(
     params: fc.record({
       ref: fc.constantFrom(
         { type: 'ref/prompt', name: 'greet' },
-        { type: 'ref/resource', uri: 'fuzz://items/{id}' },
+        { type: 'ref/resource', uri: 'fixture://items/{id}' },
       ),
       argument: fc.record({ name: fc.constantFrom('name', 'id', 'x'), value: anyText(3) }),
     }),

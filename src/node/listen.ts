@@ -158,7 +158,6 @@ function trackResponses(httpServer: HttpServer): { closeIdle(): void } {
   return {
     closeIdle() {
       closing = true;
-      httpServer.closeIdleConnections();
       for (const [socket, count] of inFlight) if (count === 0) socket.destroy();
     },
   };

@@ -178,7 +178,7 @@ class McpCallOptions implements ExecuteOptions {
     this.requestId = ctx.mcpReq.id;
     const facts = ctx.http?.req ? httpFacts(ctx) : undefined;
     this.httpRequestId = facts?.requestId;
-    this.clientAddress = facts?.address ?? options.clientAddress;
+    this.clientAddress = clientAddressOf(ctx, options);
     this.sessionId = ctx.sessionId;
     this.caller = callerOf(ctx, options.caller);
     this.origin = options.origin;
@@ -237,7 +237,7 @@ function requestAttributes(
     'mcpkit.origin': options.origin,
   };
   if (ctx.sessionId !== undefined) attributes['mcp.session.id'] = ctx.sessionId;
-  const address = ctx.http?.req ? httpFacts(ctx)?.address : options.clientAddress;
+  const address = clientAddressOf(ctx, options);
   if (address !== undefined) attributes['client.address'] = address;
   const network = NETWORK[options.origin];
   if (network) {
@@ -324,16 +324,20 @@ function callerOf(ctx: ServerContext, fallback: CallerIdentity | undefined): Cal
   return auth ? { id: auth.clientId, authInfo: auth } : undefined;
 }
 
+/** The client's address: what the HTTP door learnt, or the connection's. */
+function clientAddressOf(ctx: ServerContext, options: SessionOptions): string | undefined {
+  return (ctx.http?.req ? httpFacts(ctx)?.address : undefined) ?? options.clientAddress;
+}
+
 function factsOf(ctx: ServerContext, options: SessionOptions): RequestFacts {
   const facts = httpFacts(ctx);
   const caller = callerOf(ctx, options.caller);
+  const address = clientAddressOf(ctx, options);
   return {
     caller,
     origin: options.origin,
     requestId: facts?.requestId ?? String(ctx.mcpReq.id),
-    ...((facts?.address ?? options.clientAddress) !== undefined && {
-      address: facts?.address ?? options.clientAddress,
-    }),
+    ...(address !== undefined && { address }),
   };
 }
 
