@@ -10,7 +10,7 @@ import type { ToolDefinition } from './catalog/tools.js';
 import { McpKitError } from './errors.js';
 import { resolveRefs } from './executor.js';
 import { readStreamLimited } from './http/bodyText.js';
-import { parseJsonSafe } from './http/safeJson.js';
+import { jsonDepth, parseJsonSafe } from './http/safeJson.js';
 import type { JsonSchema } from './schema.js';
 
 /** Limits on what declarative HTTP tools may reach. */
@@ -157,8 +157,21 @@ async function readLimited(response: Response, limit: number): Promise<string> {
   return new TextDecoder().decode(read.bytes);
 }
 
+/** How deep a declarative tool spec may nest (its input schema and chain arguments included). */
+export const MAX_SPEC_DEPTH = 32;
+
 function validateCommon(spec: CommonSpec): void {
   if (typeof spec.name !== 'string') throw invalid('name must be a string');
+  // A spec is listed with the tool (`_meta`): one that cannot be serialised, or nests absurdly deep,
+  // would break every tools/list. It is refused whole, before anything is registered.
+  if (jsonDepth(spec, MAX_SPEC_DEPTH) > MAX_SPEC_DEPTH) {
+    throw invalid(`the tool nests deeper than ${MAX_SPEC_DEPTH} levels`);
+  }
+  try {
+    JSON.stringify(spec);
+  } catch {
+    throw invalid('the tool must be plain JSON data');
+  }
   if (spec.inputSchema !== undefined && (typeof spec.inputSchema !== 'object' || spec.inputSchema === null)) {
     throw invalid('inputSchema must be a JSON Schema object');
   }
@@ -184,6 +197,8 @@ export function compileDeclarativeTool(
   validateCommon(spec);
   const common = {
     name: spec.name,
+    // Data acts as whoever calls it: a chain's steps are checked and paid for as that caller's own.
+    callToolAs: 'caller' as const,
     ...(spec.title !== undefined && { title: spec.title }),
     ...(spec.description !== undefined && { description: spec.description }),
     ...(spec.inputSchema !== undefined && { inputSchema: spec.inputSchema }),
@@ -193,6 +208,23 @@ export function compileDeclarativeTool(
   if (spec.kind === 'chain') return { ...common, handler: chainHandler(spec) };
   if (spec.kind === 'http') return { ...common, handler: httpHandler(spec, options) };
   throw invalid('kind must be "http" or "chain"');
+}
+
+/**
+ * The tools a chain spec's steps call (none for other kinds, or for input that is not a chain): what
+ * its author must be allowed to run to register it.
+ */
+export function chainStepTools(spec: unknown): string[] {
+  const chain = spec as { kind?: unknown; steps?: unknown } | null;
+  if (typeof chain !== 'object' || chain === null || chain.kind !== 'chain' || !Array.isArray(chain.steps)) {
+    return [];
+  }
+  const tools: string[] = [];
+  for (const step of chain.steps) {
+    const tool = (step as { tool?: unknown } | null)?.tool;
+    if (typeof tool === 'string') tools.push(tool);
+  }
+  return tools;
 }
 
 function chainHandler(spec: ChainToolSpec): ToolDefinition['handler'] {

@@ -35,29 +35,34 @@ interface CodeInfo {
 }
 
 /**
- * The single table from error code to HTTP status and JSON-RPC error code. JSON-RPC codes use the
- * standard ones where they fit and the implementation-defined range (-32000 … -32099) otherwise.
+ * The single table from error code to HTTP status and JSON-RPC error code. Every JSON-RPC code has
+ * one meaning: the standard ones where they fit (`-32602` is any invalid parameter, an unknown name
+ * included, as MCP asks for unknown tools and resources), and otherwise a code of mcpkit's own in the
+ * implementation-defined range (-32000 … -32099) that no other error shares. Codes the SDK and the MCP
+ * specification use are left to them: `-32000` (the SDK's generic transport errors), `-32001` (an
+ * unknown session), `-32002` (a resource not found, in older servers), `-32020` to `-32022` and
+ * `-32042`.
  */
 export const ERROR_CODES: Readonly<Record<McpKitErrorCode, CodeInfo>> = Object.freeze({
   INVALID_ARGUMENT: { status: 400, jsonRpc: -32602, title: 'Invalid argument' },
   INVALID_REQUEST: { status: 400, jsonRpc: -32600, title: 'Invalid request' },
   NOT_FOUND: { status: 404, jsonRpc: -32602, title: 'Not found' },
-  ALREADY_EXISTS: { status: 409, jsonRpc: -32602, title: 'Already exists' },
-  CONFLICT: { status: 409, jsonRpc: -32000, title: 'Conflict' },
-  PRECONDITION_FAILED: { status: 412, jsonRpc: -32000, title: 'Precondition failed' },
-  METHOD_NOT_ALLOWED: { status: 405, jsonRpc: -32601, title: 'Method not allowed' },
-  NOT_ACCEPTABLE: { status: 406, jsonRpc: -32000, title: 'Not acceptable' },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, jsonRpc: -32000, title: 'Unsupported media type' },
-  PAYLOAD_TOO_LARGE: { status: 413, jsonRpc: -32000, title: 'Payload too large' },
-  REQUEST_TIMEOUT: { status: 408, jsonRpc: -32000, title: 'Request timeout' },
-  UNAUTHORIZED: { status: 401, jsonRpc: -32001, title: 'Unauthorized' },
+  ALREADY_EXISTS: { status: 409, jsonRpc: -32007, title: 'Already exists' },
+  CONFLICT: { status: 409, jsonRpc: -32009, title: 'Conflict' },
+  PRECONDITION_FAILED: { status: 412, jsonRpc: -32012, title: 'Precondition failed' },
+  METHOD_NOT_ALLOWED: { status: 405, jsonRpc: -32013, title: 'Method not allowed' },
+  NOT_ACCEPTABLE: { status: 406, jsonRpc: -32014, title: 'Not acceptable' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, jsonRpc: -32015, title: 'Unsupported media type' },
+  PAYLOAD_TOO_LARGE: { status: 413, jsonRpc: -32016, title: 'Payload too large' },
+  REQUEST_TIMEOUT: { status: 408, jsonRpc: -32017, title: 'Request timeout' },
+  UNAUTHORIZED: { status: 401, jsonRpc: -32011, title: 'Unauthorized' },
   FORBIDDEN: { status: 403, jsonRpc: -32003, title: 'Forbidden' },
   RATE_LIMITED: { status: 429, jsonRpc: -32029, title: 'Too many requests' },
   BUSY: { status: 503, jsonRpc: -32005, title: 'Busy' },
-  TIMEOUT: { status: 504, jsonRpc: -32001, title: 'Timed out' },
+  TIMEOUT: { status: 504, jsonRpc: -32008, title: 'Timed out' },
   CANCELLED: { status: 499, jsonRpc: -32800, title: 'Cancelled' },
-  UNAVAILABLE: { status: 503, jsonRpc: -32000, title: 'Service unavailable' },
-  UPSTREAM_ERROR: { status: 502, jsonRpc: -32000, title: 'Upstream error' },
+  UNAVAILABLE: { status: 503, jsonRpc: -32019, title: 'Service unavailable' },
+  UPSTREAM_ERROR: { status: 502, jsonRpc: -32018, title: 'Upstream error' },
   INTERNAL: { status: 500, jsonRpc: -32603, title: 'Internal error' },
 });
 

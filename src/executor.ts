@@ -56,6 +56,28 @@ export interface ExecuteOptions {
    * `execute_tool {tool}` span of its own (the OpenTelemetry MCP conventions ask for one span).
    */
   span?: SpanLike;
+  /**
+   * The call is work done on `caller`'s behalf (a batch, a chain, a model's tool call, a step of a
+   * tool that calls others as its caller): it is checked as if the caller had asked for it and pays
+   * one of the caller's `execute` rate-limit tokens. `parallel` and `chain` set it for their calls.
+   */
+  delegated?: boolean;
+  /**
+   * Tokens the request that asked for this work already paid (a REST batch is admitted on one): a
+   * delegated call uses one of them, when there is one left, instead of a new token. Shared by the
+   * calls of one request.
+   */
+  meter?: { credit: number };
+  /**
+   * Called once the tool's handler has really finished: with the result normally, but later when the
+   * call ended first (timed out or cancelled) and the handler did not stop with its signal; at once
+   * when the handler never ran (refused, invalid arguments, busy).
+   */
+  onSettled?: () => void;
+  /** @internal Where `onSettled` learns of the handler's own promise. */
+  handlerOf?: { handler?: PromiseLike<unknown> };
+  /** @internal The door the root call came through (nested calls keep it for rate limits). */
+  via?: CallOrigin;
   /** @internal nesting depth of `ctx.callTool`. */
   depth?: number;
   /**
@@ -84,11 +106,23 @@ export interface ToolExecutorOptions {
   /** Where tool spans go. Default: the global OpenTelemetry registration, if any. */
   tracing?: Tracing;
   /**
-   * Decides whether `caller` may run `tool` (the policy layer sets it): a message to refuse with
-   * `FORBIDDEN`, or `undefined`. Consulted for top-level calls that carry a caller; a tool calling
-   * another through `ctx.callTool` acts with the permissions it was given.
+   * Decides whether `caller` may run `tool` (the policy layer sets it): a refusal (`FORBIDDEN`,
+   * `RATE_LIMITED`, …) or `undefined`, or a promise of either when the rate store is asynchronous.
+   * Consulted for every call that carries a caller and is either a top-level call or `delegated`; a
+   * tool written in code calling another through `ctx.callTool` acts with the trust it was given
+   * (unless it declares `callToolAs: 'caller'`).
    */
-  authorize?: (tool: string, caller: CallerIdentity, options: ExecuteOptions) => string | undefined;
+  authorize?: (
+    tool: string,
+    caller: CallerIdentity,
+    options: ExecuteOptions,
+  ) => CallRefusal | undefined | Promise<CallRefusal | undefined>;
+}
+
+/** Why the `authorize` hook refused a call: an error code and a message safe to show the caller. */
+export interface CallRefusal {
+  readonly code: McpKitErrorCode;
+  readonly message: string;
 }
 
 /** How failed calls of idempotent tools are retried (exponential backoff with jitter). */
@@ -283,6 +317,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
    * onto `options.span` when the caller has one for it.
    */
   executeTool(tool: RegisteredTool, args: unknown, options: ExecuteOptions = {}): Promise<CallToolResult> {
+    if (options.onSettled) return this.#settling(tool, args, options, options.onSettled);
     const given = options.span;
     if (given) return this.#executeTool(tool, args, options).then((result) => recordOutcome(given, result));
     if (!this.#tracing.enabled) return this.#executeTool(tool, args, options);
@@ -304,6 +339,24 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
         },
       },
     );
+  }
+
+  /** Runs the call, then calls `onSettled` once its handler (if it ran) has finished too. */
+  #settling(
+    tool: RegisteredTool,
+    args: unknown,
+    options: ExecuteOptions,
+    onSettled: () => void,
+  ): Promise<CallToolResult> {
+    const handlerOf: { handler?: PromiseLike<unknown> } = {};
+    const settle = () => {
+      const handler = handlerOf.handler;
+      if (handler) handler.then(onSettled, onSettled);
+      else onSettled();
+    };
+    const running = this.executeTool(tool, args, { ...options, onSettled: undefined, handlerOf });
+    running.then(settle, settle);
+    return running;
   }
 
   /** {@link ToolExecutor.#check}, with anything it throws turned into a rejection, as an `async` function would. */
@@ -336,13 +389,33 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
     this.#emit('start', event, START_EXTRA);
 
     const depth = options.depth ?? 0;
-    if (depth === 0 && options.caller && this.#authorize) {
-      const refused = this.#authorize(tool.name, options.caller, options);
+    const caller = options.caller;
+    if (caller && this.#authorize && (depth === 0 || options.delegated)) {
+      const refused = this.#authorize(tool.name, caller, options);
       if (refused !== undefined) {
-        this.#emit('error', event, { code: 'FORBIDDEN' });
-        return Promise.resolve(errorResult('FORBIDDEN', refused));
+        if (!isPromiseLike(refused)) return Promise.resolve(this.#refused(refused, event));
+        return refused.then((r) =>
+          r === undefined ? this.#validate(tool, args, options, depth, event) : this.#refused(r, event),
+        );
       }
     }
+    return this.#validate(tool, args, options, depth, event);
+  }
+
+  /** A call the `authorize` hook refused: an error result, never the handler. */
+  #refused(refusal: CallRefusal, event: (extra?: Partial<ToolCallEvent>) => ToolCallEvent): CallToolResult {
+    this.#emit('error', event, { code: refusal.code });
+    return errorResult(refusal.code, refusal.message);
+  }
+
+  /** Checks the nesting depth and the arguments, then schedules the call. */
+  #validate(
+    tool: RegisteredTool,
+    args: unknown,
+    options: ExecuteOptions,
+    depth: number,
+    event: (extra?: Partial<ToolCallEvent>) => ToolCallEvent,
+  ): Promise<CallToolResult> {
     if (depth > this.#maxDepth) {
       this.#emit('error', event, { code: 'INVALID_REQUEST' });
       return Promise.resolve(
@@ -526,6 +599,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
       return failed;
     } finally {
       scope.dispose();
+      if (options.handlerOf) options.handlerOf.handler = scope.handler;
     }
   }
 
@@ -582,7 +656,11 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
         };
         const args =
           typeof step.args === 'function' ? step.args(input, results) : resolveRefs(step.args ?? {}, context);
-        result = await this.execute(step.tool, args, { ...options, origin: options.origin ?? 'chain' });
+        result = await this.execute(step.tool, args, {
+          ...options,
+          origin: options.origin ?? 'chain',
+          delegated: true,
+        });
       } catch (error) {
         const e = error instanceof McpKitError ? error : undefined;
         result = errorResult(
@@ -649,6 +727,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
                 ...rest,
                 origin: rest.origin ?? 'internal',
                 signal: controller.signal,
+                delegated: true,
               });
             } catch (error) {
               const e = error instanceof McpKitError ? error : undefined;
@@ -689,6 +768,8 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
 class CallScope {
   ended = false;
   timedOut = false;
+  /** The handler's own promise, when it answered with one (the last attempt's). */
+  handler: PromiseLike<unknown> | undefined;
   #reason: unknown;
   #controller: AbortController | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -757,6 +838,7 @@ class CallScope {
       throw error;
     }
     if (!isPromiseLike(value)) return value;
+    this.handler = value;
     this.#arm();
     if (this.#timer === undefined && this.#onParentAbort === undefined) return value;
     return new Promise<T>((resolve, reject) => {
@@ -863,13 +945,21 @@ class CallContext implements ToolContext {
 
   callTool(name: string, args?: Record<string, unknown>): Promise<CallToolResult> {
     const options = this.#options;
-    return this.#executor.execute(name, args ?? {}, {
+    const nested: ExecuteOptions = {
       signal: this.#scope.signal,
-      ...(options.caller && { caller: options.caller }),
-      ...(options.sessionId !== undefined && { sessionId: options.sessionId }),
       origin: 'internal',
+      via: options.via ?? options.origin ?? 'internal',
       depth: this.#depth + 1,
-    });
+    };
+    if (options.caller) nested.caller = options.caller;
+    if (options.sessionId !== undefined) nested.sessionId = options.sessionId;
+    if (options.requestId !== undefined) nested.requestId = options.requestId;
+    if (options.httpRequestId !== undefined) nested.httpRequestId = options.httpRequestId;
+    if (options.clientAddress !== undefined) nested.clientAddress = options.clientAddress;
+    // A tool that acts as its caller (every declarative tool does) has each nested call checked and
+    // paid for as the caller's own; a tool written in code is trusted with what it calls.
+    if (this.#tool.definition.callToolAs === 'caller') nested.delegated = true;
+    return this.#executor.execute(name, args ?? {}, nested);
   }
 }
 

@@ -86,7 +86,8 @@ export {
   type ToolExecutorOptions,
   toCallToolResult,
 } from './executor.js';
-export type { FetchOptions, HttpOptions } from './http/handler.js';
+export type { TrustProxy } from './http/forwarded.js';
+export type { AdmissionDecision, FetchOptions, HttpOptions } from './http/handler.js';
 export { parseJsonSafe, stripPollution } from './http/safeJson.js';
 export {
   type AttachedTool,
@@ -140,7 +141,7 @@ export {
   type RoleDefinition,
   type TargetKind,
 } from './policy/permissions.js';
-export { LOCAL_CALLER, Policy, type PolicyOptions, REST_POLICY } from './policy/policy.js';
+export { LOCAL_CALLER, Policy, type PolicyOptions } from './policy/policy.js';
 export {
   createMemoryRateLimitStore,
   type RateClass,
@@ -150,6 +151,7 @@ export {
   type RateLimitRule,
   type RateLimitStore,
 } from './policy/rateLimit.js';
+export type { Refusal, RefusalCode } from './policy/refusal.js';
 export { SERVER_CAPABILITIES } from './protocol/session.js';
 export {
   type AnthropicProviderOptions,
@@ -174,6 +176,7 @@ export type { InferSchema, JsonSchema, SchemaInput, ValidationIssue } from './sc
 export {
   type Connection,
   type ConnectionCounts,
+  type ConnectOptions,
   type CreateMcpServerOptions,
   createMcpServer,
   type McpKitServer,

@@ -8,12 +8,17 @@ import {
   type ResourceTemplateDefinition,
 } from './catalog/resources.js';
 import { type CallOrigin, ToolCatalog, type ToolDefinition } from './catalog/tools.js';
-import { CompletionManager, type CompletionManagerOptions } from './completions/manager.js';
+import {
+  CompletionManager,
+  type CompletionManagerOptions,
+  type CompletionRunOptions,
+} from './completions/manager.js';
 import { type EnvConfig, loadEnvConfig } from './config.js';
 import type { DeclarativeToolOptions } from './declarative.js';
 import { McpKitError } from './errors.js';
 import { type RetryPolicy, ToolExecutor } from './executor.js';
 import {
+  type AdmissionDecision,
   type FetchOptions,
   HttpHandler,
   type HttpOptions,
@@ -26,11 +31,11 @@ import type { IntegrationStore, SecretCipher } from './integrations/types.js';
 import { createLogger } from './logger.js';
 import type { AuditSink } from './policy/audit.js';
 import type { AuthOptions } from './policy/auth.js';
-import { ListenGuardTransport } from './policy/listenGuard.js';
 import { type AccessRule, type RoleDefinition, visibleItems } from './policy/permissions.js';
 import { Policy } from './policy/policy.js';
 import type { RateLimitOptions } from './policy/rateLimit.js';
 import { serveConnection } from './protocol/connection.js';
+import { AdmissionTransport } from './protocol/gate.js';
 import { type CatalogEvents, createSessionServer, type SessionHost } from './protocol/session.js';
 import { TaskManager, type TaskOptions } from './tasks/manager.js';
 import { HealthChecks } from './telemetry/health.js';
@@ -130,6 +135,24 @@ export interface CreateMcpServerOptions {
   audit?: { sinks?: AuditSink[] };
 }
 
+/** Options of {@link McpKitServer.connect}. */
+export interface ConnectOptions {
+  /** The door, for audit, metrics and rate limits (`websocket` is rate limited). Default `memory`. */
+  origin?: CallOrigin;
+  /**
+   * Who is on the other end. With a caller, every request passes the policy (permissions,
+   * visibility, rate limits) before the SDK sees it; without one the connection is the local user's.
+   */
+  caller?: CallerIdentity;
+  /** The client's network address, for rate limits and audit. */
+  clientAddress?: string;
+  /**
+   * Called with a request's id once its handler has really finished, even when the client cancelled
+   * it first: a transport that bounds requests in flight holds a cancelled one's slot until then.
+   */
+  onRequestSettled?: (id: string | number) => void;
+}
+
 /** A live connection served by {@link McpKitServer.connect}. */
 export interface Connection {
   /** Closes the connection and its transport. */
@@ -179,16 +202,25 @@ export interface McpKitServer {
    * Node, Bun, Deno and edge runtimes.
    */
   fetch(request: Request, options?: FetchOptions): Promise<Response>;
+  /**
+   * The request stages of the admission pipeline (Host, Origin, credentials), as `fetch` applies them
+   * to every HTTP request: for doors `fetch` does not serve, such as a WebSocket upgrade, so they admit
+   * exactly as the HTTP routes do. The decision names the caller, or the refusal to answer with.
+   *
+   * @example
+   * ```ts
+   * const decision = await server.admit(upgradeRequest, { door: 'websocket', clientAddress });
+   * if (!decision.ok) refuse(decision.refusal.message);
+   * ```
+   */
+  admit(request: Request, options: FetchOptions & { door: 'websocket' }): Promise<AdmissionDecision>;
   /** The resolved HTTP options (paths, limits, Host/Origin allow-lists), shared by the WebSocket door. */
   readonly httpOptions: Readonly<ResolvedHttpOptions>;
   /**
    * Serves one connection-oriented transport (stdio, in-memory, WebSocket) in whichever protocol era
    * the client speaks.
    */
-  connect(
-    transport: Transport,
-    options?: { origin?: CallOrigin; caller?: CallerIdentity; clientAddress?: string },
-  ): Promise<Connection>;
+  connect(transport: Transport, options?: ConnectOptions): Promise<Connection>;
   /** Builds a bare SDK `Server` bound to the catalog, for custom wiring. */
   createSessionServer(options?: { era?: 'legacy' | 'modern'; origin?: CallOrigin }): Server;
   /** Live connections by transport. */
@@ -289,7 +321,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     ...(options.toolQueueLimit !== undefined && { maxQueue: options.toolQueueLimit }),
     ...(options.toolRetry !== undefined && { retry: options.toolRetry }),
     ...(activePolicy && {
-      authorize: (name, caller, call) => activePolicy.authorizeTool(name, caller, call),
+      authorize: (name, caller, call) => activePolicy.admitCall(name, caller, call),
     }),
   });
   if (policy.audit.enabled) policy.auditToolCalls(executor);
@@ -323,6 +355,19 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       ...(activePolicy && {
         visibleTools: (listed: readonly Tool[], caller: CallerIdentity) =>
           visibleItems(activePolicy.grantOf(caller), 'tools', listed, (t) => t.name),
+        admitPrompt: (name: string, caller: CallerIdentity, run: CompletionRunOptions) => {
+          const decided = activePolicy.admit(
+            { name: 'completion prompt', permission: 'prompts:read', targets: [{ kind: 'prompts', name }] },
+            {
+              caller,
+              ...(run.origin !== undefined && { origin: run.origin }),
+              ...(run.requestId !== undefined && { requestId: run.requestId }),
+              ...(run.clientAddress !== undefined && { address: run.clientAddress }),
+            },
+          );
+          // No rate class: synchronous.
+          return decided instanceof Promise || decided.ok ? undefined : decided.refusal;
+        },
       }),
     },
     {
@@ -435,15 +480,18 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     completions,
     logger,
     fetch: (request, fetchOptions) => httpHandler.fetch(request, fetchOptions),
+    admit: (request, admitOptions) => httpHandler.admit(request, admitOptions),
     httpOptions: httpHandler.options,
     async connect(transport, connectOptions = {}) {
       const origin = connectOptions.origin ?? 'memory';
       const entry = { origin, close: async () => {} };
       connections.add(entry);
       const { caller } = connectOptions;
+      // A connection with a caller passes every request through the policy before the SDK sees it;
+      // without one (stdio, in-process) it is the local user's.
       const guarded =
         activePolicy && caller
-          ? new ListenGuardTransport(transport, activePolicy, {
+          ? new AdmissionTransport(transport, activePolicy, {
               caller,
               origin,
               ...(connectOptions.clientAddress !== undefined && { address: connectOptions.clientAddress }),
@@ -460,6 +508,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
             ...(connectOptions.clientAddress !== undefined && {
               clientAddress: connectOptions.clientAddress,
             }),
+            ...(connectOptions.onRequestSettled && { onRequestSettled: connectOptions.onRequestSettled }),
           }),
         {
           onerror: (error) => logger.debug({ err: error }, 'MCP connection error'),

@@ -5,7 +5,7 @@
  * bounds are generous: they only tell "promptly" from "after the whole body" or "never".
  */
 import { connect, type Socket } from 'node:net';
-import type { McpKitServer } from 'mcpkit';
+import { ERROR_CODES, type McpKitErrorCode, type McpKitServer } from 'mcpkit';
 import { type Listening, listen } from 'mcpkit/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureServer } from './fixtures.js';
@@ -140,7 +140,12 @@ function expectErrorBody(path: string, result: Exchange, status: number, restCod
   const body = JSON.parse(result.body);
   if (path === '/mcp') {
     expect(result.headers['content-type']).toContain('application/json');
-    expect(body).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32000 } });
+    // One code, one meaning: the JSON-RPC code is the one the REST problem's code maps to.
+    expect(body).toMatchObject({
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: ERROR_CODES[restCode as McpKitErrorCode].jsonRpc },
+    });
   } else {
     expect(result.headers['content-type']).toContain('application/problem+json');
     expect(body).toMatchObject({ status, code: restCode });

@@ -165,10 +165,15 @@ describe('parseJsonSafe and stripPollution', () => {
     expect(() => parseJsonSafe('{"__proto__":')).toThrow(SyntaxError);
   });
 
-  it('handles very deep documents on both paths', () => {
+  it('refuses documents nested past the limit before parsing them, and takes deep ones when allowed', () => {
     const depth = 100_000;
     const deep = `${'['.repeat(depth)}{"__proto__":{"polluted":1}}${']'.repeat(depth)}`;
-    let value = parseJsonSafe(deep) as unknown;
+    expect(() => parseJsonSafe(deep)).toThrow(/nests deeper than 64 levels/);
+    // Brackets inside strings do not count.
+    expect(parseJsonSafe(JSON.stringify({ text: '['.repeat(1000) }))).toEqual({ text: '['.repeat(1000) });
+    expect(() => parseJsonSafe(`${'['.repeat(65)}${']'.repeat(65)}`)).toThrow(/deeper than 64/);
+    expect(parseJsonSafe(`${'['.repeat(64)}${']'.repeat(64)}`)).toBeDefined();
+    let value = parseJsonSafe(deep, Number.POSITIVE_INFINITY) as unknown;
     for (let i = 0; i < depth; i++) value = (value as unknown[])[0];
     expect(Object.hasOwn(value as object, '__proto__')).toBe(false);
     const plain = JSON.parse(deep) as unknown;

@@ -145,7 +145,7 @@ const mcpHttp: Door = {
     const init = await post(INITIALIZE);
     if (init.status === 401) {
       const body = await init.json();
-      expect(body.error.code).toBe(-32001);
+      expect(body.error.code).toBe(-32011);
       return { kind: 'unauthorized', challenge: init.headers.get('www-authenticate') };
     }
     expect(init.status).toBe(200);

@@ -256,7 +256,7 @@ describe('the upgrade', () => {
     const { url, attachment } = await start();
     const refused = await refusedStatus(url, { origin: 'https://evil.example' });
     expect(refused.status).toBe(403);
-    expect(JSON.parse(refused.body)).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 }, id: null });
+    expect(JSON.parse(refused.body)).toMatchObject({ jsonrpc: '2.0', error: { code: -32003 }, id: null });
     expect(attachment.connections).toBe(0);
     // a loopback Origin is fine
     const socket = await openRaw(url, { origin: 'http://localhost:5173' });
@@ -283,22 +283,23 @@ describe('the upgrade', () => {
     expect((await refusedStatus(url, { protocols: ['graphql-ws'] })).status).toBe(400);
   });
 
-  it('runs the authenticate hook: false → 401, a throw → 500, an identity reaches ctx.caller', async () => {
-    const authenticate = vi.fn(async (request: Request): Promise<CallerIdentity | false> => {
+  it("admits upgrades with the server's own auth: its verify hook refuses (401) or names the caller", async () => {
+    const verify = vi.fn(async (request: Request): Promise<CallerIdentity | false> => {
       const key = request.headers.get('authorization');
       if (key === 'Bearer boom') throw new Error('store down');
       return key === 'Bearer good' ? { id: 'alice', roles: ['admin'] } : false;
     });
-    const { url } = await start({ websocket: { authenticate } });
+    const { url } = await start({ server: fixtureServer({ auth: { verify } }) });
     expect((await refusedStatus(url)).status).toBe(401);
-    expect((await refusedStatus(url, { headers: { authorization: 'Bearer boom' } })).status).toBe(500);
+    // A hook that throws refuses like a failed credential, on the upgrade as on any HTTP request.
+    expect((await refusedStatus(url, { headers: { authorization: 'Bearer boom' } })).status).toBe(401);
     const client = new ClientV2(info);
     await client.connect(new WebSocketClientTransport(url, { headers: { authorization: 'Bearer good' } }));
     cleanups.push(() => client.close());
     const result = await client.callTool({ name: 'whoami' });
     expect(result.content).toEqual([{ type: 'text', text: 'alice' }]);
-    expect(authenticate).toHaveBeenCalledTimes(3);
-    expect(authenticate.mock.calls[2]![0]).toBeInstanceOf(Request);
+    expect(verify).toHaveBeenCalledTimes(3);
+    expect(verify.mock.calls[2]![0]).toBeInstanceOf(Request);
   });
 
   it('leaves other paths to other upgrade listeners, and answers 404 when there are none', async () => {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FetchOptions } from '../http/handler.js';
-import { toWebRequest, writeWebResponse } from '../node/bridge.js';
+import { failed, requestSource, toWebRequest, writeWebResponse } from '../node/bridge.js';
 import type { McpKitServer } from '../server.js';
 
 /** Options for {@link mcpkitExpress}. */
@@ -56,14 +56,23 @@ export function mcpkitExpress(
   const serve = (
     req: IncomingMessage,
     res: ServerResponse,
-    next: Next,
+    _next: Next,
     body: Uint8Array | string | undefined,
   ) => {
-    const request = toWebRequest(req, res, body === undefined ? {} : { body });
-    server
-      .fetch(request, { clientAddress: req.socket?.remoteAddress, ...options.fetchOptions?.(req) })
-      .then((response) => writeWebResponse(req, res, response))
-      .catch(next);
+    // Everything from here on is answered by mcpkit, failures included (JSON, never Express's page).
+    try {
+      const source = requestSource(req, server.httpOptions.trustProxy);
+      const request = toWebRequest(req, res, body === undefined ? { source } : { body, source });
+      server
+        .fetch(request, {
+          ...(source.address !== undefined && { clientAddress: source.address }),
+          ...options.fetchOptions?.(req),
+        })
+        .then((response) => writeWebResponse(req, res, response))
+        .catch(() => failed(res));
+    } catch {
+      failed(res);
+    }
   };
   const handler: Middleware = (req, res, next) => serve(req, res, next, consumedBody(req as ParsedRequest));
   const onParserError: ErrorMiddleware = (error, req, res, next) => {

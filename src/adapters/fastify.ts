@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { FetchOptions } from '../http/handler.js';
-import { toWebRequest, writeWebResponse } from '../node/bridge.js';
+import { failed, requestSource, toWebRequest, writeWebResponse } from '../node/bridge.js';
 import type { McpKitServer } from '../server.js';
 
 /** Options for {@link mcpkitFastify}. */
@@ -38,9 +38,19 @@ export const mcpkitFastify: FastifyPluginAsync<McpkitFastifyOptions> = async (
   const basePath = fastify.prefix;
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     reply.hijack();
-    const fetchOptions = { clientAddress: request.ip, ...options.fetchOptions?.(request), basePath };
-    const response = await server.fetch(toWebRequest(request.raw, reply.raw), fetchOptions);
-    await writeWebResponse(request.raw, reply.raw, response);
+    try {
+      // mcpkit's `http.trustProxy` decides who the client is, whatever Fastify's own setting.
+      const source = requestSource(request.raw, server.httpOptions.trustProxy);
+      const fetchOptions = {
+        ...(source.address !== undefined && { clientAddress: source.address }),
+        ...options.fetchOptions?.(request),
+        basePath,
+      };
+      const response = await server.fetch(toWebRequest(request.raw, reply.raw, { source }), fetchOptions);
+      await writeWebResponse(request.raw, reply.raw, response);
+    } catch {
+      failed(reply.raw);
+    }
   };
   fastify.all('/', handler);
   fastify.all('/*', handler);

@@ -1,6 +1,13 @@
 import { Hono } from 'hono';
+import { sourceOf } from '../http/forwarded.js';
 import type { FetchOptions } from '../http/handler.js';
 import type { McpKitServer } from '../server.js';
+
+/** What `@hono/node-server` puts in the environment as `incoming`: the node:http request. */
+interface NodeIncoming {
+  socket?: { remoteAddress?: string; encrypted?: boolean };
+  headers?: Record<string, string | string[] | undefined>;
+}
 
 /** Options for {@link mcpkitHono}. */
 export interface McpkitHonoOptions {
@@ -34,9 +41,22 @@ export function mcpkitHono(server: McpKitServer, options: McpkitHonoOptions = {}
       // A middleware read the body already (c.req.json()); Hono keeps it, so rebuild the request.
       request = new Request(request, { body: await c.req.arrayBuffer() });
     }
-    // @hono/node-server puts the node:http request in the environment: the client's address is there.
-    const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
-    const clientAddress = incoming?.socket?.remoteAddress;
+    // @hono/node-server puts the node:http request in the environment: the client's address is there,
+    // and what trusted proxies say about the client (the server's `http.trustProxy`).
+    const incoming = (c.env as { incoming?: NodeIncoming } | undefined)?.incoming;
+    let clientAddress: string | undefined;
+    if (incoming?.socket) {
+      const source = sourceOf(
+        incoming.socket.remoteAddress,
+        incoming.socket.encrypted === true,
+        (name) => incoming.headers?.[name],
+        server.httpOptions.trustProxy,
+      );
+      clientAddress = source.address;
+      const url = new URL(request.url);
+      if (url.origin !== source.origin)
+        request = new Request(`${source.origin}${url.pathname}${url.search}`, request);
+    }
     return server.fetch(request, {
       ...(clientAddress !== undefined && { clientAddress }),
       ...options.fetchOptions?.(request),

@@ -13,10 +13,16 @@ import { ResourceCache, type ResourceCacheStats } from './cache.js';
 import { type CatalogChangeObserver, type RegistrationHandle, Registry } from './registry.js';
 import { type TemplateVariables, UriTemplate } from './uriTemplate.js';
 
-/** A completion callback for a prompt argument or a template variable. */
+/**
+ * A completion callback for a prompt argument or a template variable: `value` is what the client
+ * typed so far, `context.arguments` the other arguments it already chose, and `context.caller` who
+ * is asking (when the policy layer identified one), so a completer can leave out what that caller
+ * should not see. For a resource template, values whose completed URI the caller may not read are
+ * dropped after the completer answers.
+ */
 export type Completer = (
   value: string,
-  context: { arguments?: Record<string, string> },
+  context: { arguments?: Record<string, string>; caller?: CallerIdentity },
 ) => readonly string[] | Promise<readonly string[]>;
 
 /** What a resource reader receives. */
@@ -322,6 +328,14 @@ export class ResourceCatalog {
   /** The completer for a template variable, if the template declares one. */
   completer(uriTemplate: string, variable: string): Completer | undefined {
     return this.#templates.get(uriTemplate)?.definition.complete?.[variable];
+  }
+
+  /**
+   * The URI the registered template `uriTemplate` gives for `variables` (RFC 6570 expansion), or the
+   * template string itself when it is not registered.
+   */
+  expand(uriTemplate: string, variables: Readonly<Record<string, string | undefined>>): string {
+    return this.#templates.get(uriTemplate)?.template.expand(variables) ?? uriTemplate;
   }
 
   /** Whether `uriTemplate` is a registered template (or a static URI). */

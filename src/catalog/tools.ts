@@ -105,6 +105,13 @@ export interface ToolDefinition<TInput extends SchemaInput | undefined = SchemaI
   /** Calls of this tool running at once; more wait in a bounded queue. Default: unlimited. */
   concurrency?: number;
   /**
+   * How `ctx.callTool` runs the calls this tool makes: `'tool'` (the default for tools written in
+   * code) trusts them with the tool's own rights, unchecked; `'caller'` checks each as if this
+   * tool's caller had made it (permission, visibility, and one of its `execute` rate-limit tokens).
+   * Declarative tools (registered over REST or from an integration) always act as their caller.
+   */
+  callToolAs?: 'tool' | 'caller';
+  /**
    * Whether a call may run as a task (the MCP tasks extension, `io.modelcontextprotocol/tasks`):
    * `'forbidden'` (default) always answers synchronously; `'optional'` runs as a task for clients
    * that declared the extension and synchronously for the rest; `'required'` runs as a task and
@@ -188,6 +195,13 @@ function compileTool(definition: ToolDefinition): RegisteredTool {
   }
   if (definition.timeoutMs !== undefined && !(definition.timeoutMs >= 0)) {
     throw new TypeError(`tool "${name}": timeoutMs must be a non-negative number`);
+  }
+  if (
+    definition.callToolAs !== undefined &&
+    definition.callToolAs !== 'tool' &&
+    definition.callToolAs !== 'caller'
+  ) {
+    throw new TypeError(`tool "${name}": callToolAs must be 'tool' or 'caller'`);
   }
   const input = definition.inputSchema
     ? compileSchema(definition.inputSchema, `tool "${name}" inputSchema`)

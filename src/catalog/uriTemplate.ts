@@ -10,6 +10,8 @@ type Operator = '' | '+' | '#' | '.' | '/' | ';' | '?' | '&';
 interface VarSpec {
   name: string;
   explode: boolean;
+  /** The `:n` prefix modifier: at most this many characters of the value. */
+  prefix?: number;
 }
 
 type Token = { kind: 'literal'; text: string } | { kind: 'expr'; op: Operator; vars: VarSpec[] };
@@ -73,6 +75,19 @@ export class UriTemplate {
     return this.source;
   }
 
+  /**
+   * The URI this template gives for `variables` (RFC 6570 expansion): undefined variables expand to
+   * nothing, values are percent-encoded as their operator asks (`{+x}` and `{#x}` keep reserved
+   * characters).
+   */
+  expand(variables: Readonly<Record<string, string | readonly string[] | undefined>>): string {
+    let out = '';
+    for (const token of this.#tokens) {
+      out += token.kind === 'literal' ? token.text : expandExpression(token.op, token.vars, variables);
+    }
+    return out;
+  }
+
   /** The variables of `uri` if it matches this template, else `undefined`. Linear in `uri.length`. */
   match(uri: string): TemplateVariables | undefined {
     const tokens = this.#tokens;
@@ -118,9 +133,11 @@ function parse(source: string): Token[] {
     if (body.includes('{')) throw new TypeError(`nested "{" at ${open} in URI template`);
     const vars = body.split(',').map((spec): VarSpec => {
       const explode = spec.endsWith('*');
-      const name = (explode ? spec.slice(0, -1) : spec).replace(/:\d{1,4}$/, '');
+      const bare = explode ? spec.slice(0, -1) : spec;
+      const modifier = /:(\d{1,4})$/.exec(bare);
+      const name = modifier ? bare.slice(0, modifier.index) : bare;
       if (!VAR_NAME.test(name)) throw new TypeError(`invalid variable "${spec}" in URI template`);
-      return { name, explode };
+      return modifier ? { name, explode, prefix: Number(modifier[1]) } : { name, explode };
     });
     const previous = tokens.at(-1);
     if (previous?.kind === 'expr' && op === '' && previous.op === '') {
@@ -130,6 +147,59 @@ function parse(source: string): Token[] {
     pos = end + 1;
   }
   return tokens;
+}
+
+const UTF8 = new TextEncoder();
+
+/** Percent-encodes `value`, keeping unreserved characters (and reserved ones and escapes when `reserved`). */
+function encodeValue(value: string, reserved: boolean): string {
+  let out = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    if (/[A-Za-z0-9\-._~]/.test(c)) out += c;
+    else if (reserved && /[:/?#[\]@!$&'()*+,;=]/.test(c)) out += c;
+    else if (reserved && c === '%' && /^[0-9A-Fa-f]{2}$/.test(value.slice(i + 1, i + 3))) out += c;
+    else {
+      const point = value.codePointAt(i)!;
+      const char = String.fromCodePoint(point);
+      if (char.length === 2) i++;
+      for (const byte of UTF8.encode(char)) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    }
+  }
+  return out;
+}
+
+function expandExpression(
+  op: Operator,
+  vars: VarSpec[],
+  values: Readonly<Record<string, string | readonly string[] | undefined>>,
+): string {
+  const reserved = op === '+' || op === '#';
+  const named = NAMED.has(op);
+  const separator = SEPARATOR[op];
+  const parts: string[] = [];
+  for (const spec of vars) {
+    const value = Object.hasOwn(values, spec.name) ? values[spec.name] : undefined;
+    if (value === undefined) continue;
+    if (typeof value === 'string') {
+      const cut = spec.prefix === undefined ? value : value.slice(0, spec.prefix);
+      const encoded = encodeValue(cut, reserved);
+      parts.push(
+        named
+          ? encoded === ''
+            ? `${spec.name}${op === ';' ? '' : '='}`
+            : `${spec.name}=${encoded}`
+          : encoded,
+      );
+      continue;
+    }
+    if (value.length === 0) continue;
+    const items = value.map((item) => encodeValue(item, reserved));
+    if (spec.explode)
+      parts.push(named ? items.map((item) => `${spec.name}=${item}`).join(separator) : items.join(separator));
+    else parts.push(named ? `${spec.name}=${items.join(',')}` : items.join(','));
+  }
+  return parts.length === 0 ? '' : PREFIX[op] + parts.join(separator);
 }
 
 /** Where the expression starting at `pos` ends: at the next literal, the next expression's prefix, or the end. */

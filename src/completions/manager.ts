@@ -62,10 +62,17 @@ export interface CompletionRunOptions {
   stream?: boolean;
   /** Cancels the job (like `cancel(id)`). */
   signal?: AbortSignal;
-  /** Who asked: tool calls run under this caller. */
+  /**
+   * Who asked: the prompt is rendered, and every tool call the model makes is checked and paid for
+   * (one `execute` rate-limit token each), as this caller's own.
+   */
   caller?: CallerIdentity;
   /** Where tool calls say they came from. Default `internal`. */
   origin?: CallOrigin;
+  /** The id of the request that asked (for audit). */
+  requestId?: string;
+  /** The client's network address (for audit, and the rate limits of anonymous callers). */
+  clientAddress?: string;
   /** Receives the job's events as they happen. */
   onEvent?: (event: CompletionEvent) => void;
 }
@@ -130,11 +137,27 @@ export interface CompletionHost {
   tools: { list(): readonly Tool[]; get(name: string): unknown };
   /** The tools `caller` may use (the policy layer's view); default: every listed tool. */
   visibleTools?(tools: readonly Tool[], caller: CallerIdentity): readonly Tool[];
+  /**
+   * Whether `caller` may render the prompt `name` (the policy layer's check): a refusal, or
+   * `undefined`. Default: every prompt.
+   */
+  admitPrompt?(
+    name: string,
+    caller: CallerIdentity,
+    run: CompletionRunOptions,
+  ): { code: McpKitErrorCode; message: string } | undefined;
   executor: {
     execute(
       name: string,
       args: unknown,
-      options: { signal?: AbortSignal; caller?: CallerIdentity; origin?: CallOrigin },
+      options: {
+        signal?: AbortSignal;
+        caller?: CallerIdentity;
+        origin?: CallOrigin;
+        delegated?: boolean;
+        requestId?: string;
+        clientAddress?: string;
+      },
     ): Promise<CallToolResult>;
   };
   prompts?: {
@@ -493,6 +516,10 @@ export class CompletionManager {
       if (!this.#host.prompts) throw new McpKitError('INVALID_ARGUMENT', 'Prompts are not available');
       if (typeof request.prompt?.name !== 'string')
         throw new McpKitError('INVALID_ARGUMENT', 'prompt.name must be a string');
+      // A prompt the caller could not read itself is not rendered for it either.
+      const refused =
+        options.caller && this.#host.admitPrompt?.(request.prompt.name, options.caller, options);
+      if (refused) throw new McpKitError(refused.code, refused.message);
       const rendered = await this.#host.prompts.render(request.prompt.name, request.prompt.arguments ?? {}, {
         ...(options.signal && { signal: options.signal }),
         ...(options.caller && { caller: options.caller }),
@@ -665,10 +692,13 @@ export class CompletionManager {
       result = errorResult('NOT_FOUND', `Tool ${call.name} is not available`);
     } else {
       try {
+        // The model acts for the caller: each call is checked and paid for as the caller's own.
         result = await this.#host.executor.execute(call.name, args, {
           signal,
           origin: options.origin ?? 'internal',
-          ...(options.caller && { caller: options.caller }),
+          ...(options.caller && { caller: options.caller, delegated: true }),
+          ...(options.requestId !== undefined && { requestId: options.requestId }),
+          ...(options.clientAddress !== undefined && { clientAddress: options.clientAddress }),
         });
       } catch (error) {
         const e = toMcpKitError(error);

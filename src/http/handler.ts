@@ -7,21 +7,15 @@ import {
   localhostAllowedHostnames,
   localhostAllowedOrigins,
   type McpHttpHandler,
-  originValidationResponse,
   type Server,
-  validateHostHeader,
 } from '@modelcontextprotocol/server';
-import { ERROR_CODES } from '../errors.js';
 import { metadataUrlFor } from '../policy/auth.js';
 import { PERMISSIONS } from '../policy/permissions.js';
-import {
-  type ListenCheck,
-  type Policy,
-  type PolicyRefusal,
-  type RequestFacts,
-  requestFacts,
-} from '../policy/policy.js';
+import { type Policy, type RateState, type RequestFacts, requestFacts } from '../policy/policy.js';
 import { rateLimitHeaders } from '../policy/rateLimit.js';
+import { type Refusal, refuse } from '../policy/refusal.js';
+import { Shares } from '../policy/shares.js';
+import { admitRequest, isWireRequest, type RefusedMessage, refusedMessage } from '../protocol/gate.js';
 import type { HttpMetrics } from '../telemetry/standard.js';
 import {
   globalTracing,
@@ -30,20 +24,17 @@ import {
   type SpanAttributes,
   type Tracing,
 } from '../telemetry/tracing.js';
-import type { Logger } from '../types.js';
+import type { CallerIdentity, Logger } from '../types.js';
+import { RequestAdmission, type RequestAdmitted } from './admission.js';
+import { mcpMessageRefusals, mcpRequestRefusal, restRefusal } from './answers.js';
 import { DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from './bodyText.js';
 import { MemoryEventStore } from './eventStore.js';
-import {
-  JSONRPC_INTERNAL_ERROR,
-  JSONRPC_INVALID_REQUEST,
-  JSONRPC_PARSE_ERROR,
-  JSONRPC_SERVER_ERROR,
-  jsonRpcError,
-} from './jsonrpc.js';
+import { checkTrustProxy, type TrustProxy } from './forwarded.js';
+import { JSONRPC_INTERNAL_ERROR, JSONRPC_PARSE_ERROR, jsonRpcError } from './jsonrpc.js';
 import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
 import { problem } from './problem.js';
 import { type RestHost, serveRest } from './rest.js';
-import { parseJsonSafe } from './safeJson.js';
+import { JsonDepthError, MAX_JSON_DEPTH, parseJsonSafe } from './safeJson.js';
 import { LegacySessions } from './sessions.js';
 
 /** HTTP options of `createMcpServer`. */
@@ -91,10 +82,37 @@ export interface HttpOptions {
    * is set. Default: none (clients use their own).
    */
   sseRetryMs?: number;
+  /**
+   * Which proxies in front of the server to believe about the client: their `X-Forwarded-For`
+   * (the client address rate limits and audit use), `X-Forwarded-Proto` and `X-Forwarded-Host` (the
+   * scheme and host the client addressed, for OAuth metadata and the Host check). `false` (the
+   * default) believes none and uses the connection itself; `true` believes every hop; a number
+   * believes that many hops nearest the server; a list names trusted proxy addresses and CIDR
+   * ranges (`'10.0.0.0/8'`, `'::1'`) or `'loopback'`, `'private'` (RFC 1918 and unique-local).
+   * Applied by `listen()`, the Express and Fastify adapters, Hono on `@hono/node-server` and the
+   * WebSocket door, whatever the framework's own setting.
+   */
+  trustProxy?: TrustProxy;
+  /** How deep a JSON request body (or WebSocket message) may nest; deeper is refused (400). Default 64. */
+  maxJsonDepth?: number;
+  /**
+   * 2025-era sessions one caller (an API key, or an anonymous client's address) may hold at once,
+   * when the policy layer is on. A caller at its share that opens another loses its least recently
+   * used session without an open stream; with a stream open on every one, it gets 429.
+   * Default: a tenth of `maxSessions` (at least 1).
+   */
+  maxSessionsPerCaller?: number;
+  /**
+   * Streams one caller may hold open at once, when the policy layer is on: 2025-era standalone GET
+   * streams, 2026-07-28 `subscriptions/listen` streams, REST resource subscriptions and streamed
+   * completions. Past it, a new one gets 429. Default 100.
+   */
+  maxStreamsPerCaller?: number;
 }
 
 /** The resolved HTTP options. */
-export type ResolvedHttpOptions = Required<Omit<HttpOptions, 'sseRetryMs'>> & Pick<HttpOptions, 'sseRetryMs'>;
+export type ResolvedHttpOptions = Required<Omit<HttpOptions, 'sseRetryMs' | 'maxSessionsPerCaller'>> &
+  Pick<HttpOptions, 'sseRetryMs'> & { maxSessionsPerCaller: number };
 
 export const HTTP_DEFAULTS: ResolvedHttpOptions = {
   basePath: '',
@@ -108,6 +126,10 @@ export const HTTP_DEFAULTS: ResolvedHttpOptions = {
   allowedOrigins: localhostAllowedOrigins(),
   jsonResponse: false,
   eventStore: false,
+  trustProxy: false,
+  maxJsonDepth: MAX_JSON_DEPTH,
+  maxSessionsPerCaller: 100,
+  maxStreamsPerCaller: 100,
 };
 
 /** What the HTTP layer needs from the server. */
@@ -141,9 +163,9 @@ export interface FetchOptions {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const AUTH_FAILURE_CODE = { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 503: 'UNAVAILABLE' } as const;
 /** A protocol version as MCP spells them (a date); other header values are the SDK's to refuse. */
 const DATED_VERSION = /^\d{4}-\d{2}-\d{2}$/;
+const METADATA_PATH = '/.well-known/oauth-protected-resource';
 
 function normalisePath(path: string): string {
   if (path === '' || path === '/') return '';
@@ -151,22 +173,54 @@ function normalisePath(path: string): string {
   return withSlash.endsWith('/') ? withSlash.slice(0, -1) : withSlash;
 }
 
+/** What {@link HttpHandler.admit} decides about a request: its caller, or why it is refused. */
+export type AdmissionDecision =
+  | {
+      readonly ok: true;
+      readonly caller: CallerIdentity | undefined;
+      readonly facts: RequestFacts | undefined;
+    }
+  | { readonly ok: false; readonly refusal: Refusal };
+
+/** The operations of `/mcp` that carry no JSON-RPC request: each still pays one `read` token. */
+const MCP_HTTP_OPERATIONS = {
+  GET: { name: 'GET /mcp', rate: 'read' },
+  DELETE: { name: 'DELETE /mcp', rate: 'read' },
+  POST: { name: 'POST /mcp (notifications)', rate: 'read' },
+} as const;
+
 /**
- * The one web-standard handler: MCP over Streamable HTTP for both protocol eras, behind Host and
- * Origin checks, body limits and JSON-only errors.
+ * The one web-standard handler: MCP over Streamable HTTP for both protocol eras and the REST
+ * routes, every request through the same admission pipeline (Host and Origin, credentials, then each
+ * operation's permission, the entries it names and its rate class), with body limits and JSON-only
+ * errors.
  */
 export class HttpHandler {
   readonly options: ResolvedHttpOptions;
   readonly sessions: LegacySessions;
   readonly modern: McpHttpHandler;
+  /** Streams held open per caller (2025 GET streams, listens, REST subscriptions, streamed completions). */
+  readonly streams: Shares;
   readonly #host: HttpHost;
+  readonly #admission: RequestAdmission;
   readonly #basePath: string;
   readonly #mcpRelative: string;
 
   constructor(host: HttpHost, options: HttpOptions = {}) {
-    this.options = { ...HTTP_DEFAULTS, ...stripUndefined(options) };
+    const given = stripUndefined(options);
+    this.options = {
+      ...HTTP_DEFAULTS,
+      ...given,
+      maxSessionsPerCaller:
+        given.maxSessionsPerCaller ??
+        Math.max(1, Math.ceil((given.maxSessions ?? HTTP_DEFAULTS.maxSessions) / 10)),
+    };
     if (!(this.options.maxBodyBytes > 0)) throw new TypeError('http.maxBodyBytes must be a positive number');
     if (!(this.options.maxSessions > 0)) throw new TypeError('http.maxSessions must be a positive number');
+    if (!(Number.isInteger(this.options.maxJsonDepth) && this.options.maxJsonDepth > 0)) {
+      throw new TypeError('http.maxJsonDepth must be a positive integer');
+    }
+    checkTrustProxy(this.options.trustProxy);
     const { bodyTimeoutMs } = this.options;
     // setTimeout fires at once for a delay past 2^31 - 1 ms
     if (!(typeof bodyTimeoutMs === 'number' && bodyTimeoutMs > 0 && bodyTimeoutMs <= 2_147_483_647)) {
@@ -177,8 +231,10 @@ export class HttpHandler {
       throw new TypeError('http.sseRetryMs must be a non-negative integer');
     }
     this.#host = host;
+    this.#admission = new RequestAdmission(this.options, host.policy);
     this.#basePath = normalisePath(this.options.basePath);
     this.#mcpRelative = normalisePath(this.options.mcpPath) || '/';
+    this.streams = new Shares(this.options.maxStreamsPerCaller, 'http.maxStreamsPerCaller');
     const onerror = (error: Error) => host.logger.debug({ err: error }, 'MCP HTTP request rejected');
     this.modern = createMcpHandler(({ era }) => host.createServer(era, false), {
       legacy: this.options.stateless ? 'stateless' : 'reject',
@@ -188,6 +244,8 @@ export class HttpHandler {
     this.sessions = new LegacySessions({
       createServer: (onClose) => host.createServer('legacy', true, onClose),
       maxSessions: this.options.maxSessions,
+      maxSessionsPerCaller: this.options.maxSessionsPerCaller,
+      streams: this.streams,
       idleTimeoutMs: this.options.sessionIdleTimeoutMs,
       maxBodyBytes: this.options.maxBodyBytes,
       jsonResponse: this.options.jsonResponse,
@@ -218,6 +276,30 @@ export class HttpHandler {
       (performance.now() - started) / 1000,
     );
     return withHeader(response, 'x-request-id', requestId);
+  }
+
+  /**
+   * The request stages of the pipeline for a door other than `fetch` (the WebSocket upgrade): Host,
+   * Origin and credentials, exactly as `fetch` applies them.
+   */
+  async admit(request: Request, options: FetchOptions & { door: 'websocket' }): Promise<AdmissionDecision> {
+    let url: URL;
+    try {
+      url = new URL(request.url);
+    } catch {
+      return { ok: false, refusal: refuse('INVALID_REQUEST', 'Bad Request: the request URL is not valid') };
+    }
+    const base = options.basePath === undefined ? this.#basePath : normalisePath(options.basePath);
+    const admitted = await this.#admission.admit(request, url, {
+      door: options.door,
+      requestId: globalThis.crypto.randomUUID(),
+      address: options.clientAddress,
+      authInfo: options.authInfo,
+      endpoint: () => this.#endpointUrl(url, base),
+      target: `${base}${this.#mcpRelative}`,
+    });
+    if ('refusal' in admitted) return { ok: false, refusal: admitted.refusal };
+    return { ok: true, caller: admitted.facts?.caller, facts: admitted.facts };
   }
 
   /**
@@ -267,60 +349,44 @@ export class HttpHandler {
     requestId: string,
     out: { route: string },
   ): Promise<Response> {
-    const rejected = this.#checkHostAndOrigin(request);
-    if (rejected) return rejected;
-    out.route = 'unmatched';
-    const url = new URL(request.url);
+    let url: URL;
+    try {
+      url = new URL(request.url);
+    } catch {
+      return problem('INVALID_REQUEST', 'Bad Request: the request URL is not valid', requestId);
+    }
     const base = options.basePath === undefined ? this.#basePath : normalisePath(options.basePath);
     const { pathname } = url;
-    const policy = this.#host.policy;
-    const auth = policy?.auth;
-    if (auth?.oauth && pathname.startsWith('/.well-known/oauth-protected-resource')) {
-      out.route = '/.well-known/oauth-protected-resource';
-      return this.#protectedResourceMetadata(request, url, base);
+    const oauth = this.#host.policy?.auth?.oauth;
+    const metadata = oauth !== undefined && pathname.startsWith(METADATA_PATH);
+    const inside = base === '' || pathname === base || pathname.startsWith(`${base}/`);
+    const relative = inside ? pathname.slice(base.length) || '/' : pathname;
+    const isMcp = inside && (relative === this.#mcpRelative || relative === `${this.#mcpRelative}/`);
+    const door = isMcp ? 'mcp' : 'rest';
+    if (!metadata && !inside) {
+      // Not under the mount point: nothing here answers it, but Host and Origin still apply.
+      const refused = this.#admission.checkOrigin(request, url);
+      return refused ? restRefusal(refused, requestId) : problem('NOT_FOUND', 'No such route', requestId);
     }
-    if (base !== '' && pathname !== base && !pathname.startsWith(`${base}/`)) {
-      return problem('NOT_FOUND', 'No such route', requestId);
+    out.route = metadata ? METADATA_PATH : isMcp ? this.#mcpRelative : 'unmatched';
+    const pending = this.#admission.admit(request, url, {
+      door,
+      requestId,
+      address: options.clientAddress,
+      authInfo: options.authInfo,
+      // Only the liveness probe and the OAuth metadata answer without a credential.
+      public: metadata || (relative === '/health' && (request.method === 'GET' || request.method === 'HEAD')),
+      endpoint: () => this.#endpointUrl(url, base),
+      target: isMcp ? this.#mcpRelative : relative,
+    });
+    const admitted: RequestAdmitted = pending instanceof Promise ? await pending : pending;
+    if ('refusal' in admitted) {
+      if (out.route === 'unmatched') out.route = 'unauthenticated';
+      return isMcp ? mcpRequestRefusal(admitted.refusal) : restRefusal(admitted.refusal, requestId);
     }
-    const relative = pathname.slice(base.length) || '/';
-    const isMcp = relative === this.#mcpRelative || relative === `${this.#mcpRelative}/`;
-    let facts: RequestFacts | undefined;
-    if (policy) {
-      facts = {
-        caller: undefined,
-        requestId,
-        origin: isMcp ? 'http' : 'rest',
-        ...(options.clientAddress !== undefined && { address: options.clientAddress }),
-      };
-      // Everything but the liveness probe needs a caller once authentication is configured.
-      if (auth && !(relative === '/health' && (request.method === 'GET' || request.method === 'HEAD'))) {
-        const outcome = await auth.authenticate(request, url, () => this.#endpointUrl(url, base));
-        if ('failure' in outcome) {
-          const { failure } = outcome;
-          const target = isMcp ? this.#mcpRelative : relative;
-          out.route = isMcp ? this.#mcpRelative : 'unauthenticated';
-          const limited = await policy.authFailed(facts, target, failure.reason);
-          if (limited) return this.#refusedForRate(limited, isMcp, requestId);
-          const headers = { 'www-authenticate': failure.challenge };
-          const code = AUTH_FAILURE_CODE[failure.status];
-          return isMcp
-            ? jsonRpcError(failure.status, ERROR_CODES[code].jsonRpc, failure.message, headers)
-            : problem(code, failure.message, requestId, { headers });
-        }
-        facts.caller = outcome.caller;
-      } else if (!auth && options.authInfo) {
-        // The host application authenticated the request (an adapter's authInfo): that is the caller.
-        const { authInfo } = options;
-        facts.caller = {
-          id: authInfo.clientId,
-          roles: authInfo.scopes.filter((s) => policy.access.hasRole(s)),
-          permissions: [...authInfo.scopes],
-          authInfo,
-        };
-      }
-    }
+    const { facts } = admitted;
+    if (metadata) return this.#protectedResourceMetadata(request, url, base);
     if (isMcp) {
-      out.route = this.#mcpRelative;
       if (facts) requestFacts.set(request, facts);
       return this.#mcp(request, options, facts);
     }
@@ -328,19 +394,6 @@ export class HttpHandler {
     const segments = relative.split('/').slice(1);
     if (segments.at(-1) === '' && segments.length > 1) segments.pop();
     return serveRest(request, url, segments, requestId, this.#host.rest, this.options, out, facts);
-  }
-
-  /** The 429 for a refusal by rate: a problem on REST, a JSON-RPC error on `/mcp`. */
-  #refusedForRate(refusal: PolicyRefusal, isMcp: boolean, requestId: string): Response {
-    const headers = refusal.rate
-      ? rateLimitHeaders(refusal.rate.cls, refusal.rate.rule, refusal.rate.decision)
-      : { 'retry-after': String(refusal.retryAfterSeconds ?? 1) };
-    return isMcp
-      ? jsonRpcError(429, ERROR_CODES.RATE_LIMITED.jsonRpc, refusal.message, headers)
-      : problem('RATE_LIMITED', refusal.message, requestId, {
-          headers,
-          fields: { retryAfterSeconds: refusal.retryAfterSeconds },
-        });
   }
 
   /** This server's MCP endpoint as the client addressed it, for OAuth metadata. */
@@ -354,7 +407,7 @@ export class HttpHandler {
     const endpoint = this.#endpointUrl(url, base);
     const resource = oauth.resource ?? endpoint.href;
     const expected = new URL(metadataUrlFor(new URL(resource))).pathname;
-    if (url.pathname !== expected && url.pathname !== '/.well-known/oauth-protected-resource') {
+    if (url.pathname !== expected && url.pathname !== METADATA_PATH) {
       return problem('NOT_FOUND', 'No such route', '');
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
@@ -376,77 +429,28 @@ export class HttpHandler {
     });
   }
 
-  #checkHostAndOrigin(request: Request): Response | undefined {
-    const { allowedHosts, allowedOrigins } = this.options;
-    if (allowedHosts !== 'any') {
-      // A request built in process (`new Request(url)`) has no Host header: its URL's host stands in.
-      const host = request.headers.get('host') ?? safeHost(request.url);
-      const result = validateHostHeader(host, allowedHosts as string[]);
-      if (!result.ok) return jsonRpcError(403, JSONRPC_SERVER_ERROR, result.message);
-    }
-    if (allowedOrigins !== 'any') {
-      const rejected = originValidationResponse(request, allowedOrigins as string[]);
-      if (rejected) return rejected;
-    }
-    return undefined;
-  }
-
   async #mcp(request: Request, options: FetchOptions, facts?: RequestFacts): Promise<Response> {
     const caller = facts?.caller;
     const method = request.method;
     if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
-      return jsonRpcError(405, JSONRPC_SERVER_ERROR, 'Method not allowed', { allow: 'GET, POST, DELETE' });
+      return mcpRequestRefusal(
+        refuse('METHOD_NOT_ALLOWED', 'Method not allowed', { headers: { allow: 'GET, POST, DELETE' } }),
+      );
     }
     let parsedBody: unknown;
     if (method === 'POST') {
-      if (!isJsonContentType(request.headers.get('content-type'))) {
-        return jsonRpcError(
-          415,
-          JSONRPC_SERVER_ERROR,
-          'Unsupported Media Type: Content-Type must be application/json',
-        );
-      }
-      const { maxBodyBytes, bodyTimeoutMs } = this.options;
-      let body: Awaited<ReturnType<typeof readBodyLimited>>;
-      try {
-        body = await readBodyLimited(request, maxBodyBytes, bodyTimeoutMs);
-      } catch {
-        return jsonRpcError(400, JSONRPC_SERVER_ERROR, 'Bad Request: the body could not be read');
-      }
-      if (body.tooLarge) {
-        return jsonRpcError(
-          413,
-          JSONRPC_SERVER_ERROR,
-          `Payload Too Large: the limit is ${maxBodyBytes} bytes`,
-        );
-      }
-      if (body.timedOut) {
-        return jsonRpcError(
-          408,
-          JSONRPC_SERVER_ERROR,
-          `Request Timeout: the body did not arrive within ${bodyTimeoutMs} ms`,
-        );
-      }
-      try {
-        parsedBody = parseJsonSafe(new TextDecoder().decode(body.bytes));
-      } catch {
-        return jsonRpcError(400, JSONRPC_PARSE_ERROR, 'Parse error: the body is not valid JSON');
-      }
-      // Protocol 2025-06-18 removed JSON-RPC batching; the SDK transport accepts arrays whatever the
-      // version, so refuse them here when the request names a version without batches.
-      const version = request.headers.get('mcp-protocol-version');
-      if (
-        Array.isArray(parsedBody) &&
-        version !== null &&
-        DATED_VERSION.test(version) &&
-        version >= '2025-06-18'
-      ) {
-        return jsonRpcError(
-          400,
-          JSONRPC_INVALID_REQUEST,
-          `Invalid Request: JSON-RPC batches are not allowed in protocol version ${version}`,
-        );
-      }
+      const parsed = await this.#readBody(request);
+      if (parsed instanceof Response) return parsed;
+      parsedBody = parsed.body;
+    }
+    // The policy's gate: every JSON-RPC request (and every request without one) pays its way.
+    let admittedRate: RateState | undefined;
+    let refused: RefusedMessage[] | undefined;
+    const policy = this.#host.policy;
+    if (policy && facts) {
+      const gated = await this.#gate(policy, parsedBody, method, facts);
+      if (gated instanceof Response) return gated;
+      ({ rate: admittedRate, refused, body: parsedBody } = gated);
     }
     const authInfo = options.authInfo ?? caller?.authInfo;
     const handlerOptions = {
@@ -456,45 +460,124 @@ export class HttpHandler {
     const legacy = await isLegacyRequest(request, parsedBody, {
       maxRequestBodySize: this.options.maxBodyBytes,
     });
+    let response: Response;
     if (legacy) {
-      if (this.options.stateless) return this.modern.fetch(request, handlerOptions);
-      return this.sessions.handle(request, parsedBody, authInfo, caller?.id);
+      if (this.options.stateless) response = await this.modern.fetch(request, handlerOptions);
+      else {
+        response = await this.sessions.handle(
+          request,
+          parsedBody,
+          authInfo,
+          facts && { id: caller?.id, shareKey: policy!.shareKey(facts) },
+        );
+      }
+    } else {
+      const mismatch = this.#checkParamHeaders(request, parsedBody);
+      if (mismatch) return mismatch;
+      const release =
+        facts && policy && isListen(parsedBody) ? this.streams.take(policy.shareKey(facts)) : undefined;
+      if (facts && policy && isListen(parsedBody) && !release) {
+        return mcpMessageRefusals(
+          [{ id: (parsedBody as { id: string | number }).id, refusal: tooManyStreams(this.streams.limit) }],
+          false,
+        );
+      }
+      response = await this.modern.fetch(request, handlerOptions);
+      if (release) response = releaseWhenDone(response, release);
     }
-    const mismatch = this.#checkParamHeaders(request, parsedBody);
-    if (mismatch) return mismatch;
-    const listen = this.#checkListen(parsedBody, facts);
-    if (listen === undefined) return this.modern.fetch(request, handlerOptions);
-    return listen instanceof Promise
-      ? listen.then((refused) => refused ?? this.modern.fetch(request, handlerOptions))
-      : listen;
+    if (refused) response = await mergeRefused(response, refused);
+    if (admittedRate) {
+      const headers = rateLimitHeaders(admittedRate.cls, admittedRate.rule, admittedRate.decision);
+      for (const [name, value] of Object.entries(headers)) response = withHeader(response, name, value);
+    }
+    return response;
+  }
+
+  /** Reads and parses a POST body under the limits: the JSON, or the refusal to answer with. */
+  async #readBody(request: Request): Promise<{ body: unknown } | Response> {
+    if (!isJsonContentType(request.headers.get('content-type'))) {
+      return mcpRequestRefusal(
+        refuse('UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: Content-Type must be application/json'),
+      );
+    }
+    const { maxBodyBytes, bodyTimeoutMs, maxJsonDepth } = this.options;
+    let read: Awaited<ReturnType<typeof readBodyLimited>>;
+    try {
+      read = await readBodyLimited(request, maxBodyBytes, bodyTimeoutMs);
+    } catch {
+      return mcpRequestRefusal(refuse('INVALID_REQUEST', 'Bad Request: the body could not be read'));
+    }
+    if (read.tooLarge) {
+      return mcpRequestRefusal(
+        refuse('PAYLOAD_TOO_LARGE', `Payload Too Large: the limit is ${maxBodyBytes} bytes`),
+      );
+    }
+    if (read.timedOut) {
+      return mcpRequestRefusal(
+        refuse('REQUEST_TIMEOUT', `Request Timeout: the body did not arrive within ${bodyTimeoutMs} ms`),
+      );
+    }
+    let body: unknown;
+    try {
+      body = parseJsonSafe(new TextDecoder().decode(read.bytes), maxJsonDepth);
+    } catch (error) {
+      if (error instanceof JsonDepthError) {
+        return mcpRequestRefusal(refuse('INVALID_REQUEST', `Invalid Request: ${error.message}`));
+      }
+      return jsonRpcError(400, JSONRPC_PARSE_ERROR, 'Parse error: the body is not valid JSON');
+    }
+    // Protocol 2025-06-18 removed JSON-RPC batching; the SDK transport accepts arrays whatever the
+    // version, so refuse them here when the request names a version without batches.
+    const version = request.headers.get('mcp-protocol-version');
+    if (Array.isArray(body) && version !== null && DATED_VERSION.test(version) && version >= '2025-06-18') {
+      return mcpRequestRefusal(
+        refuse(
+          'INVALID_REQUEST',
+          `Invalid Request: JSON-RPC batches are not allowed in protocol version ${version}`,
+        ),
+      );
+    }
+    return { body };
   }
 
   /**
-   * The policy's check of a `subscriptions/listen` request, which the SDK answers before any handler:
-   * a refusal (403, or 429 with `Retry-After`), or `undefined` to let it through.
+   * The admission gate of `/mcp`: each JSON-RPC request in the body through the policy (a request
+   * without one, a GET or DELETE, pays one `read` token). Everything refused: the answer. Some of a
+   * batch refused: the rest of the body to serve, and the refusals to add to its answer.
    */
-  #checkListen(
+  async #gate(
+    policy: Policy,
     body: unknown,
-    facts: RequestFacts | undefined,
-  ): Response | undefined | Promise<Response | undefined> {
-    const policy = this.#host.policy;
-    if (!policy || !facts || body === null || typeof body !== 'object' || Array.isArray(body))
-      return undefined;
-    const message = body as { id?: unknown; method?: unknown; params?: unknown };
-    if (message.method !== 'subscriptions/listen') return undefined;
-    const answer = (refusal: ListenCheck): Response | undefined =>
-      refusal &&
-      new Response(JSON.stringify({ jsonrpc: '2.0', id: message.id ?? null, error: refusal.error }), {
-        status: refusal.status,
-        headers: {
-          'content-type': 'application/json',
-          ...(refusal.retryAfterSeconds !== undefined && {
-            'retry-after': String(refusal.retryAfterSeconds),
-          }),
-        },
-      });
-    const checked = policy.checkListen(message.params, facts);
-    return checked instanceof Promise ? checked.then(answer) : answer(checked);
+    method: 'POST' | 'GET' | 'DELETE',
+    facts: RequestFacts,
+  ): Promise<Response | { rate?: RateState; refused?: RefusedMessage[]; body: unknown }> {
+    const messages: unknown[] = Array.isArray(body) ? body : body === undefined ? [] : [body];
+    const refused: RefusedMessage[] = [];
+    const refusedMessages = new Set<unknown>();
+    let rate: RateState | undefined;
+    let requests = 0;
+    for (const message of messages) {
+      if (!isWireRequest(message)) continue;
+      requests++;
+      const pending = admitRequest(policy, message, facts);
+      const decided = pending instanceof Promise ? await pending : pending;
+      if (decided.refused) {
+        refused.push(decided.refused);
+        refusedMessages.add(message);
+      } else rate = decided.rate ?? rate;
+    }
+    if (requests === 0) {
+      const pending = policy.admit(MCP_HTTP_OPERATIONS[method], facts);
+      const decision = pending instanceof Promise ? await pending : pending;
+      if (!decision.ok) return mcpRequestRefusal(decision.refusal);
+      return decision.rate ? { rate: decision.rate, body } : { body };
+    }
+    if (refused.length === 0) return rate ? { rate, body } : { body };
+    const batch = Array.isArray(body);
+    // What the SDK still serves: the admitted requests, and the batch's notifications and responses.
+    const left = messages.filter((m) => !refusedMessages.has(m));
+    if (left.length === 0) return mcpMessageRefusals(refused, batch);
+    return { refused, body: left };
   }
 
   /**
@@ -541,12 +624,72 @@ export class HttpHandler {
   }
 }
 
-function safeHost(url: string): string | null {
-  try {
-    return new URL(url).host || null;
-  } catch {
-    return null;
+function isListen(body: unknown): boolean {
+  return isWireRequest(body) && body.method === 'subscriptions/listen';
+}
+
+function tooManyStreams(limit: number): Refusal {
+  return refuse('RATE_LIMITED', `Too many open streams for this caller (limit ${limit}); close one first`, {
+    headers: { 'retry-after': '5' },
+    data: { retryAfterSeconds: 5, limit },
+  });
+}
+
+/** `response` with `release` called once its body has been read to the end, or abandoned. */
+function releaseWhenDone(response: Response, release: () => void): Response {
+  if (!response.body) {
+    release();
+    return response;
   }
+  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+  response.body
+    .pipeTo(writable)
+    .catch(() => {})
+    .finally(release);
+  return new Response(readable, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
+/**
+ * The answer to a batch part of which the policy refused: the SDK's answer to the rest, with a
+ * JSON-RPC error for each refused request added: into the JSON array, as SSE events before the
+ * stream's own, or as the whole answer when the SDK had nothing to say (202).
+ */
+async function mergeRefused(response: Response, refused: readonly RefusedMessage[]): Promise<Response> {
+  const errors = refused.map(refusedMessage);
+  const type = response.headers.get('content-type') ?? '';
+  if (response.status === 202 || !response.body) return mcpMessageRefusals(refused, true);
+  if (type.startsWith('application/json')) {
+    const answered = (await response.json()) as unknown;
+    const all = [...errors, ...(Array.isArray(answered) ? answered : [answered])];
+    return new Response(JSON.stringify(all), { status: response.status, headers: response.headers });
+  }
+  if (type.startsWith('text/event-stream')) {
+    const encoder = new TextEncoder();
+    const prefix = errors.map((e) => `event: message\ndata: ${JSON.stringify(e)}\n\n`).join('');
+    const reader = response.body.getReader();
+    let first = true;
+    const merged = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (first) {
+          first = false;
+          controller.enqueue(encoder.encode(prefix));
+          return;
+        }
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      },
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
+    });
+    return new Response(merged, { status: response.status, headers: response.headers });
+  }
+  return response;
 }
 
 /** `response` with one more header; rebuilt when its headers are immutable. */

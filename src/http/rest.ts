@@ -8,6 +8,7 @@ import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolCatalog } from '../catalog/tools.js';
 import type { CompletionManager } from '../completions/manager.js';
 import {
+  chainStepTools,
   compileDeclarativeTool,
   type DeclarativeToolOptions,
   type DeclarativeToolSpec,
@@ -15,13 +16,22 @@ import {
 import { McpKitError, type McpKitErrorCode } from '../errors.js';
 import { ERROR_META_KEY, type ToolExecutor } from '../executor.js';
 import type { IntegrationManager } from '../integrations/manager.js';
-import { FULL_GRANT, type Grant, visibleItems } from '../policy/permissions.js';
-import type { Policy, RequestFacts } from '../policy/policy.js';
-import { rateLimitHeaders } from '../policy/rateLimit.js';
+import {
+  FULL_GRANT,
+  type Grant,
+  type Permission,
+  type TargetKind,
+  visibleItems,
+} from '../policy/permissions.js';
+import type { Operation, Policy, RequestFacts } from '../policy/policy.js';
+import { type RateClass, rateLimitHeaders } from '../policy/rateLimit.js';
+import { quote, type Refusal } from '../policy/refusal.js';
+import type { Target } from '../policy/targets.js';
 import type { HealthChecks } from '../telemetry/health.js';
 import type { LogRing } from '../telemetry/logs.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { CallerIdentity, Logger } from '../types.js';
+import { restRefusal } from './answers.js';
 import { type LimitedRead, readBodyLimited, textResponse } from './bodyText.js';
 import { buildOpenApi } from './openapi.js';
 import { json, problem, problemFromError } from './problem.js';
@@ -64,16 +74,38 @@ export interface RestContext {
   readonly facts?: RequestFacts;
   /** The JSON body: 415 for another content type, 413 past the limit, 400 for bad JSON. */
   body(): Promise<unknown>;
+  /**
+   * Refuses (403, or 400 for a name no catalog could hold) unless the caller may use every entry in
+   * `targets` and holds `permission`: for entries a request names in its body. Entries named in the
+   * path are checked before the handler runs, from the route's `target`.
+   */
+  require(targets: readonly Target[], permission?: Permission): void;
 }
 
-/** A route: method, path pattern (`/tools/:name/execute`), handler. */
-export interface Route {
+interface RouteDefinition {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** The path pattern: `/tools/:name/execute`. */
   path: string;
   /** OpenAPI summary. */
   summary: string;
   handler(ctx: RestContext, host: RestHost): Promise<Response> | Response;
 }
+
+/**
+ * Who may call a route and what it costs, declared beside its handler: a public route (no
+ * credential, no cost), or the permission it needs, the rate class it pays one token of, and the
+ * catalog entry its path names (checked for visibility, in every spelling, before the handler runs).
+ */
+export type RouteAccess =
+  | { readonly public: true }
+  | {
+      readonly permission: Permission;
+      readonly rate: RateClass;
+      readonly target?: { readonly kind: TargetKind; readonly param: string };
+    };
+
+/** A REST route: method, path, its access declaration and its handler. */
+export type Route = RouteDefinition & RouteAccess;
 
 const MAX_LIMIT = 1000;
 const DEFAULT_LIMIT = 100;
@@ -180,28 +212,31 @@ function sse(
   });
 }
 
-function toolOr404(host: RestHost, name: string, ctx?: RestContext): Tool {
+function toolOr404(host: RestHost, name: string): Tool {
   const tool = host.tools.get(name);
-  if (!tool) throw new McpKitError('NOT_FOUND', `Tool ${name} not found`);
-  if (ctx) requireVisible(ctx, host, 'tools', name);
+  if (!tool) throw new McpKitError('NOT_FOUND', `Tool ${quote(name)} not found`);
   return tool.descriptor;
-}
-
-/** Refuses (403) a catalog entry the caller may not see or use. */
-function requireVisible(
-  ctx: RestContext,
-  host: RestHost,
-  kind: 'tools' | 'resources' | 'prompts',
-  name: string,
-): void {
-  if (ctx.grant.canSee(kind, name)) return;
-  if (ctx.facts) host.policy?.denied(ctx.facts, name, `${kind} rule`);
-  throw new McpKitError('FORBIDDEN', `Forbidden: ${name} is not available to this caller`);
 }
 
 /** Runs a catalog mutation on behalf of the caller, so its audit event names them. */
 function act<T>(ctx: RestContext, host: RestHost, change: () => T): T {
   return host.policy && ctx.facts ? host.policy.asActor(ctx.facts, change) : change();
+}
+
+/**
+ * The executor options of calls a route makes on the caller's behalf (a batch, a chain): each call
+ * is checked as the caller and pays one `execute` token, the first out of the token the request
+ * itself paid to be admitted.
+ */
+function onBehalf(ctx: RestContext) {
+  return {
+    signal: ctx.request.signal,
+    origin: 'rest' as const,
+    requestId: ctx.requestId,
+    ...(ctx.facts?.address !== undefined && { clientAddress: ctx.facts.address }),
+    ...(ctx.caller && { caller: ctx.caller }),
+    meter: { credit: 1 },
+  };
 }
 
 function created(body: unknown, location: string): Response {
@@ -213,6 +248,7 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/health',
+    public: true,
     summary: 'Liveness and readiness (503 when a readiness check fails)',
     handler: async (_ctx, host) => {
       const report = await host.health.report();
@@ -222,6 +258,8 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/metrics',
+    permission: 'admin:read',
+    rate: 'read',
     summary: 'Prometheus metrics (JSON with Accept: application/json)',
     handler: (ctx, host) => {
       const accept = ctx.request.headers.get('accept') ?? '';
@@ -234,6 +272,8 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/logs',
+    permission: 'admin:read',
+    rate: 'read',
     summary: 'Recent structured logs (?level=&since=&limit=&requestId=)',
     handler: (ctx, host) => {
       const q = ctx.url.searchParams;
@@ -273,12 +313,16 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/summary',
+    permission: 'admin:read',
+    rate: 'read',
     summary: 'Counts, sessions and cache statistics',
     handler: (_ctx, host) => json(host.summary()),
   },
   {
     method: 'GET',
     path: '/audit',
+    permission: 'admin:read',
+    rate: 'read',
     summary: 'Recent audit events (?action=&callerId=&outcome=&limit=), from a MemoryAuditSink',
     handler: (ctx, host) => {
       const sink = host.policy?.audit.memory;
@@ -303,6 +347,8 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/openapi.json',
+    permission: 'tools:read',
+    rate: 'read',
     summary: 'This API as OpenAPI 3.1',
     handler: (ctx, host) =>
       json(buildOpenApi(host, ROUTES, ctx.url, (name) => ctx.grant.canSee('tools', name))),
@@ -310,6 +356,8 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/tools',
+    permission: 'tools:read',
+    rate: 'read',
     summary: 'List tools',
     handler: (ctx, host) =>
       json(
@@ -322,13 +370,23 @@ export const ROUTES: Route[] = [
   {
     method: 'POST',
     path: '/tools',
+    permission: 'tools:manage',
+    rate: 'manage',
     summary: 'Register a declarative tool (http or chain)',
     handler: async (ctx, host) => {
       const spec = (await ctx.body()) as DeclarativeToolSpec;
       let definition: ReturnType<typeof compileDeclarativeTool>;
       try {
         definition = compileDeclarativeTool(spec, host.declarative);
-        requireVisible(ctx, host, 'tools', definition.name);
+        ctx.require([{ kind: 'tools', name: definition.name }]);
+        // A chain runs its steps as whoever calls it; its author must be able to run each of them too.
+        const steps = chainStepTools(spec);
+        if (steps.length > 0) {
+          ctx.require(
+            steps.map((name) => ({ kind: 'tools', name })),
+            'tools:execute',
+          );
+        }
         act(ctx, host, () => host.tools.register(definition));
       } catch (error) {
         if (error instanceof TypeError) throw new McpKitError('INVALID_ARGUMENT', error.message);
@@ -340,6 +398,8 @@ export const ROUTES: Route[] = [
   {
     method: 'POST',
     path: '/tools/batch',
+    permission: 'tools:execute',
+    rate: 'execute',
     summary: 'Run tool calls in parallel',
     handler: async (ctx, host) => {
       const body = asObject(await ctx.body(), 'body');
@@ -357,9 +417,7 @@ export const ROUTES: Route[] = [
       const results = await host.executor.parallel(calls, {
         ...(concurrency !== undefined && { concurrency: Math.floor(concurrency) }),
         failFast: body.failFast === true,
-        signal: ctx.request.signal,
-        origin: 'rest',
-        ...(ctx.caller && { caller: ctx.caller }),
+        ...onBehalf(ctx),
       });
       return json({ results, durationMs: performance.now() - started });
     },
@@ -367,6 +425,8 @@ export const ROUTES: Route[] = [
   {
     method: 'POST',
     path: '/tools/chain',
+    permission: 'tools:execute',
+    rate: 'execute',
     summary: 'Run a chain of tools',
     handler: async (ctx, host) => {
       const body = asObject(await ctx.body(), 'body');
@@ -385,9 +445,7 @@ export const ROUTES: Route[] = [
       });
       const result = await host.executor.chain(steps, body.input ?? {}, {
         continueOnError: body.continueOnError === true,
-        signal: ctx.request.signal,
-        origin: 'rest',
-        ...(ctx.caller && { caller: ctx.caller }),
+        ...onBehalf(ctx),
       });
       return json(result);
     },
@@ -395,23 +453,31 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/tools/:name',
+    permission: 'tools:read',
+    rate: 'read',
+    target: { kind: 'tools', param: 'name' },
     summary: 'Describe a tool',
-    handler: (ctx, host) => json(toolOr404(host, ctx.params.name!, ctx)),
+    handler: (ctx, host) => json(toolOr404(host, ctx.params.name!)),
   },
   {
     method: 'DELETE',
     path: '/tools/:name',
+    permission: 'tools:manage',
+    rate: 'manage',
+    target: { kind: 'tools', param: 'name' },
     summary: 'Remove a tool',
     handler: (ctx, host) => {
-      requireVisible(ctx, host, 'tools', ctx.params.name!);
       if (!act(ctx, host, () => host.tools.remove(ctx.params.name!)))
-        throw new McpKitError('NOT_FOUND', `Tool ${ctx.params.name} not found`);
+        throw new McpKitError('NOT_FOUND', `Tool ${quote(ctx.params.name)} not found`);
       return new Response(null, { status: 204 });
     },
   },
   {
     method: 'POST',
     path: '/tools/:name/execute',
+    permission: 'tools:execute',
+    rate: 'execute',
+    target: { kind: 'tools', param: 'name' },
     summary: 'Execute a tool',
     handler: async (ctx, host) => {
       const body = asObject(await ctx.body(), 'body');
@@ -431,6 +497,8 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/resources',
+    permission: 'resources:read',
+    rate: 'read',
     summary: 'List resources',
     handler: async (ctx, host) => {
       const all: Resource[] = await host.resources.list({ signal: ctx.request.signal });
@@ -445,6 +513,8 @@ export const ROUTES: Route[] = [
   {
     method: 'POST',
     path: '/resources',
+    permission: 'resources:manage',
+    rate: 'manage',
     summary: 'Register a resource with fixed content',
     handler: async (ctx, host) => {
       const body = asObject(await ctx.body(), 'body');
@@ -459,7 +529,7 @@ export const ROUTES: Route[] = [
         throw new McpKitError('INVALID_ARGUMENT', 'blob must be base64');
       }
       const content = typeof text === 'string' ? { text } : { blob: blob as string };
-      requireVisible(ctx, host, 'resources', uri);
+      ctx.require([{ kind: 'resources', name: uri }]);
       try {
         act(ctx, host, () =>
           host.resources.register({
@@ -482,9 +552,11 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/resources/:uri',
+    permission: 'resources:read',
+    rate: 'read',
+    target: { kind: 'resources', param: 'uri' },
     summary: 'Read a resource (through the cache)',
     handler: async (ctx, host) => {
-      requireVisible(ctx, host, 'resources', ctx.params.uri!);
       return json(
         await host.resources.read(ctx.params.uri!, {
           signal: ctx.request.signal,
@@ -496,22 +568,27 @@ export const ROUTES: Route[] = [
   {
     method: 'DELETE',
     path: '/resources/:uri',
+    permission: 'resources:manage',
+    rate: 'manage',
+    target: { kind: 'resources', param: 'uri' },
     summary: 'Remove a resource or template',
     handler: (ctx, host) => {
-      requireVisible(ctx, host, 'resources', ctx.params.uri!);
       if (!act(ctx, host, () => host.resources.remove(ctx.params.uri!)))
-        throw new McpKitError('NOT_FOUND', `Resource ${ctx.params.uri} not found`);
+        throw new McpKitError('NOT_FOUND', `Resource ${quote(ctx.params.uri)} not found`);
       return new Response(null, { status: 204 });
     },
   },
   {
     method: 'POST',
     path: '/resources/:uri/subscribe',
+    permission: 'resources:read',
+    rate: 'read',
+    target: { kind: 'resources', param: 'uri' },
     summary: 'Stream update events for a resource (text/event-stream)',
     handler: (ctx, host) => {
       const uri = ctx.params.uri!;
-      requireVisible(ctx, host, 'resources', uri);
-      if (!host.resources.resolve(uri)) throw new McpKitError('NOT_FOUND', `Resource ${uri} not found`);
+      if (!host.resources.resolve(uri))
+        throw new McpKitError('NOT_FOUND', `Resource ${quote(uri)} not found`);
       return sse(ctx.request.signal, (send) => {
         send('subscribed', { uri });
         return host.resources.subscribe(uri, (updated) => send('updated', { uri: updated }));
@@ -521,6 +598,8 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/prompts',
+    permission: 'prompts:read',
+    rate: 'read',
     summary: 'List prompts',
     handler: (ctx, host) =>
       json(
@@ -533,6 +612,8 @@ export const ROUTES: Route[] = [
   {
     method: 'POST',
     path: '/prompts',
+    permission: 'prompts:manage',
+    rate: 'manage',
     summary: 'Register a template prompt',
     handler: async (ctx, host) => {
       const body = asObject(await ctx.body(), 'body');
@@ -540,7 +621,7 @@ export const ROUTES: Route[] = [
         throw new McpKitError('INVALID_ARGUMENT', 'render cannot be given over REST');
       if (!Array.isArray(body.messages))
         throw new McpKitError('INVALID_ARGUMENT', 'messages must be an array');
-      requireVisible(ctx, host, 'prompts', String(body.name));
+      if (typeof body.name === 'string') ctx.require([{ kind: 'prompts', name: body.name }]);
       try {
         act(ctx, host, () => host.prompts.register(body as never));
       } catch (error) {
@@ -553,20 +634,24 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/prompts/:name',
+    permission: 'prompts:read',
+    rate: 'read',
+    target: { kind: 'prompts', param: 'name' },
     summary: 'Describe a prompt',
     handler: (ctx, host) => {
       const prompt: Prompt | undefined = host.prompts.get(ctx.params.name!);
-      if (!prompt) throw new McpKitError('NOT_FOUND', `Prompt ${ctx.params.name} not found`);
-      requireVisible(ctx, host, 'prompts', ctx.params.name!);
+      if (!prompt) throw new McpKitError('NOT_FOUND', `Prompt ${quote(ctx.params.name)} not found`);
       return json(prompt);
     },
   },
   {
     method: 'POST',
     path: '/prompts/:name/generate',
+    permission: 'prompts:read',
+    rate: 'read',
+    target: { kind: 'prompts', param: 'name' },
     summary: 'Render a prompt with validated arguments',
     handler: async (ctx, host) => {
-      requireVisible(ctx, host, 'prompts', ctx.params.name!);
       const body = asObject(await ctx.body(), 'body');
       const rendered = await host.prompts.render(ctx.params.name!, asObject(body.arguments, 'arguments'), {
         signal: ctx.request.signal,
@@ -578,11 +663,13 @@ export const ROUTES: Route[] = [
   {
     method: 'DELETE',
     path: '/prompts/:name',
+    permission: 'prompts:manage',
+    rate: 'manage',
+    target: { kind: 'prompts', param: 'name' },
     summary: 'Remove a prompt',
     handler: (ctx, host) => {
-      requireVisible(ctx, host, 'prompts', ctx.params.name!);
       if (!act(ctx, host, () => host.prompts.remove(ctx.params.name!)))
-        throw new McpKitError('NOT_FOUND', `Prompt ${ctx.params.name} not found`);
+        throw new McpKitError('NOT_FOUND', `Prompt ${quote(ctx.params.name)} not found`);
       return new Response(null, { status: 204 });
     },
   },
@@ -590,17 +677,26 @@ export const ROUTES: Route[] = [
   ...completionRoutes,
 ];
 
-interface CompiledRoute extends Route {
-  segments: string[];
-  /** `METHOD /path`, the key of the policy tables. */
-  key: string;
-}
+type CompiledRoute = Route & {
+  readonly segments: string[];
+  /** The operation the policy admits: `METHOD /path`, its permission and rate class. */
+  readonly operation: Operation | undefined;
+};
 
 const COMPILED: CompiledRoute[] = ROUTES.map((r) => ({
   ...r,
   segments: r.path.split('/').slice(1),
-  key: `${r.method} ${r.path}`,
+  operation:
+    'public' in r ? undefined : { name: `${r.method} ${r.path}`, permission: r.permission, rate: r.rate },
 }));
+
+/** The operation of a matched route: its declaration, with the entry its path names. */
+function operationOf(route: CompiledRoute, params: Record<string, string>): Operation | undefined {
+  const operation = route.operation;
+  if (!operation || 'public' in route || !route.target) return operation;
+  const name = params[route.target.param];
+  return name === undefined ? operation : { ...operation, targets: [{ kind: route.target.kind, name }] };
+}
 
 /** Finds the route for `path`; `allowed` lists the methods of routes whose path matched. */
 export function matchRoute(
@@ -680,18 +776,13 @@ export async function serveRest(
   }
   let rateHeaders: Record<string, string> | undefined;
   const policy = host.policy;
-  if (policy && facts) {
-    const pending = policy.checkRest(route.key, facts);
-    const checked = pending instanceof Promise ? await pending : pending;
-    if (checked?.rate)
-      rateHeaders = rateLimitHeaders(checked.rate.cls, checked.rate.rule, checked.rate.decision);
-    if (checked && 'code' in checked) {
-      return problem(checked.code, checked.message, requestId, {
-        ...(rateHeaders && { headers: rateHeaders }),
-        ...(checked.retryAfterSeconds !== undefined && {
-          fields: { retryAfterSeconds: checked.retryAfterSeconds },
-        }),
-      });
+  const operation = operationOf(route, params);
+  if (policy && facts && operation) {
+    const pending = policy.admit(operation, facts);
+    const decision = pending instanceof Promise ? await pending : pending;
+    if (!decision.ok) return restRefusal(decision.refusal, requestId);
+    if (decision.rate) {
+      rateHeaders = rateLimitHeaders(decision.rate.cls, decision.rate.rule, decision.rate.decision);
     }
   }
   const ctx: RestContext = {
@@ -703,6 +794,12 @@ export async function serveRest(
     grant: policy ? policy.grantOf(caller) : FULL_GRANT,
     ...(facts && { facts }),
     body: () => readJson(request, limits),
+    require: (targets, permission) => {
+      if (!policy || !facts) return;
+      // No rate class: the request paid once to be admitted; this only checks what its body names.
+      const decision = policy.admit({ name: operation?.name ?? route.path, permission, targets }, facts);
+      if (!(decision instanceof Promise) && !decision.ok) throw refusalError(decision.refusal);
+    },
   };
   let response: Response;
   try {
@@ -716,11 +813,16 @@ export async function serveRest(
     policy.record(facts, {
       action: 'integration.change',
       outcome: response.ok ? 'success' : 'failure',
-      target: params.id ?? '(new)',
+      target: params.id === undefined ? '(new)' : quote(params.id),
       details: { method: route.method, status: response.status },
     });
   }
   return response;
+}
+
+/** A refusal of something a request's body names, thrown from a handler: answered as a problem. */
+function refusalError(refusal: Refusal): McpKitError {
+  return new McpKitError(refusal.code, refusal.message);
 }
 
 /** Sets a header where the response allows it (responses built here always do). */

@@ -25,17 +25,75 @@ function reviver(key: string, value: unknown): unknown {
   return value;
 }
 
+/** How deep a JSON document from the wire may nest (arrays and objects), by default. */
+export const MAX_JSON_DEPTH = 64;
+
+/** The error for a JSON document that nests deeper than allowed: the caller's fault, not a parse error. */
+export class JsonDepthError extends RangeError {
+  override readonly name = 'JsonDepthError';
+  constructor(readonly maxDepth: number) {
+    super(`the JSON nests deeper than ${maxDepth} levels`);
+  }
+}
+
 /**
- * `JSON.parse` without pollution keys (see the module comment). Text that cannot name such a key
- * takes the plain `JSON.parse` path, at its full speed; other text is parsed with a reviver that drops
- * them. Throws what `JSON.parse` throws for text that is not JSON.
+ * Whether JSON text nests deeper than `maxDepth` arrays and objects, found in one pass over the text
+ * (brackets inside strings do not count) before anything is parsed: a document nested a million
+ * deep is refused without building it.
+ */
+function nestsDeeper(text: string, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/**
+ * How deep `value` nests (arrays and plain objects), counted without recursion, stopping once past
+ * `limit`: for values that did not come through {@link parseJsonSafe} (specs registered in code or
+ * loaded from storage).
+ */
+export function jsonDepth(value: unknown, limit = Number.POSITIVE_INFINITY): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  const seen = new Set<object>();
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== 'object' || node === null || seen.has(node)) continue;
+    seen.add(node);
+    if (depth > deepest) deepest = depth;
+    if (deepest > limit) return deepest;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return deepest;
+}
+
+/**
+ * `JSON.parse` without pollution keys (see the module comment), for a document nesting at most
+ * `maxDepth` levels (64 by default; deeper throws a {@link JsonDepthError}). Text that cannot name a
+ * pollution key takes the plain `JSON.parse` path, at its full speed; other text is parsed with a
+ * reviver that drops them. Throws what `JSON.parse` throws for text that is not JSON.
  *
  * @example
  * ```ts
  * const args = parseJsonSafe('{"__proto__": {"isAdmin": true}, "a": 1}'); // { a: 1 }
  * ```
  */
-export function parseJsonSafe(text: string): unknown {
+export function parseJsonSafe(text: string, maxDepth = MAX_JSON_DEPTH): unknown {
+  // Cheap to rule out: a document under that many bytes cannot nest that deep.
+  if (text.length > maxDepth * 2 && nestsDeeper(text, maxDepth)) throw new JsonDepthError(maxDepth);
   if (!mayPollute(text)) return JSON.parse(text);
   try {
     return JSON.parse(text, reviver);

@@ -5,13 +5,11 @@ import {
   type Server,
   WebStandardStreamableHTTPServerTransport,
 } from '@modelcontextprotocol/server';
+import { refuse } from '../policy/refusal.js';
+import type { Shares } from '../policy/shares.js';
 import type { Logger } from '../types.js';
-import {
-  JSONRPC_INVALID_REQUEST,
-  JSONRPC_SERVER_ERROR,
-  JSONRPC_SESSION_NOT_FOUND,
-  jsonRpcError,
-} from './jsonrpc.js';
+import { mcpRequestRefusal } from './answers.js';
+import { JSONRPC_SESSION_NOT_FOUND, jsonRpcError } from './jsonrpc.js';
 
 /** Options for the 2025-era session table. */
 export interface LegacySessionOptions {
@@ -25,7 +23,19 @@ export interface LegacySessionOptions {
   eventStore?: () => EventStore;
   /** SSE `retry:` hint sent with priming events. */
   retryIntervalMs?: number;
+  /** Sessions one caller may hold at once (its least recently used idle one goes for a new one). */
+  maxSessionsPerCaller: number;
+  /** Streams one caller may hold open at once (the standalone GET streams, with every other stream). */
+  streams: Shares;
   logger: Logger;
+}
+
+/** Who a request comes from, as the session table needs it. */
+export interface SessionCaller {
+  /** The caller's id: a session answers only the caller that opened it. */
+  readonly id: string | undefined;
+  /** The key its share of sessions and streams is counted under (its id, or its address). */
+  readonly shareKey: string;
 }
 
 interface Session {
@@ -36,6 +46,8 @@ interface Session {
   openStreams: number;
   /** The caller that opened it; only that caller may use it. */
   readonly owner: string | undefined;
+  /** The key its caller's share is counted under, when the policy layer identified one. */
+  readonly shareKey: string | undefined;
   /** The protocol version the client asked for at `initialize`. */
   readonly version: string | undefined;
 }
@@ -52,6 +64,8 @@ function isInitialize(body: unknown): boolean {
  */
 export class LegacySessions {
   readonly #sessions = new Map<string, Session>();
+  /** Sessions by the share key of their caller, in the order they were last used. */
+  readonly #byCaller = new Map<string, Set<Session>>();
   readonly #options: LegacySessionOptions;
   #pending = 0;
   #sweeper: ReturnType<typeof setInterval> | undefined;
@@ -66,53 +80,101 @@ export class LegacySessions {
   }
 
   /**
-   * Serves one request of the 2025-era protocol. `parsedBody` is set for POST. `owner` is the
-   * caller's id when the policy layer identified one: a session answers only the caller that opened
-   * it, and to anyone else it does not exist (404, like an unknown id).
+   * Serves one request of the 2025-era protocol. `parsedBody` is set for POST. `caller` is set when
+   * the policy layer identified one: a session answers only the caller that opened it, and to anyone
+   * else it does not exist (404, like an unknown id); each caller holds at most its share of
+   * sessions and of open streams.
    */
   async handle(
     request: Request,
     parsedBody: unknown,
     authInfo: AuthInfo | undefined,
-    owner?: string,
+    caller?: SessionCaller,
   ): Promise<Response> {
     const id = request.headers.get('mcp-session-id');
     const options = authInfo ? { parsedBody, authInfo } : { parsedBody };
     if (id === null) {
-      if (request.method === 'POST' && isInitialize(parsedBody)) return this.#open(request, options, owner);
-      return jsonRpcError(400, JSONRPC_SERVER_ERROR, 'Bad Request: Mcp-Session-Id header is required');
+      if (request.method === 'POST' && isInitialize(parsedBody)) return this.#open(request, options, caller);
+      return mcpRequestRefusal(refuse('INVALID_REQUEST', 'Bad Request: Mcp-Session-Id header is required'));
     }
     const session = this.#sessions.get(id);
-    if (!session || session.owner !== owner) {
+    if (!session || session.owner !== caller?.id) {
       return jsonRpcError(404, JSONRPC_SESSION_NOT_FOUND, 'Session not found');
     }
     // Batches went away in 2025-06-18: a session that negotiated it or later refuses them even when a
     // request leaves its MCP-Protocol-Version header off.
     if (Array.isArray(parsedBody) && session.version !== undefined && session.version >= '2025-06-18') {
-      return jsonRpcError(
-        400,
-        JSONRPC_INVALID_REQUEST,
-        `Invalid Request: JSON-RPC batches are not allowed in protocol version ${session.version}`,
+      return mcpRequestRefusal(
+        refuse(
+          'INVALID_REQUEST',
+          `Invalid Request: JSON-RPC batches are not allowed in protocol version ${session.version}`,
+        ),
       );
     }
-    session.lastSeen = Date.now();
+    this.#touch(session);
+    let release: (() => void) | undefined;
+    if (request.method === 'GET' && session.shareKey !== undefined) {
+      release = this.#options.streams.take(session.shareKey);
+      if (!release) return mcpRequestRefusal(tooMany('streams', this.#options.streams.limit));
+    }
     const response = await session.transport.handleRequest(request, options);
-    if (request.method === 'GET' && response.body && response.ok) return this.#track(session, response);
+    if (request.method === 'GET' && response.body && response.ok)
+      return this.#track(session, response, release);
+    release?.();
     return response;
+  }
+
+  /** Marks `session` used now: the most recently used of its caller's. */
+  #touch(session: Session): void {
+    session.lastSeen = Date.now();
+    if (session.shareKey === undefined) return;
+    const mine = this.#byCaller.get(session.shareKey);
+    if (mine?.delete(session)) mine.add(session);
+  }
+
+  /**
+   * Makes room for one more session of `shareKey`: nothing to do under its share; otherwise its least
+   * recently used session without an open stream is closed. `false` when every one holds a stream.
+   */
+  #makeRoom(shareKey: string): boolean {
+    const mine = this.#byCaller.get(shareKey);
+    if (!mine || mine.size + this.#pendingOf(shareKey) < this.#options.maxSessionsPerCaller) return true;
+    for (const session of mine) {
+      if (session.openStreams > 0) continue;
+      this.#options.logger.debug(
+        { sessionId: session.id },
+        'closing the least recently used session of a caller at its share',
+      );
+      this.#drop(session.id);
+      return true;
+    }
+    return false;
+  }
+
+  readonly #pendingByCaller = new Map<string, number>();
+
+  #pendingOf(shareKey: string): number {
+    return this.#pendingByCaller.get(shareKey) ?? 0;
   }
 
   async #open(
     request: Request,
     options: { parsedBody: unknown; authInfo?: AuthInfo },
-    owner: string | undefined,
+    caller: SessionCaller | undefined,
   ): Promise<Response> {
-    if (this.#closed) return jsonRpcError(503, JSONRPC_SERVER_ERROR, 'Server is shutting down');
-    if (this.#sessions.size + this.#pending >= this.#options.maxSessions) {
-      return jsonRpcError(503, JSONRPC_SERVER_ERROR, 'Too many sessions; try again later', {
-        'retry-after': '5',
-      });
+    if (this.#closed) return mcpRequestRefusal(refuse('UNAVAILABLE', 'Server is shutting down'));
+    const shareKey = caller?.shareKey;
+    if (shareKey !== undefined && !this.#makeRoom(shareKey)) {
+      return mcpRequestRefusal(tooMany('sessions', this.#options.maxSessionsPerCaller));
     }
+    if (this.#sessions.size + this.#pending >= this.#options.maxSessions) {
+      return mcpRequestRefusal(
+        refuse('BUSY', 'Too many sessions; try again later', { headers: { 'retry-after': '5' } }),
+      );
+    }
+    const owner = caller?.id;
     this.#pending++;
+    if (shareKey !== undefined) this.#pendingByCaller.set(shareKey, this.#pendingOf(shareKey) + 1);
     const requested = (options.parsedBody as { params?: { protocolVersion?: unknown } }).params
       ?.protocolVersion;
     const version =
@@ -127,8 +189,16 @@ export class LegacySessions {
       ...(this.#options.retryIntervalMs !== undefined && { retryInterval: this.#options.retryIntervalMs }),
       onsessioninitialized: (id) => {
         sessionId = id;
-        session = { id, transport, server, lastSeen: Date.now(), openStreams: 0, owner, version };
+        session = { id, transport, server, lastSeen: Date.now(), openStreams: 0, owner, shareKey, version };
         this.#sessions.set(id, session);
+        if (shareKey !== undefined) {
+          let mine = this.#byCaller.get(shareKey);
+          if (!mine) {
+            mine = new Set();
+            this.#byCaller.set(shareKey, mine);
+          }
+          mine.add(session);
+        }
         this.#ensureSweeper();
       },
       onsessionclosed: (id) => {
@@ -149,10 +219,15 @@ export class LegacySessions {
       throw error;
     } finally {
       this.#pending--;
+      if (shareKey !== undefined) {
+        const left = this.#pendingOf(shareKey) - 1;
+        if (left > 0) this.#pendingByCaller.set(shareKey, left);
+        else this.#pendingByCaller.delete(shareKey);
+      }
     }
   }
 
-  #track(session: Session, response: Response): Response {
+  #track(session: Session, response: Response, release: (() => void) | undefined): Response {
     session.openStreams++;
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
     response
@@ -161,6 +236,7 @@ export class LegacySessions {
       .finally(() => {
         session.openStreams--;
         session.lastSeen = Date.now();
+        release?.();
       });
     return new Response(readable, { status: response.status, headers: response.headers });
   }
@@ -169,6 +245,11 @@ export class LegacySessions {
     const session = this.#sessions.get(id);
     if (!session) return;
     this.#sessions.delete(id);
+    if (session.shareKey !== undefined) {
+      const mine = this.#byCaller.get(session.shareKey);
+      mine?.delete(session);
+      if (mine?.size === 0) this.#byCaller.delete(session.shareKey);
+    }
     void session.server.close().catch(() => {});
     if (this.#sessions.size === 0 && this.#sweeper !== undefined) {
       clearInterval(this.#sweeper);
@@ -201,8 +282,17 @@ export class LegacySessions {
     this.#closed = true;
     const sessions = [...this.#sessions.values()];
     this.#sessions.clear();
+    this.#byCaller.clear();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     await Promise.all(sessions.map((s) => s.server.close().catch(() => {})));
   }
+}
+
+/** The refusal of a caller at its share of sessions or streams. */
+function tooMany(what: 'sessions' | 'streams', limit: number) {
+  return refuse('RATE_LIMITED', `Too many open ${what} for this caller (limit ${limit}); close one first`, {
+    headers: { 'retry-after': '5' },
+    data: { retryAfterSeconds: 5, limit },
+  });
 }

@@ -1,5 +1,45 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { mcpRequestRefusal } from '../http/answers.js';
 import { bodyTextOf, type LimitedRead, RAW_BODY, type RawBodyReader } from '../http/bodyText.js';
+import { type RequestSource, sourceOf, type TrustProxy } from '../http/forwarded.js';
+import { refuse } from '../policy/refusal.js';
+
+/** Options of {@link toWebRequest}. */
+export interface WebRequestOptions {
+  /** The body, when a framework's parser already consumed the stream (re-serialised). */
+  body?: Uint8Array | string;
+  /** Which proxies to believe about the client (the server's `http.trustProxy`). Default `false`. */
+  trustProxy?: TrustProxy;
+  /** The request's source, when the caller already worked it out with {@link requestSource}. */
+  source?: RequestSource;
+}
+
+/**
+ * The client's address and the origin it addressed: the connection and its `Host` header, or, when
+ * the connection's peer is a trusted proxy, what the trusted hops say (`X-Forwarded-For`, `-Proto`,
+ * `-Host`). Never throws.
+ *
+ * @example
+ * ```ts
+ * const { origin, address } = requestSource(req, ['loopback']);
+ * ```
+ */
+export function requestSource(req: IncomingMessage, trustProxy: TrustProxy = false): RequestSource {
+  const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+  return sourceOf(req.socket?.remoteAddress, encrypted, (name) => req.headers[name], trustProxy);
+}
+
+/** The path and query of a request target, whatever its form (origin-form, absolute-form, `*`). */
+function targetOf(url: string | undefined): string {
+  if (url === undefined || url === '') return '/';
+  if (url.startsWith('/')) return url;
+  try {
+    const absolute = new URL(url);
+    return `${absolute.pathname}${absolute.search}`;
+  } catch {
+    return `/${url}`;
+  }
+}
 
 /**
  * The one bridge between node:http and the web-standard handler, used by `listen()` and by every
@@ -10,11 +50,14 @@ import { bodyTextOf, type LimitedRead, RAW_BODY, type RawBodyReader } from '../h
  *   response is out.
  * - The request's `signal` aborts when the client goes away.
  * - The response is streamed with backpressure; SSE headers are flushed at once.
+ * - The URL is the one the client addressed: scheme and host from the connection and its `Host`
+ *   header, or from `X-Forwarded-Proto` / `X-Forwarded-Host` when `options.trustProxy` believes the
+ *   connection's peer. A missing or malformed `Host` gives a host that fails every allow-list.
  */
 export function toWebRequest(
   req: IncomingMessage,
   res?: ServerResponse,
-  options: { body?: Uint8Array | string } = {},
+  options: WebRequestOptions = {},
 ): Request {
   const controller = new AbortController();
   if (res) {
@@ -37,7 +80,9 @@ export function toWebRequest(
     }
   }
   const method = req.method ?? 'GET';
-  const url = new URL(req.url ?? '/', 'http://localhost');
+  // The URL as the client addressed it (its Host, or what a trusted proxy says), the path appended
+  // as it came: `//x%2F` is a path here, never an authority.
+  const url = `${(options.source ?? requestSource(req, options.trustProxy)).origin}${targetOf(req.url)}`;
   const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: controller.signal };
   const state = { taken: false };
   if (method !== 'GET' && method !== 'HEAD') {
@@ -211,30 +256,43 @@ export async function writeWebResponse(
   }
 }
 
-/** A node:http request listener over a web-standard `fetch` handler. */
+/**
+ * A node:http request listener over a web-standard `fetch` handler. `fetch` receives the request and
+ * its source (the client's address, with `options.trustProxy` applied); a failure is answered with a
+ * JSON 500, never an HTML page.
+ *
+ * @example
+ * ```ts
+ * createServer(toNodeListener((request, { address }) => server.fetch(request, { clientAddress: address })));
+ * ```
+ */
 export function toNodeListener(
-  fetch: (request: Request, req: IncomingMessage) => Promise<Response>,
+  fetch: (request: Request, source: RequestSource & { req: IncomingMessage }) => Promise<Response>,
+  options: { trustProxy?: TrustProxy } = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     let request: Request;
+    let source: RequestSource;
     try {
-      request = toWebRequest(req, res);
+      source = requestSource(req, options.trustProxy);
+      request = toWebRequest(req, res, { source });
     } catch {
-      res.statusCode = 400;
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32600, message: 'Bad request' }, id: null }));
+      void writeWebResponse(req, res, mcpRequestRefusal(refuse('INVALID_REQUEST', 'Bad Request')));
       return;
     }
-    fetch(request, req)
+    fetch(request, { ...source, req })
       .then((response) => writeWebResponse(req, res, response))
-      .catch(() => {
-        if (!res.headersSent) {
-          res.statusCode = 500;
-          res.setHeader('content-type', 'application/json');
-          res.end(
-            JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null }),
-          );
-        } else res.destroy();
-      });
+      .catch(() => failed(res));
   };
+}
+
+/** The answer once a handler failed: a JSON 500 when nothing was sent yet, else the connection cut. */
+export function failed(res: ServerResponse): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.statusCode = 500;
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: null }));
 }

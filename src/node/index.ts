@@ -18,7 +18,6 @@ export {
 export { type ServeStdioOptions, serveStdio } from './stdio.js';
 export {
   type AttachWebSocketOptions,
-  type AuthenticateResult,
   attachWebSocket,
   MCP_SUBPROTOCOL,
   type WebSocketAttachment,

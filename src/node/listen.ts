@@ -91,10 +91,11 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
       // how often those two are checked (node:http's default is every 30 s)
       connectionsCheckingInterval: 1_000,
     },
-    toNodeListener((request, req) => {
-      const clientAddress = req.socket.remoteAddress;
-      return server.fetch(request, clientAddress === undefined ? {} : { clientAddress });
-    }),
+    toNodeListener(
+      (request, { address }) =>
+        server.fetch(request, address === undefined ? {} : { clientAddress: address }),
+      { trustProxy: server.httpOptions.trustProxy },
+    ),
   );
   httpServer.on('clientError', answerClientError);
   const sockets = trackResponses(httpServer);

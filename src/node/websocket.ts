@@ -1,22 +1,16 @@
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import {
-  type AuthInfo,
-  type JSONRPCMessage,
-  localhostAllowedHostnames,
-  localhostAllowedOrigins,
-  type MessageExtraInfo,
-  type Transport,
-  validateHostHeader,
-  validateOriginHeader,
-} from '@modelcontextprotocol/server';
+import type { AuthInfo, JSONRPCMessage, MessageExtraInfo, Transport } from '@modelcontextprotocol/server';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { ERROR_CODES } from '../errors.js';
-import { parseJsonSafe } from '../http/safeJson.js';
+import { upgradeRefusal } from '../http/answers.js';
+import { JsonDepthError, parseJsonSafe } from '../http/safeJson.js';
+import { type Refusal, refuse } from '../policy/refusal.js';
+import { Shares } from '../policy/shares.js';
+import { SETTLING_METHODS } from '../protocol/methods.js';
 import type { McpKitServer } from '../server.js';
-import type { CallerIdentity } from '../types.js';
-import { toWebRequest } from './bridge.js';
+import { requestSource, toWebRequest } from './bridge.js';
 
 /** The WebSocket subprotocol of MCP: offered by clients, echoed by the server. */
 export const MCP_SUBPROTOCOL = 'mcp';
@@ -63,8 +57,11 @@ export interface WebSocketServerTransportOptions {
    */
   maxBufferedBytes?: number;
   /**
-   * Requests from the client still waiting for their response; past it, new requests are answered at
-   * once with a JSON-RPC error (`-32005`, busy) and never reach a handler. Default 100.
+   * Requests from the client still being served; past it, new requests are answered at once with a
+   * JSON-RPC error (`-32005`, busy) and never reach a handler. A request counts until its response
+   * is sent, or, when the client cancelled it, until its handler has really finished (a handler that
+   * ignores its signal keeps its slot). A request reusing the id of one still in flight is refused
+   * (`-32600`). Default 100.
    */
   maxInFlight?: number;
   /**
@@ -74,6 +71,8 @@ export interface WebSocketServerTransportOptions {
   heartbeatMs?: number;
   /** Authentication established at the upgrade, handed to handlers as `ctx.http.authInfo`. */
   authInfo?: AuthInfo;
+  /** How deep a message may nest; deeper is answered with `-32600`. Default 64. */
+  maxJsonDepth?: number;
 }
 
 function positiveInteger(
@@ -92,6 +91,9 @@ function positiveInteger(
 }
 
 type MessageKind = 'request' | 'notification' | 'response';
+
+/** The methods whose handlers report when they end (`requestSettled`): the ones mcpkit serves. */
+const SETTLES = new Set<string>(SETTLING_METHODS);
 
 /** A cheap structural check of one JSON-RPC 2.0 message; the SDK validates each method's params. */
 function classify(value: unknown): MessageKind | undefined {
@@ -155,8 +157,10 @@ export class WebSocketServerTransport implements Transport {
   readonly #socket: WebSocket;
   readonly #maxBuffered: number;
   readonly #maxInFlight: number;
+  readonly #maxJsonDepth: number;
   readonly #extra: MessageExtraInfo | undefined;
-  readonly #inFlight = new Set<string | number>();
+  /** Requests in flight by id: `true` once the client cancelled one whose handler still runs. */
+  readonly #inFlight = new Map<string | number, boolean>();
   #pending: string[] | undefined = [];
   #alive = true;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -172,6 +176,7 @@ export class WebSocketServerTransport implements Transport {
       DEFAULT_MAX_BUFFERED_BYTES,
     );
     this.#maxInFlight = positiveInteger('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT);
+    this.#maxJsonDepth = positiveInteger('maxJsonDepth', options.maxJsonDepth, 64);
     const heartbeatMs = positiveInteger('heartbeatMs', options.heartbeatMs, DEFAULT_HEARTBEAT_MS, true);
     this.#extra = options.authInfo ? { authInfo: options.authInfo } : undefined;
     this.closed = new Promise((resolve) => {
@@ -231,8 +236,22 @@ export class WebSocketServerTransport implements Transport {
       );
       throw new Error('WebSocket connection closed: the client is not reading its messages');
     }
-    if ('id' in message && !('method' in message)) this.#inFlight.delete(message.id as string | number);
+    if ('id' in message && !('method' in message)) {
+      this.#inFlight.delete(message.id as string | number);
+      this.#methods.delete(message.id as string | number);
+    }
     socket.send(JSON.stringify(message));
+  }
+
+  /**
+   * Tells the transport that the handler of request `id` has finished: a request the client
+   * cancelled (which gets no response) gives its slot back only now. `server.connect` wires it for
+   * the sessions it serves on this transport.
+   */
+  requestSettled(id: string | number): void {
+    if (this.#inFlight.get(id) !== true) return;
+    this.#inFlight.delete(id);
+    this.#methods.delete(id);
   }
 
   async close(): Promise<void> {
@@ -266,9 +285,10 @@ export class WebSocketServerTransport implements Transport {
   #handle(text: string): void {
     let message: unknown;
     try {
-      message = parseJsonSafe(text);
-    } catch {
-      this.#reply(null, -32700, 'Parse error: the message is not valid JSON');
+      message = parseJsonSafe(text, this.#maxJsonDepth);
+    } catch (error) {
+      if (error instanceof JsonDepthError) this.#reply(null, -32600, `Invalid Request: ${error.message}`);
+      else this.#reply(null, -32700, 'Parse error: the message is not valid JSON');
       return;
     }
     // JSON-RPC batches are refused whatever version the connection negotiated. 2025-06-18 and later
@@ -290,8 +310,17 @@ export class WebSocketServerTransport implements Transport {
       return;
     }
     if (kind === 'request') {
-      const id = (message as { id: string | number }).id;
-      if (this.#inFlight.size >= this.#maxInFlight && !this.#inFlight.has(id)) {
+      const { id, method } = message as { id: string | number; method: string };
+      if (this.#inFlight.has(id)) {
+        // Two requests with one id cannot both be answered: the second is refused, the first runs on.
+        this.#reply(
+          id,
+          ERROR_CODES.INVALID_REQUEST.jsonRpc,
+          'Invalid Request: a request with this id is still in flight',
+        );
+        return;
+      }
+      if (this.#inFlight.size >= this.#maxInFlight) {
         this.#reply(
           id,
           ERROR_CODES.BUSY.jsonRpc,
@@ -299,14 +328,28 @@ export class WebSocketServerTransport implements Transport {
         );
         return;
       }
-      this.#inFlight.add(id);
+      this.#inFlight.set(id, false);
+      this.#methods.set(id, method);
     } else if (kind === 'notification') {
       const m = message as { method: string; params?: { requestId?: unknown } };
-      // A cancelled request gets no response: its slot is free now.
-      if (m.method === 'notifications/cancelled')
-        this.#inFlight.delete(m.params?.requestId as string | number);
+      if (m.method === 'notifications/cancelled') this.#cancelled(m.params?.requestId);
     }
     this.onmessage?.(message as JSONRPCMessage, this.#extra);
+  }
+
+  /** Request ids in flight and their methods (to know whose handler reports its end). */
+  readonly #methods = new Map<string | number, string>();
+
+  /**
+   * A cancelled request gets no response, but its handler may still be running: one that mcpkit
+   * serves keeps its slot until it reports its end (`requestSettled`); the SDK's own methods (which
+   * answer at once) give it back now.
+   */
+  #cancelled(id: unknown): void {
+    if ((typeof id !== 'string' && typeof id !== 'number') || !this.#inFlight.has(id)) return;
+    const method = this.#methods.get(id);
+    if (method !== undefined && SETTLES.has(method)) this.#inFlight.set(id, true);
+    else this.#inFlight.delete(id);
   }
 
   #reply(id: string | number | null, code: number, message: string): void {
@@ -343,14 +386,12 @@ export class WebSocketServerTransport implements Transport {
     this.#finished = true;
     this.#pending = undefined;
     this.#inFlight.clear();
+    this.#methods.clear();
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#resolveClosed(info);
     this.onclose?.();
   }
 }
-
-/** What an `authenticate` hook decides about an upgrade. */
-export type AuthenticateResult = CallerIdentity | undefined | false;
 
 /** Options for {@link attachWebSocket}. */
 export interface AttachWebSocketOptions {
@@ -367,24 +408,21 @@ export interface AttachWebSocketOptions {
   heartbeatMs?: number;
   /** Outgoing bytes queued for one socket before it is closed as a slow reader (1008). Default 8 MiB. */
   maxBufferedBytes?: number;
-  /** Client requests awaiting a response per socket; the excess gets JSON-RPC `-32005`. Default 100. */
+  /**
+   * Client requests in flight per socket; the excess gets JSON-RPC `-32005`. A cancelled request
+   * counts until its handler has finished. Default 100.
+   */
   maxInFlight?: number;
-  /** Host header hostnames accepted. Default: the server's `http.allowedHosts` (loopback). `'any'` turns the check off. */
-  allowedHosts?: readonly string[] | 'any';
-  /** Origin hostnames accepted. Default: the server's `http.allowedOrigins` (loopback). `'any'` turns the check off. */
-  allowedOrigins?: readonly string[] | 'any';
+  /**
+   * Connections one caller (an API key, or an anonymous client's address) may hold open at once,
+   * when the policy layer is on; past it, upgrades get 429. Default: a tenth of `maxConnections`.
+   */
+  maxConnectionsPerCaller?: number;
   /**
    * Refuse (400) an upgrade that offers no subprotocol. An upgrade that offers subprotocols without
    * `mcp` is always refused. Default `true`.
    */
   requireSubprotocol?: boolean;
-  /**
-   * Decides who the caller is before the upgrade completes, from the upgrade request (a web
-   * `Request` without body, the same shape the HTTP doors see): an identity (handlers see it as
-   * `ctx.caller`), `undefined` (anonymous), or `false` (refused with 401). A hook that throws
-   * refuses with 500.
-   */
-  authenticate?: (request: Request) => AuthenticateResult | Promise<AuthenticateResult>;
   /** Called with each accepted connection, once its MCP session is being served. */
   onConnection?: (transport: WebSocketServerTransport, request: IncomingMessage) => void;
 }
@@ -446,18 +484,14 @@ function pathnameOf(url: string | undefined): string | undefined {
   return end === -1 ? url : url.slice(0, end);
 }
 
-/** Answers an upgrade request with an HTTP error on the raw socket and closes it. */
-function refuse(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
+/** Answers an upgrade request with the pipeline's refusal on the raw socket, and closes it. */
+function refuseUpgrade(socket: Duplex, refusal: Refusal): void {
   if (socket.destroyed) return;
   if (!socket.writable) {
     socket.destroy();
     return;
   }
-  const body = JSON.stringify({
-    jsonrpc: '2.0',
-    error: { code: status >= 500 && status !== 503 ? -32603 : -32000, message },
-    id: null,
-  });
+  const { status, headers, body } = upgradeRefusal(refusal);
   const head = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
     'Connection: close',
@@ -468,6 +502,8 @@ function refuse(socket: Duplex, status: number, message: string, headers: Record
   socket.once('finish', () => socket.destroy());
   socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }
+
+const SHUTTING_DOWN = refuse('UNAVAILABLE', 'Server is shutting down');
 
 function offeredProtocols(header: string | undefined): string[] {
   if (!header) return [];
@@ -527,13 +563,16 @@ export async function attachWebSocket(
     maxInFlight: positiveInteger('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT),
     heartbeatMs: positiveInteger('heartbeatMs', options.heartbeatMs, DEFAULT_HEARTBEAT_MS, true),
   };
-  const allowedHosts = options.allowedHosts ?? http.allowedHosts ?? localhostAllowedHostnames();
-  const allowedOrigins = options.allowedOrigins ?? http.allowedOrigins ?? localhostAllowedOrigins();
   const requireSubprotocol = options.requireSubprotocol ?? true;
-  const { authenticate, onConnection } = options;
-  if (authenticate !== undefined && typeof authenticate !== 'function') {
-    throw new TypeError('authenticate must be a function');
-  }
+  const { onConnection } = options;
+  const perCaller = new Shares(
+    positiveInteger(
+      'maxConnectionsPerCaller',
+      options.maxConnectionsPerCaller,
+      Math.max(1, Math.ceil(maxConnections / 10)),
+    ),
+    'maxConnectionsPerCaller',
+  );
 
   const ws = await loadWs();
   if (!ws) {
@@ -560,80 +599,69 @@ export async function attachWebSocket(
     const pathname = pathnameOf(req.url);
     if (pathname !== path && pathname !== `${path}/`) {
       // Another listener may serve this path; with none, Node would leave the socket hanging.
-      if (httpServer.listenerCount('upgrade') === 1) refuse(socket, 404, 'Not found');
+      if (httpServer.listenerCount('upgrade') === 1) refuseUpgrade(socket, refuse('NOT_FOUND', 'Not found'));
       return;
     }
     const swallow = () => {};
     socket.on('error', swallow);
-    if (closing) return refuse(socket, 503, 'Server is shutting down');
-    if (allowedHosts !== 'any') {
-      const result = validateHostHeader(req.headers.host, allowedHosts as string[]);
-      if (!result.ok) return refuse(socket, 403, result.message);
-    }
-    if (allowedOrigins !== 'any') {
-      const result = validateOriginHeader(req.headers.origin, allowedOrigins as string[]);
-      if (!result.ok) return refuse(socket, 403, result.message);
-    }
+    if (closing) return refuseUpgrade(socket, SHUTTING_DOWN);
     const offered = offeredProtocols(req.headers['sec-websocket-protocol']);
     if (offered.length > 0 ? !offered.includes(MCP_SUBPROTOCOL) : requireSubprotocol) {
-      return refuse(socket, 400, `Sec-WebSocket-Protocol must offer "${MCP_SUBPROTOCOL}"`);
+      return refuseUpgrade(
+        socket,
+        refuse('INVALID_REQUEST', `Sec-WebSocket-Protocol must offer "${MCP_SUBPROTOCOL}"`),
+      );
     }
     if (count >= maxConnections) {
-      return refuse(socket, 503, `Too many WebSocket connections (limit ${maxConnections})`, {
-        'Retry-After': '5',
-      });
+      return refuseUpgrade(
+        socket,
+        refuse('BUSY', `Too many WebSocket connections (limit ${maxConnections})`, {
+          headers: { 'retry-after': '5' },
+        }),
+      );
     }
     count++;
     let released = false;
+    let share: (() => void) | undefined;
     const release = () => {
       if (released) return;
       released = true;
       count--;
+      share?.();
     };
-    let caller: CallerIdentity | undefined;
-    const policyAuth = server.policy.auth;
-    if (authenticate || policyAuth) {
-      if (authenticate) {
-        let decided: AuthenticateResult;
-        try {
-          decided = await authenticate(toWebRequest(req));
-        } catch (error) {
-          logger.error({ err: error }, 'WebSocket authenticate hook failed');
-          release();
-          return refuse(socket, 500, 'Internal error');
-        }
-        if (decided === false) {
-          release();
-          return refuse(socket, 401, 'Unauthorized');
-        }
-        caller = decided;
-      } else {
-        // The server's `auth` decides, exactly as on its HTTP routes.
-        const request = toWebRequest(req);
-        const url = new URL(request.url);
-        const outcome = await policyAuth!.authenticate(request, url, () => new URL(path, url.origin));
-        if ('failure' in outcome) {
-          const address = req.socket.remoteAddress;
-          const facts = { caller: undefined, origin: 'websocket', ...(address && { address }) };
-          const limited = await server.policy.authFailed(facts, path, outcome.failure.reason);
-          release();
-          if (limited) {
-            return refuse(socket, 429, limited.message, {
-              'Retry-After': String(limited.retryAfterSeconds ?? 1),
-            });
-          }
-          return refuse(socket, outcome.failure.status, outcome.failure.message, {
-            'WWW-Authenticate': outcome.failure.challenge,
-          });
-        }
-        caller = outcome.caller;
-      }
-      // The decision took time: the client may have gone, or the server begun closing.
-      if (socket.destroyed || closing) {
+    // The same request stages as every HTTP request: Host, Origin, then the server's credentials.
+    const source = requestSource(req, http.trustProxy);
+    const decision = await server.admit(toWebRequest(req, undefined, { source }), {
+      door: 'websocket',
+      ...(source.address !== undefined && { clientAddress: source.address }),
+    });
+    if (!decision.ok) {
+      release();
+      return refuseUpgrade(socket, decision.refusal);
+    }
+    const { caller, facts } = decision;
+    if (facts) {
+      share = perCaller.take(server.policy.shareKey(facts));
+      if (!share) {
         release();
-        if (closing) refuse(socket, 503, 'Server is shutting down');
-        return;
+        return refuseUpgrade(
+          socket,
+          refuse(
+            'RATE_LIMITED',
+            `Too many WebSocket connections for this caller (limit ${perCaller.limit})`,
+            {
+              headers: { 'retry-after': '5' },
+              data: { retryAfterSeconds: 5, limit: perCaller.limit },
+            },
+          ),
+        );
       }
+    }
+    // The decision took time: the client may have gone, or the server begun closing.
+    if (socket.destroyed || closing) {
+      release();
+      if (closing) refuseUpgrade(socket, SHUTTING_DOWN);
+      return;
     }
     let accepted = false;
     wss.handleUpgrade(req, socket, head, (websocket) => {
@@ -646,6 +674,7 @@ export async function attachWebSocket(
       });
       const transport = new WebSocketServerTransport(websocket, {
         ...transportOptions,
+        maxJsonDepth: http.maxJsonDepth,
         ...(caller?.authInfo && { authInfo: caller.authInfo }),
       });
       live.add(transport);
@@ -653,12 +682,12 @@ export async function attachWebSocket(
         live.delete(transport);
         logger.debug({ code: info.code, reason: info.reason }, 'WebSocket connection closed');
       });
-      const clientAddress = req.socket.remoteAddress;
       server
         .connect(transport, {
           origin: 'websocket',
           ...(caller && { caller }),
-          ...(clientAddress && { clientAddress }),
+          ...(source.address !== undefined && { clientAddress: source.address }),
+          onRequestSettled: (id) => transport.requestSettled(id),
         })
         .then(
           () => onConnection?.(transport, req),

@@ -116,13 +116,42 @@ export interface Grant {
 }
 
 interface Matcher {
-  allow: RegExp[];
-  deny: RegExp[];
+  allow: Glob[];
+  deny: Glob[];
 }
 
-function globToRegExp(pattern: string): RegExp {
-  const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[\\s\\S]*');
-  return new RegExp(`^${escaped}$`);
+/** A `*` pattern split at its stars: the literal pieces in order. */
+interface Glob {
+  test(name: string): boolean;
+}
+
+/**
+ * A `*` pattern (a star matches any run of characters, `/` included) matched without a regular
+ * expression: each literal piece is found with one forward search from where the last one ended, so
+ * matching is linear in the name whatever the pattern, where a backtracking regex with several stars
+ * is polynomial in an attacker-sized URI.
+ */
+function glob(pattern: string): Glob {
+  const pieces = pattern.split('*');
+  const first = pieces[0]!;
+  const last = pieces[pieces.length - 1]!;
+  if (pieces.length === 1) return { test: (name) => name === pattern };
+  const middle = pieces.slice(1, -1);
+  return {
+    test(name) {
+      if (name.length < first.length + last.length) return false;
+      if (!name.startsWith(first) || !name.endsWith(last)) return false;
+      let at = first.length;
+      const end = name.length - last.length;
+      for (const piece of middle) {
+        if (piece === '') continue;
+        const found = name.indexOf(piece, at);
+        if (found < 0 || found + piece.length > end) return false;
+        at = found + piece.length;
+      }
+      return true;
+    },
+  };
 }
 
 function compileTargets(patterns: readonly string[] | undefined): Matcher | undefined {
@@ -131,8 +160,8 @@ function compileTargets(patterns: readonly string[] | undefined): Matcher | unde
   for (const p of patterns) {
     if (typeof p !== 'string' || p === '' || p === '!')
       throw new TypeError('target patterns must be non-empty strings');
-    if (p.startsWith('!')) matcher.deny.push(globToRegExp(p.slice(1)));
-    else matcher.allow.push(globToRegExp(p));
+    if (p.startsWith('!')) matcher.deny.push(glob(p.slice(1)));
+    else matcher.allow.push(glob(p));
   }
   return matcher;
 }
@@ -159,12 +188,14 @@ interface CompiledRole {
 }
 
 interface CompiledRule {
-  targets: Record<TargetKind, RegExp[]>;
+  targets: Record<TargetKind, Glob[]>;
   roles: Set<string>;
 }
 
 const KINDS: readonly TargetKind[] = ['tools', 'resources', 'prompts'];
-const MAX_VISIBILITY_CACHE = 10_000;
+const KNOWN_PERMISSIONS: ReadonlySet<string> = new Set(PERMISSIONS);
+/** Distinct grants kept; past it the cache starts over (each is a few closures). */
+const MAX_GRANTS = 10_000;
 
 /**
  * Compiles roles and rules, and hands out one cached {@link Grant} per distinct set of roles.
@@ -201,7 +232,7 @@ export class AccessControl {
       }
       for (const role of rule.roles) this.assertRole(role, `rules[${i}].roles`);
       const list = (v: string | readonly string[] | undefined) =>
-        (v === undefined ? [] : typeof v === 'string' ? [v] : [...v]).map(globToRegExp);
+        (v === undefined ? [] : typeof v === 'string' ? [v] : [...v]).map(glob);
       return {
         roles: new Set(rule.roles),
         targets: { tools: list(rule.tools), resources: list(rule.resources), prompts: list(rule.prompts) },
@@ -221,17 +252,21 @@ export class AccessControl {
     return this.#roles.has(role);
   }
 
-  /** The grant of `caller`; cached per caller object and per distinct roles and permissions. */
+  /**
+   * The grant of `caller`; cached per caller object and per distinct set of defined roles and known
+   * permissions (names that mean nothing, such as an OAuth token's other scopes, do not make a new
+   * grant, so the cache stays as small as the configuration allows).
+   */
   grant(caller: CallerIdentity): Grant {
     const cached = this.#byCaller.get(caller);
     if (cached) return cached;
-    const roles = [...new Set(caller.roles ?? [])].sort();
-    const direct = [...new Set(caller.permissions ?? [])].sort();
+    const roles = [...new Set(caller.roles ?? [])].filter((r) => this.#roles.has(r)).sort();
+    const direct = [...new Set(caller.permissions ?? [])].filter((p) => KNOWN_PERMISSIONS.has(p)).sort();
     const key = `${roles.join(',')}|${direct.join(',')}`;
     let grant = this.#grants.get(key);
     if (!grant) {
       grant = this.#compile(roles, direct, key);
-      if (this.#grants.size > MAX_VISIBILITY_CACHE) this.#grants.clear();
+      if (this.#grants.size > MAX_GRANTS) this.#grants.clear();
       this.#grants.set(key, grant);
     }
     this.#byCaller.set(caller, grant);
@@ -243,8 +278,8 @@ export class AccessControl {
     const permissions = new Set<Permission>();
     for (const role of roles) for (const p of role.permissions) permissions.add(p);
     // Direct permissions (OAuth scopes that name permissions) apply to every entry; other scopes
-    // (`openid`, role names) grant nothing by themselves.
-    const direct = directNames.filter((p) => (PERMISSIONS as readonly string[]).includes(p));
+    // (`openid`, role names) were left out by `grant`.
+    const direct = directNames;
     for (const p of direct) permissions.add(p as Permission);
     const roleSet = new Set(roleNames);
     // Rules reserving entries for roles this caller does not hold; `admin` is never refused by one.
@@ -255,11 +290,8 @@ export class AccessControl {
     const unrestricted =
       rules.length === 0 &&
       (direct.length > 0 || roles.some((r) => KINDS.every((k) => r.targets[k] === undefined)));
-    const seen: Record<TargetKind, Map<string, boolean>> = {
-      tools: new Map(),
-      resources: new Map(),
-      prompts: new Map(),
-    };
+    // Decided afresh for every name: a cache of names callers ask about would grow with what they
+    // send, and the patterns are few.
     const decide = (kind: TargetKind, name: string): boolean => {
       if (rules.some((rule) => rule.targets[kind].some((r) => r.test(name)))) return false;
       if (direct.length > 0) return true;
@@ -272,17 +304,7 @@ export class AccessControl {
       key,
       unrestricted,
       has: (permission) => permissions.has(permission),
-      canSee: (kind, name) => {
-        if (unrestricted) return true;
-        const cache = seen[kind];
-        let visible = cache.get(name);
-        if (visible === undefined) {
-          visible = decide(kind, name);
-          if (cache.size >= MAX_VISIBILITY_CACHE) cache.clear();
-          cache.set(name, visible);
-        }
-        return visible;
-      },
+      canSee: (kind, name) => unrestricted || decide(kind, name),
     };
   }
 }

@@ -1,9 +1,10 @@
 /**
- * The policy layer: authentication, permissions, rate limits and audit, composed once and consulted
- * by every door (REST, MCP over HTTP, MCP over WebSocket and any `connect()`ed transport).
+ * The policy layer: authentication, permissions, rate limits and audit, composed once. Every door
+ * asks it the same question through {@link Policy.admit}: may this caller perform this operation (its
+ * permission, the catalog entries it names, in every spelling) and has it paid for it (a token of the
+ * operation's rate class)? The answer is a {@link Decision}; `src/http/answers.ts` and
+ * `jsonRpcErrorOf` turn a refusal into each door's own form.
  */
-import { ProtocolError } from '@modelcontextprotocol/server';
-import { ERROR_CODES } from '../errors.js';
 import type { ExecuteOptions, ToolCallEvent, ToolExecutor } from '../executor.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { type AuditEvent, AuditLog, type AuditSink } from './audit.js';
@@ -15,6 +16,7 @@ import {
   type Grant,
   type Permission,
   type RoleDefinition,
+  type TargetKind,
 } from './permissions.js';
 import {
   type RateClass,
@@ -22,7 +24,10 @@ import {
   RateLimiter,
   type RateLimitOptions,
   type RateLimitRule,
+  rateLimitHeaders,
 } from './rateLimit.js';
+import { quote, type Refusal, type RefusalCode, refuse } from './refusal.js';
+import { spellingsOf, type Target } from './targets.js';
 
 /** The policy options of `createMcpServer`. */
 export interface PolicyOptions {
@@ -33,93 +38,12 @@ export interface PolicyOptions {
   audit?: { sinks?: AuditSink[] };
 }
 
-interface MethodPolicy {
-  permission?: Permission;
-  rate: RateClass;
-}
-
-/** What each MCP request method needs. Methods not listed need no permission and count as reads. */
-const MCP_METHODS: Record<string, MethodPolicy> = {
-  'tools/list': { permission: 'tools:read', rate: 'read' },
-  'tools/call': { permission: 'tools:execute', rate: 'execute' },
-  'resources/list': { permission: 'resources:read', rate: 'read' },
-  'resources/templates/list': { permission: 'resources:read', rate: 'read' },
-  'resources/read': { permission: 'resources:read', rate: 'read' },
-  'resources/subscribe': { permission: 'resources:read', rate: 'read' },
-  'resources/unsubscribe': { permission: 'resources:read', rate: 'read' },
-  'prompts/list': { permission: 'prompts:read', rate: 'read' },
-  'prompts/get': { permission: 'prompts:read', rate: 'read' },
-  'tasks/get': { permission: 'tools:execute', rate: 'execute' },
-  'tasks/update': { permission: 'tools:execute', rate: 'execute' },
-  'tasks/cancel': { permission: 'tools:execute', rate: 'execute' },
-};
-const DEFAULT_METHOD: MethodPolicy = { rate: 'read' };
-
-/**
- * A refused `subscriptions/listen`: the JSON-RPC error to answer with, and the HTTP status (403, or
- * 429 with `retryAfterSeconds` for a rate limit). `undefined` lets the request through.
- */
-export type ListenCheck =
-  | undefined
-  | {
-      status: 403 | 429;
-      retryAfterSeconds?: number;
-      error: { code: number; message: string; data?: Record<string, unknown> };
-    };
-
-/** The `data` of a JSON-RPC rate-limit error: when to retry, and the limit that was hit. */
-function rateErrorData(refusal: PolicyRefusal): Record<string, unknown> {
-  return {
-    retryAfterSeconds: refusal.retryAfterSeconds,
-    limit: refusal.rate!.rule.limit,
-    windowSeconds: Math.ceil(refusal.rate!.rule.windowMs / 1000),
-  };
-}
-
-/**
- * What each REST route needs, by `METHOD /path`. `/health` needs nothing and is never limited; a
- * route missing here is refused (so a new route cannot ship unguarded: a test checks the table).
- */
-export const REST_POLICY: Readonly<Record<string, MethodPolicy | 'public'>> = {
-  'GET /health': 'public',
-  'GET /metrics': { permission: 'admin:read', rate: 'read' },
-  'GET /logs': { permission: 'admin:read', rate: 'read' },
-  'GET /summary': { permission: 'admin:read', rate: 'read' },
-  'GET /audit': { permission: 'admin:read', rate: 'read' },
-  'GET /openapi.json': { permission: 'tools:read', rate: 'read' },
-  'GET /tools': { permission: 'tools:read', rate: 'read' },
-  'POST /tools': { permission: 'tools:manage', rate: 'manage' },
-  'POST /tools/batch': { permission: 'tools:execute', rate: 'execute' },
-  'POST /tools/chain': { permission: 'tools:execute', rate: 'execute' },
-  'GET /tools/:name': { permission: 'tools:read', rate: 'read' },
-  'DELETE /tools/:name': { permission: 'tools:manage', rate: 'manage' },
-  'POST /tools/:name/execute': { permission: 'tools:execute', rate: 'execute' },
-  'GET /resources': { permission: 'resources:read', rate: 'read' },
-  'POST /resources': { permission: 'resources:manage', rate: 'manage' },
-  'GET /resources/:uri': { permission: 'resources:read', rate: 'read' },
-  'DELETE /resources/:uri': { permission: 'resources:manage', rate: 'manage' },
-  'POST /resources/:uri/subscribe': { permission: 'resources:read', rate: 'read' },
-  'GET /prompts': { permission: 'prompts:read', rate: 'read' },
-  'POST /prompts': { permission: 'prompts:manage', rate: 'manage' },
-  'GET /prompts/:name': { permission: 'prompts:read', rate: 'read' },
-  'POST /prompts/:name/generate': { permission: 'prompts:read', rate: 'read' },
-  'DELETE /prompts/:name': { permission: 'prompts:manage', rate: 'manage' },
-  'GET /integrations': { permission: 'integrations:read', rate: 'read' },
-  'POST /integrations': { permission: 'integrations:manage', rate: 'manage' },
-  'GET /integrations/:id': { permission: 'integrations:read', rate: 'read' },
-  'PUT /integrations/:id': { permission: 'integrations:manage', rate: 'manage' },
-  'DELETE /integrations/:id': { permission: 'integrations:manage', rate: 'manage' },
-  'POST /completions': { permission: 'completions:create', rate: 'completions' },
-  'POST /completions/stream': { permission: 'completions:create', rate: 'completions' },
-  'GET /completions/:id': { permission: 'completions:create', rate: 'read' },
-  'DELETE /completions/:id': { permission: 'completions:create', rate: 'completions' },
-};
-
 /** Where a request came from, for rate-limit keys and audit. */
 export interface RequestFacts {
   caller: CallerIdentity | undefined;
   address?: string;
   requestId?: string;
+  /** The door: `rest`, `http` (MCP over HTTP), `websocket`, `stdio`, `memory`, … */
   origin?: string;
 }
 
@@ -129,23 +53,55 @@ export interface RequestFacts {
  */
 export const requestFacts = new WeakMap<Request, RequestFacts>();
 
-/** What a REST check decides: a refusal, the rate facts for the headers, or nothing to say. */
-export type RestCheck = PolicyRefusal | { rate: NonNullable<PolicyRefusal['rate']> } | undefined;
-
-/** A refusal by the policy layer, carried to the door that answers it. */
-export interface PolicyRefusal {
-  code: 'FORBIDDEN' | 'RATE_LIMITED';
-  message: string;
-  /** Seconds until a retry can succeed (rate limits). */
-  retryAfterSeconds?: number;
-  rate?: { cls: RateClass; rule: RateLimitRule; decision: RateDecision };
-}
-
 /** The caller in-process code and stdio act as: the local user. */
 export const LOCAL_CALLER: CallerIdentity = Object.freeze({ id: 'local', roles: ['admin'] });
 
 /** The doors remote clients come through: rate limited, and anonymous without a caller. */
 const REMOTE_DOORS = new Set<string>(['http', 'websocket', 'rest']);
+
+/**
+ * One operation a door asks the policy about: a REST route or an MCP method, what it needs, and the
+ * catalog entries it names. Routes and methods declare these where they are defined.
+ */
+export interface Operation {
+  /** What audit and error messages call it: `tools/call`, `POST /tools/:name/execute`. */
+  readonly name: string;
+  /** The permission it needs. */
+  readonly permission?: Permission | undefined;
+  /** Further permissions it needs (a `subscriptions/listen` asking for several kinds). */
+  readonly permissions?: readonly Permission[] | undefined;
+  /** The rate class it pays one token of; `undefined` costs nothing (`GET /health`). */
+  readonly rate?: RateClass | undefined;
+  /** The catalog entries it names; each must be visible to the caller, in every spelling. */
+  readonly targets?: readonly Target[] | undefined;
+}
+
+/** The rate facts of an admitted operation, for the `RateLimit` response headers. */
+export interface RateState {
+  readonly cls: RateClass;
+  readonly rule: RateLimitRule;
+  readonly decision: RateDecision;
+}
+
+/** What the policy decides about one operation. */
+export type Decision =
+  | { readonly ok: true; readonly rate?: RateState }
+  | { readonly ok: false; readonly refusal: Refusal };
+
+const ADMITTED: Decision = Object.freeze({ ok: true });
+const STORE_DOWN = refuse('UNAVAILABLE', 'The rate limiter is unavailable; try again later');
+
+/** Whatever pays for work done on a caller's behalf: `credit` tokens already paid are used first. */
+export interface CallMeter {
+  credit: number;
+}
+
+/** The status of an authentication failure, as a refusal code. */
+const AUTH_FAILURE_CODE: Record<number, RefusalCode> = {
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  503: 'UNAVAILABLE',
+};
 
 /**
  * The facts of a tool call (executor options or event) for audit: the HTTP request's id where there
@@ -154,17 +110,15 @@ const REMOTE_DOORS = new Set<string>(['http', 'websocket', 'rest']);
 function callFacts(
   call: Pick<ExecuteOptions, 'origin' | 'requestId' | 'httpRequestId' | 'clientAddress'>,
   caller: CallerIdentity | undefined,
+  origin: string | undefined = call.origin,
 ): RequestFacts {
   const requestId = call.httpRequestId ?? call.requestId;
-  return {
-    caller,
-    ...(call.origin !== undefined && { origin: call.origin }),
-    ...(requestId !== undefined && { requestId: String(requestId) }),
-    ...(call.clientAddress !== undefined && { address: call.clientAddress }),
-  };
+  const facts: RequestFacts = { caller };
+  if (origin !== undefined) facts.origin = origin;
+  if (requestId !== undefined) facts.requestId = String(requestId);
+  if (call.clientAddress !== undefined) facts.address = call.clientAddress;
+  return facts;
 }
-const RATE_LIMITED_JSONRPC = ERROR_CODES.RATE_LIMITED.jsonRpc;
-const FORBIDDEN_JSONRPC = ERROR_CODES.FORBIDDEN.jsonRpc;
 
 /**
  * The composed policy. One per server; `createMcpServer` builds it from its options.
@@ -187,6 +141,8 @@ export class Policy {
   readonly audit: AuditLog;
 
   readonly #restricted: boolean;
+  readonly #shareKey: (caller: { id: string } | undefined, address: string | undefined) => string;
+  readonly #logger: Logger;
 
   constructor(options: PolicyOptions, envRatePerMinute: number | undefined, logger: Logger) {
     this.#restricted = options.roles !== undefined || (options.rules?.length ?? 0) > 0;
@@ -196,24 +152,220 @@ export class Policy {
       options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit ?? {}, envRatePerMinute);
     this.limiter = limiter?.active ? limiter : undefined;
     this.audit = new AuditLog(options.audit?.sinks ?? [], logger);
+    this.#logger = logger;
+    this.#shareKey = (limiter ?? new RateLimiter({}, undefined)).keyOf;
+  }
+
+  /** What `caller` may do. No caller means in-process code or stdio: the local user, unrestricted. */
+  grantOf(caller: CallerIdentity | undefined): Grant {
+    return caller ? this.access.grant(caller) : FULL_GRANT;
   }
 
   /**
-   * Whether `caller` may run the tool `name`: the executor's `authorize` hook. Returns the refusal
-   * message (and records the denial), or `undefined`.
+   * Whether `caller` may see the catalog entry `name`, in every spelling a reader could receive
+   * (nothing is recorded: for filtering what is offered, like completion values).
    */
-  authorizeTool(name: string, caller: CallerIdentity, call: ExecuteOptions): string | undefined {
+  canSee(caller: CallerIdentity | undefined, kind: TargetKind, name: string): boolean {
     const grant = this.grantOf(caller);
-    const needed = !grant.has('tools:execute')
-      ? 'tools:execute'
-      : grant.canSee('tools', name)
-        ? undefined
-        : 'tools rule';
-    if (needed === undefined) return undefined;
-    this.denied(callFacts(call, caller), name, needed);
-    return needed === 'tools:execute'
-      ? 'Forbidden: running tools needs the tools:execute permission'
-      : `Forbidden: ${name} is not available to this caller`;
+    const spellings = spellingsOf({ kind, name });
+    if (!Array.isArray(spellings)) return false;
+    return grant.unrestricted || (spellings as readonly string[]).every((s) => grant.canSee(kind, s));
+  }
+
+  /**
+   * Who a share of held resources (sessions, streams, connections) belongs to: the caller's key, or
+   * the client address for anonymous callers, the same key the rate limits use.
+   */
+  shareKey(facts: RequestFacts): string {
+    return this.#shareKey(facts.caller, facts.address);
+  }
+
+  /**
+   * The pipeline's decision on one operation, the same for every door: an expired token is refused
+   * (401), then the operation's permissions (403), then every catalog entry it names, bounded in
+   * length and in each spelling a reader could receive (400 / 403), then one token of its rate class
+   * on a remote door (429). Refusals are audited and counted. Synchronous unless the rate store is
+   * asynchronous.
+   */
+  admit(operation: Operation, facts: RequestFacts): Decision | Promise<Decision> {
+    const caller = facts.caller;
+    if (caller) {
+      const refused = this.#permitted(operation, caller, facts);
+      if (refused) return { ok: false, refusal: refused };
+    } else if (operation.targets) {
+      // Without a caller every entry is visible, but names are still bounded before use.
+      for (const target of operation.targets) {
+        const spellings = spellingsOf(target);
+        if (!Array.isArray(spellings)) return { ok: false, refusal: spellings as Refusal };
+      }
+    }
+    if (operation.rate === undefined) return ADMITTED;
+    return this.#pay(operation.rate, facts, operation.targets?.[0]?.name ?? operation.name);
+  }
+
+  /**
+   * The executor's check of one tool call made for `caller` (its `authorize` hook): the caller's
+   * `tools:execute` permission and the tool's visibility, and for work done on its behalf (a batch,
+   * a chain, a model's tool call, a data-defined tool's steps: `delegated`) one `execute` token, as
+   * if the caller had asked for the call itself; `meter.credit` spends tokens the request already
+   * paid first. A refusal, or `undefined`.
+   */
+  admitCall(
+    tool: string,
+    caller: CallerIdentity,
+    call: ExecuteOptions & { via?: string; delegated?: boolean; meter?: CallMeter },
+  ): Refusal | undefined | Promise<Refusal | undefined> {
+    const facts = callFacts(call, caller, call.via ?? call.origin);
+    const operation = {
+      name: 'tools/call',
+      permission: 'tools:execute' as const,
+      targets: [{ kind: 'tools' as const, name: tool }],
+    };
+    const refused = this.#permitted(operation, caller, facts);
+    if (refused) return refused;
+    if (!call.delegated) return undefined;
+    const meter = call.meter;
+    if (meter && meter.credit > 0) {
+      meter.credit--;
+      return undefined;
+    }
+    const paid = this.#pay('execute', facts, tool);
+    return paid instanceof Promise ? paid.then(refusalOf) : refusalOf(paid);
+  }
+
+  /** The first reason `caller` may not perform `operation`, recorded; `undefined` when it may. */
+  #permitted(operation: Operation, caller: CallerIdentity, facts: RequestFacts): Refusal | undefined {
+    // A connection outlives its token (WebSocket): an expired one stops working mid-connection.
+    const expiresAt = caller.authInfo?.expiresAt;
+    if (expiresAt !== undefined && expiresAt * 1000 <= Date.now()) {
+      this.#authFailure(facts, operation.name, 'expired');
+      return refuse('UNAUTHORIZED', 'Unauthorized: the access token has expired');
+    }
+    const grant = this.grantOf(caller);
+    const needed = operation.permission;
+    if (needed !== undefined && !grant.has(needed)) return this.#forbidden(operation.name, needed, facts);
+    if (operation.permissions) {
+      for (const permission of operation.permissions) {
+        if (!grant.has(permission)) return this.#forbidden(operation.name, permission, facts);
+      }
+    }
+    if (!operation.targets) return undefined;
+    for (const target of operation.targets) {
+      const spellings = spellingsOf(target);
+      if (!Array.isArray(spellings)) return spellings as Refusal;
+      if (grant.unrestricted) continue;
+      for (const spelling of spellings as readonly string[]) {
+        if (!grant.canSee(target.kind, spelling)) {
+          this.denied(facts, target.name, `${target.kind} rule`);
+          return refuse('FORBIDDEN', `Forbidden: ${quote(target.name)} is not available to this caller`);
+        }
+      }
+    }
+    return undefined;
+  }
+
+  #forbidden(name: string, permission: Permission, facts: RequestFacts): Refusal {
+    this.denied(facts, name, permission);
+    return refuse('FORBIDDEN', `Forbidden: ${name} needs the ${permission} permission`);
+  }
+
+  /** One token of `cls` for the caller behind `facts`, on a remote door. */
+  #pay(cls: RateClass, facts: RequestFacts, target: string): Decision | Promise<Decision> {
+    // stdio and in-process work is the local user's: never limited.
+    if (!this.limiter || !REMOTE_DOORS.has(facts.origin ?? '')) return ADMITTED;
+    const decided = this.limiter.take(cls, facts.caller, facts.address);
+    if (decided === undefined) return ADMITTED;
+    if (!(decided instanceof Promise)) return this.#rated(cls, decided, facts, target);
+    return decided.then(
+      (d) => this.#rated(cls, d, facts, target),
+      (error: unknown) => {
+        // A store that fails refuses: no work goes unpaid because the counters are out of reach.
+        this.#logger.error({ err: error }, 'rate limit store failed');
+        return { ok: false, refusal: STORE_DOWN };
+      },
+    );
+  }
+
+  #rated(cls: RateClass, decision: RateDecision, facts: RequestFacts, target: string): Decision {
+    const rule = this.limiter!.rule(cls)!;
+    if (decision.allowed) return { ok: true, rate: { cls, rule, decision } };
+    return { ok: false, refusal: this.#rateRefusal(cls, rule, decision, facts, target) };
+  }
+
+  #rateRefusal(
+    cls: RateClass,
+    rule: RateLimitRule,
+    decision: RateDecision,
+    facts: RequestFacts,
+    target: string,
+  ): Refusal {
+    const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+    this.onRefusal?.('rate', cls);
+    this.record(facts, {
+      action: 'rate_limit.exceeded',
+      outcome: 'denied',
+      target,
+      code: 'RATE_LIMITED',
+      details: { class: cls, retryAfterSeconds },
+    });
+    return refuse(
+      'RATE_LIMITED',
+      `Rate limit exceeded for ${cls} requests; retry in ${retryAfterSeconds} s`,
+      {
+        headers: rateLimitHeaders(cls, rule, decision),
+        data: { retryAfterSeconds, limit: rule.limit, windowSeconds: Math.ceil(rule.windowMs / 1000) },
+      },
+    );
+  }
+
+  /**
+   * The authentication stage of an HTTP door (with `auth` configured): the caller, or the refusal
+   * (401 with `WWW-Authenticate`, 403 for a token without a required scope, 503 when the token
+   * verifier is down, 429 once failures from one address pass its `read` limit). `target` names the
+   * door in the audit event.
+   */
+  async authenticate(
+    request: Request,
+    url: URL,
+    endpoint: () => URL,
+    facts: RequestFacts,
+    target: string,
+  ): Promise<{ caller: CallerIdentity | undefined } | { refusal: Refusal }> {
+    const outcome = await this.auth!.authenticate(request, url, endpoint);
+    if ('caller' in outcome) return outcome;
+    const { failure } = outcome;
+    this.#authFailure(facts, target, failure.reason);
+    // Failed attempts spend tokens too, per client address, so guessing keys is throttled.
+    if (this.limiter) {
+      let decision: RateDecision | undefined;
+      try {
+        decision = await this.limiter.take('read', undefined, facts.address);
+      } catch (error) {
+        this.#logger.error({ err: error }, 'rate limit store failed');
+        return { refusal: STORE_DOWN };
+      }
+      if (decision !== undefined && !decision.allowed) {
+        return { refusal: this.#rateRefusal('read', this.limiter.rule('read')!, decision, facts, target) };
+      }
+    }
+    return {
+      refusal: refuse(AUTH_FAILURE_CODE[failure.status] ?? 'UNAUTHORIZED', failure.message, {
+        status: failure.status,
+        headers: { 'www-authenticate': failure.challenge },
+      }),
+    };
+  }
+
+  /** Records an authentication failure (audit and metrics). */
+  #authFailure(facts: RequestFacts, target: string, reason: string): void {
+    this.onRefusal?.('auth', reason);
+    this.record(facts, {
+      action: 'auth.failure',
+      outcome: 'denied',
+      target,
+      code: 'UNAUTHORIZED',
+      details: { reason },
+    });
   }
 
   /** Turns every finished tool call of `executor` into a `tool.execute` audit event. */
@@ -224,7 +376,7 @@ export class Policy {
         callFacts(event, event.caller ?? (REMOTE_DOORS.has(event.origin) ? undefined : LOCAL_CALLER)),
         {
           action: 'tool.execute',
-          outcome: event.code === 'FORBIDDEN' ? 'denied' : outcome,
+          outcome: event.code === 'FORBIDDEN' || event.code === 'RATE_LIMITED' ? 'denied' : outcome,
           target: event.tool,
           durationMs: Math.round(event.durationMs * 1000) / 1000,
           ...(event.code !== undefined && { code: event.code }),
@@ -235,151 +387,6 @@ export class Policy {
     for (const name of ['error', 'timeout', 'cancel'] as const) executor.on(name, record('failure'));
   }
 
-  /** What `caller` may do. No caller means in-process code or stdio: the local user, unrestricted. */
-  grantOf(caller: CallerIdentity | undefined): Grant {
-    return caller ? this.access.grant(caller) : FULL_GRANT;
-  }
-
-  /**
-   * Checks one MCP request before its handler runs: the method's permission, then its rate class.
-   * Throws a `ProtocolError` (FORBIDDEN -32003, or RATE_LIMITED -32029 with `retryAfterSeconds`).
-   */
-  checkMcp(method: string, facts: RequestFacts): void | Promise<void> {
-    // A connection outlives its token (WebSocket): an expired one stops working mid-connection.
-    const expiresAt = facts.caller?.authInfo?.expiresAt;
-    if (expiresAt !== undefined && expiresAt * 1000 <= Date.now()) {
-      void this.authFailed(facts, method, 'expired');
-      throw new ProtocolError(ERROR_CODES.UNAUTHORIZED.jsonRpc, 'Unauthorized: the access token has expired');
-    }
-    const policy = MCP_METHODS[method] ?? DEFAULT_METHOD;
-    if (policy.permission && facts.caller && !this.grantOf(facts.caller).has(policy.permission)) {
-      this.denied(facts, method, policy.permission);
-      throw new ProtocolError(
-        FORBIDDEN_JSONRPC,
-        `Forbidden: ${method} needs the ${policy.permission} permission`,
-      );
-    }
-    // stdio and in-process connections are the local user: never limited.
-    if (!this.limiter || !REMOTE_DOORS.has(facts.origin ?? '')) return;
-    const decided = this.limiter.take(policy.rate, facts.caller, facts.address);
-    if (decided === undefined) return;
-    if (decided instanceof Promise) return decided.then((d) => this.#mcpRate(policy.rate, d, facts, method));
-    this.#mcpRate(policy.rate, decided, facts, method);
-  }
-
-  #mcpRate(cls: RateClass, decision: RateDecision, facts: RequestFacts, target: string): void {
-    if (decision.allowed) return;
-    const refusal = this.#rateRefusal(cls, decision, facts, target);
-    throw new ProtocolError(RATE_LIMITED_JSONRPC, refusal.message, rateErrorData(refusal));
-  }
-
-  /**
-   * Checks one REST request: the route's permission, then its rate class: a refusal, or the rate
-   * facts for the response headers (`undefined` when nothing applies). Synchronous unless the rate
-   * store is asynchronous.
-   */
-  checkRest(routeKey: string, facts: RequestFacts): RestCheck | Promise<RestCheck> {
-    const policy = REST_POLICY[routeKey];
-    if (policy === 'public') return undefined;
-    if (policy === undefined) {
-      this.denied(facts, routeKey, 'unlisted route');
-      return { code: 'FORBIDDEN', message: 'Forbidden' };
-    }
-    if (policy.permission && facts.caller && !this.grantOf(facts.caller).has(policy.permission)) {
-      this.denied(facts, routeKey, policy.permission);
-      return {
-        code: 'FORBIDDEN',
-        message: `Forbidden: this route needs the ${policy.permission} permission`,
-      };
-    }
-    if (!this.limiter) return undefined;
-    const decided = this.limiter.take(policy.rate, facts.caller, facts.address);
-    if (decided === undefined) return undefined;
-    // A synchronous store (the memory one) answers without a promise in the way.
-    return decided instanceof Promise
-      ? decided.then((d) => this.#restRate(policy.rate, d, facts, routeKey))
-      : this.#restRate(policy.rate, decided, facts, routeKey);
-  }
-
-  /**
-   * Checks a 2026-07-28 `subscriptions/listen` request, which the SDK answers before any handler:
-   * each kind of notification asked for needs its read permission, each resource URI must be
-   * visible, and on a remote door the request takes a `read` rate-limit token (a listen holds a
-   * stream open, so an unlimited caller could hold any number). Returns the refusal, or `undefined`
-   * to let it through; asynchronous only when the rate store is.
-   */
-  checkListen(params: unknown, facts: RequestFacts): ListenCheck | Promise<ListenCheck> {
-    if (facts.caller) {
-      const forbidden = this.#listenPermissions(params, facts, facts.caller);
-      if (forbidden !== undefined) {
-        return { status: 403, error: { code: FORBIDDEN_JSONRPC, message: forbidden } };
-      }
-    }
-    if (!this.limiter || !REMOTE_DOORS.has(facts.origin ?? '')) return undefined;
-    const cls = (MCP_METHODS['subscriptions/listen'] ?? DEFAULT_METHOD).rate;
-    const decided = this.limiter.take(cls, facts.caller, facts.address);
-    if (decided === undefined) return undefined;
-    return decided instanceof Promise
-      ? decided.then((d) => this.#listenRate(cls, d, facts))
-      : this.#listenRate(cls, decided, facts);
-  }
-
-  #listenPermissions(params: unknown, facts: RequestFacts, caller: CallerIdentity): string | undefined {
-    const filter = (params as { notifications?: Record<string, unknown> } | undefined)?.notifications ?? {};
-    const grant = this.grantOf(caller);
-    const uris = Array.isArray(filter.resourceSubscriptions) ? filter.resourceSubscriptions : [];
-    const needed: Permission[] = [];
-    if (filter.toolsListChanged === true) needed.push('tools:read');
-    if (filter.promptsListChanged === true) needed.push('prompts:read');
-    if (filter.resourcesListChanged === true || uris.length > 0) needed.push('resources:read');
-    for (const permission of needed) {
-      if (!grant.has(permission)) {
-        this.denied(facts, 'subscriptions/listen', permission);
-        return `Forbidden: these notifications need the ${permission} permission`;
-      }
-    }
-    for (const uri of uris) {
-      if (typeof uri === 'string' && !grant.canSee('resources', uri)) {
-        this.denied(facts, uri, 'resources rule');
-        return `Forbidden: ${uri} is not available to this caller`;
-      }
-    }
-    return undefined;
-  }
-
-  #listenRate(cls: RateClass, decision: RateDecision, facts: RequestFacts): ListenCheck {
-    if (decision.allowed) return undefined;
-    const refusal = this.#rateRefusal(cls, decision, facts, 'subscriptions/listen');
-    return {
-      status: 429,
-      retryAfterSeconds: refusal.retryAfterSeconds!,
-      error: { code: RATE_LIMITED_JSONRPC, message: refusal.message, data: rateErrorData(refusal) },
-    };
-  }
-
-  #restRate(cls: RateClass, decision: RateDecision, facts: RequestFacts, routeKey: string): RestCheck {
-    if (decision.allowed) return { rate: { cls, rule: this.limiter!.rule(cls)!, decision } };
-    return this.#rateRefusal(cls, decision, facts, routeKey);
-  }
-
-  #rateRefusal(cls: RateClass, decision: RateDecision, facts: RequestFacts, target: string): PolicyRefusal {
-    const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-    this.onRefusal?.('rate', cls);
-    this.record(facts, {
-      action: 'rate_limit.exceeded',
-      outcome: 'denied',
-      target,
-      code: 'RATE_LIMITED',
-      details: { class: cls, retryAfterSeconds },
-    });
-    return {
-      code: 'RATE_LIMITED',
-      message: `Rate limit exceeded for ${cls} requests; retry in ${retryAfterSeconds} s`,
-      retryAfterSeconds,
-      rate: { cls, rule: this.limiter!.rule(cls)!, decision },
-    };
-  }
-
   #actor: RequestFacts | undefined;
 
   /**
@@ -387,23 +394,6 @@ export class Policy {
    * permission or rule missing, the rate class): the server counts them in its metrics.
    */
   onRefusal: ((kind: 'auth' | 'permission' | 'rate', label: string) => void) | undefined;
-
-  /** Records an authentication failure (audit and metrics). */
-  async authFailed(facts: RequestFacts, target: string, reason: string): Promise<PolicyRefusal | undefined> {
-    this.onRefusal?.('auth', reason);
-    this.record(facts, {
-      action: 'auth.failure',
-      outcome: 'denied',
-      target,
-      code: 'UNAUTHORIZED',
-      details: { reason },
-    });
-    // Failed attempts spend tokens too, per client address, so guessing keys is throttled.
-    if (!this.limiter) return undefined;
-    const decision = await this.limiter.take('read', undefined, facts.address);
-    if (decision === undefined || decision.allowed) return undefined;
-    return this.#rateRefusal('read', decision, facts, target);
-  }
 
   /**
    * Runs `change` (a synchronous catalog mutation) on behalf of `facts`, so the audit event it
@@ -454,4 +444,8 @@ export class Policy {
       ...event,
     });
   }
+}
+
+function refusalOf(decision: Decision): Refusal | undefined {
+  return decision.ok ? undefined : decision.refusal;
 }

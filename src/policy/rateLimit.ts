@@ -135,7 +135,8 @@ export interface RateLimited {
 export class RateLimiter {
   readonly #rules: Partial<Record<RateClass, RateLimitRule>> = {};
   readonly #store: RateLimitStore;
-  readonly #key: NonNullable<RateLimitOptions['key']>;
+  /** The bucket key of a caller (`key:<id>`), or of an anonymous client's address (`ip:<address>`). */
+  readonly keyOf: NonNullable<RateLimitOptions['key']>;
   readonly #now: () => number;
 
   constructor(options: RateLimitOptions, envPerMinute: number | undefined) {
@@ -148,7 +149,7 @@ export class RateLimiter {
       if (rule) this.#rules[c] = rule;
     }
     this.#store = options.store ?? createMemoryRateLimitStore();
-    this.#key =
+    this.keyOf =
       options.key ??
       ((caller, address) =>
         caller && caller.id !== 'anonymous' ? `key:${caller.id}` : `ip:${address ?? 'unknown'}`);
@@ -176,7 +177,7 @@ export class RateLimiter {
   ): RateDecision | Promise<RateDecision> | undefined {
     const rule = this.#rules[cls];
     if (!rule) return undefined;
-    return this.#store.take(`${cls}:${this.#key(caller, address)}`, rule, this.#now());
+    return this.#store.take(`${cls}:${this.keyOf(caller, address)}`, rule, this.#now());
   }
 }
 

@@ -1,24 +1,35 @@
 import {
+  type CallToolRequest,
   type CallToolResult,
+  type CompleteRequest,
+  type GetPromptRequest,
   type Implementation,
   isInputRequiredResult,
+  type ListPromptsRequest,
+  type ListResourcesRequest,
+  type ListResourceTemplatesRequest,
+  type ListToolsRequest,
   MissingRequiredClientCapabilityError,
   ProtocolError,
   ProtocolErrorCode,
+  type ReadResourceRequest,
   ResourceNotFoundError,
   Server,
   type ServerCapabilities,
   type ServerContext,
+  type SubscribeRequest,
+  type UnsubscribeRequest,
 } from '@modelcontextprotocol/server';
 import type EventEmitter from 'eventemitter3';
 import { z } from 'zod';
 import type { PromptCatalog } from '../catalog/prompts.js';
-import type { ResourceCatalog } from '../catalog/resources.js';
+import type { Completer, ResourceCatalog } from '../catalog/resources.js';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog } from '../catalog/tools.js';
-import { ERROR_CODES, McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
+import { McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
 import type { ExecuteOptions, ToolExecutor } from '../executor.js';
 import { FULL_GRANT, type Grant, visibleItems } from '../policy/permissions.js';
 import { type Policy, type RequestFacts, requestFacts } from '../policy/policy.js';
+import { quote } from '../policy/refusal.js';
 import { isTaskContinuation, type TaskWork } from '../tasks/continuation.js';
 import { TASKS_EXTENSION_ID, type TaskManager } from '../tasks/manager.js';
 import { createTaskResult, declaresTasks, detailedTask, TASKS_REQUIRED_CAPABILITIES } from '../tasks/wire.js';
@@ -30,6 +41,7 @@ import {
   type Tracing,
 } from '../telemetry/tracing.js';
 import type { CallerIdentity, Logger } from '../types.js';
+import type { McpMethodName } from './methods.js';
 
 /** Catalog change events every live session listens to. */
 export interface CatalogEvents {
@@ -77,6 +89,12 @@ export interface SessionOptions {
   clientAddress?: string;
   /** Called once when the instance closes. */
   onClose?: () => void;
+  /**
+   * Called with a request's id once its handler has really finished (for `tools/call`, the tool's
+   * own handler, which may outlive a cancelled or timed-out call): a connection holds a cancelled
+   * request's in-flight slot until then.
+   */
+  onRequestSettled?: (id: string | number) => void;
 }
 
 /** The capabilities every mcpkit session advertises: exactly the handlers registered below. */
@@ -112,12 +130,16 @@ function paginate<T>(items: readonly T[], cursor: string | undefined, pageSize: 
   if (cursor !== undefined) {
     start = /^\d{1,9}$/.test(cursor) ? Number(cursor) : Number.NaN;
     if (!(start >= 0 && start <= items.length)) {
-      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid cursor: ${JSON.stringify(cursor)}`);
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid cursor: ${quote(cursor)}`);
     }
   }
   if (pageSize === undefined && start === 0) return { page: items as T[], nextCursor: undefined };
   const end = pageSize === undefined ? items.length : Math.min(items.length, start + pageSize);
   return { page: items.slice(start, end), nextCursor: end < items.length ? String(end) : undefined };
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 function clientLog(ctx: ServerContext): ClientLog {
@@ -158,6 +180,7 @@ class McpCallOptions implements ExecuteOptions {
   readonly origin: CallOrigin;
   readonly onProgress: ExecuteOptions['onProgress'];
   acceptTaskContinuation: boolean | undefined;
+  onSettled: (() => void) | undefined;
   /** The `tools/call` request's span, which the tool's execution reports into. */
   readonly span: SpanLike | undefined;
   readonly #ctx: ServerContext;
@@ -213,6 +236,8 @@ class McpCallOptions implements ExecuteOptions {
   }
 }
 
+const MAX_URI_ATTRIBUTE = 1024;
+
 /** `network.transport` and `network.protocol.name` of the OpenTelemetry MCP conventions, by origin. */
 const NETWORK: Partial<Record<CallOrigin, [transport: string, protocol?: string]>> = {
   stdio: ['pipe'],
@@ -251,50 +276,69 @@ function requestAttributes(
     attributes['gen_ai.tool.name'] = params.name;
   } else if (method === 'prompts/get' && typeof params?.name === 'string') {
     attributes['gen_ai.prompt.name'] = params.name;
-  } else if (typeof params?.uri === 'string') attributes['mcp.resource.uri'] = params.uri;
+  } else if (typeof params?.uri === 'string') {
+    // A URI the client made up is bounded before it reaches a span.
+    attributes['mcp.resource.uri'] =
+      params.uri.length > MAX_URI_ATTRIBUTE ? params.uri.slice(0, MAX_URI_ATTRIBUTE) : params.uri;
+  }
   return attributes;
 }
 
+/** A request handler as registered with the SDK, with the request's span as an optional third argument. */
+type Handler<TInput> = (input: TInput, ctx: ServerContext, span?: SpanLike) => unknown;
+
 /**
- * Makes every request handler registered on `server` from here on run in a SERVER span named after
- * its MCP method and target (`tools/call add`, `prompts/get review`, `resources/read`), with the
- * attributes of the OpenTelemetry MCP conventions. Its parent is the trace context in the request's
- * `params._meta` when there is one (the HTTP request's span is then a link), else the active span
- * (on HTTP, the HTTP request's). Handlers stay as they are written.
+ * `handler` in a SERVER span named after its MCP method and target (`tools/call add`, `prompts/get
+ * review`, `resources/read`), with the attributes of the OpenTelemetry MCP conventions. Its parent is
+ * the trace context in the request's `params._meta` when there is one (the HTTP request's span is
+ * then a link), else the active span (on HTTP, the HTTP request's). `custom` says the handler is
+ * registered in the SDK's custom-method form, which hands it the params themselves.
  */
-function wrapRequests(server: Server, host: SessionHost, options: SessionOptions): void {
+function traced<TInput>(
+  method: McpMethodName,
+  host: SessionHost,
+  options: SessionOptions,
+  handler: Handler<TInput>,
+  custom = false,
+): (input: TInput, ctx: ServerContext) => any {
   const tracing = host.tracing ?? globalTracing;
-  const policy = host.policy;
-  const register = server.setRequestHandler.bind(server) as (...args: unknown[]) => void;
-  (server as { setRequestHandler: (...args: unknown[]) => void }).setRequestHandler = (...args) => {
-    const method = args[0] as string;
-    // Handlers may take the request's span as a third argument (`tools/call` hands it to the executor).
-    const inner = args[args.length - 1] as (input: any, ctx: ServerContext, span?: SpanLike) => unknown;
-    // The policy check (permission of the method, rate limit of its class) runs before the handler.
-    const handler = !policy
-      ? inner
-      : (input: any, ctx: ServerContext, span?: SpanLike) => {
-          const checked = policy.checkMcp(method, factsOf(ctx, options));
-          return checked ? checked.then(() => inner(input, ctx, span)) : inner(input, ctx, span);
-        };
-    // The custom-method form (method, schemas, handler) hands the handler the params themselves.
-    const custom = args.length === 3;
-    args[args.length - 1] = (input: any, ctx: ServerContext) => {
-      if (!tracing.enabled) return handler(input, ctx);
-      const params = custom ? input : input?.params;
-      const target = spanTarget(host, method, params);
-      const remote = tracing.extractMeta(params?._meta);
-      return tracing.span(
-        target === undefined ? method : `${method} ${target}`,
-        (span) => handler(input, ctx, span),
-        {
-          kind: SPAN_KIND.SERVER,
-          ...(remote && { parent: remote.parent, links: remote.links }),
-          attributes: () => requestAttributes(method, params, ctx, options),
-        },
-      );
+  const settled = options.onRequestSettled;
+  // `tools/call` reports its end itself: its tool's handler can outlive the request.
+  if (settled && method !== 'tools/call') {
+    const run = traced(method, host, { ...options, onRequestSettled: undefined }, handler, custom);
+    return (input, ctx) => {
+      const id = ctx.mcpReq.id;
+      try {
+        const result = run(input, ctx);
+        if (isPromiseLike(result)) {
+          result.then(
+            () => settled(id),
+            () => settled(id),
+          );
+        } else settled(id);
+        return result;
+      } catch (error) {
+        settled(id);
+        throw error;
+      }
     };
-    register(...args);
+  }
+  return (input, ctx) => {
+    if (!tracing.enabled) return handler(input, ctx);
+    const params = (custom ? input : (input as { params?: unknown } | undefined)?.params) as
+      | { name?: unknown; uri?: unknown; _meta?: unknown }
+      | undefined;
+    const target = spanTarget(host, method, params);
+    const remote = tracing.extractMeta(params?._meta);
+    return tracing.span(
+      target === undefined ? method : `${method} ${target}`,
+      (span) => handler(input, ctx, span),
+      {
+        kind: SPAN_KIND.SERVER,
+        ...(remote && { parent: remote.parent, links: remote.links }),
+        attributes: () => requestAttributes(method, params, ctx, options),
+      },
+    );
   };
 }
 
@@ -329,18 +373,6 @@ function clientAddressOf(ctx: ServerContext, options: SessionOptions): string | 
   return (ctx.http?.req ? httpFacts(ctx)?.address : undefined) ?? options.clientAddress;
 }
 
-function factsOf(ctx: ServerContext, options: SessionOptions): RequestFacts {
-  const facts = httpFacts(ctx);
-  const caller = callerOf(ctx, options.caller);
-  const address = clientAddressOf(ctx, options);
-  return {
-    caller,
-    origin: options.origin,
-    requestId: facts?.requestId ?? String(ctx.mcpReq.id),
-    ...(address !== undefined && { address }),
-  };
-}
-
 /**
  * Builds one SDK `Server` bound to the shared catalog. The SDK refuses to connect one instance to
  * two transports, so every connection, session or per-request exchange gets its own; they share
@@ -353,27 +385,17 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     capabilities: tasks ? TASKS_CAPABILITIES : SERVER_CAPABILITIES,
     ...(host.instructions !== undefined && { instructions: host.instructions }),
   });
-  wrapRequests(server, host, options);
+  // Admission (permissions, visibility of the entries a request names, rate limits) happened at the
+  // door, before the SDK dispatched the request; handlers only filter lists by what the caller sees.
   const policy = host.policy;
   /** The grant of the caller behind `ctx`: unrestricted without a policy or a caller. */
   const grantOf = (ctx: ServerContext): Grant =>
     policy ? policy.grantOf(callerOf(ctx, options.caller)) : FULL_GRANT;
-  /** Refuses a target the caller may not use: the same JSON-RPC error whatever the door. */
-  const requireVisible = (
-    ctx: ServerContext,
-    kind: 'tools' | 'resources' | 'prompts',
-    name: string,
-  ): void => {
-    const grant = grantOf(ctx);
-    if (grant.unrestricted || grant.canSee(kind, name)) return;
-    policy?.denied(factsOf(ctx, options), name, `${kind} rule`);
-    throw new ProtocolError(
-      ERROR_CODES.FORBIDDEN.jsonRpc,
-      `Forbidden: ${name} is not available to this caller`,
-    );
-  };
   const { tools, resources, prompts, executor } = host;
   const subscriptions = new Map<string, () => void>();
+  /** Traces a handler of a method declared in `MCP_METHODS` (only those are registered). */
+  const trace = <TInput>(method: McpMethodName, handler: Handler<TInput>, custom = false) =>
+    traced(method, host, options, handler, custom);
 
   /** Starts `tool` as a task and answers with its `CreateTaskResult`. */
   const startTask = (
@@ -403,163 +425,209 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     }
   };
 
-  server.setRequestHandler('tools/list', (request, ctx) => {
-    const listed = visibleItems(grantOf(ctx), 'tools', tools.list(), (t) => t.name);
-    const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
-    return nextCursor === undefined ? { tools: page } : { tools: page, nextCursor };
-  });
+  server.setRequestHandler(
+    'tools/list',
+    trace('tools/list', (request: ListToolsRequest, ctx) => {
+      const listed = visibleItems(grantOf(ctx), 'tools', tools.list(), (t) => t.name);
+      const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
+      return nextCursor === undefined ? { tools: page } : { tools: page, nextCursor };
+    }),
+  );
 
-  server.setRequestHandler('tools/call', async (request, ctx, span?: SpanLike) => {
-    const { name, arguments: args, _meta } = request.params;
-    const tool = tools.get(name);
-    if (!tool) {
-      throw new ProtocolError(
-        ProtocolErrorCode.InvalidParams,
-        tools.has(name) ? `Tool ${name} disabled` : `Tool ${name} not found`,
+  server.setRequestHandler(
+    'tools/call',
+    trace('tools/call', async (request: CallToolRequest, ctx, span) => {
+      const settled = options.onRequestSettled;
+      // Whether the executor reports the end of the tool's handler; otherwise it is reported here.
+      let handed = false;
+      try {
+        const { name, arguments: args, _meta } = request.params;
+        const tool = tools.get(name);
+        if (!tool) {
+          throw new ProtocolError(
+            ProtocolErrorCode.InvalidParams,
+            tools.has(name) ? `Tool ${quote(name)} disabled` : `Tool ${quote(name)} not found`,
+          );
+        }
+        const call = new McpCallOptions(ctx, server, options, _meta?.progressToken, span);
+        if (tool.task) {
+          const declared = tasks !== undefined && declaresTasks(ctx);
+          if (!declared && tool.task.support === 'required') {
+            throw new MissingRequiredClientCapabilityError(
+              { requiredCapabilities: TASKS_REQUIRED_CAPABILITIES },
+              `Tool ${name} runs only as a task: the request must declare the ${TASKS_EXTENSION_ID} extension`,
+            );
+          }
+          if (declared && tool.task.start === 'call') return startTask(tool, args, call, ctx);
+          call.acceptTaskContinuation = declared;
+        }
+        if (settled) {
+          const id = ctx.mcpReq.id;
+          call.onSettled = () => settled(id);
+          handed = true;
+        }
+        const result = await executor.executeTool(tool, args, call);
+        if (isTaskContinuation(result)) return startTask(tool, args, call, ctx, result.work);
+        if (isInputRequiredResult(result)) return result;
+        return server.projectCallToolResult(result, tool.output?.jsonSchema);
+      } finally {
+        if (settled && !handed) settled(ctx.mcpReq.id);
+      }
+    }),
+  );
+
+  server.setRequestHandler(
+    'resources/list',
+    trace('resources/list', async (request: ListResourcesRequest, ctx) => {
+      const all = visibleItems(
+        grantOf(ctx),
+        'resources',
+        await resources.list({ signal: ctx.mcpReq.signal }),
+        (r) => r.uri,
       );
-    }
-    if (policy) requireVisible(ctx, 'tools', name);
-    const call = new McpCallOptions(ctx, server, options, _meta?.progressToken, span);
-    if (tool.task) {
-      const declared = tasks !== undefined && declaresTasks(ctx);
-      if (!declared && tool.task.support === 'required') {
-        throw new MissingRequiredClientCapabilityError(
-          { requiredCapabilities: TASKS_REQUIRED_CAPABILITIES },
-          `Tool ${name} runs only as a task: the request must declare the ${TASKS_EXTENSION_ID} extension`,
+      const { page, nextCursor } = paginate(all, request.params?.cursor, host.pageSize);
+      return nextCursor === undefined ? { resources: page } : { resources: page, nextCursor };
+    }),
+  );
+
+  server.setRequestHandler(
+    'resources/templates/list',
+    trace('resources/templates/list', (request: ListResourceTemplatesRequest, ctx) => {
+      const listed = visibleItems(grantOf(ctx), 'resources', resources.listTemplates(), (t) => t.uriTemplate);
+      const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
+      return nextCursor === undefined ? { resourceTemplates: page } : { resourceTemplates: page, nextCursor };
+    }),
+  );
+
+  server.setRequestHandler(
+    'resources/read',
+    trace('resources/read', async (request: ReadResourceRequest, ctx) => {
+      const { uri } = request.params;
+      const caller = callerOf(ctx, options.caller);
+      try {
+        return await resources.read(uri, {
+          signal: ctx.mcpReq.signal,
+          ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
+          ...(caller && { caller }),
+        });
+      } catch (error) {
+        if (error instanceof McpKitError && error.code === 'NOT_FOUND') throw new ResourceNotFoundError(uri);
+        host.logger.error({ uri, err: error }, 'resource read failed');
+        throw toProtocolError(error);
+      }
+    }),
+  );
+
+  server.setRequestHandler(
+    'resources/subscribe',
+    trace('resources/subscribe', (request: SubscribeRequest) => {
+      const { uri } = request.params;
+      // A per-request instance has nowhere to deliver updates later; only live ones track them.
+      if (options.live && !subscriptions.has(uri)) {
+        subscriptions.set(
+          uri,
+          resources.subscribe(uri, () => {
+            server.sendResourceUpdated({ uri }).catch(() => {});
+          }),
         );
       }
-      if (declared && tool.task.start === 'call') return startTask(tool, args, call, ctx);
-      call.acceptTaskContinuation = declared;
-    }
-    const result = await executor.executeTool(tool, args, call);
-    if (isTaskContinuation(result)) return startTask(tool, args, call, ctx, result.work);
-    if (isInputRequiredResult(result)) return result;
-    return server.projectCallToolResult(result, tool.output?.jsonSchema);
-  });
+      return {};
+    }),
+  );
 
-  server.setRequestHandler('resources/list', async (request, ctx) => {
-    const all = visibleItems(
-      grantOf(ctx),
-      'resources',
-      await resources.list({ signal: ctx.mcpReq.signal }),
-      (r) => r.uri,
-    );
-    const { page, nextCursor } = paginate(all, request.params?.cursor, host.pageSize);
-    return nextCursor === undefined ? { resources: page } : { resources: page, nextCursor };
-  });
+  server.setRequestHandler(
+    'resources/unsubscribe',
+    trace('resources/unsubscribe', (request: UnsubscribeRequest) => {
+      const { uri } = request.params;
+      subscriptions.get(uri)?.();
+      subscriptions.delete(uri);
+      return {};
+    }),
+  );
 
-  server.setRequestHandler('resources/templates/list', (request, ctx) => {
-    const listed = visibleItems(grantOf(ctx), 'resources', resources.listTemplates(), (t) => t.uriTemplate);
-    const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
-    return nextCursor === undefined ? { resourceTemplates: page } : { resourceTemplates: page, nextCursor };
-  });
+  server.setRequestHandler(
+    'prompts/list',
+    trace('prompts/list', (request: ListPromptsRequest, ctx) => {
+      const listed = visibleItems(grantOf(ctx), 'prompts', prompts.list(), (p) => p.name);
+      const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
+      return nextCursor === undefined ? { prompts: page } : { prompts: page, nextCursor };
+    }),
+  );
 
-  server.setRequestHandler('resources/read', async (request, ctx) => {
-    const { uri } = request.params;
-    const caller = callerOf(ctx, options.caller);
-    if (policy) requireVisible(ctx, 'resources', uri);
-    try {
-      return await resources.read(uri, {
-        signal: ctx.mcpReq.signal,
-        ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
-        ...(caller && { caller }),
-      });
-    } catch (error) {
-      if (error instanceof McpKitError && error.code === 'NOT_FOUND') throw new ResourceNotFoundError(uri);
-      host.logger.error({ uri, err: error }, 'resource read failed');
-      throw toProtocolError(error);
-    }
-  });
-
-  server.setRequestHandler('resources/subscribe', (request, ctx) => {
-    const { uri } = request.params;
-    if (policy) requireVisible(ctx, 'resources', uri);
-    // A per-request instance has nowhere to deliver updates later; only live ones track them.
-    if (options.live && !subscriptions.has(uri)) {
-      subscriptions.set(
-        uri,
-        resources.subscribe(uri, () => {
-          server.sendResourceUpdated({ uri }).catch(() => {});
-        }),
-      );
-    }
-    return {};
-  });
-
-  server.setRequestHandler('resources/unsubscribe', (request) => {
-    const { uri } = request.params;
-    subscriptions.get(uri)?.();
-    subscriptions.delete(uri);
-    return {};
-  });
-
-  server.setRequestHandler('prompts/list', (request, ctx) => {
-    const listed = visibleItems(grantOf(ctx), 'prompts', prompts.list(), (p) => p.name);
-    const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
-    return nextCursor === undefined ? { prompts: page } : { prompts: page, nextCursor };
-  });
-
-  server.setRequestHandler('prompts/get', async (request, ctx) => {
-    const caller = callerOf(ctx, options.caller);
-    if (policy) requireVisible(ctx, 'prompts', request.params.name);
-    try {
-      return await prompts.render(request.params.name, request.params.arguments, {
-        signal: ctx.mcpReq.signal,
-        ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
-        ...(caller && { caller }),
-        mcp: relatedContext(ctx),
-      });
-    } catch (error) {
-      if (!(error instanceof McpKitError))
-        host.logger.error({ prompt: request.params.name, err: error }, 'prompt failed');
-      throw toProtocolError(error);
-    }
-  });
-
-  server.setRequestHandler('completion/complete', async (request, ctx) => {
-    const { ref, argument, context } = request.params;
-    let completer: ((value: string, c: { arguments?: Record<string, string> }) => unknown) | undefined;
-    if (policy) {
-      const kind = ref.type === 'ref/prompt' ? 'prompts' : 'resources';
-      const grant = grantOf(ctx);
-      if (!grant.has(kind === 'prompts' ? 'prompts:read' : 'resources:read')) {
-        policy.denied(factsOf(ctx, options), 'completion/complete', `${kind}:read`);
-        throw new ProtocolError(
-          ERROR_CODES.FORBIDDEN.jsonRpc,
-          `Forbidden: completion needs the ${kind}:read permission`,
-        );
+  server.setRequestHandler(
+    'prompts/get',
+    trace('prompts/get', async (request: GetPromptRequest, ctx) => {
+      const caller = callerOf(ctx, options.caller);
+      try {
+        return await prompts.render(request.params.name, request.params.arguments, {
+          signal: ctx.mcpReq.signal,
+          ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
+          ...(caller && { caller }),
+          mcp: relatedContext(ctx),
+        });
+      } catch (error) {
+        if (!(error instanceof McpKitError))
+          host.logger.error({ prompt: request.params.name, err: error }, 'prompt failed');
+        throw toProtocolError(error);
       }
-      requireVisible(ctx, kind, ref.type === 'ref/prompt' ? ref.name : ref.uri);
-    }
-    if (ref.type === 'ref/prompt') {
-      if (!prompts.get(ref.name))
-        throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Prompt ${ref.name} not found`);
-      completer = prompts.completer(ref.name, argument.name);
-    } else if (ref.type === 'ref/resource') {
-      if (!resources.hasReference(ref.uri)) {
-        throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Resource template ${ref.uri} not found`);
+    }),
+  );
+
+  server.setRequestHandler(
+    'completion/complete',
+    trace('completion/complete', async (request: CompleteRequest, ctx) => {
+      const { ref, argument, context } = request.params;
+      const caller = callerOf(ctx, options.caller);
+      let completer: Completer | undefined;
+      let template: string | undefined;
+      if (ref.type === 'ref/prompt') {
+        if (!prompts.get(ref.name))
+          throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Prompt ${quote(ref.name)} not found`);
+        completer = prompts.completer(ref.name, argument.name);
+      } else if (ref.type === 'ref/resource') {
+        const found = resources.hasReference(ref.uri);
+        if (!found) {
+          throw new ProtocolError(
+            ProtocolErrorCode.InvalidParams,
+            `Resource template ${quote(ref.uri)} not found`,
+          );
+        }
+        completer = resources.completer(ref.uri, argument.name);
+        if (found === 'template') template = ref.uri;
+      } else {
+        throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid completion reference');
       }
-      completer = resources.completer(ref.uri, argument.name);
-    } else {
-      throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid completion reference');
-    }
-    if (!completer) return { completion: { values: [], hasMore: false } };
-    let values: string[];
-    try {
-      const produced = await completer(
-        argument.value,
-        context?.arguments ? { arguments: context.arguments } : {},
-      );
-      values = Array.isArray(produced) ? produced.map(String) : [];
-    } catch (error) {
-      host.logger.error({ err: error }, 'completion failed');
-      throw toProtocolError(error);
-    }
-    const max = host.maxCompletions;
-    return {
-      completion: { values: values.slice(0, max), total: values.length, hasMore: values.length > max },
-    };
-  });
+      if (!completer) return { completion: { values: [], hasMore: false } };
+      let values: string[];
+      try {
+        const produced = await completer(argument.value, {
+          ...(context?.arguments && { arguments: context.arguments }),
+          ...(caller && { caller }),
+        });
+        values = Array.isArray(produced) ? produced.map(String) : [];
+      } catch (error) {
+        host.logger.error({ err: error }, 'completion failed');
+        throw toProtocolError(error);
+      }
+      // A value is suggested only when the resource it completes is one the caller may read.
+      if (template !== undefined && policy && caller) {
+        const grant = policy.grantOf(caller);
+        if (!grant.unrestricted) {
+          values = values.filter((value) =>
+            policy.canSee(
+              caller,
+              'resources',
+              resources.expand(template, { ...context?.arguments, [argument.name]: value }),
+            ),
+          );
+        }
+      }
+      const max = host.maxCompletions;
+      return {
+        completion: { values: values.slice(0, max), total: values.length, hasMore: values.length > max },
+      };
+    }),
+  );
 
   if (tasks) {
     const findTask = (taskId: string, ctx: ServerContext) => {
@@ -572,24 +640,48 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
       const task = tasks.get(taskId);
       // Another caller's task is as unknown as a task that never existed.
       if (!task || task.owner !== callerOf(ctx, options.caller)?.id) {
-        throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task: ${JSON.stringify(taskId)}`);
+        throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task: ${quote(taskId)}`);
       }
       return task;
     };
-    server.setRequestHandler('tasks/get', { params: TaskIdParams }, (params, ctx) => {
-      const task = findTask(params.taskId, ctx);
-      const outputSchema = tools.get(task.tool)?.output?.jsonSchema;
-      return detailedTask(task, (result) => server.projectCallToolResult(result, outputSchema));
-    });
-    server.setRequestHandler('tasks/update', { params: TaskUpdateParams }, (params, ctx) => {
-      const task = findTask(params.taskId, ctx);
-      tasks.update(task.taskId, params.inputResponses ?? ctx.mcpReq.inputResponses ?? {});
-      return {};
-    });
-    server.setRequestHandler('tasks/cancel', { params: TaskIdParams }, (params, ctx) => {
-      tasks.cancel(findTask(params.taskId, ctx).taskId);
-      return {};
-    });
+    server.setRequestHandler(
+      'tasks/get',
+      { params: TaskIdParams },
+      trace(
+        'tasks/get',
+        (params: z.infer<typeof TaskIdParams>, ctx) => {
+          const task = findTask(params.taskId, ctx);
+          const outputSchema = tools.get(task.tool)?.output?.jsonSchema;
+          return detailedTask(task, (result) => server.projectCallToolResult(result, outputSchema));
+        },
+        true,
+      ),
+    );
+    server.setRequestHandler(
+      'tasks/update',
+      { params: TaskUpdateParams },
+      trace(
+        'tasks/update',
+        (params: z.infer<typeof TaskUpdateParams>, ctx) => {
+          const task = findTask(params.taskId, ctx);
+          tasks.update(task.taskId, params.inputResponses ?? ctx.mcpReq.inputResponses ?? {});
+          return {};
+        },
+        true,
+      ),
+    );
+    server.setRequestHandler(
+      'tasks/cancel',
+      { params: TaskIdParams },
+      trace(
+        'tasks/cancel',
+        (params: z.infer<typeof TaskIdParams>, ctx) => {
+          tasks.cancel(findTask(params.taskId, ctx).taskId);
+          return {};
+        },
+        true,
+      ),
+    );
   }
 
   if (options.live) {

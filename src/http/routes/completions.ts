@@ -5,6 +5,7 @@
  */
 import type { CompletionEvent, CompletionManager, CompletionRequest } from '../../completions/manager.js';
 import { McpKitError } from '../../errors.js';
+import { quote } from '../../policy/refusal.js';
 import { json } from '../problem.js';
 import type { RestContext, RestHost, Route } from '../rest.js';
 
@@ -28,7 +29,12 @@ async function requestOf(ctx: RestContext): Promise<CompletionRequest> {
 }
 
 function runOptions(ctx: RestContext) {
-  return { origin: 'rest' as const, ...(ctx.caller && { caller: ctx.caller }) };
+  return {
+    origin: 'rest' as const,
+    requestId: ctx.requestId,
+    ...(ctx.caller && { caller: ctx.caller }),
+    ...(ctx.facts?.address !== undefined && { clientAddress: ctx.facts.address }),
+  };
 }
 
 /** The completion routes, spread into the REST route table. */
@@ -36,6 +42,8 @@ export const completionRoutes: Route[] = [
   {
     method: 'POST',
     path: '/completions',
+    permission: 'completions:create',
+    rate: 'completions',
     summary: 'Run a model with the server tools to the end; answers the finished job',
     handler: async (ctx, host) => {
       const job = await manager(host).run(await requestOf(ctx), {
@@ -48,6 +56,8 @@ export const completionRoutes: Route[] = [
   {
     method: 'POST',
     path: '/completions/stream',
+    permission: 'completions:create',
+    rate: 'completions',
     summary: 'Run a model with the server tools, streamed as text/event-stream',
     handler: async (ctx, host) => {
       const completions = manager(host);
@@ -111,21 +121,25 @@ export const completionRoutes: Route[] = [
   {
     method: 'GET',
     path: '/completions/:id',
+    permission: 'completions:create',
+    rate: 'read',
     summary: 'A completion job: status, steps, tool calls, usage, timing',
     handler: (ctx, host) => {
       // With a caller, another caller's job is as unknown as one that never existed.
       const job = manager(host).get(ctx.params.id!, ctx.caller ? { caller: ctx.caller } : {});
-      if (!job) throw new McpKitError('NOT_FOUND', `Completion ${ctx.params.id} not found`);
+      if (!job) throw new McpKitError('NOT_FOUND', `Completion ${quote(ctx.params.id)} not found`);
       return json(job, 200, { 'cache-control': 'no-store' });
     },
   },
   {
     method: 'DELETE',
     path: '/completions/:id',
+    permission: 'completions:create',
+    rate: 'completions',
     summary: 'Cancel a completion job (aborts the model request and running tool calls)',
     handler: (ctx, host) => {
       const job = manager(host).cancel(ctx.params.id!, ctx.caller ? { caller: ctx.caller } : {});
-      if (!job) throw new McpKitError('NOT_FOUND', `Completion ${ctx.params.id} not found`);
+      if (!job) throw new McpKitError('NOT_FOUND', `Completion ${quote(ctx.params.id)} not found`);
       return json(job);
     },
   },

@@ -9,8 +9,10 @@
  * - Secrets are never returned: the API key and other secrets come back redacted.
  */
 
+import { chainStepTools } from '../../declarative.js';
 import { McpKitError } from '../../errors.js';
 import type { Integration, IntegrationInput } from '../../integrations/types.js';
+import { quote } from '../../policy/refusal.js';
 import { json, problem } from '../problem.js';
 import type { RestContext, RestHost, Route } from '../rest.js';
 
@@ -36,7 +38,17 @@ async function inputOf(ctx: RestContext): Promise<IntegrationInput> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new McpKitError('INVALID_ARGUMENT', 'body must be a JSON object', { details: { field: 'body' } });
   }
-  return body as IntegrationInput;
+  const input = body as IntegrationInput;
+  // An integration's chain tools run their steps as whoever calls them; whoever writes the
+  // integration must be able to run each step too.
+  const steps = Array.isArray(input.tools) ? input.tools.flatMap((tool) => chainStepTools(tool)) : [];
+  if (steps.length > 0) {
+    ctx.require(
+      steps.map((name) => ({ kind: 'tools', name })),
+      'tools:execute',
+    );
+  }
+  return input;
 }
 
 function page(items: Integration[], url: URL): { items: Integration[]; nextCursor?: string } {
@@ -56,12 +68,16 @@ export const integrationRoutes: Route[] = [
   {
     method: 'GET',
     path: '/integrations',
+    permission: 'integrations:read',
+    rate: 'read',
     summary: 'List integrations (secrets redacted)',
     handler: (ctx, host) => json(page(manager(host).list(), ctx.url), 200, { 'cache-control': 'no-store' }),
   },
   {
     method: 'POST',
     path: '/integrations',
+    permission: 'integrations:manage',
+    rate: 'manage',
     summary: 'Create an integration',
     handler: async (ctx, host) => {
       const integration = await manager(host).create(await inputOf(ctx));
@@ -71,10 +87,12 @@ export const integrationRoutes: Route[] = [
   {
     method: 'GET',
     path: '/integrations/:id',
+    permission: 'integrations:read',
+    rate: 'read',
     summary: 'Describe an integration (secrets redacted; ETag)',
     handler: (ctx, host) => {
       const integration = manager(host).get(ctx.params.id!);
-      if (!integration) throw new McpKitError('NOT_FOUND', `Integration ${ctx.params.id} not found`);
+      if (!integration) throw new McpKitError('NOT_FOUND', `Integration ${quote(ctx.params.id)} not found`);
       const noneMatch = parseEntityTags(ctx.request.headers.get('if-none-match'));
       if (noneMatch?.some((t) => t === '*' || t === integration.etag)) {
         return new Response(null, { status: 304, headers: { etag: integration.etag } });
@@ -85,13 +103,15 @@ export const integrationRoutes: Route[] = [
   {
     method: 'PUT',
     path: '/integrations/:id',
+    permission: 'integrations:manage',
+    rate: 'manage',
     summary: 'Replace an integration (requires If-Match)',
     handler: async (ctx, host) => {
       const ifMatch = parseEntityTags(ctx.request.headers.get('if-match'));
       const integrations = manager(host);
       if (ifMatch === undefined || ifMatch.length === 0) {
         const current = integrations.get(ctx.params.id!);
-        if (!current) throw new McpKitError('NOT_FOUND', `Integration ${ctx.params.id} not found`);
+        if (!current) throw new McpKitError('NOT_FOUND', `Integration ${quote(ctx.params.id)} not found`);
         return problem(
           'PRECONDITION_FAILED',
           'Send If-Match with the ETag from GET /integrations/{id} (or If-Match: * to overwrite whatever is there)',
@@ -106,11 +126,13 @@ export const integrationRoutes: Route[] = [
   {
     method: 'DELETE',
     path: '/integrations/:id',
+    permission: 'integrations:manage',
+    rate: 'manage',
     summary: 'Delete an integration (honours If-Match)',
     handler: async (ctx, host) => {
       const ifMatch = parseEntityTags(ctx.request.headers.get('if-match'));
       const removed = await manager(host).delete(ctx.params.id!, ifMatch ? { ifMatch } : {});
-      if (!removed) throw new McpKitError('NOT_FOUND', `Integration ${ctx.params.id} not found`);
+      if (!removed) throw new McpKitError('NOT_FOUND', `Integration ${quote(ctx.params.id)} not found`);
       return new Response(null, { status: 204 });
     },
   },
