@@ -8,7 +8,7 @@ import type {
   ServerContext,
 } from '@modelcontextprotocol/server';
 import { isInputRequiredResult } from '@modelcontextprotocol/server';
-import { McpKitError } from '../errors.js';
+import { McpKitError, quote } from '../errors.js';
 import { type CompiledSchema, compileSchema, formatIssues, type SchemaInput } from '../schema.js';
 import type { CallerIdentity } from '../types.js';
 import { type CatalogChangeObserver, type RegistrationHandle, Registry } from './registry.js';
@@ -112,7 +112,7 @@ function compilePrompt(definition: PromptDefinition): PromptEntry {
   const { name } = definition;
   if (typeof name !== 'string' || !/^[A-Za-z0-9_.-]{1,128}$/.test(name)) {
     throw new TypeError(
-      `prompt name must be 1-128 characters of A-Z a-z 0-9 _ - . (got ${JSON.stringify(name)})`,
+      `prompt name must be 1-128 characters of A-Z a-z 0-9 _ - . (got ${typeof name === 'string' ? JSON.stringify(quote(name)) : typeof name})`,
     );
   }
   if (!definition.render && !Array.isArray(definition.messages)) {
@@ -231,7 +231,7 @@ export class PromptCatalog {
     ctx: PromptContext,
   ): Promise<GetPromptResult> {
     const entry = this.#registry.get(name);
-    if (!entry) throw new McpKitError('NOT_FOUND', `Prompt ${name} not found`);
+    if (!entry) throw new McpKitError('NOT_FOUND', `Prompt ${quote(name)} not found`);
     const input = args ?? {};
     let values: Record<string, string>;
     if (entry.schema) {

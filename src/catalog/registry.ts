@@ -1,4 +1,4 @@
-import { McpKitError } from '../errors.js';
+import { McpKitError, quote } from '../errors.js';
 
 /** The handle every registration returns: switch it on and off, or take it out. */
 export interface RegistrationHandle {
@@ -50,7 +50,7 @@ export class Registry<TEntry, TListed> {
   /** Adds an entry; throws `ALREADY_EXISTS` when the key is taken. */
   add(key: string, entry: TEntry): RegistrationHandle {
     if (this.#slots.has(key)) {
-      throw new McpKitError('ALREADY_EXISTS', `${this.#kind} "${key}" is already registered`);
+      throw new McpKitError('ALREADY_EXISTS', `${this.#kind} ${quote(key)} is already registered`);
     }
     const slot: Slot<TEntry> = { entry, enabled: true };
     this.#slots.set(key, slot);
@@ -62,7 +62,7 @@ export class Registry<TEntry, TListed> {
   /** Replaces an existing entry in place, keeping its position and enabled flag. */
   replace(key: string, entry: TEntry): void {
     const slot = this.#slots.get(key);
-    if (!slot) throw new McpKitError('NOT_FOUND', `${this.#kind} "${key}" is not registered`);
+    if (!slot) throw new McpKitError('NOT_FOUND', `${this.#kind} ${quote(key)} is not registered`);
     slot.entry = entry;
     this.#changed();
     this.#observe?.('replace', key);
@@ -80,7 +80,7 @@ export class Registry<TEntry, TListed> {
 
   setEnabled(key: string, enabled: boolean): void {
     const slot = this.#slots.get(key);
-    if (!slot) throw new McpKitError('NOT_FOUND', `${this.#kind} "${key}" is not registered`);
+    if (!slot) throw new McpKitError('NOT_FOUND', `${this.#kind} ${quote(key)} is not registered`);
     if (slot.enabled === enabled) return;
     slot.enabled = enabled;
     this.#changed();

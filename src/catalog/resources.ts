@@ -7,7 +7,7 @@ import type {
   ResourceTemplateType as ResourceTemplate,
   TextResourceContents,
 } from '@modelcontextprotocol/server';
-import { McpKitError } from '../errors.js';
+import { McpKitError, quote } from '../errors.js';
 import type { CallerIdentity } from '../types.js';
 import { ResourceCache, type ResourceCacheStats } from './cache.js';
 import { type CatalogChangeObserver, type RegistrationHandle, Registry } from './registry.js';
@@ -151,7 +151,7 @@ export function toReadResult(
   if (typeof value === 'object' && value !== null && ('text' in value || 'blob' in value)) {
     return { contents: [{ uri, ...(mimeType && { mimeType }), ...value } as TextResourceContents] };
   }
-  throw new McpKitError('INTERNAL', `Resource reader for ${uri} returned an unsupported value`, {
+  throw new McpKitError('INTERNAL', `Resource reader for ${quote(uri)} returned an unsupported value`, {
     expose: false,
   });
 }
@@ -230,7 +230,9 @@ export class ResourceCatalog {
       try {
         template = new UriTemplate(source);
       } catch (error) {
-        throw new TypeError(`uriTemplate ${JSON.stringify(source)} is invalid: ${(error as Error).message}`);
+        throw new TypeError(
+          `uriTemplate ${JSON.stringify(quote(source))} is invalid: ${(error as Error).message}`,
+        );
       }
       const listed: ResourceTemplate = { uriTemplate: source, ...metadataOf(definition) };
       return this.#templates.add(source, { kind: 'template', definition, template, listed });
@@ -257,7 +259,7 @@ export class ResourceCatalog {
   #registryOf(key: string): Registry<StaticEntry, Resource> | Registry<TemplateEntry, ResourceTemplate> {
     if (this.#static.has(key)) return this.#static;
     if (this.#templates.has(key)) return this.#templates;
-    throw new McpKitError('NOT_FOUND', `Resource ${key} not found`);
+    throw new McpKitError('NOT_FOUND', `Resource ${quote(key)} not found`);
   }
 
   /** Static resources as `resources/list` shows them (without template-listed ones). */
@@ -314,7 +316,7 @@ export class ResourceCatalog {
       throw new McpKitError('INVALID_ARGUMENT', (error as Error).message, { cause: error });
     }
     const found = this.resolve(uri);
-    if (!found) throw new McpKitError('NOT_FOUND', `Resource ${uri} not found`, { details: { uri } });
+    if (!found) throw new McpKitError('NOT_FOUND', `Resource ${quote(uri)} not found`);
     const ttl = found.definition.ttlMs ?? this.#cache.defaultTtlMs;
     return this.#cache.read(uri, ttl, async () => {
       const value =

@@ -8,7 +8,7 @@ import type {
   Tool,
   ToolAnnotations,
 } from '@modelcontextprotocol/server';
-import { McpKitError } from '../errors.js';
+import { McpKitError, quote } from '../errors.js';
 import {
   type CompiledSchema,
   compileSchema,
@@ -176,7 +176,7 @@ function compileTool(definition: ToolDefinition): RegisteredTool {
   const { name } = definition;
   if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
     throw new TypeError(
-      `tool name must be 1-128 characters of A-Z a-z 0-9 _ - . (got ${JSON.stringify(name)})`,
+      `tool name must be 1-128 characters of A-Z a-z 0-9 _ - . (got ${typeof name === 'string' ? JSON.stringify(quote(name)) : typeof name})`,
     );
   }
   if (typeof definition.handler !== 'function')
@@ -288,7 +288,10 @@ export class ToolCatalog {
     const tool = this.#registry.get(name);
     if (tool) return tool;
     const peeked = this.#registry.peek(name);
-    throw new McpKitError('NOT_FOUND', peeked ? `Tool ${name} is disabled` : `Tool ${name} not found`);
+    throw new McpKitError(
+      'NOT_FOUND',
+      peeked ? `Tool ${quote(name)} is disabled` : `Tool ${quote(name)} not found`,
+    );
   }
 
   /** The enabled tools as `tools/list` shows them (cached until the next change). */

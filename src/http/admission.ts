@@ -4,9 +4,11 @@
  * Hono, a fetch runtime): Host, then Origin, then who is calling. What each operation in the request
  * may then do is the policy's {@link Policy.admit}.
  */
+
 import { type AuthInfo, validateHostHeader, validateOriginHeader } from '@modelcontextprotocol/server';
+import { quote } from '../errors.js';
 import type { Policy, RequestFacts } from '../policy/policy.js';
-import { quote, type Refusal, refuse } from '../policy/refusal.js';
+import { type Refusal, refuse } from '../policy/refusal.js';
 import type { TrustProxy } from './forwarded.js';
 
 /** The HTTP doors: REST (the operations routes included), MCP over HTTP, a WebSocket upgrade. */

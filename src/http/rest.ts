@@ -13,7 +13,7 @@ import {
   type DeclarativeToolOptions,
   type DeclarativeToolSpec,
 } from '../declarative.js';
-import { McpKitError, type McpKitErrorCode } from '../errors.js';
+import { McpKitError, type McpKitErrorCode, quote } from '../errors.js';
 import { ERROR_META_KEY, type ToolExecutor } from '../executor.js';
 import type { IntegrationManager } from '../integrations/manager.js';
 import {
@@ -25,7 +25,7 @@ import {
 } from '../policy/permissions.js';
 import type { Operation, Policy, RequestFacts } from '../policy/policy.js';
 import { type RateClass, rateLimitHeaders } from '../policy/rateLimit.js';
-import { quote, type Refusal } from '../policy/refusal.js';
+import type { Refusal } from '../policy/refusal.js';
 import type { Target } from '../policy/targets.js';
 import type { HealthChecks } from '../telemetry/health.js';
 import type { LogRing } from '../telemetry/logs.js';

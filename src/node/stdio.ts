@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/server';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
-import { stripPollution } from '../http/safeJson.js';
+import { jsonDepth, MAX_JSON_DEPTH, stripPollution } from '../http/safeJson.js';
 import { ForwardingTransport } from '../protocol/forwarding.js';
 import type { Connection, McpKitServer } from '../server.js';
 
@@ -21,7 +21,26 @@ export interface ServeStdioOptions {
 class StrippingTransport extends ForwardingTransport {
   constructor(inner: Transport) {
     super(inner);
-    inner.onmessage = (message, extra) => this.onmessage?.(stripPollution(message), extra);
+    inner.onmessage = (message, extra) => {
+      // Bounded like every other door's messages: a document nested past the limit is refused.
+      if (jsonDepth(message, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+        const id = (message as { id?: unknown }).id;
+        if (typeof id === 'string' || typeof id === 'number') {
+          void inner
+            .send({
+              jsonrpc: '2.0',
+              id,
+              error: {
+                code: -32600,
+                message: `Invalid Request: the JSON nests deeper than ${MAX_JSON_DEPTH} levels`,
+              },
+            })
+            .catch(() => {});
+        }
+        return;
+      }
+      this.onmessage?.(stripPollution(message), extra);
+    };
     inner.onclose = () => this.onclose?.();
     inner.onerror = (error) => this.onerror?.(error);
   }
@@ -34,7 +53,8 @@ class StrippingTransport extends ForwardingTransport {
 /**
  * Serves an mcpkit server over stdio, for desktop clients that start the server as a child process.
  * Only MCP messages are written to stdout; logs go to stderr. Incoming messages lose any
- * `__proto__` and `constructor.prototype` keys before a handler sees them.
+ * `__proto__` and `constructor.prototype` keys before a handler sees them, and one nested deeper
+ * than 64 levels is refused (`-32600`).
  *
  * @example
  * ```ts

@@ -5,6 +5,7 @@
  * operation's rate class)? The answer is a {@link Decision}; `src/http/answers.ts` and
  * `jsonRpcErrorOf` turn a refusal into each door's own form.
  */
+import { quote } from '../errors.js';
 import type { ExecuteOptions, ToolCallEvent, ToolExecutor } from '../executor.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { type AuditEvent, AuditLog, type AuditSink } from './audit.js';
@@ -26,7 +27,7 @@ import {
   type RateLimitRule,
   rateLimitHeaders,
 } from './rateLimit.js';
-import { quote, type Refusal, type RefusalCode, refuse } from './refusal.js';
+import { type Refusal, type RefusalCode, refuse } from './refusal.js';
 import { spellingsOf, type Target } from './targets.js';
 
 /** The policy options of `createMcpServer`. */

@@ -59,22 +59,3 @@ export function jsonRpcErrorOf(refusal: Refusal): { code: number; message: strin
   if (refusal.data !== undefined) error.data = refusal.data;
   return error;
 }
-
-const MAX_ECHO = 64;
-
-/**
- * How a refusal or error message names something the caller sent: cut to a short prefix, and
- * JSON-quoted when it holds control characters, quotes or backslashes, so a message never carries
- * more than a few dozen characters of attacker-chosen text, nor a line break.
- *
- * @example
- * ```ts
- * `Tool ${quote(name)} not found` // Tool aaaaaaaa… not found
- * ```
- */
-export function quote(value: unknown): string {
-  const text = typeof value === 'string' ? value : typeof value === 'number' ? String(value) : typeof value;
-  const cut = text.length > MAX_ECHO ? `${text.slice(0, MAX_ECHO)}…` : text;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
-  return /[\u0000-\u001f\u007f-\u009f"\\\u2028\u2029]/.test(cut) ? JSON.stringify(cut) : cut;
-}

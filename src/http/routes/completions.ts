@@ -4,8 +4,7 @@
  * with the final job), `GET /completions/{id}`, `DELETE /completions/{id}` (cancel).
  */
 import type { CompletionEvent, CompletionManager, CompletionRequest } from '../../completions/manager.js';
-import { McpKitError } from '../../errors.js';
-import { quote } from '../../policy/refusal.js';
+import { McpKitError, quote } from '../../errors.js';
 import { json } from '../problem.js';
 import type { RestContext, RestHost, Route } from '../rest.js';
 

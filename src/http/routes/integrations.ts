@@ -10,9 +10,8 @@
  */
 
 import { chainStepTools } from '../../declarative.js';
-import { McpKitError } from '../../errors.js';
+import { McpKitError, quote } from '../../errors.js';
 import type { Integration, IntegrationInput } from '../../integrations/types.js';
-import { quote } from '../../policy/refusal.js';
 import { json, problem } from '../problem.js';
 import type { RestContext, RestHost, Route } from '../rest.js';
 
