@@ -202,6 +202,8 @@ export class HttpHandler {
   /** Streams held open per caller (2025 GET streams, listens, REST subscriptions, streamed completions). */
   readonly streams: Shares;
   readonly #host: HttpHost;
+  /** The REST routes' view of the server, with this handler's stream shares. */
+  readonly #rest: RestHost | undefined;
   readonly #admission: RequestAdmission;
   readonly #basePath: string;
   readonly #mcpRelative: string;
@@ -235,6 +237,7 @@ export class HttpHandler {
     this.#basePath = normalisePath(this.options.basePath);
     this.#mcpRelative = normalisePath(this.options.mcpPath) || '/';
     this.streams = new Shares(this.options.maxStreamsPerCaller, 'http.maxStreamsPerCaller');
+    this.#rest = host.rest && { ...host.rest, streams: this.streams };
     const onerror = (error: Error) => host.logger.debug({ err: error }, 'MCP HTTP request rejected');
     this.modern = createMcpHandler(({ era }) => host.createServer(era, false), {
       legacy: this.options.stateless ? 'stateless' : 'reject',
@@ -390,10 +393,10 @@ export class HttpHandler {
       if (facts) requestFacts.set(request, facts);
       return this.#mcp(request, options, facts);
     }
-    if (!this.#host.rest) return problem('NOT_FOUND', 'No such route', requestId);
+    if (!this.#rest) return problem('NOT_FOUND', 'No such route', requestId);
     const segments = relative.split('/').slice(1);
     if (segments.at(-1) === '' && segments.length > 1) segments.pop();
-    return serveRest(request, url, segments, requestId, this.#host.rest, this.options, out, facts);
+    return serveRest(request, url, segments, requestId, this.#rest, this.options, out, facts);
   }
 
   /** This server's MCP endpoint as the client addressed it, for OAuth metadata. */

@@ -26,6 +26,7 @@ import {
 import type { Operation, Policy, RequestFacts } from '../policy/policy.js';
 import { type RateClass, rateLimitHeaders } from '../policy/rateLimit.js';
 import type { Refusal } from '../policy/refusal.js';
+import type { Shares } from '../policy/shares.js';
 import type { Target } from '../policy/targets.js';
 import type { HealthChecks } from '../telemetry/health.js';
 import type { LogRing } from '../telemetry/logs.js';
@@ -59,6 +60,8 @@ export interface RestHost {
   readonly completions?: CompletionManager;
   /** Authentication, permissions, rate limits and audit; absent when nothing is configured. */
   readonly policy?: Policy;
+  /** Streams held open per caller (with the policy on): SSE routes take one while they stream. */
+  readonly streams?: Shares;
 }
 
 /** One REST request, parsed just enough for the routes. */
@@ -80,6 +83,11 @@ export interface RestContext {
    * path are checked before the handler runs, from the route's `target`.
    */
   require(targets: readonly Target[], permission?: Permission): void;
+  /**
+   * Takes one of the caller's stream shares for a response that stays open (SSE): the function
+   * that gives it back once the stream ends. Refuses (429) a caller holding its whole share.
+   */
+  holdStream(): () => void;
 }
 
 interface RouteDefinition {
@@ -589,9 +597,14 @@ export const ROUTES: Route[] = [
       const uri = ctx.params.uri!;
       if (!host.resources.resolve(uri))
         throw new McpKitError('NOT_FOUND', `Resource ${quote(uri)} not found`);
+      const release = ctx.holdStream();
       return sse(ctx.request.signal, (send) => {
         send('subscribed', { uri });
-        return host.resources.subscribe(uri, (updated) => send('updated', { uri: updated }));
+        const stop = host.resources.subscribe(uri, (updated) => send('updated', { uri: updated }));
+        return () => {
+          stop();
+          release();
+        };
       });
     },
   },
@@ -794,6 +807,19 @@ export async function serveRest(
     grant: policy ? policy.grantOf(caller) : FULL_GRANT,
     ...(facts && { facts }),
     body: () => readJson(request, limits),
+    holdStream: () => {
+      const streams = host.streams;
+      if (!policy || !facts || !streams) return NOTHING_HELD;
+      const release = streams.take(policy.shareKey(facts));
+      if (release) return release;
+      throw new McpKitError(
+        'RATE_LIMITED',
+        `Too many open streams for this caller (limit ${streams.limit}); close one first`,
+        {
+          details: { retryAfterSeconds: 5, limit: streams.limit },
+        },
+      );
+    },
     require: (targets, permission) => {
       if (!policy || !facts) return;
       // No rate class: the request paid once to be admitted; this only checks what its body names.
@@ -819,6 +845,8 @@ export async function serveRest(
   }
   return response;
 }
+
+const NOTHING_HELD = () => {};
 
 /** A refusal of something a request's body names, thrown from a handler: answered as a problem. */
 function refusalError(refusal: Refusal): McpKitError {

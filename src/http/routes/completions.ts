@@ -61,6 +61,7 @@ export const completionRoutes: Route[] = [
     handler: async (ctx, host) => {
       const completions = manager(host);
       const request = await requestOf(ctx);
+      const release = ctx.holdStream();
       const encoder = new TextEncoder();
       let controller!: ReadableStreamDefaultController<Uint8Array>;
       let closed = false;
@@ -68,6 +69,7 @@ export const completionRoutes: Route[] = [
       const close = () => {
         if (closed) return;
         closed = true;
+        release();
         if (keepalive !== undefined) clearInterval(keepalive);
         try {
           controller.close();
@@ -89,6 +91,7 @@ export const completionRoutes: Route[] = [
         },
         cancel() {
           closed = true;
+          release();
           if (keepalive !== undefined) clearInterval(keepalive);
           handle?.cancel();
         },
@@ -99,12 +102,18 @@ export const completionRoutes: Route[] = [
         if (type === 'done') close();
       };
       // Validation errors still answer as problem responses: start() throws before any event.
-      const handle = await completions.start(request, {
-        ...runOptions(ctx),
-        stream: true,
-        signal: ctx.request.signal,
-        onEvent,
-      });
+      let handle: Awaited<ReturnType<typeof completions.start>>;
+      try {
+        handle = await completions.start(request, {
+          ...runOptions(ctx),
+          stream: true,
+          signal: ctx.request.signal,
+          onEvent,
+        });
+      } catch (error) {
+        release();
+        throw error;
+      }
       keepalive = setInterval(() => write(': keepalive\n\n'), KEEPALIVE_MS);
       (keepalive as { unref?: () => void }).unref?.();
       return new Response(stream, {
