@@ -78,6 +78,11 @@ export interface ExecuteOptions {
   handlerOf?: { handler?: PromiseLike<unknown> };
   /** @internal The door the root call came through (nested calls keep it for rate limits). */
   via?: CallOrigin;
+  /**
+   * @internal The door's admission already checked this call for its caller (a `tools/call` through
+   * the MCP gate, a REST execute route): the executor does not check it twice.
+   */
+  admitted?: boolean;
   /** @internal nesting depth of `ctx.callTool`. */
   depth?: number;
   /**
@@ -390,7 +395,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
 
     const depth = options.depth ?? 0;
     const caller = options.caller;
-    if (caller && this.#authorize && (depth === 0 || options.delegated)) {
+    if (caller && this.#authorize && ((depth === 0 && !options.admitted) || options.delegated)) {
       const refused = this.#authorize(tool.name, caller, options);
       if (refused !== undefined) {
         if (!isPromiseLike(refused)) return Promise.resolve(this.#refused(refused, event));

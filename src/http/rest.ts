@@ -70,11 +70,11 @@ export interface RestContext {
   readonly url: URL;
   readonly params: Record<string, string>;
   readonly requestId: string;
-  readonly caller?: CallerIdentity;
+  readonly caller: CallerIdentity | undefined;
   /** What the caller may see and do (unrestricted without a policy). */
   readonly grant: Grant;
   /** The request's facts for audit, when a policy is configured. */
-  readonly facts?: RequestFacts;
+  readonly facts: RequestFacts | undefined;
   /** The JSON body: 415 for another content type, 413 past the limit, 400 for bad JSON. */
   body(): Promise<unknown>;
   /**
@@ -495,6 +495,8 @@ export const ROUTES: Route[] = [
         signal: ctx.request.signal,
         origin: 'rest',
         requestId: ctx.requestId,
+        // The route admitted the tool its path names for this caller.
+        admitted: true,
         ...(ctx.facts?.address !== undefined && { clientAddress: ctx.facts.address }),
         ...(timeoutMs !== undefined && { timeoutMs }),
         ...(ctx.caller && { caller: ctx.caller }),
@@ -760,7 +762,6 @@ export async function serveRest(
   out: { route: string } = { route: '' },
   facts?: RequestFacts,
 ): Promise<Response> {
-  const caller = facts?.caller;
   let decoded: string[];
   try {
     decoded = segments.map((s) => decodeURIComponent(s));
@@ -789,44 +790,28 @@ export async function serveRest(
   }
   let rateHeaders: Record<string, string> | undefined;
   const policy = host.policy;
-  const operation = operationOf(route, params);
-  if (policy && facts && operation) {
-    const pending = policy.admit(operation, facts);
-    const decision = pending instanceof Promise ? await pending : pending;
-    if (!decision.ok) return restRefusal(decision.refusal, requestId);
-    if (decision.rate) {
-      rateHeaders = rateLimitHeaders(decision.rate.cls, decision.rate.rule, decision.rate.decision);
+  let operation: Operation | undefined;
+  if (policy && facts) {
+    operation = operationOf(route, params);
+    if (operation) {
+      const pending = policy.admit(operation, facts);
+      const decision = pending instanceof Promise ? await pending : pending;
+      if (!decision.ok) return restRefusal(decision.refusal, requestId);
+      if (decision.rate) {
+        rateHeaders = rateLimitHeaders(decision.rate.cls, decision.rate.rule, decision.rate.decision);
+      }
     }
   }
-  const ctx: RestContext = {
+  const ctx = new RestRequest(
     request,
     url,
     params,
     requestId,
-    ...(caller && { caller }),
-    grant: policy ? policy.grantOf(caller) : FULL_GRANT,
-    ...(facts && { facts }),
-    body: () => readJson(request, limits),
-    holdStream: () => {
-      const streams = host.streams;
-      if (!policy || !facts || !streams) return NOTHING_HELD;
-      const release = streams.take(policy.shareKey(facts));
-      if (release) return release;
-      throw new McpKitError(
-        'RATE_LIMITED',
-        `Too many open streams for this caller (limit ${streams.limit}); close one first`,
-        {
-          details: { retryAfterSeconds: 5, limit: streams.limit },
-        },
-      );
-    },
-    require: (targets, permission) => {
-      if (!policy || !facts) return;
-      // No rate class: the request paid once to be admitted; this only checks what its body names.
-      const decision = policy.admit({ name: operation?.name ?? route.path, permission, targets }, facts);
-      if (!(decision instanceof Promise) && !decision.ok) throw refusalError(decision.refusal);
-    },
-  };
+    host,
+    limits,
+    facts,
+    operation?.name ?? route.path,
+  );
   let response: Response;
   try {
     response = await route.handler(ctx, host);
@@ -847,6 +832,56 @@ export async function serveRest(
 }
 
 const NOTHING_HELD = () => {};
+
+/** One REST request as its route's handler sees it. */
+class RestRequest implements RestContext {
+  readonly caller: CallerIdentity | undefined;
+  readonly grant: Grant;
+  readonly #host: RestHost;
+  readonly #limits: BodyLimits;
+  readonly #name: string;
+
+  constructor(
+    readonly request: Request,
+    readonly url: URL,
+    readonly params: Record<string, string>,
+    readonly requestId: string,
+    host: RestHost,
+    limits: BodyLimits,
+    readonly facts: RequestFacts | undefined,
+    name: string,
+  ) {
+    this.#host = host;
+    this.#limits = limits;
+    this.#name = name;
+    this.caller = facts?.caller;
+    this.grant = host.policy ? host.policy.grantOf(this.caller) : FULL_GRANT;
+  }
+
+  body(): Promise<unknown> {
+    return readJson(this.request, this.#limits);
+  }
+
+  require(targets: readonly Target[], permission?: Permission): void {
+    const policy = this.#host.policy;
+    if (!policy || !this.facts) return;
+    // No rate class: the request paid once to be admitted; this only checks what its body names.
+    const decision = policy.admit({ name: this.#name, permission, targets }, this.facts);
+    if (!(decision instanceof Promise) && !decision.ok) throw refusalError(decision.refusal);
+  }
+
+  holdStream(): () => void {
+    const { policy, streams } = this.#host;
+    if (!policy || !this.facts || !streams) return NOTHING_HELD;
+    const release = streams.take(policy.shareKey(this.facts));
+    if (release) return release;
+    throw new McpKitError(
+      'RATE_LIMITED',
+      `Too many open streams for this caller (limit ${streams.limit}); close one first`,
+      { details: { retryAfterSeconds: 5, limit: streams.limit } },
+    );
+  }
+}
 
 /** A refusal of something a request's body names, thrown from a handler: answered as a problem. */
 function refusalError(refusal: Refusal): McpKitError {

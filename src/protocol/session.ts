@@ -180,6 +180,8 @@ class McpCallOptions implements ExecuteOptions {
   readonly onProgress: ExecuteOptions['onProgress'];
   acceptTaskContinuation: boolean | undefined;
   onSettled: (() => void) | undefined;
+  /** The MCP gate admitted the call for its caller when there is a policy (it sees every request). */
+  readonly admitted: boolean;
   /** The `tools/call` request's span, which the tool's execution reports into. */
   readonly span: SpanLike | undefined;
   readonly #ctx: ServerContext;
@@ -193,6 +195,7 @@ class McpCallOptions implements ExecuteOptions {
     options: SessionOptions,
     progressToken: string | number | undefined,
     span: SpanLike | undefined,
+    admittedAtDoor: boolean,
   ) {
     this.#ctx = ctx;
     this.#server = server;
@@ -203,6 +206,7 @@ class McpCallOptions implements ExecuteOptions {
     this.clientAddress = clientAddressOf(ctx, options);
     this.sessionId = ctx.sessionId;
     this.caller = callerOf(ctx, options.caller);
+    this.admitted = admittedAtDoor;
     this.origin = options.origin;
     this.span = span;
     if (progressToken !== undefined) {
@@ -448,7 +452,14 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
             tools.has(name) ? `Tool ${quote(name)} disabled` : `Tool ${quote(name)} not found`,
           );
         }
-        const call = new McpCallOptions(ctx, server, options, _meta?.progressToken, span);
+        const call = new McpCallOptions(
+          ctx,
+          server,
+          options,
+          _meta?.progressToken,
+          span,
+          policy !== undefined,
+        );
         if (tool.task) {
           const declared = tasks !== undefined && declaresTasks(ctx);
           if (!declared && tool.task.support === 'required') {
