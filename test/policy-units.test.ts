@@ -4,6 +4,7 @@
  * arithmetic, audit sinks and summaries, and real SDK clients (v2 modern era, 1.x 2025 era) with keys.
  */
 
+import { readFileSync } from 'node:fs';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -216,6 +217,27 @@ describe('roles and permissions', () => {
     } finally {
       await listening.close();
     }
+  });
+
+  it('documents every REST route as it is declared (docs/security.md)', () => {
+    const doc = readFileSync(new URL('../docs/security.md', import.meta.url), 'utf8');
+    const section = doc.slice(
+      doc.indexOf('### Permission per REST route'),
+      doc.indexOf('### Permission per MCP method'),
+    );
+    const documented = new Map(
+      [...section.matchAll(/^\| `([A-Z]+ \/[^`]*)` \| ([^|]+) \| ([^|]+) \|$/gm)].map((m) => [
+        m[1]!,
+        [m[2]!.trim(), m[3]!.trim()],
+      ]),
+    );
+    const declared = new Map(
+      ROUTES.map((r) => [
+        `${r.method} ${r.path}`,
+        'public' in r ? ['none (public, never limited)', '—'] : [`\`${r.permission}\``, r.rate],
+      ]),
+    );
+    expect(documented).toEqual(declared);
   });
 
   it('guards every REST route: each declares its access, and each route needs its permission', async () => {
