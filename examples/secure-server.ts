@@ -11,6 +11,9 @@
  *                      /metrics, /logs, /summary and /audit; runs nothing)
  *   MCPKIT_USER_KEY    optional: a key with the built-in "user" role (runs tools, but not the ones
  *                      the rule reserves for admin)
+ *   MCPKIT_TRUST_PROXY optional: proxies to believe about the client's address and host when the
+ *                      server sits behind one, comma-separated (`loopback`, `private`, addresses,
+ *                      CIDR ranges); unset believes only the connection
  *   PORT               default 3000
  */
 import { createMcpServer, jsonLinesAuditSink, MemoryAuditSink } from 'mcpkit';
@@ -73,6 +76,9 @@ const server = createMcpServer({
   // Requests per minute and key (per client address for anonymous callers).
   rateLimit: { execute: 60, read: 600, manage: 10, completions: 10 },
   audit: { sinks: [audit, jsonLinesAuditSink(process.stderr)] },
+  http: {
+    trustProxy: process.env.MCPKIT_TRUST_PROXY ? process.env.MCPKIT_TRUST_PROXY.split(',') : false,
+  },
 });
 registerDemoCatalog(server);
 
