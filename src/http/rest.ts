@@ -38,7 +38,7 @@ import { buildOpenApi } from './openapi.js';
 import { json, problem, problemFromError } from './problem.js';
 import { completionRoutes } from './routes/completions.js';
 import { integrationRoutes } from './routes/integrations.js';
-import { parseJsonSafe } from './safeJson.js';
+import { JsonDepthError, parseJsonSafe } from './safeJson.js';
 
 /** What the REST routes need from the server. */
 export interface RestHost {
@@ -749,6 +749,8 @@ export function matchRoute(
 export interface BodyLimits {
   maxBodyBytes: number;
   bodyTimeoutMs: number;
+  /** How deep the JSON may nest. Default 64. */
+  maxJsonDepth?: number;
 }
 
 /** Serves one REST request; `segments` is the path below the mount point, split on `/`, still encoded. */
@@ -907,7 +909,10 @@ function acceptable(accept: string, type: string): boolean {
   });
 }
 
-async function readJson(request: Request, { maxBodyBytes, bodyTimeoutMs }: BodyLimits): Promise<unknown> {
+async function readJson(
+  request: Request,
+  { maxBodyBytes, bodyTimeoutMs, maxJsonDepth }: BodyLimits,
+): Promise<unknown> {
   const type = request.headers.get('content-type');
   const contentLength = request.headers.get('content-length');
   if (type === null && (contentLength === null || contentLength === '0') && request.body === null)
@@ -925,15 +930,17 @@ async function readJson(request: Request, { maxBodyBytes, bodyTimeoutMs }: BodyL
     throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`);
   if (read.timedOut)
     throw new McpKitError('REQUEST_TIMEOUT', `The body did not arrive within ${bodyTimeoutMs} ms`);
-  return parseJson(read.bytes);
+  return parseJson(read.bytes, maxJsonDepth);
 }
 
 /** The body as JSON, without prototype-pollution keys (`__proto__`, `constructor.prototype`). */
-function parseJson(bytes: Uint8Array): unknown {
+function parseJson(bytes: Uint8Array, maxDepth: number | undefined): unknown {
   if (bytes.byteLength === 0) return undefined;
   try {
-    return parseJsonSafe(new TextDecoder().decode(bytes));
-  } catch {
+    return parseJsonSafe(new TextDecoder().decode(bytes), maxDepth);
+  } catch (error) {
+    if (error instanceof JsonDepthError)
+      throw new McpKitError('INVALID_REQUEST', `The body nests deeper than ${error.maxDepth} levels`);
     throw new McpKitError('INVALID_REQUEST', 'The body is not valid JSON');
   }
 }
