@@ -8,7 +8,7 @@ import { AccessControl, createMcpServer, type McpKitServer, UriTemplate } from '
 import { jsonRpcPost, request } from 'mcpkit/testing';
 import { describe, expect, it } from 'vitest';
 import { sourceOf, type TrustProxy } from '../src/http/forwarded.js';
-import { deferred, fixtureServer } from './fixtures.js';
+import { deferred, fixtureServer, messagesOf } from './fixtures.js';
 
 const KEY = (name: string) => `${name}-key-0123456789abcdef`;
 const bearer = (name: string) => ({ authorization: `Bearer ${KEY(name)}` });
@@ -172,15 +172,6 @@ describe('the /mcp gate', () => {
     return res.headers.get('mcp-session-id')!;
   }
 
-  async function messages(res: Response): Promise<any[]> {
-    const text = await res.text();
-    if (!res.headers.get('content-type')?.includes('text/event-stream')) return [JSON.parse(text)].flat();
-    return text
-      .split('\n')
-      .filter((line) => line.startsWith('data: ') && line.length > 6)
-      .map((line) => JSON.parse(line.slice(6)));
-  }
-
   it('serves the admitted requests of a 2025-03-26 batch and answers the refused ones in the same answer', async () => {
     const server = secured();
     const sessionId = await openSession(server, 'reader', '2025-03-26');
@@ -195,7 +186,7 @@ describe('the /mcp gate', () => {
       jsonRpcPost(batch, { ...bearer('reader'), 'mcp-session-id': sessionId }),
     );
     expect(res.status).toBe(200);
-    const byId = new Map((await messages(res)).map((m) => [m.id, m]));
+    const byId = new Map((await messagesOf(res)).map((m) => [m.id, m]));
     expect(byId.get(1)).toMatchObject({ result: {} });
     expect(byId.get(2)).toMatchObject({ error: { code: -32003 } });
     expect(byId.get(3)?.result.tools.map((t: { name: string }) => t.name)).toEqual(['add', 'echo']);

@@ -58,3 +58,13 @@ export function deferred<T = void>() {
   });
   return { promise, resolve, reject };
 }
+
+/** Every JSON-RPC message of an `/mcp` answer: a JSON body (one message or a batch) or SSE events. */
+export async function messagesOf(res: Response): Promise<any[]> {
+  const text = await res.text();
+  if (!res.headers.get('content-type')?.includes('text/event-stream')) return [JSON.parse(text)].flat();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('data: ') && line.length > 6)
+    .map((line) => JSON.parse(line.slice(6)));
+}

@@ -9,6 +9,7 @@ import { type Listening, listen, serveStdio } from 'mcpkit/node';
 import { jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseJsonSafe, stripPollution } from '../src/http/safeJson.js';
+import { messagesOf } from './fixtures.js';
 import { rawPeer } from './websocketHelpers.js';
 
 /** The classic gadget: a recursive merge by assignment, as found in many config libraries. */
@@ -117,14 +118,6 @@ async function openSession(server: McpKitServer, protocolVersion = '2025-11-25')
 }
 
 /** Every `data:` message of an SSE body, or the JSON body. */
-async function messagesOf(res: Response): Promise<any[]> {
-  const text = await res.text();
-  if (!res.headers.get('content-type')?.includes('text/event-stream')) return [JSON.parse(text)].flat();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith('data: ') && line.length > 6)
-    .map((line) => JSON.parse(line.slice(6)));
-}
 
 const MODERN_META = {
   'io.modelcontextprotocol/protocolVersion': '2026-07-28',
