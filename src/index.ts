@@ -184,6 +184,7 @@ export {
   TASKS_EXTENSION_ID,
   type TaskContinuation,
   type TaskError,
+  type TaskForgetReason,
   TaskManager,
   type TaskManagerEvents,
   type TaskOptions,
