@@ -187,6 +187,7 @@ export {
   TASKS_EXTENSION_ID,
   type TaskContinuation,
   type TaskError,
+  type TaskForgetReason,
   TaskManager,
   type TaskManagerEvents,
   type TaskOptions,

@@ -95,7 +95,8 @@ export interface CreateMcpServerOptions {
   http?: HttpOptions;
   /**
    * The tasks extension (`io.modelcontextprotocol/tasks`) for tools registered with `task`:
-   * `{ maxTasks (1000), ttlMs (1 hour), pollIntervalMs (500) }`, or `false` to turn it off.
+   * `{ maxTasks (1000), maxRunningPerOwner (maxTasks / 10, rounded up), maxResultBytes (64 MiB),
+   * ttlMs (1 hour), pollIntervalMs (500) }`, or `false` to turn it off.
    */
   tasks?: TaskOptions | false;
   /**

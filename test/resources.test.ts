@@ -129,6 +129,61 @@ describe('the read cache', () => {
     expect(results.every((r) => (r.contents[0] as { text: string }).text === 'value')).toBe(true);
   });
 
+  /** A resource whose every read waits until the test answers it. */
+  function controlledServer() {
+    const server = createMcpServer({ logLevel: 'silent', cache: { ttlMs: 60_000 } });
+    const loads: Array<ReturnType<typeof deferred<string>>> = [];
+    server.resources.register({
+      uri: 'slow://doc',
+      name: 'doc',
+      read: () => {
+        const load = deferred<string>();
+        loads.push(load);
+        return load.promise;
+      },
+    });
+    return { server, loads };
+  }
+
+  it.each([
+    ['notifyUpdated(uri)', (server: McpKitServer) => server.resources.notifyUpdated('slow://doc')],
+    ['invalidate(uri)', (server: McpKitServer) => server.resources.invalidate('slow://doc')],
+    [
+      'a registration (which clears the cache)',
+      (server: McpKitServer) => server.resources.register({ uri: 'other://x', name: 'x', read: () => 'x' }),
+    ],
+  ])('does not keep a read that was in flight during %s', async (_what, interrupt) => {
+    const { server, loads } = controlledServer();
+    const first = text(server, 'slow://doc');
+    expect(loads).toHaveLength(1);
+    interrupt(server);
+    loads[0]!.resolve('stale');
+    expect(await first).toBe('stale'); // the read that was waiting still gets its answer
+
+    const second = text(server, 'slow://doc');
+    expect(loads).toHaveLength(2); // the reader runs again
+    loads[1]!.resolve('fresh');
+    expect(await second).toBe('fresh');
+    expect(await text(server, 'slow://doc')).toBe('fresh'); // and that answer is kept
+    expect(loads).toHaveLength(2);
+    expect(server.resources.cacheStats).toMatchObject({ hits: 1, misses: 2, size: 1 });
+  });
+
+  it('keeps the read started after an invalidation, even when the older one finishes last', async () => {
+    const { server, loads } = controlledServer();
+    const old = text(server, 'slow://doc');
+    server.resources.notifyUpdated('slow://doc');
+    const current = text(server, 'slow://doc');
+    expect(loads).toHaveLength(2);
+    loads[1]!.resolve('fresh');
+    expect(await current).toBe('fresh');
+    loads[0]!.resolve('stale');
+    expect(await old).toBe('stale');
+    expect(await text(server, 'slow://doc')).toBe('fresh');
+    expect(loads).toHaveLength(2);
+    expect(server.resources.cacheStats).toMatchObject({ hits: 1, misses: 2, size: 1 });
+  });
+
   it('evicts the least recently used entry past maxEntries', async () => {
     const server = createMcpServer({ logLevel: 'silent', cache: { ttlMs: 60_000, maxEntries: 2 } });
     server.resources.register({ uriTemplate: 'n://{i}', name: 'n', read: (_u, { i }) => String(i) });

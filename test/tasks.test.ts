@@ -1,3 +1,4 @@
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import {
   type AuthInfo,
   acceptedContent,
@@ -13,9 +14,12 @@ import {
   type McpKitServer,
   runAsTask,
   TASKS_EXTENSION_ID,
+  type TaskForgetReason,
+  type TaskOptions,
   type TaskSnapshot,
   type TaskStatus,
 } from 'mcpkit';
+import { listen } from 'mcpkit/node';
 import { jsonRpcPost, readJsonRpc } from 'mcpkit/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -412,7 +416,7 @@ describe('tasks: bounds', () => {
     expect(server.tasks!.size).toBe(0);
   });
 
-  it('refuses new tasks past maxTasks instead of growing memory', async () => {
+  it('refuses new tasks while maxTasks are running instead of growing memory', async () => {
     const server = taskServer({ tasks: { maxTasks: 2 } });
     const hold = deferred();
     server.tools.register({ name: 'held', task: 'optional', handler: () => hold.promise });
@@ -426,9 +430,361 @@ describe('tasks: bounds', () => {
 
   it('validates its options', () => {
     expect(() => createMcpServer({ logLevel: 'silent', tasks: { maxTasks: 0 } })).toThrow(/maxTasks/);
+    expect(() => createMcpServer({ logLevel: 'silent', tasks: { maxRunningPerOwner: 0 } })).toThrow(
+      /tasks\.maxRunningPerOwner must be a positive integer/,
+    );
+    expect(() => createMcpServer({ logLevel: 'silent', tasks: { maxResultBytes: 1.5 } })).toThrow(
+      /tasks\.maxResultBytes must be a positive integer/,
+    );
     const server = taskServer();
     expect(() => server.tools.register({ name: 'x', task: 'sometimes' as never, handler: () => '' })).toThrow(
       /task must be/,
     );
+  });
+});
+
+/** Whatever `fn` throws (the test fails if it throws nothing). */
+function thrownBy(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a throw');
+}
+
+/** Resolves once the task is in a terminal status. */
+function settled(server: McpKitServer, taskId: string): Promise<TaskSnapshot> {
+  return Promise.race([
+    reach(server, taskId, 'completed'),
+    reach(server, taskId, 'failed'),
+    reach(server, taskId, 'cancelled'),
+  ]);
+}
+
+/**
+ * A task table driven directly (no wire), on an injected clock. `held` runs until `release()` (or
+ * its task is cancelled), `quick` finishes at once, `sized` answers `chars` characters of text, and
+ * `ask` waits for input.
+ */
+function taskTable(options: TaskOptions = {}) {
+  let now = 1_000_000;
+  const server = taskServer({ tasks: { now: () => now, ...options } });
+  const gate = deferred();
+  server.tools.register({
+    name: 'held',
+    task: 'optional',
+    handler: (_args, ctx) =>
+      new Promise((resolve, reject) => {
+        void gate.promise.then(() => resolve('released'));
+        ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason));
+      }),
+  });
+  server.tools.register({ name: 'quick', task: 'optional', handler: () => 'done' });
+  server.tools.register({
+    name: 'sized',
+    task: 'optional',
+    inputSchema: { chars: z.number().int().min(0) },
+    handler: ({ chars }) => 'x'.repeat(chars),
+  });
+  server.tools.register({
+    name: 'ask',
+    task: 'optional',
+    handler: () =>
+      inputRequired({
+        inputRequests: { name: inputRequired.elicit({ message: '?', requestedSchema: {} as never }) },
+      }),
+  });
+  const tasks = server.tasks!;
+  const start = (tool: string, owner?: string, args: Record<string, unknown> = {}) =>
+    tasks.start({ tool: server.tools.get(tool)!, args, execute: {}, ...(owner !== undefined && { owner }) });
+  const forgotten: Array<[string, TaskForgetReason]> = [];
+  tasks.on('expired', (taskId, reason) => forgotten.push([taskId, reason]));
+  return {
+    server,
+    tasks,
+    start,
+    /** Starts a task and waits until it settles. */
+    finish: async (tool: string, owner?: string, args?: Record<string, unknown>) =>
+      settled(server, start(tool, owner, args).taskId),
+    release: () => gate.resolve(),
+    advance: (ms: number) => {
+      now += ms;
+    },
+    forgotten,
+  };
+}
+
+describe('tasks: the task table', () => {
+  it('defaults: 1000 tasks, a tenth of them running per owner, 64 MiB of results', () => {
+    const { tasks } = taskTable();
+    expect(tasks.maxTasks).toBe(1000);
+    expect(tasks.maxRunningPerOwner).toBe(100);
+    expect(tasks.maxResultBytes).toBe(64 * 1024 * 1024);
+    expect(taskTable({ maxTasks: 25 }).tasks.maxRunningPerOwner).toBe(3);
+  });
+
+  it('an owner at its share gets BUSY while other owners still start tasks', async () => {
+    const { server, tasks, start, release } = taskTable({ maxTasks: 10, maxRunningPerOwner: 2 });
+    const started = [start('held', 'alice'), start('held', 'alice')];
+    expect(thrownBy(() => start('held', 'alice'))).toMatchObject({
+      code: 'BUSY',
+      message: expect.stringMatching(/one caller runs at most 2 at once/),
+    });
+    started.push(start('held', 'bob'), start('held', 'bob'));
+    // Tasks started without an owner (local code) share one owner, `local`.
+    started.push(start('held'), start('held'));
+    expect(thrownBy(() => start('quick'))).toMatchObject({ code: 'BUSY' });
+    expect(tasks.running).toBe(6);
+    // A task waiting for input is still running: it keeps its place in the share.
+    const asking = [start('ask', 'carol'), start('ask', 'carol')];
+    await Promise.all(asking.map((t) => reach(server, t.taskId, 'input_required')));
+    expect(thrownBy(() => start('quick', 'carol'))).toMatchObject({ code: 'BUSY' });
+
+    // Finished tasks use no share.
+    release();
+    await Promise.all(started.map((t) => reach(server, t.taskId, 'completed')));
+    expect(tasks.running).toBe(2);
+    expect(start('held', 'alice').status).toBe('working');
+    expect(start('held', 'alice').status).toBe('working');
+  });
+
+  it('refuses a new task only while maxTasks are running, and never forgets a running one', async () => {
+    const { server, tasks, start, finish, release, forgotten } = taskTable({
+      maxTasks: 3,
+      maxRunningPerOwner: 3,
+    });
+    const h1 = start('held', 'a');
+    const q1 = await finish('quick', 'b');
+    const q2 = await finish('quick', 'b');
+    expect(tasks.size).toBe(3);
+    const h2 = start('held', 'c');
+    const h3 = start('held', 'c');
+    expect(forgotten).toEqual([
+      [q1.taskId, 'evicted'],
+      [q2.taskId, 'evicted'],
+    ]);
+    expect(thrownBy(() => start('quick', 'd'))).toMatchObject({
+      code: 'BUSY',
+      message: expect.stringMatching(/the server runs at most 3 at once/),
+    });
+    expect(tasks.list().map((t) => [t.taskId, t.status])).toEqual([
+      [h1.taskId, 'working'],
+      [h2.taskId, 'working'],
+      [h3.taskId, 'working'],
+    ]);
+    release();
+    await Promise.all([h1, h2, h3].map((t) => reach(server, t.taskId, 'completed')));
+    expect(start('quick', 'd').status).toBe('working');
+    expect(tasks.size).toBe(3);
+  });
+
+  it('1000 finished tasks do not block the 1001st; the first to finish is forgotten', async () => {
+    const { tasks, start, finish, forgotten } = taskTable();
+    const ids: string[] = [];
+    for (let i = 0; i < 1000; i++) ids.push((await finish('quick', 'alice')).taskId);
+    expect(tasks.size).toBe(1000);
+    expect(tasks.running).toBe(0);
+    const next = start('held', 'alice');
+    expect(next.status).toBe('working');
+    expect(tasks.size).toBe(1000);
+    expect(forgotten).toEqual([[ids[0], 'evicted']]);
+    expect(tasks.get(ids[0]!)).toBeUndefined();
+    expect(tasks.get(ids[1]!)?.status).toBe('completed');
+    expect(start('quick', 'bob').status).toBe('working');
+    expect(tasks.get(ids[1]!)).toBeUndefined();
+  });
+
+  it('forgets the task that finished first, not the one created first', async () => {
+    const { server, tasks, start, finish, release, forgotten } = taskTable({
+      maxTasks: 3,
+      maxRunningPerOwner: 3,
+    });
+    const early = start('held', 'a');
+    const q1 = await finish('quick', 'a');
+    release();
+    await reach(server, early.taskId, 'completed');
+    await finish('quick', 'a');
+    start('quick', 'a');
+    expect(forgotten).toEqual([[q1.taskId, 'evicted']]);
+    expect(tasks.get(early.taskId)?.status).toBe('completed');
+  });
+
+  it('holds finished results within maxResultBytes, measured as JSON length, first finished first out', async () => {
+    // What a result of n characters measures: the length of its JSON text.
+    const probe = taskTable();
+    const measure = async (chars: number) => {
+      const task = await probe.finish('sized', undefined, { chars });
+      return JSON.stringify(task.result).length;
+    };
+    const unit = await measure(1000);
+    expect(await measure(1100)).toBe(unit + 100);
+    expect(probe.tasks.resultBytes).toBe(2 * unit + 100);
+
+    const budget = 3 * unit;
+    const { tasks, finish, forgotten } = taskTable({ maxResultBytes: budget });
+    const [a, b, c] = [
+      await finish('sized', 'x', { chars: 1000 }),
+      await finish('sized', 'x', { chars: 1000 }),
+      await finish('sized', 'x', { chars: 1000 }),
+    ];
+    expect(tasks.resultBytes).toBe(budget); // exactly at the budget: all kept
+    expect(forgotten).toEqual([]);
+    const d = await finish('sized', 'x', { chars: 1000 });
+    expect(forgotten).toEqual([[a!.taskId, 'evicted']]);
+    expect(tasks.resultBytes).toBe(budget);
+    expect(tasks.get(a!.taskId)).toBeUndefined();
+    // One 100 characters longer pushes out two.
+    const e = await finish('sized', 'x', { chars: 1100 });
+    expect(forgotten.slice(1)).toEqual([
+      [b!.taskId, 'evicted'],
+      [c!.taskId, 'evicted'],
+    ]);
+    expect(tasks.list().map((t) => t.taskId)).toEqual([d.taskId, e.taskId]);
+    expect(tasks.resultBytes).toBe(2 * unit + 100);
+
+    // A result larger than the whole budget is not kept: the task fails with an error saying so,
+    // which is all it holds (and is small enough here that nothing else goes).
+    const big = await finish('sized', 'x', { chars: budget });
+    const bigSize = budget + (unit - 1000);
+    expect(big.status).toBe('failed');
+    expect(big.result).toBeUndefined();
+    expect(big.error).toEqual({
+      code: -32000,
+      message: `The task's result is too large to keep: about ${bigSize} bytes, over the server's limit of ${budget} bytes for task results`,
+      data: { resultBytes: bigSize, maxResultBytes: budget },
+    });
+    expect(tasks.get(big.taskId)?.status).toBe('failed');
+    expect(forgotten).toHaveLength(3);
+    expect(tasks.resultBytes).toBe(2 * unit + 100 + JSON.stringify(big.error).length);
+  });
+
+  it('cancel and expiry free the owner share and the result bytes', async () => {
+    const { tasks, start, finish, advance, forgotten } = taskTable({
+      maxRunningPerOwner: 1,
+      ttlMs: 5_000,
+    });
+    const a = start('held', 'alice');
+    expect(thrownBy(() => start('held', 'alice'))).toMatchObject({ code: 'BUSY' });
+    expect(tasks.cancel(a.taskId)).toBe(true);
+    expect(tasks.get(a.taskId)?.status).toBe('cancelled');
+    expect(tasks.running).toBe(0);
+    const b = start('held', 'alice');
+    const c = await finish('sized', 'bob', { chars: 50 });
+    expect(tasks.resultBytes).toBe(JSON.stringify(c.result).length);
+
+    advance(4_999);
+    expect(tasks.get(b.taskId)?.status).toBe('working');
+    advance(1);
+    expect(tasks.get(b.taskId)).toBeUndefined();
+    expect(forgotten).toEqual([
+      [a.taskId, 'expired'],
+      [b.taskId, 'expired'],
+      [c.taskId, 'expired'],
+    ]);
+    expect(tasks.size).toBe(0);
+    expect(tasks.running).toBe(0);
+    expect(tasks.resultBytes).toBe(0);
+    expect(start('held', 'alice').status).toBe('working');
+  });
+});
+
+describe('tasks: the task table over HTTP, with an SDK client', () => {
+  const KEYS = { alice: 'alice-key-0123456789abcdef', bob: 'bob-key-0123456789abcdefgh' };
+
+  it("an owner's share, finished tasks making room, and a forgotten task answering as unknown", async () => {
+    const server = taskServer({
+      auth: {
+        apiKeys: [
+          { id: 'alice', roles: ['user'], key: KEYS.alice },
+          { id: 'bob', roles: ['user'], key: KEYS.bob },
+        ],
+      },
+      tasks: { maxTasks: 3, maxRunningPerOwner: 1 },
+    });
+    server.tools.register({
+      name: 'held',
+      task: 'optional',
+      handler: (_args, ctx) =>
+        new Promise((_resolve, reject) =>
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
+        ),
+    });
+    server.tools.register({ name: 'quick', task: 'optional', handler: () => 'done' });
+    const listening = await listen(server, { port: 0 });
+    const clients: Client[] = [];
+    try {
+      const as = async (who: keyof typeof KEYS) => {
+        const client = new Client(
+          { name: `tasks-${who}`, version: '1' },
+          { versionNegotiation: { mode: { pin: MODERN } }, capabilities: WITH_TASKS },
+        );
+        const transport = new StreamableHTTPClientTransport(new URL(`${listening.url}/mcp`), {
+          requestInit: { headers: { 'x-api-key': KEYS[who] } },
+        });
+        await client.connect(transport);
+        clients.push(client);
+        // The SDK client (2.4.0) has no tasks support: it rejects a `tools/call` answered with
+        // `resultType: "task"`. The CreateTaskResult is read off the wire, under the client.
+        const created: Array<Record<string, any>> = [];
+        const deliver = transport.onmessage!;
+        transport.onmessage = (message) => {
+          const result = (message as { result?: Record<string, any> }).result;
+          if (result?.resultType === 'task') created.push(result);
+          deliver.call(transport, message);
+        };
+        const anyResult = z.looseObject({});
+        return {
+          startTask: async (name: string) => {
+            await client
+              .request({ method: 'tools/call', params: { name, arguments: {} } }, anyResult)
+              .catch((error) => {
+                if (error?.code !== 'UNSUPPORTED_RESULT_TYPE') throw error;
+              });
+            return created.pop()!.taskId as string;
+          },
+          get: (taskId: string) => client.request({ method: 'tasks/get', params: { taskId } }, anyResult),
+          cancel: (taskId: string) =>
+            client.request({ method: 'tasks/cancel', params: { taskId } }, anyResult),
+        };
+      };
+      const alice = await as('alice');
+      const bob = await as('bob');
+
+      const aliceHeld = await alice.startTask('held');
+      await expect(alice.startTask('held')).rejects.toMatchObject({
+        code: -32005,
+        message: expect.stringMatching(/one caller runs at most 1 at once/),
+      });
+      const q1 = await bob.startTask('quick');
+      await reach(server, q1, 'completed');
+      const q2 = await bob.startTask('quick');
+      await reach(server, q2, 'completed');
+      // The table is full (3), but only one task runs: the first to finish makes room.
+      const q3 = await bob.startTask('quick');
+      await reach(server, q3, 'completed');
+      expect(server.tasks!.size).toBe(3);
+      expect(await bob.get(q3)).toMatchObject({
+        status: 'completed',
+        result: { content: [{ text: 'done' }] },
+      });
+
+      const forgotten = await bob.get(q1).catch((error) => error);
+      const unknown = await bob.get('never-was').catch((error) => error);
+      expect(forgotten).toMatchObject({ code: -32602, message: `Unknown task: "${q1}"` });
+      expect(unknown).toMatchObject({ code: -32602, message: 'Unknown task: "never-was"' });
+      expect(forgotten.constructor).toBe(unknown.constructor);
+      expect(forgotten.data).toEqual(unknown.data);
+
+      // Cancelling gives alice her share back.
+      expect((await alice.get(aliceHeld)).status).toBe('working');
+      await alice.cancel(aliceHeld);
+      expect((await alice.get(aliceHeld)).status).toBe('cancelled');
+      const again = await alice.startTask('held');
+      expect((await alice.get(again)).status).toBe('working');
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await listening.close();
+    }
   });
 });

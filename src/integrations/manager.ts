@@ -240,7 +240,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       try {
         await this.#save(new Map([...this.#live].filter(([key]) => key !== id)));
       } catch (error) {
-        current.handles = this.#register(id, this.#contributions(current, 'load'), true);
+        this.#restore(id, current);
         throw error;
       }
       this.#live.delete(id);
@@ -518,7 +518,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     try {
       next.handles = next.stored.enabled ? this.#register(id, contributions, false) : [];
     } catch (error) {
-      if (current) current.handles = this.#register(id, this.#contributions(current, 'load'), true);
+      if (current) this.#restore(id, current);
       throw error;
     }
     next.contributes = this.#names(id, next, contributions);
@@ -528,10 +528,20 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       await this.#save(all);
     } catch (error) {
       this.#remove(next.handles);
-      if (current) current.handles = this.#register(id, this.#contributions(current, 'load'), true);
+      if (current) this.#restore(id, current);
       throw error;
     }
     this.#live.set(id, next);
+  }
+
+  /**
+   * Puts an integration's contributions back in the catalogs after a change to it failed; a disabled
+   * integration had none there, so it gets none back.
+   */
+  #restore(id: string, current: Live): void {
+    current.handles = current.stored.enabled
+      ? this.#register(id, this.#contributions(current, 'load'), true)
+      : [];
   }
 
   async #save(all: Map<string, Live>): Promise<void> {

@@ -4,6 +4,7 @@ export {
   type StartTaskOptions,
   TASKS_EXTENSION_ID,
   type TaskError,
+  type TaskForgetReason,
   TaskManager,
   type TaskManagerEvents,
   type TaskOptions,

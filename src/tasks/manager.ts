@@ -8,7 +8,7 @@ import {
 } from '@modelcontextprotocol/server';
 import EventEmitter from 'eventemitter3';
 import type { RegisteredTool } from '../catalog/tools.js';
-import { McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
+import { ERROR_CODES, McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
 import type { ExecuteOptions, ToolExecutor } from '../executor.js';
 import type { Logger } from '../types.js';
 import type { TaskWork } from './continuation.js';
@@ -50,10 +50,38 @@ export interface TaskSnapshot {
   readonly inputRequests?: Readonly<Record<string, InputRequest>>;
 }
 
-/** Options of the task runtime (`createMcpServer({ tasks })`). */
+/**
+ * Options of the task runtime (`createMcpServer({ tasks })`).
+ *
+ * @example
+ * ```ts
+ * createMcpServer({
+ *   tasks: { maxTasks: 1000, maxRunningPerOwner: 100, maxResultBytes: 64 * 1024 * 1024, ttlMs: 3_600_000 },
+ * });
+ * ```
+ */
 export interface TaskOptions {
-  /** Tasks kept at once, running or finished; past it new tasks are refused with `BUSY`. Default 1000. */
+  /**
+   * Tasks held at once, running or finished. A finished task never stands in the way of a new one:
+   * when the table is full, the task that finished first is forgotten to make room. New tasks are
+   * refused with `BUSY` only while this many are running (`working` or `input_required`). Default 1000.
+   */
   maxTasks?: number;
+  /**
+   * Tasks one owner may have running at once; past it that owner's new tasks are refused with `BUSY`
+   * while other owners still start theirs. The owner is the caller that started the task; tasks started
+   * without a known caller (stdio, in-process code, remote requests to a server without `auth`) share
+   * the owner `local`. Default `Math.ceil(maxTasks / 10)` (100 with the default `maxTasks`).
+   */
+  maxRunningPerOwner?: number;
+  /**
+   * Estimated bytes of finished tasks' results (and errors) held at once. A result is measured once,
+   * when its task finishes, as the length of its JSON text; past the budget, the tasks that finished
+   * first are forgotten until it fits. A task whose own result measures more than the whole budget is
+   * kept as `failed` with a `-32000` error saying so (`data: { resultBytes, maxResultBytes }`), and its
+   * result is dropped; so is one that cannot be written as JSON (`-32603`). Default 67 108 864 (64 MiB).
+   */
+  maxResultBytes?: number;
   /**
    * How long a task is kept after it was created, in milliseconds. A task still running then is
    * cancelled. Default 3 600 000 (one hour).
@@ -65,12 +93,25 @@ export interface TaskOptions {
   now?: () => number;
 }
 
+/**
+ * Why a task was forgotten: its TTL passed (`expired`), or it had finished and was forgotten to make
+ * room for a new task or a newer result (`evicted`).
+ *
+ * @example
+ * ```ts
+ * server.tasks?.on('expired', (taskId, reason: TaskForgetReason) => {
+ *   if (reason === 'evicted') logger.warn({ taskId }, 'finished task forgotten to make room');
+ * });
+ * ```
+ */
+export type TaskForgetReason = 'expired' | 'evicted';
+
 /** Events of {@link TaskManager}. */
 export interface TaskManagerEvents {
   /** A task was created or changed status (or status message). */
   status: (task: TaskSnapshot) => void;
-  /** A task was removed: expired, or the server closed. */
-  expired: (taskId: string) => void;
+  /** A task was forgotten: `tasks/get` answers for it as for a task that never existed. */
+  expired: (taskId: string, reason: TaskForgetReason) => void;
 }
 
 /** What starting a task needs. */
@@ -95,6 +136,10 @@ interface TaskRecord {
   readonly createdAt: number;
   lastUpdatedAt: number;
   readonly owner?: string;
+  /** The owner whose share of running tasks this one uses (`local` without an owner). */
+  readonly share: string;
+  /** The estimated size of the held result or error, set once the task finishes. */
+  bytes: number;
   result?: CallToolResult;
   error?: TaskError;
   /** Pending input requests (the keys not answered yet). */
@@ -107,6 +152,12 @@ interface TaskRecord {
 }
 
 const TERMINAL = new Set<TaskStatus>(['completed', 'failed', 'cancelled']);
+
+/** The owner of tasks started without a caller: the same id the policy layer gives local code. */
+const LOCAL_OWNER = 'local';
+
+/** The JSON-RPC code of a result too large to keep (the `PAYLOAD_TOO_LARGE` row of the error table). */
+const TOO_LARGE_CODE = ERROR_CODES.PAYLOAD_TOO_LARGE.jsonRpc;
 
 /** Whether a status is terminal. */
 export function isTerminalStatus(status: TaskStatus): boolean {
@@ -122,17 +173,24 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
 
 /**
  * The task runtime (`server.tasks`): runs tool calls in the background through the same
- * {@link ToolExecutor} as every other call, and keeps their state in a bounded in-memory table
- * that forgets each task `ttlMs` after it was created.
+ * {@link ToolExecutor} as every other call, and keeps their state in a bounded in-memory table that
+ * forgets each task `ttlMs` after it was created. Running tasks are capped in all (`maxTasks`) and per
+ * owner (`maxRunningPerOwner`); finished ones are forgotten first-finished-first when the table is full
+ * or their results pass `maxResultBytes`, so they never stand in the way of new work.
  *
  * @example
  * ```ts
+ * const server = createMcpServer({ tasks: { maxTasks: 500, maxRunningPerOwner: 20 } });
  * server.tasks.on('status', (task) => console.error(task.taskId, task.status));
+ * server.tasks.on('expired', (taskId, reason) => console.error(taskId, 'forgotten:', reason));
+ * console.error(server.tasks.running, 'running,', server.tasks.resultBytes, 'result bytes held');
  * server.tasks.cancel(taskId);
  * ```
  */
 export class TaskManager extends EventEmitter<TaskManagerEvents> {
   readonly maxTasks: number;
+  readonly maxRunningPerOwner: number;
+  readonly maxResultBytes: number;
   readonly ttlMs: number;
   readonly pollIntervalMs: number;
   readonly #executor: ToolExecutor;
@@ -140,6 +198,12 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
   readonly #now: () => number;
   /** In creation order; with one TTL for all, expired tasks are always at the front. */
   readonly #tasks = new Map<string, TaskRecord>();
+  /** Finished tasks, in the order they finished: the first is the first forgotten to make room. */
+  readonly #finished = new Set<TaskRecord>();
+  /** Running tasks per owner (`share`); an owner with none has no entry. */
+  readonly #runningByOwner = new Map<string, number>();
+  #running = 0;
+  #resultBytes = 0;
 
   /** @internal Built by `createMcpServer`; reach it as `server.tasks`. */
   constructor(executor: ToolExecutor, logger: Logger, options: TaskOptions = {}) {
@@ -147,6 +211,12 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
     this.#executor = executor;
     this.#logger = logger;
     this.maxTasks = positiveInteger(options.maxTasks, 1000, 'maxTasks');
+    this.maxRunningPerOwner = positiveInteger(
+      options.maxRunningPerOwner,
+      Math.ceil(this.maxTasks / 10),
+      'maxRunningPerOwner',
+    );
+    this.maxResultBytes = positiveInteger(options.maxResultBytes, 64 * 1024 * 1024, 'maxResultBytes');
     this.ttlMs = positiveInteger(options.ttlMs, 60 * 60 * 1000, 'ttlMs');
     this.pollIntervalMs = positiveInteger(options.pollIntervalMs, 500, 'pollIntervalMs');
     this.#now = options.now ?? Date.now;
@@ -158,14 +228,41 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
     return this.#tasks.size;
   }
 
+  /** Tasks running now: `working` or `input_required` (expired ones are dropped first). */
+  get running(): number {
+    this.#sweep();
+    return this.#running;
+  }
+
+  /** Estimated bytes of the results and errors finished tasks hold now (see `maxResultBytes`). */
+  get resultBytes(): number {
+    this.#sweep();
+    return this.#resultBytes;
+  }
+
   /**
    * Creates a task and starts its tool in the background. The task exists (and `get` finds it)
-   * before this returns. Throws `BUSY` when `maxTasks` tasks are held.
+   * before this returns. Throws `BUSY` when `maxTasks` tasks are running, or when the owner has
+   * `maxRunningPerOwner` running; when the table is merely full, the task that finished first is
+   * forgotten to make room.
    */
   start(options: StartTaskOptions): TaskSnapshot {
     this.#sweep();
-    if (this.#tasks.size >= this.maxTasks) {
-      throw new McpKitError('BUSY', `Too many tasks: the server holds at most ${this.maxTasks}`);
+    if (this.#running >= this.maxTasks) {
+      throw new McpKitError('BUSY', `Too many tasks: the server runs at most ${this.maxTasks} at once`);
+    }
+    const share = options.owner ?? LOCAL_OWNER;
+    const mine = this.#runningByOwner.get(share) ?? 0;
+    if (mine >= this.maxRunningPerOwner) {
+      throw new McpKitError(
+        'BUSY',
+        `Too many tasks: one caller runs at most ${this.maxRunningPerOwner} at once; wait for one to finish`,
+      );
+    }
+    // Fewer than maxTasks are running, so a full table holds a finished task to forget.
+    for (const oldest of this.#finished) {
+      if (this.#tasks.size < this.maxTasks) break;
+      this.#forget(oldest, 'evicted');
     }
     const now = this.#now();
     const record: TaskRecord = {
@@ -175,15 +272,19 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
       createdAt: now,
       lastUpdatedAt: now,
       ...(options.owner !== undefined && { owner: options.owner }),
+      share,
+      bytes: 0,
       controller: new AbortController(),
     };
     this.#tasks.set(record.taskId, record);
+    this.#running++;
+    this.#runningByOwner.set(share, mine + 1);
     this.#emitStatus(record);
     void this.#run(record, options);
     return this.#snapshot(record);
   }
 
-  /** The task, or `undefined` when it is unknown or expired. */
+  /** The task, or `undefined` when it is unknown or was forgotten (expired or evicted). */
   get(taskId: string): TaskSnapshot | undefined {
     const record = this.#record(taskId);
     return record && this.#snapshot(record);
@@ -242,13 +343,17 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
   close(): void {
     for (const record of this.#tasks.values()) this.#cancel(record, 'The server is closing');
     this.#tasks.clear();
+    this.#finished.clear();
+    this.#runningByOwner.clear();
+    this.#running = 0;
+    this.#resultBytes = 0;
   }
 
   #cancel(record: TaskRecord, reason: string): void {
     if (TERMINAL.has(record.status)) return;
     record.inputRequests = undefined;
     record.answers = undefined;
-    this.#setStatus(record, 'cancelled');
+    this.#settle(record, 'cancelled');
     record.controller.abort(new McpKitError('CANCELLED', reason));
     const resume = record.resume;
     record.resume = undefined;
@@ -266,9 +371,16 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
     for (const record of this.#tasks.values()) {
       if (record.createdAt > cutoff) break;
       this.#cancel(record, 'The task expired');
-      this.#tasks.delete(record.taskId);
-      if (this.listenerCount('expired') > 0) this.emit('expired', record.taskId);
+      this.#forget(record, 'expired');
     }
+  }
+
+  /** Removes a finished task from the table; `get` then answers as for a task that never existed. */
+  #forget(record: TaskRecord, reason: TaskForgetReason): void {
+    this.#tasks.delete(record.taskId);
+    this.#finished.delete(record);
+    this.#resultBytes -= record.bytes;
+    if (this.listenerCount('expired') > 0) this.emit('expired', record.taskId, reason);
   }
 
   async #run(record: TaskRecord, options: StartTaskOptions): Promise<void> {
@@ -298,7 +410,7 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
         if (TERMINAL.has(record.status)) return;
         if (!isInputRequiredResult(result)) {
           record.result = result;
-          this.#setStatus(record, 'completed');
+          this.#settle(record, 'completed');
           return;
         }
         // The handler asked for input (multi-round-trip style): the task waits in `input_required`
@@ -323,10 +435,62 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
     } catch (error) {
       if (TERMINAL.has(record.status)) return;
       record.error = taskError(error, this.#logger, tool.name);
-      this.#setStatus(record, 'failed');
+      this.#settle(record, 'failed');
     }
   }
 
+  /**
+   * Ends a running task in a terminal status: frees its place in its owner's share, measures what it
+   * holds, and forgets the tasks that finished first while the held results are over budget.
+   */
+  #settle(record: TaskRecord, status: TaskStatus): void {
+    const left = (this.#runningByOwner.get(record.share) ?? 1) - 1;
+    if (left > 0) this.#runningByOwner.set(record.share, left);
+    else this.#runningByOwner.delete(record.share);
+    this.#running--;
+    record.status = status;
+    record.bytes = this.#measure(record);
+    this.#finished.add(record);
+    this.#resultBytes += record.bytes;
+    // The task that just finished fits the budget on its own (#measure saw to it), so it stays.
+    for (const oldest of this.#finished) {
+      if (this.#resultBytes <= this.maxResultBytes || oldest === record) break;
+      this.#forget(oldest, 'evicted');
+    }
+    this.#touch(record);
+  }
+
+  /**
+   * The estimated size of a finished task's result or error: the length of its JSON text, taken once.
+   * One larger than the whole budget, or one that is not JSON, is replaced by an error saying so.
+   */
+  #measure(record: TaskRecord): number {
+    const held = record.result ?? record.error;
+    if (held === undefined) return 0;
+    let size: number | undefined;
+    try {
+      size = JSON.stringify(held)?.length ?? 0;
+    } catch {
+      // A cycle or a BigInt: no client could be sent it either.
+      size = undefined;
+    }
+    if (size !== undefined && size <= this.maxResultBytes) return size;
+    const what = record.result ? 'result' : 'error';
+    this.#logger.warn({ tool: record.tool, taskId: record.taskId, bytes: size }, `task ${what} not kept`);
+    record.result = undefined;
+    record.status = 'failed';
+    record.error =
+      size === undefined
+        ? { code: ProtocolErrorCode.InternalError, message: `The task's ${what} cannot be written as JSON` }
+        : {
+            code: TOO_LARGE_CODE,
+            message: `The task's ${what} is too large to keep: about ${size} bytes, over the server's limit of ${this.maxResultBytes} bytes for task results`,
+            data: { resultBytes: size, maxResultBytes: this.maxResultBytes },
+          };
+    return Math.min(JSON.stringify(record.error).length, this.maxResultBytes);
+  }
+
+  /** A change that leaves the task running (`working` ⇄ `input_required`). */
   #setStatus(record: TaskRecord, status: TaskStatus): void {
     record.status = status;
     this.#touch(record);
