@@ -420,6 +420,13 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
         },
         mcp: ctx,
         ...(call.caller && { owner: call.caller.id }),
+        // With a policy, anonymous callers count per client address, like every other share.
+        ...(policy && {
+          share: policy.shareKey({
+            caller: call.caller,
+            ...(call.clientAddress !== undefined && { address: call.clientAddress }),
+          }),
+        }),
         ...(work && { work }),
       });
       return createTaskResult(task) as unknown as CallToolResult;

@@ -124,6 +124,12 @@ export interface StartTaskOptions {
   mcp?: ServerContext;
   /** The caller that owns the task. */
   owner?: string;
+  /**
+   * Whose share of running tasks the task uses, when it is not simply its owner: the policy layer
+   * passes its share key, so anonymous callers count per client address. Default: the owner, else
+   * `local`.
+   */
+  share?: string;
   /** Runs instead of the tool's handler (a `runAsTask` continuation). */
   work?: TaskWork<any>;
 }
@@ -251,7 +257,7 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
     if (this.#running >= this.maxTasks) {
       throw new McpKitError('BUSY', `Too many tasks: the server runs at most ${this.maxTasks} at once`);
     }
-    const share = options.owner ?? LOCAL_OWNER;
+    const share = options.share ?? options.owner ?? LOCAL_OWNER;
     const mine = this.#runningByOwner.get(share) ?? 0;
     if (mine >= this.maxRunningPerOwner) {
       throw new McpKitError(
