@@ -650,7 +650,7 @@ describe('tasks: the task table', () => {
     expect(big.status).toBe('failed');
     expect(big.result).toBeUndefined();
     expect(big.error).toEqual({
-      code: -32000,
+      code: -32016,
       message: `The task's result is too large to keep: about ${bigSize} bytes, over the server's limit of ${budget} bytes for task results`,
       data: { resultBytes: bigSize, maxResultBytes: budget },
     });
@@ -771,8 +771,8 @@ describe('tasks: the task table over HTTP, with an SDK client', () => {
 
       const forgotten = await bob.get(q1).catch((error) => error);
       const unknown = await bob.get('never-was').catch((error) => error);
-      expect(forgotten).toMatchObject({ code: -32602, message: `Unknown task: "${q1}"` });
-      expect(unknown).toMatchObject({ code: -32602, message: 'Unknown task: "never-was"' });
+      expect(forgotten).toMatchObject({ code: -32602, message: `Unknown task: ${q1}` });
+      expect(unknown).toMatchObject({ code: -32602, message: 'Unknown task: never-was' });
       expect(forgotten.constructor).toBe(unknown.constructor);
       expect(forgotten.data).toEqual(unknown.data);
 

@@ -78,7 +78,7 @@ export interface TaskOptions {
    * Estimated bytes of finished tasks' results (and errors) held at once. A result is measured once,
    * when its task finishes, as the length of its JSON text; past the budget, the tasks that finished
    * first are forgotten until it fits. A task whose own result measures more than the whole budget is
-   * kept as `failed` with a `-32000` error saying so (`data: { resultBytes, maxResultBytes }`), and its
+   * kept as `failed` with a `-32016` (`PAYLOAD_TOO_LARGE`) error saying so (`data: { resultBytes, maxResultBytes }`), and its
    * result is dropped; so is one that cannot be written as JSON (`-32603`). Default 67 108 864 (64 MiB).
    */
   maxResultBytes?: number;
