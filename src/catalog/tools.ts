@@ -283,10 +283,13 @@ export class ToolCatalog {
     return this.#registry.get(name);
   }
 
-  /** The enabled tool with this name, or a `NOT_FOUND` error. */
+  /** The enabled tool with this name, or a `NOT_FOUND` error (`INVALID_ARGUMENT` for an impossible name). */
   require(name: string): RegisteredTool {
     const tool = this.#registry.get(name);
     if (tool) return tool;
+    if (typeof name !== 'string' || name.length > 128) {
+      throw new McpKitError('INVALID_ARGUMENT', 'The tool name is longer than 128 characters');
+    }
     const peeked = this.#registry.peek(name);
     throw new McpKitError(
       'NOT_FOUND',

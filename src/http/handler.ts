@@ -488,6 +488,8 @@ export class HttpHandler {
       response = await this.modern.fetch(request, handlerOptions);
       if (release) response = releaseWhenDone(response, release);
     }
+    // The SDK's own refusals (its validation ladder) can repeat what the request carried whole.
+    if (response.status >= 400) response = await boundedError(response);
     if (refused) response = await mergeRefused(response, refused);
     if (admittedRate) {
       const headers = rateLimitHeaders(admittedRate.cls, admittedRate.rule, admittedRate.decision);
@@ -636,6 +638,48 @@ function tooManyStreams(limit: number): Refusal {
     headers: { 'retry-after': '5' },
     data: { retryAfterSeconds: 5, limit },
   });
+}
+
+const MAX_ERROR_TEXT = 256;
+
+/**
+ * An error answer of the SDK's with its message and string data cut to a short prefix (control
+ * characters escaped), so no refusal repeats a long name, URI or header back; other answers as
+ * they are.
+ */
+async function boundedError(response: Response): Promise<Response> {
+  if (!response.headers.get('content-type')?.startsWith('application/json')) return response;
+  const text = await response.text();
+  const rebuilt = (body: string) =>
+    new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  if (text.length <= MAX_ERROR_TEXT) return rebuilt(text);
+  let answer: { error?: { message?: unknown; data?: unknown } };
+  try {
+    answer = JSON.parse(text);
+  } catch {
+    return rebuilt(text.slice(0, MAX_ERROR_TEXT));
+  }
+  const error = answer?.error;
+  if (error && typeof error === 'object') {
+    if (typeof error.message === 'string' && error.message.length > MAX_ERROR_TEXT) {
+      error.message = `${error.message.slice(0, MAX_ERROR_TEXT)}…`;
+    }
+    if (error.data !== undefined) error.data = boundStrings(error.data, 3);
+  }
+  const body = JSON.stringify(answer);
+  const headers = new Headers(response.headers);
+  headers.delete('content-length');
+  return new Response(body, { status: response.status, statusText: response.statusText, headers });
+}
+
+/** `value` with every string cut to a short prefix, and nesting past `depth` dropped. */
+function boundStrings(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return value.length > MAX_ERROR_TEXT ? `${value.slice(0, 64)}…` : value;
+  if (value === null || typeof value !== 'object' || depth <= 0) return typeof value === 'object' ? undefined : value;
+  if (Array.isArray(value)) return value.slice(0, 20).map((v) => boundStrings(v, depth - 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value).slice(0, 20)) out[key.slice(0, 64)] = boundStrings(v, depth - 1);
+  return out;
 }
 
 /** `response` with `release` called once its body has been read to the end, or abandoned. */

@@ -27,7 +27,7 @@ import type { Operation, Policy, RequestFacts } from '../policy/policy.js';
 import { type RateClass, rateLimitHeaders } from '../policy/rateLimit.js';
 import type { Refusal } from '../policy/refusal.js';
 import type { Shares } from '../policy/shares.js';
-import type { Target } from '../policy/targets.js';
+import { MAX_NAME_LENGTH, type Target } from '../policy/targets.js';
 import type { HealthChecks } from '../telemetry/health.js';
 import type { LogRing } from '../telemetry/logs.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
@@ -416,8 +416,12 @@ export const ROUTES: Route[] = [
       }
       const calls = body.calls.map((call: unknown, i: number) => {
         const c = asObject(call, `calls[${i}]`);
-        if (typeof c.tool !== 'string')
-          throw new McpKitError('INVALID_ARGUMENT', `calls[${i}].tool must be a string`);
+        if (typeof c.tool !== 'string' || c.tool.length > MAX_NAME_LENGTH) {
+          throw new McpKitError(
+            'INVALID_ARGUMENT',
+            `calls[${i}].tool must be a tool name (a string of at most ${MAX_NAME_LENGTH} characters)`,
+          );
+        }
         return { tool: c.tool, args: asObject(c.arguments, `calls[${i}].arguments`) };
       });
       const concurrency = optionalPositive(body.concurrency, 'concurrency', 256);
@@ -443,8 +447,12 @@ export const ROUTES: Route[] = [
       }
       const steps = body.steps.map((step: unknown, i: number) => {
         const s = asObject(step, `steps[${i}]`);
-        if (typeof s.tool !== 'string')
-          throw new McpKitError('INVALID_ARGUMENT', `steps[${i}].tool must be a string`);
+        if (typeof s.tool !== 'string' || s.tool.length > MAX_NAME_LENGTH) {
+          throw new McpKitError(
+            'INVALID_ARGUMENT',
+            `steps[${i}].tool must be a tool name (a string of at most ${MAX_NAME_LENGTH} characters)`,
+          );
+        }
         return {
           tool: s.tool,
           ...(typeof s.name === 'string' && { name: s.name }),

@@ -528,7 +528,10 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
           ...(caller && { caller }),
         });
       } catch (error) {
-        if (error instanceof McpKitError && error.code === 'NOT_FOUND') throw new ResourceNotFoundError(uri);
+        if (error instanceof McpKitError && error.code === 'NOT_FOUND') {
+          // Named back only as a short prefix, in the message and in `data.uri` alike.
+          throw new ResourceNotFoundError(quote(uri), `Resource not found: ${quote(uri)}`);
+        }
         host.logger.error({ uri, err: error }, 'resource read failed');
         throw toProtocolError(error);
       }
