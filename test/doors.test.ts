@@ -221,8 +221,10 @@ const BUILTINS: Record<'mcp2025' | 'mcp2026' | 'ws', Array<[string, Record<strin
   ],
   mcp2026: [
     ['server/discover', {}],
-    // not a method of this era (-32601), and still paid for
+    // not methods of this era (-32601), and still paid for
     ['ping', {}],
+    ['logging/setLevel', { level: 'error' }],
+    ['initialize', INIT_PARAMS],
     ['subscriptions/listen', { notifications: { toolsListChanged: true } }],
   ],
 };
@@ -240,7 +242,7 @@ async function builtin(
   if (client instanceof SessionClient && method === 'initialize') {
     const response = await fetch(`${mount.base}/mcp`, {
       method: 'POST',
-      headers: mcpHeaders(KEYS.pinger, { 'mcp-protocol-version': LEGACY_VERSION }),
+      headers: mcpHeaders(client.key, { 'mcp-protocol-version': LEGACY_VERSION }),
       body: JSON.stringify({ jsonrpc: '2.0', id: 'init', method, params }),
     });
     const session = response.headers.get('mcp-session-id');
@@ -250,7 +252,7 @@ async function builtin(
       cleanups.push(() =>
         fetch(`${mount.base}/mcp`, {
           method: 'DELETE',
-          headers: { authorization: `Bearer ${KEYS.pinger}`, 'mcp-session-id': session },
+          headers: { authorization: `Bearer ${client.key}`, 'mcp-session-id': session },
         }),
       );
     }
@@ -263,7 +265,7 @@ async function builtin(
     };
   }
   if (client.wire === 'mcp2026' && method === 'subscriptions/listen') {
-    const modern = client as unknown as { init(m: object): RequestInit; url: string };
+    const modern = client as ModernClient;
     const response = await fetch(modern.url, modern.init({ jsonrpc: '2.0', id: 'listen', method, params }));
     if (response.headers.get('content-type')?.includes('text/event-stream')) {
       await response.body?.cancel();
@@ -310,7 +312,8 @@ describe('2. the SDK built-in methods each pay a read token, and are refused in 
       expect(again.data?.retryAfterSeconds, method).toBeGreaterThan(0);
     }
     if (door.wire === 'mcp2025') {
-      // A POST of notifications only, and a DELETE, each pay one read token too.
+      // A POST of notifications only pays a read token too; past the limit it is refused (429), and
+      // so is a DELETE.
       const session = client as SessionClient;
       m.world.refill();
       for (let i = 0; i < LIMITS.read - 1; i++) expect((await client.ping()).ok).toBe(true);
@@ -751,7 +754,7 @@ describe('6b. an unknown name at the length limit is answered with a short messa
     expectShortMessage(resource, 'z', 'resource');
     if (door.wire === 'mcp2026') {
       // The same read without its Mcp-Name header: the header check's error is bounded too.
-      const modern = user as unknown as { init(m: object): RequestInit; url: string };
+      const modern = user as ModernClient;
       const init = modern.init({
         jsonrpc: '2.0',
         id: 9,
