@@ -724,12 +724,13 @@ describe('6. an oversized name gets a short INVALID_ARGUMENT, never an echo', ()
       });
       expectRefused(door, register, 'INVALID_ARGUMENT');
       expectShortMessage(register, 'x');
+      // A call or step no catalog could hold makes the whole request invalid, before anything runs.
       const batch = await rest.post('/tools/batch', { calls: [{ tool: mebibyte }] });
-      expect.soft(batch.text.length, `batch answer: ${batch.text.slice(0, 80)}`).toBeLessThan(1000);
-      expect.soft(batch.value.results[0]._meta?.['io.mcpkit/error']?.code).toBe('INVALID_ARGUMENT');
+      expectRefused(door, batch, 'INVALID_ARGUMENT');
+      expectShortMessage(batch, 'x');
       const chain = await rest.post('/tools/chain', { steps: [{ tool: mebibyte }] });
-      const stepError = chain.value?.steps?.[0]?.result?.content?.[0]?.text ?? '';
-      expect.soft(stepError.length, `chain step error: ${stepError.slice(0, 80)}`).toBeLessThan(300);
+      expectRefused(door, chain, 'INVALID_ARGUMENT');
+      expectShortMessage(chain, 'x');
     }
     expect(world.reads).toEqual([]);
   });
@@ -922,12 +923,14 @@ describe('7b. WebSocket connections and open streams per caller', () => {
         });
         return fetch(modern.url, { ...init, signal: abort.signal });
       };
+      // One key per wire: streams a test aborts are given back as the server notices, not at once.
+      const streamer = door.wire === 'rest' ? KEYS.restStreamer : KEYS.streamer;
       for (let i = 0; i < STREAMS_PER_CALLER; i++) {
-        const stream = await openStream(KEYS.streamer);
+        const stream = await openStream(streamer);
         expect(stream.status).toBe(200);
         expect(stream.headers.get('content-type')).toContain('text/event-stream');
       }
-      const refused = await openStream(KEYS.streamer);
+      const refused = await openStream(streamer);
       // (Checked before the body is read: an admitted stream's body never ends.)
       expect(
         refused.headers.get('content-type'),
@@ -948,7 +951,7 @@ describe('7b. WebSocket connections and open streams per caller', () => {
       await expect
         .poll(
           async () => {
-            const again = await openStream(KEYS.streamer);
+            const again = await openStream(streamer);
             return again.headers.get('content-type') ?? '';
           },
           { interval: 5, timeout: 2000 },

@@ -75,6 +75,7 @@ const CALLERS = {
   shareB: 'user',
   inflight: 'user',
   streamer: 'user',
+  restStreamer: 'user',
   connector: 'user',
 } as const;
 

@@ -641,6 +641,14 @@ function tooManyStreams(limit: number): Refusal {
 }
 
 const MAX_ERROR_TEXT = 256;
+/** The longest run of an SDK error's text kept whole: past it, a run is what the caller sent. */
+const MAX_ECHO = 64;
+
+/** `text` with every run longer than an echo may be (a name, a URI) cut short, and bounded in all. */
+function boundText(text: string): string {
+  const cut = text.replace(/[^\s"]{65,}/g, (run) => `${run.slice(0, MAX_ECHO)}…`);
+  return cut.length > MAX_ERROR_TEXT ? `${cut.slice(0, MAX_ERROR_TEXT)}…` : cut;
+}
 
 /**
  * An error answer of the SDK's with its message and string data cut to a short prefix (control
@@ -651,8 +659,12 @@ async function boundedError(response: Response): Promise<Response> {
   if (!response.headers.get('content-type')?.startsWith('application/json')) return response;
   const text = await response.text();
   const rebuilt = (body: string) =>
-    new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
-  if (text.length <= MAX_ERROR_TEXT) return rebuilt(text);
+    new Response(body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  if (text.length <= MAX_ECHO) return rebuilt(text);
   let answer: { error?: { message?: unknown; data?: unknown } };
   try {
     answer = JSON.parse(text);
@@ -661,9 +673,7 @@ async function boundedError(response: Response): Promise<Response> {
   }
   const error = answer?.error;
   if (error && typeof error === 'object') {
-    if (typeof error.message === 'string' && error.message.length > MAX_ERROR_TEXT) {
-      error.message = `${error.message.slice(0, MAX_ERROR_TEXT)}…`;
-    }
+    if (typeof error.message === 'string') error.message = boundText(error.message);
     if (error.data !== undefined) error.data = boundStrings(error.data, 3);
   }
   const body = JSON.stringify(answer);
@@ -674,11 +684,13 @@ async function boundedError(response: Response): Promise<Response> {
 
 /** `value` with every string cut to a short prefix, and nesting past `depth` dropped. */
 function boundStrings(value: unknown, depth: number): unknown {
-  if (typeof value === 'string') return value.length > MAX_ERROR_TEXT ? `${value.slice(0, 64)}…` : value;
-  if (value === null || typeof value !== 'object' || depth <= 0) return typeof value === 'object' ? undefined : value;
+  if (typeof value === 'string') return value.length > MAX_ECHO ? `${value.slice(0, MAX_ECHO)}…` : value;
+  if (value === null || typeof value !== 'object' || depth <= 0)
+    return typeof value === 'object' ? undefined : value;
   if (Array.isArray(value)) return value.slice(0, 20).map((v) => boundStrings(v, depth - 1));
   const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(value).slice(0, 20)) out[key.slice(0, 64)] = boundStrings(v, depth - 1);
+  for (const [key, v] of Object.entries(value).slice(0, 20))
+    out[key.slice(0, 64)] = boundStrings(v, depth - 1);
   return out;
 }
 
