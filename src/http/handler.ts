@@ -664,7 +664,8 @@ async function boundedError(response: Response): Promise<Response> {
       statusText: response.statusText,
       headers: response.headers,
     });
-  if (text.length <= MAX_ECHO) return rebuilt(text);
+  // A short answer cannot repeat much of anything.
+  if (text.length <= MAX_ERROR_TEXT * 2) return rebuilt(text);
   let answer: { error?: { message?: unknown; data?: unknown } };
   try {
     answer = JSON.parse(text);
@@ -674,7 +675,7 @@ async function boundedError(response: Response): Promise<Response> {
   const error = answer?.error;
   if (error && typeof error === 'object') {
     if (typeof error.message === 'string') error.message = boundText(error.message);
-    if (error.data !== undefined) error.data = boundStrings(error.data, 3);
+    if (error.data !== undefined) error.data = boundStrings(error.data, 8);
   }
   const body = JSON.stringify(answer);
   const headers = new Headers(response.headers);
