@@ -13,7 +13,8 @@ import EventEmitter from 'eventemitter3';
 import pLimit, { type LimitFunction } from 'p-limit';
 import pRetry, { AbortError } from 'p-retry';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog, ToolContext } from './catalog/tools.js';
-import { McpKitError, type McpKitErrorCode, publicErrorMessage, scrubPaths } from './errors.js';
+import { McpKitError, type McpKitErrorCode, publicErrorMessage } from './errors.js';
+import { redactText } from './redaction.js';
 import { formatIssues, type ValidationOutcome } from './schema.js';
 import { isTaskContinuation } from './tasks/continuation.js';
 import {
@@ -242,12 +243,16 @@ function newErrorId(): string {
   return globalThis.crypto.randomUUID().slice(0, 8);
 }
 
+/**
+ * What a caller sees of a handler's failure: an mcpkit error's public message, or the first line of
+ * anything else's, redacted (credentials, given secrets, file paths) and cut to `MAX_MESSAGE`.
+ */
 function handlerFailureMessage(error: unknown): string {
-  if (error instanceof McpKitError) return publicErrorMessage(error);
+  if (error instanceof McpKitError) return redactText(publicErrorMessage(error), { maxLength: MAX_MESSAGE });
   const raw = error instanceof Error ? error.message : typeof error === 'string' ? error : 'Tool failed';
-  const firstLine = raw.split('\n')[0] ?? '';
-  const message = scrubPaths(firstLine).slice(0, MAX_MESSAGE);
-  return message || 'Tool failed';
+  const end = raw.indexOf('\n');
+  const firstLine = end < 0 ? raw : raw.slice(0, end);
+  return redactText(firstLine, { maxLength: MAX_MESSAGE }) || 'Tool failed';
 }
 
 /**

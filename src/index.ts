@@ -86,8 +86,9 @@ export {
   type ToolExecutorOptions,
   toCallToolResult,
 } from './executor.js';
+export { EventBytes, MemoryEventStore, type MemoryEventStoreOptions } from './http/eventStore.js';
 export type { TrustProxy } from './http/forwarded.js';
-export type { AdmissionDecision, FetchOptions, HttpOptions } from './http/handler.js';
+export type { AdmissionDecision, FetchOptions, HttpOptions, MemoryEventStoreLimits } from './http/handler.js';
 export { parseJsonSafe, stripPollution } from './http/safeJson.js';
 export {
   type AttachedTool,
@@ -172,6 +173,7 @@ export {
   type ProviderHttpOptions,
   type ProviderRetryOptions,
 } from './providers/index.js';
+export { type RedactTextOptions, type RedactValueOptions, redactText, redactValue } from './redaction.js';
 export type { InferSchema, JsonSchema, SchemaInput, ValidationIssue } from './schema.js';
 export {
   type Connection,

@@ -28,7 +28,7 @@ import type { CallerIdentity, Logger } from '../types.js';
 import { RequestAdmission, type RequestAdmitted } from './admission.js';
 import { mcpMessageRefusals, mcpRequestRefusal, restRefusal } from './answers.js';
 import { DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from './bodyText.js';
-import { MemoryEventStore } from './eventStore.js';
+import { EventBytes, MemoryEventStore } from './eventStore.js';
 import { checkTrustProxy, type TrustProxy } from './forwarded.js';
 import { JSONRPC_INTERNAL_ERROR, JSONRPC_PARSE_ERROR, jsonRpcError } from './jsonrpc.js';
 import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
@@ -73,10 +73,13 @@ export interface HttpOptions {
   /**
    * Resumable 2025-era SSE streams (SEP-1699): every event gets an id, and a client whose stream
    * dropped reconnects with `Last-Event-ID` to receive what it missed. `'memory'` keeps each
-   * session's last 1000 events in memory; a function returns the store for each new session (one
-   * store per session: stream ids repeat across sessions). Default `false`.
+   * session's latest events in memory, bounded by bytes: 1 MiB per session and 64 MiB for all
+   * sessions together (`{ maxBytesPerSession, maxBytes }` sets them); a session's events go when it
+   * closes. A function returns the store for each new session (one store per session: stream ids
+   * repeat across sessions; a store with `close()` has it called when its session ends).
+   * Default `false`.
    */
-  eventStore?: false | 'memory' | (() => EventStore);
+  eventStore?: false | 'memory' | MemoryEventStoreLimits | (() => EventStore);
   /**
    * The SSE `retry:` hint in milliseconds sent with each stream's priming event, when `eventStore`
    * is set. Default: none (clients use their own).
@@ -147,6 +150,31 @@ export interface HttpHost {
   readonly tracing?: Tracing;
   /** Authentication, permissions, rate limits and audit; absent when nothing is configured. */
   readonly policy?: Policy;
+}
+
+/** The byte bounds of the memory event store (`http.eventStore`). */
+export interface MemoryEventStoreLimits {
+  /** Bytes of events one session keeps; its oldest go first. Default 1 MiB. */
+  maxBytesPerSession?: number;
+  /** Bytes of events all sessions keep together; a session makes room from its own first. Default 64 MiB. */
+  maxBytes?: number;
+}
+
+/** The event store of each new session, from the `http.eventStore` option. */
+function eventStoreFactory(option: 'memory' | MemoryEventStoreLimits | (() => EventStore)): () => EventStore {
+  if (typeof option === 'function') return option;
+  const limits = option === 'memory' ? {} : option;
+  if (typeof limits !== 'object' || limits === null) {
+    throw new TypeError(
+      "http.eventStore must be false, 'memory', { maxBytesPerSession, maxBytes } or a function",
+    );
+  }
+  const shared = new EventBytes(limits.maxBytes ?? 64 * 1024 * 1024);
+  const maxBytes = limits.maxBytesPerSession ?? 1024 * 1024;
+  if (!(Number.isInteger(maxBytes) && maxBytes > 0)) {
+    throw new TypeError('http.eventStore.maxBytesPerSession must be a positive integer');
+  }
+  return () => new MemoryEventStore({ maxBytes, shared });
 }
 
 /** Extra, per-request inputs from adapters. */
@@ -252,7 +280,7 @@ export class HttpHandler {
       idleTimeoutMs: this.options.sessionIdleTimeoutMs,
       maxBodyBytes: this.options.maxBodyBytes,
       jsonResponse: this.options.jsonResponse,
-      ...(eventStore && { eventStore: eventStore === 'memory' ? () => new MemoryEventStore() : eventStore }),
+      ...(eventStore && { eventStore: eventStoreFactory(eventStore) }),
       ...(sseRetryMs !== undefined && { retryIntervalMs: sseRetryMs }),
       logger: host.logger,
     });

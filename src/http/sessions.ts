@@ -40,6 +40,8 @@ export interface SessionCaller {
 
 interface Session {
   readonly id: string;
+  /** Its event store, given back its bytes when the session closes. */
+  readonly events: (EventStore & { close?(): void }) | undefined;
   readonly transport: WebStandardStreamableHTTPServerTransport;
   readonly server: Server;
   lastSeen: number;
@@ -181,15 +183,26 @@ export class LegacySessions {
       typeof requested === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(requested) ? requested : undefined;
     let sessionId: string | undefined;
     let session: Session | undefined;
+    const events: Session['events'] = this.#options.eventStore?.();
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => globalThis.crypto.randomUUID(),
       enableJsonResponse: this.#options.jsonResponse,
       maxRequestBodySize: this.#options.maxBodyBytes,
-      ...(this.#options.eventStore && { eventStore: this.#options.eventStore() }),
+      ...(events && { eventStore: events }),
       ...(this.#options.retryIntervalMs !== undefined && { retryInterval: this.#options.retryIntervalMs }),
       onsessioninitialized: (id) => {
         sessionId = id;
-        session = { id, transport, server, lastSeen: Date.now(), openStreams: 0, owner, shareKey, version };
+        session = {
+          id,
+          events,
+          transport,
+          server,
+          lastSeen: Date.now(),
+          openStreams: 0,
+          owner,
+          shareKey,
+          version,
+        };
         this.#sessions.set(id, session);
         if (shareKey !== undefined) {
           let mine = this.#byCaller.get(shareKey);
@@ -211,11 +224,15 @@ export class LegacySessions {
     try {
       await server.connect(transport);
       const response = await transport.handleRequest(request, options);
-      if (sessionId === undefined) await server.close().catch(() => {});
+      if (sessionId === undefined) {
+        await server.close().catch(() => {});
+        events?.close?.();
+      }
       return response;
     } catch (error) {
       this.#options.logger.error({ err: error }, 'failed to open MCP session');
       await server.close().catch(() => {});
+      events?.close?.();
       throw error;
     } finally {
       this.#pending--;
@@ -245,6 +262,7 @@ export class LegacySessions {
     const session = this.#sessions.get(id);
     if (!session) return;
     this.#sessions.delete(id);
+    session.events?.close?.();
     if (session.shareKey !== undefined) {
       const mine = this.#byCaller.get(session.shareKey);
       mine?.delete(session);
@@ -283,6 +301,7 @@ export class LegacySessions {
     const sessions = [...this.#sessions.values()];
     this.#sessions.clear();
     this.#byCaller.clear();
+    for (const session of sessions) session.events?.close?.();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     await Promise.all(sessions.map((s) => s.server.close().catch(() => {})));

@@ -3,7 +3,7 @@
  * catalog change, authentication failure, permission denial and rate-limit refusal. Events go to
  * sinks; secrets are redacted and large arguments summarised to a bounded size first.
  */
-import { SECRET_KEY } from '../telemetry/logs.js';
+import { redactValue } from '../redaction.js';
 import { Ring } from '../telemetry/ring.js';
 import type { Logger } from '../types.js';
 
@@ -96,15 +96,11 @@ export function jsonLinesAuditSink(stream: { write(chunk: string): unknown }): A
   return { write: (event) => void stream.write(`${JSON.stringify(event)}\n`) };
 }
 
-const MAX_DEPTH = 5;
-const MAX_STRING = 256;
-const MAX_ITEMS = 20;
-const BUDGET = 4096;
-
 /**
  * A redacted copy of `value` no larger than about 4 KiB as JSON: values under secret-looking keys
- * become `[redacted]`, long strings are cut, arrays and objects keep their first entries, depth
- * past five becomes a marker, and cycles are named instead of followed.
+ * become `[redacted]`, credential-shaped strings are removed, long strings are cut, arrays and
+ * objects keep their first 20 entries, depth past five becomes a marker, and cycles are named
+ * instead of followed (the package's one redaction, `redactValue`, with the audit's bounds).
  *
  * @example
  * ```ts
@@ -113,51 +109,15 @@ const BUDGET = 4096;
  * ```
  */
 export function summarise(value: unknown): unknown {
-  let budget = BUDGET;
-  const seen = new Set<object>();
-  const walk = (v: unknown, depth: number): unknown => {
-    if (budget <= 0) return '…';
-    if (typeof v === 'string') {
-      const cut = v.length > MAX_STRING ? `${v.slice(0, MAX_STRING)}…(${v.length} chars)` : v;
-      budget -= cut.length + 2;
-      return cut;
-    }
-    if (typeof v === 'bigint') return `${v}n`;
-    if (v === null || typeof v !== 'object') {
-      budget -= 8;
-      return typeof v === 'function' || typeof v === 'symbol' ? `[${typeof v}]` : v;
-    }
-    if (seen.has(v)) return '[cycle]';
-    if (depth >= MAX_DEPTH) return Array.isArray(v) ? `[array(${v.length})]` : '[object]';
-    seen.add(v);
-    try {
-      if (Array.isArray(v)) {
-        const out: unknown[] = [];
-        for (let i = 0; i < v.length && i < MAX_ITEMS && budget > 0; i++) out.push(walk(v[i], depth + 1));
-        if (out.length < v.length) out.push(`…(${v.length - out.length} more)`);
-        return out;
-      }
-      const out: Record<string, unknown> = {};
-      let n = 0;
-      for (const key in v) {
-        if (!Object.hasOwn(v, key)) continue;
-        if (n >= MAX_ITEMS || budget <= 0) {
-          out['…'] = 'more keys';
-          break;
-        }
-        n++;
-        budget -= key.length + 4;
-        const safeKey = key === '__proto__' ? '[__proto__]' : key;
-        out[safeKey] = SECRET_KEY.test(key)
-          ? '[redacted]'
-          : walk((v as Record<string, unknown>)[key], depth + 1);
-      }
-      return out;
-    } finally {
-      seen.delete(v);
-    }
-  };
-  return walk(value, 0);
+  return redactValue(value, { budget: 4096, maxString: 256, maxItems: 20, maxDepth: 5 });
+}
+
+/** The longest a field of an audit event (its target, request id, caller id, address) is kept. */
+const MAX_FIELD = 256;
+
+/** A field as an audit event keeps it: at most `MAX_FIELD` characters, and marked when cut. */
+function field(value: string): string {
+  return value.length > MAX_FIELD ? `${value.slice(0, MAX_FIELD)}…(${value.length} chars)` : value;
 }
 
 /** The audit log: stamps, redacts and fans events out to its sinks. */
@@ -183,14 +143,25 @@ export class AuditLog {
     return this.#sinks.length > 0;
   }
 
-  /** Records one event; `time` is added and `details` summarised here. */
+  /**
+   * Records one event; `time` is added, `details` summarised and every other field bounded here, so
+   * one event takes a few KiB at most whatever a caller sent.
+   */
   record(event: Omit<AuditEvent, 'time'>): void {
     if (this.#sinks.length === 0) return;
     const stamped: AuditEvent = {
       time: new Date().toISOString(),
-      ...event,
-      ...(event.details !== undefined && { details: summarise(event.details) }),
+      action: event.action,
+      outcome: event.outcome,
+      callerId: field(event.callerId),
     };
+    if (event.requestId !== undefined) stamped.requestId = field(event.requestId);
+    if (event.target !== undefined) stamped.target = field(event.target);
+    if (event.origin !== undefined) stamped.origin = field(event.origin);
+    if (event.address !== undefined) stamped.address = field(event.address);
+    if (event.durationMs !== undefined) stamped.durationMs = event.durationMs;
+    if (event.code !== undefined) stamped.code = field(event.code);
+    if (event.details !== undefined) stamped.details = summarise(event.details);
     for (const sink of this.#sinks) {
       try {
         const written = sink.write(stamped);

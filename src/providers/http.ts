@@ -8,6 +8,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import pLimit, { type LimitFunction } from 'p-limit';
 import pRetry, { AbortError } from 'p-retry';
 import { isAbortError, McpKitError, type McpKitErrorCode } from '../errors.js';
+import { redactText } from '../redaction.js';
 
 /** Retry policy of a provider. */
 export interface ProviderRetryOptions {
@@ -77,13 +78,9 @@ function statusCode(status: number): McpKitErrorCode {
   }
 }
 
-const KEY_PATTERN = /\b(sk-[A-Za-z0-9_*-]{6,}|sk-ant-[A-Za-z0-9_*-]{6,})/g;
-
-/** Removes `secret` (and anything that looks like an API key) from `text`. */
+/** Removes `secret` (and anything that looks like a credential) from `text`: the one redaction. */
 export function redact(text: string, secret: string | undefined): string {
-  let out = text;
-  if (secret && secret.length >= 4) out = out.split(secret).join('[redacted]');
-  return out.replace(KEY_PATTERN, '[redacted]').slice(0, 2000);
+  return redactText(text, { secrets: [secret], maxLength: 2000 });
 }
 
 /** Parses `retry-after-ms` (milliseconds) or `retry-after` (seconds or an HTTP date). */

@@ -1,3 +1,4 @@
+import { redactText, redactValue } from '../redaction.js';
 import type { LogFn, Logger, LogLevel } from '../types.js';
 import { Ring } from './ring.js';
 
@@ -11,38 +12,20 @@ export interface LogRecord {
 }
 
 const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
-/** Keys whose values are never logged or audited. */
-export const SECRET_KEY =
-  /authorization|api[-_]?key|secret|token|password|passwd|cookie|credential|private[-_]?key/i;
-const MAX_DEPTH = 6;
-const MAX_STRING = 2000;
-const MAX_KEYS = 50;
+/** How many bytes of JSON one log record's fields may take, redacted and summarised. */
+export const LOG_RECORD_BUDGET = 8 * 1024;
+/** The longest log message kept (longer ones are cut and marked). */
+const LOG_MESSAGE_LENGTH = 2000;
+/** How many bytes of JSON a logger's bindings (its child fields) may take in each record. */
+const LOG_BINDINGS_BUDGET = 2 * 1024;
 
 /**
- * Redacts values under secret-looking keys and bounds the size of anything logged: deep or huge
- * values are summarised instead of breaking the logger.
+ * Redacts values under secret-looking keys and credential-shaped strings, and bounds the size of
+ * anything logged by bytes: deep or huge values are summarised instead of breaking the logger (the
+ * package's one redaction, `redactValue`, with the log record's budget).
  */
-export function redact(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string')
-    return value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…(${value.length} chars)` : value;
-  if (value === null || typeof value !== 'object') return value;
-  if (value instanceof Error)
-    return { name: value.name, message: redact(value.message, depth + 1), stack: value.stack };
-  if (depth >= MAX_DEPTH) return Array.isArray(value) ? `[array(${value.length})]` : '[object]';
-  if (Array.isArray(value)) {
-    const items = value.slice(0, MAX_KEYS).map((v) => redact(v, depth + 1));
-    return value.length > MAX_KEYS ? [...items, `…(${value.length - MAX_KEYS} more)`] : items;
-  }
-  const out: Record<string, unknown> = {};
-  let n = 0;
-  for (const [key, v] of Object.entries(value)) {
-    if (n++ >= MAX_KEYS) {
-      out['…'] = `${Object.keys(value).length - MAX_KEYS} more keys`;
-      break;
-    }
-    out[key] = SECRET_KEY.test(key) ? '[redacted]' : redact(v, depth + 1);
-  }
-  return out;
+export function redact(value: unknown): unknown {
+  return redactValue(value, { budget: LOG_RECORD_BUDGET });
 }
 
 /** A bounded ring of recent log records. */
@@ -81,20 +64,25 @@ export function teeLogger(
   bindings: Record<string, unknown> = {},
 ): Logger {
   const threshold = level === 'silent' ? Number.POSITIVE_INFINITY : (LEVELS[level] ?? 30);
+  const boundBindings = redactValue(bindings, { budget: LOG_BINDINGS_BUDGET }) as Record<string, unknown>;
   const method = (level: Exclude<LogLevel, 'silent' | 'fatal'>): LogFn =>
     ((fields: object | string, message?: string) => {
       if (LEVELS[level]! < threshold) return;
+      // Bounded in all: the logger's bindings (once per logger), the fields, the message.
       const safe = typeof fields === 'string' ? undefined : (redact(fields) as Record<string, unknown>);
+      const text = typeof fields === 'string' ? fields : message;
+      const msg =
+        text === undefined ? undefined : redactText(text, { maxLength: LOG_MESSAGE_LENGTH, keepPaths: true });
       const record: LogRecord = {
         time: new Date().toISOString(),
         level,
-        ...(redact(bindings) as Record<string, unknown>),
+        ...boundBindings,
         ...safe,
-        ...(typeof fields === 'string' ? { msg: fields } : message !== undefined && { msg: message }),
+        ...(msg !== undefined && { msg }),
       };
       ring.push(record);
-      if (typeof fields === 'string') base[level](fields);
-      else base[level](safe ?? {}, message);
+      if (typeof fields === 'string') base[level](msg!);
+      else base[level](safe ?? {}, msg);
     }) as LogFn;
   return {
     trace: method('trace'),
