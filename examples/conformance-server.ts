@@ -4,10 +4,15 @@
  * server over both protocol eras (2025-era sessions and the 2026-07-28 stateless wire).
  *
  *   npx tsx examples/conformance-server.ts            (PORT defaults to 3000; PORT=0 picks a free one)
+ *   MOUNT=express npx tsx examples/conformance-server.ts
  *
- * Prints `LISTENING <url>` (the MCP endpoint) on stdout once it accepts connections.
+ * `MOUNT` picks how the server is mounted: `listen` (mcpkit's own node:http server, the default),
+ * `express`, `fastify` or `hono` (on `@hono/node-server`), each beside a route of the framework's
+ * own, the way an application would mount it: the suite then checks the MCP endpoint through that
+ * framework. Prints `LISTENING <url>` (the MCP endpoint) on stdout once it accepts connections.
  */
 import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import {
   acceptedContent,
   CLIENT_CAPABILITIES_META_KEY,
@@ -767,15 +772,92 @@ function createConformanceServer(): McpKitServer {
   return server;
 }
 
-const server = createConformanceServer();
-const listening = await listen(server, {
-  port: Number(process.env.PORT ?? 3000),
-  host: process.env.HOST ?? '127.0.0.1',
-});
-console.log(`LISTENING ${listening.url}/mcp`);
+/** A running mount: where its MCP endpoint is, and how to stop it. */
+interface Mounted {
+  url: string;
+  close(): Promise<void>;
+}
+
+const port = Number(process.env.PORT ?? 3000);
+const host = process.env.HOST ?? '127.0.0.1';
+
+/** mcpkit's own node:http server. */
+async function mountListen(server: McpKitServer): Promise<Mounted> {
+  const listening = await listen(server, { port, host });
+  return { url: `${listening.url}/mcp`, close: () => listening.close() };
+}
+
+/** An Express 5 app with a route of its own, mcpkit mounted at its root. */
+async function mountExpress(server: McpKitServer): Promise<Mounted> {
+  const { default: express } = await import('express');
+  const { mcpkitExpress } = await import('mcpkit/express');
+  const app = express();
+  app.get('/about', (_req, res) => void res.send('an Express app'));
+  app.use(mcpkitExpress(server));
+  const httpServer = await new Promise<import('node:http').Server>((resolve) => {
+    const started = app.listen(port, host, () => resolve(started));
+  });
+  return {
+    url: `http://${host}:${(httpServer.address() as AddressInfo).port}/mcp`,
+    close: async () => {
+      await server.close();
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    },
+  };
+}
+
+/** A Fastify 5 app with a route of its own, the mcpkit plugin registered at its root. */
+async function mountFastify(server: McpKitServer): Promise<Mounted> {
+  const { default: Fastify } = await import('fastify');
+  const { mcpkitFastify } = await import('mcpkit/fastify');
+  const app = Fastify();
+  app.get('/about', async () => 'a Fastify app');
+  await app.register(mcpkitFastify, { server });
+  await app.listen({ port, host });
+  return {
+    url: `http://${host}:${(app.server.address() as AddressInfo).port}/mcp`,
+    close: async () => {
+      await server.close();
+      await app.close();
+    },
+  };
+}
+
+/** A Hono app on `@hono/node-server` with a route of its own, mcpkit mounted at its root. */
+async function mountHono(server: McpKitServer): Promise<Mounted> {
+  const { Hono } = await import('hono');
+  const { serve } = await import('@hono/node-server');
+  const { mcpkitHono } = await import('mcpkit/hono');
+  const app = new Hono();
+  app.get('/about', (c) => c.text('a Hono app'));
+  app.route('/', mcpkitHono(server));
+  const httpServer = await new Promise<import('node:http').Server>((resolve) => {
+    const started = serve({ fetch: app.fetch, port, hostname: host }, () =>
+      resolve(started as import('node:http').Server),
+    );
+  });
+  return {
+    url: `http://${host}:${(httpServer.address() as AddressInfo).port}/mcp`,
+    close: async () => {
+      await server.close();
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    },
+  };
+}
+
+const MOUNTS = { listen: mountListen, express: mountExpress, fastify: mountFastify, hono: mountHono };
+const mount = (process.env.MOUNT ?? 'listen') as keyof typeof MOUNTS;
+if (!(mount in MOUNTS)) {
+  console.error(`MOUNT must be one of ${Object.keys(MOUNTS).join(', ')} (got ${JSON.stringify(mount)})`);
+  process.exit(2);
+}
+const mounted = await MOUNTS[mount](createConformanceServer());
+console.log(`LISTENING ${mounted.url}`);
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    void listening.close().then(() => process.exit(0));
+    void mounted.close().then(() => process.exit(0));
   });
 }

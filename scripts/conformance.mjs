@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
- * Runs the official MCP conformance suite against examples/conformance-server.ts.
+ * Runs the official MCP conformance suite against examples/conformance-server.ts, mounted each way
+ * an application mounts mcpkit: `listen()`, Express, Fastify and Hono.
  *
- *   npm run test:conformance                  all four legs
- *   node scripts/conformance.mjs --leg 0.2.0-all --leg 0.1.16
+ *   npm run test:conformance                  every leg against every mount
+ *   node scripts/conformance.mjs --leg 0.2.0-all --leg 0.1.16 --mount express
  *   node scripts/conformance.mjs --write-min-checks   refresh scripts/conformance/min-checks.json
  *
- * The pinned CLIs (0.1.16 and 0.2.0-alpha.11) and a Node 22 binary (the CLIs need Node >= 22) live
- * in scripts/conformance/package.json; they are installed with `npm ci` when missing or stale.
+ * The pinned CLIs (0.1.16, 0.2.0-alpha.11 and 0.2.0-alpha.12) and a Node 22 binary (the CLIs need
+ * Node >= 22) live in scripts/conformance/package.json; they are installed with `npm ci` when
+ * missing or stale.
  * Each leg runs with its own expected-failures baseline, so any unexpected failure (or warning, or
  * stale baseline entry) fails the run. On top of the CLI's own verdict, every scenario must pass at
  * least as many checks as recorded in min-checks.json, and no check may report that it could not
@@ -49,7 +51,22 @@ const LEGS = [
     args: ['--suite', 'all', '--spec-version', '2026-07-28'],
     baseline: 'expected-failures.0.2.0.all-2026-07-28.yaml',
   },
+  {
+    name: 'alpha.12-all',
+    cli: 'conformance-0.2.0-alpha.12',
+    args: ['--suite', 'all'],
+    baseline: 'expected-failures.alpha.12.all.yaml',
+  },
+  {
+    name: 'alpha.12-all-2026-07-28',
+    cli: 'conformance-0.2.0-alpha.12',
+    args: ['--suite', 'all', '--spec-version', '2026-07-28'],
+    baseline: 'expected-failures.alpha.12.all-2026-07-28.yaml',
+  },
 ];
+
+/** How the server under test is mounted (examples/conformance-server.ts reads MOUNT). */
+const MOUNTS = ['listen', 'express', 'fastify', 'hono'];
 
 /** Wording of checks that could not exercise the server (a fixture is missing): never a pass. */
 const UNTESTABLE =
@@ -67,6 +84,10 @@ const only = argv.flatMap((a, i) => (a === '--leg' && argv[i + 1] ? [argv[i + 1]
 const unknownLeg = only.find((n) => !LEGS.some((l) => l.name === n));
 if (unknownLeg) die(`unknown leg ${unknownLeg}; legs: ${LEGS.map((l) => l.name).join(', ')}`);
 const legs = only.length > 0 ? LEGS.filter((l) => only.includes(l.name)) : LEGS;
+const onlyMounts = argv.flatMap((a, i) => (a === '--mount' && argv[i + 1] ? [argv[i + 1]] : []));
+const unknownMount = onlyMounts.find((m) => !MOUNTS.includes(m));
+if (unknownMount) die(`unknown mount ${unknownMount}; mounts: ${MOUNTS.join(', ')}`);
+const mounts = onlyMounts.length > 0 ? MOUNTS.filter((m) => onlyMounts.includes(m)) : MOUNTS;
 
 function die(message) {
   console.error(`conformance: ${message}`);
@@ -124,10 +145,10 @@ const nodeBin = node22();
 // ---------------------------------------------------------------------------------------------
 // The server under test
 
-function startServer() {
+function startServer(mount) {
   const child = spawn(process.execPath, ['--import', 'tsx', join('examples', 'conformance-server.ts')], {
     cwd: root,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', MOUNT: mount },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -271,8 +292,8 @@ function untestableChecks(outDir) {
   return found;
 }
 
-async function runLeg(leg, url, minChecks) {
-  const outDir = mkdtempSync(join(tmpdir(), `mcpkit-conformance-${leg.name}-`));
+async function runLeg(leg, url, minChecks, mount) {
+  const outDir = mkdtempSync(join(tmpdir(), `mcpkit-conformance-${mount}-${leg.name}-`));
   const started = Date.now();
   const { code, output } = await runCli(leg, url, outDir);
   const seconds = (Date.now() - started) / 1000;
@@ -311,6 +332,7 @@ async function runLeg(leg, url, minChecks) {
 
   const result = {
     leg,
+    mount,
     code,
     seconds,
     summary,
@@ -329,52 +351,68 @@ async function runLeg(leg, url, minChecks) {
 // Main
 
 const minChecks = existsSync(minChecksFile) ? JSON.parse(readFileSync(minChecksFile, 'utf8')) : {};
-const server = startServer();
 let exitCode = 0;
+let current;
 const onSignal = (signal) => {
-  void stopServer(server.child).then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  void (current ? stopServer(current.child) : Promise.resolve()).then(() =>
+    process.exit(signal === 'SIGINT' ? 130 : 143),
+  );
 };
 process.once('SIGINT', onSignal);
 process.once('SIGTERM', onSignal);
 
 const results = [];
-try {
-  const url = await server.url;
-  console.log(`conformance: server at ${url} (Node for the CLIs: ${relative(root, nodeBin) || nodeBin})`);
-  for (const leg of legs) {
-    const result = await runLeg(leg, url, minChecks);
-    results.push(result);
-    const total = result.summary?.size ?? 0;
-    const passed = [...(result.summary?.values() ?? [])].filter((s) => s.ok).length;
+const runStarted = Date.now();
+// One server per mount, every leg against it: a mount answers exactly as `listen()` does, or fails.
+for (const mount of mounts) {
+  const server = startServer(mount);
+  current = server;
+  try {
+    const url = await server.url;
     console.log(
-      `conformance: ${leg.name} (${leg.args.join(' ')}): ${passed}/${total} scenarios passed in ${result.seconds.toFixed(1)} s` +
-        (result.problems.length > 0 ? ` - ${result.problems.length} problem(s)` : ''),
+      `conformance: ${mount}: server at ${url} (Node for the CLIs: ${relative(root, nodeBin) || nodeBin})`,
     );
-    if (result.problems.length > 0) {
-      exitCode = 1;
-      const failing = [...(result.summary ?? [])].filter(([, s]) => !s.ok).map(([n]) => n);
+    for (const leg of legs) {
+      const result = await runLeg(leg, url, minChecks, mount);
+      results.push(result);
+      const total = result.summary?.size ?? 0;
+      const passed = [...(result.summary?.values() ?? [])].filter((s) => s.ok).length;
       console.log(
-        `\n----- ${leg.name}: CLI output (scenarios not passing: ${failing.join(', ') || 'none'}) -----`,
+        `conformance: ${mount} ${leg.name} (${leg.args.join(' ')}): ${passed}/${total} scenarios passed in ${result.seconds.toFixed(1)} s` +
+          (result.problems.length > 0 ? ` - ${result.problems.length} problem(s)` : ''),
       );
-      console.log(result.output.trim());
-      console.log(`----- ${leg.name}: problems -----`);
-      for (const p of result.problems) console.log(`  - ${p}`);
-      console.log(`  (per-check results kept in ${result.outDir})\n`);
+      if (result.problems.length > 0) {
+        exitCode = 1;
+        const failing = [...(result.summary ?? [])].filter(([, s]) => !s.ok).map(([n]) => n);
+        console.log(
+          `\n----- ${mount} ${leg.name}: CLI output (scenarios not passing: ${failing.join(', ') || 'none'}) -----`,
+        );
+        console.log(result.output.trim());
+        console.log(`----- ${mount} ${leg.name}: problems -----`);
+        for (const p of result.problems) console.log(`  - ${p}`);
+        console.log(`  (per-check results kept in ${result.outDir})\n`);
+      }
     }
+  } catch (error) {
+    exitCode = 1;
+    console.error(`conformance: ${mount}: ${error instanceof Error ? error.message : String(error)}`);
+    if (server.stderr()) console.error(server.stderr());
+  } finally {
+    await stopServer(server.child);
+    current = undefined;
   }
-} catch (error) {
-  exitCode = 1;
-  console.error(`conformance: ${error instanceof Error ? error.message : String(error)}`);
-  if (server.stderr()) console.error(server.stderr());
-} finally {
-  await stopServer(server.child);
 }
 
 if (writeMinChecks) {
   if (exitCode !== 0) die('not writing min-checks.json: the run has problems');
   const table = { ...minChecks };
+  // One minimum per leg and scenario, whatever the mount: the fewest any mount passed.
   for (const r of results) {
-    table[r.leg.name] = Object.fromEntries([...r.summary].map(([name, s]) => [name, s.passed]));
+    const row = Object.fromEntries([...r.summary].map(([name, s]) => [name, s.passed]));
+    const known = r.mount === mounts[0] ? undefined : table[r.leg.name];
+    table[r.leg.name] = known
+      ? Object.fromEntries(Object.entries(row).map(([name, n]) => [name, Math.min(n, known[name] ?? n)]))
+      : row;
   }
   writeFileSync(minChecksFile, `${JSON.stringify(table, null, 2)}\n`);
   console.log(`conformance: wrote ${relative(root, minChecksFile)}`);
@@ -389,6 +427,7 @@ if (results.length > 0) {
     const expected = [...r.baselined].filter((n) => r.summary?.has(n) && !r.stale.includes(n)).length;
     const failures = [...new Set([...r.unexpected, ...r.stale.map((s) => `stale:${s}`)])];
     return [
+      r.mount,
       r.leg.name,
       `${passed}/${values.length}`,
       String(checks),
@@ -396,11 +435,16 @@ if (results.length > 0) {
       r.problems.length === 0 ? 'ok' : failures.join(', ') || `${r.problems.length} problem(s)`,
     ];
   });
-  const head = ['leg', 'scenarios passed', 'checks passed', 'expected failures', 'unexpected'];
+  const head = ['mount', 'leg', 'scenarios passed', 'checks passed', 'expected failures', 'unexpected'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
   console.log(`\n${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   for (const row of rows) console.log(line(row));
 }
-console.log(exitCode === 0 ? '\nconformance: all legs passed' : '\nconformance: FAILED');
+const elapsed = ((Date.now() - runStarted) / 1000).toFixed(0);
+console.log(
+  exitCode === 0
+    ? `\nconformance: all legs passed on ${mounts.length} mount(s) in ${elapsed} s`
+    : '\nconformance: FAILED',
+);
 process.exit(exitCode);
