@@ -9,7 +9,13 @@ import { type CompletionModelConfig, createMcpServer } from 'mcpkit';
 import { createModelServer } from 'mcpkit/testing';
 import { z } from 'zod';
 
-const server = createMcpServer({ name: 'agent-demo', logLevel: 'warn' });
+// Model requests go through the outbound policy: a provider's own API is always allowed; the
+// loopback model listens on 127.0.0.1, a private address, which has to be allowed by name.
+const server = createMcpServer({
+  name: 'agent-demo',
+  logLevel: 'warn',
+  outbound: { allowedHosts: ['127.0.0.1'], allowPrivateNetworks: true },
+});
 server.tools.register({
   name: 'add',
   description: 'Add two numbers',

@@ -12,7 +12,7 @@ import { listen, openFileIntegrations } from 'mcpkit/node';
 const server = createMcpServer({
   name: 'integrations-demo',
   integrations: await openFileIntegrations(),
-  declarativeTools: { allowedHosts: ['api.github.com'] },
+  outbound: { allowedHosts: ['api.github.com'] },
 });
 await server.integrations.ready; // a corrupt store or a wrong key stops start-up here
 

@@ -2,26 +2,33 @@
  * Declarative tools: tools that are data, not code, so they can arrive over REST or from storage.
  * `kind: "http"` calls an HTTP endpoint on an allow-listed host; `kind: "chain"` runs existing tools
  * in sequence with `$ref` arguments. SSRF is the risk of the first kind, so every request (and every
- * redirect hop) is checked: scheme, host allow-list, and no private or loopback address unless
- * explicitly allowed.
+ * redirect hop) goes through the server's outbound policy: scheme, host allow-list, no private
+ * address in any spelling unless explicitly allowed, and on Node a connection to the address that
+ * was checked. Error answers are summarised, never passed on.
  */
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/server';
 import type { ToolDefinition } from './catalog/tools.js';
-import { McpKitError } from './errors.js';
+import { isAbortError, McpKitError, quote } from './errors.js';
 import { resolveRefs } from './executor.js';
 import { readStreamLimited } from './http/bodyText.js';
 import { jsonDepth, parseJsonSafe } from './http/safeJson.js';
+import {
+  connectionFailure,
+  isHeaderText,
+  type OutboundOptions,
+  OutboundPolicy,
+  summariseUpstreamError,
+} from './net/outbound.js';
 import type { JsonSchema } from './schema.js';
 
-/** Limits on what declarative HTTP tools may reach. */
+/** Limits of declarative HTTP tools, and the outbound policy their requests go through. */
 export interface DeclarativeToolOptions {
   /**
-   * Hostnames HTTP tools may call: exact names, or `*.example.com` for subdomains. Empty (the
-   * default) means no HTTP tool can be registered.
+   * The outbound policy every request and redirect hop goes through (the server passes its own,
+   * `server.outbound`, built from `createMcpServer({ outbound })`). Default: one built from the
+   * deprecated fields below.
    */
-  allowedHosts?: readonly string[];
-  /** Allow loopback, private, link-local and other non-public addresses. Default `false`. */
-  allowPrivateNetworks?: boolean;
+  outbound?: OutboundPolicy;
   /** Largest response body read, in bytes. Default 1 MiB. */
   maxResponseBytes?: number;
   /** Timeout of one HTTP call in ms. Default 10 000. */
@@ -29,12 +36,35 @@ export interface DeclarativeToolOptions {
   /** Most redirects followed (each one checked like the first request). Default 3. */
   maxRedirects?: number;
   /**
-   * Resolves a hostname to addresses, so that names pointing at private addresses are refused too
-   * (`nodeDnsResolver` from `mcpkit/node`). Without one, only IP literals and `localhost` are checked.
+   * Values that must never reach a caller: masked wherever an answer or an error would carry them
+   * (an integration passes the secrets its tools' headers hold).
    */
+  secrets?: readonly string[];
+  /** @deprecated Use `outbound.allowedHosts` (`createMcpServer({ outbound })`). */
+  allowedHosts?: readonly string[];
+  /** @deprecated Use `outbound.allowPrivateNetworks`. */
+  allowPrivateNetworks?: boolean;
+  /** @deprecated Use `outbound.resolveHost`. */
   resolveHost?: (hostname: string) => Promise<string[]>;
-  /** The fetch implementation. Default: the global `fetch`. */
+  /** @deprecated Use `outbound.fetch`. */
   fetch?: typeof fetch;
+}
+
+/**
+ * The outbound policy `options` name: `options.outbound`, else one built from `overrides` (the
+ * server's `outbound` option) over the deprecated `allowedHosts`, `allowPrivateNetworks`,
+ * `resolveHost` and `fetch`.
+ */
+export function outboundOf(options: DeclarativeToolOptions, overrides: OutboundOptions = {}): OutboundPolicy {
+  if (options.outbound) return options.outbound;
+  const { allowedHosts, allowPrivateNetworks, resolveHost, fetch } = options;
+  return new OutboundPolicy({
+    ...(allowedHosts !== undefined && { allowedHosts }),
+    ...(allowPrivateNetworks !== undefined && { allowPrivateNetworks }),
+    ...(resolveHost !== undefined && { resolveHost }),
+    ...(fetch !== undefined && { fetch }),
+    ...overrides,
+  });
 }
 
 interface CommonSpec {
@@ -72,79 +102,66 @@ function invalid(message: string): McpKitError {
   return new McpKitError('INVALID_ARGUMENT', message);
 }
 
-function ipv4(host: string): number[] | undefined {
-  const parts = host.split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p))) return undefined;
-  const octets = parts.map(Number);
-  return octets.every((o) => o <= 255) ? octets : undefined;
-}
+/** A header name (an RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers a tool may not set: they steer the connection or the message framing, not the request. */
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+  'proxy-authorization',
+  'proxy-connection',
+]);
 
-/** Whether `address` (an IP literal, or a name) is loopback, private, link-local or otherwise not public. */
-export function isPrivateAddress(address: string): boolean {
-  const host = address.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
-  const v4 = ipv4(host);
-  if (v4) {
-    const [a, b] = v4 as [number, number, number, number];
-    return (
-      a === 0 ||
-      a === 10 ||
-      a === 127 ||
-      (a === 100 && b >= 64 && b <= 127) ||
-      (a === 169 && b === 254) ||
-      (a === 172 && b >= 16 && b <= 31) ||
-      (a === 192 && b === 168) ||
-      (a === 198 && (b === 18 || b === 19)) ||
-      a >= 224
-    );
-  }
-  if (host.includes(':')) {
-    if (host === '::' || host === '::1') return true;
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(host);
-    if (mapped) return isPrivateAddress(mapped[1]!);
-    return /^(fc|fd|fe8|fe9|fea|feb|ff)/.test(host);
-  }
-  return false;
-}
-
-function hostAllowed(hostname: string, allowed: readonly string[]): boolean {
-  const host = hostname.toLowerCase();
-  return allowed.some((entry) => {
-    const rule = entry.toLowerCase();
-    return rule.startsWith('*.')
-      ? host.endsWith(rule.slice(1)) && host.length > rule.length - 1
-      : host === rule;
-  });
-}
-
-async function checkTarget(
-  url: URL,
-  options: Required<Omit<DeclarativeToolOptions, 'resolveHost' | 'fetch'>> & DeclarativeToolOptions,
-) {
-  if (url.protocol !== 'https:' && url.protocol !== 'http:')
-    throw new McpKitError('FORBIDDEN', `Scheme ${url.protocol} is not allowed`);
-  if (url.username || url.password)
-    throw new McpKitError('FORBIDDEN', 'URLs with credentials are not allowed');
-  const hostname = url.hostname.replace(/^\[|\]$/g, '');
-  if (!hostAllowed(hostname, options.allowedHosts)) {
-    throw new McpKitError('FORBIDDEN', `Host ${hostname} is not on the allow-list`);
-  }
-  if (options.allowPrivateNetworks) return;
-  if (isPrivateAddress(hostname)) throw new McpKitError('FORBIDDEN', `Host ${hostname} is a private address`);
-  if (options.resolveHost && !ipv4(hostname) && !hostname.includes(':')) {
-    const addresses = await options.resolveHost(hostname);
-    if (addresses.some(isPrivateAddress))
-      throw new McpKitError('FORBIDDEN', `Host ${hostname} resolves to a private address`);
-  }
-}
-
-function fill(template: string, args: Record<string, unknown>, encode: boolean): string {
+/**
+ * Fills `{name}` placeholders from the arguments: percent-encoded in the URL; in a header, a value
+ * with a control character (or one past Latin-1) is refused before any header is built.
+ */
+function fill(template: string, args: Record<string, unknown>, into: 'url' | 'header'): string {
   return template.replace(PLACEHOLDER, (_, name: string) => {
     const value = args[name];
     if (value === undefined || value === null) return '';
     const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
-    return encode ? encodeURIComponent(text) : text.replace(/[\r\n]/g, ' ');
+    if (into === 'url') return encodeURIComponent(text);
+    if (!isHeaderText(text)) {
+      throw invalid(
+        `Argument ${quote(name)} cannot go in a header: it holds a control character or a character outside Latin-1`,
+      );
+    }
+    return text;
   });
+}
+
+/** Checks a spec's headers whole: names are tokens, none steers the connection, values are header text. */
+function checkHeaders(headers: unknown): Record<string, string> {
+  if (headers === undefined) return {};
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers))
+    throw invalid('http.headers must be an object of strings');
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (!HEADER_NAME.test(name)) throw invalid(`http.headers: ${quote(name)} is not a header name`);
+    if (RESERVED_HEADERS.has(name.toLowerCase()) || name.toLowerCase().startsWith('proxy-'))
+      throw invalid(`http.headers: ${quote(name)} cannot be set by a tool`);
+    // The value is never echoed: an integration's secrets are filled in before this check.
+    if (typeof value !== 'string') throw invalid(`http.headers.${name} must be a string`);
+    if (!isHeaderText(value))
+      throw invalid(`http.headers.${name} holds a control character or a character outside Latin-1`);
+    out[name] = value;
+  }
+  return out;
+}
+
+/** `text` with every one of `secrets` replaced. */
+function mask(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) if (secret.length >= 4) out = out.split(secret).join('[redacted]');
+  return out;
 }
 
 async function readLimited(response: Response, limit: number): Promise<string> {
@@ -184,7 +201,7 @@ function validateCommon(spec: CommonSpec): void {
  * ```ts
  * const def = compileDeclarativeTool(
  *   { name: 'weather', kind: 'http', http: { url: 'https://api.example.com/weather?city={city}' } },
- *   { allowedHosts: ['api.example.com'] },
+ *   { outbound: new OutboundPolicy({ allowedHosts: ['api.example.com'] }) },
  * );
  * server.tools.register(def);
  * ```
@@ -261,54 +278,87 @@ function httpHandler(spec: HttpToolSpec, options: DeclarativeToolOptions): ToolD
   const origin = http.url.slice(0, http.url.indexOf(template.host) + template.host.length);
   if (origin.includes('{'))
     throw invalid('http.url may hold placeholders in its path and query only, not its host');
-  const allowedHosts = options.allowedHosts ?? [];
-  if (!hostAllowed(template.hostname.replace(/^\[|\]$/g, ''), allowedHosts)) {
-    throw new McpKitError('FORBIDDEN', `Host ${template.hostname} is not on the allow-list for HTTP tools`);
-  }
+  const outbound = outboundOf(options);
+  // What can be known now is refused now: scheme, credentials, allow-list, private literals.
+  outbound.check(template);
   const method = http.method ?? 'GET';
   if (!['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(method))
     throw invalid('http.method is not supported');
+  const specHeaders = checkHeaders(http.headers);
   const limits = {
-    allowedHosts,
-    allowPrivateNetworks: options.allowPrivateNetworks ?? false,
     maxResponseBytes: options.maxResponseBytes ?? 1024 * 1024,
     timeoutMs: options.timeoutMs ?? 10_000,
     maxRedirects: options.maxRedirects ?? 3,
-    ...(options.resolveHost && { resolveHost: options.resolveHost }),
   };
-  const doFetch = options.fetch ?? globalThis.fetch;
+  const secrets = [...(options.secrets ?? [])];
   return async (args, ctx) => {
     const input = args as Record<string, unknown>;
-    let url = new URL(fill(http.url, input, true));
-    const headers = Object.fromEntries(
-      Object.entries(http.headers ?? {}).map(([k, v]) => [k, fill(String(v), input, false)]),
-    );
+    let url = new URL(fill(http.url, input, 'url'));
+    let headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(specHeaders)) headers[name] = fill(value, input, 'header');
     let body: string | undefined;
+    let verb: string = method;
     if (http.body !== undefined && method !== 'GET') {
       body = JSON.stringify(http.body === '$arguments' ? input : resolveRefs(http.body, { input }));
-      headers['content-type'] ??= 'application/json';
+      if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type'))
+        headers['content-type'] = 'application/json';
     }
-    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(limits.timeoutMs)]);
+    const timeout = AbortSignal.timeout(limits.timeoutMs);
+    const signal = AbortSignal.any([ctx.signal, timeout]);
     for (let hop = 0; ; hop++) {
-      await checkTarget(url, limits);
-      const response = await doFetch(url, {
-        method,
-        headers,
-        ...(body !== undefined && { body }),
-        redirect: 'manual',
-        signal,
-      });
-      const location = response.headers.get('location');
-      if (response.status >= 300 && response.status < 400 && location) {
-        await response.body?.cancel().catch(() => {});
-        if (hop >= limits.maxRedirects) throw new McpKitError('UPSTREAM_ERROR', 'Too many redirects');
-        url = new URL(location, url);
-        continue;
+      const host = url.hostname;
+      let response: Response;
+      let text: string;
+      try {
+        response = await outbound.fetch(url, {
+          method: verb,
+          headers,
+          ...(body !== undefined && { body }),
+          signal,
+        });
+        const location = response.headers.get('location');
+        if (response.status >= 300 && response.status < 400 && location !== null) {
+          await response.body?.cancel().catch(() => {});
+          if (hop >= limits.maxRedirects) throw new McpKitError('UPSTREAM_ERROR', 'Too many redirects');
+          let next: URL;
+          try {
+            next = new URL(location, url);
+          } catch {
+            throw new McpKitError('UPSTREAM_ERROR', `${quote(host)} redirected to an invalid URL`);
+          }
+          if (
+            response.status === 303 ||
+            ((response.status === 301 || response.status === 302) && verb === 'POST')
+          ) {
+            verb = 'GET';
+            body = undefined;
+          }
+          // The tool's headers (and the secrets in them) belong to the origin it names.
+          if (next.origin !== url.origin)
+            headers =
+              body === undefined ? {} : { 'content-type': headers['content-type'] ?? 'application/json' };
+          else if (body === undefined)
+            headers = Object.fromEntries(
+              Object.entries(headers).filter(([h]) => h.toLowerCase() !== 'content-type'),
+            );
+          url = next;
+          continue;
+        }
+        text = mask(await readLimited(response, limits.maxResponseBytes), secrets);
+      } catch (error) {
+        if (error instanceof McpKitError) throw error;
+        if (ctx.signal.aborted || (isAbortError(error) && !timeout.aborted)) throw error;
+        if (timeout.aborted)
+          throw new McpKitError('TIMEOUT', `No answer from ${quote(host)} within ${limits.timeoutMs} ms`);
+        throw new McpKitError(
+          'UPSTREAM_ERROR',
+          `The request to ${quote(host)} failed: ${connectionFailure(error)}`,
+        );
       }
-      const text = await readLimited(response, limits.maxResponseBytes);
       if (!response.ok) {
+        const summary = summariseUpstreamError(text, response.headers.get('content-type'), secrets);
         return {
-          content: [{ type: 'text', text: `HTTP ${response.status}: ${text.slice(0, 2000)}` }],
+          content: [{ type: 'text', text: `HTTP ${response.status} from ${quote(host)}: ${summary}` }],
           isError: true,
         };
       }

@@ -151,6 +151,21 @@ export function scrubPaths(text: string): string {
 const MAX_ECHO = 64;
 
 /**
+ * `text` as a string of its own. V8 keeps the whole of a string alive for as long as a slice of it
+ * (or a concatenation holding that slice) lives, so 64 characters cut from a caller's megabyte
+ * would keep the megabyte: anything kept for later (an error message, a log record, an audit
+ * entry) is detached first. Short strings are never slices, and are returned as they are.
+ *
+ * @example
+ * ```ts
+ * const kept = detach(huge.slice(0, 100)); // holds 100 characters, not `huge`
+ * ```
+ */
+export function detach(text: string): string {
+  return text.length < 13 ? text : ` ${text}`.slice(1);
+}
+
+/**
  * How a refusal or error message names something the caller sent: cut to a short prefix, and
  * JSON-quoted when it holds control characters, quotes or backslashes, so a message never carries
  * more than a few dozen characters of attacker-chosen text, nor a line break.
@@ -162,7 +177,7 @@ const MAX_ECHO = 64;
  */
 export function quote(value: unknown): string {
   const text = typeof value === 'string' ? value : typeof value === 'number' ? String(value) : typeof value;
-  const cut = text.length > MAX_ECHO ? `${text.slice(0, MAX_ECHO)}…` : text;
+  const cut = text.length > MAX_ECHO ? detach(`${text.slice(0, MAX_ECHO)}…`) : text;
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   return /[\u0000-\u001f\u007f-\u009f"\\\u2028\u2029]/.test(cut) ? JSON.stringify(cut) : cut;
 }

@@ -56,7 +56,6 @@ export {
   type DeclarativeToolOptions,
   type DeclarativeToolSpec,
   type HttpToolSpec,
-  isPrivateAddress,
 } from './declarative.js';
 export {
   ERROR_CODES,
@@ -113,6 +112,15 @@ export {
   type StoredIntegration,
 } from './integrations/index.js';
 export { type CreateLoggerOptions, createLogger, silentLogger } from './logger.js';
+export { type AddressRange, addressRange, isPrivateAddress } from './net/address.js';
+export {
+  MODEL_PROVIDER_HOSTS,
+  type OutboundFetchOptions,
+  type OutboundInit,
+  type OutboundOptions,
+  OutboundPolicy,
+  summariseUpstreamError,
+} from './net/outbound.js';
 export {
   type AuditAction,
   type AuditEvent,

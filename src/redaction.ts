@@ -4,7 +4,7 @@
  * audit entry) passes through it: credential-shaped strings and given secrets are removed, absolute
  * file paths scrubbed, and structured values bounded by bytes, not only by count.
  */
-import { scrubPaths } from './errors.js';
+import { detach, scrubPaths } from './errors.js';
 
 /** Keys whose values are never logged or audited, wherever they appear. */
 export const SECRET_KEY =
@@ -16,32 +16,50 @@ const REDACTED = '[redacted]';
  * Credential shapes, each matched in linear time (no nested quantifiers, no alternation that can
  * backtrack into itself): a run of text that looks like one of these is replaced whole.
  */
-const CREDENTIALS: ReadonlyArray<[RegExp, string]> = [
-  // HTTP authorization values.
-  [/\b(Bearer|Basic|Digest|Token)[ \t]+[A-Za-z0-9._~+/=-]{6,}/gi, `$1 ${REDACTED}`],
-  // Vendor key formats: OpenAI and Anthropic, GitHub, Slack, AWS, Google, Stripe.
-  [/\bsk-[A-Za-z0-9_*-]{6,}/g, REDACTED],
-  [/\b(?:ghp|gho|ghs|ghu|ghr)_[A-Za-z0-9]{20,}/g, REDACTED],
-  [/\bgithub_pat_[A-Za-z0-9_]{20,}/g, REDACTED],
-  [/\bxox[abposr]-[A-Za-z0-9-]{10,}/g, REDACTED],
+const CREDENTIALS: ReadonlyArray<[RegExp, string | ((match: string, ...groups: string[]) => string)]> = [
+  // HTTP authorization values, when what follows the scheme looks like a credential and not like
+  // prose ("Invalid token provided", "Basic authentication failed" stay as they are).
+  [
+    /\b(Bearer|Basic|Digest|Token)[ \t]+([A-Za-z0-9._~+/=-]{6}[A-Za-z0-9._~+/=-]*)/gi,
+    (match, scheme, value) => (credentialLike(value!) ? `${scheme} ${REDACTED}` : match),
+  ],
+  // Vendor key formats: OpenAI and Anthropic, GitHub, Slack, AWS, Google, Stripe. (`{n}x*` rather
+  // than `{n,}`: the same language, and no deep backtracking stack on megabytes of input.)
+  [/\bsk-[A-Za-z0-9_*-]{6}[A-Za-z0-9_*-]*/g, REDACTED],
+  [/\b(?:ghp|gho|ghs|ghu|ghr)_[A-Za-z0-9]{20}[A-Za-z0-9]*/g, REDACTED],
+  [/\bgithub_pat_[A-Za-z0-9_]{20}[A-Za-z0-9_]*/g, REDACTED],
+  [/\bxox[abposr]-[A-Za-z0-9-]{10}[A-Za-z0-9-]*/g, REDACTED],
   [/\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g, REDACTED],
   [/\bAIza[A-Za-z0-9_-]{35}/g, REDACTED],
-  [/\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}/g, REDACTED],
+  [/\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10}[A-Za-z0-9]*/g, REDACTED],
   // JSON Web Tokens: three base64url segments, the first a JSON header.
-  [/\beyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}/g, REDACTED],
-  // `password=…`, `api_key: …` and the like, in query strings, headers, configuration dumps.
   [
-    /\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|aws_secret_access_key|authorization)([ \t]*[=:][ \t]*)(?!\[redacted\])[^\s"'&,;]+/gi,
-    `$1$2${REDACTED}`,
+    /\beyJ[A-Za-z0-9_-]{6}[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{6}[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{6}[A-Za-z0-9_-]*/g,
+    REDACTED,
+  ],
+  // `password=…`, `api_key: …`, `Authorization: Bearer …` and the like, in query strings, headers,
+  // configuration dumps: there, whatever the value looks like.
+  [
+    /\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|aws_secret_access_key|authorization)([ \t]*[=:][ \t]*)((?:Bearer|Basic|Digest|Token)[ \t]+)?(?!\[redacted\])[^\s"'&,;]+/gi,
+    `$1$2$3${REDACTED}`,
   ],
   // `"apiKey": "…"` in JSON text.
   [
     /("(?:[A-Za-z0-9_-]*(?:password|passwd|secret|token|api[_-]?key|authorization|credential|cookie)[A-Za-z0-9_-]*)"[ \t]*:[ \t]*)"(?:[^"\\]|\\.)*"/gi,
     `$1"${REDACTED}"`,
   ],
-  // Credentials inside URLs: `https://user:pass@host`.
-  [/\b([a-z][a-z0-9+.-]{0,20}:\/\/)[^\s/@:]{1,256}:[^\s/@]{1,256}@/gi, `$1${REDACTED}@`],
+  // Credentials inside URLs: `https://user:pass@host`, up to the last `@` before the path (a
+  // password may hold one).
+  [/\b([a-z][a-z0-9+.-]{0,20}:\/\/)[^\s/@:]{1,256}:[^\s/]{0,256}@/gi, `$1${REDACTED}@`],
 ];
+
+/**
+ * Whether the word after an authorization scheme looks like a credential: it holds a digit or a
+ * token character, mixes case inside itself, or is long.
+ */
+function credentialLike(value: string): boolean {
+  return /[0-9._~+/=-]/.test(value) || /[a-z][A-Z]/.test(value) || value.length >= 24;
+}
 
 const PEM_BEGIN = /-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----/;
 const PEM_END = /-----END [A-Z ]{0,40}PRIVATE KEY-----/;
@@ -93,14 +111,42 @@ export function redactText(text: string, options: RedactTextOptions = {}): strin
     if (secret && secret.length >= 4) out = out.split(secret).join(REDACTED);
   }
   out = scrubPrivateKeys(out);
-  for (const [pattern, replacement] of CREDENTIALS) out = out.replace(pattern, replacement);
+  for (const [pattern, replacement] of CREDENTIALS) out = out.replace(pattern, replacement as string);
   if (!options.keepPaths) out = scrubPaths(out);
-  return out.length > maxLength ? `${out.slice(0, maxLength)}…(${text.length} chars)` : out;
+  // Detached: a short result must not keep a caller's long original alive.
+  return detach(out.length > maxLength ? `${out.slice(0, maxLength)}…(${text.length} chars)` : out);
+}
+
+/** How many bytes one UTF-16 unit takes in a JSON string: escapes, and UTF-8 (2 + 2 for a pair). */
+function unitBytes(c: number): number {
+  if (c < 0x20) return c === 8 || c === 9 || c === 10 || c === 12 || c === 13 ? 2 : 6;
+  if (c === 0x22 || c === 0x5c) return 2;
+  if (c < 0x80) return 1;
+  if (c < 0x800 || (c >= 0xd800 && c <= 0xdfff)) return 2;
+  return 3;
+}
+
+/** How many bytes `text` takes as the contents of a JSON string (UTF-8, escapes included). */
+export function jsonBytes(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) bytes += unitBytes(text.charCodeAt(i));
+  return bytes;
+}
+
+/** The longest prefix of `text` that takes at most `max` bytes in JSON, never splitting a pair. */
+function cutToBytes(text: string, max: number): string {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    bytes += unitBytes(c);
+    if (bytes > max) return text.slice(0, c >= 0xdc00 && c <= 0xdfff ? i - 1 : i);
+  }
+  return text;
 }
 
 /** Options of {@link redactValue}: the bounds of the result. */
 export interface RedactValueOptions {
-  /** About how many bytes of JSON the result may take. Default 8 KiB. */
+  /** About how many bytes of JSON (UTF-8, escapes counted) the result may take. Default 8 KiB. */
   budget?: number;
   /** Strings are cut past this many characters. Default 2,000. */
   maxString?: number;
@@ -135,10 +181,23 @@ export function redactValue(value: unknown, options: RedactValueOptions = {}): u
   const text = (v: string): string => {
     const room = Math.max(16, Math.min(maxString, budget));
     const head = v.length > room ? v.slice(0, room) : v;
-    const redacted = redactText(head, { maxLength: head.length + 64, keepPaths });
-    const out = v.length > head.length ? `${redacted}…(${v.length} chars)` : redacted;
-    budget -= out.length + 2;
+    let shown = redactText(head, { maxLength: head.length + 64, keepPaths });
+    let cut = v.length > head.length;
+    // Bounded by bytes, not characters: control characters and non-Latin text take more.
+    const allowed = Math.max(16, budget);
+    if (jsonBytes(shown) > allowed) {
+      shown = cutToBytes(shown, allowed);
+      cut = true;
+    }
+    const out = cut ? `${shown}…(${v.length} chars)` : shown;
+    budget -= jsonBytes(out) + 2;
     return out;
+  };
+  /** A key as the result shows it: cut, detached, counted, never `__proto__`. */
+  const keyOf = (key: string): string => {
+    const shown = key.length > 128 ? detach(`${key.slice(0, 128)}…`) : key;
+    budget -= jsonBytes(shown) + 4;
+    return shown === '__proto__' ? '[__proto__]' : shown;
   };
   const walk = (v: unknown, depth: number): unknown => {
     if (budget <= 0) return '…';
@@ -156,6 +215,32 @@ export function redactValue(value: unknown, options: RedactValueOptions = {}): u
       if (v instanceof Error) {
         return { name: text(v.name), message: text(v.message), ...(v.stack && { stack: text(v.stack) }) };
       }
+      if (ArrayBuffer.isView(v)) return `[${v.constructor.name}(${v.byteLength} bytes)]`;
+      if (v instanceof Map) {
+        const entries: Record<string, unknown> = {};
+        let n = 0;
+        for (const [key, child] of v) {
+          if (n++ >= maxItems || budget <= 0) {
+            entries['…'] = `${v.size - n + 1} more`;
+            break;
+          }
+          const name = keyOf(String(key));
+          entries[name] = SECRET_KEY.test(String(key)) ? REDACTED : walk(child, depth + 1);
+        }
+        return entries;
+      }
+      if (v instanceof Set) {
+        const items: unknown[] = [];
+        for (const item of v) {
+          if (items.length >= maxItems || budget <= 0) break;
+          items.push(walk(item, depth + 1));
+        }
+        if (items.length < v.size) items.push(`…(${v.size - items.length} more)`);
+        return items;
+      }
+      // Dates, URLs and anything else that says how it is written as JSON.
+      const toJSON = (v as { toJSON?: unknown }).toJSON;
+      if (typeof toJSON === 'function') return walk(toJSON.call(v), depth + 1);
       if (Array.isArray(v)) {
         const out: unknown[] = [];
         const length = v.length;
@@ -172,9 +257,7 @@ export function redactValue(value: unknown, options: RedactValueOptions = {}): u
           break;
         }
         n++;
-        const shownKey = key.length > 128 ? `${key.slice(0, 128)}…` : key;
-        budget -= shownKey.length + 4;
-        const safeKey = shownKey === '__proto__' ? '[__proto__]' : shownKey;
+        const safeKey = keyOf(key);
         let child: unknown;
         try {
           child = (v as Record<string, unknown>)[key];

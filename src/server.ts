@@ -14,8 +14,8 @@ import {
   type CompletionRunOptions,
 } from './completions/manager.js';
 import { type EnvConfig, loadEnvConfig } from './config.js';
-import type { DeclarativeToolOptions } from './declarative.js';
-import { McpKitError } from './errors.js';
+import { type DeclarativeToolOptions, outboundOf } from './declarative.js';
+import { McpKitError, quote } from './errors.js';
 import { type RetryPolicy, ToolExecutor } from './executor.js';
 import {
   type AdmissionDecision,
@@ -29,6 +29,7 @@ import { IntegrationManager } from './integrations/manager.js';
 import { createMemoryIntegrationStore } from './integrations/store.js';
 import type { IntegrationStore, SecretCipher } from './integrations/types.js';
 import { createLogger } from './logger.js';
+import type { OutboundOptions, OutboundPolicy } from './net/outbound.js';
 import type { AuditSink } from './policy/audit.js';
 import type { AuthOptions } from './policy/auth.js';
 import { type AccessRule, type RoleDefinition, visibleItems } from './policy/permissions.js';
@@ -100,8 +101,17 @@ export interface CreateMcpServerOptions {
    */
   tasks?: TaskOptions | false;
   /**
-   * What declarative HTTP tools (registered over REST with `POST /tools`) may reach: `allowedHosts`
-   * (none by default, so no HTTP tool can be registered), `allowPrivateNetworks` (false), limits.
+   * Where mcpkit may send requests on a caller's behalf — declarative HTTP tools (`POST /tools`,
+   * integrations) and model endpoints (integrations, completions): `allowedHosts` (none by default;
+   * models may always reach `api.openai.com` and `api.anthropic.com`), `allowPrivateNetworks`
+   * (false), `resolveHost`, `fetch`. On Node every connection goes to the address that was checked.
+   * See docs/security.md, "Outbound requests".
+   */
+  outbound?: OutboundOptions;
+  /**
+   * Limits of declarative HTTP tools: `maxResponseBytes` (1 MiB), `timeoutMs` (10 000),
+   * `maxRedirects` (3). Its `allowedHosts`, `allowPrivateNetworks`, `resolveHost` and `fetch` are
+   * deprecated spellings of `outbound`'s (used where `outbound` does not set them).
    */
   declarativeTools?: DeclarativeToolOptions;
   /**
@@ -188,6 +198,11 @@ export interface McpKitServer {
   readonly integrations: IntegrationManager;
   /** Runs models with the server's tools: completion jobs, streaming, cancel. */
   readonly completions: CompletionManager;
+  /**
+   * The outbound policy (`options.outbound`) that declarative HTTP tools and model requests go
+   * through; code of yours may send through it too (`server.outbound.fetch(url, init)`).
+   */
+  readonly outbound: OutboundPolicy;
   /** The server's logger (what it logs is also kept, redacted, for `GET /logs`). */
   readonly logger: Logger;
   /** The metrics registry behind `GET /metrics`; add your own metrics to it. */
@@ -330,6 +345,10 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
   const taskManager =
     options.tasks === false ? undefined : new TaskManager(executor, logger, options.tasks ?? {});
 
+  const declared = options.declarativeTools ?? {};
+  const outbound = outboundOf(declared, options.outbound);
+  const declarative: DeclarativeToolOptions = { ...declared, outbound };
+
   if (options.integrations?.store && !options.integrations.cipher) {
     throw new TypeError(
       'integrations.cipher is required with integrations.store (loadSecretCipher from mcpkit/node)',
@@ -341,7 +360,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     tools,
     resources,
     prompts,
-    declarative: options.declarativeTools ?? {},
+    declarative,
     logger,
   });
 
@@ -353,6 +372,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       prompts,
       logger,
       tracing,
+      outbound,
       ...(activePolicy && {
         visibleTools: (listed: readonly Tool[], caller: CallerIdentity) =>
           visibleItems(activePolicy.grantOf(caller), 'tools', listed, (t) => t.name),
@@ -379,7 +399,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
         if (!model) {
           throw new McpKitError(
             'INVALID_ARGUMENT',
-            `Integration ${request.integrationId} has no model configuration`,
+            `Integration ${quote(request.integrationId)} has no model configuration`,
           );
         }
         return model as never;
@@ -434,7 +454,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
         prompts,
         executor,
         logger,
-        declarative: options.declarativeTools ?? {},
+        declarative,
         startedAt,
         integrations,
         completions,
@@ -479,6 +499,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     tasks: taskManager,
     integrations,
     completions,
+    outbound,
     logger,
     fetch: (request, fetchOptions) => httpHandler.fetch(request, fetchOptions),
     admit: (request, admitOptions) => httpHandler.admit(request, admitOptions),
@@ -534,6 +555,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       completions.close();
       await Promise.all([httpHandler.close(), ...[...connections].map((c) => c.close())]);
       await integrations.close();
+      outbound.close();
     },
   };
 }

@@ -2,19 +2,29 @@
  * Bounded by bytes, and one redaction: resumable-stream events per session and per server, audit
  * events, log records, and what a tool's failure tells its caller.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { JSONRPCMessage } from '@modelcontextprotocol/server';
 import {
+  AuditLog,
   createMcpServer,
   EventBytes,
+  LogRing,
   MemoryAuditSink,
   MemoryEventStore,
   redactText,
   redactValue,
+  silentLogger,
 } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { jsonRpcPost, request } from 'mcpkit/testing';
 import { describe, expect, it } from 'vitest';
+import { McpKitError, quote } from '../src/errors.js';
+import { teeLogger } from '../src/telemetry/logs.js';
 import { messagesOf } from './fixtures.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 const note = (text: string): JSONRPCMessage =>
   ({
@@ -34,10 +44,16 @@ describe('the memory event store', () => {
     const replayed: string[] = [];
     await store.replayEventsAfter(ids.at(-3)!, { send: async (id) => void replayed.push(id) });
     expect(replayed).toEqual(ids.slice(-2));
-    // From an evicted id nothing is replayed: a partial replay would hide the gap.
+    // From an evicted id, what is still held after it is replayed (a final answer still arrives).
     const fromOld: string[] = [];
     expect(await store.replayEventsAfter(ids[0]!, { send: async (id) => void fromOld.push(id) })).toBe('s');
-    expect(fromOld).toEqual([]);
+    expect(fromOld).toEqual(ids.slice(-store.size));
+    // Only that stream's events, and never from an id that names no event.
+    await store.storeEvent('other', note('o'));
+    const same: string[] = [];
+    await store.replayEventsAfter(ids[0]!, { send: async (id) => void same.push(id) });
+    expect(same).toEqual(fromOld);
+    await expect(store.replayEventsAfter('nonsense', { send: async () => {} })).rejects.toThrow();
     // One event larger than the session's whole budget is not kept, and evicts nothing.
     const before = store.size;
     await store.storeEvent('s', note('y'.repeat(20_000)));
@@ -55,6 +71,27 @@ describe('the memory event store', () => {
     // Every session still keeps its own latest events: a full budget is made room in from its own.
     for (const store of stores) expect(store.size).toBeGreaterThan(0);
     for (const store of stores) store.close();
+    expect(shared.used).toBe(0);
+  });
+
+  it('makes room in the session holding the most: sessions that filled the budget cannot starve a new one', async () => {
+    const shared = new EventBytes(50_000);
+    const hogs = Array.from({ length: 5 }, () => new MemoryEventStore({ maxBytes: 20_000, shared }));
+    for (let round = 0; round < 20; round++)
+      for (const hog of hogs) await hog.storeEvent('s', note('h'.repeat(1000)));
+    expect(shared.used).toBeGreaterThan(45_000);
+    const newcomer = new MemoryEventStore({ maxBytes: 20_000, shared });
+    for (let i = 0; i < 10; i++) await newcomer.storeEvent('s', note('n'.repeat(1000)));
+    // About a fair share (a sixth of the budget) each: the newcomer keeps its latest events too.
+    const sizes = [...hogs, newcomer].map((store) => store.bytes);
+    const eventBytes = newcomer.bytes / newcomer.size;
+    expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(2 * eventBytes + 1);
+    expect(newcomer.size).toBeGreaterThanOrEqual(7);
+    expect(shared.used).toBeLessThanOrEqual(50_000);
+    expect([...hogs, newcomer].reduce((sum, s) => sum + s.bytes, 0)).toBe(shared.used);
+    // The newcomer's share was taken from the largest holders, none of which is left empty.
+    for (const hog of hogs) expect(hog.size).toBeGreaterThan(0);
+    for (const store of [...hogs, newcomer]) store.close();
     expect(shared.used).toBe(0);
   });
 
@@ -273,6 +310,38 @@ describe('one redaction', () => {
     );
   });
 
+  it('tells prose from credentials after an authorization scheme', () => {
+    for (const prose of [
+      'Invalid token provided by upstream',
+      'Token required for this endpoint',
+      'Basic authentication failed',
+      'Bearer realm missing',
+    ]) {
+      expect(redactText(prose)).toBe(prose);
+    }
+    for (const credential of [
+      'Basic dXNlcjpwYXNz',
+      'Bearer abc.def.ghi',
+      'Token 0a1b2c3d4e',
+      'bearer AbCdEfGhIj',
+    ]) {
+      expect(redactText(`sent ${credential}`), credential).toMatch(/\[redacted\]$/);
+    }
+    // A password holding an `@` is removed whole.
+    expect(redactText('https://user:p@ss@db.example.com/x')).toBe('https://[redacted]@db.example.com/x');
+    expect(redactText('https://host:8080/x@y')).toBe('https://host:8080/x@y');
+  });
+
+  it('never overflows its stack, whatever the length it is allowed to keep', () => {
+    for (const text of [
+      'sk-'.repeat(3_000_000),
+      `eyJ${'a'.repeat(8_000_000)}`,
+      `Bearer ${'a1'.repeat(4_000_000)}`,
+    ]) {
+      expect(() => redactText(text, { maxLength: Number.POSITIVE_INFINITY })).not.toThrow();
+    }
+  });
+
   it('takes time linear in its input, whatever the input', () => {
     const hostile = [
       'Bearer '.repeat(150_000),
@@ -319,6 +388,70 @@ describe('one redaction', () => {
     expect(JSON.stringify(out)).not.toContain('Bearer x');
   });
 
+  it('counts bytes, not characters: control characters, CJK and emoji stay within the budget', () => {
+    for (const unit of ['\u0001', '中', '😀', '"']) {
+      const value = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, unit.repeat(2000)]));
+      const bytes = new TextEncoder().encode(JSON.stringify(redactValue(value, { budget: 8192 }))).byteLength;
+      expect([unit, bytes <= 8192 + 512]).toEqual([unit, true]);
+    }
+  });
+
+  it('writes dates, URLs, maps, sets and buffers as JSON would, never as {}', () => {
+    const out = redactValue({
+      at: new Date(0),
+      url: new URL('https://x.test/a'),
+      map: new Map<string, unknown>([
+        ['token', 'secret-value'],
+        ['n', 1],
+      ]),
+      set: new Set(Array.from({ length: 60 }, (_, i) => i)),
+      buffer: new Uint8Array(1024),
+    }) as Record<string, any>;
+    expect(out.at).toBe('1970-01-01T00:00:00.000Z');
+    expect(out.url).toBe('https://x.test/a');
+    expect(out.map).toEqual({ token: '[redacted]', n: 1 });
+    expect(out.set).toHaveLength(51);
+    expect(out.set.at(-1)).toBe('…(10 more)');
+    expect(out.buffer).toBe('[Uint8Array(1024 bytes)]');
+  });
+
+  it('keeps nothing alive of the strings it cut: 300 distinct MiB strings logged, audited and quoted', () => {
+    const MiB = 1024 * 1024;
+    // Distinct and flat, as a body parsed from the wire would be.
+    const hostile = (i: number) =>
+      JSON.parse(JSON.stringify(`${String(i).padStart(8, '0')}${'h'.repeat(MiB)}`));
+    const ring = new LogRing(1000);
+    const logger = teeLogger(silentLogger, ring, 'info');
+    const sink = new MemoryAuditSink(1000);
+    const audit = new AuditLog([sink], silentLogger);
+    const kept: string[] = [];
+    const round = (from: number, count: number) => {
+      for (let i = from; i < from + count; i++) {
+        const text: string = hostile(i);
+        logger.info({ field: text, nested: { deeper: text } }, text);
+        audit.record({
+          action: 'tool.execute',
+          outcome: 'denied',
+          callerId: text,
+          target: text,
+          code: text,
+          details: { note: text },
+        });
+        kept.push(new McpKitError('NOT_FOUND', `Tool ${quote(text)} not found`).message, redactText(text));
+      }
+    };
+    round(0, 20); // warm-up: code and caches that exist anyway
+    for (let i = 0; i < 3; i++) gc();
+    const before = process.memoryUsage().heapUsed;
+    round(20, 300);
+    for (let i = 0; i < 3; i++) gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    expect(ring.query().length).toBeGreaterThanOrEqual(300);
+    expect(sink.events().length).toBe(320);
+    // What is kept is about 12 KiB a round; 300 MiB passed through.
+    expect(grown).toBeLessThan(24 * MiB);
+  });
+
   it("keeps credentials a tool's failure mentions out of its caller's answer", async () => {
     const server = createMcpServer({ logLevel: 'silent' });
     server.tools.register({
@@ -332,6 +465,6 @@ describe('one redaction', () => {
     const result = await server.executor.execute('leaky', {});
     const text = (result.content[0] as { text: string }).text;
     expect(text).not.toMatch(/abcdefghijklmnop/);
-    expect(text).toMatch(/^upstream refused Authorization: \[redacted\]/);
+    expect(text).toMatch(/^upstream refused Authorization: Bearer \[redacted\]/);
   });
 });

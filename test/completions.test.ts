@@ -3,6 +3,9 @@ import { createModelServer, type ModelServer, request } from 'mcpkit/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 
+/** The loopback model listens on a private address: the outbound policy has to allow it. */
+const LOOPBACK = { allowedHosts: ['127.0.0.1'], allowPrivateNetworks: true };
+
 let model: ModelServer | undefined;
 let server: McpKitServer | undefined;
 afterEach(async () => {
@@ -15,6 +18,7 @@ afterEach(async () => {
 function makeServer(extra: { slowSignal?: (s: AbortSignal) => void } = {}): McpKitServer {
   const s = createMcpServer({
     logLevel: 'silent',
+    outbound: LOOPBACK,
     completions: { providerOptions: { retry: { minDelayMs: 1 } } },
   });
   s.tools.register({
@@ -233,7 +237,7 @@ describe('completion jobs', () => {
 
   it('keeps finished jobs for a bounded count', async () => {
     model = await createModelServer();
-    server = createMcpServer({ logLevel: 'silent', completions: { maxFinished: 2 } });
+    server = createMcpServer({ logLevel: 'silent', outbound: LOOPBACK, completions: { maxFinished: 2 } });
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const job = await server.completions.run({
@@ -258,7 +262,11 @@ describe('REST', () => {
     model = await createModelServer({
       turns: [{ toolCalls: [{ name: 'add', arguments: { a: 1, b: 2 } }] }, { text: 'three' }],
     });
-    server = createMcpServer({ logLevel: 'silent', completions: { allowInlineBaseUrl: true } });
+    server = createMcpServer({
+      logLevel: 'silent',
+      outbound: LOOPBACK,
+      completions: { allowInlineBaseUrl: true },
+    });
     server.tools.register({
       name: 'add',
       inputSchema: { a: z.number(), b: z.number() },

@@ -119,10 +119,11 @@ describe('declarative HTTP tools', () => {
 
   it('refuse a private address when private networks are not allowed, even on the allow-list', async () => {
     hits.length = 0;
+    // A literal is known at registration: refused then, not at the first call.
     const { registered, executed } = await registerAndRun({ allowedHosts: ['127.0.0.1'] });
-    expect(registered.status).toBe(201);
-    expect(executed!.status).toBe(403);
-    expect((await executed!.json()).detail).toMatch(/private address/);
+    expect(registered.status).toBe(403);
+    expect(executed).toBeUndefined();
+    expect((await registered.json()).detail).toMatch(/127\.0\.0\.1 is a loopback address/);
     expect(hits).toEqual([]);
   });
 
@@ -143,7 +144,7 @@ describe('declarative HTTP tools', () => {
       weatherTool('/redirect-metadata'),
     );
     expect(executed!.status).toBe(403);
-    expect((await executed!.json()).detail).toMatch(/169\.254\.169\.254 is not on the allow-list/);
+    expect((await executed!.json()).detail).toMatch(/169\.254\.169\.254 is not on the outbound allow-list/);
     const followed = await registerAndRun(
       { allowedHosts: ['127.0.0.1'], allowPrivateNetworks: true },
       weatherTool('/redirect-local'),

@@ -6,6 +6,9 @@
  * the rate limiter's clock moves a whole window on before every test, so each test starts with full
  * buckets and no test waits for one to refill. Fixtures and per-wire clients are in `doors.ts`.
  */
+
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -1153,5 +1156,71 @@ describe('10. the Node bridge on every mount', () => {
     expect(failures).toContain('198.51.100.7');
     expect(failures).toContain('127.0.0.2');
     expect(failures).not.toContain('203.0.113.250');
+  });
+});
+
+const VAULT_TOKEN = 'vault-token-5e4d3c2b1a09f8e7d6c5';
+
+describe("11. what a tool sends on a caller's behalf meets the outbound policy; its secret stays home", () => {
+  let upstream: Server;
+  const hits: string[] = [];
+
+  beforeAll(async () => {
+    upstream = createServer((req, res) => {
+      hits.push(req.url ?? '');
+      if (req.url === '/redirect')
+        // A mapped-IPv6 spelling of the cloud metadata address: not on the allow-list, in any form.
+        res.writeHead(302, { location: 'http://[::ffff:a9fe:a9fe]/latest/meta-data' }).end();
+      else
+        res
+          .writeHead(500, { 'content-type': 'text/html' })
+          .end(`<pre>db password=hunter2, you sent ${req.headers.authorization}</pre>`);
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const headers = { authorization: 'Bearer {{secrets.token}}', 'x-who': '{who}' };
+    for (const mount of Object.values(mounts)) {
+      await mount.world.server.integrations.create({
+        id: 'vault',
+        name: 'Vault',
+        secrets: { token: VAULT_TOKEN },
+        tools: ['redirect', 'fail', 'find'].map((name) => ({
+          name,
+          kind: 'http' as const,
+          inputSchema: { type: 'object', properties: { who: { type: 'string' } } },
+          http: { url: `${base}/${name}`, headers },
+        })),
+      });
+    }
+  });
+
+  afterAll(async () => {
+    for (const mount of Object.values(mounts)) await mount.world.server.integrations.delete('vault');
+    upstream.closeAllConnections();
+    await new Promise((resolve) => upstream.close(resolve));
+  });
+
+  it.each(DOORS)('$label', async (door) => {
+    hits.length = 0;
+    const admin = await open(door, 'admin');
+    const redirected = await admin.callTool('vault__redirect');
+    expectToolRefused(door, redirected, 'FORBIDDEN');
+    expect(redirected.message).toMatch(/not on the outbound allow-list/);
+    expect(hits).toEqual(['/redirect']);
+
+    // The upstream's error body (which reflects the secret) is summarised, never passed on.
+    const failed = await admin.callTool('vault__fail');
+    expect(failed.ok).toBe(false);
+    expect(failed.text).toMatch(/HTTP 500 from 127\.0\.0\.1: a text\/html body of \d+ bytes/);
+    expect(failed.text).not.toContain('hunter2');
+    expect(failed.text).not.toContain(VAULT_TOKEN);
+
+    // A control character in a header placeholder is refused before the header (and its secret) is built.
+    for (const who of ['a\u0000b', 'a\r\nx-evil: 1']) {
+      const refused = await admin.callTool('vault__find', { who });
+      expectToolRefused(door, refused, 'INVALID_ARGUMENT');
+      expect(refused.text).not.toContain(VAULT_TOKEN);
+    }
+    expect(hits).toEqual(['/redirect', '/fail']);
   });
 });

@@ -248,6 +248,8 @@ function buildWorld(): World {
     },
     audit: { sinks: [audit] },
     completions: { allowInlineBaseUrl: true },
+    // The loopback model listens on a private address.
+    outbound: { allowedHosts: ['127.0.0.1'], allowPrivateNetworks: true },
     http: {
       maxSessions: 100,
       maxSessionsPerCaller: SESSIONS_PER_CALLER,

@@ -524,6 +524,7 @@ describe('completions under a policy', () => {
       const { server } = secured({
         rules: [{ tools: 'boom', roles: ['admin'] }],
         completions: { allowInlineBaseUrl: true },
+        outbound: { allowedHosts: ['127.0.0.1'], allowPrivateNetworks: true },
       });
       const job = await server.completions.run(
         {
@@ -681,6 +682,7 @@ describe('completion jobs under a policy', () => {
           ],
         },
         completions: { allowInlineBaseUrl: true },
+        outbound: { allowedHosts: ['127.0.0.1'], allowPrivateNetworks: true },
       }).server;
       const started = await request(keys, '/completions', {
         method: 'POST',

@@ -6,9 +6,10 @@
  */
 import type { CallToolResult, Tool } from '@modelcontextprotocol/server';
 import type { CallOrigin } from '../catalog/tools.js';
-import { McpKitError, type McpKitErrorCode, publicErrorMessage, toMcpKitError } from '../errors.js';
+import { detach, McpKitError, type McpKitErrorCode, publicErrorMessage, toMcpKitError } from '../errors.js';
 import { errorResult } from '../executor.js';
 import { parseJsonSafe } from '../http/safeJson.js';
+import { isHeaderText, MODEL_PROVIDER_HOSTS, OutboundPolicy } from '../net/outbound.js';
 import { createAnthropicProvider } from '../providers/anthropic.js';
 import type { ProviderHttpOptions } from '../providers/http.js';
 import { createCustomProvider, createOpenAIProvider } from '../providers/openai.js';
@@ -135,6 +136,11 @@ export type CompletionEvent =
 /** What the manager needs from the server. */
 export interface CompletionHost {
   tools: { list(): readonly Tool[]; get(name: string): unknown };
+  /**
+   * The outbound policy model requests of the built-in providers go through (`server.outbound`);
+   * the providers' own APIs are always allowed. Default: a policy that allows only those.
+   */
+  outbound?: OutboundPolicy;
   /** The tools `caller` may use (the policy layer's view); default: every listed tool. */
   visibleTools?(tools: readonly Tool[], caller: CallerIdentity): readonly Tool[];
   /**
@@ -227,7 +233,7 @@ function resultText(result: CallToolResult): string {
   if (parts.length === 0 && result.structuredContent !== undefined)
     parts.push(JSON.stringify(result.structuredContent));
   const text = parts.join('\n');
-  return text.length > MAX_RESULT_CHARS ? `${text.slice(0, MAX_RESULT_CHARS)}…` : text;
+  return text.length > MAX_RESULT_CHARS ? detach(`${text.slice(0, MAX_RESULT_CHARS)}…`) : text;
 }
 
 function selectTools(all: readonly Tool[], selection: ToolSelection | undefined): Tool[] {
@@ -269,6 +275,8 @@ export class CompletionManager {
   readonly #options: CompletionManagerOptions;
   #running = 0;
   readonly #tracing: Tracing;
+
+  #outbound: OutboundPolicy | undefined;
 
   constructor(host: CompletionHost, options: CompletionManagerOptions = {}) {
     this.#host = host;
@@ -459,6 +467,13 @@ export class CompletionManager {
       throw new McpKitError('INVALID_ARGUMENT', 'Give a model: { provider, model, apiKey?, baseUrl? }');
     if (typeof config.provider !== 'string' || typeof config.model !== 'string' || config.model === '')
       throw new McpKitError('INVALID_ARGUMENT', 'model.provider and model.model must be strings');
+    if (config.apiKey !== undefined && (typeof config.apiKey !== 'string' || !isHeaderText(config.apiKey)))
+      throw new McpKitError(
+        'INVALID_ARGUMENT',
+        'model.apiKey must be a string of printable Latin-1 characters',
+      );
+    if (config.baseUrl !== undefined && typeof config.baseUrl !== 'string')
+      throw new McpKitError('INVALID_ARGUMENT', 'model.baseUrl must be a string');
     if (
       options.origin === 'rest' &&
       request.integrationId === undefined &&
@@ -480,8 +495,18 @@ export class CompletionManager {
     let provider = this.#builtIn.get(key);
     if (provider) return provider;
     const http = this.#options.providerOptions ?? {};
+    this.#outbound ??= this.#host.outbound ?? new OutboundPolicy();
+    const outbound = this.#outbound;
+    const own = http.fetch;
+    // Every request of a built-in provider goes through the outbound policy, whoever named the URL.
+    const checked: typeof fetch = (input, init) =>
+      outbound.fetch(new URL(String(input)), (init ?? {}) as never, {
+        also: MODEL_PROVIDER_HOSTS,
+        ...(own && { fetch: own }),
+      });
     const common = {
       ...http,
+      fetch: checked,
       ...(config.apiKey !== undefined && { apiKey: config.apiKey }),
       ...(config.baseUrl !== undefined && { baseUrl: config.baseUrl }),
     };

@@ -39,4 +39,4 @@ export type {
   SecretCipher,
   StoredIntegration,
 } from './types.js';
-export { INTEGRATION_ID, NAMESPACE_SEPARATOR, redact, validateIntegrationInput } from './validation.js';
+export { INTEGRATION_ID, maskSecret, NAMESPACE_SEPARATOR, validateIntegrationInput } from './validation.js';

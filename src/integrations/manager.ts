@@ -15,9 +15,11 @@ import {
   compileDeclarativeTool,
   type DeclarativeToolOptions,
   type DeclarativeToolSpec,
+  outboundOf,
 } from '../declarative.js';
-import { McpKitError } from '../errors.js';
+import { McpKitError, quote } from '../errors.js';
 import { silentLogger } from '../logger.js';
+import { isHeaderText, MODEL_PROVIDER_HOSTS, type OutboundPolicy } from '../net/outbound.js';
 import type { Logger } from '../types.js';
 import { KEY_CHECK_AAD, secretAad } from './cipher.js';
 import { IntegrationStoreError } from './store.js';
@@ -35,8 +37,8 @@ import type {
 import {
   fieldError,
   LOCAL_NAME,
+  maskSecret,
   NAMESPACE_SEPARATOR,
-  redact,
   validateId,
   validateIntegrationInput,
 } from './validation.js';
@@ -49,7 +51,10 @@ export interface IntegrationManagerOptions {
   tools: ToolCatalog;
   resources: ResourceCatalog;
   prompts: PromptCatalog;
-  /** What declarative HTTP tools may reach (the server's `declarativeTools`). Default: nothing. */
+  /**
+   * Limits of declarative HTTP tools (the server's `declarativeTools`, with `outbound`: the policy
+   * tools and model endpoints go through). Default: nothing may be reached.
+   */
   declarative?: DeclarativeToolOptions;
   logger?: Logger;
 }
@@ -83,6 +88,39 @@ interface Contributions {
 }
 
 const SECRET_REF = /\{\{\s*secrets\.([A-Za-z0-9_-]+)\s*\}\}/g;
+
+/** Where a model's API key goes: its provider and the URL of its API, normalised. */
+function destinationOf(model: { provider: string; baseUrl?: string | undefined }): string {
+  let base = model.baseUrl ?? '';
+  try {
+    if (base !== '') base = new URL(base).href;
+  } catch {
+    // validation refuses it; compared as written
+  }
+  return `${model.provider} ${base}`;
+}
+
+/** For each secret, the origins its http tools' headers send it to, with the first tool's index. */
+function secretOrigins(tools: readonly DeclarativeToolSpec[]): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>();
+  tools.forEach((spec, i) => {
+    if (spec.kind !== 'http' || typeof spec.http?.url !== 'string') return;
+    let origin: string;
+    try {
+      origin = new URL(spec.http.url.replace(/\{[^}]*\}/g, 'x')).origin;
+    } catch {
+      return; // compiling it reports the URL
+    }
+    for (const value of Object.values(spec.http.headers ?? {})) {
+      for (const [, name] of String(value).matchAll(SECRET_REF)) {
+        const origins = out.get(name!) ?? new Map<string, number>();
+        out.set(name!, origins);
+        if (!origins.has(origin)) origins.set(origin, i);
+      }
+    }
+  });
+  return out;
+}
 
 /** The catalog name of an integration's contribution. */
 export function namespacedName(id: string, name: string): string {
@@ -136,6 +174,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   readonly #resources: ResourceCatalog;
   readonly #prompts: PromptCatalog;
   readonly #declarative: DeclarativeToolOptions;
+  readonly #outbound: OutboundPolicy;
   readonly #logger: Logger;
   readonly #live = new Map<string, Live>();
   readonly #attached = new Map<string, Map<string, ToolDefinition>>();
@@ -150,7 +189,8 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     this.#tools = options.tools;
     this.#resources = options.resources;
     this.#prompts = options.prompts;
-    this.#declarative = options.declarative ?? {};
+    this.#outbound = outboundOf(options.declarative ?? {});
+    this.#declarative = { ...options.declarative, outbound: this.#outbound };
     this.#logger = (options.logger ?? silentLogger).child({ component: 'integrations' });
     this.ready = this.#load(options.cipher);
     // A load failure is logged here and rejects `ready`; writes then fail with UNAVAILABLE.
@@ -184,7 +224,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     return this.#run(async () => {
       const valid = validateIntegrationInput(input);
       if (this.#live.has(valid.id))
-        throw new McpKitError('ALREADY_EXISTS', `Integration ${valid.id} already exists`);
+        throw new McpKitError('ALREADY_EXISTS', `Integration ${quote(valid.id)} already exists`);
       const now = new Date().toISOString();
       const live = await this.#build(valid, undefined, {
         revision: 1,
@@ -231,7 +271,8 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     return this.#run(async () => {
       const current = this.#live.get(id);
       if (!current) {
-        if (options.ifMatch !== undefined) throw new McpKitError('NOT_FOUND', `Integration ${id} not found`);
+        if (options.ifMatch !== undefined)
+          throw new McpKitError('NOT_FOUND', `Integration ${quote(id)} not found`);
         return false;
       }
       this.#require(id, options);
@@ -276,7 +317,8 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       attached = new Map();
       this.#attached.set(id, attached);
     }
-    if (attached.has(local)) throw new TypeError(`Tool ${local} is already attached to integration ${id}`);
+    if (attached.has(local))
+      throw new TypeError(`Tool ${quote(local)} is already attached to integration ${quote(id)}`);
     const namespaced = this.#attachedDefinition(id, definition);
     const live = this.#live.get(id);
     if (live?.stored.enabled) {
@@ -310,7 +352,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
    */
   modelConfig(id: string): ModelConfig | undefined {
     const live = this.#live.get(id);
-    if (!live) throw new McpKitError('NOT_FOUND', `Integration ${id} not found`);
+    if (!live) throw new McpKitError('NOT_FOUND', `Integration ${quote(id)} not found`);
     const model = live.stored.model;
     if (!model) return undefined;
     const { apiKey: _sealed, ...rest } = model;
@@ -374,14 +416,14 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
 
   #require(id: string, options: IntegrationWriteOptions): Live {
     const live = this.#live.get(id);
-    if (!live) throw new McpKitError('NOT_FOUND', `Integration ${id} not found`);
+    if (!live) throw new McpKitError('NOT_FOUND', `Integration ${quote(id)} not found`);
     if (options.ifMatch !== undefined) {
       const tags = typeof options.ifMatch === 'string' ? [options.ifMatch] : options.ifMatch;
       const etag = etagOf(live.stored);
       if (!tags.some((t) => t === '*' || t === etag)) {
         throw new McpKitError(
           'PRECONDITION_FAILED',
-          `Integration ${id} has changed since it was read (its ETag is now ${etag}); read it again and retry`,
+          `Integration ${quote(id)} has changed since it was read (its ETag is now ${etag}); read it again and retry`,
           { details: { etag } },
         );
       }
@@ -446,21 +488,52 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     meta: Pick<StoredIntegration, 'revision' | 'generation' | 'createdAt' | 'updatedAt'>,
   ): Promise<Live> {
     const cipher = this.#cipher!;
-    // API key: a string sets, null or no model removes, omitted or the redacted echo keeps.
+    if (input.model?.baseUrl !== undefined) this.#checkModelUrl(input.model.baseUrl);
+    // API key: a string sets, null or no model removes, omitted or the masked echo keeps — as long
+    // as the key would go where it went before. A new provider or baseUrl drops a key not given again.
     let apiKey: string | undefined;
     if (input.model) {
       const given = input.model.apiKey;
-      const keep = given === undefined || (current?.apiKey !== undefined && given === redact(current.apiKey));
-      apiKey = keep ? current?.apiKey : (given ?? undefined);
+      const echoed =
+        given === undefined || (current?.apiKey !== undefined && given === maskSecret(current.apiKey));
+      if (!echoed) {
+        // It travels in a header: a control character (or one past Latin-1) could never be sent.
+        if (typeof given === 'string' && !isHeaderText(given))
+          throw fieldError('model.apiKey', 'must hold only printable Latin-1 characters');
+        apiKey = given ?? undefined;
+      } else if (current?.apiKey !== undefined) {
+        const before = current.stored.model;
+        if (before && destinationOf(before) === destinationOf(input.model)) apiKey = current.apiKey;
+        else
+          this.#logger.warn(
+            { integration: input.id },
+            'integration model key dropped: its provider or baseUrl changed and no new key was given',
+          );
+      }
     }
     let secrets: Record<string, string>;
+    const fresh = new Set<string>();
     if (input.secrets === undefined) secrets = { ...current?.secrets };
     else {
       secrets = {};
       for (const [name, value] of Object.entries(input.secrets)) {
         if (value === null) continue;
         const old = current?.secrets[name];
-        secrets[name] = old !== undefined && value === redact(old) ? old : value;
+        const kept = old !== undefined && value === maskSecret(old);
+        secrets[name] = kept ? old : value;
+        if (!kept) fresh.add(name);
+      }
+    }
+    // A kept secret goes only where it went before: sending it to a new origin needs it given again.
+    const before = secretOrigins(current?.stored.tools ?? []);
+    for (const [name, origins] of secretOrigins(input.tools ?? [])) {
+      if (secrets[name] === undefined || fresh.has(name)) continue;
+      for (const [origin, i] of origins) {
+        if (before.get(name)?.has(origin)) continue;
+        throw fieldError(
+          `secrets.${name}`,
+          `must be given again: tools[${i}] would send it to ${quote(origin)}, where it has not gone before`,
+        );
       }
     }
     const stored: StoredIntegration = {
@@ -485,6 +558,18 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       handles: [],
       contributes: { tools: [], resources: [], prompts: [] },
     };
+  }
+
+  /** A model's baseUrl must pass the outbound policy (the provider's own API is always allowed). */
+  #checkModelUrl(baseUrl: string): void {
+    try {
+      this.#outbound.check(new URL(baseUrl), MODEL_PROVIDER_HOSTS);
+    } catch (error) {
+      if (!(error instanceof McpKitError)) throw error;
+      throw new McpKitError(error.code, `model.baseUrl: ${error.message}`, {
+        details: { field: 'model.baseUrl' },
+      });
+    }
   }
 
   async #sealAll(
@@ -663,6 +748,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   ): ToolDefinition {
     const name = namespacedName(id, spec.name);
     let compiled: DeclarativeToolSpec = { ...spec, name };
+    const carried: string[] = [];
     if (spec.kind === 'http' && spec.http?.headers) {
       const headers: Record<string, string> = {};
       for (const [header, value] of Object.entries(spec.http.headers)) {
@@ -673,6 +759,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
               `tools[${i}].http.headers.${header}`,
               `refers to secrets.${secret}, which is not set`,
             );
+          carried.push(resolved);
           return resolved;
         });
       }
@@ -680,7 +767,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     }
     let definition: ToolDefinition;
     try {
-      definition = compileDeclarativeTool(compiled, this.#declarative);
+      definition = compileDeclarativeTool(compiled, { ...this.#declarative, secrets: carried });
     } catch (error) {
       if (error instanceof McpKitError || error instanceof TypeError) {
         const code = error instanceof McpKitError ? error.code : 'INVALID_ARGUMENT';
@@ -706,10 +793,10 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       types: s.types,
       enabled: s.enabled,
       ...(model && {
-        model: { ...model, ...(live.apiKey !== undefined && { apiKey: redact(live.apiKey) }) },
+        model: { ...model, ...(live.apiKey !== undefined && { apiKey: maskSecret(live.apiKey) }) },
       }),
       ...(secretNames.length > 0 && {
-        secrets: Object.fromEntries(secretNames.map((n) => [n, redact(live.secrets[n]!)])),
+        secrets: Object.fromEntries(secretNames.map((n) => [n, maskSecret(live.secrets[n]!)])),
       }),
       tools: s.tools,
       resources: s.resources,

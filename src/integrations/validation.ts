@@ -282,8 +282,15 @@ export function validateIntegrationInput(value: unknown, idFromPath?: string): I
 
 /**
  * How a secret is shown: `…abcd` (its last four characters) when it is long enough that four
- * characters say nothing useful about it, `[redacted]` otherwise.
+ * characters say nothing useful about it, `[redacted]` otherwise. Sending the masked form back in a
+ * write keeps the secret.
+ *
+ * @example
+ * ```ts
+ * maskSecret('sk-live-0123456789abcdef'); // '…cdef'
+ * maskSecret('short');                    // '[redacted]'
+ * ```
  */
-export function redact(secret: string): string {
+export function maskSecret(secret: string): string {
   return secret.length >= 16 ? `…${secret.slice(-4)}` : '[redacted]';
 }

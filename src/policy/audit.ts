@@ -3,6 +3,7 @@
  * catalog change, authentication failure, permission denial and rate-limit refusal. Events go to
  * sinks; secrets are redacted and large arguments summarised to a bounded size first.
  */
+import { detach } from '../errors.js';
 import { redactValue } from '../redaction.js';
 import { Ring } from '../telemetry/ring.js';
 import type { Logger } from '../types.js';
@@ -117,7 +118,7 @@ const MAX_FIELD = 256;
 
 /** A field as an audit event keeps it: at most `MAX_FIELD` characters, and marked when cut. */
 function field(value: string): string {
-  return value.length > MAX_FIELD ? `${value.slice(0, MAX_FIELD)}…(${value.length} chars)` : value;
+  return value.length > MAX_FIELD ? detach(`${value.slice(0, MAX_FIELD)}…(${value.length} chars)`) : value;
 }
 
 /** The audit log: stamps, redacts and fans events out to its sinks. */

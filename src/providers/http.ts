@@ -2,12 +2,15 @@
  * The one HTTP layer every built-in provider sends through: a per-provider concurrency cap and
  * request rate, p-retry on 408/409/429/5xx (and Anthropic's 529) honouring `retry-after-ms` and
  * `retry-after` up to a cap, never retrying other 4xx, and provider errors mapped to
- * {@link McpKitError} codes with the provider's message kept and the API key scrubbed.
+ * {@link McpKitError} codes with a summary of the provider's answer: its JSON error message, redacted
+ * and cut to 200 characters, or only the type and size of any other body. Never the body itself,
+ * never the API key, never what a connection error said.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import pLimit, { type LimitFunction } from 'p-limit';
 import pRetry, { AbortError } from 'p-retry';
 import { isAbortError, McpKitError, type McpKitErrorCode } from '../errors.js';
+import { connectionFailure, isHeaderText, summariseUpstreamError } from '../net/outbound.js';
 import { redactText } from '../redaction.js';
 
 /** Retry policy of a provider. */
@@ -78,11 +81,6 @@ function statusCode(status: number): McpKitErrorCode {
   }
 }
 
-/** Removes `secret` (and anything that looks like a credential) from `text`: the one redaction. */
-export function redact(text: string, secret: string | undefined): string {
-  return redactText(text, { secrets: [secret], maxLength: 2000 });
-}
-
 /** Parses `retry-after-ms` (milliseconds) or `retry-after` (seconds or an HTTP date). */
 export function retryAfterMs(headers: Headers, now = Date.now()): number | undefined {
   const ms = headers.get('retry-after-ms');
@@ -92,20 +90,6 @@ export function retryAfterMs(headers: Headers, now = Date.now()): number | undef
   if (/^\d+(\.\d+)?$/.test(value.trim())) return Number(value) * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
-/** The provider's error message from a JSON (or text) error body. */
-function errorMessageOf(body: string): string {
-  try {
-    const parsed = JSON.parse(body) as { error?: { message?: unknown } | string; message?: unknown };
-    if (typeof parsed.error === 'object' && typeof parsed.error?.message === 'string')
-      return parsed.error.message;
-    if (typeof parsed.error === 'string') return parsed.error;
-    if (typeof parsed.message === 'string') return parsed.message;
-  } catch {
-    // not JSON
-  }
-  return body.trim().slice(0, 500);
 }
 
 function abortableDelay(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -176,14 +160,23 @@ export class ProviderHttp {
       this.#rate = new RateWindow(requests, intervalMs);
     }
     this.#timeoutMs = options.timeoutMs ?? 120_000;
+    // It travels in a header; a control character would make the request fail quoting the header.
+    if (secret !== undefined && !isHeaderText(secret))
+      throw new TypeError('apiKey must hold only printable Latin-1 characters');
     this.#secret = secret;
     this.#headers = options.headers ?? {};
   }
 
-  /** Maps an error body or message to an {@link McpKitError} that never carries the key. */
+  /**
+   * Maps a provider's error message to an {@link McpKitError}: redacted (the key first), without
+   * control characters, at most 200 characters.
+   */
   error(status: number, message: string): McpKitError {
     const code = statusCode(status);
-    return new McpKitError(code, `${this.#name} answered ${status}: ${redact(message, this.#secret)}`, {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes
+    const plain = message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
+    const summary = redactText(plain, { secrets: [this.#secret], maxLength: 200 });
+    return new McpKitError(code, `${this.#name} answered ${status}: ${summary}`, {
       details: { provider: this.#name, status },
     });
   }
@@ -292,13 +285,28 @@ export class ProviderHttp {
       });
     } catch (error) {
       if (signal?.aborted) throw new AbortError(cancelled(this.#name));
+      // Refused by the outbound policy: final, not a connection failure.
+      if (error instanceof McpKitError) throw new AbortError(error);
       if (timeout?.aborted) throw new HttpFailure(408, `no response within ${this.#timeoutMs} ms`, undefined);
-      // A connection failure: worth another attempt.
-      throw new HttpFailure(503, error instanceof Error ? error.message : 'connection failed', undefined);
+      // A connection failure, said in words of our own (its message may quote a header): worth another attempt.
+      throw new HttpFailure(503, connectionFailure(error), undefined);
     }
     if (response.ok) return response;
-    const text = await response.text().catch(() => '');
-    const failure = new HttpFailure(response.status, errorMessageOf(text), retryAfterMs(response.headers));
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel().catch(() => {});
+      throw new AbortError(
+        new McpKitError(
+          'UPSTREAM_ERROR',
+          `${this.#name} answered ${response.status}: model requests do not follow redirects`,
+          {
+            details: { provider: this.#name, status: response.status },
+          },
+        ),
+      );
+    }
+    const text = await readAtMost(response, 64 * 1024);
+    const summary = summariseUpstreamError(text, response.headers.get('content-type'), [this.#secret]);
+    const failure = new HttpFailure(response.status, summary, retryAfterMs(response.headers));
     if (!RETRY_STATUS.has(response.status)) throw new AbortError(failure);
     throw failure;
   }
@@ -310,6 +318,34 @@ export class ProviderHttp {
     if (inner instanceof HttpFailure) return this.error(inner.status, inner.message);
     return new McpKitError('UPSTREAM_ERROR', `${this.#name} request failed`, { cause: inner });
   }
+}
+
+/** Up to `limit` bytes of a body, as text; the rest is not read. */
+async function readAtMost(response: Response, limit: number): Promise<string> {
+  const reader = response.body?.getReader();
+  if (!reader) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    // a body that breaks off is summarised by what arrived
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const bytes = new Uint8Array(Math.min(size, limit));
+  let at = 0;
+  for (const chunk of chunks) {
+    const part = chunk.subarray(0, bytes.length - at);
+    bytes.set(part, at);
+    at += part.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 function isRetryable(error: unknown): boolean {

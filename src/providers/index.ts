@@ -1,5 +1,5 @@
 export { type AnthropicProviderOptions, createAnthropicProvider } from './anthropic.js';
-export { type ProviderHttpOptions, type ProviderRetryOptions, redact, retryAfterMs } from './http.js';
+export { type ProviderHttpOptions, type ProviderRetryOptions, retryAfterMs } from './http.js';
 export {
   type CustomProviderOptions,
   createCustomProvider,
