@@ -781,6 +781,18 @@ interface Mounted {
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
 
+/** A framework's node:http server, mcpkit inside: closing stops the server, then its connections. */
+function mountedOn(server: McpKitServer, httpServer: import('node:http').Server): Mounted {
+  return {
+    url: `http://${host}:${(httpServer.address() as AddressInfo).port}/mcp`,
+    close: async () => {
+      await server.close();
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    },
+  };
+}
+
 /** mcpkit's own node:http server. */
 async function mountListen(server: McpKitServer): Promise<Mounted> {
   const listening = await listen(server, { port, host });
@@ -797,14 +809,7 @@ async function mountExpress(server: McpKitServer): Promise<Mounted> {
   const httpServer = await new Promise<import('node:http').Server>((resolve) => {
     const started = app.listen(port, host, () => resolve(started));
   });
-  return {
-    url: `http://${host}:${(httpServer.address() as AddressInfo).port}/mcp`,
-    close: async () => {
-      await server.close();
-      httpServer.closeAllConnections();
-      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
-    },
-  };
+  return mountedOn(server, httpServer);
 }
 
 /** A Fastify 5 app with a route of its own, the mcpkit plugin registered at its root. */
@@ -837,14 +842,7 @@ async function mountHono(server: McpKitServer): Promise<Mounted> {
       resolve(started as import('node:http').Server),
     );
   });
-  return {
-    url: `http://${host}:${(httpServer.address() as AddressInfo).port}/mcp`,
-    close: async () => {
-      await server.close();
-      httpServer.closeAllConnections();
-      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
-    },
-  };
+  return mountedOn(server, httpServer);
 }
 
 const MOUNTS = { listen: mountListen, express: mountExpress, fastify: mountFastify, hono: mountHono };

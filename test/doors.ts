@@ -27,6 +27,7 @@ import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { TemplateVariables } from '../src/catalog/uriTemplate.js';
 import { ERROR_CODES } from '../src/errors.js';
+import { closeHttp, waitListening } from './fixtures.js';
 import { openRaw, RefusedUpgrade } from './websocketHelpers.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -346,21 +347,6 @@ const WS_OPTIONS: AttachWebSocketOptions = {
   heartbeatMs: 0,
   maxConnectionsPerCaller: CONNECTIONS_PER_CALLER,
 };
-
-function waitListening(httpServer: HttpServer): Promise<void> {
-  if (httpServer.listening) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    httpServer.once('listening', resolve);
-    httpServer.once('error', reject);
-  });
-}
-
-function closeHttp(httpServer: HttpServer): Promise<void> {
-  return new Promise((resolve) => {
-    httpServer.close(() => resolve());
-    httpServer.closeAllConnections();
-  });
-}
 
 function mountOf(name: MountName, world: World, port: number, close: () => Promise<void>): Mount {
   return {

@@ -1,3 +1,5 @@
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { type CreateMcpServerOptions, createMcpServer, type McpKitServer } from 'mcpkit';
 import { z } from 'zod';
 
@@ -67,4 +69,26 @@ export async function messagesOf(res: Response): Promise<any[]> {
     .split('\n')
     .filter((line) => line.startsWith('data: ') && line.length > 6)
     .map((line) => JSON.parse(line.slice(6)));
+}
+
+/** The port a listening node:http server is bound to. */
+export function portOf(httpServer: HttpServer): number {
+  return (httpServer.address() as AddressInfo).port;
+}
+
+/** Resolves once `httpServer` listens (at once if it already does). */
+export function waitListening(httpServer: HttpServer): Promise<void> {
+  if (httpServer.listening) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    httpServer.once('listening', resolve);
+    httpServer.once('error', reject);
+  });
+}
+
+/** Closes `httpServer` and every connection it holds, keep-alive ones included. */
+export function closeHttp(httpServer: HttpServer): Promise<void> {
+  return new Promise((resolve) => {
+    httpServer.close(() => resolve());
+    httpServer.closeAllConnections();
+  });
 }

@@ -362,18 +362,11 @@ describe('declarative HTTP tools: redirects, headers, answers', () => {
       id: 'crm',
       name: 'CRM',
       secrets: { token: TOKEN },
-      tools: [
-        {
-          name: 'cross',
-          kind: 'http',
-          http: { url: `${near.url}/cross`, headers: { authorization: 'Bearer {{secrets.token}}' } },
-        },
-        {
-          name: 'same',
-          kind: 'http',
-          http: { url: `${near.url}/same`, headers: { authorization: 'Bearer {{secrets.token}}' } },
-        },
-      ],
+      tools: ['cross', 'same'].map((name) => ({
+        name,
+        kind: 'http' as const,
+        http: { url: `${near.url}/${name}`, headers: { authorization: 'Bearer {{secrets.token}}' } },
+      })),
     });
     expect((await execute(server, 'crm__cross')).text).toContain('far');
     expect(far.hits).toHaveLength(1);

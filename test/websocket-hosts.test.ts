@@ -4,7 +4,6 @@
  * client speaks MCP over Streamable HTTP, another over WebSocket, and the host's own route answers.
  */
 import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import express from 'express';
@@ -13,7 +12,7 @@ import { Hono } from 'hono';
 import type { McpKitServer } from 'mcpkit';
 import { attachWebSocket, listen, toNodeListener, WebSocketClientTransport } from 'mcpkit/node';
 import { describe, expect, it } from 'vitest';
-import { fixtureServer } from './fixtures.js';
+import { closeHttp, fixtureServer, portOf, waitListening } from './fixtures.js';
 
 interface Host {
   /** Base URL (http://127.0.0.1:port). */
@@ -21,25 +20,6 @@ interface Host {
   close(): Promise<void>;
   /** Whether the host serves a `/hello` route of its own (listen() serves only mcpkit). */
   ownRoute?: boolean;
-}
-
-function portOf(httpServer: HttpServer): number {
-  return (httpServer.address() as AddressInfo).port;
-}
-
-function waitListening(httpServer: HttpServer): Promise<void> {
-  if (httpServer.listening) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    httpServer.once('listening', resolve);
-    httpServer.once('error', reject);
-  });
-}
-
-function closeHttp(httpServer: HttpServer): Promise<void> {
-  return new Promise((resolve) => {
-    httpServer.close(() => resolve());
-    httpServer.closeAllConnections();
-  });
 }
 
 const hosts: Array<[string, (server: McpKitServer) => Promise<Host>]> = [
