@@ -504,9 +504,11 @@ describe('integration secrets stay bound to their destination', () => {
     await server.integrations.create({ id: 'm', name: 'M', model });
     expect(server.integrations.modelConfig('m')?.apiKey).toBe(API_KEY);
 
-    // Same destination, spelled differently: kept.
-    await server.integrations.update('m', { model: { ...model, apiKey: undefined, baseUrl: undefined } });
-    expect(server.integrations.modelConfig('m')?.apiKey).toBe(API_KEY);
+    // Same destination, spelled differently (the provider's default, a trailing slash, case): kept.
+    for (const baseUrl of ['https://api.openai.com/v1', 'https://API.openai.com/v1/', undefined]) {
+      await server.integrations.update('m', { model: { ...model, apiKey: undefined, baseUrl } });
+      expect([baseUrl, server.integrations.modelConfig('m')?.apiKey]).toEqual([baseUrl, API_KEY]);
+    }
 
     // The masked echo with a new baseUrl: dropped.
     const masked = server.integrations.get('m')!.model!.apiKey!;

@@ -89,11 +89,21 @@ interface Contributions {
 
 const SECRET_REF = /\{\{\s*secrets\.([A-Za-z0-9_-]+)\s*\}\}/g;
 
-/** Where a model's API key goes: its provider and the URL of its API, normalised. */
+/** The API a provider calls when no `baseUrl` is given. */
+const DEFAULT_BASE_URL: Record<string, string> = {
+  openai: 'https://api.openai.com/v1',
+  anthropic: 'https://api.anthropic.com',
+};
+
+/**
+ * Where a model's API key goes: its provider and the URL of its API, normalised as the provider
+ * uses it (its default when none is given, no trailing slash, Anthropic's without `/v1`).
+ */
 function destinationOf(model: { provider: string; baseUrl?: string | undefined }): string {
-  let base = model.baseUrl ?? '';
+  let base = (model.baseUrl ?? DEFAULT_BASE_URL[model.provider] ?? '').replace(/\/+$/, '');
+  if (model.provider === 'anthropic') base = base.replace(/\/v1$/, '');
   try {
-    if (base !== '') base = new URL(base).href;
+    if (base !== '') base = new URL(base).href.replace(/\/+$/, '');
   } catch {
     // validation refuses it; compared as written
   }

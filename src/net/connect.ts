@@ -134,7 +134,8 @@ export function createNodeConnector(): Connector | undefined {
           lookup: lookupWith(resolve) as never,
           ...(init.signal && { signal: init.signal }),
         });
-        request.once('error', reject);
+        // `on`, not `once`: a socket can fail again after the response, with nothing left to settle.
+        request.on('error', reject);
         request.once('response', (response) => {
           const status = response.statusCode ?? 0;
           try {
