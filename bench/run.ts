@@ -11,10 +11,12 @@
  *                                 describes one whole run, so a partial run never rewrites it)
  *
  * Modules: core (the throughput and tools/list tables), resources, executor, operations, completions,
- * integrations, adapters, websocket, policy.
+ * integrations, capacity (servers in child processes under autocannon: MCP over HTTP in three modes
+ * beside the bare SDK v2 and a raw node:http endpoint, REST on every mount beside a bare route),
+ * websocket, policy.
  */
 import { performance } from 'node:perf_hooks';
-import { measureAdapters, renderAdapters } from './adapters.js';
+import { measureCapacity, renderCapacity } from './capacity.js';
 import { measureCompletions, renderCompletions } from './completions.js';
 import { measureExecutor, renderExecutor } from './executor.js';
 import { measureIntegrations, renderIntegrations } from './integrations.js';
@@ -50,7 +52,7 @@ const MODULES = [
   'operations',
   'completions',
   'integrations',
-  'adapters',
+  'capacity',
   'websocket',
   'policy',
 ] as const;
@@ -245,8 +247,9 @@ async function main(): Promise<void> {
   const operations = runs('operations') ? await measureOperations(log, QUICK) : undefined;
   const completionFigures = runs('completions') ? await measureCompletions(log) : undefined;
   const integrationFigures = runs('integrations') ? await measureIntegrations(log) : undefined;
-  const adapterSeconds = QUICK ? 1 : 3;
-  const adapterRows = runs('adapters') ? await measureAdapters(log, adapterSeconds) : undefined;
+  const capacityFigures = runs('capacity')
+    ? await measureCapacity(log, { rounds: QUICK ? 1 : 3, seconds: QUICK ? 1 : 4 })
+    : undefined;
   const websocketFigures = runs('websocket') ? await measureWebSocket(log, { quick: QUICK }) : undefined;
   // The policy's cost is a ratio within ~10 %: three times the rounds at a third of the length, so
   // the three modes sit closer together in time and more pairs feed the median ratio, spread over
@@ -282,7 +285,7 @@ async function main(): Promise<void> {
     operations && renderOperations(operations),
     completionFigures && renderCompletions(completionFigures),
     integrationFigures && renderIntegrations(integrationFigures),
-    adapterRows && renderAdapters(adapterRows, adapterSeconds),
+    capacityFigures && renderCapacity(capacityFigures),
     websocketFigures && renderWebSocket(websocketFigures),
     policyFigures && renderPolicy(policyFigures),
   ];

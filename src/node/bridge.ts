@@ -45,26 +45,29 @@ function targetOf(url: string | undefined): string {
  * The one bridge between node:http and the web-standard handler, used by `listen()` and by every
  * framework adapter.
  *
- * - The body is streamed, with backpressure; if the handler stops reading early (a body over the
- *   limit, or one too slow to arrive), the rest is not read and the connection is closed once the
- *   response is out.
- * - The request's `signal` aborts when the client goes away.
+ * - The body stays in the Node stream until something reads it: mcpkit's own routes read it directly
+ *   under their limits; `body`, `json()`, `text()`, `clone()` and the rest stream it, with
+ *   backpressure. If the handler stops reading early (a body over the limit, or one too slow to
+ *   arrive), the rest is not read and the connection is closed once the response is out.
+ * - The request's `signal` aborts when the client goes away (made when first asked for).
  * - The response is streamed with backpressure; SSE headers are flushed at once.
  * - The URL is the one the client addressed: scheme and host from the connection and its `Host`
  *   header, or from `X-Forwarded-Proto` / `X-Forwarded-Host` when `options.trustProxy` believes the
  *   connection's peer. A missing or malformed `Host` gives a host that fails every allow-list.
+ *
+ * @example
+ * ```ts
+ * createServer(async (req, res) => {
+ *   const response = await server.fetch(toWebRequest(req, res, { trustProxy: 'loopback' }));
+ *   await writeWebResponse(req, res, response);
+ * });
+ * ```
  */
 export function toWebRequest(
   req: IncomingMessage,
   res?: ServerResponse,
   options: WebRequestOptions = {},
 ): Request {
-  const controller = new AbortController();
-  if (res) {
-    res.once('close', () => {
-      if (!res.writableFinished) controller.abort();
-    });
-  }
   const headers = new Headers();
   const replaced = options.body !== undefined;
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
@@ -83,17 +86,128 @@ export function toWebRequest(
   // The URL as the client addressed it (its Host, or what a trusted proxy says), the path appended
   // as it came: `//x%2F` is a path here, never an authority.
   const url = `${(options.source ?? requestSource(req, options.trustProxy)).origin}${targetOf(req.url)}`;
-  const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: controller.signal };
+  const leaves = new Departure(res);
+  if (method === 'GET' || method === 'HEAD') return new NodeRequest(url, { method, headers }, leaves);
+  if (replaced) {
+    return new NodeRequest(
+      url,
+      { method, headers, body: options.body as BodyInit, duplex: 'half' } as RequestInit,
+      leaves,
+    );
+  }
   const state = { taken: false };
-  if (method !== 'GET' && method !== 'HEAD') {
-    init.body = (options.body as BodyInit | undefined) ?? bodyStream(req, state);
-    init.duplex = 'half';
-  }
-  const request = new Request(url, init);
-  if (init.body !== undefined && options.body === undefined) {
-    (request as Request & { [RAW_BODY]?: RawBodyReader })[RAW_BODY] = readDirect(req, state);
-  }
+  const request = new NodeRequest(url, { method, headers }, leaves, () => bodyStream(req, state));
+  request[RAW_BODY] = readDirect(req, state);
   return request;
+}
+
+/**
+ * Whether the client went away before its answer was out, as an `AbortSignal` made only when someone
+ * asks for it: most requests are answered without anything listening.
+ */
+class Departure {
+  #left = false;
+  #controller: AbortController | undefined;
+
+  constructor(res: ServerResponse | undefined) {
+    res?.once('close', () => {
+      if (res.writableFinished) return;
+      this.#left = true;
+      this.#controller?.abort();
+    });
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#left) this.#controller.abort();
+    }
+    return this.#controller.signal;
+  }
+}
+
+/**
+ * The web request handed to the handler. A POST body stays in the Node stream until something reads
+ * it: mcpkit's own routes take it through `RAW_BODY` under their limits, and only a consumer that asks
+ * for `body`, `json()` and the like gets a web stream over it (a full `Request`, built then, once), so
+ * the common request never pays for a `ReadableStream` or a followed `AbortSignal`.
+ */
+class NodeRequest extends Request {
+  declare [RAW_BODY]?: RawBodyReader;
+  readonly #departure: Departure;
+  readonly #stream: (() => ReadableStream<Uint8Array>) | undefined;
+  #full: Request | undefined;
+
+  constructor(
+    url: string,
+    init: RequestInit,
+    departure: Departure,
+    stream?: () => ReadableStream<Uint8Array>,
+  ) {
+    super(url, init);
+    this.#departure = departure;
+    this.#stream = stream;
+  }
+
+  static {
+    // Accessors over what `Request` declares as plain properties (a class accessor may not override
+    // those in TypeScript's view), so they are defined on the prototype here.
+    Object.defineProperties(NodeRequest.prototype, {
+      signal: {
+        get(this: NodeRequest) {
+          return this.#departure.signal;
+        },
+      },
+      body: {
+        get(this: NodeRequest) {
+          const full = this.#withBody();
+          return full ? full.body : NodeRequest.#base('body', this);
+        },
+      },
+      bodyUsed: {
+        get(this: NodeRequest) {
+          return this.#full ? this.#full.bodyUsed : NodeRequest.#base('bodyUsed', this);
+        },
+      },
+    });
+  }
+
+  /** `Request.prototype`'s own getter of `name`, read on `self`. */
+  static #base(name: 'body' | 'bodyUsed', self: Request): unknown {
+    return Object.getOwnPropertyDescriptor(Request.prototype, name)!.get!.call(self);
+  }
+
+  /** The request with its body as a web stream, built on first use; `undefined` when the body is not lazy. */
+  #withBody(): Request | undefined {
+    if (!this.#stream) return undefined;
+    this.#full ??= new Request(this.url, {
+      method: this.method,
+      headers: this.headers,
+      body: this.#stream(),
+      duplex: 'half',
+      signal: this.signal,
+    } as RequestInit);
+    return this.#full;
+  }
+
+  override arrayBuffer(): Promise<ArrayBuffer> {
+    return this.#withBody()?.arrayBuffer() ?? super.arrayBuffer();
+  }
+  override blob(): Promise<Blob> {
+    return this.#withBody()?.blob() ?? super.blob();
+  }
+  override formData(): Promise<FormData> {
+    return this.#withBody()?.formData() ?? super.formData();
+  }
+  override json(): Promise<unknown> {
+    return this.#withBody()?.json() ?? super.json();
+  }
+  override text(): Promise<string> {
+    return this.#withBody()?.text() ?? super.text();
+  }
+  override clone(): Request {
+    return this.#withBody()?.clone() ?? super.clone();
+  }
 }
 
 /**

@@ -1,0 +1,113 @@
+/**
+ * The Node bridge's web request: its body stays in the Node stream until something asks for it, and
+ * then behaves as any `Request` body would; its signal aborts when the client leaves, whenever it is
+ * first asked for.
+ */
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { toNodeListener } from 'mcpkit/node';
+import { afterEach, describe, expect, it } from 'vitest';
+
+let server: Server | undefined;
+
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = undefined;
+});
+
+async function serve(handler: (request: Request) => Promise<Response>): Promise<string> {
+  server = createServer(toNodeListener(handler));
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+const BODY = JSON.stringify({ greeting: 'hello', list: [1, 2, 3] });
+
+describe('the web request of the Node bridge', () => {
+  it.each([
+    ['json()', async (r: Request) => JSON.stringify(await r.json())],
+    ['text()', (r: Request) => r.text()],
+    ['arrayBuffer()', async (r: Request) => new TextDecoder().decode(await r.arrayBuffer())],
+    ['blob()', async (r: Request) => (await r.blob()).text()],
+    ['body', (r: Request) => new Response(r.body).text()],
+    ['clone()', (r: Request) => r.clone().text()],
+  ])('gives a foreign handler the body through %s', async (_label, read) => {
+    const seen: Array<{ instance: boolean; usedBefore: boolean; usedAfter: boolean }> = [];
+    const base = await serve(async (request) => {
+      const usedBefore = request.bodyUsed;
+      const text = await read(request);
+      seen.push({ instance: request instanceof Request, usedBefore, usedAfter: request.bodyUsed });
+      return new Response(text);
+    });
+    const response = await fetch(`${base}/x`, { method: 'POST', body: BODY });
+    expect(await response.text()).toBe(BODY);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.instance).toBe(true);
+    expect(seen[0]!.usedBefore).toBe(false);
+  });
+
+  it('marks the body used once read, and refuses a second read', async () => {
+    let second = '';
+    const base = await serve(async (request) => {
+      await request.text();
+      expect(request.bodyUsed).toBe(true);
+      second = await request.text().then(
+        () => 'read twice',
+        (error: unknown) => (error instanceof TypeError ? 'refused' : 'other error'),
+      );
+      return new Response('ok');
+    });
+    await (await fetch(`${base}/x`, { method: 'POST', body: BODY })).text();
+    expect(second).toBe('refused');
+  });
+
+  it('reads a large chunked body whole', async () => {
+    const big = 'x'.repeat(3 * 1024 * 1024);
+    const base = await serve(async (request) => new Response(String((await request.text()).length)));
+    const response = await fetch(`${base}/x`, {
+      method: 'POST',
+      body: new Blob([big]).stream(),
+      duplex: 'half',
+    } as RequestInit);
+    expect(await response.text()).toBe(String(big.length));
+  });
+
+  it('has no body on GET', async () => {
+    const base = await serve(async (request) => new Response(`${request.body === null} ${request.bodyUsed}`));
+    expect(await (await fetch(`${base}/x`)).text()).toBe('true false');
+  });
+
+  it.each([
+    ['asked for before the client leaves', true],
+    ['asked for only after the client left', false],
+  ])('aborts its signal when the client leaves, %s', async (_label, early) => {
+    let settle!: (aborted: boolean) => void;
+    const outcome = new Promise<boolean>((resolve) => {
+      settle = resolve;
+    });
+    const base = await serve(async (request) => {
+      const signal = early ? request.signal : undefined;
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      settle((signal ?? request.signal).aborted);
+      return new Response('late');
+    });
+    const url = new URL(`${base}/x`);
+    const client = httpRequest({ host: url.hostname, port: url.port, path: '/x', method: 'POST' });
+    client.on('error', () => {});
+    client.end(BODY);
+    setTimeout(() => client.destroy(), 50);
+    expect(await outcome).toBe(true);
+  });
+
+  it('does not abort the signal of a request that was answered', async () => {
+    let signal: AbortSignal | undefined;
+    const base = await serve(async (request) => {
+      signal = request.signal;
+      return new Response('ok');
+    });
+    await (await fetch(`${base}/x`, { method: 'POST', body: BODY })).text();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(signal?.aborted).toBe(false);
+  });
+});
