@@ -31,11 +31,16 @@ import { DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from './bodyText.js';
 import { EventBytes, MemoryEventStore } from './eventStore.js';
 import { checkTrustProxy, type TrustProxy } from './forwarded.js';
 import { JSONRPC_INTERNAL_ERROR, JSONRPC_PARSE_ERROR, jsonRpcError } from './jsonrpc.js';
+import { settleAnswer } from './lazyAnswer.js';
 import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
 import { problem } from './problem.js';
 import { type RestHost, serveRest } from './rest.js';
 import { JsonDepthError, MAX_JSON_DEPTH, parseJsonSafe } from './safeJson.js';
 import { LegacySessions } from './sessions.js';
+import { isPlainJsonRpc } from './sessionTransport.js';
+
+/** The first protocol revision of the stateless (per-request envelope) era. */
+const FIRST_MODERN_VERSION = '2026-07-28';
 
 /** HTTP options of `createMcpServer`. */
 export interface HttpOptions {
@@ -68,7 +73,11 @@ export interface HttpOptions {
   allowedHosts?: readonly string[] | 'any';
   /** Origin hostnames accepted from browsers. Default: loopback only. `'any'` turns the check off. */
   allowedOrigins?: readonly string[] | 'any';
-  /** Answer POSTs with plain JSON instead of an SSE stream where possible. Default `false`. */
+  /**
+   * Always answer POSTs with plain JSON, dropping what would precede the result (progress, log
+   * messages). Default `false`: a POST is answered with JSON unless something must go out before
+   * its result, and then with an SSE stream.
+   */
   jsonResponse?: boolean;
   /**
    * Resumable 2025-era SSE streams (SEP-1699): every event gets an id, and a client whose stream
@@ -488,13 +497,23 @@ export class HttpHandler {
       ...(parsedBody !== undefined && { parsedBody }),
       ...(authInfo && { authInfo }),
     };
-    const legacy = await isLegacyRequest(request, parsedBody, {
-      maxRequestBodySize: this.options.maxBodyBytes,
-    });
+    // A plain request or notification without `_meta`, under a 2025-era version header (or none),
+    // carries no 2026-07-28 envelope: legacy, as the SDK's classifier would say at far greater cost.
+    const version = request.headers.get('mcp-protocol-version');
+    const legacy =
+      (method === 'POST' &&
+        isPlainJsonRpc(parsedBody) &&
+        (version === null || version < FIRST_MODERN_VERSION)) ||
+      (await isLegacyRequest(request, parsedBody, { maxRequestBodySize: this.options.maxBodyBytes }));
     let response: Response;
     if (legacy) {
-      if (this.options.stateless) response = await this.modern.fetch(request, handlerOptions);
-      else {
+      if (this.options.stateless) {
+        response = await this.modern.fetch(request, handlerOptions);
+        // One request: JSON unless something must go out before its result (see settleAnswer).
+        if (method === 'POST' && isWireRequest(parsedBody)) {
+          response = await settleAnswer(response, parsedBody.id, request.signal);
+        }
+      } else {
         response = await this.sessions.handle(
           request,
           parsedBody,

@@ -10,6 +10,7 @@ import type { Shares } from '../policy/shares.js';
 import type { Logger } from '../types.js';
 import { mcpRequestRefusal } from './answers.js';
 import { JSONRPC_SESSION_NOT_FOUND, jsonRpcError } from './jsonrpc.js';
+import { SessionTransport } from './sessionTransport.js';
 
 /** Options for the 2025-era session table. */
 export interface LegacySessionOptions {
@@ -42,7 +43,7 @@ interface Session {
   readonly id: string;
   /** Its event store, given back its bytes when the session closes. */
   readonly events: (EventStore & { close?(): void }) | undefined;
-  readonly transport: WebStandardStreamableHTTPServerTransport;
+  readonly transport: WebStandardStreamableHTTPServerTransport | SessionTransport;
   readonly server: Server;
   lastSeen: number;
   openStreams: number;
@@ -184,40 +185,50 @@ export class LegacySessions {
     let sessionId: string | undefined;
     let session: Session | undefined;
     const events: Session['events'] = this.#options.eventStore?.();
-    const transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => globalThis.crypto.randomUUID(),
-      enableJsonResponse: this.#options.jsonResponse,
-      maxRequestBodySize: this.#options.maxBodyBytes,
-      ...(events && { eventStore: events }),
-      ...(this.#options.retryIntervalMs !== undefined && { retryInterval: this.#options.retryIntervalMs }),
-      onsessioninitialized: (id) => {
-        sessionId = id;
-        session = {
-          id,
-          events,
-          transport,
-          server,
-          lastSeen: Date.now(),
-          openStreams: 0,
-          owner,
-          shareKey,
-          version,
-        };
-        this.#sessions.set(id, session);
-        if (shareKey !== undefined) {
-          let mine = this.#byCaller.get(shareKey);
-          if (!mine) {
-            mine = new Set();
-            this.#byCaller.set(shareKey, mine);
-          }
-          mine.add(session);
+    const initialized = (id: string) => {
+      sessionId = id;
+      session = {
+        id,
+        events,
+        transport,
+        server,
+        lastSeen: Date.now(),
+        openStreams: 0,
+        owner,
+        shareKey,
+        version,
+      };
+      this.#sessions.set(id, session);
+      if (shareKey !== undefined) {
+        let mine = this.#byCaller.get(shareKey);
+        if (!mine) {
+          mine = new Set();
+          this.#byCaller.set(shareKey, mine);
         }
-        this.#ensureSweeper();
-      },
-      onsessionclosed: (id) => {
-        this.#drop(id);
-      },
-    });
+        mine.add(session);
+      }
+      this.#ensureSweeper();
+    };
+    const closed = (id: string) => this.#drop(id);
+    // Resumable sessions keep the SDK's transport, which stores and replays their events; the others
+    // get mcpkit's, which answers with JSON unless something must precede the result.
+    const transport = events
+      ? new WebStandardStreamableHTTPServerTransport({
+          sessionIdGenerator: () => globalThis.crypto.randomUUID(),
+          enableJsonResponse: this.#options.jsonResponse,
+          maxRequestBodySize: this.#options.maxBodyBytes,
+          eventStore: events,
+          ...(this.#options.retryIntervalMs !== undefined && {
+            retryInterval: this.#options.retryIntervalMs,
+          }),
+          onsessioninitialized: initialized,
+          onsessionclosed: closed,
+        })
+      : new SessionTransport({
+          jsonResponse: this.#options.jsonResponse,
+          onsessioninitialized: initialized,
+          onsessionclosed: closed,
+        });
     const server = this.#options.createServer(() => {
       if (sessionId !== undefined) this.#drop(sessionId);
     });

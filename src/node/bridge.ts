@@ -349,7 +349,11 @@ export async function writeWebResponse(
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (res.destroyed) break;
+      if (res.destroyed) {
+        // The client left before this stream began: whatever feeds it learns so.
+        reader.cancel().catch(() => {});
+        break;
+      }
       if (!res.write(value)) {
         await new Promise<void>((resolve) => {
           const settle = () => {

@@ -1,0 +1,478 @@
+import {
+  type AuthInfo,
+  isInitializeRequest,
+  type JSONRPCMessage,
+  parseJSONRPCMessage,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type Transport,
+  type TransportSendOptions,
+} from '@modelcontextprotocol/server';
+import { textResponse } from './bodyText.js';
+
+/** The most messages one POST may carry (the SDK's bound). */
+const MAX_BATCH = 100;
+/** How long a request may run before its answer turns into an SSE stream carrying keep-alives. */
+const DEFAULT_KEEP_ALIVE_MS = 15_000;
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no',
+} as const;
+/** The error a pending answer carries for a request the client cancelled. */
+const REQUEST_CANCELLED = -32800;
+const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params']);
+const encoder = new TextEncoder();
+
+type Id = string | number;
+type Message = JSONRPCMessage & { id?: Id; method?: string };
+
+/** Options of {@link SessionTransport}. */
+export interface SessionTransportOptions {
+  /** Called once the session has its id (on `initialize`). */
+  onsessioninitialized(id: string): void;
+  /** Called when the client ends the session (`DELETE`). */
+  onsessionclosed(id: string): void;
+  /** Answer every POST with JSON, dropping what would precede the result (`http.jsonResponse`). */
+  jsonResponse: boolean;
+  /** Keep-alive interval of SSE streams (and how long an answer may stay pending before it becomes one). */
+  keepAliveMs?: number;
+}
+
+/**
+ * The answer to one POST that carried requests. It stays pending (nothing sent) until its responses
+ * are all in, and is then one JSON body; anything that must go out before them (a progress or log
+ * notification, a server-to-client request, a keep-alive on a long call) turns it into an SSE stream
+ * first, so the spec's either-JSON-or-SSE choice is made lazily, before the first byte.
+ */
+class Exchange {
+  readonly ids: readonly Id[];
+  readonly #responses = new Map<Id, JSONRPCMessage>();
+  readonly #headers: Record<string, string>;
+  readonly #resolve: (response: Response) => void;
+  readonly started = Date.now();
+  #stream: ReadableStreamDefaultController<Uint8Array> | undefined;
+  #done = false;
+  /** The client stopped reading the stream: nothing more is written. */
+  gone = false;
+
+  constructor(ids: readonly Id[], headers: Record<string, string>, resolve: (response: Response) => void) {
+    this.ids = ids;
+    this.#headers = headers;
+    this.#resolve = resolve;
+  }
+
+  get streaming(): boolean {
+    return this.#stream !== undefined;
+  }
+
+  /** A message for this exchange; true when it was the last response it waited for. */
+  deliver(message: JSONRPCMessage, response: Id | undefined, jsonOnly: boolean): boolean {
+    if (this.#done) return false;
+    if (response !== undefined) {
+      this.#responses.set(response, message);
+      if (this.#stream) this.#write(message);
+      if (this.#responses.size < this.ids.length) return false;
+      this.#finish();
+      return true;
+    }
+    if (jsonOnly) return false;
+    this.#upgrade();
+    this.#write(message);
+    return false;
+  }
+
+  /**
+   * The client cancelled request `id` (`notifications/cancelled`): no response will come for it, so
+   * it stops being waited for. True when nothing is left to wait for; a pending answer then carries
+   * an error for each cancelled request, since the client may still be reading it.
+   */
+  cancel(id: Id): boolean {
+    if (this.#done) return false;
+    this.#responses.set(id, {
+      jsonrpc: '2.0',
+      id,
+      error: { code: REQUEST_CANCELLED, message: 'Request cancelled' },
+    } as JSONRPCMessage);
+    if (this.#responses.size < this.ids.length) return false;
+    if (this.#stream) {
+      this.#done = true;
+      try {
+        this.#stream.close();
+      } catch {
+        // the client left
+      }
+      return true;
+    }
+    this.#finish();
+    return true;
+  }
+
+  /** A keep-alive comment: opens the stream first when the answer is still pending. */
+  keepAlive(): void {
+    if (this.#done) return;
+    this.#upgrade();
+    this.#enqueue(': keepalive\n\n');
+  }
+
+  /** Ends the exchange without its responses (the session closed): an error for a pending answer. */
+  abandon(): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#stream) {
+      try {
+        this.#stream.close();
+      } catch {
+        // already closed
+      }
+      return;
+    }
+    this.#resolve(sessionGone());
+  }
+
+  #finish(): void {
+    this.#done = true;
+    if (this.#stream) {
+      try {
+        this.#stream.close();
+      } catch {
+        // the client left
+      }
+      return;
+    }
+    const bodies = this.ids.map((id) => this.#responses.get(id));
+    const text = JSON.stringify(bodies.length === 1 ? bodies[0] : bodies);
+    this.#resolve(
+      textResponse(text, { status: 200, headers: { ...this.#headers, 'content-type': 'application/json' } }),
+    );
+  }
+
+  #upgrade(): void {
+    if (this.#stream) return;
+    const stream = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#stream = controller;
+      },
+      cancel: () => {
+        this.gone = true;
+      },
+    });
+    this.#resolve(new Response(stream, { status: 200, headers: { ...SSE_HEADERS, ...this.#headers } }));
+    // Responses already in (part of a batch) go first.
+    for (const message of this.#responses.values()) this.#write(message);
+  }
+
+  #write(message: JSONRPCMessage): void {
+    this.#enqueue(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  }
+
+  #enqueue(text: string): void {
+    if (this.gone) return;
+    try {
+      this.#stream!.enqueue(encoder.encode(text));
+    } catch {
+      this.gone = true;
+    }
+  }
+}
+
+/**
+ * mcpkit's Streamable HTTP server transport for one 2025-era session without an event store (a
+ * session with one is served by the SDK's `WebStandardStreamableHTTPServerTransport`, which keeps
+ * the events resumable). It answers what the SDK's transport answers, message for message and code
+ * for code, with two differences: a POST's answer is JSON unless something must precede the result
+ * (see {@link Exchange}), and a request id already in flight in the session is refused rather than
+ * taking over the first one's answer.
+ */
+export class SessionTransport implements Transport {
+  sessionId: string | undefined;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: Transport['onmessage'];
+
+  readonly #options: SessionTransportOptions;
+  readonly #keepAliveMs: number;
+  readonly #inFlight = new Map<Id, Exchange>();
+  #versions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
+  #standalone: ReadableStreamDefaultController<Uint8Array> | undefined;
+  #standaloneTimer: ReturnType<typeof setInterval> | undefined;
+  #keepAliveTimer: ReturnType<typeof setInterval> | undefined;
+  #started = false;
+  #closed = false;
+
+  constructor(options: SessionTransportOptions) {
+    this.#options = options;
+    this.#keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) throw new Error('Transport already started');
+    this.#started = true;
+  }
+
+  setSupportedProtocolVersions(versions: string[]): void {
+    this.#versions = versions;
+  }
+
+  /** Serves one request of the session: POST (with its parsed body), GET or DELETE. */
+  async handleRequest(
+    request: Request,
+    options: { parsedBody?: unknown; authInfo?: AuthInfo },
+  ): Promise<Response> {
+    if (this.#closed) return sessionGone();
+    switch (request.method) {
+      case 'POST':
+        return this.#post(request, options.parsedBody, options.authInfo);
+      case 'GET':
+        return this.#get(request);
+      case 'DELETE':
+        return this.#delete(request);
+      default:
+        return errorResponse(405, -32000, 'Method not allowed.', { allow: 'GET, POST, DELETE' });
+    }
+  }
+
+  #post(request: Request, body: unknown, authInfo: AuthInfo | undefined): Promise<Response> | Response {
+    const accept = request.headers.get('accept');
+    if (!accept?.includes('application/json') || !accept.includes('text/event-stream')) {
+      return errorResponse(
+        406,
+        -32000,
+        'Not Acceptable: Client must accept both application/json and text/event-stream',
+      );
+    }
+    if (Array.isArray(body) && body.length > MAX_BATCH) {
+      return errorResponse(400, -32600, `Invalid Request: Batch must not exceed ${MAX_BATCH} messages`);
+    }
+    const messages = validMessages(body);
+    if (!messages) return errorResponse(400, -32700, 'Parse error: Invalid JSON-RPC message');
+    const initializing = messages.some((m) => m.method === 'initialize' && isInitializeRequest(m));
+    if (initializing) {
+      if (this.sessionId !== undefined)
+        return errorResponse(400, -32600, 'Invalid Request: Server already initialized');
+      if (messages.length > 1) {
+        return errorResponse(400, -32600, 'Invalid Request: Only one initialization request is allowed');
+      }
+      this.sessionId = globalThis.crypto.randomUUID();
+      this.#options.onsessioninitialized(this.sessionId);
+    } else {
+      const refused = this.#checkSession(request) ?? this.#checkVersion(request);
+      if (refused) return refused;
+    }
+    const extra = authInfo ? { authInfo, request } : { request };
+    const ids: Id[] = [];
+    for (const m of messages) if (m.method !== undefined && m.id !== undefined) ids.push(m.id);
+    if (ids.length === 0) {
+      for (const m of messages) this.#dispatch(m, extra);
+      return new Response(null, { status: 202 });
+    }
+    if (new Set(ids).size !== ids.length || ids.some((id) => this.#inFlight.has(id))) {
+      return errorResponse(
+        409,
+        -32600,
+        'Invalid Request: a request with this id is already in flight in this session',
+      );
+    }
+    const headers: Record<string, string> = { 'mcp-session-id': this.sessionId! };
+    return new Promise<Response>((resolve) => {
+      const exchange = new Exchange(ids, headers, resolve);
+      for (const id of ids) this.#inFlight.set(id, exchange);
+      this.#armKeepAlive();
+      for (const m of messages) this.#dispatch(m, extra);
+    });
+  }
+
+  /** Hands `message` to the server; a cancellation also stops the wait for the request it names. */
+  #dispatch(message: Message, extra: { authInfo?: AuthInfo; request: Request }): void {
+    this.onmessage?.(message, extra);
+    if (message.method !== 'notifications/cancelled' || message.id !== undefined) return;
+    const target = (message as { params?: { requestId?: unknown } }).params?.requestId;
+    if (typeof target !== 'string' && typeof target !== 'number') return;
+    const exchange = this.#inFlight.get(target);
+    if (!exchange) return;
+    this.#inFlight.delete(target);
+    if (exchange.cancel(target)) for (const id of exchange.ids) this.#inFlight.delete(id);
+  }
+
+  #get(request: Request): Response {
+    if (!request.headers.get('accept')?.includes('text/event-stream')) {
+      return errorResponse(406, -32000, 'Not Acceptable: Client must accept text/event-stream');
+    }
+    const refused = this.#checkSession(request) ?? this.#checkVersion(request);
+    if (refused) return refused;
+    if (this.#standalone)
+      return errorResponse(409, -32000, 'Conflict: Only one SSE stream is allowed per session');
+    let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const stream = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        controller = c;
+      },
+      cancel: () => {
+        if (this.#standalone === controller) this.#endStandalone();
+      },
+    });
+    this.#standalone = controller;
+    this.#standaloneTimer = setInterval(() => {
+      try {
+        controller!.enqueue(encoder.encode(': keepalive\n\n'));
+      } catch {
+        if (this.#standalone === controller) this.#endStandalone();
+      }
+    }, this.#keepAliveMs);
+    (this.#standaloneTimer as { unref?: () => void }).unref?.();
+    return new Response(stream, {
+      status: 200,
+      headers: { ...SSE_HEADERS, 'mcp-session-id': this.sessionId! },
+    });
+  }
+
+  async #delete(request: Request): Promise<Response> {
+    const refused = this.#checkSession(request) ?? this.#checkVersion(request);
+    if (refused) return refused;
+    try {
+      this.#options.onsessionclosed(this.sessionId!);
+      return new Response(null, { status: 200 });
+    } finally {
+      await this.close();
+    }
+  }
+
+  #checkSession(request: Request): Response | undefined {
+    if (this.sessionId === undefined)
+      return errorResponse(400, -32000, 'Bad Request: Server not initialized');
+    const id = request.headers.get('mcp-session-id');
+    if (!id) return errorResponse(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+    if (id !== this.sessionId) return sessionGone();
+    return undefined;
+  }
+
+  #checkVersion(request: Request): Response | undefined {
+    const version = request.headers.get('mcp-protocol-version');
+    if (version === null || this.#versions.includes(version)) return undefined;
+    return errorResponse(
+      400,
+      -32000,
+      `Bad Request: Unsupported protocol version: ${version.slice(0, 64)} (supported versions: ${this.#versions.join(', ')})`,
+    );
+  }
+
+  /** One timer per session while answers are pending: long calls get an SSE stream and keep-alives. */
+  #armKeepAlive(): void {
+    if (this.#keepAliveTimer !== undefined || this.#options.jsonResponse) return;
+    this.#keepAliveTimer = setInterval(() => {
+      if (this.#inFlight.size === 0) {
+        clearInterval(this.#keepAliveTimer);
+        this.#keepAliveTimer = undefined;
+        return;
+      }
+      const due = Date.now() - this.#keepAliveMs;
+      for (const exchange of new Set(this.#inFlight.values())) {
+        if (exchange.streaming || exchange.started <= due) exchange.keepAlive();
+      }
+    }, this.#keepAliveMs / 2);
+    (this.#keepAliveTimer as { unref?: () => void }).unref?.();
+  }
+
+  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    const m = message as Message;
+    const isResponse = m.method === undefined && m.id !== undefined;
+    const related = isResponse ? m.id : options?.relatedRequestId;
+    if (related === undefined) {
+      if (isResponse) {
+        throw new Error(
+          'Cannot send a response on a standalone SSE stream unless resuming a previous client request',
+        );
+      }
+      if (!this.#standalone) return;
+      try {
+        this.#standalone.enqueue(encoder.encode(`event: message\ndata: ${JSON.stringify(message)}\n\n`));
+      } catch {
+        this.#endStandalone();
+      }
+      return;
+    }
+    const exchange = this.#inFlight.get(related);
+    // Nothing waits for it: the session closed, or the client cancelled the request.
+    if (!exchange) return;
+    if (exchange.deliver(message, isResponse ? related : undefined, this.#options.jsonResponse)) {
+      for (const id of exchange.ids) this.#inFlight.delete(id);
+    }
+  }
+
+  #endStandalone(): void {
+    clearInterval(this.#standaloneTimer);
+    this.#standaloneTimer = undefined;
+    const controller = this.#standalone;
+    this.#standalone = undefined;
+    try {
+      controller?.close();
+    } catch {
+      // already closed or cancelled
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#keepAliveTimer);
+    this.#keepAliveTimer = undefined;
+    this.#endStandalone();
+    for (const exchange of new Set(this.#inFlight.values())) exchange.abandon();
+    this.#inFlight.clear();
+    this.onclose?.();
+  }
+}
+
+/**
+ * The messages of a POST body when every one is a valid JSON-RPC message, else `undefined`. The
+ * common shapes (a request or notification with plain params) are checked here; anything else goes
+ * through the SDK's own schema, so what is accepted is exactly what the SDK accepts.
+ */
+function validMessages(body: unknown): Message[] | undefined {
+  const list = Array.isArray(body) ? body : [body];
+  for (const message of list) {
+    if (!isPlainJsonRpc(message)) {
+      try {
+        parseJSONRPCMessage(message);
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return list as Message[];
+}
+
+/**
+ * Whether `message` is a JSON-RPC request or notification in its plainest form: only the four
+ * members, a string or safe-integer id, params (if any) an object without `_meta`. Everything this
+ * accepts the SDK's schema accepts too, and none of it carries a 2026-07-28 envelope claim.
+ */
+export function isPlainJsonRpc(message: unknown): boolean {
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) return false;
+  const m = message as Record<string, unknown>;
+  if (m.jsonrpc !== '2.0' || typeof m.method !== 'string') return false;
+  for (const key in m) if (!REQUEST_KEYS.has(key)) return false;
+  if ('id' in m && !(typeof m.id === 'string' || Number.isSafeInteger(m.id))) return false;
+  if ('params' in m) {
+    const params = m.params;
+    if (typeof params !== 'object' || params === null || Array.isArray(params) || '_meta' in params)
+      return false;
+  }
+  return true;
+}
+
+function errorResponse(
+  status: number,
+  code: number,
+  message: string,
+  headers: Record<string, string> = {},
+): Response {
+  return textResponse(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
+    status,
+    headers: { ...headers, 'content-type': 'application/json' },
+  });
+}
+
+function sessionGone(): Response {
+  return errorResponse(404, -32001, 'Session not found');
+}

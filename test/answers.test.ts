@@ -1,0 +1,419 @@
+/**
+ * How a 2025-era POST is answered on every mount: JSON when nothing precedes the result, an SSE
+ * stream when something does (progress, a log message, a long call's keep-alive), decided before
+ * the first byte. SDK v1 and v2 clients see the same behaviour either way; cancellation, session
+ * end and repeated ids are handled without a request left hanging.
+ */
+import type { Server as HttpServer } from 'node:http';
+import { serve } from '@hono/node-server';
+import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@modelcontextprotocol/client';
+import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as HttpV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Server } from '@modelcontextprotocol/server';
+import express from 'express';
+import Fastify from 'fastify';
+import { Hono } from 'hono';
+import { createMcpServer, type McpKitServer } from 'mcpkit';
+import { mcpkitExpress } from 'mcpkit/express';
+import { mcpkitFastify } from 'mcpkit/fastify';
+import { mcpkitHono } from 'mcpkit/hono';
+import { listen } from 'mcpkit/node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { SessionTransport } from '../src/http/sessionTransport.js';
+import { closeHttp, deferred, messagesOf, portOf, waitListening } from './fixtures.js';
+
+const VERSION = '2025-06-18';
+const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+/** Releases of the `hold` tool's calls, by the text they were called with. */
+const holds = new Map<string, () => void>();
+const cancelled: string[] = [];
+
+function buildServer(): McpKitServer {
+  const server = createMcpServer({ name: 'answers', version: '1.0.0', logLevel: 'silent' });
+  server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
+  server.tools.register({
+    name: 'count',
+    inputSchema: { to: z.number().int().min(1).max(10) },
+    handler: async ({ to }, ctx) => {
+      for (let i = 1; i <= to; i++) await ctx.progress(i, to, `step ${i}`);
+      return `counted to ${to}`;
+    },
+  });
+  server.tools.register({
+    name: 'hold',
+    inputSchema: { key: z.string() },
+    timeoutMs: 10_000,
+    handler: ({ key }, ctx) =>
+      new Promise<string>((resolve, reject) => {
+        holds.set(key, () => resolve(`released ${key}`));
+        ctx.signal.addEventListener('abort', () => {
+          cancelled.push(key);
+          reject(new Error('cancelled'));
+        });
+      }),
+  });
+  return server;
+}
+
+interface Mounted {
+  name: string;
+  url: string;
+  close(): Promise<void>;
+}
+
+async function mount(name: 'listen' | 'express' | 'fastify' | 'hono'): Promise<Mounted> {
+  const server = buildServer();
+  if (name === 'listen') {
+    const listening = await listen(server, { port: 0 });
+    return { name, url: `${listening.url}/mcp`, close: () => listening.close() };
+  }
+  let httpServer: HttpServer;
+  let close: () => Promise<void>;
+  if (name === 'express') {
+    const app = express();
+    app.use('/api', mcpkitExpress(server));
+    httpServer = app.listen(0, '127.0.0.1');
+    close = () => closeHttp(httpServer);
+  } else if (name === 'fastify') {
+    const app = Fastify();
+    await app.register(mcpkitFastify, { server, prefix: '/api' });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    httpServer = app.server;
+    close = async () => {
+      app.server.closeAllConnections();
+      await app.close();
+    };
+  } else {
+    const app = new Hono();
+    app.route('/api', mcpkitHono(server));
+    httpServer = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as HttpServer;
+    close = () => closeHttp(httpServer);
+  }
+  await waitListening(httpServer);
+  return {
+    name,
+    url: `http://127.0.0.1:${portOf(httpServer)}/api/mcp`,
+    close: async () => {
+      await server.close();
+      await close();
+    },
+  };
+}
+
+async function post(url: string, headers: Record<string, string>, body: unknown): Promise<Response> {
+  return fetch(url, { method: 'POST', headers: { ...HEADERS, ...headers }, body: JSON.stringify(body) });
+}
+
+/** Opens a session by hand; returns the headers its requests carry. */
+async function openSession(url: string): Promise<Record<string, string>> {
+  const init = await post(
+    url,
+    {},
+    {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: VERSION, capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    },
+  );
+  expect(init.status).toBe(200);
+  expect(init.headers.get('content-type')).toBe('application/json');
+  expect((await init.json()).result.protocolVersion).toBe(VERSION);
+  const headers = { 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': VERSION };
+  const ack = await post(url, headers, { jsonrpc: '2.0', method: 'notifications/initialized' });
+  expect(ack.status).toBe(202);
+  return headers;
+}
+
+const call = (
+  id: number | string,
+  name: string,
+  args: Record<string, unknown>,
+  meta?: Record<string, unknown>,
+) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  params: { name, arguments: args, ...(meta && { _meta: meta }) },
+});
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(check()).toBe(true);
+}
+
+describe.each(['listen', 'express', 'fastify', 'hono'] as const)('2025-era answers on %s', (name) => {
+  let mounted: Mounted;
+  beforeAll(async () => {
+    mounted = await mount(name);
+  });
+  afterAll(async () => {
+    await mounted.close();
+  });
+
+  it('answers a call without progress with one JSON body', async () => {
+    const headers = await openSession(mounted.url);
+    const response = await post(mounted.url, headers, call(7, 'echo', { text: 'plain' }));
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(response.headers.get('mcp-session-id')).toBe(headers['mcp-session-id']);
+    expect(response.headers.get('content-length')).not.toBeNull();
+    const body = await response.json();
+    expect(body).toMatchObject({
+      jsonrpc: '2.0',
+      id: 7,
+      result: { content: [{ type: 'text', text: 'plain' }] },
+    });
+  });
+
+  it('streams a call that reports progress, the result last', async () => {
+    const headers = await openSession(mounted.url);
+    const response = await post(
+      mounted.url,
+      headers,
+      call('p-1', 'count', { to: 3 }, { progressToken: 'tok' }),
+    );
+    expect(response.headers.get('content-type')).toBe('text/event-stream');
+    const messages = await messagesOf(response);
+    expect(messages.map((m) => m.method ?? 'result')).toEqual([
+      'notifications/progress',
+      'notifications/progress',
+      'notifications/progress',
+      'result',
+    ]);
+    expect(messages.slice(0, 3).map((m) => m.params.progress)).toEqual([1, 2, 3]);
+    expect(messages[3]).toMatchObject({ id: 'p-1', result: { content: [{ text: 'counted to 3' }] } });
+  });
+
+  it('answers the same call without a progress token with JSON', async () => {
+    const headers = await openSession(mounted.url);
+    const response = await post(mounted.url, headers, call(8, 'count', { to: 3 }));
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect((await response.json()).result.content[0].text).toBe('counted to 3');
+  });
+
+  it.each([
+    ['SDK v2', 2],
+    ['SDK v1', 1],
+  ] as const)('gives an %s client its progress and its plain answers alike', async (_label, generation) => {
+    const client =
+      generation === 2
+        ? new ClientV2({ name: 't', version: '1' })
+        : new ClientV1({ name: 't', version: '1' });
+    const transport = generation === 2 ? new HttpV2(new URL(mounted.url)) : new HttpV1(new URL(mounted.url));
+    await client.connect(transport as never);
+    try {
+      const progress: number[] = [];
+      const onprogress = (p: { progress: number }) => progress.push(p.progress);
+      const counted =
+        generation === 2
+          ? await (client as ClientV2).callTool({ name: 'count', arguments: { to: 4 } }, { onprogress })
+          : await (client as ClientV1).callTool({ name: 'count', arguments: { to: 4 } }, undefined, {
+              onprogress,
+            });
+      expect(progress).toEqual([1, 2, 3, 4]);
+      expect((counted as { content: Array<{ text: string }> }).content[0]!.text).toBe('counted to 4');
+      const plain = await client.callTool({ name: 'echo', arguments: { text: 'x' } });
+      expect((plain as { content: Array<{ text: string }> }).content[0]!.text).toBe('x');
+      const tools = await client.listTools();
+      expect(tools.tools.map((t: { name: string }) => t.name).sort()).toEqual(['count', 'echo', 'hold']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('answers many concurrent calls of one session, each with its own result', async () => {
+    const headers = await openSession(mounted.url);
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) =>
+        (await post(mounted.url, headers, call(i, 'echo', { text: `n${i}` }))).json(),
+      ),
+    );
+    for (const [i, answer] of answers.entries())
+      expect(answer).toMatchObject({ id: i, result: { content: [{ text: `n${i}` }] } });
+  });
+
+  it('refuses a request id already in flight in the session, and the first call still gets its answer', async () => {
+    const headers = await openSession(mounted.url);
+    const key = `${name}-dup`;
+    const first = post(mounted.url, headers, call(99, 'hold', { key }));
+    await until(() => holds.has(key));
+    const second = await post(mounted.url, headers, call(99, 'echo', { text: 'intruder' }));
+    expect(second.status).toBe(409);
+    expect((await second.json()).error.code).toBe(-32600);
+    holds.get(key)!();
+    const answer = await (await first).json();
+    expect(answer).toMatchObject({ id: 99, result: { content: [{ text: `released ${key}` }] } });
+  });
+
+  it('ends the wait for a cancelled call, and the call itself is aborted', async () => {
+    const headers = await openSession(mounted.url);
+    const key = `${name}-cancel`;
+    const pending = post(mounted.url, headers, call(5, 'hold', { key }));
+    await until(() => holds.has(key));
+    const ack = await post(mounted.url, headers, {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: 5, reason: 'test' },
+    });
+    expect(ack.status).toBe(202);
+    const answer = await (await pending).json();
+    expect(answer).toMatchObject({ id: 5, error: { code: -32800 } });
+    await until(() => cancelled.includes(key));
+  });
+
+  it('answers a call still running when its session is deleted, instead of leaving it hanging', async () => {
+    const headers = await openSession(mounted.url);
+    const key = `${name}-delete`;
+    const pending = post(mounted.url, headers, call(1, 'hold', { key }));
+    await until(() => holds.has(key));
+    const deleted = await fetch(mounted.url, { method: 'DELETE', headers });
+    expect(deleted.status).toBe(200);
+    const answer = await pending;
+    expect(answer.status).toBe(404);
+    expect((await answer.json()).error.code).toBe(-32001);
+    const after = await post(mounted.url, headers, call(2, 'echo', { text: 'x' }));
+    expect(after.status).toBe(404);
+  });
+
+  it('gives the standalone GET stream one holder at a time', async () => {
+    const headers = await openSession(mounted.url);
+    const controller = new AbortController();
+    const stream = await fetch(mounted.url, {
+      headers: { ...headers, accept: 'text/event-stream' },
+      signal: controller.signal,
+    });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toBe('text/event-stream');
+    const second = await fetch(mounted.url, { headers: { ...headers, accept: 'text/event-stream' } });
+    expect(second.status).toBe(409);
+    await second.body?.cancel();
+    controller.abort();
+  });
+
+  it('refuses what the SDK transport refuses, with its codes', async () => {
+    const headers = await openSession(mounted.url);
+    const noAccept = await fetch(mounted.url, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify(call(1, 'echo', { text: 'x' })),
+    });
+    expect(noAccept.status).toBe(406);
+    const badVersion = await post(
+      mounted.url,
+      { ...headers, 'mcp-protocol-version': '1999-01-01' },
+      call(1, 'echo', { text: 'x' }),
+    );
+    expect(badVersion.status).toBe(400);
+    const invalid = await post(mounted.url, headers, {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      extra: true,
+    });
+    expect(invalid.status).toBe(400);
+    expect((await invalid.json()).error.code).toBe(-32600);
+    const reinit = await post(mounted.url, headers, {
+      jsonrpc: '2.0',
+      id: 3,
+      method: 'initialize',
+      params: { protocolVersion: VERSION, capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    });
+    expect(reinit.status).toBe(400);
+    expect((await reinit.json()).error.message).toContain('already initialized');
+  });
+});
+
+describe('the session transport on its own', () => {
+  async function connected(options: { keepAliveMs?: number; jsonResponse?: boolean } = {}) {
+    const transport = new SessionTransport({
+      jsonResponse: options.jsonResponse ?? false,
+      onsessioninitialized: () => {},
+      onsessionclosed: () => {},
+      ...(options.keepAliveMs !== undefined && { keepAliveMs: options.keepAliveMs }),
+    });
+    const release = deferred();
+    const server = new Server({ name: 's', version: '1' }, { capabilities: { tools: {}, logging: {} } });
+    server.setRequestHandler('tools/list', async (_request, ctx) => {
+      await release.promise;
+      void ctx;
+      return { tools: [] };
+    });
+    await server.connect(transport);
+    const request = (body: unknown, headers: Record<string, string> = {}) =>
+      transport.handleRequest(
+        new Request('http://localhost/mcp', {
+          method: 'POST',
+          headers: { ...HEADERS, ...headers },
+          body: JSON.stringify(body),
+        }),
+        { parsedBody: body },
+      );
+    const init = await request({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: VERSION, capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    });
+    const headers = {
+      'mcp-session-id': init.headers.get('mcp-session-id')!,
+      'mcp-protocol-version': VERSION,
+    };
+    return { transport, server, release, request: (body: unknown) => request(body, headers) };
+  }
+
+  it('turns a long call into an SSE stream with keep-alives, the result last', async () => {
+    const { request, release, server } = await connected({ keepAliveMs: 40 });
+    const response = await request({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    expect(response.headers.get('content-type')).toBe('text/event-stream');
+    const reader = response.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first).toBe(': keepalive\n\n');
+    release.resolve();
+    let rest = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      rest += new TextDecoder().decode(value);
+    }
+    expect(rest).toContain('"id":1');
+    expect(rest).toContain('"tools":[]');
+    await server.close();
+  });
+
+  it('answers a batch with one JSON array in request order', async () => {
+    const { request, release, server } = await connected();
+    release.resolve();
+    const response = await request([
+      { jsonrpc: '2.0', id: 'b', method: 'tools/list' },
+      { jsonrpc: '2.0', id: 'a', method: 'ping' },
+    ]);
+    expect(response.headers.get('content-type')).toBe('application/json');
+    const body = await response.json();
+    expect(body.map((m: { id: string }) => m.id)).toEqual(['b', 'a']);
+    await server.close();
+  });
+
+  it('keeps JSON under jsonResponse, even for a long call', async () => {
+    const { request, release, server } = await connected({ jsonResponse: true, keepAliveMs: 20 });
+    const pending = request({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    release.resolve();
+    const response = await pending;
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect((await response.json()).result.tools).toEqual([]);
+    await server.close();
+  });
+
+  it('refuses a batch larger than 100 messages', async () => {
+    const { request, server } = await connected();
+    const response = await request(
+      Array.from({ length: 101 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'ping' })),
+    );
+    expect(response.status).toBe(400);
+    expect((await response.json()).error.code).toBe(-32600);
+    await server.close();
+  });
+});
