@@ -235,17 +235,36 @@ describe.each(['listen', 'express', 'fastify', 'hono'] as const)('2025-era answe
       expect(answer).toMatchObject({ id: i, result: { content: [{ text: `n${i}` }] } });
   });
 
-  it('refuses a request id already in flight in the session, and the first call still gets its answer', async () => {
+  it('serves a request id already in flight in the session: each request gets its own answer, under its id', async () => {
     const headers = await openSession(mounted.url);
     const key = `${name}-dup`;
     const first = post(mounted.url, headers, call(99, 'hold', { key }));
     await until(() => holds.has(key));
-    const second = await post(mounted.url, headers, call(99, 'echo', { text: 'intruder' }));
-    expect(second.status).toBe(409);
-    expect((await second.json()).error.code).toBe(-32600);
+    const second = await post(mounted.url, headers, call(99, 'echo', { text: 'second' }));
+    expect(second.status).toBe(200);
+    expect(await second.json()).toMatchObject({ id: 99, result: { content: [{ text: 'second' }] } });
+    const third = await post(mounted.url, headers, [
+      call(99, 'echo', { text: 'a' }),
+      call(99, 'echo', { text: 'b' }),
+    ]);
+    // 2025-06-18 refuses batches; the id check comes after, so this is the batch refusal
+    expect(third.status).toBe(400);
     holds.get(key)!();
     const answer = await (await first).json();
     expect(answer).toMatchObject({ id: 99, result: { content: [{ text: `released ${key}` }] } });
+  });
+
+  it('keeps 64 concurrent requests that all share one id apart', async () => {
+    const headers = await openSession(mounted.url);
+    const answers = await Promise.all(
+      Array.from({ length: 64 }, async (_, i) =>
+        (await post(mounted.url, headers, call(1, 'echo', { text: `t${i}` }))).json(),
+      ),
+    );
+    expect(answers.map((a) => a.id)).toEqual(Array.from({ length: 64 }, () => 1));
+    expect(answers.map((a) => a.result.content[0].text)).toEqual(
+      Array.from({ length: 64 }, (_, i) => `t${i}`),
+    );
   });
 
   it('ends the wait for a cancelled call, and the call itself is aborted', async () => {
@@ -404,6 +423,21 @@ describe('the session transport on its own', () => {
     const response = await pending;
     expect(response.headers.get('content-type')).toBe('application/json');
     expect((await response.json()).result.tools).toEqual([]);
+    await server.close();
+  });
+
+  it('answers a batch that repeats an id with each request under the id it was sent with', async () => {
+    const { request, release, server } = await connected();
+    release.resolve();
+    const response = await request([
+      { jsonrpc: '2.0', id: 'same', method: 'tools/list' },
+      { jsonrpc: '2.0', id: 'same', method: 'ping' },
+    ]);
+    const body = await response.json();
+    expect(body).toHaveLength(2);
+    expect(body.map((m: { id: string }) => m.id)).toEqual(['same', 'same']);
+    expect(body[0].result.tools).toEqual([]);
+    expect(body[1].result).toEqual({});
     await server.close();
   });
 

@@ -56,10 +56,25 @@ class Exchange {
   /** The client stopped reading the stream: nothing more is written. */
   gone = false;
 
-  constructor(ids: readonly Id[], headers: Record<string, string>, resolve: (response: Response) => void) {
+  /** The ids the client sent, for requests the server saw under a private id (a repeated id). */
+  readonly #originals: ReadonlyMap<Id, Id> | undefined;
+
+  constructor(
+    ids: readonly Id[],
+    headers: Record<string, string>,
+    resolve: (response: Response) => void,
+    originals?: ReadonlyMap<Id, Id>,
+  ) {
     this.ids = ids;
     this.#headers = headers;
     this.#resolve = resolve;
+    this.#originals = originals;
+  }
+
+  /** `message` as the client must see it: the id it sent. */
+  #outward(message: JSONRPCMessage, id: Id): JSONRPCMessage {
+    const original = this.#originals?.get(id);
+    return original === undefined ? message : ({ ...message, id: original } as JSONRPCMessage);
   }
 
   get streaming(): boolean {
@@ -70,8 +85,9 @@ class Exchange {
   deliver(message: JSONRPCMessage, response: Id | undefined, jsonOnly: boolean): boolean {
     if (this.#done) return false;
     if (response !== undefined) {
-      this.#responses.set(response, message);
-      if (this.#stream) this.#write(message);
+      const outward = this.#outward(message, response);
+      this.#responses.set(response, outward);
+      if (this.#stream) this.#write(outward);
       if (this.#responses.size < this.ids.length) return false;
       this.#finish();
       return true;
@@ -89,11 +105,17 @@ class Exchange {
    */
   cancel(id: Id): boolean {
     if (this.#done) return false;
-    this.#responses.set(id, {
-      jsonrpc: '2.0',
+    this.#responses.set(
       id,
-      error: { code: REQUEST_CANCELLED, message: 'Request cancelled' },
-    } as JSONRPCMessage);
+      this.#outward(
+        {
+          jsonrpc: '2.0',
+          id,
+          error: { code: REQUEST_CANCELLED, message: 'Request cancelled' },
+        } as JSONRPCMessage,
+        id,
+      ),
+    );
     if (this.#responses.size < this.ids.length) return false;
     if (this.#stream) {
       this.#done = true;
@@ -181,8 +203,8 @@ class Exchange {
  * session with one is served by the SDK's `WebStandardStreamableHTTPServerTransport`, which keeps
  * the events resumable). It answers what the SDK's transport answers, message for message and code
  * for code, with two differences: a POST's answer is JSON unless something must precede the result
- * (see {@link Exchange}), and a request id already in flight in the session is refused rather than
- * taking over the first one's answer.
+ * (see {@link Exchange}), and a request id already in flight in the session is served under a
+ * private id (the client gets its own id back) rather than taking over the first one's answer.
  */
 export class SessionTransport implements Transport {
   sessionId: string | undefined;
@@ -193,6 +215,7 @@ export class SessionTransport implements Transport {
   readonly #options: SessionTransportOptions;
   readonly #keepAliveMs: number;
   readonly #inFlight = new Map<Id, Exchange>();
+  #aliases = 0;
   #versions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
   #standalone: ReadableStreamDefaultController<Uint8Array> | undefined;
   #standaloneTimer: ReturnType<typeof setInterval> | undefined;
@@ -261,25 +284,39 @@ export class SessionTransport implements Transport {
     }
     const extra = authInfo ? { authInfo, request } : { request };
     const ids: Id[] = [];
-    for (const m of messages) if (m.method !== undefined && m.id !== undefined) ids.push(m.id);
+    let originals: Map<Id, Id> | undefined;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      if (m.method === undefined || m.id === undefined) continue;
+      if (this.#inFlight.has(m.id) || ids.includes(m.id)) {
+        // The same id twice in flight (a client's mistake, or a load tester's constant body): the
+        // server sees a private id, the client gets its own back, and neither answer is lost.
+        const alias = this.#alias();
+        originals ??= new Map();
+        originals.set(alias, m.id);
+        messages[i] = { ...m, id: alias } as Message;
+        ids.push(alias);
+      } else ids.push(m.id);
+    }
     if (ids.length === 0) {
       for (const m of messages) this.#dispatch(m, extra);
       return new Response(null, { status: 202 });
     }
-    if (new Set(ids).size !== ids.length || ids.some((id) => this.#inFlight.has(id))) {
-      return errorResponse(
-        409,
-        -32600,
-        'Invalid Request: a request with this id is already in flight in this session',
-      );
-    }
     const headers: Record<string, string> = { 'mcp-session-id': this.sessionId! };
     return new Promise<Response>((resolve) => {
-      const exchange = new Exchange(ids, headers, resolve);
+      const exchange = new Exchange(ids, headers, resolve, originals);
       for (const id of ids) this.#inFlight.set(id, exchange);
       this.#armKeepAlive();
       for (const m of messages) this.#dispatch(m, extra);
     });
+  }
+
+  /** An id no request in flight has, for a repeated one. */
+  #alias(): string {
+    let alias: string;
+    do alias = `mcpkit-repeated-id-${++this.#aliases}`;
+    while (this.#inFlight.has(alias));
+    return alias;
   }
 
   /** Hands `message` to the server; a cancellation also stops the wait for the request it names. */
@@ -439,7 +476,7 @@ function validMessages(body: unknown): Message[] | undefined {
       }
     }
   }
-  return list as Message[];
+  return (list === body ? [...list] : list) as Message[];
 }
 
 /**
