@@ -7,6 +7,7 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { toNodeListener } from 'mcpkit/node';
 import { afterEach, describe, expect, it } from 'vitest';
+import { bodyTextOf, textResponse } from '../src/http/bodyText.js';
 
 let server: Server | undefined;
 
@@ -109,5 +110,51 @@ describe('the web request of the Node bridge', () => {
     await (await fetch(`${base}/x`, { method: 'POST', body: BODY })).text();
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(signal?.aborted).toBe(false);
+  });
+});
+
+describe('the string-bodied responses mcpkit builds', () => {
+  const make = () =>
+    textResponse(JSON.stringify({ hello: 'world' }), {
+      status: 201,
+      statusText: 'Made',
+      headers: { 'content-type': 'application/json', 'x-one': '1' },
+    });
+
+  it('is a Response, with its status and headers before anything reads the body', () => {
+    const response = make();
+    expect(response).toBeInstanceOf(Response);
+    expect(Object.prototype.toString.call(response)).toBe('[object Response]');
+    expect([response.status, response.statusText, response.ok]).toEqual([201, 'Made', true]);
+    expect(response.headers.get('x-one')).toBe('1');
+    expect(response.bodyUsed).toBe(false);
+    expect(bodyTextOf(response)).toBe('{"hello":"world"}');
+  });
+
+  it.each([
+    ['json()', async (r: Response) => JSON.stringify(await r.json())],
+    ['text()', (r: Response) => r.text()],
+    ['arrayBuffer()', async (r: Response) => new TextDecoder().decode(await r.arrayBuffer())],
+    ['blob()', async (r: Response) => (await r.blob()).text()],
+    ['body', (r: Response) => new Response(r.body).text()],
+    ['clone()', (r: Response) => r.clone().text()],
+  ])('gives its body through %s, once', async (_label, read) => {
+    const response = make();
+    expect(await read(response)).toBe('{"hello":"world"}');
+    if (_label !== 'clone()') {
+      expect(response.bodyUsed).toBe(true);
+      expect(bodyTextOf(response)).toBeUndefined();
+      await expect(response.text()).rejects.toThrow(TypeError);
+    }
+  });
+
+  it('keeps headers set before the body is read, and serves them from the built response after', async () => {
+    const response = make();
+    response.headers.set('x-two', '2');
+    const copy = new Response(response.body, response);
+    expect(copy.headers.get('x-two')).toBe('2');
+    expect(copy.status).toBe(201);
+    expect(response.headers.get('x-two')).toBe('2');
+    expect(await copy.text()).toBe('{"hello":"world"}');
   });
 });

@@ -7,9 +7,80 @@ export const BODY_TEXT: unique symbol = Symbol.for('mcpkit.bodyText');
 
 /** A response with a string body, tagged with {@link BODY_TEXT}. */
 export function textResponse(text: string, init: ResponseInit): Response {
-  const response = new Response(text, init);
-  (response as Response & { [BODY_TEXT]?: string })[BODY_TEXT] = text;
-  return response;
+  return new TextResponse(text, init) as unknown as Response;
+}
+
+/**
+ * A `Response` (by prototype, so `instanceof Response` holds) whose web-stream machinery is built
+ * only when something asks for the body. Status and headers are its own: the handler's own work
+ * (an `x-request-id`, rate-limit headers) and the Node bridge's direct write never build the real
+ * response; `body`, `text()`, `clone()` and every other member build it once and delegate to it.
+ */
+class TextResponse {
+  readonly [BODY_TEXT]: string;
+  readonly #init: ResponseInit;
+  #headers: Headers | undefined;
+  #real: Response | undefined;
+
+  constructor(text: string, init: ResponseInit) {
+    this[BODY_TEXT] = text;
+    this.#init = init;
+  }
+
+  get status(): number {
+    return this.#real ? this.#real.status : (this.#init.status ?? 200);
+  }
+  get statusText(): string {
+    return this.#real ? this.#real.statusText : (this.#init.statusText ?? '');
+  }
+  get ok(): boolean {
+    const status = this.status;
+    return status >= 200 && status < 300;
+  }
+  get headers(): Headers {
+    if (this.#real) return this.#real.headers;
+    this.#headers ??= new Headers(this.#init.headers);
+    return this.#headers;
+  }
+  get bodyUsed(): boolean {
+    return this.#real ? this.#real.bodyUsed : false;
+  }
+
+  /** The real response, built on first need from the text, the status and the headers as they are now. */
+  realize(): Response {
+    this.#real ??= new Response(this[BODY_TEXT], {
+      status: this.#init.status ?? 200,
+      statusText: this.#init.statusText ?? '',
+      headers: this.#headers ?? this.#init.headers,
+    });
+    return this.#real;
+  }
+
+  static {
+    Object.setPrototypeOf(TextResponse.prototype, Response.prototype);
+    const own = new Set(Object.getOwnPropertyNames(TextResponse.prototype));
+    for (const name of Object.getOwnPropertyNames(Response.prototype)) {
+      if (own.has(name) || name === 'constructor') continue;
+      const descriptor = Object.getOwnPropertyDescriptor(Response.prototype, name)!;
+      if (descriptor.get) {
+        Object.defineProperty(TextResponse.prototype, name, {
+          get(this: TextResponse) {
+            return (this.realize() as unknown as Record<string, unknown>)[name];
+          },
+          configurable: true,
+        });
+      } else if (typeof descriptor.value === 'function') {
+        Object.defineProperty(TextResponse.prototype, name, {
+          value(this: TextResponse, ...args: unknown[]) {
+            const real = this.realize() as unknown as Record<string, (...a: unknown[]) => unknown>;
+            return real[name]!(...args);
+          },
+          configurable: true,
+          writable: true,
+        });
+      }
+    }
+  }
 }
 
 /** The tagged string body of `response`, if it has one and it was not read. */

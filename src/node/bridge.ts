@@ -329,14 +329,15 @@ export async function writeWebResponse(
     res.setHeader('connection', 'close');
     res.once('finish', () => req.destroy());
   }
-  if (!response.body) {
-    res.end();
-    return;
-  }
+  // A string body mcpkit built goes out in one write, without the web stream (or its building).
   const text = bodyTextOf(response);
   if (text !== undefined) {
     res.setHeader('content-length', Buffer.byteLength(text));
     res.end(text);
+    return;
+  }
+  if (!response.body) {
+    res.end();
     return;
   }
   if (response.headers.get('content-type')?.startsWith('text/event-stream')) res.flushHeaders();
