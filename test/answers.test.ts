@@ -283,6 +283,73 @@ describe.each(['listen', 'express', 'fastify', 'hono'] as const)('2025-era answe
     await until(() => cancelled.includes(key));
   });
 
+  it('ignores a cancellation the SDK would ignore: the call keeps running and keeps its answer', async () => {
+    const headers = await openSession(mounted.url);
+    const key = `${name}-badcancel`;
+    const pending = post(mounted.url, headers, call(6, 'hold', { key }));
+    await until(() => holds.has(key));
+    const ack = await post(mounted.url, headers, {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: 6, reason: 0 },
+    });
+    expect(ack.status).toBe(202);
+    const reuse = await post(mounted.url, headers, call(6, 'echo', { text: 'reused' }));
+    expect(await reuse.json()).toMatchObject({ id: 6, result: { content: [{ text: 'reused' }] } });
+    holds.get(key)!();
+    expect(await (await pending).json()).toMatchObject({
+      id: 6,
+      result: { content: [{ text: `released ${key}` }] },
+    });
+    expect(cancelled).not.toContain(key);
+  });
+
+  it('cancels the repeat of an id once the first request with it is answered', async () => {
+    const headers = await openSession(mounted.url);
+    const [first, second] = [`${name}-rep-1`, `${name}-rep-2`];
+    const a = post(mounted.url, headers, call(11, 'hold', { key: first }));
+    await until(() => holds.has(first));
+    const b = post(mounted.url, headers, call(11, 'hold', { key: second }));
+    await until(() => holds.has(second));
+    holds.get(first)!();
+    expect(await (await a).json()).toMatchObject({
+      id: 11,
+      result: { content: [{ text: `released ${first}` }] },
+    });
+    await post(mounted.url, headers, {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: 11 },
+    });
+    expect(await (await b).json()).toMatchObject({ id: 11, error: { code: -32800 } });
+    await until(() => cancelled.includes(second));
+  });
+
+  it('refuses batches in a session that asked for a version it cannot have', async () => {
+    const init = await post(
+      mounted.url,
+      {},
+      {
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: {
+          protocolVersion: 'not-a-version',
+          capabilities: {},
+          clientInfo: { name: 't', version: '1' },
+        },
+      },
+    );
+    const headers = { 'mcp-session-id': init.headers.get('mcp-session-id')! };
+    expect((await init.json()).result.protocolVersion).not.toBe('not-a-version');
+    const batch = await post(mounted.url, headers, [
+      call(1, 'echo', { text: 'a' }),
+      call(2, 'echo', { text: 'b' }),
+    ]);
+    expect(batch.status).toBe(400);
+    expect((await batch.json()).error.message).toContain('batches are not allowed');
+  });
+
   it('answers a call still running when its session is deleted, instead of leaving it hanging', async () => {
     const headers = await openSession(mounted.url);
     const key = `${name}-delete`;
@@ -438,6 +505,35 @@ describe('the session transport on its own', () => {
     expect(body.map((m: { id: string }) => m.id)).toEqual(['same', 'same']);
     expect(body[0].result.tools).toEqual([]);
     expect(body[1].result).toEqual({});
+    await server.close();
+  });
+
+  it('never gives a repeat the private id a client already used in the same batch', async () => {
+    const { request, release, server } = await connected();
+    release.resolve();
+    const response = await request([
+      { jsonrpc: '2.0', id: 'mcpkit-repeated-id-1', method: 'ping' },
+      { jsonrpc: '2.0', id: 1, method: 'ping' },
+      { jsonrpc: '2.0', id: 1, method: 'ping' },
+    ]);
+    const body = await response.json();
+    expect(body.map((m: { id: unknown }) => m.id)).toEqual(['mcpkit-repeated-id-1', 1, 1]);
+    expect(body.every((m: { result?: unknown }) => m.result !== undefined)).toBe(true);
+    await server.close();
+  });
+
+  it("keeps a batch member's result when a cancellation for it comes after it was answered", async () => {
+    const { request, release, server } = await connected();
+    const pending = request([
+      { jsonrpc: '2.0', id: 'slow', method: 'tools/list' },
+      { jsonrpc: '2.0', id: 'quick', method: 'ping' },
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await request({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'quick' } });
+    release.resolve();
+    const body = await (await pending).json();
+    expect(body[1]).toEqual({ jsonrpc: '2.0', id: 'quick', result: {} });
+    expect(body[0].result.tools).toEqual([]);
     await server.close();
   });
 

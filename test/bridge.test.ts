@@ -5,7 +5,8 @@
  */
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { toNodeListener } from 'mcpkit/node';
+import { createMcpServer } from 'mcpkit';
+import { toNodeListener, toWebRequest } from 'mcpkit/node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bodyTextOf, textResponse } from '../src/http/bodyText.js';
 
@@ -156,5 +157,41 @@ describe('the string-bodied responses mcpkit builds', () => {
     expect(copy.status).toBe(201);
     expect(response.headers.get('x-two')).toBe('2');
     expect(await copy.text()).toBe('{"hello":"world"}');
+  });
+});
+
+describe('what leaves mcpkit for other consumers', () => {
+  it('is a real Response when the request did not come through the Node bridge', async () => {
+    const server = createMcpServer({ name: 't', version: '1', logLevel: 'silent' });
+    try {
+      const answers = await Promise.all([
+        server.fetch(new Request('http://localhost/health')),
+        server.fetch(new Request('http://localhost/nowhere')),
+        server.fetch(
+          new Request('http://localhost/mcp', {
+            method: 'POST',
+            body: '{',
+            headers: { 'content-type': 'application/json' },
+          }),
+        ),
+      ]);
+      for (const answer of answers) expect(Object.getPrototypeOf(answer)).toBe(Response.prototype);
+      expect(answers[2]!.status).toBe(400);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('gives toWebRequest a complete request: a copy of it, or fetch, carries the body', async () => {
+    let copied = '';
+    server = createServer(async (req, res) => {
+      const request = toWebRequest(req, res);
+      copied = await new Request(request).text();
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await (await fetch(`${base}/x`, { method: 'POST', body: BODY })).text();
+    expect(copied).toBe(BODY);
   });
 });

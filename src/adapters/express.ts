@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FetchOptions } from '../http/handler.js';
-import { failed, requestSource, toWebRequest, writeWebResponse } from '../node/bridge.js';
+import { bridgeRequest, failed, requestSource, writeWebResponse } from '../node/bridge.js';
 import type { McpKitServer } from '../server.js';
 
 /** Options for {@link mcpkitExpress}. */
@@ -62,7 +62,7 @@ export function mcpkitExpress(
     // Everything from here on is answered by mcpkit, failures included (JSON, never Express's page).
     try {
       const source = requestSource(req, server.httpOptions.trustProxy);
-      const request = toWebRequest(req, res, body === undefined ? { source } : { body, source });
+      const request = bridgeRequest(req, res, body === undefined ? { source } : { body, source });
       server
         .fetch(request, {
           ...(source.address !== undefined && { clientAddress: source.address }),

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { FetchOptions } from '../http/handler.js';
-import { failed, requestSource, toWebRequest, writeWebResponse } from '../node/bridge.js';
+import { bridgeRequest, failed, requestSource, writeWebResponse } from '../node/bridge.js';
 import type { McpKitServer } from '../server.js';
 
 /** Options for {@link mcpkitFastify}. */
@@ -46,7 +46,7 @@ export const mcpkitFastify: FastifyPluginAsync<McpkitFastifyOptions> = async (
         ...options.fetchOptions?.(request),
         basePath,
       };
-      const response = await server.fetch(toWebRequest(request.raw, reply.raw, { source }), fetchOptions);
+      const response = await server.fetch(bridgeRequest(request.raw, reply.raw, { source }), fetchOptions);
       await writeWebResponse(request.raw, reply.raw, response);
     } catch {
       failed(reply.raw);

@@ -5,6 +5,22 @@
  */
 export const BODY_TEXT: unique symbol = Symbol.for('mcpkit.bodyText');
 
+/**
+ * Requests built by the Node bridge for mcpkit's own doors carry this mark: their answer is written
+ * by the bridge, which reads a string body directly, so it may stay a {@link TextResponse} to the
+ * end. Every other request (a fetch runtime, Hono, a caller's own `toWebRequest`) gets a real
+ * `Response`, as runtimes that check the object's internal type require.
+ */
+export const BRIDGED: unique symbol = Symbol.for('mcpkit.bridged');
+
+/** `response` as a real `Response` unless `request` came through the Node bridge. */
+export function answerFor(request: Request, response: Response): Response {
+  if (response instanceof TextResponse && !(request as Request & { [BRIDGED]?: true })[BRIDGED]) {
+    return response.realize();
+  }
+  return response;
+}
+
 /** A response with a string body, tagged with {@link BODY_TEXT}. */
 export function textResponse(text: string, init: ResponseInit): Response {
   return new TextResponse(text, init) as unknown as Response;

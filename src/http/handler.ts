@@ -27,7 +27,7 @@ import {
 import type { CallerIdentity, Logger } from '../types.js';
 import { RequestAdmission, type RequestAdmitted } from './admission.js';
 import { mcpMessageRefusals, mcpRequestRefusal, restRefusal } from './answers.js';
-import { DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from './bodyText.js';
+import { answerFor, DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from './bodyText.js';
 import { EventBytes, MemoryEventStore } from './eventStore.js';
 import { checkTrustProxy, type TrustProxy } from './forwarded.js';
 import { JSONRPC_INTERNAL_ERROR, JSONRPC_PARSE_ERROR, jsonRpcError } from './jsonrpc.js';
@@ -315,7 +315,7 @@ export class HttpHandler {
       response.status,
       (performance.now() - started) / 1000,
     );
-    return withHeader(response, 'x-request-id', requestId);
+    return answerFor(request, withHeader(response, 'x-request-id', requestId));
   }
 
   /**

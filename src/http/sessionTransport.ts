@@ -4,6 +4,7 @@ import {
   type JSONRPCMessage,
   parseJSONRPCMessage,
   SUPPORTED_PROTOCOL_VERSIONS,
+  specTypeSchemas,
   type Transport,
   type TransportSendOptions,
 } from '@modelcontextprotocol/server';
@@ -23,6 +24,8 @@ const SSE_HEADERS = {
 const REQUEST_CANCELLED = -32800;
 const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params']);
 const encoder = new TextEncoder();
+/** The SDK's own schema of `notifications/cancelled`: a cancellation it ignores is ignored here too. */
+const CANCELLED = specTypeSchemas.CancelledNotification;
 
 type Id = string | number;
 type Message = JSONRPCMessage & { id?: Id; method?: string };
@@ -104,7 +107,7 @@ class Exchange {
    * an error for each cancelled request, since the client may still be reading it.
    */
   cancel(id: Id): boolean {
-    if (this.#done) return false;
+    if (this.#done || this.#responses.has(id)) return false;
     this.#responses.set(
       id,
       this.#outward(
@@ -128,6 +131,11 @@ class Exchange {
     }
     this.#finish();
     return true;
+  }
+
+  /** Whether the response to `id` is in (or the exchange is over). */
+  answered(id: Id): boolean {
+    return this.#done || this.#responses.has(id);
   }
 
   /** A keep-alive comment: opens the stream first when the answer is still pending. */
@@ -216,6 +224,8 @@ export class SessionTransport implements Transport {
   readonly #keepAliveMs: number;
   readonly #inFlight = new Map<Id, Exchange>();
   #aliases = 0;
+  /** The ids clients sent, by the private ids their repeats run under. */
+  readonly #aliasOf = new Map<Id, Id>();
   #versions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
   #standalone: ReadableStreamDefaultController<Uint8Array> | undefined;
   #standaloneTimer: ReturnType<typeof setInterval> | undefined;
@@ -285,15 +295,19 @@ export class SessionTransport implements Transport {
     const extra = authInfo ? { authInfo, request } : { request };
     const ids: Id[] = [];
     let originals: Map<Id, Id> | undefined;
+    // Every id the client used in this body: a private id must be none of them either.
+    const sent = new Set<Id>();
+    for (const m of messages) if (m.id !== undefined) sent.add(m.id);
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
       if (m.method === undefined || m.id === undefined) continue;
       if (this.#inFlight.has(m.id) || ids.includes(m.id)) {
         // The same id twice in flight (a client's mistake, or a load tester's constant body): the
         // server sees a private id, the client gets its own back, and neither answer is lost.
-        const alias = this.#alias();
+        const alias = this.#alias(sent, ids);
         originals ??= new Map();
         originals.set(alias, m.id);
+        this.#aliasOf.set(alias, m.id);
         messages[i] = { ...m, id: alias } as Message;
         ids.push(alias);
       } else ids.push(m.id);
@@ -311,24 +325,67 @@ export class SessionTransport implements Transport {
     });
   }
 
-  /** An id no request in flight has, for a repeated one. */
-  #alias(): string {
+  /** An id that no request in flight, in this body or already chosen (`taken`) has, for a repeated one. */
+  #alias(sent: ReadonlySet<Id>, taken: readonly Id[]): string {
     let alias: string;
     do alias = `mcpkit-repeated-id-${++this.#aliases}`;
-    while (this.#inFlight.has(alias));
+    while (this.#inFlight.has(alias) || sent.has(alias) || taken.includes(alias));
     return alias;
   }
 
-  /** Hands `message` to the server; a cancellation also stops the wait for the request it names. */
+  /**
+   * Hands `message` to the server. A cancellation the SDK accepts (its own schema decides) also ends
+   * the wait for the request it names; one naming a repeated id reaches that request under its
+   * private id (the first one in flight, when several share it).
+   */
   #dispatch(message: Message, extra: { authInfo?: AuthInfo; request: Request }): void {
-    this.onmessage?.(message, extra);
-    if (message.method !== 'notifications/cancelled' || message.id !== undefined) return;
-    const target = (message as { params?: { requestId?: unknown } }).params?.requestId;
-    if (typeof target !== 'string' && typeof target !== 'number') return;
+    if (message.method !== 'notifications/cancelled' || message.id !== undefined) {
+      this.onmessage?.(message, extra);
+      return;
+    }
+    const target = this.#cancelTarget(message);
+    if (target === undefined) {
+      this.onmessage?.(message, extra);
+      return;
+    }
+    const named = (message as unknown as { params: { requestId: Id } }).params.requestId;
+    const forServer =
+      target === named
+        ? message
+        : ({
+            ...message,
+            params: { ...(message as { params: object }).params, requestId: target },
+          } as Message);
+    this.onmessage?.(forServer, extra);
     const exchange = this.#inFlight.get(target);
     if (!exchange) return;
-    this.#inFlight.delete(target);
-    if (exchange.cancel(target)) for (const id of exchange.ids) this.#inFlight.delete(id);
+    if (exchange.cancel(target)) this.#release(exchange);
+    else this.#forget(target, exchange);
+  }
+
+  /** The in-flight id a valid `notifications/cancelled` names: its own, or the private id of a repeat. */
+  #cancelTarget(message: Message): Id | undefined {
+    const checked = CANCELLED['~standard'].validate(message);
+    if (checked instanceof Promise || checked.issues) return undefined;
+    const named = (message as unknown as { params: { requestId: Id } }).params.requestId;
+    const exchange = this.#inFlight.get(named);
+    if (exchange && !exchange.answered(named)) return named;
+    for (const [alias, original] of this.#aliasOf) {
+      const holder = this.#inFlight.get(alias);
+      if (original === named && holder && !holder.answered(alias)) return alias;
+    }
+    return undefined;
+  }
+
+  /** Stops routing `id` to `exchange` (its answer is settled; others of the exchange still run). */
+  #forget(id: Id, exchange: Exchange): void {
+    if (this.#inFlight.get(id) === exchange) this.#inFlight.delete(id);
+    this.#aliasOf.delete(id);
+  }
+
+  /** An exchange that is over: none of its ids routes to it any more. */
+  #release(exchange: Exchange): void {
+    for (const id of exchange.ids) this.#forget(id, exchange);
   }
 
   #get(request: Request): Response {
@@ -432,7 +489,7 @@ export class SessionTransport implements Transport {
     // Nothing waits for it: the session closed, or the client cancelled the request.
     if (!exchange) return;
     if (exchange.deliver(message, isResponse ? related : undefined, this.#options.jsonResponse)) {
-      for (const id of exchange.ids) this.#inFlight.delete(id);
+      this.#release(exchange);
     }
   }
 
@@ -456,6 +513,7 @@ export class SessionTransport implements Transport {
     this.#endStandalone();
     for (const exchange of new Set(this.#inFlight.values())) exchange.abandon();
     this.#inFlight.clear();
+    this.#aliasOf.clear();
     this.onclose?.();
   }
 }

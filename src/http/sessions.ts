@@ -2,7 +2,9 @@ import type { AuthInfo } from '@modelcontextprotocol/server';
 import {
   type EventStore,
   isInitializeRequest,
+  LATEST_PROTOCOL_VERSION,
   type Server,
+  SUPPORTED_PROTOCOL_VERSIONS,
   WebStandardStreamableHTTPServerTransport,
 } from '@modelcontextprotocol/server';
 import { refuse } from '../policy/refusal.js';
@@ -51,8 +53,8 @@ interface Session {
   readonly owner: string | undefined;
   /** The key its caller's share is counted under, when the policy layer identified one. */
   readonly shareKey: string | undefined;
-  /** The protocol version the client asked for at `initialize`. */
-  readonly version: string | undefined;
+  /** The protocol version the session negotiated at `initialize`. */
+  readonly version: string;
 }
 
 function isInitialize(body: unknown): boolean {
@@ -106,7 +108,7 @@ export class LegacySessions {
     }
     // Batches went away in 2025-06-18: a session that negotiated it or later refuses them even when a
     // request leaves its MCP-Protocol-Version header off.
-    if (Array.isArray(parsedBody) && session.version !== undefined && session.version >= '2025-06-18') {
+    if (Array.isArray(parsedBody) && session.version >= '2025-06-18') {
       return mcpRequestRefusal(
         refuse(
           'INVALID_REQUEST',
@@ -180,8 +182,12 @@ export class LegacySessions {
     if (shareKey !== undefined) this.#pendingByCaller.set(shareKey, this.#pendingOf(shareKey) + 1);
     const requested = (options.parsedBody as { params?: { protocolVersion?: unknown } }).params
       ?.protocolVersion;
+    // The version the session speaks: the one asked for when the server supports it, else the
+    // server's latest (what its initialize answer counter-offers).
     const version =
-      typeof requested === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(requested) ? requested : undefined;
+      typeof requested === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(requested)
+        ? requested
+        : LATEST_PROTOCOL_VERSION;
     let sessionId: string | undefined;
     let session: Session | undefined;
     const events: Session['events'] = this.#options.eventStore?.();

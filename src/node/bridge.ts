@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { mcpRequestRefusal } from '../http/answers.js';
-import { bodyTextOf, type LimitedRead, RAW_BODY, type RawBodyReader } from '../http/bodyText.js';
+import { BRIDGED, bodyTextOf, type LimitedRead, RAW_BODY, type RawBodyReader } from '../http/bodyText.js';
 import { type RequestSource, sourceOf, type TrustProxy } from '../http/forwarded.js';
 import { refuse } from '../policy/refusal.js';
 
@@ -68,6 +68,29 @@ export function toWebRequest(
   res?: ServerResponse,
   options: WebRequestOptions = {},
 ): Request {
+  return buildRequest(req, res, options, false);
+}
+
+/**
+ * {@link toWebRequest} for mcpkit's own Node doors (`listen()`, the Express and Fastify adapters),
+ * whose answer the bridge writes itself: the body stays in the Node stream until something reads
+ * it, the signal is made when first asked for, and the request is marked so that string answers
+ * reach {@link writeWebResponse} without their web stream ever being built.
+ */
+export function bridgeRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: WebRequestOptions = {},
+): Request {
+  return buildRequest(req, res, options, true);
+}
+
+function buildRequest(
+  req: IncomingMessage,
+  res: ServerResponse | undefined,
+  options: WebRequestOptions,
+  lazy: boolean,
+): Request {
   const headers = new Headers();
   const replaced = options.body !== undefined;
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
@@ -86,17 +109,35 @@ export function toWebRequest(
   // The URL as the client addressed it (its Host, or what a trusted proxy says), the path appended
   // as it came: `//x%2F` is a path here, never an authority.
   const url = `${(options.source ?? requestSource(req, options.trustProxy)).origin}${targetOf(req.url)}`;
-  const leaves = new Departure(res);
-  if (method === 'GET' || method === 'HEAD') return new NodeRequest(url, { method, headers }, leaves);
+  const hasBody = method !== 'GET' && method !== 'HEAD';
+  if (!lazy) {
+    // A complete web request: body and signal in the request itself, for any consumer at all.
+    const controller = new AbortController();
+    res?.once('close', () => {
+      if (!res.writableFinished) controller.abort();
+    });
+    const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: controller.signal };
+    const state = { taken: false };
+    if (hasBody) {
+      init.body = (options.body as BodyInit | undefined) ?? bodyStream(req, state);
+      init.duplex = 'half';
+    }
+    const request = new Request(url, init);
+    if (hasBody && !replaced)
+      (request as Request & { [RAW_BODY]?: RawBodyReader })[RAW_BODY] = readDirect(req, state);
+    return request;
+  }
+  const departure = new Departure(res);
+  if (!hasBody) return new NodeRequest(url, { method, headers }, departure);
   if (replaced) {
     return new NodeRequest(
       url,
       { method, headers, body: options.body as BodyInit, duplex: 'half' } as RequestInit,
-      leaves,
+      departure,
     );
   }
   const state = { taken: false };
-  const request = new NodeRequest(url, { method, headers }, leaves, () => bodyStream(req, state));
+  const request = new NodeRequest(url, { method, headers }, departure, () => bodyStream(req, state));
   request[RAW_BODY] = readDirect(req, state);
   return request;
 }
@@ -126,6 +167,19 @@ class Departure {
   }
 }
 
+/** The members of `Request` that read or expose the body. */
+const BODY_MEMBERS = new Set([
+  'body',
+  'bodyUsed',
+  'arrayBuffer',
+  'blob',
+  'bytes',
+  'formData',
+  'json',
+  'text',
+  'clone',
+]);
+
 /**
  * The web request handed to the handler. A POST body stays in the Node stream until something reads
  * it: mcpkit's own routes take it through `RAW_BODY` under their limits, and only a consumer that asks
@@ -134,6 +188,7 @@ class Departure {
  */
 class NodeRequest extends Request {
   declare [RAW_BODY]?: RawBodyReader;
+  readonly [BRIDGED] = true;
   readonly #departure: Departure;
   readonly #stream: (() => ReadableStream<Uint8Array>) | undefined;
   #full: Request | undefined;
@@ -150,31 +205,39 @@ class NodeRequest extends Request {
   }
 
   static {
-    // Accessors over what `Request` declares as plain properties (a class accessor may not override
-    // those in TypeScript's view), so they are defined on the prototype here.
-    Object.defineProperties(NodeRequest.prototype, {
-      signal: {
-        get(this: NodeRequest) {
-          return this.#departure.signal;
-        },
-      },
-      body: {
-        get(this: NodeRequest) {
-          const full = this.#withBody();
-          return full ? full.body : NodeRequest.#base('body', this);
-        },
-      },
-      bodyUsed: {
-        get(this: NodeRequest) {
-          return this.#full ? this.#full.bodyUsed : NodeRequest.#base('bodyUsed', this);
-        },
+    const proto = NodeRequest.prototype;
+    Object.defineProperty(proto, 'signal', {
+      get(this: NodeRequest) {
+        return this.#departure.signal;
       },
     });
-  }
-
-  /** `Request.prototype`'s own getter of `name`, read on `self`. */
-  static #base(name: 'body' | 'bodyUsed', self: Request): unknown {
-    return Object.getOwnPropertyDescriptor(Request.prototype, name)!.get!.call(self);
+    // Every body member (whatever this Node's undici has: bytes(), formData(), ...) reads the full
+    // request once it is built; until then, the request's own (empty) body answers.
+    for (const name of Object.getOwnPropertyNames(Request.prototype)) {
+      if (!BODY_MEMBERS.has(name)) continue;
+      const descriptor = Object.getOwnPropertyDescriptor(Request.prototype, name)!;
+      if (descriptor.get) {
+        const base = descriptor.get;
+        Object.defineProperty(proto, name, {
+          get(this: NodeRequest) {
+            if (name === 'bodyUsed' && !this.#full) return base.call(this);
+            const full = this.#withBody();
+            return full ? (full as unknown as Record<string, unknown>)[name] : base.call(this);
+          },
+        });
+      } else if (typeof descriptor.value === 'function') {
+        const base = descriptor.value as (...args: unknown[]) => unknown;
+        Object.defineProperty(proto, name, {
+          value(this: NodeRequest, ...args: unknown[]) {
+            const full = this.#withBody() as unknown as
+              | Record<string, (...a: unknown[]) => unknown>
+              | undefined;
+            return full ? full[name]!(...args) : base.apply(this, args);
+          },
+          writable: true,
+        });
+      }
+    }
   }
 
   /** The request with its body as a web stream, built on first use; `undefined` when the body is not lazy. */
@@ -188,25 +251,6 @@ class NodeRequest extends Request {
       signal: this.signal,
     } as RequestInit);
     return this.#full;
-  }
-
-  override arrayBuffer(): Promise<ArrayBuffer> {
-    return this.#withBody()?.arrayBuffer() ?? super.arrayBuffer();
-  }
-  override blob(): Promise<Blob> {
-    return this.#withBody()?.blob() ?? super.blob();
-  }
-  override formData(): Promise<FormData> {
-    return this.#withBody()?.formData() ?? super.formData();
-  }
-  override json(): Promise<unknown> {
-    return this.#withBody()?.json() ?? super.json();
-  }
-  override text(): Promise<string> {
-    return this.#withBody()?.text() ?? super.text();
-  }
-  override clone(): Request {
-    return this.#withBody()?.clone() ?? super.clone();
   }
 }
 
@@ -389,12 +433,24 @@ export function toNodeListener(
   fetch: (request: Request, source: RequestSource & { req: IncomingMessage }) => Promise<Response>,
   options: { trustProxy?: TrustProxy } = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
+  return nodeListener(fetch, options, false);
+}
+
+/**
+ * {@link toNodeListener}; `lazy` builds requests with {@link bridgeRequest}, for a `fetch` that is
+ * mcpkit's own (`listen()`), whose requests never leave it.
+ */
+export function nodeListener(
+  fetch: (request: Request, source: RequestSource & { req: IncomingMessage }) => Promise<Response>,
+  options: { trustProxy?: TrustProxy },
+  lazy: boolean,
+): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     let request: Request;
     let source: RequestSource;
     try {
       source = requestSource(req, options.trustProxy);
-      request = toWebRequest(req, res, { source });
+      request = lazy ? bridgeRequest(req, res, { source }) : toWebRequest(req, res, { source });
     } catch {
       void writeWebResponse(req, res, mcpRequestRefusal(refuse('INVALID_REQUEST', 'Bad Request')));
       return;

@@ -7,7 +7,7 @@ import {
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { McpKitServer } from '../server.js';
-import { toNodeListener } from './bridge.js';
+import { nodeListener } from './bridge.js';
 import {
   type AttachWebSocketOptions,
   attachWebSocket,
@@ -91,10 +91,11 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
       // how often those two are checked (node:http's default is every 30 s)
       connectionsCheckingInterval: 1_000,
     },
-    toNodeListener(
+    nodeListener(
       (request, { address }) =>
         server.fetch(request, address === undefined ? {} : { clientAddress: address }),
       { trustProxy: server.httpOptions.trustProxy },
+      true,
     ),
   );
   httpServer.on('clientError', answerClientError);
