@@ -23,7 +23,11 @@ export async function measureCompletions(log: (message: string) => void): Promis
         ? { text: 'The sum is 5.' }
         : { toolCalls: [{ name: 'add', arguments: { a: 2, b: 3 } }] },
   });
-  const server = createMcpServer({ logLevel: 'silent' });
+  // The model server is on loopback: the outbound policy must allow it, as an app would.
+  const server = createMcpServer({
+    logLevel: 'silent',
+    outbound: { allowedHosts: ['127.0.0.1'], allowPrivateNetworks: true },
+  });
   server.tools.register({
     name: 'add',
     inputSchema: { a: z.number(), b: z.number() },
