@@ -9,6 +9,7 @@ import {
   type TransportSendOptions,
 } from '@modelcontextprotocol/server';
 import { textResponse } from './bodyText.js';
+import { jsonRpcError } from './jsonrpc.js';
 
 /** The most messages one POST may carry (the SDK's bound). */
 const MAX_BATCH = 100;
@@ -120,15 +121,6 @@ class Exchange {
       ),
     );
     if (this.#responses.size < this.ids.length) return false;
-    if (this.#stream) {
-      this.#done = true;
-      try {
-        this.#stream.close();
-      } catch {
-        // the client left
-      }
-      return true;
-    }
     this.#finish();
     return true;
   }
@@ -148,28 +140,24 @@ class Exchange {
   /** Ends the exchange without its responses (the session closed): an error for a pending answer. */
   abandon(): void {
     if (this.#done) return;
-    this.#done = true;
-    if (this.#stream) {
-      try {
-        this.#stream.close();
-      } catch {
-        // already closed
-      }
-      return;
-    }
+    if (this.#closeStream()) return;
     this.#resolve(sessionGone());
   }
 
-  #finish(): void {
+  /** Marks the exchange over and ends its stream; false when it never became one. */
+  #closeStream(): boolean {
     this.#done = true;
-    if (this.#stream) {
-      try {
-        this.#stream.close();
-      } catch {
-        // the client left
-      }
-      return;
+    if (!this.#stream) return false;
+    try {
+      this.#stream.close();
+    } catch {
+      // already closed, or the client left
     }
+    return true;
+  }
+
+  #finish(): void {
+    if (this.#closeStream()) return;
     const bodies = this.ids.map((id) => this.#responses.get(id));
     const text = JSON.stringify(bodies.length === 1 ? bodies[0] : bodies);
     this.#resolve(
@@ -261,30 +249,30 @@ export class SessionTransport implements Transport {
       case 'DELETE':
         return this.#delete(request);
       default:
-        return errorResponse(405, -32000, 'Method not allowed.', { allow: 'GET, POST, DELETE' });
+        return jsonRpcError(405, -32000, 'Method not allowed.', { allow: 'GET, POST, DELETE' });
     }
   }
 
   #post(request: Request, body: unknown, authInfo: AuthInfo | undefined): Promise<Response> | Response {
     const accept = request.headers.get('accept');
     if (!accept?.includes('application/json') || !accept.includes('text/event-stream')) {
-      return errorResponse(
+      return jsonRpcError(
         406,
         -32000,
         'Not Acceptable: Client must accept both application/json and text/event-stream',
       );
     }
     if (Array.isArray(body) && body.length > MAX_BATCH) {
-      return errorResponse(400, -32600, `Invalid Request: Batch must not exceed ${MAX_BATCH} messages`);
+      return jsonRpcError(400, -32600, `Invalid Request: Batch must not exceed ${MAX_BATCH} messages`);
     }
     const messages = validMessages(body);
-    if (!messages) return errorResponse(400, -32700, 'Parse error: Invalid JSON-RPC message');
+    if (!messages) return jsonRpcError(400, -32700, 'Parse error: Invalid JSON-RPC message');
     const initializing = messages.some((m) => m.method === 'initialize' && isInitializeRequest(m));
     if (initializing) {
       if (this.sessionId !== undefined)
-        return errorResponse(400, -32600, 'Invalid Request: Server already initialized');
+        return jsonRpcError(400, -32600, 'Invalid Request: Server already initialized');
       if (messages.length > 1) {
-        return errorResponse(400, -32600, 'Invalid Request: Only one initialization request is allowed');
+        return jsonRpcError(400, -32600, 'Invalid Request: Only one initialization request is allowed');
       }
       this.sessionId = globalThis.crypto.randomUUID();
       this.#options.onsessioninitialized(this.sessionId);
@@ -390,12 +378,12 @@ export class SessionTransport implements Transport {
 
   #get(request: Request): Response {
     if (!request.headers.get('accept')?.includes('text/event-stream')) {
-      return errorResponse(406, -32000, 'Not Acceptable: Client must accept text/event-stream');
+      return jsonRpcError(406, -32000, 'Not Acceptable: Client must accept text/event-stream');
     }
     const refused = this.#checkSession(request) ?? this.#checkVersion(request);
     if (refused) return refused;
     if (this.#standalone)
-      return errorResponse(409, -32000, 'Conflict: Only one SSE stream is allowed per session');
+      return jsonRpcError(409, -32000, 'Conflict: Only one SSE stream is allowed per session');
     let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
     const stream = new ReadableStream<Uint8Array>({
       start: (c) => {
@@ -432,10 +420,9 @@ export class SessionTransport implements Transport {
   }
 
   #checkSession(request: Request): Response | undefined {
-    if (this.sessionId === undefined)
-      return errorResponse(400, -32000, 'Bad Request: Server not initialized');
+    if (this.sessionId === undefined) return jsonRpcError(400, -32000, 'Bad Request: Server not initialized');
     const id = request.headers.get('mcp-session-id');
-    if (!id) return errorResponse(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+    if (!id) return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
     if (id !== this.sessionId) return sessionGone();
     return undefined;
   }
@@ -443,7 +430,7 @@ export class SessionTransport implements Transport {
   #checkVersion(request: Request): Response | undefined {
     const version = request.headers.get('mcp-protocol-version');
     if (version === null || this.#versions.includes(version)) return undefined;
-    return errorResponse(
+    return jsonRpcError(
       400,
       -32000,
       `Bad Request: Unsupported protocol version: ${version.slice(0, 64)} (supported versions: ${this.#versions.join(', ')})`,
@@ -556,18 +543,6 @@ export function isPlainJsonRpc(message: unknown): boolean {
   return true;
 }
 
-function errorResponse(
-  status: number,
-  code: number,
-  message: string,
-  headers: Record<string, string> = {},
-): Response {
-  return textResponse(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
-    status,
-    headers: { ...headers, 'content-type': 'application/json' },
-  });
-}
-
 function sessionGone(): Response {
-  return errorResponse(404, -32001, 'Session not found');
+  return jsonRpcError(404, -32001, 'Session not found');
 }
