@@ -9,16 +9,14 @@
  *   answers the same JSON.
  *
  * `MCPKIT_BASE=/path/to/dist` adds, beside every mcpkit case, the same case served by that build: the
- * way to compare two versions of mcpkit on one machine in one run (the REST ratios then pair rows
- * differently; read the req/s and CPU columns).
+ * way to compare two versions of mcpkit on one machine in one run.
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
-import { median } from './measure.js';
+import { forkServer, median } from './measure.js';
 
 /** What one child process serves. */
 type Kind =
@@ -248,38 +246,11 @@ interface ServerHandle {
 }
 
 async function spawnServer(kind: Kind, dist?: string): Promise<ServerHandle> {
-  const proc: ChildProcess = fork(fileURLToPath(import.meta.url), [CHILD_FLAG, kind], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  const child = await forkServer(fileURLToPath(import.meta.url), [CHILD_FLAG, kind], {
+    name: kind,
     env: dist ? { ...process.env, MCPKIT_DIST: dist } : process.env,
   });
-  const next = <T>(type: string) =>
-    new Promise<T>((resolve, reject) => {
-      const onMessage = (message: { type: string } & T) => {
-        if (message.type !== type) return;
-        proc.off('message', onMessage);
-        proc.off('exit', onExit);
-        resolve(message);
-      };
-      const onExit = (code: number | null) => reject(new Error(`${kind} server exited (${code})`));
-      proc.on('message', onMessage);
-      proc.once('exit', onExit);
-    });
-  const { port } = await next<{ port: number }>('ready');
-  return {
-    kind,
-    port,
-    cpu: () => {
-      const reply = next<{ micros: number; rssBytes: number }>('cpu');
-      proc.send('cpu');
-      return reply;
-    },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.once('exit', () => resolve());
-        proc.send('exit');
-      }),
-  };
+  return { kind, port: child.port, cpu: () => child.ask('cpu'), stop: () => child.stop() };
 }
 
 /** One HTTP request to replay: its headers and a body whose JSON-RPC id autocannon varies per request. */
@@ -376,6 +347,8 @@ interface Case {
   prepare(port: number): Promise<Replay>;
   /** Another mcpkit build for this case's server (see `MCPKIT_BASE`). */
   dist?: string;
+  /** The label of the bare route this REST case is divided by. */
+  bare?: string;
 }
 
 const CASES: readonly Case[] = [
@@ -395,6 +368,7 @@ const CASES: readonly Case[] = [
     group: 'rest',
     label: 'listen()',
     kind: 'rest-node',
+    bare: 'bare node:http route',
     prepare: async () => REST('/tools/echo/execute'),
   },
   {
@@ -408,6 +382,7 @@ const CASES: readonly Case[] = [
       group: 'rest',
       label: `mcpkit on ${name}`,
       kind: `rest-${name}`,
+      bare: `bare ${name} route`,
       prepare: async () => REST('/api/tools/echo/execute'),
     },
     {
@@ -459,6 +434,8 @@ async function drive(server: ServerHandle, replay: Replay, seconds: number): Pro
 export interface CapacityRow {
   group: 'mcp' | 'rest';
   label: string;
+  /** The label of the row this one's ratio divides by. */
+  bare?: string;
   rps: number[];
   cpuUs: number[];
   p99Ms: number[];
@@ -494,7 +471,15 @@ export async function measureCapacity(
         c,
         server,
         replay,
-        row: { group: c.group, label: c.label, rps: [], cpuUs: [], p99Ms: [], rssBytes: [] },
+        row: {
+          group: c.group,
+          label: c.label,
+          ...(c.bare && { bare: c.bare }),
+          rps: [],
+          cpuUs: [],
+          p99Ms: [],
+          rssBytes: [],
+        },
       });
       await drive(server, replay, 1); // warm-up: JIT, lazily loaded code
     }
@@ -554,16 +539,13 @@ export function renderCapacity(figures: CapacityFigures): string {
       '| REST `POST /tools/echo/execute` | req/s | ÷ bare route | server CPU per request |',
       '| --- | ---: | ---: | ---: |',
     );
-    for (let i = 0; i + 1 < rest.length; i += 2) {
-      const kitRow = rest[i]!;
-      const bare = rest[i + 1]!;
-      for (const r of [kitRow, bare]) {
-        lines.push(
-          `| ${r.label} | ${range(r.rps, (v) => int.format(v))} | ${
-            r === kitRow ? `${(median(kitRow.rps) / median(bare.rps)).toFixed(2)}×` : ''
-          } | ${range(r.cpuUs, (v) => `${int.format(v)} µs`)} |`,
-        );
-      }
+    for (const r of rest) {
+      const bare = r.bare === undefined ? undefined : rest.find((b) => b.label === r.bare);
+      lines.push(
+        `| ${r.label} | ${range(r.rps, (v) => int.format(v))} | ${
+          bare ? `${(median(r.rps) / median(bare.rps)).toFixed(2)}×` : ''
+        } | ${range(r.cpuUs, (v) => `${int.format(v)} µs`)} |`,
+      );
     }
   }
   return lines.join('\n');

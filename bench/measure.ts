@@ -1,4 +1,5 @@
 /** Timing primitives for the benchmark: throughput loops, latency samples, statistics, GC. */
+import { type ChildProcess, fork } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -80,4 +81,55 @@ export const canForceGc = gc !== undefined;
 export async function settle(): Promise<void> {
   gc?.();
   await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
+/** A server running in a child process, spoken to over IPC. */
+export interface ChildServer {
+  readonly port: number;
+  /** Sends `request` and resolves with the child's reply of the same `type`. */
+  ask<T>(request: string): Promise<T>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Forks `file` with `args` as a server child. The child sends `{ type: 'ready', port }` once it
+ * listens, answers each request string with a message of that `type`, and exits on `'exit'`.
+ */
+export async function forkServer(
+  file: string,
+  args: readonly string[],
+  options: { name: string; execArgv?: readonly string[]; env?: NodeJS.ProcessEnv },
+): Promise<ChildServer> {
+  const proc: ChildProcess = fork(file, [...args], {
+    execArgv: [...(options.execArgv ?? process.execArgv)],
+    env: options.env ?? process.env,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const next = <T>(type: string) =>
+    new Promise<T>((resolve, reject) => {
+      const onMessage = (message: { type: string } & T) => {
+        if (message.type !== type) return;
+        proc.off('message', onMessage);
+        proc.off('exit', onExit);
+        resolve(message);
+      };
+      const onExit = (code: number | null) => reject(new Error(`${options.name} server exited (${code})`));
+      proc.on('message', onMessage);
+      proc.once('exit', onExit);
+    });
+  const { port } = await next<{ port: number }>('ready');
+  return {
+    port,
+    ask: <T>(request: string) => {
+      const reply = next<T>(request);
+      proc.send(request);
+      return reply;
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.send('exit');
+      }),
+  };
 }

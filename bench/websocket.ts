@@ -6,12 +6,12 @@
  * The servers run in a child process (this file, forked with `--ws-child raw|mcpkit`), so their
  * memory is measured apart from the clients; the load comes from raw `ws` clients in the parent.
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { WebSocket, WebSocketServer } from 'ws';
+import { forkServer } from './measure.js';
 
 type Kind = 'raw' | 'mcpkit';
 const KINDS: readonly Kind[] = ['raw', 'mcpkit'];
@@ -84,36 +84,11 @@ interface ChildHandle {
 }
 
 async function spawnServer(kind: Kind): Promise<ChildHandle> {
-  const proc: ChildProcess = fork(fileURLToPath(import.meta.url), ['--ws-child', kind], {
+  const child = await forkServer(fileURLToPath(import.meta.url), ['--ws-child', kind], {
+    name: kind,
     execArgv: [...process.execArgv, '--expose-gc'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const next = <T>(type: string) =>
-    new Promise<T>((resolve, reject) => {
-      const onMessage = (message: { type: string } & T) => {
-        if (message.type !== type) return;
-        proc.off('message', onMessage);
-        proc.off('exit', onExit);
-        resolve(message);
-      };
-      const onExit = (code: number | null) => reject(new Error(`${kind} server exited (${code})`));
-      proc.on('message', onMessage);
-      proc.once('exit', onExit);
-    });
-  const { port } = await next<{ port: number }>('ready');
-  return {
-    port,
-    measure: () => {
-      const report = next<ChildReport>('measure');
-      proc.send('measure');
-      return report;
-    },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        proc.once('exit', () => resolve());
-        proc.send('exit');
-      }),
-  };
+  return { port: child.port, measure: () => child.ask<ChildReport>('measure'), stop: () => child.stop() };
 }
 
 const INITIALIZE = JSON.stringify({

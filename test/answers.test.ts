@@ -412,6 +412,44 @@ describe.each(['listen', 'express', 'fastify', 'hono'] as const)('2025-era answe
   });
 });
 
+describe('http.stateless answers', () => {
+  it('answers a plain call with JSON and a call with progress with SSE, the result last', async () => {
+    const server = createMcpServer({
+      name: 's',
+      version: '1',
+      logLevel: 'silent',
+      http: { stateless: true },
+    });
+    server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
+    server.tools.register({
+      name: 'count',
+      inputSchema: { to: z.number().int() },
+      handler: async ({ to }, ctx) => {
+        for (let i = 1; i <= to; i++) await ctx.progress(i, to);
+        return `counted to ${to}`;
+      },
+    });
+    const listening = await listen(server, { port: 0 });
+    try {
+      const url = `${listening.url}/mcp`;
+      const headers = { 'mcp-protocol-version': VERSION };
+      const plain = await post(url, headers, call(1, 'echo', { text: 'x' }));
+      expect(plain.headers.get('content-type')).toBe('application/json');
+      expect(await plain.json()).toMatchObject({ id: 1, result: { content: [{ text: 'x' }] } });
+      const streamed = await post(url, headers, call(2, 'count', { to: 2 }, { progressToken: 't' }));
+      expect(streamed.headers.get('content-type')).toBe('text/event-stream');
+      const messages = await messagesOf(streamed);
+      expect(messages.map((m) => m.method ?? m.id)).toEqual([
+        'notifications/progress',
+        'notifications/progress',
+        2,
+      ]);
+    } finally {
+      await listening.close();
+    }
+  });
+});
+
 describe('the session transport on its own', () => {
   async function connected(options: { keepAliveMs?: number; jsonResponse?: boolean } = {}) {
     const transport = new SessionTransport({

@@ -75,6 +75,11 @@ class Exchange {
     this.#originals = originals;
   }
 
+  /** The id the client sent for the request the server sees as `id`, when that is a private one. */
+  originalOf(id: Id): Id | undefined {
+    return this.#originals?.get(id);
+  }
+
   /** `message` as the client must see it: the id it sent. */
   #outward(message: JSONRPCMessage, id: Id): JSONRPCMessage {
     const original = this.#originals?.get(id);
@@ -212,8 +217,6 @@ export class SessionTransport implements Transport {
   readonly #keepAliveMs: number;
   readonly #inFlight = new Map<Id, Exchange>();
   #aliases = 0;
-  /** The ids clients sent, by the private ids their repeats run under. */
-  readonly #aliasOf = new Map<Id, Id>();
   #versions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
   #standalone: ReadableStreamDefaultController<Uint8Array> | undefined;
   #standaloneTimer: ReturnType<typeof setInterval> | undefined;
@@ -283,19 +286,15 @@ export class SessionTransport implements Transport {
     const extra = authInfo ? { authInfo, request } : { request };
     const ids: Id[] = [];
     let originals: Map<Id, Id> | undefined;
-    // Every id the client used in this body: a private id must be none of them either.
-    const sent = new Set<Id>();
-    for (const m of messages) if (m.id !== undefined) sent.add(m.id);
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
       if (m.method === undefined || m.id === undefined) continue;
       if (this.#inFlight.has(m.id) || ids.includes(m.id)) {
         // The same id twice in flight (a client's mistake, or a load tester's constant body): the
         // server sees a private id, the client gets its own back, and neither answer is lost.
-        const alias = this.#alias(sent, ids);
+        const alias = this.#alias(messages, ids);
         originals ??= new Map();
         originals.set(alias, m.id);
-        this.#aliasOf.set(alias, m.id);
         messages[i] = { ...m, id: alias } as Message;
         ids.push(alias);
       } else ids.push(m.id);
@@ -314,10 +313,10 @@ export class SessionTransport implements Transport {
   }
 
   /** An id that no request in flight, in this body or already chosen (`taken`) has, for a repeated one. */
-  #alias(sent: ReadonlySet<Id>, taken: readonly Id[]): string {
+  #alias(sent: readonly Message[], taken: readonly Id[]): string {
     let alias: string;
     do alias = `mcpkit-repeated-id-${++this.#aliases}`;
-    while (this.#inFlight.has(alias) || sent.has(alias) || taken.includes(alias));
+    while (this.#inFlight.has(alias) || taken.includes(alias) || sent.some((m) => m.id === alias));
     return alias;
   }
 
@@ -358,9 +357,8 @@ export class SessionTransport implements Transport {
     const named = (message as unknown as { params: { requestId: Id } }).params.requestId;
     const exchange = this.#inFlight.get(named);
     if (exchange && !exchange.answered(named)) return named;
-    for (const [alias, original] of this.#aliasOf) {
-      const holder = this.#inFlight.get(alias);
-      if (original === named && holder && !holder.answered(alias)) return alias;
+    for (const [id, holder] of this.#inFlight) {
+      if (holder.originalOf(id) === named && !holder.answered(id)) return id;
     }
     return undefined;
   }
@@ -368,7 +366,6 @@ export class SessionTransport implements Transport {
   /** Stops routing `id` to `exchange` (its answer is settled; others of the exchange still run). */
   #forget(id: Id, exchange: Exchange): void {
     if (this.#inFlight.get(id) === exchange) this.#inFlight.delete(id);
-    this.#aliasOf.delete(id);
   }
 
   /** An exchange that is over: none of its ids routes to it any more. */
@@ -500,7 +497,6 @@ export class SessionTransport implements Transport {
     this.#endStandalone();
     for (const exchange of new Set(this.#inFlight.values())) exchange.abandon();
     this.#inFlight.clear();
-    this.#aliasOf.clear();
     this.onclose?.();
   }
 }
