@@ -129,7 +129,7 @@ export function renderSection(
         `${ratio(r.rawSdk.median / r.rawMcpkit.median)} |`,
     ),
     '',
-    'Building the server with those tools (one-off, in ms; mcpkit converts every schema here, the SDK on every `tools/list`):',
+    'Building the server with those tools and connecting a client (one-off, in ms, in the bench process; mcpkit converts each schema once, in the background after registration or at the first `tools/list`; the SDK converts every schema on every `tools/list`):',
     '',
     '| Tools | mcpkit | bare SDK |',
     '| ---: | ---: | ---: |',

@@ -13,6 +13,7 @@
  * Modules: core (the throughput and tools/list tables), resources, executor, operations, completions,
  * integrations, capacity (servers in child processes under autocannon: MCP over HTTP in three modes
  * beside the bare SDK v2 and a raw node:http endpoint, REST on every mount beside a bare route),
+ * scale (10,000 tools registered and listed in fresh child processes, mcpkit beside the bare SDK v2),
  * websocket, policy.
  */
 import { performance } from 'node:perf_hooks';
@@ -32,6 +33,7 @@ import {
   writeSection,
 } from './report.js';
 import { measureResources, renderResources } from './resources.js';
+import { measureScale, renderScale } from './scale.js';
 import {
   catalogTools,
   echoTool,
@@ -53,6 +55,7 @@ const MODULES = [
   'completions',
   'integrations',
   'capacity',
+  'scale',
   'websocket',
   'policy',
 ] as const;
@@ -250,6 +253,7 @@ async function main(): Promise<void> {
   const capacityFigures = runs('capacity')
     ? await measureCapacity(log, { rounds: QUICK ? 1 : 3, seconds: QUICK ? 1 : 4 })
     : undefined;
+  const scaleFigures = runs('scale') ? await measureScale(log, { rounds: QUICK ? 1 : 3 }) : undefined;
   const websocketFigures = runs('websocket') ? await measureWebSocket(log, { quick: QUICK }) : undefined;
   // The policy's cost is a ratio within ~10 %: three times the rounds at a third of the length, so
   // the three modes sit closer together in time and more pairs feed the median ratio, spread over
@@ -286,6 +290,7 @@ async function main(): Promise<void> {
     completionFigures && renderCompletions(completionFigures),
     integrationFigures && renderIntegrations(integrationFigures),
     capacityFigures && renderCapacity(capacityFigures),
+    scaleFigures && renderScale(scaleFigures),
     websocketFigures && renderWebSocket(websocketFigures),
     policyFigures && renderPolicy(policyFigures),
   ];

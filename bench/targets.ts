@@ -80,7 +80,7 @@ export function catalogTools(count: number): ToolSpec[] {
   });
 }
 
-function buildMcpkit(tools: readonly ToolSpec[]): McpKitServer {
+export function buildMcpkit(tools: readonly ToolSpec[]): McpKitServer {
   const server = createMcpServer({ ...SERVER_INFO, logLevel: 'silent' });
   server.tools.registerMany(
     tools.map((t) => ({
@@ -94,7 +94,7 @@ function buildMcpkit(tools: readonly ToolSpec[]): McpKitServer {
   return server;
 }
 
-function buildSdk(tools: readonly ToolSpec[]): McpServer {
+export function buildSdk(tools: readonly ToolSpec[]): McpServer {
   const server = new McpServer(SERVER_INFO);
   for (const t of tools) {
     server.registerTool(

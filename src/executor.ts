@@ -15,7 +15,7 @@ import pRetry, { AbortError } from 'p-retry';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog, ToolContext } from './catalog/tools.js';
 import { McpKitError, type McpKitErrorCode, publicErrorMessage } from './errors.js';
 import { redactText } from './redaction.js';
-import { formatIssues, type ValidationOutcome } from './schema.js';
+import { formatIssues, SchemaCompileError, type ValidationOutcome } from './schema.js';
 import { isTaskContinuation } from './tasks/continuation.js';
 import {
   globalTracing,
@@ -456,7 +456,13 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
   ): CallToolResult {
     this.#logger.error({ tool: tool.name, err: error }, 'tool input schema is invalid');
     this.#emit('error', event, { code: 'INTERNAL' });
-    return errorResult('INTERNAL', `Tool ${tool.name} cannot run: ${(error as Error).message}`);
+    // Our compiler's verdict names the schema's fault; anything else thrown from a validator (a
+    // refinement, a getter in a shape) is the server's code, whose message stays in the log.
+    const reason =
+      error instanceof SchemaCompileError
+        ? error.message
+        : 'its input schema failed while checking the arguments';
+    return errorResult('INTERNAL', `Tool ${tool.name} cannot run: ${reason}`);
   }
 
   /** A checked call: refused for its arguments, or run under the concurrency limits. */

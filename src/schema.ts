@@ -28,9 +28,11 @@ export type ValidationOutcome<T = unknown> =
   | { ok: true; value: T }
   | { ok: false; issues: ValidationIssue[] };
 
-/** A schema compiled once: its JSON Schema (computed at registration) and a validator. */
+/** A schema compiled once: its JSON Schema (computed once, at registration or on first read) and a validator. */
 export interface CompiledSchema {
   readonly jsonSchema: JsonSchema;
+  /** Whether the schema describes an object at its root (known without reading `jsonSchema`). */
+  readonly objectRoot: boolean;
   validate(value: unknown): ValidationOutcome | Promise<ValidationOutcome>;
 }
 
@@ -64,13 +66,16 @@ function toIssues(issues: ReadonlyArray<StandardSchemaV1.Issue>): ValidationIssu
   });
 }
 
-function fromStandard(schema: StandardSchemaV1): CompiledSchema['validate'] {
-  return (value) => {
-    const result = schema['~standard'].validate(value);
-    const settle = (r: StandardSchemaV1.Result<unknown>): ValidationOutcome =>
-      r.issues ? { ok: false, issues: toIssues(r.issues) } : { ok: true, value: r.value };
-    return result instanceof Promise ? result.then(settle) : settle(result);
-  };
+function settleStandard(result: StandardSchemaV1.Result<unknown>): ValidationOutcome {
+  return result.issues ? { ok: false, issues: toIssues(result.issues) } : { ok: true, value: result.value };
+}
+
+function validateStandard(
+  schema: StandardSchemaV1,
+  value: unknown,
+): ValidationOutcome | Promise<ValidationOutcome> {
+  const result = schema['~standard'].validate(value);
+  return result instanceof Promise ? result.then(settleStandard) : settleStandard(result);
 }
 
 function jsonSchemaOf(schema: StandardSchemaV1, io: 'input' | 'output'): JsonSchema {
@@ -93,9 +98,62 @@ function jsonSchemaOf(schema: StandardSchemaV1, io: 'input' | 'output'): JsonSch
   return rest;
 }
 
+/** The root type a zod (v4) schema declares, read without converting it: `object`, `string`, … */
+function zodRootType(schema: StandardSchemaV1): string | undefined {
+  const def = (schema as { _zod?: { def?: { type?: unknown } } })._zod?.def;
+  return typeof def?.type === 'string' ? def.type : undefined;
+}
+
+/**
+ * A zod object schema whose JSON Schema is converted on first read (one object per schema, so
+ * registering thousands of tools allocates little). A conversion that fails (something JSON Schema
+ * cannot say even as `{}`) lists the least the schema promises: any object for input, no constraint
+ * for output. Values are still checked by zod itself.
+ */
+class LazyObjectSchema implements CompiledSchema {
+  readonly objectRoot = true;
+  readonly #schema: StandardSchemaV1;
+  readonly #io: 'input' | 'output';
+  #json: JsonSchema | undefined;
+
+  constructor(schema: StandardSchemaV1, io: 'input' | 'output') {
+    this.#schema = schema;
+    this.#io = io;
+  }
+
+  get jsonSchema(): JsonSchema {
+    if (this.#json === undefined) {
+      try {
+        this.#json = jsonSchemaOf(this.#schema, this.#io);
+      } catch {
+        this.#json = this.#io === 'input' ? { type: 'object' } : {};
+      }
+    }
+    return this.#json;
+  }
+
+  validate(value: unknown): ValidationOutcome | Promise<ValidationOutcome> {
+    return validateStandard(this.#schema, value);
+  }
+}
+
+function fromStandardSchema(schema: StandardSchemaV1, io: 'input' | 'output'): CompiledSchema {
+  // A zod object needs no conversion to know it describes an object, so its JSON Schema waits
+  // until the tool is first listed: 10,000 tools register in milliseconds. Anything else converts
+  // now, so a schema that cannot describe itself fails at registration, where its author sees it.
+  if (zodRootType(schema) === 'object') return new LazyObjectSchema(schema, io);
+  const jsonSchema = jsonSchemaOf(schema, io);
+  return {
+    jsonSchema,
+    objectRoot: jsonSchema.type === 'object',
+    validate: (value) => validateStandard(schema, value),
+  };
+}
+
 /**
  * Compiles a schema option once. Object schemas are required at the root for tool input (MCP asks
- * for `type: "object"`); `kind` names the option in error messages.
+ * for `type: "object"`); `kind` names the option in error messages. The JSON Schema of a zod object
+ * is computed when first read.
  */
 export function compileSchema(
   input: SchemaInput,
@@ -105,27 +163,29 @@ export function compileSchema(
   if (typeof input !== 'object' || input === null) {
     throw new TypeError(`${kind} must be a zod schema, a zod shape or a JSON Schema object`);
   }
-  if (isStandardSchema(input)) {
-    return { jsonSchema: jsonSchemaOf(input, io), validate: fromStandard(input) };
-  }
-  if (isRawShape(input)) {
-    const object = z.object(input as unknown as z.ZodRawShape);
-    return { jsonSchema: jsonSchemaOf(object, io), validate: fromStandard(object) };
-  }
+  if (isStandardSchema(input)) return fromStandardSchema(input, io);
+  if (isRawShape(input)) return fromStandardSchema(z.object(input as unknown as z.ZodRawShape), io);
   // Plain JSON Schema is served exactly as given ($schema, $defs, x- keywords and all). Compiling a
   // validator costs ~0.7 ms, so it happens on first use (and identical schemas share one): a server
   // with thousands of tools starts in milliseconds.
   const json = structuredClone(input) as JsonSchema;
   checkJsonSchemaShape(json, kind);
-  let validate: CompiledSchema['validate'] | undefined;
+  let standard: StandardSchemaV1 | undefined;
   return {
     jsonSchema: json,
+    objectRoot: json.type === 'object',
     validate: (value) => {
-      validate ??= fromStandard(compiledJsonSchema(json, kind));
-      return validate(value);
+      standard ??= compiledJsonSchema(json, kind);
+      return validateStandard(standard, value);
     },
   };
 }
+
+/**
+ * A JSON Schema that passed registration's structural checks but could not be compiled into a
+ * validator (its message names the schema's own fault, safe to show a caller).
+ */
+export class SchemaCompileError extends TypeError {}
 
 const JSON_TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
 const compiled = new Map<string, StandardSchemaV1>();
@@ -158,7 +218,7 @@ function compiledJsonSchema(json: JsonSchema, kind: string): StandardSchemaV1 {
     try {
       standard = fromJsonSchema(json as never);
     } catch (error) {
-      throw new TypeError(`${kind} is not a valid JSON Schema: ${(error as Error).message}`);
+      throw new SchemaCompileError(`${kind} is not a valid JSON Schema: ${(error as Error).message}`);
     }
     if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value as string);
     compiled.set(key, standard);
@@ -169,6 +229,7 @@ function compiledJsonSchema(json: JsonSchema, kind: string): StandardSchemaV1 {
 /** The schema used when a tool declares no input schema: any object. */
 export const EMPTY_OBJECT_SCHEMA: CompiledSchema = {
   jsonSchema: { type: 'object', properties: {} },
+  objectRoot: true,
   validate: (value) =>
     value === undefined || (typeof value === 'object' && value !== null && !Array.isArray(value))
       ? { ok: true, value: value ?? {} }

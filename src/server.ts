@@ -551,6 +551,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       }),
     connectionCounts,
     async close() {
+      tools.close();
       taskManager?.close();
       completions.close();
       await Promise.all([httpHandler.close(), ...[...connections].map((c) => c.close())]);

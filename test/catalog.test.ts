@@ -51,6 +51,94 @@ describe('tools', () => {
     expect(() => server.tools.register({ name: 'dup', handler: () => '' })).toThrow(McpKitError);
   });
 
+  it('registers a zod object without converting it, and converts it in the background or at first listing', async () => {
+    // A getter in the shape runs whenever zod (or its JSON Schema conversion) reads the field.
+    let reads = 0;
+    const shape = () => ({
+      get city() {
+        reads++;
+        return z.string().describe('City name');
+      },
+    });
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.register({ name: 'weather', inputSchema: z.object(shape()), handler: () => 'sunny' });
+    expect(reads).toBe(0);
+    // Nobody lists: a later turn of the event loop converts it anyway.
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(reads).toBeGreaterThan(0);
+    expect(server.tools.list()[0]!.inputSchema).toEqual({
+      type: 'object',
+      properties: { city: { type: 'string', description: 'City name' } },
+      required: ['city'],
+    });
+
+    // A listing before the background gets there converts on the spot.
+    const listedFirst = createMcpServer({ logLevel: 'silent' });
+    reads = 0;
+    listedFirst.tools.register({ name: 'weather', inputSchema: z.object(shape()), handler: () => 'sunny' });
+    expect(reads).toBe(0);
+    expect(listedFirst.tools.list()[0]!.inputSchema).toMatchObject({ required: ['city'] });
+    expect(reads).toBeGreaterThan(0);
+
+    // A closed server stops converting.
+    const closed = createMcpServer({ logLevel: 'silent' });
+    reads = 0;
+    closed.tools.register({ name: 'weather', inputSchema: z.object(shape()), handler: () => 'sunny' });
+    await closed.close();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(reads).toBe(0);
+    await server.close();
+    await listedFirst.close();
+  });
+
+  it('still refuses a zod input schema that is not an object, at registration', () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    expect(() => server.tools.register({ name: 's', inputSchema: z.string(), handler: () => '' })).toThrow(
+      /must describe an object/,
+    );
+    expect(() =>
+      server.tools.register({
+        name: 'u',
+        inputSchema: z.union([z.object({ a: z.string() }), z.object({ b: z.string() })]),
+        handler: () => '',
+      }),
+    ).toThrow(/must describe an object/);
+    // An object with refinements or a pipe into an object is still known to be one.
+    server.tools.register({
+      name: 'refined',
+      inputSchema: z.object({ a: z.number() }).refine((v) => v.a > 0),
+      handler: () => '',
+    });
+    expect(server.tools.list()[0]!.inputSchema).toMatchObject({ type: 'object', required: ['a'] });
+  });
+
+  it('keeps tools/list and the other tools working when one schema cannot be converted', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.register({ name: 'good', inputSchema: { n: z.number() }, handler: ({ n }) => String(n) });
+    server.tools.register({
+      name: 'broken',
+      inputSchema: z.object({
+        get n(): z.ZodNumber {
+          throw new Error('/secret/path/schema.ts exploded');
+        },
+      }),
+      handler: () => 'never',
+    });
+    const { client, close } = await connectClient(server);
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name)).toEqual(['good', 'broken']);
+    // Listed as the least it promises: an object.
+    expect(tools[1]!.inputSchema).toEqual({ type: 'object' });
+    expect((await client.callTool({ name: 'good', arguments: { n: 2 } })).content).toEqual([
+      { type: 'text', text: '2' },
+    ]);
+    const broken = await client.callTool({ name: 'broken', arguments: { n: 2 } });
+    expect(broken.isError).toBe(true);
+    expect(JSON.stringify(broken.content)).toMatch(/Tool broken cannot run: its input schema failed/);
+    expect(JSON.stringify(broken)).not.toContain('/secret/path');
+    await close();
+  });
+
   it('hides disabled tools from lists and calls, and brings them back', async () => {
     const server = fixtureServer();
     const { client, close } = await connectClient(server);

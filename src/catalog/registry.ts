@@ -143,21 +143,40 @@ export class Registry<TEntry, TListed> {
   }
 
   #handle(key: string, slot: Slot<TEntry>): RegistrationHandle {
-    const live = () => this.#slots.get(key) === slot;
-    return {
-      key,
-      get enabled() {
-        return live() && slot.enabled;
-      },
-      enable: () => {
-        if (live()) this.setEnabled(key, true);
-      },
-      disable: () => {
-        if (live()) this.setEnabled(key, false);
-      },
-      remove: () => {
-        if (live()) this.remove(key);
-      },
-    };
+    return new Handle(this, key, slot);
+  }
+
+  /** Whether `slot` is still the one registered under `key` (not removed or replaced since). */
+  holds(key: string, slot: Slot<TEntry>): boolean {
+    return this.#slots.get(key) === slot;
+  }
+}
+
+/** A registration's handle: acts only while its own registration is the one under its key. */
+class Handle<TEntry> implements RegistrationHandle {
+  readonly key: string;
+  readonly #registry: Registry<TEntry, unknown>;
+  readonly #slot: Slot<TEntry>;
+
+  constructor(registry: Registry<TEntry, unknown>, key: string, slot: Slot<TEntry>) {
+    this.#registry = registry;
+    this.key = key;
+    this.#slot = slot;
+  }
+
+  get enabled(): boolean {
+    return this.#registry.holds(this.key, this.#slot) && this.#slot.enabled;
+  }
+
+  enable(): void {
+    if (this.#registry.holds(this.key, this.#slot)) this.#registry.setEnabled(this.key, true);
+  }
+
+  disable(): void {
+    if (this.#registry.holds(this.key, this.#slot)) this.#registry.setEnabled(this.key, false);
+  }
+
+  remove(): void {
+    if (this.#registry.holds(this.key, this.#slot)) this.#registry.remove(this.key);
   }
 }

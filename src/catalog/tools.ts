@@ -129,7 +129,7 @@ export interface RegisteredTool {
   readonly definition: ToolDefinition;
   readonly input: CompiledSchema;
   readonly output: CompiledSchema | undefined;
-  /** The tool as `tools/list` shows it, computed once at registration. */
+  /** The tool as `tools/list` shows it, computed once, when first read. */
   readonly descriptor: Tool;
   /** Task support, when the tool may run as a task (`undefined` when forbidden). */
   readonly task?: { readonly support: 'optional' | 'required'; readonly start: 'call' | 'handler' };
@@ -151,6 +151,9 @@ function compileTaskSupport(name: string, task: ToolDefinition['task']): Registe
 }
 
 const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/** How long one background slice of listed-form building may hold the event loop. */
+const WARM_SLICE_MS = 4;
 
 /**
  * Identity helper that types a tool definition's handler from its schema.
@@ -206,24 +209,55 @@ function compileTool(definition: ToolDefinition): RegisteredTool {
   const input = definition.inputSchema
     ? compileSchema(definition.inputSchema, `tool "${name}" inputSchema`)
     : EMPTY_OBJECT_SCHEMA;
-  if (input.jsonSchema.type !== 'object') {
+  if (!input.objectRoot) {
     throw new TypeError(`tool "${name}": inputSchema must describe an object (type: "object")`);
   }
   const output = definition.outputSchema
     ? compileSchema(definition.outputSchema, `tool "${name}" outputSchema`, 'output')
     : undefined;
-  const descriptor: Tool = {
-    name,
-    ...(definition.title !== undefined && { title: definition.title }),
-    ...(definition.description !== undefined && { description: definition.description }),
-    inputSchema: input.jsonSchema as Tool['inputSchema'],
-    ...(output && { outputSchema: output.jsonSchema as Tool['outputSchema'] }),
-    ...(definition.annotations && { annotations: definition.annotations }),
-    ...(definition.icons && { icons: definition.icons }),
-    ...(definition._meta && { _meta: definition._meta }),
-  };
-  const task = compileTaskSupport(name, definition.task);
-  return { name, definition, input, output, descriptor, ...(task && { task }) };
+  return new CompiledTool(name, definition, input, output, compileTaskSupport(name, definition.task));
+}
+
+/** A checked tool definition; its `tools/list` form is built when first read. */
+class CompiledTool implements RegisteredTool {
+  readonly name: string;
+  readonly definition: ToolDefinition;
+  readonly input: CompiledSchema;
+  readonly output: CompiledSchema | undefined;
+  readonly task?: RegisteredTool['task'];
+  #descriptor: Tool | undefined;
+
+  constructor(
+    name: string,
+    definition: ToolDefinition,
+    input: CompiledSchema,
+    output: CompiledSchema | undefined,
+    task: RegisteredTool['task'],
+  ) {
+    this.name = name;
+    this.definition = definition;
+    this.input = input;
+    this.output = output;
+    if (task) this.task = task;
+  }
+
+  // Built on first read: a zod schema's JSON Schema is converted then, not at registration.
+  get descriptor(): Tool {
+    if (this.#descriptor === undefined) {
+      const { definition, input, output } = this;
+      this.#descriptor = {
+        name: this.name,
+        ...(definition.title !== undefined && { title: definition.title }),
+        ...(definition.description !== undefined && { description: definition.description }),
+        inputSchema: input.jsonSchema as Tool['inputSchema'],
+        ...(output && { outputSchema: output.jsonSchema as Tool['outputSchema'] }),
+        ...(definition.annotations && { annotations: definition.annotations }),
+        ...(definition.icons && { icons: definition.icons }),
+        ...(definition._meta && { _meta: definition._meta }),
+      };
+    }
+    return this.#descriptor;
+  }
 }
 
 /**
@@ -242,6 +276,10 @@ function compileTool(definition: ToolDefinition): RegisteredTool {
  */
 export class ToolCatalog {
   readonly #registry: Registry<RegisteredTool, Tool>;
+  /** Tools whose listed form is not built yet, built in the background a few ms at a time. */
+  #unlisted: RegisteredTool[] = [];
+  #warming: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
 
   /** @internal */
   constructor(onChange: () => void, observe?: CatalogChangeObserver) {
@@ -251,13 +289,16 @@ export class ToolCatalog {
   /** Registers a tool; throws if the name is taken or the definition is invalid. */
   register<TInput extends SchemaInput | undefined>(definition: ToolDefinition<TInput>): RegistrationHandle {
     const compiled = compileTool(definition as ToolDefinition);
-    return this.#registry.add(compiled.name, compiled);
+    const handle = this.#registry.add(compiled.name, compiled);
+    this.#warmLater(compiled);
+    return handle;
   }
 
   /** Replaces a registered tool's definition (same name), keeping its enabled state. */
   update<TInput extends SchemaInput | undefined>(definition: ToolDefinition<TInput>): void {
     const compiled = compileTool(definition as ToolDefinition);
     this.#registry.replace(compiled.name, compiled);
+    this.#warmLater(compiled);
   }
 
   /** Removes a tool; returns whether it existed. */
@@ -305,6 +346,43 @@ export class ToolCatalog {
   /** Number of registered tools, enabled or not. */
   get size(): number {
     return this.#registry.size;
+  }
+
+  /** Stops building listed forms in the background (`server.close()` calls it). @internal */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#warming);
+    this.#warming = undefined;
+    this.#unlisted = [];
+  }
+
+  /**
+   * Builds the listed forms of new tools in slices of a few milliseconds on later turns of the
+   * event loop, so registration stays cheap and the first `tools/list` rarely pays for conversion
+   * (if it comes first, it builds what is left itself). Never keeps the process alive.
+   */
+  #warmLater(tool: RegisteredTool): void {
+    if (this.#closed) return;
+    this.#unlisted.push(tool);
+    if (this.#warming !== undefined) return;
+    this.#warming = setTimeout(() => this.#warm(), 0);
+    (this.#warming as { unref?: () => void }).unref?.();
+  }
+
+  #warm(): void {
+    this.#warming = undefined;
+    const pending = this.#unlisted;
+    const deadline = performance.now() + WARM_SLICE_MS;
+    let done = 0;
+    while (done < pending.length) {
+      void pending[done++]!.descriptor;
+      if ((done & 15) === 0 && performance.now() >= deadline) break;
+    }
+    this.#unlisted = pending.slice(done);
+    if (this.#unlisted.length > 0 && !this.#closed) {
+      this.#warming = setTimeout(() => this.#warm(), 0);
+      (this.#warming as { unref?: () => void }).unref?.();
+    }
   }
 
   /** Registers many tools with a single `list_changed`. */
