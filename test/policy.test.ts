@@ -348,6 +348,15 @@ describe.each([rest, mcpHttp, websocket])('policy on $name', (door) => {
     });
     expect(await user.listTools()).toEqual({ kind: 'ok', value: ['public.echo', 'internal.stats'] });
     expect(await support.listTools()).toEqual({ kind: 'ok', value: ['public.echo'] });
+    // Again, once each caller's answer has been serialised and kept: still each its own.
+    for (let round = 0; round < 2; round++) {
+      expect(await support.listTools()).toEqual({ kind: 'ok', value: ['public.echo'] });
+      expect(await user.listTools()).toEqual({ kind: 'ok', value: ['public.echo', 'internal.stats'] });
+      expect(await admin.listTools()).toEqual({
+        kind: 'ok',
+        value: ['public.echo', 'secret.delete', 'internal.stats'],
+      });
+    }
     expect(await user.call('secret.delete', {})).toMatchObject({ kind: 'forbidden' });
     expect(await support.call('internal.stats', {})).toMatchObject({ kind: 'forbidden' });
     expect(await admin.call('secret.delete', {})).toMatchObject({ kind: 'ok' });

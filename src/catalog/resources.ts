@@ -268,6 +268,15 @@ export class ResourceCatalog {
   }
 
   /** Every listed resource: static ones, then those the templates' `list` callbacks return. */
+  /**
+   * The listed static resources when no template lists its own (then `list()` would answer the
+   * same, and this array stays the same until the catalog changes); `undefined` otherwise.
+   */
+  fixedList(): readonly Resource[] | undefined {
+    for (const entry of this.#templates.entries()) if (entry.definition.list) return undefined;
+    return this.#static.listed();
+  }
+
   async list(ctx: ResourceContext): Promise<Resource[]> {
     const resources = [...this.#static.listed()];
     for (const entry of this.#templates.entries()) {

@@ -21,8 +21,14 @@ export function answerFor(request: Request, response: Response): Response {
   return response;
 }
 
+/**
+ * A body mcpkit built whole: a string, or parts (strings and UTF-8 bytes, in order) when some of it
+ * is kept encoded between requests, as a list answer's items are.
+ */
+export type BodyText = string | readonly (string | Uint8Array)[];
+
 /** A response with a string body, tagged with {@link BODY_TEXT}. */
-export function textResponse(text: string, init: ResponseInit): Response {
+export function textResponse(text: BodyText, init: ResponseInit): Response {
   return new TextResponse(text, init) as unknown as Response;
 }
 
@@ -33,12 +39,12 @@ export function textResponse(text: string, init: ResponseInit): Response {
  * response; `body`, `text()`, `clone()` and every other member build it once and delegate to it.
  */
 class TextResponse {
-  readonly [BODY_TEXT]: string;
+  readonly [BODY_TEXT]: BodyText;
   readonly #init: ResponseInit;
   #headers: Headers | undefined;
   #real: Response | undefined;
 
-  constructor(text: string, init: ResponseInit) {
+  constructor(text: BodyText, init: ResponseInit) {
     this[BODY_TEXT] = text;
     this.#init = init;
   }
@@ -64,7 +70,9 @@ class TextResponse {
 
   /** The real response, built on first need from the text, the status and the headers as they are now. */
   realize(): Response {
-    this.#real ??= new Response(this[BODY_TEXT], {
+    const text = this[BODY_TEXT];
+    // Parts go in a Blob, which encodes the strings and copies the bytes: the kept ones stay intact.
+    this.#real ??= new Response(typeof text === 'string' ? text : new Blob(text as BlobPart[]), {
       status: this.#init.status ?? 200,
       statusText: this.#init.statusText ?? '',
       headers: this.#headers ?? this.#init.headers,
@@ -99,10 +107,10 @@ class TextResponse {
   }
 }
 
-/** The tagged string body of `response`, if it has one and it was not read. */
-export function bodyTextOf(response: Response): string | undefined {
-  const text = (response as Response & { [BODY_TEXT]?: string })[BODY_TEXT];
-  return typeof text === 'string' && !response.bodyUsed ? text : undefined;
+/** The tagged body of `response`, if it has one and it was not read. */
+export function bodyTextOf(response: Response): BodyText | undefined {
+  const text = (response as Response & { [BODY_TEXT]?: BodyText })[BODY_TEXT];
+  return text !== undefined && !response.bodyUsed ? text : undefined;
 }
 
 /**

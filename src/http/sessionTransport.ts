@@ -8,6 +8,7 @@ import {
   type Transport,
   type TransportSendOptions,
 } from '@modelcontextprotocol/server';
+import { messageBody, messageJson } from '../protocol/wireJson.js';
 import { textResponse } from './bodyText.js';
 import { jsonRpcError } from './jsonrpc.js';
 
@@ -164,7 +165,7 @@ class Exchange {
   #finish(): void {
     if (this.#closeStream()) return;
     const bodies = this.ids.map((id) => this.#responses.get(id));
-    const text = JSON.stringify(bodies.length === 1 ? bodies[0] : bodies);
+    const text = bodies.length === 1 ? messageBody(bodies[0]) : `[${bodies.map(messageJson).join(',')}]`;
     this.#resolve(
       textResponse(text, { status: 200, headers: { ...this.#headers, 'content-type': 'application/json' } }),
     );
@@ -186,7 +187,7 @@ class Exchange {
   }
 
   #write(message: JSONRPCMessage): void {
-    this.#enqueue(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    this.#enqueue(`event: message\ndata: ${messageJson(message)}\n\n`);
   }
 
   #enqueue(text: string): void {

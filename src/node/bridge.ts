@@ -375,9 +375,20 @@ export async function writeWebResponse(
   }
   // A string body mcpkit built goes out in one write, without the web stream (or its building).
   const text = bodyTextOf(response);
-  if (text !== undefined) {
+  if (typeof text === 'string') {
     res.setHeader('content-length', Buffer.byteLength(text));
     res.end(text);
+    return;
+  }
+  if (text !== undefined) {
+    // Parts: kept bytes (a list answer's items) are written as they are, never re-encoded.
+    let length = 0;
+    for (const part of text) length += typeof part === 'string' ? Buffer.byteLength(part) : part.byteLength;
+    res.setHeader('content-length', length);
+    res.cork();
+    for (const part of text) res.write(part);
+    res.end();
+    res.uncork();
     return;
   }
   if (!response.body) {

@@ -9,6 +9,7 @@ import { JsonDepthError, parseJsonSafe } from '../http/safeJson.js';
 import { type Refusal, refuse } from '../policy/refusal.js';
 import { Shares } from '../policy/shares.js';
 import { SETTLING_METHODS } from '../protocol/methods.js';
+import { messageJson } from '../protocol/wireJson.js';
 import type { McpKitServer } from '../server.js';
 import { requestSource, toWebRequest } from './bridge.js';
 
@@ -240,7 +241,7 @@ export class WebSocketServerTransport implements Transport {
       this.#inFlight.delete(message.id as string | number);
       this.#methods.delete(message.id as string | number);
     }
-    socket.send(JSON.stringify(message));
+    socket.send(messageJson(message));
   }
 
   /**

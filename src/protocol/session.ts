@@ -27,7 +27,7 @@ import type { Completer, ResourceCatalog } from '../catalog/resources.js';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog } from '../catalog/tools.js';
 import { McpKitError, publicErrorMessage, quote, toMcpKitError } from '../errors.js';
 import type { ExecuteOptions, ToolExecutor } from '../executor.js';
-import { FULL_GRANT, type Grant, visibleItems } from '../policy/permissions.js';
+import { FULL_GRANT, type Grant, type TargetKind, visibleItems } from '../policy/permissions.js';
 import { type Policy, type RequestFacts, requestFacts } from '../policy/policy.js';
 import { isTaskContinuation, type TaskWork } from '../tasks/continuation.js';
 import { TASKS_EXTENSION_ID, type TaskManager } from '../tasks/manager.js';
@@ -41,6 +41,7 @@ import {
 } from '../telemetry/tracing.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import type { McpMethodName } from './methods.js';
+import { isStable, markStable } from './wireJson.js';
 
 /** Catalog change events every live session listens to. */
 export interface CatalogEvents {
@@ -124,6 +125,9 @@ function toProtocolError(error: unknown): ProtocolError {
   return new ProtocolError(e.jsonRpcCode, publicErrorMessage(e), e.details);
 }
 
+/** Pages already cut from a stable list, so each page is one stable array too. */
+const pages = new WeakMap<readonly unknown[], Map<number, unknown[]>>();
+
 function paginate<T>(items: readonly T[], cursor: string | undefined, pageSize: number | undefined) {
   let start = 0;
   if (cursor !== undefined) {
@@ -134,7 +138,27 @@ function paginate<T>(items: readonly T[], cursor: string | undefined, pageSize: 
   }
   if (pageSize === undefined && start === 0) return { page: items as T[], nextCursor: undefined };
   const end = pageSize === undefined ? items.length : Math.min(items.length, start + pageSize);
-  return { page: items.slice(start, end), nextCursor: end < items.length ? String(end) : undefined };
+  const nextCursor = end < items.length ? String(end) : undefined;
+  if (!isStable(items)) return { page: items.slice(start, end), nextCursor };
+  let cut = pages.get(items);
+  if (!cut) {
+    cut = new Map();
+    pages.set(items, cut);
+  }
+  let page = cut.get(start) as T[] | undefined;
+  if (!page) {
+    page = markStable(items.slice(start, end));
+    cut.set(start, page);
+  }
+  return { page, nextCursor };
+}
+
+/**
+ * What `grant` may see of a catalog's listed array. Both are stable (the catalog's array until it
+ * changes, the filtered one cached per grant), so list answers serialise their items once.
+ */
+function visibleList<T>(grant: Grant, kind: TargetKind, listed: readonly T[], nameOf: (item: T) => string) {
+  return markStable(visibleItems(grant, kind, markStable(listed), nameOf));
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
@@ -438,7 +462,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   server.setRequestHandler(
     'tools/list',
     trace('tools/list', (request: ListToolsRequest, ctx) => {
-      const listed = visibleItems(grantOf(ctx), 'tools', tools.list(), (t) => t.name);
+      const listed = visibleList(grantOf(ctx), 'tools', tools.list(), (t) => t.name);
       const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
       return nextCursor === undefined ? { tools: page } : { tools: page, nextCursor };
     }),
@@ -496,12 +520,15 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   server.setRequestHandler(
     'resources/list',
     trace('resources/list', async (request: ListResourcesRequest, ctx) => {
-      const all = visibleItems(
-        grantOf(ctx),
-        'resources',
-        await resources.list({ signal: ctx.mcpReq.signal }),
-        (r) => r.uri,
-      );
+      const fixed = resources.fixedList();
+      const all = fixed
+        ? visibleList(grantOf(ctx), 'resources', fixed, (r) => r.uri)
+        : visibleItems(
+            grantOf(ctx),
+            'resources',
+            await resources.list({ signal: ctx.mcpReq.signal }),
+            (r) => r.uri,
+          );
       const { page, nextCursor } = paginate(all, request.params?.cursor, host.pageSize);
       return nextCursor === undefined ? { resources: page } : { resources: page, nextCursor };
     }),
@@ -510,7 +537,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   server.setRequestHandler(
     'resources/templates/list',
     trace('resources/templates/list', (request: ListResourceTemplatesRequest, ctx) => {
-      const listed = visibleItems(grantOf(ctx), 'resources', resources.listTemplates(), (t) => t.uriTemplate);
+      const listed = visibleList(grantOf(ctx), 'resources', resources.listTemplates(), (t) => t.uriTemplate);
       const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
       return nextCursor === undefined ? { resourceTemplates: page } : { resourceTemplates: page, nextCursor };
     }),
@@ -568,7 +595,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   server.setRequestHandler(
     'prompts/list',
     trace('prompts/list', (request: ListPromptsRequest, ctx) => {
-      const listed = visibleItems(grantOf(ctx), 'prompts', prompts.list(), (p) => p.name);
+      const listed = visibleList(grantOf(ctx), 'prompts', prompts.list(), (p) => p.name);
       const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
       return nextCursor === undefined ? { prompts: page } : { prompts: page, nextCursor };
     }),
