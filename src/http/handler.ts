@@ -38,6 +38,7 @@ import { type RestHost, serveRest } from './rest.js';
 import { JsonDepthError, MAX_JSON_DEPTH, parseJsonSafe } from './safeJson.js';
 import { LegacySessions } from './sessions.js';
 import { isPlainJsonRpc } from './sessionTransport.js';
+import { isSharedStatelessRequest, StatelessTransport } from './statelessTransport.js';
 
 /** The first protocol revision of the stateless (per-request envelope) era. */
 const FIRST_MODERN_VERSION = '2026-07-28';
@@ -239,6 +240,8 @@ export class HttpHandler {
   /** Streams held open per caller (2025 GET streams, listens, REST subscriptions, streamed completions). */
   readonly streams: Shares;
   readonly #host: HttpHost;
+  /** The one server (and its transport) that serves plain `http.stateless` requests, once started. */
+  #stateless: Promise<{ server: Server; transport: StatelessTransport }> | undefined;
   /** The REST routes' view of the server, with this handler's stream shares. */
   readonly #rest: RestHost | undefined;
   readonly #admission: RequestAdmission;
@@ -507,7 +510,12 @@ export class HttpHandler {
       (await isLegacyRequest(request, parsedBody, { maxRequestBodySize: this.options.maxBodyBytes }));
     let response: Response;
     if (legacy) {
-      if (this.options.stateless) {
+      if (this.options.stateless && method === 'POST' && isSharedStatelessRequest(parsedBody)) {
+        // A plain request that leaves no state behind: the one shared server serves it.
+        this.#stateless ??= this.#startStateless();
+        const { transport } = await this.#stateless;
+        response = await transport.handle(request, parsedBody, authInfo);
+      } else if (this.options.stateless) {
         response = await this.modern.fetch(request, handlerOptions);
         // One request: JSON unless something must go out before its result (see settleAnswer).
         if (method === 'POST' && isWireRequest(parsedBody)) {
@@ -671,8 +679,21 @@ export class HttpHandler {
   }
 
   /** Ends every session, stream and in-flight exchange. */
+  /** Builds the shared stateless server and connects it to its transport. */
+  async #startStateless(): Promise<{ server: Server; transport: StatelessTransport }> {
+    const transport = new StatelessTransport({ jsonResponse: this.options.jsonResponse });
+    const server = this.#host.createServer('legacy', false);
+    await server.connect(transport);
+    return { server, transport };
+  }
+
   async close(): Promise<void> {
-    await Promise.all([this.sessions.close(), this.modern.close()]);
+    const stateless = this.#stateless;
+    await Promise.all([
+      this.sessions.close(),
+      this.modern.close(),
+      stateless?.then(({ server }) => server.close()),
+    ]);
   }
 }
 

@@ -15,7 +15,7 @@ import { jsonRpcError } from './jsonrpc.js';
 /** The most messages one POST may carry (the SDK's bound). */
 const MAX_BATCH = 100;
 /** How long a request may run before its answer turns into an SSE stream carrying keep-alives. */
-const DEFAULT_KEEP_ALIVE_MS = 15_000;
+export const DEFAULT_KEEP_ALIVE_MS = 15_000;
 const SSE_HEADERS = {
   'content-type': 'text/event-stream',
   'cache-control': 'no-cache, no-transform',
@@ -50,8 +50,10 @@ export interface SessionTransportOptions {
  * notification, a server-to-client request, a keep-alive on a long call) turns it into an SSE stream
  * first, so the spec's either-JSON-or-SSE choice is made lazily, before the first byte.
  */
-class Exchange {
+export class Exchange {
   readonly ids: readonly Id[];
+  /** Called once when the exchange is over: answered, cancelled whole, or abandoned. */
+  onEnd: (() => void) | undefined;
   readonly #responses = new Map<Id, JSONRPCMessage>();
   readonly #headers: Record<string, string>;
   readonly #resolve: (response: Response) => void;
@@ -143,11 +145,15 @@ class Exchange {
     this.#enqueue(': keepalive\n\n');
   }
 
-  /** Ends the exchange without its responses (the session closed): an error for a pending answer. */
-  abandon(): void {
+  /**
+   * Ends the exchange without its responses (the session or the server closed): `answer` (by default
+   * 404 `Session not found`) for a pending answer.
+   */
+  abandon(answer?: Response): void {
     if (this.#done) return;
+    this.onEnd?.();
     if (this.#closeStream()) return;
-    this.#resolve(sessionGone());
+    this.#resolve(answer ?? sessionGone());
   }
 
   /** Marks the exchange over and ends its stream; false when it never became one. */
@@ -163,6 +169,7 @@ class Exchange {
   }
 
   #finish(): void {
+    this.onEnd?.();
     if (this.#closeStream()) return;
     const bodies = this.ids.map((id) => this.#responses.get(id));
     const text = bodies.length === 1 ? messageBody(bodies[0]) : `[${bodies.map(messageJson).join(',')}]`;
@@ -258,14 +265,8 @@ export class SessionTransport implements Transport {
   }
 
   #post(request: Request, body: unknown, authInfo: AuthInfo | undefined): Promise<Response> | Response {
-    const accept = request.headers.get('accept');
-    if (!accept?.includes('application/json') || !accept.includes('text/event-stream')) {
-      return jsonRpcError(
-        406,
-        -32000,
-        'Not Acceptable: Client must accept both application/json and text/event-stream',
-      );
-    }
+    const unacceptable = checkAccept(request.headers.get('accept'));
+    if (unacceptable) return unacceptable;
     if (Array.isArray(body) && body.length > MAX_BATCH) {
       return jsonRpcError(400, -32600, `Invalid Request: Batch must not exceed ${MAX_BATCH} messages`);
     }
@@ -426,13 +427,7 @@ export class SessionTransport implements Transport {
   }
 
   #checkVersion(request: Request): Response | undefined {
-    const version = request.headers.get('mcp-protocol-version');
-    if (version === null || this.#versions.includes(version)) return undefined;
-    return jsonRpcError(
-      400,
-      -32000,
-      `Bad Request: Unsupported protocol version: ${version.slice(0, 64)} (supported versions: ${this.#versions.join(', ')})`,
-    );
+    return unsupportedVersion(request.headers.get('mcp-protocol-version'), this.#versions);
   }
 
   /** One timer per session while answers are pending: long calls get an SSE stream and keep-alives. */
@@ -538,6 +533,29 @@ export function isPlainJsonRpc(message: unknown): boolean {
       return false;
   }
   return true;
+}
+
+/** 406 unless the client accepts both JSON and SSE answers, as a POST's may be either. */
+export function checkAccept(accept: string | null): Response | undefined {
+  if (accept?.includes('application/json') && accept.includes('text/event-stream')) return undefined;
+  return jsonRpcError(
+    406,
+    -32000,
+    'Not Acceptable: Client must accept both application/json and text/event-stream',
+  );
+}
+
+/** 400 when the request names a protocol version the server does not speak (none named is fine). */
+export function unsupportedVersion(
+  version: string | null,
+  versions: readonly string[],
+): Response | undefined {
+  if (version === null || versions.includes(version)) return undefined;
+  return jsonRpcError(
+    400,
+    -32000,
+    `Bad Request: Unsupported protocol version: ${version.slice(0, 64)} (supported versions: ${versions.join(', ')})`,
+  );
 }
 
 function sessionGone(): Response {

@@ -1,0 +1,154 @@
+import {
+  type AuthInfo,
+  type JSONRPCMessage,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type Transport,
+  type TransportSendOptions,
+} from '@modelcontextprotocol/server';
+import { jsonRpcError } from './jsonrpc.js';
+import {
+  checkAccept,
+  DEFAULT_KEEP_ALIVE_MS,
+  Exchange,
+  isPlainJsonRpc,
+  unsupportedVersion,
+} from './sessionTransport.js';
+
+type Id = string | number;
+type Message = JSONRPCMessage & { id?: Id; method?: string };
+
+/**
+ * Methods a shared server must not serve, because they change the state of the server that serves
+ * them: `initialize` records the client's capabilities and `logging/setLevel` its log level. Without
+ * a session both belong to the one request that carries them, so they get a server of their own.
+ */
+const PER_REQUEST_METHODS = new Set(['initialize', 'logging/setLevel']);
+
+/**
+ * Whether `body` is one request the shared stateless server may serve: a plain JSON-RPC request (no
+ * `_meta`, so no progress token or 2026-07-28 envelope) of a method that leaves no state behind.
+ * Everything else (batches, notifications, responses, `initialize`) goes to a server of its own.
+ */
+export function isSharedStatelessRequest(body: unknown): boolean {
+  return (
+    isPlainJsonRpc(body) &&
+    (body as Message).id !== undefined &&
+    !PER_REQUEST_METHODS.has((body as Message).method!)
+  );
+}
+
+/**
+ * The transport of the one server that serves `http.stateless` requests of the 2025 era. Without a
+ * session nothing ties one POST to another, so each request is served under a private id of its own
+ * (two clients may both send id 1) and answered under the id it came with; the answer is one JSON
+ * body unless something must precede the result (a progress or log notification, a request to the
+ * client, keep-alives on a long call), then SSE. A client that leaves before its answer cancels the
+ * handler, as the end of a per-request server would.
+ *
+ * What the shared server never sees: notifications and responses from clients (without a session
+ * they name nothing it could act on), and the requests of {@link PER_REQUEST_METHODS}.
+ */
+export class StatelessTransport implements Transport {
+  sessionId: string | undefined;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: Transport['onmessage'];
+
+  readonly #inFlight = new Map<Id, Exchange>();
+  readonly #jsonResponse: boolean;
+  readonly #keepAliveMs: number;
+  #versions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
+  #keepAliveTimer: ReturnType<typeof setInterval> | undefined;
+  #next = 0;
+  #closed = false;
+
+  constructor(options: { jsonResponse: boolean; keepAliveMs?: number }) {
+    this.#jsonResponse = options.jsonResponse;
+    this.#keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+  }
+
+  async start(): Promise<void> {}
+
+  setSupportedProtocolVersions(versions: string[]): void {
+    this.#versions = versions;
+  }
+
+  /** Serves one POST whose body passed {@link isSharedStatelessRequest}. */
+  handle(request: Request, body: unknown, authInfo: AuthInfo | undefined): Promise<Response> | Response {
+    if (this.#closed) return jsonRpcError(503, -32000, 'Service Unavailable: the server is closing');
+    const refused =
+      checkAccept(request.headers.get('accept')) ??
+      unsupportedVersion(request.headers.get('mcp-protocol-version'), this.#versions);
+    if (refused) return refused;
+    const message = body as Message;
+    const id = `mcpkit-stateless-${++this.#next}`;
+    const extra = authInfo ? { authInfo, request } : { request };
+    return new Promise<Response>((resolve) => {
+      const exchange = new Exchange([id], {}, resolve, new Map([[id, message.id!]]));
+      this.#inFlight.set(id, exchange);
+      this.#armKeepAlive();
+      // The client left before its answer: the handler is cancelled, as the SDK's per-request
+      // server would be closed. Read lazily: the Node bridge builds the signal only when asked.
+      const { signal } = request;
+      const onAbort = () => this.#cancel(id, exchange);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      exchange.onEnd = () => signal.removeEventListener('abort', onAbort);
+      this.onmessage?.({ ...message, id } as JSONRPCMessage, extra);
+    });
+  }
+
+  /** Cancels the handler of private id `id` (its client left) and drops its exchange. */
+  #cancel(id: Id, exchange: Exchange): void {
+    if (this.#inFlight.get(id) !== exchange || exchange.answered(id)) return;
+    this.#inFlight.delete(id);
+    exchange.cancel(id);
+    this.onmessage?.({
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: id, reason: 'The client disconnected' },
+    } as JSONRPCMessage);
+  }
+
+  /** One timer while answers are pending: long calls get an SSE stream and keep-alives. */
+  #armKeepAlive(): void {
+    if (this.#keepAliveTimer !== undefined || this.#jsonResponse) return;
+    this.#keepAliveTimer = setInterval(() => {
+      if (this.#inFlight.size === 0) {
+        clearInterval(this.#keepAliveTimer);
+        this.#keepAliveTimer = undefined;
+        return;
+      }
+      const due = Date.now() - this.#keepAliveMs;
+      for (const exchange of this.#inFlight.values()) {
+        if (exchange.streaming || exchange.started <= due) exchange.keepAlive();
+      }
+    }, this.#keepAliveMs / 2);
+    (this.#keepAliveTimer as { unref?: () => void }).unref?.();
+  }
+
+  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    const m = message as Message;
+    const isResponse = m.method === undefined && m.id !== undefined;
+    const related = isResponse ? m.id : options?.relatedRequestId;
+    // Without a session there is no stream for messages that belong to no request.
+    if (related === undefined) return;
+    const exchange = this.#inFlight.get(related);
+    if (!exchange) return;
+    if (exchange.deliver(message, isResponse ? related : undefined, this.#jsonResponse)) {
+      this.#inFlight.delete(related);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#keepAliveTimer);
+    this.#keepAliveTimer = undefined;
+    for (const exchange of this.#inFlight.values()) {
+      exchange.abandon(jsonRpcError(503, -32000, 'Service Unavailable: the server is closing'));
+    }
+    this.#inFlight.clear();
+    this.onclose?.();
+  }
+}
