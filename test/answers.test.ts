@@ -42,6 +42,10 @@ function buildServer(): McpKitServer {
     },
   });
   server.tools.register({
+    name: 'whoami',
+    handler: (_args, ctx) => `request ${JSON.stringify(ctx.requestId)}`,
+  });
+  server.tools.register({
     name: 'hold',
     inputSchema: { key: z.string() },
     timeoutMs: 10_000,
@@ -218,7 +222,12 @@ describe.each(['listen', 'express', 'fastify', 'hono'] as const)('2025-era answe
       const plain = await client.callTool({ name: 'echo', arguments: { text: 'x' } });
       expect((plain as { content: Array<{ text: string }> }).content[0]!.text).toBe('x');
       const tools = await client.listTools();
-      expect(tools.tools.map((t: { name: string }) => t.name).sort()).toEqual(['count', 'echo', 'hold']);
+      expect(tools.tools.map((t: { name: string }) => t.name).sort()).toEqual([
+        'count',
+        'echo',
+        'hold',
+        'whoami',
+      ]);
     } finally {
       await client.close();
     }
@@ -243,6 +252,9 @@ describe.each(['listen', 'express', 'fastify', 'hono'] as const)('2025-era answe
     const second = await post(mounted.url, headers, call(99, 'echo', { text: 'second' }));
     expect(second.status).toBe(200);
     expect(await second.json()).toMatchObject({ id: 99, result: { content: [{ text: 'second' }] } });
+    // The handler of a repeat sees the id its client sent, not the private one.
+    const repeat = await post(mounted.url, headers, call(99, 'whoami', {}));
+    expect(await repeat.json()).toMatchObject({ id: 99, result: { content: [{ text: 'request 99' }] } });
     const third = await post(mounted.url, headers, [
       call(99, 'echo', { text: 'a' }),
       call(99, 'echo', { text: 'b' }),

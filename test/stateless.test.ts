@@ -51,9 +51,9 @@ describe('http.stateless, one shared server', () => {
     server.tools.register({
       name: 'wait',
       inputSchema: { tag: z.string() },
-      handler: async ({ tag }) => {
+      handler: async ({ tag }, ctx) => {
         await gate.promise;
-        return `tag ${tag}`;
+        return `tag ${tag} for request ${JSON.stringify(ctx.requestId)}`;
       },
     });
     const first = post(call(1, 'wait', { tag: 'a' }));
@@ -64,9 +64,22 @@ describe('http.stateless, one shared server', () => {
     const answers = await Promise.all([first, second, third]);
     for (const answer of answers) expect(answer.headers.get('content-type')).toBe('application/json');
     const [a, b, c] = await Promise.all(answers.map((r) => r.json()));
-    expect(a).toEqual({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'tag a' }] } });
-    expect(b).toEqual({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'tag b' }] } });
-    expect(c).toEqual({ jsonrpc: '2.0', id: '1', result: { content: [{ type: 'text', text: 'tag c' }] } });
+    // Each handler saw the id its client sent, not the private one it was served under.
+    expect(a).toEqual({
+      jsonrpc: '2.0',
+      id: 1,
+      result: { content: [{ type: 'text', text: 'tag a for request 1' }] },
+    });
+    expect(b).toEqual({
+      jsonrpc: '2.0',
+      id: 1,
+      result: { content: [{ type: 'text', text: 'tag b for request 1' }] },
+    });
+    expect(c).toEqual({
+      jsonrpc: '2.0',
+      id: '1',
+      result: { content: [{ type: 'text', text: 'tag c for request "1"' }] },
+    });
   });
 
   it('streams what precedes a result as SSE: log messages, and progress for a call that asks', async () => {

@@ -246,6 +246,11 @@ export class SessionTransport implements Transport {
     this.#versions = versions;
   }
 
+  /** The id the client sent for a request served under private id `id`, if it is one. */
+  clientIdOf(id: Id): Id | undefined {
+    return this.#inFlight.get(id)?.originalOf(id);
+  }
+
   /** Serves one request of the session: POST (with its parsed body), GET or DELETE. */
   async handleRequest(
     request: Request,

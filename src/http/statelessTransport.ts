@@ -73,6 +73,11 @@ export class StatelessTransport implements Transport {
     this.#versions = versions;
   }
 
+  /** The id the client sent for the request served under private id `id`. */
+  clientIdOf(id: Id): Id | undefined {
+    return this.#inFlight.get(id)?.originalOf(id);
+  }
+
   /** Serves one POST whose body passed {@link isSharedStatelessRequest}. */
   handle(request: Request, body: unknown, authInfo: AuthInfo | undefined): Promise<Response> | Response {
     if (this.#closed) return jsonRpcError(503, -32000, 'Service Unavailable: the server is closing');

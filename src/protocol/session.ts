@@ -224,7 +224,7 @@ class McpCallOptions implements ExecuteOptions {
     this.#ctx = ctx;
     this.#server = server;
     this.signal = ctx.mcpReq.signal;
-    this.requestId = ctx.mcpReq.id;
+    this.requestId = clientIdOf(server, ctx.mcpReq.id);
     const facts = ctx.http?.req ? httpFacts(ctx) : undefined;
     this.httpRequestId = facts?.requestId;
     this.clientAddress = clientAddressOf(ctx, options);
@@ -385,6 +385,15 @@ function spanTarget(host: SessionHost, method: string, params: { name?: unknown 
 function httpFacts(ctx: ServerContext): RequestFacts | undefined {
   const req = ctx.http?.req;
   return req ? requestFacts.get(req) : undefined;
+}
+
+/**
+ * The id the client sent for request `id`: a transport that serves some requests under private ids
+ * (a repeated id in a session, every request of the shared stateless server) says which.
+ */
+function clientIdOf(server: Server, id: string | number): string | number {
+  const transport = server.transport as { clientIdOf?(id: string | number): string | number | undefined };
+  return transport?.clientIdOf?.(id) ?? id;
 }
 
 function callerOf(ctx: ServerContext, fallback: CallerIdentity | undefined): CallerIdentity | undefined {
