@@ -320,6 +320,49 @@ describe('over a real socket', () => {
 });
 
 describe('the modern (2026-07-28) era', () => {
+  it('routes requests under a modern version header as the SDK classifier does', async () => {
+    const server = fixtureServer();
+    const envelope = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 't', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': {},
+    };
+    const post = (body: { method: string; [key: string]: unknown }, version = '2026-07-28') =>
+      request(
+        server,
+        '/mcp',
+        jsonRpcPost(body, { 'mcp-protocol-version': version, 'mcp-method': body.method }),
+      );
+    // With the envelope: served.
+    const served = await readJsonRpc(
+      await post({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: envelope } }),
+    );
+    expect(served.result.tools.map((t: { name: string }) => t.name)).toContain('add');
+    // Without it: the modern path's own refusal, naming what is missing (not a legacy answer).
+    const bare = await post({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
+    expect(bare.status).toBe(400);
+    expect((await bare.json()).error).toMatchObject({
+      code: -32602,
+      message: /missing the required per-request envelope/,
+    });
+    // The legacy handshake under a modern header: refused as a mismatch.
+    const init = await post({
+      jsonrpc: '2.0',
+      id: 3,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    });
+    expect(init.status).toBe(400);
+    expect(server.connectionCounts().httpSessions).toBe(0);
+    // A header and envelope that disagree: the SDK's -32020-style cross-check, on the modern path.
+    const mismatch = await post(
+      { jsonrpc: '2.0', id: 4, method: 'tools/list', params: { _meta: envelope } },
+      '2026-12-31',
+    );
+    expect(mismatch.status).toBe(400);
+    await server.close();
+  });
+
   it('serves an auto-negotiating client without sessions', async () => {
     const server = fixtureServer();
     const listening = await listen(server, { port: 0 });

@@ -503,11 +503,19 @@ export class HttpHandler {
     // A plain request or notification without `_meta`, under a 2025-era version header (or none),
     // carries no 2026-07-28 envelope: legacy, as the SDK's classifier would say at far greater cost.
     const version = request.headers.get('mcp-protocol-version');
+    // A request (not `initialize`) under a 2026-07-28-or-later version header is never legacy: the
+    // SDK serves it on the modern path or refuses it there, so its classifier need not run twice.
     const legacy =
       (method === 'POST' &&
         isPlainJsonRpc(parsedBody) &&
         (version === null || version < FIRST_MODERN_VERSION)) ||
-      (await isLegacyRequest(request, parsedBody, { maxRequestBodySize: this.options.maxBodyBytes }));
+      (!(
+        method === 'POST' &&
+        version !== null &&
+        version >= FIRST_MODERN_VERSION &&
+        isModernOnly(parsedBody)
+      ) &&
+        (await isLegacyRequest(request, parsedBody, { maxRequestBodySize: this.options.maxBodyBytes })));
     let response: Response;
     if (legacy) {
       if (this.options.stateless && method === 'POST' && isSharedStatelessRequest(parsedBody)) {
@@ -695,6 +703,23 @@ export class HttpHandler {
       stateless?.then(({ server }) => server.close()),
     ]);
   }
+}
+
+/**
+ * Whether a POST body is one JSON-RPC request that the SDK's classifier, under a modern version
+ * header, can only send to the modern path: not `initialize` (the legacy handshake), not a batch,
+ * not something that could pass for a response.
+ */
+function isModernOnly(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  const m = body as Record<string, unknown>;
+  return (
+    typeof m.method === 'string' &&
+    m.method !== 'initialize' &&
+    'id' in m &&
+    !('result' in m) &&
+    !('error' in m)
+  );
 }
 
 function isListen(body: unknown): boolean {
