@@ -33,6 +33,8 @@ export interface CompiledSchema {
   readonly jsonSchema: JsonSchema;
   /** Whether the schema describes an object at its root (known without reading `jsonSchema`). */
   readonly objectRoot: boolean;
+  /** Why a deferred conversion failed (then `jsonSchema` is the fallback `{ type: 'object' }`). */
+  readonly conversionError?: unknown;
   validate(value: unknown): ValidationOutcome | Promise<ValidationOutcome>;
 }
 
@@ -106,15 +108,17 @@ function zodRootType(schema: StandardSchemaV1): string | undefined {
 
 /**
  * A zod object schema whose JSON Schema is converted on first read (one object per schema, so
- * registering thousands of tools allocates little). A conversion that fails (something JSON Schema
- * cannot say even as `{}`) lists the least the schema promises: any object for input, no constraint
- * for output. Values are still checked by zod itself.
+ * registering thousands of tools allocates little). A conversion that fails (zod refuses some
+ * schemas, two fields sharing a `.meta({ id })` for one) lists what the schema is known to be, an
+ * object, and keeps the error in `conversionError` for the catalog to report. Values are still
+ * checked by zod itself.
  */
 class LazyObjectSchema implements CompiledSchema {
   readonly objectRoot = true;
   readonly #schema: StandardSchemaV1;
   readonly #io: 'input' | 'output';
   #json: JsonSchema | undefined;
+  conversionError: unknown;
 
   constructor(schema: StandardSchemaV1, io: 'input' | 'output') {
     this.#schema = schema;
@@ -125,8 +129,9 @@ class LazyObjectSchema implements CompiledSchema {
     if (this.#json === undefined) {
       try {
         this.#json = jsonSchemaOf(this.#schema, this.#io);
-      } catch {
-        this.#json = this.#io === 'input' ? { type: 'object' } : {};
+      } catch (error) {
+        this.conversionError = error;
+        this.#json = { type: 'object' };
       }
     }
     return this.#json;

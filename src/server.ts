@@ -306,10 +306,18 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
   const observe = (kind: string) =>
     policy.audit.enabled ? (op: string, key: string) => policy.catalogChanged(kind, op, key) : undefined;
   let http: HttpHandler | undefined;
-  const tools = new ToolCatalog(() => {
-    events.emit('toolsChanged');
-    http?.modern.notify.toolsChanged();
-  }, observe('tool'));
+  const tools = new ToolCatalog(
+    () => {
+      events.emit('toolsChanged');
+      http?.modern.notify.toolsChanged();
+    },
+    observe('tool'),
+    (tool, err) =>
+      logger.warn(
+        { tool, err },
+        'tool schema cannot be described as JSON Schema; it is listed as any object',
+      ),
+  );
   const cacheTtl = options.cache?.ttlMs ?? env.cacheTtlMs;
   const cache = new ResourceCache({ ...options.cache, ...(cacheTtl !== undefined && { ttlMs: cacheTtl }) });
   const resources = new ResourceCatalog(

@@ -139,6 +139,39 @@ describe('tools', () => {
     await close();
   });
 
+  it('lists an object schema zod cannot convert as an object, keeps its results unwrapped, and says why in the log', async () => {
+    const warned: Array<{ tool?: string }> = [];
+    const logger = {
+      trace() {},
+      debug() {},
+      info() {},
+      warn: (fields: { tool?: string }) => warned.push(fields),
+      error() {},
+      fatal() {},
+      child: () => logger,
+    };
+    const server = createMcpServer({ logger: logger as never });
+    // Two fields sharing a registry id: zod's conversion throws "Duplicate schema id".
+    const clash = () => z.object({ a: z.string().meta({ id: 'Name' }), b: z.number().meta({ id: 'Name' }) });
+    server.tools.register({ name: 'in_clash', inputSchema: clash(), handler: ({ a }) => String(a) });
+    server.tools.register({ name: 'out_clash', outputSchema: clash(), handler: () => ({ a: 'x', b: 1 }) });
+    const { client, close } = await connectClient(server);
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => [t.name, t.inputSchema, t.outputSchema])).toEqual([
+      ['in_clash', { type: 'object' }, undefined],
+      ['out_clash', { type: 'object', properties: {} }, { type: 'object' }],
+    ]);
+    expect(warned.map((w) => w.tool).sort()).toEqual(['in_clash', 'out_clash']);
+    // The output stays the object it is (a non-object schema would have the SDK wrap it in `result`).
+    const out = await client.callTool({ name: 'out_clash', arguments: {} });
+    expect(out.structuredContent).toEqual({ a: 'x', b: 1 });
+    // zod still checks the input.
+    const bad = await client.callTool({ name: 'in_clash', arguments: { a: 1, b: 'no' } });
+    expect(bad.isError).toBe(true);
+    await close();
+    await server.close();
+  });
+
   it('hides disabled tools from lists and calls, and brings them back', async () => {
     const server = fixtureServer();
     const { client, close } = await connectClient(server);

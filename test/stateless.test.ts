@@ -239,4 +239,43 @@ describe('http.stateless, one shared server', () => {
     expect(closed.status).toBe(503);
     expect(await closed.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 } });
   });
+
+  it('runs nothing for a request whose client left before it was dispatched', async () => {
+    const server = createMcpServer({ logLevel: 'silent', http: { stateless: true } });
+    closers.push(() => server.close());
+    let ran = 0;
+    server.tools.register({ name: 'charge', handler: () => `charged ${++ran}` });
+    const seen: unknown[] = [];
+    for (const kind of ['start', 'success', 'error', 'timeout', 'cancel'] as const) {
+      server.executor.on(kind, (event) => seen.push(event.requestId));
+    }
+    const gone = new Request('http://localhost/mcp', {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2025-06-18',
+      },
+      body: JSON.stringify(call(7, 'charge')),
+      signal: AbortSignal.abort(),
+    });
+    await (await server.fetch(gone)).text();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect({ ran, seen }).toEqual({ ran: 0, seen: [] });
+    // The next one runs, and its events carry the id its client sent.
+    const next = new Request('http://localhost/mcp', {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2025-06-18',
+      },
+      body: JSON.stringify(call(8, 'charge')),
+    });
+    expect(await (await server.fetch(next)).json()).toMatchObject({
+      id: 8,
+      result: { content: [{ text: 'charged 1' }] },
+    });
+    expect(seen).toEqual([8, 8]);
+  });
 });

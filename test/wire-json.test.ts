@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { createMcpServer } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { jsonRpcPost, request } from 'mcpkit/testing';
@@ -195,6 +197,46 @@ describe('list answers over a 2025-era session', () => {
           ],
         },
       });
+    }
+  });
+
+  it('remembers only the pages it hands out cursors for, not every cursor a client makes up', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const used = () => {
+      gc();
+      gc();
+      const memory = process.memoryUsage();
+      return memory.heapUsed + memory.arrayBuffers;
+    };
+    for (const pageSize of [undefined, 7]) {
+      const server = createMcpServer({
+        logLevel: 'silent',
+        http: { stateless: true },
+        ...(pageSize && { pageSize }),
+      });
+      closers.push(() => server.close());
+      server.tools.registerMany(
+        Array.from({ length: 500 }, (_, i) => ({
+          name: `tool_${i}`,
+          description: `Tool ${i} `.padEnd(200, 'x'),
+          handler: () => 'ok',
+        })),
+      );
+      const list = async (cursor?: string) => {
+        const body = { jsonrpc: '2.0', id: 1, method: 'tools/list', ...(cursor && { params: { cursor } }) };
+        const response = await request(
+          server,
+          '/mcp',
+          jsonRpcPost(body, { 'mcp-protocol-version': '2025-06-18' }),
+        );
+        return (await response.json()).result;
+      };
+      expect((await list('3')).tools[0].name).toBe('tool_3');
+      const before = used();
+      for (let cursor = 1; cursor < 500; cursor++) await list(String(cursor));
+      // Without the guard this kept each made-up page's text and bytes: ~80 MB for 500 tools.
+      expect(used() - before).toBeLessThan(10e6);
     }
   });
 });

@@ -267,7 +267,6 @@ export class ResourceCatalog {
     return this.#static.listed();
   }
 
-  /** Every listed resource: static ones, then those the templates' `list` callbacks return. */
   /**
    * The listed static resources when no template lists its own (then `list()` would answer the
    * same, and this array stays the same until the catalog changes); `undefined` otherwise.
@@ -277,6 +276,7 @@ export class ResourceCatalog {
     return this.#static.listed();
   }
 
+  /** Every listed resource: static ones, then those the templates' `list` callbacks return. */
   async list(ctx: ResourceContext): Promise<Resource[]> {
     const resources = [...this.#static.listed()];
     for (const entry of this.#templates.entries()) {

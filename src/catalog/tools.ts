@@ -174,7 +174,10 @@ export function defineTool<TInput extends SchemaInput | undefined = undefined>(
   return definition;
 }
 
-function compileTool(definition: ToolDefinition): RegisteredTool {
+/** Told once per tool whose schema could not be converted to JSON Schema when first listed. */
+type SchemaErrorReport = (tool: string, error: unknown) => void;
+
+function compileTool(definition: ToolDefinition, report?: SchemaErrorReport): RegisteredTool {
   if (typeof definition !== 'object' || definition === null) throw new TypeError('tool must be an object');
   const { name } = definition;
   if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
@@ -215,7 +218,7 @@ function compileTool(definition: ToolDefinition): RegisteredTool {
   const output = definition.outputSchema
     ? compileSchema(definition.outputSchema, `tool "${name}" outputSchema`, 'output')
     : undefined;
-  return new CompiledTool(name, definition, input, output, compileTaskSupport(name, definition.task));
+  return new CompiledTool(name, definition, input, output, compileTaskSupport(name, definition.task), report);
 }
 
 /** A checked tool definition; its `tools/list` form is built when first read. */
@@ -226,6 +229,7 @@ class CompiledTool implements RegisteredTool {
   readonly output: CompiledSchema | undefined;
   readonly task?: RegisteredTool['task'];
   #descriptor: Tool | undefined;
+  readonly #report: SchemaErrorReport | undefined;
 
   constructor(
     name: string,
@@ -233,12 +237,14 @@ class CompiledTool implements RegisteredTool {
     input: CompiledSchema,
     output: CompiledSchema | undefined,
     task: RegisteredTool['task'],
+    report: SchemaErrorReport | undefined,
   ) {
     this.name = name;
     this.definition = definition;
     this.input = input;
     this.output = output;
     if (task) this.task = task;
+    this.#report = report;
   }
 
   // Built on first read: a zod schema's JSON Schema is converted then, not at registration.
@@ -255,6 +261,8 @@ class CompiledTool implements RegisteredTool {
         ...(definition.icons && { icons: definition.icons }),
         ...(definition._meta && { _meta: definition._meta }),
       };
+      const failure = input.conversionError ?? output?.conversionError;
+      if (failure !== undefined) this.#report?.(this.name, failure);
     }
     return this.#descriptor;
   }
@@ -281,14 +289,17 @@ export class ToolCatalog {
   #warming: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
+  readonly #report: SchemaErrorReport | undefined;
+
   /** @internal */
-  constructor(onChange: () => void, observe?: CatalogChangeObserver) {
+  constructor(onChange: () => void, observe?: CatalogChangeObserver, report?: SchemaErrorReport) {
     this.#registry = new Registry('Tool', (tool) => tool.descriptor, onChange, observe);
+    this.#report = report;
   }
 
   /** Registers a tool; throws if the name is taken or the definition is invalid. */
   register<TInput extends SchemaInput | undefined>(definition: ToolDefinition<TInput>): RegistrationHandle {
-    const compiled = compileTool(definition as ToolDefinition);
+    const compiled = compileTool(definition as ToolDefinition, this.#report);
     const handle = this.#registry.add(compiled.name, compiled);
     this.#warmLater(compiled);
     return handle;
@@ -296,7 +307,7 @@ export class ToolCatalog {
 
   /** Replaces a registered tool's definition (same name), keeping its enabled state. */
   update<TInput extends SchemaInput | undefined>(definition: ToolDefinition<TInput>): void {
-    const compiled = compileTool(definition as ToolDefinition);
+    const compiled = compileTool(definition as ToolDefinition, this.#report);
     this.#registry.replace(compiled.name, compiled);
     this.#warmLater(compiled);
   }

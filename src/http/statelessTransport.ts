@@ -86,6 +86,10 @@ export class StatelessTransport implements Transport {
       unsupportedVersion(request.headers.get('mcp-protocol-version'), this.#versions);
     if (refused) return refused;
     const message = body as Message;
+    // The client left before its request got here (during admission or the body's read): nothing
+    // runs for it. Read lazily: the Node bridge builds the signal only when asked.
+    const { signal } = request;
+    if (signal.aborted) return jsonRpcError(499, -32800, 'Request cancelled: the client disconnected');
     const id = `mcpkit-stateless-${++this.#next}`;
     const extra = authInfo ? { authInfo, request } : { request };
     return new Promise<Response>((resolve) => {
@@ -93,11 +97,9 @@ export class StatelessTransport implements Transport {
       this.#inFlight.set(id, exchange);
       this.#armKeepAlive();
       // The client left before its answer: the handler is cancelled, as the SDK's per-request
-      // server would be closed. Read lazily: the Node bridge builds the signal only when asked.
-      const { signal } = request;
+      // server would be closed.
       const onAbort = () => this.#cancel(id, exchange);
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
+      signal.addEventListener('abort', onAbort, { once: true });
       exchange.onEnd = () => signal.removeEventListener('abort', onAbort);
       this.onmessage?.({ ...message, id } as JSONRPCMessage, extra);
     });

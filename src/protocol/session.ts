@@ -139,7 +139,10 @@ function paginate<T>(items: readonly T[], cursor: string | undefined, pageSize: 
   if (pageSize === undefined && start === 0) return { page: items as T[], nextCursor: undefined };
   const end = pageSize === undefined ? items.length : Math.min(items.length, start + pageSize);
   const nextCursor = end < items.length ? String(end) : undefined;
-  if (!isStable(items)) return { page: items.slice(start, end), nextCursor };
+  // Only the pages the server hands out cursors for are kept (at most the list itself, once over):
+  // a cursor a client made up is served, not remembered.
+  const issued = pageSize !== undefined && start % pageSize === 0;
+  if (!issued || !isStable(items)) return { page: items.slice(start, end), nextCursor };
   let cut = pages.get(items);
   if (!cut) {
     cut = new Map();
@@ -282,10 +285,11 @@ function requestAttributes(
   params: { name?: unknown; uri?: unknown } | undefined,
   ctx: ServerContext,
   options: SessionOptions,
+  server: Server,
 ): SpanAttributes {
   const attributes: SpanAttributes = {
     'mcp.method.name': method,
-    'jsonrpc.request.id': String(ctx.mcpReq.id),
+    'jsonrpc.request.id': String(clientIdOf(server, ctx.mcpReq.id)),
     'mcpkit.origin': options.origin,
   };
   if (ctx.sessionId !== undefined) attributes['mcp.session.id'] = ctx.sessionId;
@@ -325,6 +329,7 @@ function traced<TInput>(
   method: McpMethodName,
   host: SessionHost,
   options: SessionOptions,
+  server: Server,
   handler: Handler<TInput>,
   custom = false,
 ): (input: TInput, ctx: ServerContext) => any {
@@ -332,7 +337,7 @@ function traced<TInput>(
   const settled = options.onRequestSettled;
   // `tools/call` reports its end itself: its tool's handler can outlive the request.
   if (settled && method !== 'tools/call') {
-    const run = traced(method, host, { ...options, onRequestSettled: undefined }, handler, custom);
+    const run = traced(method, host, { ...options, onRequestSettled: undefined }, server, handler, custom);
     return (input, ctx) => {
       const id = ctx.mcpReq.id;
       try {
@@ -363,7 +368,7 @@ function traced<TInput>(
       {
         kind: SPAN_KIND.SERVER,
         ...(remote && { parent: remote.parent, links: remote.links }),
-        attributes: () => requestAttributes(method, params, ctx, options),
+        attributes: () => requestAttributes(method, params, ctx, options, server),
       },
     );
   };
@@ -431,7 +436,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   const subscriptions = new Map<string, () => void>();
   /** Traces a handler of a method declared in `MCP_METHODS` (only those are registered). */
   const trace = <TInput>(method: McpMethodName, handler: Handler<TInput>, custom = false) =>
-    traced(method, host, options, handler, custom);
+    traced(method, host, options, server, handler, custom);
 
   /** Starts `tool` as a task and answers with its `CreateTaskResult`. */
   const startTask = (
