@@ -8,6 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { McpKitServer } from '../server.js';
 import { nodeListener } from './bridge.js';
+import { RequestPacer } from './pacer.js';
 import {
   type AttachWebSocketOptions,
   attachWebSocket,
@@ -83,6 +84,17 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
     options.requestTimeoutMs,
     server.httpOptions.bodyTimeoutMs + 30_000,
   );
+  const serve = nodeListener(
+    (request, { address }) => server.fetch(request, address === undefined ? {} : { clientAddress: address }),
+    { trustProxy: server.httpOptions.trustProxy },
+    true,
+  );
+  // Requests are served in bounded turns of the event loop, so accepting connections keeps up under
+  // load (see pacer.ts); a request whose client left while it waited is not started.
+  const pacer = new RequestPacer<[IncomingMessage, ServerResponse]>(([req, res]) => {
+    if (res.destroyed) return;
+    serve(req, res);
+  });
   const httpServer = createServer(
     {
       // node:http refuses a headers timeout longer than the request timeout (unless that is off)
@@ -91,13 +103,9 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
       // how often those two are checked (node:http's default is every 30 s)
       connectionsCheckingInterval: 1_000,
     },
-    nodeListener(
-      (request, { address }) =>
-        server.fetch(request, address === undefined ? {} : { clientAddress: address }),
-      { trustProxy: server.httpOptions.trustProxy },
-      true,
-    ),
+    (req, res) => pacer.push([req, res]),
   );
+  httpServer.on('connection', () => pacer.accepted());
   httpServer.on('clientError', answerClientError);
   const sockets = trackResponses(httpServer);
   const wsOption = options.websocket ?? (await loadWs()) !== undefined;
