@@ -85,15 +85,19 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
     server.httpOptions.bodyTimeoutMs + 30_000,
   );
   const serve = nodeListener(
-    (request, { address }) => server.fetch(request, address === undefined ? {} : { clientAddress: address }),
+    (request, { address, queuedMs }) =>
+      server.fetch(request, {
+        ...(address !== undefined && { clientAddress: address }),
+        ...(queuedMs !== undefined && { queuedMs }),
+      }),
     { trustProxy: server.httpOptions.trustProxy },
     true,
   );
   // Requests are served in bounded turns of the event loop, so accepting connections keeps up under
   // load (see pacer.ts); a request whose client left while it waited is not started.
-  const pacer = new RequestPacer<[IncomingMessage, ServerResponse]>(([req, res]) => {
+  const pacer = new RequestPacer<[IncomingMessage, ServerResponse]>(([req, res], waited) => {
     if (res.destroyed) return;
-    serve(req, res);
+    serve(req, res, waited);
   });
   const httpServer = createServer(
     {
