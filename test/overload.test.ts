@@ -394,6 +394,23 @@ describe('queue wait', () => {
   });
 });
 
+describe('listen() accepting', () => {
+  it('listen() takes a backlog (whole numbers 1–65535)', async () => {
+    for (const backlog of [0, -1, 1.5, 65_536, Number.NaN]) {
+      await expect(listen(fixtureServer(), { port: 0, websocket: false, backlog })).rejects.toThrow(
+        /backlog must be an integer from 1 to 65535/,
+      );
+    }
+    const server = fixtureServer();
+    const listening = await listen(server, { port: 0, websocket: false, backlog: 64 });
+    try {
+      expect((await fetch(`${listening.url}/tools`)).status).toBe(200);
+    } finally {
+      await listening.close();
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // The option and the sampler
 // ---------------------------------------------------------------------------------------------

@@ -25,6 +25,12 @@ export interface ListenOptions {
   /** How long `close()` waits for open requests before cutting them, in ms. Default 5 000. */
   closeGraceMs?: number;
   /**
+   * Connections the kernel may hold completed but not yet accepted (the `listen()` backlog; the
+   * system's `somaxconn` caps it). Past it, a new connection waits for its SYN to be retried, 1 s
+   * and more, before the server can see it. Default 4096 (Node's own default is 511).
+   */
+  backlog?: number;
+  /**
    * MCP over WebSocket on the same port (subprotocol `mcp`, at the MCP path): `true`, `false`, or
    * {@link AttachWebSocketOptions}. Default `true` when the optional `ws` package is installed;
    * asking for it explicitly without `ws` fails.
@@ -77,6 +83,12 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
     throw new TypeError(`port must be an integer from 0 to 65535 (got ${JSON.stringify(options.port)})`);
   }
   const host = options.host ?? '127.0.0.1';
+  const backlog = options.backlog ?? 4096;
+  if (!Number.isInteger(backlog) || backlog < 1 || backlog > 65535) {
+    throw new TypeError(
+      `backlog must be an integer from 1 to 65535 (got ${JSON.stringify(options.backlog)})`,
+    );
+  }
   const grace = options.closeGraceMs ?? 5_000;
   const headersTimeout = timeoutOption('headersTimeoutMs', options.headersTimeoutMs, 30_000);
   const requestTimeout = timeoutOption(
@@ -118,7 +130,7 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
     : undefined;
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
-    httpServer.listen(port, host, () => {
+    httpServer.listen({ port, host, backlog }, () => {
       httpServer.off('error', reject);
       resolve();
     });
