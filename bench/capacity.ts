@@ -10,6 +10,11 @@
  *
  * `MCPKIT_BASE=/path/to/dist` adds, beside every mcpkit case, the same case served by that build: the
  * way to compare two versions of mcpkit on one machine in one run.
+ *
+ * Overload (`--overload`, and `measureOverload`): the raw endpoint, the bare SDK v2 (one 2025 session)
+ * and mcpkit (one 2025 session under `listen()`, default options) each driven by 512 connections for
+ * 20 s after a 64-connection warm-up, reporting what a client waits at worst: p99, the slowest answer,
+ * autocannon's 10 s time-outs, and how many requests were shed with a 503.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -403,17 +408,27 @@ interface Round {
   rssBytes: number;
 }
 
-async function drive(server: ServerHandle, replay: Replay, seconds: number): Promise<Round> {
+/** Runs autocannon against `server` with `replay` from `connections` connections. */
+function cannon(
+  server: ServerHandle,
+  replay: Replay,
+  seconds: number,
+  connections: number,
+): Promise<Record<string, any>> {
   let n = 1;
-  const before = await server.cpu();
-  const result = await autocannon({
+  return autocannon({
     url: `http://127.0.0.1:${server.port}${replay.path}`,
     method: 'POST',
-    connections: CONNECTIONS,
+    connections,
     duration: seconds,
     headers: replay.headers,
     requests: [{ setupRequest: (request: object) => ({ ...request, body: replay.body(n++) }) }],
   });
+}
+
+async function drive(server: ServerHandle, replay: Replay, seconds: number): Promise<Round> {
+  const before = await server.cpu();
+  const result = await cannon(server, replay, seconds, CONNECTIONS);
   const after = await server.cpu();
   if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
     throw new Error(
@@ -551,17 +566,123 @@ export function renderCapacity(figures: CapacityFigures): string {
   return lines.join('\n');
 }
 
+// ---------------------------------------------------------------------------------------------------
+// overload: 512 connections
+
+/** Connections of the overload measurement (issue 17). */
+const OVERLOAD_CONNECTIONS = 512;
+
+const OVERLOAD_CASES: readonly Case[] = [
+  { group: 'mcp', label: 'raw node:http JSON-RPC', kind: 'raw', prepare: async () => RAW },
+  { group: 'mcp', label: 'bare SDK v2, one 2025 session', kind: 'sdk-session', prepare: session },
+  { group: 'mcp', label: 'mcpkit, one 2025 session', kind: 'mcpkit', prepare: session },
+];
+
+/** What clients saw of one server at 512 connections. */
+export interface OverloadRow {
+  label: string;
+  /** Answers per second that were not shed (2xx). */
+  answeredPerSecond: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Requests autocannon gave up on after 10 s without an answer. */
+  timeouts: number;
+  /** Requests answered 503 (shed). */
+  shed: number;
+  /** Other non-2xx answers and connection errors. */
+  failures: number;
+}
+
+export interface OverloadFigures {
+  rows: OverloadRow[];
+  seconds: number;
+  connections: number;
+}
+
+/**
+ * Each server in its own child process: warmed up with 64 connections for 2 s, then driven by
+ * {@link OVERLOAD_CONNECTIONS} connections for `seconds`. Servers run one after another.
+ */
+export async function measureOverload(
+  log: (m: string) => void,
+  options: { seconds: number; connections?: number },
+): Promise<OverloadFigures> {
+  const connections = options.connections ?? OVERLOAD_CONNECTIONS;
+  const base = process.env.MCPKIT_BASE;
+  const cases = OVERLOAD_CASES.flatMap((c) =>
+    base && c.kind.includes('mcpkit') ? [c, { ...c, label: `${c.label} [${base}]`, dist: base }] : [c],
+  );
+  const rows: OverloadRow[] = [];
+  for (const c of cases) {
+    const server = await spawnServer(c.kind, c.dist);
+    try {
+      const replay = await c.prepare(server.port);
+      await cannon(server, replay, 2, CONNECTIONS); // warm-up: JIT, lazily loaded code
+      const result = await cannon(server, replay, options.seconds, connections);
+      const shed = (result.statusCodeStats?.['503']?.count as number | undefined) ?? 0;
+      const row: OverloadRow = {
+        label: c.label,
+        answeredPerSecond: (result['2xx'] as number) / (result.duration as number),
+        p99Ms: result.latency.p99 as number,
+        maxMs: result.latency.max as number,
+        timeouts: result.timeouts as number,
+        shed,
+        failures: (result.non2xx as number) - shed + (result.errors as number) - (result.timeouts as number),
+      };
+      rows.push(row);
+      log(
+        `  overload · ${c.label}: ${int.format(row.answeredPerSecond)} answered/s, p99 ${row.p99Ms} ms, ` +
+          `max ${int.format(row.maxMs)} ms, ${row.timeouts} time-outs, ${row.shed} shed, ${row.failures} other failures`,
+      );
+    } finally {
+      await server.stop();
+    }
+  }
+  return { rows, seconds: options.seconds, connections };
+}
+
+export function renderOverload(figures: OverloadFigures): string {
+  return [
+    `**Overload** (each server in its own child process, warmed up with ${CONNECTIONS} connections for 2 s, then ` +
+      `${figures.connections} keep-alive connections for ${figures.seconds} s from autocannon in the bench process; ` +
+      `time-outs are requests unanswered after 10 s; mcpkit with its default \`overload\` options):`,
+    '',
+    '| MCP `tools/call` (echo) | answered req/s | p99 | slowest answer | time-outs | shed (503) | other failures |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...figures.rows.map(
+      (r) =>
+        `| ${r.label} | ${int.format(r.answeredPerSecond)} | ${int.format(r.p99Ms)} ms | ${int.format(r.maxMs)} ms | ` +
+        `${int.format(r.timeouts)} | ${int.format(r.shed)} | ${int.format(r.failures)} |`,
+    ),
+  ].join('\n');
+}
+
 if (process.argv[2] === CHILD_FLAG) {
   await child(process.argv[3] as Kind);
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  // Run on its own: `tsx --tsconfig bench/tsconfig.json bench/capacity.ts [--quick] [--only=mcp|rest]`
+  // Run on its own:
+  //   tsx --tsconfig bench/tsconfig.json bench/capacity.ts [--quick] [--only=mcp|rest]
+  //   tsx --tsconfig bench/tsconfig.json bench/capacity.ts --overload [--seconds=20] [--connections=512]
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
-  const group = args.find((a) => a.startsWith('--only='))?.slice(7);
-  const figures = await measureCapacity(console.log, {
-    rounds: quick ? 1 : 3,
-    seconds: quick ? 2 : 5,
-    ...(group && { only: (c) => c.group === group }),
-  });
-  console.log(`\n${renderCapacity(figures)}`);
+  const number = (name: string) => {
+    const value = args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+    return value === undefined ? undefined : Number(value);
+  };
+  if (args.includes('--overload')) {
+    const connections = number('connections');
+    const figures = await measureOverload(console.log, {
+      seconds: number('seconds') ?? (quick ? 5 : 20),
+      ...(connections !== undefined && { connections }),
+    });
+    console.log(`\n${renderOverload(figures)}`);
+  } else {
+    const group = args.find((a) => a.startsWith('--only='))?.slice(7);
+    const figures = await measureCapacity(console.log, {
+      rounds: quick ? 1 : 3,
+      seconds: quick ? 2 : 5,
+      ...(group && { only: (c) => c.group === group }),
+    });
+    console.log(`\n${renderCapacity(figures)}`);
+  }
 }

@@ -12,12 +12,12 @@
  *
  * Modules: core (the throughput and tools/list tables), resources, executor, operations, completions,
  * integrations, capacity (servers in child processes under autocannon: MCP over HTTP in three modes
- * beside the bare SDK v2 and a raw node:http endpoint, REST on every mount beside a bare route),
- * scale (10,000 tools registered and listed in fresh child processes, mcpkit beside the bare SDK v2),
- * websocket, policy.
+ * beside the bare SDK v2 and a raw node:http endpoint, REST on every mount beside a bare route, and
+ * the same MCP servers at 512 connections), scale (10,000 tools registered and listed in fresh child
+ * processes, mcpkit beside the bare SDK v2), websocket, policy.
  */
 import { performance } from 'node:perf_hooks';
-import { measureCapacity, renderCapacity } from './capacity.js';
+import { measureCapacity, measureOverload, renderCapacity, renderOverload } from './capacity.js';
 import { measureCompletions, renderCompletions } from './completions.js';
 import { measureExecutor, renderExecutor } from './executor.js';
 import { measureIntegrations, renderIntegrations } from './integrations.js';
@@ -254,6 +254,9 @@ async function main(): Promise<void> {
     ? await measureCapacity(log, { rounds: QUICK ? 1 : 3, seconds: QUICK ? 1 : 4 })
     : undefined;
   const scaleFigures = runs('scale') ? await measureScale(log, { rounds: QUICK ? 1 : 3 }) : undefined;
+  const overloadFigures = runs('capacity')
+    ? await measureOverload(log, { seconds: QUICK ? 5 : 20 })
+    : undefined;
   const websocketFigures = runs('websocket') ? await measureWebSocket(log, { quick: QUICK }) : undefined;
   // The policy's cost is a ratio within ~10 %: three times the rounds at a third of the length, so
   // the three modes sit closer together in time and more pairs feed the median ratio, spread over
@@ -290,6 +293,7 @@ async function main(): Promise<void> {
     completionFigures && renderCompletions(completionFigures),
     integrationFigures && renderIntegrations(integrationFigures),
     capacityFigures && renderCapacity(capacityFigures),
+    overloadFigures && renderOverload(overloadFigures),
     scaleFigures && renderScale(scaleFigures),
     websocketFigures && renderWebSocket(websocketFigures),
     policyFigures && renderPolicy(policyFigures),

@@ -88,6 +88,14 @@ export {
 export { EventBytes, MemoryEventStore, type MemoryEventStoreOptions } from './http/eventStore.js';
 export type { TrustProxy } from './http/forwarded.js';
 export type { AdmissionDecision, FetchOptions, HttpOptions, MemoryEventStoreLimits } from './http/handler.js';
+export {
+  LoadShedder,
+  OVERLOAD_DEFAULTS,
+  type OverloadOptions,
+  type ResolvedOverloadOptions,
+  type ShedDoor,
+  type ShedReason,
+} from './http/overload.js';
 export { parseJsonSafe, stripPollution } from './http/safeJson.js';
 export {
   type AttachedTool,

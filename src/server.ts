@@ -24,6 +24,7 @@ import {
   type HttpOptions,
   type ResolvedHttpOptions,
 } from './http/handler.js';
+import { LoadShedder, type OverloadOptions, resolveOverloadOptions } from './http/overload.js';
 import { createEphemeralCipher } from './integrations/cipher.js';
 import { IntegrationManager } from './integrations/manager.js';
 import { createMemoryIntegrationStore } from './integrations/store.js';
@@ -94,6 +95,22 @@ export interface CreateMcpServerOptions {
   maxCompletions?: number;
   /** HTTP options: paths, sessions, limits, Host/Origin checks. */
   http?: HttpOptions;
+  /**
+   * Load shedding on every HTTP door and the WebSocket upgrade: while the event loop stays later
+   * than `maxEventLoopDelayMs` (200; three samples in a row), or when a request waited in `listen()`'s
+   * queue longer than `maxQueueWaitMs` (500), a new request gets a quick 503 with
+   * `Retry-After: retryAfterSeconds` (1) before its body is read; work already admitted runs to its
+   * end. `GET /health`, `GET /metrics`
+   * and `DELETE` on the MCP endpoint are never shed. `false` turns it off; a {@link LoadShedder} of
+   * yours is used as it is (several servers in one process may share one; closing them leaves it
+   * running). See docs/operations.md, "Overload".
+   *
+   * @example
+   * ```ts
+   * createMcpServer({ overload: { maxEventLoopDelayMs: 500, retryAfterSeconds: 2 } });
+   * ```
+   */
+  overload?: OverloadOptions | boolean | LoadShedder;
   /**
    * The tasks extension (`io.modelcontextprotocol/tasks`) for tools registered with `task`:
    * `{ maxTasks (1000), maxRunningPerOwner (maxTasks / 10, rounded up), maxResultBytes (64 MiB),
@@ -209,6 +226,11 @@ export interface McpKitServer {
   readonly metrics: MetricsRegistry;
   /** Readiness checks behind `GET /health`. */
   readonly health: HealthChecks;
+  /**
+   * The load shedder (the `overload` option): whether the server is overloaded, the event-loop
+   * delay it measures, how many requests it shed. `undefined` with `overload: false`.
+   */
+  readonly overload: LoadShedder | undefined;
   /** Authentication, permissions, rate limits and audit (docs/security.md). */
   readonly policy: Policy;
   /** What the `MCP_*` environment variables configured (validated at creation). */
@@ -285,6 +307,14 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
   const maxCompletions = options.maxCompletions ?? 100;
   if (!(Number.isInteger(maxCompletions) && maxCompletions > 0)) {
     throw new TypeError('maxCompletions must be a positive integer');
+  }
+
+  // A load shedder of the caller's is theirs to close; one built from options is the server's.
+  const givenShedder = options.overload instanceof LoadShedder ? options.overload : undefined;
+  let overload = givenShedder;
+  if (!givenShedder) {
+    const resolved = resolveOverloadOptions(options.overload as OverloadOptions | boolean | undefined);
+    if (resolved) overload = new LoadShedder(resolved, { logger });
   }
 
   const startedAt = Date.now();
@@ -444,6 +474,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
           resources,
           connections: () => connectionCounts(),
           policy,
+          ...(overload && { overload }),
         });
 
   http = new HttpHandler(
@@ -452,6 +483,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       tracing,
       ...(activePolicy && { policy: activePolicy }),
       ...(httpMetrics && { metrics: httpMetrics }),
+      ...(overload && { overload }),
       createServer: (era, live, onClose) =>
         createSessionServer(host, { era, origin: 'http', live, ...(onClose && { onClose }) }),
       toolInputSchema: (name) => tools.get(name)?.descriptor.inputSchema,
@@ -500,6 +532,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     policy,
     metrics,
     health,
+    overload,
     tools,
     resources,
     prompts,
@@ -560,6 +593,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     connectionCounts,
     async close() {
       tools.close();
+      if (!givenShedder) overload?.close();
       taskManager?.close();
       completions.close();
       await Promise.all([httpHandler.close(), ...[...connections].map((c) => c.close())]);

@@ -32,6 +32,7 @@ import { EventBytes, MemoryEventStore } from './eventStore.js';
 import { checkTrustProxy, type TrustProxy } from './forwarded.js';
 import { JSONRPC_INTERNAL_ERROR, JSONRPC_PARSE_ERROR, jsonRpcError } from './jsonrpc.js';
 import { settleAnswer } from './lazyAnswer.js';
+import { type LoadShedder, overloadRefusal, type ShedDoor } from './overload.js';
 import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
 import { problem } from './problem.js';
 import { type RestHost, serveRest } from './rest.js';
@@ -160,6 +161,8 @@ export interface HttpHost {
   readonly tracing?: Tracing;
   /** Authentication, permissions, rate limits and audit; absent when nothing is configured. */
   readonly policy?: Policy;
+  /** Load shedding (`overload`); absent when turned off. */
+  readonly overload?: LoadShedder;
 }
 
 /** The byte bounds of the memory event store (`http.eventStore`). */
@@ -198,6 +201,11 @@ export interface FetchOptions {
   basePath?: string;
   /** The client's network address (the adapters and `listen()` set it), for rate limits and audit. */
   clientAddress?: string;
+  /**
+   * How long, in ms, the request already waited in a queue of the host's before this call
+   * (`listen()` sets it). Past `overload.maxQueueWaitMs` the request is shed with a quick 503.
+   */
+  queuedMs?: number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -326,6 +334,8 @@ export class HttpHandler {
    * Origin and credentials, exactly as `fetch` applies them.
    */
   async admit(request: Request, options: FetchOptions & { door: 'websocket' }): Promise<AdmissionDecision> {
+    const shed = this.#shed('websocket', options.queuedMs);
+    if (shed) return { ok: false, refusal: shed };
     let url: URL;
     try {
       url = new URL(request.url);
@@ -363,7 +373,7 @@ export class HttpHandler {
       async (span) => {
         const response = await this.#route(request, options, requestId, out);
         if (span) {
-          const matched = out.route !== 'rejected' && out.route !== 'unmatched';
+          const matched = out.route !== 'rejected' && out.route !== 'unmatched' && out.route !== 'shed';
           if (matched) span.updateName(`${method} ${out.route}`);
           span.setAttribute('http.route', out.route);
           span.setAttribute('http.response.status_code', response.status);
@@ -411,6 +421,20 @@ export class HttpHandler {
       const refused = this.#admission.checkOrigin(request, url);
       return refused ? restRefusal(refused, requestId) : problem('NOT_FOUND', 'No such route', requestId);
     }
+    // Load shedding comes first: a saturated server answers at once, before reading anything more.
+    // The liveness probe, the metrics scrape and a session's DELETE (which frees resources) pass.
+    const method = request.method;
+    const exempt =
+      (relative === '/health' && (method === 'GET' || method === 'HEAD')) ||
+      (relative === '/metrics' && method === 'GET') ||
+      (isMcp && method === 'DELETE');
+    if (!exempt) {
+      const shed = this.#shed(isMcp ? 'mcp' : 'rest', options.queuedMs);
+      if (shed) {
+        out.route = 'shed';
+        return isMcp ? mcpRequestRefusal(shed) : restRefusal(shed, requestId);
+      }
+    }
     out.route = metadata ? METADATA_PATH : isMcp ? this.#mcpRelative : 'unmatched';
     const pending = this.#admission.admit(request, url, {
       door,
@@ -437,6 +461,17 @@ export class HttpHandler {
     const segments = relative.split('/').slice(1);
     if (segments.at(-1) === '' && segments.length > 1) segments.pop();
     return serveRest(request, url, segments, requestId, this.#rest, this.options, out, facts);
+  }
+
+  /** The refusal of a request the load shedder sheds (recorded there), or `undefined` to serve it. */
+  #shed(door: ShedDoor, queuedMs: number | undefined): Refusal | undefined {
+    const shedder = this.#host.overload;
+    if (!shedder) return undefined;
+    const reason = shedder.check(queuedMs);
+    if (reason === undefined) return undefined;
+    shedder.shed(door, reason, queuedMs);
+    this.#host.metrics?.shed(door, reason);
+    return overloadRefusal(shedder.options.retryAfterSeconds);
   }
 
   /** This server's MCP endpoint as the client addressed it, for OAuth metadata. */

@@ -449,14 +449,18 @@ export function toNodeListener(
 
 /**
  * {@link toNodeListener}; `lazy` builds requests with {@link bridgeRequest}, for a `fetch` that is
- * mcpkit's own (`listen()`), whose requests never leave it.
+ * mcpkit's own (`listen()`), whose requests never leave it. `queuedMs`, how long the request waited
+ * in `listen()`'s queue, is handed on to `fetch`.
  */
 export function nodeListener(
-  fetch: (request: Request, source: RequestSource & { req: IncomingMessage }) => Promise<Response>,
+  fetch: (
+    request: Request,
+    source: RequestSource & { req: IncomingMessage; queuedMs?: number },
+  ) => Promise<Response>,
   options: { trustProxy?: TrustProxy },
   lazy: boolean,
-): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
+): (req: IncomingMessage, res: ServerResponse, queuedMs?: number) => void {
+  return (req, res, queuedMs) => {
     let request: Request;
     let source: RequestSource;
     try {
@@ -466,7 +470,7 @@ export function nodeListener(
       void writeWebResponse(req, res, mcpRequestRefusal(refuse('INVALID_REQUEST', 'Bad Request')));
       return;
     }
-    fetch(request, { ...source, req })
+    fetch(request, queuedMs === undefined ? { ...source, req } : { ...source, req, queuedMs })
       .then((response) => writeWebResponse(req, res, response))
       .catch(() => failed(res));
   };

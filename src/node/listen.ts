@@ -8,6 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { McpKitServer } from '../server.js';
 import { nodeListener } from './bridge.js';
+import { RequestPacer } from './pacer.js';
 import {
   type AttachWebSocketOptions,
   attachWebSocket,
@@ -23,6 +24,12 @@ export interface ListenOptions {
   host?: string;
   /** How long `close()` waits for open requests before cutting them, in ms. Default 5 000. */
   closeGraceMs?: number;
+  /**
+   * Connections the kernel may hold completed but not yet accepted (the `listen()` backlog; the
+   * system's `somaxconn` caps it). Past it, a new connection waits for its SYN to be retried, 1 s
+   * and more, before the server can see it. Default 4096 (Node's own default is 511).
+   */
+  backlog?: number;
   /**
    * MCP over WebSocket on the same port (subprotocol `mcp`, at the MCP path): `true`, `false`, or
    * {@link AttachWebSocketOptions}. Default `true` when the optional `ws` package is installed;
@@ -76,6 +83,12 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
     throw new TypeError(`port must be an integer from 0 to 65535 (got ${JSON.stringify(options.port)})`);
   }
   const host = options.host ?? '127.0.0.1';
+  const backlog = options.backlog ?? 4096;
+  if (!Number.isInteger(backlog) || backlog < 1 || backlog > 65535) {
+    throw new TypeError(
+      `backlog must be an integer from 1 to 65535 (got ${JSON.stringify(options.backlog)})`,
+    );
+  }
   const grace = options.closeGraceMs ?? 5_000;
   const headersTimeout = timeoutOption('headersTimeoutMs', options.headersTimeoutMs, 30_000);
   const requestTimeout = timeoutOption(
@@ -83,6 +96,21 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
     options.requestTimeoutMs,
     server.httpOptions.bodyTimeoutMs + 30_000,
   );
+  const serve = nodeListener(
+    (request, { address, queuedMs }) =>
+      server.fetch(request, {
+        ...(address !== undefined && { clientAddress: address }),
+        ...(queuedMs !== undefined && { queuedMs }),
+      }),
+    { trustProxy: server.httpOptions.trustProxy },
+    true,
+  );
+  // Requests are served in bounded turns of the event loop, so accepting connections keeps up under
+  // load (see pacer.ts); a request whose client left while it waited is not started.
+  const pacer = new RequestPacer<[IncomingMessage, ServerResponse]>(([req, res], waited) => {
+    if (res.destroyed) return;
+    serve(req, res, waited);
+  });
   const httpServer = createServer(
     {
       // node:http refuses a headers timeout longer than the request timeout (unless that is off)
@@ -91,13 +119,9 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
       // how often those two are checked (node:http's default is every 30 s)
       connectionsCheckingInterval: 1_000,
     },
-    nodeListener(
-      (request, { address }) =>
-        server.fetch(request, address === undefined ? {} : { clientAddress: address }),
-      { trustProxy: server.httpOptions.trustProxy },
-      true,
-    ),
+    (req, res) => pacer.push([req, res]),
   );
+  httpServer.on('connection', () => pacer.accepted());
   httpServer.on('clientError', answerClientError);
   const sockets = trackResponses(httpServer);
   const wsOption = options.websocket ?? (await loadWs()) !== undefined;
@@ -106,7 +130,7 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
     : undefined;
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
-    httpServer.listen(port, host, () => {
+    httpServer.listen({ port, host, backlog }, () => {
       httpServer.off('error', reject);
       resolve();
     });

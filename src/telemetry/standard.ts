@@ -1,5 +1,6 @@
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolExecutor } from '../executor.js';
+import type { LoadShedder, ShedDoor, ShedReason } from '../http/overload.js';
 import type { MetricsRegistry } from './metrics.js';
 
 /** What the standard metrics read from the server. */
@@ -9,11 +10,15 @@ export interface TelemetrySources {
   policy?: { onRefusal: ((kind: 'auth' | 'permission' | 'rate', label: string) => void) | undefined };
   resources: ResourceCatalog;
   connections(): { httpSessions: number; connections: Partial<Record<string, number>> };
+  /** The load shedder, whose event-loop delay is reported (the handler counts the requests shed). */
+  overload?: Pick<LoadShedder, 'eventLoopDelayMs' | 'overloaded'>;
 }
 
 /** The HTTP request metrics the handler records into. */
 export interface HttpMetrics {
   observe(route: string, method: string, status: number, seconds: number): void;
+  /** A request shed by the load shedder. */
+  shed(door: ShedDoor, reason: ShedReason): void;
 }
 
 /**
@@ -56,6 +61,26 @@ export function installStandardMetrics(registry: MetricsRegistry, sources: Telem
       else if (kind === 'permission') denials.inc({ permission: label });
       else limited.inc({ class: label });
     };
+  }
+
+  const { overload } = sources;
+  const shed = overload
+    ? registry.counter(
+        'mcpkit_overload_shed_total',
+        'New requests answered 503 because the server was overloaded, by door and reason',
+        ['door', 'reason'],
+      )
+    : undefined;
+  if (overload) {
+    registry.gauge(
+      'mcpkit_event_loop_delay_seconds',
+      'Event-loop delay the load shedder measures: the smallest of its last three samples (0 while idle)',
+      [],
+      (gauge) => gauge.set({}, overload.eventLoopDelayMs / 1000),
+    );
+    registry.gauge('mcpkit_overloaded', '1 while new requests are shed for event-loop delay', [], (gauge) =>
+      gauge.set({}, overload.overloaded ? 1 : 0),
+    );
   }
 
   const requests = registry.counter(
@@ -131,6 +156,9 @@ export function installStandardMetrics(registry: MetricsRegistry, sources: Telem
     observe(route, method, status, seconds) {
       requests.inc({ route, method, status: String(status) });
       requestDuration.observe({ route }, seconds);
+    },
+    shed(door, reason) {
+      shed?.inc({ door, reason });
     },
   };
 }
