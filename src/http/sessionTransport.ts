@@ -228,13 +228,15 @@ export class SessionTransport implements Transport {
   #versions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
   #standalone: ReadableStreamDefaultController<Uint8Array> | undefined;
   #standaloneTimer: ReturnType<typeof setInterval> | undefined;
-  #keepAliveTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #keepAlives: KeepAlives;
   #started = false;
   #closed = false;
 
   constructor(options: SessionTransportOptions) {
     this.#options = options;
     this.#keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+    // A batch's exchange is in flight under each of its ids: each gets its keep-alive once.
+    this.#keepAlives = new KeepAlives(this.#keepAliveMs, () => new Set(this.#inFlight.values()));
   }
 
   async start(): Promise<void> {
@@ -437,19 +439,7 @@ export class SessionTransport implements Transport {
 
   /** One timer per session while answers are pending: long calls get an SSE stream and keep-alives. */
   #armKeepAlive(): void {
-    if (this.#keepAliveTimer !== undefined || this.#options.jsonResponse) return;
-    this.#keepAliveTimer = setInterval(() => {
-      if (this.#inFlight.size === 0) {
-        clearInterval(this.#keepAliveTimer);
-        this.#keepAliveTimer = undefined;
-        return;
-      }
-      const due = Date.now() - this.#keepAliveMs;
-      for (const exchange of new Set(this.#inFlight.values())) {
-        if (exchange.streaming || exchange.started <= due) exchange.keepAlive();
-      }
-    }, this.#keepAliveMs / 2);
-    (this.#keepAliveTimer as { unref?: () => void }).unref?.();
+    if (!this.#options.jsonResponse) this.#keepAlives.arm();
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
@@ -493,8 +483,7 @@ export class SessionTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#keepAliveTimer);
-    this.#keepAliveTimer = undefined;
+    this.#keepAlives.stop();
     this.#endStandalone();
     for (const exchange of new Set(this.#inFlight.values())) exchange.abandon();
     this.#inFlight.clear();
@@ -538,6 +527,42 @@ export function isPlainJsonRpc(message: unknown): boolean {
       return false;
   }
   return true;
+}
+
+/**
+ * The keep-alive timer of a transport's pending answers: one timer while any is pending (it stops
+ * itself once none is), which turns an answer still pending after the interval into an SSE stream
+ * and sends keep-alives on streams.
+ */
+export class KeepAlives {
+  readonly #intervalMs: number;
+  readonly #pending: () => Iterable<Exchange>;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(intervalMs: number, pending: () => Iterable<Exchange>) {
+    this.#intervalMs = intervalMs;
+    this.#pending = pending;
+  }
+
+  /** Starts the timer unless it runs. */
+  arm(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setInterval(() => {
+      const due = Date.now() - this.#intervalMs;
+      let pending = false;
+      for (const exchange of this.#pending()) {
+        pending = true;
+        if (exchange.streaming || exchange.started <= due) exchange.keepAlive();
+      }
+      if (!pending) this.stop();
+    }, this.#intervalMs / 2);
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
 }
 
 /** 406 unless the client accepts both JSON and SSE answers, as a POST's may be either. */

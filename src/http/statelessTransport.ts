@@ -11,6 +11,7 @@ import {
   DEFAULT_KEEP_ALIVE_MS,
   Exchange,
   isPlainJsonRpc,
+  KeepAlives,
   unsupportedVersion,
 } from './sessionTransport.js';
 
@@ -56,15 +57,16 @@ export class StatelessTransport implements Transport {
 
   readonly #inFlight = new Map<Id, Exchange>();
   readonly #jsonResponse: boolean;
-  readonly #keepAliveMs: number;
+  readonly #keepAlives: KeepAlives;
   #versions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
-  #keepAliveTimer: ReturnType<typeof setInterval> | undefined;
   #next = 0;
   #closed = false;
 
   constructor(options: { jsonResponse: boolean; keepAliveMs?: number }) {
     this.#jsonResponse = options.jsonResponse;
-    this.#keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+    this.#keepAlives = new KeepAlives(options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS, () =>
+      this.#inFlight.values(),
+    );
   }
 
   async start(): Promise<void> {}
@@ -95,7 +97,7 @@ export class StatelessTransport implements Transport {
     return new Promise<Response>((resolve) => {
       const exchange = new Exchange([id], {}, resolve, new Map([[id, message.id!]]));
       this.#inFlight.set(id, exchange);
-      this.#armKeepAlive();
+      if (!this.#jsonResponse) this.#keepAlives.arm();
       // The client left before its answer: the handler is cancelled, as the SDK's per-request
       // server would be closed.
       const onAbort = () => this.#cancel(id, exchange);
@@ -117,23 +119,6 @@ export class StatelessTransport implements Transport {
     } as JSONRPCMessage);
   }
 
-  /** One timer while answers are pending: long calls get an SSE stream and keep-alives. */
-  #armKeepAlive(): void {
-    if (this.#keepAliveTimer !== undefined || this.#jsonResponse) return;
-    this.#keepAliveTimer = setInterval(() => {
-      if (this.#inFlight.size === 0) {
-        clearInterval(this.#keepAliveTimer);
-        this.#keepAliveTimer = undefined;
-        return;
-      }
-      const due = Date.now() - this.#keepAliveMs;
-      for (const exchange of this.#inFlight.values()) {
-        if (exchange.streaming || exchange.started <= due) exchange.keepAlive();
-      }
-    }, this.#keepAliveMs / 2);
-    (this.#keepAliveTimer as { unref?: () => void }).unref?.();
-  }
-
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
     const m = message as Message;
     const isResponse = m.method === undefined && m.id !== undefined;
@@ -150,8 +135,7 @@ export class StatelessTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#keepAliveTimer);
-    this.#keepAliveTimer = undefined;
+    this.#keepAlives.stop();
     for (const exchange of this.#inFlight.values()) {
       exchange.abandon(jsonRpcError(503, -32000, 'Service Unavailable: the server is closing'));
     }
