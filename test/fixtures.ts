@@ -61,6 +61,19 @@ export function deferred<T = void>() {
   return { promise, resolve, reject };
 }
 
+/** POSTs `body` as JSON to an MCP endpoint, accepting JSON and SSE answers, with `headers` added. */
+export function postMcp(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      ...headers,
+    },
+    body: JSON.stringify(body),
+  });
+}
+
 /** Every JSON-RPC message of an `/mcp` answer: a JSON body (one message or a batch) or SSE events. */
 export async function messagesOf(res: Response): Promise<any[]> {
   const text = await res.text();

@@ -3,7 +3,7 @@ import { createMcpServer } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { deferred, messagesOf } from './fixtures.js';
+import { deferred, messagesOf, postMcp } from './fixtures.js';
 
 /** `http.stateless` in the 2025 era: plain requests are served by one shared server. */
 describe('http.stateless, one shared server', () => {
@@ -25,16 +25,7 @@ describe('http.stateless, one shared server', () => {
     });
     const url = `${listening.url}/mcp`;
     const post = (body: unknown, headers: Record<string, string> = {}) =>
-      fetch(url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          'mcp-protocol-version': '2025-06-18',
-          ...headers,
-        },
-        body: JSON.stringify(body),
-      });
+      postMcp(url, body, { 'mcp-protocol-version': '2025-06-18', ...headers });
     return { server, listening, url, post };
   }
 

@@ -6,6 +6,7 @@ import { jsonRpcPost, request } from 'mcpkit/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { markStable, messageJson } from '../src/protocol/wireJson.js';
+import { postMcp } from './fixtures.js';
 
 describe('messageJson', () => {
   it('writes exactly what JSON.stringify writes, for list answers and everything else', () => {
@@ -73,33 +74,20 @@ describe('list answers over a 2025-era session', () => {
       await server.close();
     });
     const url = `${listening.url}/mcp`;
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    };
-    const init = await fetch(url, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 0,
-        method: 'initialize',
-        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '0' } },
-      }),
+    const init = await postMcp(url, {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '0' } },
     });
     await init.text();
     const sessionHeaders = {
-      ...headers,
       'mcp-session-id': init.headers.get('mcp-session-id')!,
       'mcp-protocol-version': '2025-06-18',
     };
     let id = 1;
     const call = async (method: string, params: Record<string, unknown> = {}) => {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: sessionHeaders,
-        body: JSON.stringify({ jsonrpc: '2.0', id: id++, method, params }),
-      });
+      const response = await postMcp(url, { jsonrpc: '2.0', id: id++, method, params }, sessionHeaders);
       expect(response.headers.get('content-type')).toBe('application/json');
       return response.text();
     };

@@ -286,6 +286,8 @@ export class ToolCatalog {
   readonly #registry: Registry<RegisteredTool, Tool>;
   /** Tools whose listed form is not built yet, built in the background a few ms at a time. */
   #unlisted: RegisteredTool[] = [];
+  /** How many of `#unlisted` are built (and dropped from it). */
+  #warmed = 0;
   #warming: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
@@ -365,6 +367,7 @@ export class ToolCatalog {
     clearTimeout(this.#warming);
     this.#warming = undefined;
     this.#unlisted = [];
+    this.#warmed = 0;
   }
 
   /**
@@ -375,6 +378,10 @@ export class ToolCatalog {
   #warmLater(tool: RegisteredTool): void {
     if (this.#closed) return;
     this.#unlisted.push(tool);
+    this.#scheduleWarm();
+  }
+
+  #scheduleWarm(): void {
     if (this.#warming !== undefined) return;
     this.#warming = setTimeout(() => this.#warm(), 0);
     (this.#warming as { unref?: () => void }).unref?.();
@@ -384,16 +391,18 @@ export class ToolCatalog {
     this.#warming = undefined;
     const pending = this.#unlisted;
     const deadline = performance.now() + WARM_SLICE_MS;
-    let done = 0;
-    while (done < pending.length) {
-      void pending[done++]!.descriptor;
-      if ((done & 15) === 0 && performance.now() >= deadline) break;
+    while (this.#warmed < pending.length) {
+      const tool = pending[this.#warmed]!;
+      pending[this.#warmed++] = undefined as never;
+      void tool.descriptor;
+      if ((this.#warmed & 15) === 0 && performance.now() >= deadline) break;
     }
-    this.#unlisted = pending.slice(done);
-    if (this.#unlisted.length > 0 && !this.#closed) {
-      this.#warming = setTimeout(() => this.#warm(), 0);
-      (this.#warming as { unref?: () => void }).unref?.();
+    if (this.#warmed < pending.length) {
+      if (!this.#closed) this.#scheduleWarm();
+      return;
     }
+    this.#unlisted = [];
+    this.#warmed = 0;
   }
 
   /** Registers many tools with a single `list_changed`. */
