@@ -117,8 +117,11 @@ function depsStale() {
 
 const stale = depsStale();
 if (stale.length > 0) {
+  const lock = JSON.parse(readFileSync(join(confDir, 'package-lock.json'), 'utf8'));
+  const count = Object.keys(lock.packages).filter((path) => path.startsWith('node_modules/')).length;
   console.log(
-    `conformance: installing pinned CLIs (${stale.join(', ')} missing or stale): npm ci --prefix scripts/conformance`,
+    `conformance: downloading the pinned conformance CLIs and a Node 22 binary they need (${stale.join(', ')} ` +
+      `missing or stale; up to ${count} packages from the npm registry, once): npm ci --prefix scripts/conformance`,
   );
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   const result = spawnSync(npm, ['ci', '--prefix', confDir, '--no-audit', '--no-fund', '--loglevel=error'], {
