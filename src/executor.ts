@@ -29,10 +29,29 @@ import type { CallerIdentity, Logger } from './types.js';
 /** The `_meta` key under which mcpkit reports why a call failed: `{ code, errorId? }`. */
 export const ERROR_META_KEY = 'io.mcpkit/error';
 
+/**
+ * What a call needs of its caller's cancellation: an `AbortSignal` is one, and so is anything with
+ * its `aborted`, `reason` and `abort` listeners (mcpkit's Node doors pass the client's departure
+ * without building a signal for every request).
+ *
+ * @example
+ * ```ts
+ * const controller = new AbortController();
+ * const pending = server.executor.execute('slow', {}, { signal: controller.signal });
+ * controller.abort(); // the call ends with CANCELLED
+ * ```
+ */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 /** Per-call options for {@link ToolExecutor.execute}. */
 export interface ExecuteOptions {
-  /** Cancels the call. */
-  signal?: AbortSignal;
+  /** Cancels the call: an `AbortSignal`, or any {@link CancelSignal}. */
+  signal?: CancelSignal;
   /** Overrides the tool's and the executor's timeout for this call. `0` disables it. */
   timeoutMs?: number;
   requestId?: string | number;
@@ -792,11 +811,11 @@ class CallScope {
   readonly #started: number;
   readonly #timeoutMs: number;
   readonly #toolName: string;
-  readonly #parent: AbortSignal | undefined;
+  readonly #parent: CancelSignal | undefined;
   #onParentAbort: (() => void) | undefined;
   #reject: ((reason: unknown) => void) | undefined;
 
-  constructor(parent: AbortSignal | undefined, timeoutMs: number, toolName: string, eager: boolean) {
+  constructor(parent: CancelSignal | undefined, timeoutMs: number, toolName: string, eager: boolean) {
     this.#started = performance.now();
     this.#timeoutMs = timeoutMs;
     this.#toolName = toolName;

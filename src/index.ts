@@ -68,6 +68,7 @@ export {
 } from './errors.js';
 export {
   ATTEMPTS_META_KEY,
+  type CancelSignal,
   type ChainOptions,
   type ChainResult,
   type ChainStep,

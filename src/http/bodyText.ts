@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../executor.js';
 /**
  * Responses mcpkit builds from a string carry that string under this symbol, so the Node bridge can
  * write it directly instead of reading it back through the web stream machinery (which costs more
@@ -12,6 +13,21 @@ export const BODY_TEXT: unique symbol = Symbol.for('mcpkit.bodyText');
  * `Response`, as runtimes that check the object's internal type require.
  */
 export const BRIDGED: unique symbol = Symbol.for('mcpkit.bridged');
+
+/**
+ * Requests the Node bridge builds carry the client's departure under this symbol: a
+ * {@link CancelSignal} that aborts when the client leaves before its answer is out, with no
+ * `AbortController` built for a request nobody cancels.
+ */
+export const DEPARTURE: unique symbol = Symbol.for('mcpkit.departure');
+
+/**
+ * Whether the client of `request` is gone, and a way to hear when it goes: the Node bridge's
+ * departure, or else the request's own signal.
+ */
+export function departureOf(request: Request): CancelSignal {
+  return (request as Request & { [DEPARTURE]?: CancelSignal })[DEPARTURE] ?? request.signal;
+}
 
 /** `response` as a real `Response` unless `request` came through the Node bridge. */
 export function answerFor(request: Request, response: Response): Response {

@@ -33,7 +33,7 @@ import type { LogRing } from '../telemetry/logs.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { restRefusal } from './answers.js';
-import { type LimitedRead, readBodyLimited, textResponse } from './bodyText.js';
+import { departureOf, type LimitedRead, readBodyLimited, textResponse } from './bodyText.js';
 import { buildOpenApi } from './openapi.js';
 import { json, problem, problemFromError } from './problem.js';
 import { completionRoutes } from './routes/completions.js';
@@ -238,7 +238,7 @@ function act<T>(ctx: RestContext, host: RestHost, change: () => T): T {
  */
 function onBehalf(ctx: RestContext) {
   return {
-    signal: ctx.request.signal,
+    signal: departureOf(ctx.request),
     origin: 'rest' as const,
     requestId: ctx.requestId,
     ...(ctx.facts?.address !== undefined && { clientAddress: ctx.facts.address }),
@@ -500,7 +500,7 @@ export const ROUTES: Route[] = [
       const timeoutMs = optionalPositive(body.timeoutMs, 'timeoutMs', 3_600_000);
       const started = performance.now();
       const result = await host.executor.execute(ctx.params.name!, asObject(body.arguments, 'arguments'), {
-        signal: ctx.request.signal,
+        signal: departureOf(ctx.request),
         origin: 'rest',
         requestId: ctx.requestId,
         // The route admitted the tool its path names for this caller.

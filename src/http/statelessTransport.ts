@@ -5,6 +5,7 @@ import {
   type Transport,
   type TransportSendOptions,
 } from '@modelcontextprotocol/server';
+import { departureOf } from './bodyText.js';
 import { jsonRpcError } from './jsonrpc.js';
 import {
   checkAccept,
@@ -89,9 +90,9 @@ export class StatelessTransport implements Transport {
     if (refused) return refused;
     const message = body as Message;
     // The client left before its request got here (during admission or the body's read): nothing
-    // runs for it. Read lazily: the Node bridge builds the signal only when asked.
-    const { signal } = request;
-    if (signal.aborted) return jsonRpcError(499, -32800, 'Request cancelled: the client disconnected');
+    // runs for it. The Node bridge answers without building an AbortSignal.
+    const departure = departureOf(request);
+    if (departure.aborted) return jsonRpcError(499, -32800, 'Request cancelled: the client disconnected');
     const id = `mcpkit-stateless-${++this.#next}`;
     const extra = authInfo ? { authInfo, request } : { request };
     return new Promise<Response>((resolve) => {
@@ -101,8 +102,8 @@ export class StatelessTransport implements Transport {
       // The client left before its answer: the handler is cancelled, as the SDK's per-request
       // server would be closed.
       const onAbort = () => this.#cancel(id, exchange);
-      signal.addEventListener('abort', onAbort, { once: true });
-      exchange.onEnd = () => signal.removeEventListener('abort', onAbort);
+      departure.addEventListener('abort', onAbort, { once: true });
+      exchange.onEnd = () => departure.removeEventListener('abort', onAbort);
       this.onmessage?.({ ...message, id } as JSONRPCMessage, extra);
     });
   }

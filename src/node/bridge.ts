@@ -1,6 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CancelSignal } from '../executor.js';
 import { mcpRequestRefusal } from '../http/answers.js';
-import { BRIDGED, bodyTextOf, type LimitedRead, RAW_BODY, type RawBodyReader } from '../http/bodyText.js';
+import {
+  BRIDGED,
+  bodyTextOf,
+  DEPARTURE,
+  type LimitedRead,
+  RAW_BODY,
+  type RawBodyReader,
+} from '../http/bodyText.js';
 import { type RequestSource, sourceOf, type TrustProxy } from '../http/forwarded.js';
 import { refuse } from '../policy/refusal.js';
 
@@ -91,20 +99,7 @@ function buildRequest(
   options: WebRequestOptions,
   lazy: boolean,
 ): Request {
-  const headers = new Headers();
   const replaced = options.body !== undefined;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i]!;
-    // HTTP/2 pseudo-headers are not valid in a Headers object
-    if (name.startsWith(':')) continue;
-    // A body re-serialised from a parser's result has its own length.
-    if (replaced && /^(content-length|transfer-encoding)$/i.test(name)) continue;
-    try {
-      headers.append(name, req.rawHeaders[i + 1]!);
-    } catch {
-      // a header value undici refuses is dropped, not fatal
-    }
-  }
   const method = req.method ?? 'GET';
   // The URL as the client addressed it (its Host, or what a trusted proxy says), the path appended
   // as it came: `//x%2F` is a path here, never an authority.
@@ -116,6 +111,8 @@ function buildRequest(
     res?.once('close', () => {
       if (!res.writableFinished) controller.abort();
     });
+    const headers = new Headers();
+    appendRaw(headers, req.rawHeaders, replaced);
     const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: controller.signal };
     const state = { taken: false };
     if (hasBody) {
@@ -128,129 +125,289 @@ function buildRequest(
     return request;
   }
   const departure = new Departure(res);
-  if (!hasBody) return new NodeRequest(url, { method, headers }, departure);
-  if (replaced) {
-    return new NodeRequest(
-      url,
-      { method, headers, body: options.body as BodyInit, duplex: 'half' } as RequestInit,
-      departure,
-    );
-  }
-  const state = { taken: false };
-  const request = new NodeRequest(url, { method, headers }, departure, () => bodyStream(req, state));
-  request[RAW_BODY] = readDirect(req, state);
+  const state: Bridged = {
+    url,
+    method,
+    raw: req.rawHeaders,
+    replaced,
+    departure,
+    body: replaced ? (options.body as BodyInit) : undefined,
+    stream: undefined,
+    headers: undefined,
+    full: undefined,
+  };
+  if (!hasBody || replaced) return bridged(state);
+  const read = { taken: false };
+  const request = bridged({ ...state, stream: () => bodyStream(req, read) });
+  request[RAW_BODY] = readDirect(req, read);
   return request;
 }
 
 /**
- * Whether the client went away before its answer was out, as an `AbortSignal` made only when someone
- * asks for it: most requests are answered without anything listening.
+ * Whether the client went away before its answer was out. mcpkit's own code listens to it directly
+ * (it is a {@link CancelSignal}); an `AbortSignal` is made only when someone asks for the request's
+ * `signal`: most requests are answered without anything listening.
  */
-class Departure {
-  #left = false;
+class Departure implements CancelSignal {
+  #reason: DOMException | undefined;
   #controller: AbortController | undefined;
+  #listeners: Set<() => void> | undefined;
 
   constructor(res: ServerResponse | undefined) {
     res?.once('close', () => {
       if (res.writableFinished) return;
-      this.#left = true;
-      this.#controller?.abort();
+      this.#reason = new DOMException('The client disconnected', 'AbortError');
+      this.#controller?.abort(this.#reason);
+      const listeners = this.#listeners;
+      this.#listeners = undefined;
+      if (listeners) for (const listener of listeners) listener();
     });
+  }
+
+  get aborted(): boolean {
+    return this.#reason !== undefined;
+  }
+
+  get reason(): unknown {
+    return this.#reason;
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (this.#reason !== undefined) return;
+    this.#listeners ??= new Set();
+    this.#listeners.add(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    this.#listeners?.delete(listener);
   }
 
   get signal(): AbortSignal {
     if (!this.#controller) {
       this.#controller = new AbortController();
-      if (this.#left) this.#controller.abort();
+      if (this.#reason) this.#controller.abort(this.#reason);
     }
     return this.#controller.signal;
   }
 }
 
-/** The members of `Request` that read or expose the body. */
-const BODY_MEMBERS = new Set([
-  'body',
-  'bodyUsed',
-  'arrayBuffer',
-  'blob',
-  'bytes',
-  'formData',
-  'json',
-  'text',
-  'clone',
-]);
+/** What a bridged request knows before (and instead of) a full `Request` is built. */
+interface Bridged {
+  readonly url: string;
+  readonly method: string;
+  /** `req.rawHeaders`: names and values, alternating, as they came. */
+  readonly raw: readonly string[];
+  /** Drop `Content-Length` and `Transfer-Encoding`: the body was replaced by a parser's result. */
+  readonly replaced: boolean;
+  readonly departure: Departure;
+  /** A body given whole (a framework's parser already read the stream). */
+  readonly body: BodyInit | undefined;
+  /** The Node stream's body as a web stream, made on first use. */
+  readonly stream: (() => ReadableStream<Uint8Array>) | undefined;
+  headers: Headers | undefined;
+  full: Request | undefined;
+}
+
+const STATE: unique symbol = Symbol('mcpkit.bridgedRequest');
+
+type BridgedRequest = Request & { [STATE]: Bridged; [RAW_BODY]?: RawBodyReader };
 
 /**
- * The web request handed to the handler. A POST body stays in the Node stream until something reads
- * it: mcpkit's own routes take it through `RAW_BODY` under their limits, and only a consumer that asks
- * for `body`, `json()` and the like gets a web stream over it (a full `Request`, built then, once), so
- * the common request never pays for a `ReadableStream` or a followed `AbortSignal`.
+ * A request for mcpkit's own Node doors that builds no undici `Request` unless something needs one.
+ * `method`, `url`, `headers` (see {@link NodeHeaders}) and `signal` answer from the Node request;
+ * every other member (the body's readers, `clone()`, `cache`, ...) reads a full `Request` built on
+ * first use, once, with the body streamed from the Node stream. It is an `instanceof Request`, and
+ * undici's own state is read through to the full request, so `new Request(bridged)` works too.
  */
-class NodeRequest extends Request {
-  declare [RAW_BODY]?: RawBodyReader;
-  readonly [BRIDGED] = true;
-  readonly #departure: Departure;
-  readonly #stream: (() => ReadableStream<Uint8Array>) | undefined;
-  #full: Request | undefined;
+function bridged(state: Bridged): BridgedRequest {
+  const request = Object.create(BRIDGED_PROTOTYPE) as BridgedRequest;
+  request[STATE] = state;
+  return request;
+}
 
-  constructor(
-    url: string,
-    init: RequestInit,
-    departure: Departure,
-    stream?: () => ReadableStream<Uint8Array>,
-  ) {
-    super(url, init);
-    this.#departure = departure;
-    this.#stream = stream;
+/** The full `Request` behind a bridged one, built on first use. */
+function fullRequest(state: Bridged): Request {
+  if (state.full) return state.full;
+  const init: RequestInit & { duplex?: 'half' } = {
+    method: state.method,
+    headers: headersOf(state),
+    signal: state.departure.signal,
+  };
+  const body = state.body ?? state.stream?.();
+  if (body !== undefined) {
+    init.body = body;
+    init.duplex = 'half';
+  }
+  state.full = new Request(state.url, init);
+  return state.full;
+}
+
+function headersOf(state: Bridged): Headers {
+  state.headers ??= new NodeHeaders(state.raw, state.replaced);
+  return state.headers;
+}
+
+const BRIDGED_PROTOTYPE: object = (() => {
+  const proto = Object.create(Request.prototype) as Record<PropertyKey, unknown>;
+  const own: Record<string, (state: Bridged) => unknown> = {
+    method: (state) => state.method,
+    url: (state) => state.url,
+    headers: headersOf,
+    signal: (state) => state.departure.signal,
+    // Until a full request exists nothing read the body as a web stream.
+    bodyUsed: (state) => state.full?.bodyUsed ?? false,
+  };
+  for (const [name, get] of Object.entries(own)) {
+    Object.defineProperty(proto, name, {
+      get(this: BridgedRequest) {
+        return get(this[STATE]);
+      },
+    });
+  }
+  Object.defineProperty(proto, BRIDGED, { value: true });
+  Object.defineProperty(proto, DEPARTURE, {
+    get(this: BridgedRequest) {
+      return this[STATE].departure;
+    },
+  });
+  // Everything else reads the full request: the members of `Request` (whatever this Node's undici
+  // has: bytes(), formData(), ...), and the state undici keeps under symbols, which its own
+  // functions read from a request they are given (`new Request(bridged)`, say).
+  const probe = new Request('http://localhost/');
+  const keys = [
+    ...Reflect.ownKeys(Request.prototype),
+    ...Object.getOwnPropertySymbols(probe).filter((key) => !(key in Request.prototype)),
+  ];
+  for (const key of keys) {
+    if (key === 'constructor' || key === Symbol.toStringTag || (typeof key === 'string' && key in own))
+      continue;
+    const descriptor =
+      Object.getOwnPropertyDescriptor(Request.prototype, key) ?? Object.getOwnPropertyDescriptor(probe, key);
+    if (!descriptor) continue;
+    if (typeof descriptor.value === 'function' && Object.hasOwn(Request.prototype, key)) {
+      Object.defineProperty(proto, key, {
+        value(this: BridgedRequest, ...args: unknown[]) {
+          const full = fullRequest(this[STATE]) as unknown as Record<
+            PropertyKey,
+            (...a: unknown[]) => unknown
+          >;
+          return full[key]!(...args);
+        },
+        writable: true,
+        configurable: true,
+      });
+    } else {
+      Object.defineProperty(proto, key, {
+        get(this: BridgedRequest) {
+          return (fullRequest(this[STATE]) as unknown as Record<PropertyKey, unknown>)[key];
+        },
+        configurable: true,
+      });
+    }
+  }
+  return proto;
+})();
+
+/** Undici's `Headers` methods that read or change the list; `get` and `has` are answered lazily. */
+const PENDING: unique symbol = Symbol('mcpkit.pendingHeaders');
+
+/**
+ * The headers of a bridged request. `get()` and `has()`, all that mcpkit's pipeline asks, answer
+ * from the raw Node headers with the `Headers` rules (names match case-insensitively; repeated
+ * fields join with `, `, `Cookie` with `; `; values are trimmed, and a value undici would refuse is
+ * dropped), with no undici list built. Any other use (iteration, `set`, `append`, copying into a
+ * new `Headers`) first fills the real list, in the order the fields came.
+ */
+class NodeHeaders extends Headers {
+  [PENDING]: { raw: readonly string[]; replaced: boolean; map?: Map<string, string> } | undefined;
+
+  constructor(raw: readonly string[], replaced: boolean) {
+    super();
+    this[PENDING] = { raw, replaced };
+  }
+
+  override get(name: string): string | null {
+    const pending = this[PENDING];
+    if (!pending || !HEADER_NAME.test(name)) return super.get(name);
+    return lookup(pending).get(name.toLowerCase()) ?? null;
+  }
+
+  override has(name: string): boolean {
+    const pending = this[PENDING];
+    if (!pending || !HEADER_NAME.test(name)) return super.has(name);
+    return lookup(pending).has(name.toLowerCase());
   }
 
   static {
-    const proto = NodeRequest.prototype;
-    Object.defineProperty(proto, 'signal', {
-      get(this: NodeRequest) {
-        return this.#departure.signal;
-      },
-    });
-    // Every body member (whatever this Node's undici has: bytes(), formData(), ...) reads the full
-    // request once it is built; until then, the request's own (empty) body answers.
-    for (const name of Object.getOwnPropertyNames(Request.prototype)) {
-      if (!BODY_MEMBERS.has(name)) continue;
-      const descriptor = Object.getOwnPropertyDescriptor(Request.prototype, name)!;
-      if (descriptor.get) {
-        const base = descriptor.get;
-        Object.defineProperty(proto, name, {
-          get(this: NodeRequest) {
-            if (name === 'bodyUsed' && !this.#full) return base.call(this);
-            const full = this.#withBody();
-            return full ? (full as unknown as Record<string, unknown>)[name] : base.call(this);
-          },
-        });
-      } else if (typeof descriptor.value === 'function') {
-        const base = descriptor.value as (...args: unknown[]) => unknown;
-        Object.defineProperty(proto, name, {
-          value(this: NodeRequest, ...args: unknown[]) {
-            const full = this.#withBody() as unknown as
-              | Record<string, (...a: unknown[]) => unknown>
-              | undefined;
-            return full ? full[name]!(...args) : base.apply(this, args);
-          },
-          writable: true,
-        });
-      }
+    const proto = NodeHeaders.prototype as unknown as Record<PropertyKey, unknown>;
+    for (const key of Reflect.ownKeys(Headers.prototype)) {
+      if (key === 'constructor' || key === 'get' || key === 'has') continue;
+      const descriptor = Object.getOwnPropertyDescriptor(Headers.prototype, key)!;
+      if (typeof descriptor.value !== 'function') continue;
+      const base = descriptor.value as (...args: unknown[]) => unknown;
+      Object.defineProperty(proto, key, {
+        value(this: NodeHeaders, ...args: unknown[]) {
+          fill(this);
+          return base.apply(this, args);
+        },
+        writable: true,
+        configurable: true,
+      });
     }
   }
+}
 
-  /** The request with its body as a web stream, built on first use; `undefined` when the body is not lazy. */
-  #withBody(): Request | undefined {
-    if (!this.#stream) return undefined;
-    this.#full ??= new Request(this.url, {
-      method: this.method,
-      headers: this.headers,
-      body: this.#stream(),
-      duplex: 'half',
-      signal: this.signal,
-    } as RequestInit);
-    return this.#full;
+/** A field name as `Headers` accepts it (an HTTP token); anything else goes to undici, which throws. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** A request field value as undici keeps it: trimmed of HTTP whitespace; refused with NUL, CR or LF. */
+function fieldValue(value: string): string | undefined {
+  const trimmed = /^[\t\n\r ]|[\t\n\r ]$/.test(value) ? value.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '') : value;
+  return /[\0\r\n]/.test(trimmed) ? undefined : trimmed;
+}
+
+/** Whether a raw field is left out of a bridged request's headers. */
+function skipped(lower: string, replaced: boolean): boolean {
+  // HTTP/2 pseudo-headers are not valid in a Headers object; a body re-serialised from a parser's
+  // result has its own length.
+  return lower.startsWith(':') || (replaced && (lower === 'content-length' || lower === 'transfer-encoding'));
+}
+
+/** The lower-cased fields of raw headers, joined as a `Headers` list would join them. */
+function lookup(pending: { raw: readonly string[]; replaced: boolean; map?: Map<string, string> }) {
+  if (pending.map) return pending.map;
+  const map = new Map<string, string>();
+  const { raw, replaced } = pending;
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase();
+    if (skipped(lower, replaced) || !HEADER_NAME.test(lower)) continue;
+    const value = fieldValue(raw[i + 1]!);
+    if (value === undefined) continue;
+    const before = map.get(lower);
+    map.set(lower, before === undefined ? value : `${before}${lower === 'cookie' ? '; ' : ', '}${value}`);
+  }
+  pending.map = map;
+  return map;
+}
+
+/** Appends the pending raw fields to the real list of `headers`, once. */
+function fill(headers: NodeHeaders): void {
+  const pending = headers[PENDING];
+  if (!pending) return;
+  headers[PENDING] = undefined;
+  appendRaw(headers, pending.raw, pending.replaced);
+}
+
+/** Appends raw Node header fields to `headers`, in order, dropping what undici refuses. */
+function appendRaw(headers: Headers, raw: readonly string[], replaced: boolean): void {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (skipped(name.toLowerCase(), replaced)) continue;
+    try {
+      Headers.prototype.append.call(headers, name, raw[i + 1]!);
+    } catch {
+      // a field undici refuses is dropped, not fatal
+    }
   }
 }
 
