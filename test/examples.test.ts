@@ -1,10 +1,16 @@
 /**
- * examples/secure-server.ts as a user runs it: it refuses to start without an admin key, and with
- * one it serves /health to anyone and everything else only to a key.
+ * The examples as a user runs them: examples/secure-server.ts refuses to start without an admin key,
+ * and with one serves /health to anyone and everything else only to a key; examples/integrations.ts
+ * says where it keeps its sealed secrets, and its default store is one git ignores.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { INTEGRATIONS_FILE, LOCK_FILE } from '../src/node/fileStore.js';
+import { DEFAULT_DATA_DIR, SECRET_KEY_FILE } from '../src/node/secrets.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const tsx = fileURLToPath(new URL('../node_modules/.bin/tsx', import.meta.url));
@@ -16,12 +22,19 @@ afterEach(() => {
   child = undefined;
 });
 
-/** Starts the example; resolves with its exit or with the URL it prints, whichever comes first. */
-function start(
+/**
+ * Starts `examples/<name>` from the repository root with `env` over the environment (`PORT=0`);
+ * resolves with its exit, or with the first match of `ready` in its stderr, whichever comes first.
+ */
+function startExample(
+  name: string,
   env: Record<string, string | undefined>,
-): Promise<{ url?: string; code?: number | null; stderr: string }> {
-  const { MCPKIT_API_KEY: _k, MCPKIT_VIEWER_KEY: _v, MCPKIT_USER_KEY: _u, ...base } = process.env;
-  child = spawn(tsx, ['--tsconfig', `${root}tsconfig.json`, `${root}examples/secure-server.ts`], {
+  ready: RegExp,
+): Promise<{ match?: RegExpExecArray; code?: number | null; stderr: string }> {
+  const base = { ...process.env };
+  for (const [key, value] of Object.entries(env)) if (value === undefined) delete base[key];
+  child = spawn(tsx, ['--tsconfig', `${root}tsconfig.json`, `${root}examples/${name}`], {
+    cwd: root,
     env: { ...base, PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -33,14 +46,26 @@ function start(
     });
     child!.stderr!.on('data', (chunk: Buffer) => {
       stderr += chunk;
-      const match = /listening on (http:\/\/[^\s]+)\/mcp/.exec(stderr);
-      if (match) resolve({ url: match[1]!, stderr });
+      const match = ready.exec(stderr);
+      if (match) resolve({ match, stderr });
     });
     child!.once('exit', (code) => {
       expect(stdout).toBe('');
       resolve({ code, stderr });
     });
   });
+}
+
+/** Starts examples/secure-server.ts; resolves with its exit or with the URL it prints. */
+async function start(
+  env: Record<string, string | undefined>,
+): Promise<{ url?: string; code?: number | null; stderr: string }> {
+  const started = await startExample(
+    'secure-server.ts',
+    { MCPKIT_API_KEY: undefined, MCPKIT_VIEWER_KEY: undefined, MCPKIT_USER_KEY: undefined, ...env },
+    /listening on (http:\/\/[^\s]+)\/mcp/,
+  );
+  return { ...(started.match && { url: started.match[1]! }), code: started.code, stderr: started.stderr };
 }
 
 describe('examples/secure-server.ts', () => {
@@ -66,5 +91,63 @@ describe('examples/secure-server.ts', () => {
     const exited = new Promise((resolve) => child!.once('exit', resolve));
     child!.kill('SIGTERM');
     await exited;
+  });
+});
+
+/** Whether git ignores `file` (`git check-ignore`: 0 ignored, 1 not). */
+function gitIgnores(file: string): boolean {
+  try {
+    execFileSync('git', ['check-ignore', '--quiet', file], { cwd: root, stdio: 'ignore' });
+    return true;
+  } catch (error) {
+    if ((error as { status?: number }).status === 1) return false;
+    throw error;
+  }
+}
+
+const inGit = (() => {
+  try {
+    execFileSync('git', ['rev-parse', '--is-inside-work-tree'], { cwd: root, stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe('examples/integrations.ts', () => {
+  it.skipIf(!inGit)('keeps its default store, sealed secrets and key where git ignores them', () => {
+    // Run from the repository root, as its header says, without MCP_DATA_DIR: this directory.
+    const store = path.join(root, DEFAULT_DATA_DIR);
+    for (const file of [INTEGRATIONS_FILE, SECRET_KEY_FILE, LOCK_FILE, `.${INTEGRATIONS_FILE}.1.ab.tmp`]) {
+      expect(gitIgnores(path.join(store, file)), file).toBe(true);
+    }
+    expect(execFileSync('git', ['ls-files', '--', DEFAULT_DATA_DIR], { cwd: root, encoding: 'utf8' })).toBe(
+      '',
+    );
+    // The check can fail: the example itself is not ignored.
+    expect(gitIgnores(path.join(root, 'examples', 'integrations.ts'))).toBe(false);
+  });
+
+  it('says where it writes the store and the key that seals it', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mcpkit-example-'));
+    try {
+      const started = await startExample(
+        'integrations.ts',
+        { MCP_DATA_DIR: dataDir, MCP_SECRET_KEY: undefined, MCP_SECRET_KEY_PREVIOUS: undefined },
+        /MCP at (http:\/\/[^\s]+)\/mcp/,
+      );
+      expect(started.match, started.stderr).toBeDefined();
+      expect(started.stderr).toContain(
+        `Integrations stored in ${dataDir}, with the key that seals their secrets`,
+      );
+      expect(existsSync(path.join(dataDir, INTEGRATIONS_FILE))).toBe(true);
+      expect(existsSync(path.join(dataDir, SECRET_KEY_FILE))).toBe(true);
+      const url = started.match![1]!;
+      const listed = await (await fetch(`${url}/integrations`)).json();
+      expect(listed.items.map((i: { id: string }) => i.id)).toEqual(['github']);
+    } finally {
+      child?.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
