@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FetchOptions } from '../http/handler.js';
 import { bridgeRequest, failed, requestSource, writeWebResponse } from '../node/bridge.js';
+import { type Refusal, type RefusalCode, refuse } from '../policy/refusal.js';
 import type { McpKitServer } from '../server.js';
 
 /** Options for {@link mcpkitExpress}. */
@@ -31,6 +32,43 @@ interface BodyParserError {
   limit?: number;
 }
 
+/** body-parser's refusals of a body, by its error `type`, as mcpkit refuses the same. */
+const PARSER_REFUSALS: ReadonlyMap<string, readonly [RefusalCode, string]> = new Map([
+  [
+    'entity.too.large',
+    ['PAYLOAD_TOO_LARGE', "Payload Too Large: the body is larger than the host app's parser allows"],
+  ],
+  [
+    'parameters.too.many',
+    [
+      'PAYLOAD_TOO_LARGE',
+      "Payload Too Large: the body has more parameters than the host app's parser allows",
+    ],
+  ],
+  [
+    'encoding.unsupported',
+    [
+      'UNSUPPORTED_MEDIA_TYPE',
+      "Unsupported Media Type: the host app's parser cannot decode this Content-Encoding",
+    ],
+  ],
+  [
+    'charset.unsupported',
+    ['UNSUPPORTED_MEDIA_TYPE', "Unsupported Media Type: the host app's parser cannot read this charset"],
+  ],
+  ['request.aborted', ['INVALID_REQUEST', 'Bad Request: the body could not be read']],
+  ['request.size.invalid', ['INVALID_REQUEST', 'Bad Request: the body could not be read']],
+]);
+
+/** A body-parser refusal as mcpkit's own, or `undefined` for another error (the host app's to handle). */
+function parserRefusal(failure: BodyParserError | undefined): Refusal | undefined {
+  const known = typeof failure?.type === 'string' ? PARSER_REFUSALS.get(failure.type) : undefined;
+  if (!known) return undefined;
+  const [code, message] = known;
+  const limit = typeof failure?.limit === 'number' ? ` (${failure.limit} bytes)` : '';
+  return refuse(code, code === 'PAYLOAD_TOO_LARGE' ? `${message}${limit}` : message);
+}
+
 /**
  * Express middleware (Express 5, and 4) serving mcpkit's MCP endpoint and REST API wherever it is
  * mounted. It works whether or not `express.json()` ran before it: a body that parser already read
@@ -58,6 +96,7 @@ export function mcpkitExpress(
     res: ServerResponse,
     _next: Next,
     body: Uint8Array | string | undefined,
+    refusal?: Refusal,
   ) => {
     // Everything from here on is answered by mcpkit, failures included (JSON, never Express's page).
     try {
@@ -67,6 +106,7 @@ export function mcpkitExpress(
         .fetch(request, {
           ...(source.address !== undefined && { clientAddress: source.address }),
           ...options.fetchOptions?.(req),
+          ...(refusal && { refusal }),
         })
         .then((response) => writeWebResponse(req, res, response))
         .catch(() => failed(res));
@@ -82,18 +122,11 @@ export function mcpkitExpress(
       serve(req, res, next, failure.body);
       return;
     }
-    if (failure?.type === 'entity.too.large') {
-      res.statusCode = 413;
-      res.setHeader('content-type', 'application/problem+json');
-      res.end(
-        JSON.stringify({
-          type: 'urn:mcpkit:error:payload-too-large',
-          title: 'Payload too large',
-          status: 413,
-          detail: `The body is larger than the host app's parser allows (${failure.limit} bytes)`,
-          code: 'PAYLOAD_TOO_LARGE',
-        }),
-      );
+    // A body the parser refused otherwise (too large, an encoding or charset it cannot read): mcpkit
+    // answers it as it answers its own refusals, in the route's form, after Host, Origin and credentials.
+    const refusal = parserRefusal(failure);
+    if (refusal) {
+      serve(req, res, next, '', refusal);
       return;
     }
     next(error);
