@@ -1,9 +1,10 @@
 /**
- * The examples as a user runs them: examples/secure-server.ts refuses to start without an admin key,
- * and with one serves /health to anyone and everything else only to a key; examples/integrations.ts
- * says where it keeps its sealed secrets, and its default store is one git ignores.
+ * The examples as a user runs them: the quickstart's banner shows a curl exchange that works when
+ * pasted into a shell; examples/secure-server.ts refuses to start without an admin key, and with one
+ * serves /health to anyone and everything else only to a key; examples/integrations.ts says where it
+ * keeps its sealed secrets, and its default store is one git ignores.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,13 +25,16 @@ afterEach(() => {
 
 /**
  * Starts `examples/<name>` from the repository root with `env` over the environment (`PORT=0`);
- * resolves with its exit, or with the first match of `ready` in its stderr, whichever comes first.
+ * resolves with its exit, or with the first match of `ready` in its stderr (or stdout, for an
+ * example that prints its banner there), whichever comes first. An example that answers on stderr
+ * must print nothing on stdout.
  */
 function startExample(
   name: string,
   env: Record<string, string | undefined>,
   ready: RegExp,
-): Promise<{ match?: RegExpExecArray; code?: number | null; stderr: string }> {
+  on: 'stderr' | 'stdout' = 'stderr',
+): Promise<{ match?: RegExpExecArray; code?: number | null; stderr: string; stdout: string }> {
   const base = { ...process.env };
   for (const [key, value] of Object.entries(env)) if (value === undefined) delete base[key];
   child = spawn(tsx, ['--tsconfig', `${root}tsconfig.json`, `${root}examples/${name}`], {
@@ -41,17 +45,21 @@ function startExample(
   let stderr = '';
   let stdout = '';
   return new Promise((resolve) => {
+    const check = () => {
+      const match = ready.exec(on === 'stderr' ? stderr : stdout);
+      if (match) resolve({ match, stderr, stdout });
+    };
     child!.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk;
+      if (on === 'stdout') check();
     });
     child!.stderr!.on('data', (chunk: Buffer) => {
       stderr += chunk;
-      const match = ready.exec(stderr);
-      if (match) resolve({ match, stderr });
+      if (on === 'stderr') check();
     });
     child!.once('exit', (code) => {
-      expect(stdout).toBe('');
-      resolve({ code, stderr });
+      if (on === 'stderr') expect(stdout).toBe('');
+      resolve({ code, stderr, stdout });
     });
   });
 }
@@ -149,5 +157,53 @@ describe('examples/integrations.ts', () => {
       child?.kill('SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+const hasCurl = (() => {
+  try {
+    execFileSync('curl', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** The lines of the banner's block under `heading`, as they would be pasted into a shell. */
+function bannerBlock(banner: string, heading: string): string {
+  const lines = banner.split('\n');
+  const start = lines.findIndex((line) => line.startsWith(heading));
+  expect(start, banner).toBeGreaterThanOrEqual(0);
+  const block: string[] = [];
+  for (const line of lines.slice(start + 1)) {
+    if (line.trim() === '') break;
+    block.push(line);
+  }
+  return block.join('\n');
+}
+
+describe('examples/quickstart.ts', () => {
+  it.skipIf(!hasCurl)('prints a curl exchange that lists and calls tools when pasted into sh', async () => {
+    const started = await startExample('quickstart.ts', {}, /Press Ctrl\+C to stop\./, 'stdout');
+    expect(started.match, started.stderr).toBeDefined();
+    const script = bannerBlock(started.stdout, 'curl, a whole MCP exchange');
+    expect(script).toMatch(/^ {4}URL=http:\/\/127\.0\.0\.1:\d+\/mcp$/m);
+    // What the banner shows, run as POSIX sh runs it (dash here, not only bash).
+    const ran = await new Promise<{ stdout: string; stderr: string; code: number }>((resolve) => {
+      execFile('sh', ['-c', script], { timeout: 15_000 }, (error, stdout, stderr) =>
+        resolve({ stdout, stderr, code: typeof error?.code === 'number' ? error.code : error ? 1 : 0 }),
+      );
+    });
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stderr).toBe('');
+    // One line per answer: initialize, notifications/initialized (202, empty), tools/list, tools/call.
+    const answers = ran.stdout
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line));
+    expect(answers.map((a) => a.id)).toEqual([1, 2, 3]);
+    expect(answers[0].result.serverInfo.name).toBe('mcpkit-quickstart');
+    expect(answers[1].result.tools.map((t: { name: string }) => t.name)).toContain('calculate');
+    expect(answers[2].result.structuredContent).toEqual({ expression: '2 * (3 + 4)', value: 14 });
   });
 });
