@@ -44,7 +44,7 @@ Connect a client:
   MCP Inspector:  npx @modelcontextprotocol/inspector   (transport "Streamable HTTP", URL ${mcpUrl})
   Claude Code:    claude mcp add --transport http mcpkit ${mcpUrl}
   WebSocket:      ${listening.websocket ? `${mcpUrl.replace(/^http/, 'ws')} (subprotocol "mcp"; WebSocketClientTransport from mcpkit/node)` : 'off (install the optional "ws" package)'}
-  REST:           curl -s ${listening.url}/tools   (OpenAPI 3.1: ${listening.url}/openapi.json)
+  REST:           curl -s ${listening.url}/tools   (index: ${listening.url}/, OpenAPI 3.1: ${listening.url}/openapi.json)
 
 curl, a whole MCP exchange (paste into a shell: initialize, then the session id on every request):
 ${curlExchange.map((line) => `    ${line}`).join('\n')}

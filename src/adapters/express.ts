@@ -12,6 +12,15 @@ export interface McpkitExpressOptions {
 
 type ParsedRequest = IncomingMessage & { body?: unknown; _body?: boolean };
 
+/** What Express adds to a request: the path it was mounted at, and the URL before it stripped that. */
+type MountedRequest = IncomingMessage & { baseUrl?: unknown; originalUrl?: unknown };
+
+/** `base` (`http.basePath`) below the Express mount point `mount` (`req.baseUrl`). */
+function joinPaths(mount: string, base: string): string {
+  const inner = base === '' || base === '/' ? '' : base.startsWith('/') ? base : `/${base}`;
+  return `${mount.replace(/\/+$/, '')}${inner}`;
+}
+
 /** The body a parser (express.json, express.text, express.raw) already consumed, re-serialised. */
 function consumedBody(req: ParsedRequest): Uint8Array | string | undefined {
   if (req._body !== true && !req.readableEnded) return undefined;
@@ -101,10 +110,19 @@ export function mcpkitExpress(
     // Everything from here on is answered by mcpkit, failures included (JSON, never Express's page).
     try {
       const source = requestSource(req, server.httpOptions.trustProxy);
-      const request = bridgeRequest(req, res, body === undefined ? { source } : { body, source });
+      // Express strips its mount point from req.url: the handler sees the path the client sent and is
+      // told where it is mounted, so what it links to (the index, OpenAPI's servers) includes it.
+      const { baseUrl, originalUrl } = req as MountedRequest;
+      const mounted = typeof baseUrl === 'string' && baseUrl !== '' && typeof originalUrl === 'string';
+      const request = bridgeRequest(req, res, {
+        source,
+        ...(body !== undefined && { body }),
+        ...(mounted && { target: originalUrl }),
+      });
       server
         .fetch(request, {
           ...(source.address !== undefined && { clientAddress: source.address }),
+          ...(mounted && { basePath: joinPaths(baseUrl, server.httpOptions.basePath) }),
           ...options.fetchOptions?.(req),
           ...(refusal && { refusal }),
         })

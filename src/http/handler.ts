@@ -338,7 +338,7 @@ export class HttpHandler {
     this.#basePath = normalisePath(this.options.basePath);
     this.#mcpRelative = normalisePath(this.options.mcpPath) || '/';
     this.streams = new Shares(this.options.maxStreamsPerCaller, 'http.maxStreamsPerCaller');
-    this.#rest = host.rest && { ...host.rest, streams: this.streams };
+    this.#rest = host.rest && { ...host.rest, streams: this.streams, mcpPath: this.#mcpRelative };
     const onerror = (error: Error) => host.logger.debug({ err: error }, 'MCP HTTP request rejected');
     this.modern = createMcpHandler(({ era }) => host.createServer(era, false), {
       legacy: this.options.stateless ? 'stateless' : 'reject',

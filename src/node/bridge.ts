@@ -12,6 +12,11 @@ export interface WebRequestOptions {
   trustProxy?: TrustProxy;
   /** The request's source, when the caller already worked it out with {@link requestSource}. */
   source?: RequestSource;
+  /**
+   * The request target (path and query) to build the URL from, instead of `req.url`: for a framework
+   * that strips its mount prefix from `req.url` (Express's `req.originalUrl` keeps it).
+   */
+  target?: string;
 }
 
 /**
@@ -128,7 +133,7 @@ function buildAs(
   }
   // The URL as the client addressed it (its Host, or what a trusted proxy says), the path appended
   // as it came: `//x%2F` is a path here, never an authority.
-  const url = `${(options.source ?? requestSource(req, options.trustProxy)).origin}${targetOf(req.url)}`;
+  const url = `${(options.source ?? requestSource(req, options.trustProxy)).origin}${targetOf(options.target ?? req.url)}`;
   const hasBody = method !== 'GET' && method !== 'HEAD';
   if (!lazy) {
     // A complete web request: body and signal in the request itself, for any consumer at all.
