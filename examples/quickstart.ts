@@ -20,15 +20,34 @@ const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
 const listening = await listen(server, { port, host });
 
-console.log(`mcpkit quickstart listening on ${listening.url}/mcp
+const mcpUrl = `${listening.url}/mcp`;
+// A whole 2025-era exchange with curl: initialize answers with the session id, which every later
+// request carries with the negotiated version, and notifications/initialized ends the handshake.
+const PROTOCOL_VERSION = '2025-11-25';
+const json = (message: object) => `'${JSON.stringify(message)}'`;
+const headers = "-H 'content-type: application/json' -H 'accept: application/json, text/event-stream'";
+const curlExchange = [
+  `URL=${mcpUrl}`,
+  `INIT=$(curl -si "$URL" ${headers} \\`,
+  `  -d ${json({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'curl', version: '1' } } })})`,
+  `printf '%s\\n' "$INIT" | tail -n 1`,
+  `SID=$(printf '%s\\n' "$INIT" | grep -i '^mcp-session-id:' | cut -d' ' -f2 | tr -d '\\r')`,
+  `mcp() { curl -s "$URL" ${headers} -H 'mcp-protocol-version: ${PROTOCOL_VERSION}' -H "mcp-session-id: $SID" -d "$1"; echo; }`,
+  `mcp ${json({ jsonrpc: '2.0', method: 'notifications/initialized' })}`,
+  `mcp ${json({ jsonrpc: '2.0', id: 2, method: 'tools/list' })}`,
+  `mcp ${json({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'calculate', arguments: { expression: '2 * (3 + 4)' } } })}`,
+];
+
+console.log(`mcpkit quickstart listening on ${mcpUrl}
 
 Connect a client:
-  MCP Inspector:  npx @modelcontextprotocol/inspector   (transport "Streamable HTTP", URL ${listening.url}/mcp)
-  Claude Code:    claude mcp add --transport http mcpkit ${listening.url}/mcp
-  WebSocket:      ${listening.websocket ? `${listening.url.replace(/^http/, 'ws')}/mcp (subprotocol "mcp"; WebSocketClientTransport from mcpkit/node)` : 'off (install the optional "ws" package)'}
-  curl:           curl -s ${listening.url}/mcp -H 'content-type: application/json' \\
-                    -H 'accept: application/json, text/event-stream' \\
-                    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'
+  MCP Inspector:  npx @modelcontextprotocol/inspector   (transport "Streamable HTTP", URL ${mcpUrl})
+  Claude Code:    claude mcp add --transport http mcpkit ${mcpUrl}
+  WebSocket:      ${listening.websocket ? `${mcpUrl.replace(/^http/, 'ws')} (subprotocol "mcp"; WebSocketClientTransport from mcpkit/node)` : 'off (install the optional "ws" package)'}
+  REST:           curl -s ${listening.url}/tools   (index: ${listening.url}/, OpenAPI 3.1: ${listening.url}/openapi.json)
+
+curl, a whole MCP exchange (paste into a shell: initialize, then the session id on every request):
+${curlExchange.map((line) => `    ${line}`).join('\n')}
 
 Tools: ${server.tools
   .list()

@@ -391,9 +391,9 @@ describe.each(['listen', 'express', 'fastify'] as const)(
         const listening = await listen(kit, { port: 0, websocket: false });
         port = listening.port;
         stop = async () => {
-        await listening.close();
-        await kit.close();
-      };
+          await listening.close();
+          await kit.close();
+        };
       } else if (mount === 'express') {
         const app = express();
         app.use('/api', mcpkitExpress(kit));

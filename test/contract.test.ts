@@ -23,6 +23,8 @@ type Call = (path: string, init?: RequestInit) => Promise<Response>;
 interface Mount {
   /** Calls a path below the mount point (`/tools`), as a remote client would. */
   call: Call;
+  /** The mount point (`/api`), or `''` at the root. */
+  prefix: string;
   /** The MCP endpoint URL, for a real client (undefined in process). */
   mcpUrl?: string;
   /** A route of the host app, and what it answers. */
@@ -80,7 +82,7 @@ const mounts: Array<[string, () => Promise<Mount & { server: McpKitServer }>]> =
         headers.set('host', 'localhost');
         return server.fetch(new Request(`http://localhost${path}`, { ...init, headers }));
       };
-      return { server, call, close: () => server.close() };
+      return { server, call, prefix: '', close: () => server.close() };
     },
   ],
   [
@@ -91,6 +93,7 @@ const mounts: Array<[string, () => Promise<Mount & { server: McpKitServer }>]> =
       return {
         server,
         call: await realCall(listening.url),
+        prefix: '',
         mcpUrl: `${listening.url}/mcp`,
         close: listening.close,
       };
@@ -112,6 +115,7 @@ const mounts: Array<[string, () => Promise<Mount & { server: McpKitServer }>]> =
       return {
         server,
         call: await realCall(`${base}/api`),
+        prefix: '/api',
         mcpUrl: `${base}/api/mcp`,
         hostRoute: { path: `${base}/`, text: HOST_TEXT },
         close: async () => {
@@ -133,6 +137,7 @@ const mounts: Array<[string, () => Promise<Mount & { server: McpKitServer }>]> =
       return {
         server,
         call: await realCall(`${address}/api`),
+        prefix: '/api',
         mcpUrl: `${address}/api/mcp`,
         hostRoute: { path: `${address}/`, text: HOST_TEXT },
         close: async () => {
@@ -156,6 +161,7 @@ const mounts: Array<[string, () => Promise<Mount & { server: McpKitServer }>]> =
       return {
         server,
         call: await realCall(`${base}/api`),
+        prefix: '/api',
         mcpUrl: `${base}/api/mcp`,
         hostRoute: { path: `${base}/`, text: HOST_TEXT },
         close: async () => {
@@ -462,6 +468,50 @@ describe.each(mounts)('%s', (_name, setup) => {
     ).toMatchObject({
       properties: { a: { type: 'number' }, b: { type: 'number' } },
     });
+  });
+
+  it('answers GET / at the mount point with an index whose links work', async () => {
+    for (const path of ['', '/']) {
+      const res = await mount.call(path);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('content-type')).toBe('application/json');
+      const index = await res.json();
+      expect(index).toEqual({
+        name: 'contract',
+        version: '1.0.0',
+        links: {
+          mcp: `${mount.prefix}/mcp`,
+          openapi: `${mount.prefix}/openapi.json`,
+          health: `${mount.prefix}/health`,
+        },
+      });
+    }
+    const { links } = await (await mount.call('/')).json();
+    const follow = (link: string, init?: RequestInit) => mount.call(link.slice(mount.prefix.length), init);
+    expect((await (await follow(links.health)).json()).status).toBe('ok');
+    const doc = await (await follow(links.openapi)).json();
+    expect(doc.servers).toEqual([{ url: mount.prefix || '/' }]);
+    expect(doc.paths['/'].get.operationId).toBe('get-index');
+    const initialize = await follow(
+      links.mcp,
+      post(
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-11-25',
+            capabilities: {},
+            clientInfo: { name: 'c', version: '1' },
+          },
+        },
+        { accept: 'application/json, text/event-stream' },
+      ),
+    );
+    expect(initialize.status).toBe(200);
+    expect(initialize.headers.get('mcp-session-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await follow('/', { method: 'HEAD' })).status).toBe(200);
+    await expectProblem(await mount.call('/', { method: 'POST' }), 405, 'METHOD_NOT_ALLOWED');
   });
 
   it('serves MCP on /mcp to an SDK client', async () => {

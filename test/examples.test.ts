@@ -1,10 +1,17 @@
 /**
- * examples/secure-server.ts as a user runs it: it refuses to start without an admin key, and with
- * one it serves /health to anyone and everything else only to a key.
+ * The examples as a user runs them: the quickstart's banner shows a curl exchange that works when
+ * pasted into a shell; examples/secure-server.ts refuses to start without an admin key, and with one
+ * serves /health to anyone and everything else only to a key; examples/integrations.ts says where it
+ * keeps its sealed secrets, and its default store is one git ignores.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { INTEGRATIONS_FILE, LOCK_FILE } from '../src/node/fileStore.js';
+import { DEFAULT_DATA_DIR, SECRET_KEY_FILE } from '../src/node/secrets.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const tsx = fileURLToPath(new URL('../node_modules/.bin/tsx', import.meta.url));
@@ -16,31 +23,57 @@ afterEach(() => {
   child = undefined;
 });
 
-/** Starts the example; resolves with its exit or with the URL it prints, whichever comes first. */
-function start(
+/**
+ * Starts `examples/<name>` from the repository root with `env` over the environment (`PORT=0`);
+ * resolves with its exit, or with the first match of `ready` in its stderr (or stdout, for an
+ * example that prints its banner there), whichever comes first. An example that answers on stderr
+ * must print nothing on stdout.
+ */
+function startExample(
+  name: string,
   env: Record<string, string | undefined>,
-): Promise<{ url?: string; code?: number | null; stderr: string }> {
-  const { MCPKIT_API_KEY: _k, MCPKIT_VIEWER_KEY: _v, MCPKIT_USER_KEY: _u, ...base } = process.env;
-  child = spawn(tsx, ['--tsconfig', `${root}tsconfig.json`, `${root}examples/secure-server.ts`], {
+  ready: RegExp,
+  on: 'stderr' | 'stdout' = 'stderr',
+): Promise<{ match?: RegExpExecArray; code?: number | null; stderr: string; stdout: string }> {
+  const base = { ...process.env };
+  for (const [key, value] of Object.entries(env)) if (value === undefined) delete base[key];
+  child = spawn(tsx, ['--tsconfig', `${root}tsconfig.json`, `${root}examples/${name}`], {
+    cwd: root,
     env: { ...base, PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   let stdout = '';
   return new Promise((resolve) => {
+    const check = () => {
+      const match = ready.exec(on === 'stderr' ? stderr : stdout);
+      if (match) resolve({ match, stderr, stdout });
+    };
     child!.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk;
+      if (on === 'stdout') check();
     });
     child!.stderr!.on('data', (chunk: Buffer) => {
       stderr += chunk;
-      const match = /listening on (http:\/\/[^\s]+)\/mcp/.exec(stderr);
-      if (match) resolve({ url: match[1]!, stderr });
+      if (on === 'stderr') check();
     });
     child!.once('exit', (code) => {
-      expect(stdout).toBe('');
-      resolve({ code, stderr });
+      if (on === 'stderr') expect(stdout).toBe('');
+      resolve({ code, stderr, stdout });
     });
   });
+}
+
+/** Starts examples/secure-server.ts; resolves with its exit or with the URL it prints. */
+async function start(
+  env: Record<string, string | undefined>,
+): Promise<{ url?: string; code?: number | null; stderr: string }> {
+  const started = await startExample(
+    'secure-server.ts',
+    { MCPKIT_API_KEY: undefined, MCPKIT_VIEWER_KEY: undefined, MCPKIT_USER_KEY: undefined, ...env },
+    /listening on (http:\/\/[^\s]+)\/mcp/,
+  );
+  return { ...(started.match && { url: started.match[1]! }), code: started.code, stderr: started.stderr };
 }
 
 describe('examples/secure-server.ts', () => {
@@ -66,5 +99,93 @@ describe('examples/secure-server.ts', () => {
     const exited = new Promise((resolve) => child!.once('exit', resolve));
     child!.kill('SIGTERM');
     await exited;
+  });
+});
+
+/** Whether git ignores `file` (`git check-ignore`: 0 ignored, 1 not). */
+function gitIgnores(file: string): boolean {
+  try {
+    execFileSync('git', ['check-ignore', '--quiet', file], { cwd: root, stdio: 'ignore' });
+    return true;
+  } catch (error) {
+    if ((error as { status?: number }).status === 1) return false;
+    throw error;
+  }
+}
+
+describe('examples/integrations.ts', () => {
+  it('keeps its default store, sealed secrets and key where git ignores them', () => {
+    // Run from the repository root, as its header says, without MCP_DATA_DIR: this directory.
+    const store = path.join(root, DEFAULT_DATA_DIR);
+    for (const file of [INTEGRATIONS_FILE, SECRET_KEY_FILE, LOCK_FILE, `.${INTEGRATIONS_FILE}.1.ab.tmp`]) {
+      expect(gitIgnores(path.join(store, file)), file).toBe(true);
+    }
+    expect(execFileSync('git', ['ls-files', '--', DEFAULT_DATA_DIR], { cwd: root, encoding: 'utf8' })).toBe(
+      '',
+    );
+    // The check can fail: the example itself is not ignored.
+    expect(gitIgnores(path.join(root, 'examples', 'integrations.ts'))).toBe(false);
+  });
+
+  it('says where it writes the store and the key that seals it', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mcpkit-example-'));
+    try {
+      const started = await startExample(
+        'integrations.ts',
+        { MCP_DATA_DIR: dataDir, MCP_SECRET_KEY: undefined, MCP_SECRET_KEY_PREVIOUS: undefined },
+        /MCP at (http:\/\/[^\s]+)\/mcp/,
+      );
+      expect(started.match, started.stderr).toBeDefined();
+      expect(started.stderr).toContain(
+        `Integrations stored in ${dataDir}, with the key that seals their secrets`,
+      );
+      expect(existsSync(path.join(dataDir, INTEGRATIONS_FILE))).toBe(true);
+      expect(existsSync(path.join(dataDir, SECRET_KEY_FILE))).toBe(true);
+      const url = started.match![1]!;
+      const listed = await (await fetch(`${url}/integrations`)).json();
+      expect(listed.items.map((i: { id: string }) => i.id)).toEqual(['github']);
+    } finally {
+      child?.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The lines of the banner's block under `heading`, as they would be pasted into a shell. */
+function bannerBlock(banner: string, heading: string): string {
+  const lines = banner.split('\n');
+  const start = lines.findIndex((line) => line.startsWith(heading));
+  expect(start, banner).toBeGreaterThanOrEqual(0);
+  const block: string[] = [];
+  for (const line of lines.slice(start + 1)) {
+    if (line.trim() === '') break;
+    block.push(line);
+  }
+  return block.join('\n');
+}
+
+describe('examples/quickstart.ts', () => {
+  it('prints a curl exchange that lists and calls tools when pasted into sh', async () => {
+    const started = await startExample('quickstart.ts', {}, /Press Ctrl\+C to stop\./, 'stdout');
+    expect(started.match, started.stderr).toBeDefined();
+    const script = bannerBlock(started.stdout, 'curl, a whole MCP exchange');
+    expect(script).toMatch(/^ {4}URL=http:\/\/127\.0\.0\.1:\d+\/mcp$/m);
+    // What the banner shows, run as POSIX sh runs it (dash here, not only bash).
+    const ran = await new Promise<{ stdout: string; stderr: string; code: number }>((resolve) => {
+      execFile('sh', ['-c', script], { timeout: 15_000 }, (error, stdout, stderr) =>
+        resolve({ stdout, stderr, code: typeof error?.code === 'number' ? error.code : error ? 1 : 0 }),
+      );
+    });
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stderr).toBe('');
+    // One line per answer: initialize, notifications/initialized (202, empty), tools/list, tools/call.
+    const answers = ran.stdout
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line));
+    expect(answers.map((a) => a.id)).toEqual([1, 2, 3]);
+    expect(answers[0].result.serverInfo.name).toBe('mcpkit-quickstart');
+    expect(answers[1].result.tools.map((t: { name: string }) => t.name)).toContain('calculate');
+    expect(answers[2].result.structuredContent).toEqual({ expression: '2 * (3 + 4)', value: 14 });
   });
 });

@@ -3,12 +3,15 @@
  * each answered with JSON, never an HTML page, a stack or a file path.
  */
 import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import express from 'express';
+import { mcpkitExpress } from 'mcpkit/express';
 import { listen } from 'mcpkit/node';
 import { jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { fixtureServer } from './fixtures.js';
+import { closeHttp, fixtureServer, waitListening } from './fixtures.js';
 
 const INIT = {
   jsonrpc: '2.0',
@@ -375,6 +378,58 @@ describe('the modern (2026-07-28) era', () => {
       await client.close();
     } finally {
       await listening.close();
+    }
+  });
+});
+
+describe('the index (GET / at the mount point)', () => {
+  it('links to the MCP endpoint, OpenAPI and health under http.basePath and http.mcpPath', async () => {
+    const server = fixtureServer({ http: { basePath: '/v1', mcpPath: '/rpc' }, title: 'Fixture server' });
+    try {
+      for (const path of ['/v1', '/v1/', '/v1//']) {
+        const res = await request(server, path);
+        expect(res.status, path).toBe(200);
+        expect(await res.json()).toEqual({
+          name: 'fixture',
+          version: '1.2.3',
+          title: 'Fixture server',
+          links: { mcp: '/v1/rpc', openapi: '/v1/openapi.json', health: '/v1/health' },
+        });
+      }
+      // Outside the mount point nothing answers, the root included.
+      const outside = await request(server, '/');
+      expect(outside.status).toBe(404);
+      expect(outside.headers.get('content-type')).toBe('application/problem+json');
+      expect((await request(server, '/v1/rpc', jsonRpcPost(INIT))).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('includes the Express mount point (which Express strips from req.url) and http.basePath below it', async () => {
+    const server = fixtureServer({ http: { basePath: '/v1' } });
+    const app = express();
+    app.use('/api', mcpkitExpress(server));
+    const httpServer = app.listen(0, '127.0.0.1');
+    await waitListening(httpServer);
+    const base = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
+    try {
+      const index = await (await fetch(`${base}/api/v1`)).json();
+      expect(index.links).toEqual({
+        mcp: '/api/v1/mcp',
+        openapi: '/api/v1/openapi.json',
+        health: '/api/v1/health',
+      });
+      const client = new Client({ name: 'index', version: '1' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${base}${index.links.mcp}`)));
+      expect((await client.listTools()).tools.map((t) => t.name)).toContain('add');
+      await client.close();
+      const doc = await (await fetch(`${base}${index.links.openapi}`)).json();
+      expect(doc.servers).toEqual([{ url: '/api/v1' }]);
+      expect((await fetch(`${base}/api/tools`)).status).toBe(404); // below /api but outside /v1
+    } finally {
+      await server.close();
+      await closeHttp(httpServer);
     }
   });
 });

@@ -282,6 +282,10 @@ describe('roles and permissions', () => {
     // Liveness stays anonymous; everything else needs a key.
     expect((await request(server, '/health')).status).toBe(200);
     expect((await request(server, '/openapi.json')).status).toBe(401);
+    // The index names the server: what the document it leads to needs (tools:read).
+    expect((await request(server, '/')).status).toBe(401);
+    expect(await status(VIEWER, 'GET', '/')).toBe(200);
+    expect(await status(READER, 'GET', '/')).toBe(403);
   });
 
   it('leaves in-process connections (stdio, memory) unrestricted as the local user', async () => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FetchOptions } from '../http/handler.js';
 import { bridgeRequest, failed, requestSource, writeWebResponse } from '../node/bridge.js';
+import { type Refusal, type RefusalCode, refuse } from '../policy/refusal.js';
 import type { McpKitServer } from '../server.js';
 
 /** Options for {@link mcpkitExpress}. */
@@ -10,6 +11,15 @@ export interface McpkitExpressOptions {
 }
 
 type ParsedRequest = IncomingMessage & { body?: unknown; _body?: boolean };
+
+/** What Express adds to a request: the path it was mounted at, and the URL before it stripped that. */
+type MountedRequest = IncomingMessage & { baseUrl?: unknown; originalUrl?: unknown };
+
+/** `base` (`http.basePath`) below the Express mount point `mount` (`req.baseUrl`). */
+function joinPaths(mount: string, base: string): string {
+  const inner = base === '' || base === '/' ? '' : base.startsWith('/') ? base : `/${base}`;
+  return `${mount.replace(/\/+$/, '')}${inner}`;
+}
 
 /** The body a parser (express.json, express.text, express.raw) already consumed, re-serialised. */
 function consumedBody(req: ParsedRequest): Uint8Array | string | undefined {
@@ -29,6 +39,43 @@ interface BodyParserError {
   type?: string;
   body?: string;
   limit?: number;
+}
+
+/** body-parser's refusals of a body, by its error `type`, as mcpkit refuses the same. */
+const PARSER_REFUSALS: ReadonlyMap<string, readonly [RefusalCode, string]> = new Map([
+  [
+    'entity.too.large',
+    ['PAYLOAD_TOO_LARGE', "Payload Too Large: the body is larger than the host app's parser allows"],
+  ],
+  [
+    'parameters.too.many',
+    [
+      'PAYLOAD_TOO_LARGE',
+      "Payload Too Large: the body has more parameters than the host app's parser allows",
+    ],
+  ],
+  [
+    'encoding.unsupported',
+    [
+      'UNSUPPORTED_MEDIA_TYPE',
+      "Unsupported Media Type: the host app's parser cannot decode this Content-Encoding",
+    ],
+  ],
+  [
+    'charset.unsupported',
+    ['UNSUPPORTED_MEDIA_TYPE', "Unsupported Media Type: the host app's parser cannot read this charset"],
+  ],
+  ['request.aborted', ['INVALID_REQUEST', 'Bad Request: the body could not be read']],
+  ['request.size.invalid', ['INVALID_REQUEST', 'Bad Request: the body could not be read']],
+]);
+
+/** A body-parser refusal as mcpkit's own, or `undefined` for another error (the host app's to handle). */
+function parserRefusal(failure: BodyParserError | undefined): Refusal | undefined {
+  const known = typeof failure?.type === 'string' ? PARSER_REFUSALS.get(failure.type) : undefined;
+  if (!known) return undefined;
+  const [code, message] = known;
+  const limit = typeof failure?.limit === 'number' ? ` (${failure.limit} bytes)` : '';
+  return refuse(code, code === 'PAYLOAD_TOO_LARGE' ? `${message}${limit}` : message);
 }
 
 /**
@@ -58,15 +105,26 @@ export function mcpkitExpress(
     res: ServerResponse,
     _next: Next,
     body: Uint8Array | string | undefined,
+    refusal?: Refusal,
   ) => {
     // Everything from here on is answered by mcpkit, failures included (JSON, never Express's page).
     try {
       const source = requestSource(req, server.httpOptions.trustProxy);
-      const request = bridgeRequest(req, res, body === undefined ? { source } : { body, source });
+      // Express strips its mount point from req.url: the handler sees the path the client sent and is
+      // told where it is mounted, so what it links to (the index, OpenAPI's servers) includes it.
+      const { baseUrl, originalUrl } = req as MountedRequest;
+      const mounted = typeof baseUrl === 'string' && baseUrl !== '' && typeof originalUrl === 'string';
+      const request = bridgeRequest(req, res, {
+        source,
+        ...(body !== undefined && { body }),
+        ...(mounted && { target: originalUrl }),
+      });
       server
         .fetch(request, {
           ...(source.address !== undefined && { clientAddress: source.address }),
+          ...(mounted && { basePath: joinPaths(baseUrl, server.httpOptions.basePath) }),
           ...options.fetchOptions?.(req),
+          ...(refusal && { refusal }),
         })
         .then((response) => writeWebResponse(req, res, response))
         .catch(() => failed(res));
@@ -82,18 +140,11 @@ export function mcpkitExpress(
       serve(req, res, next, failure.body);
       return;
     }
-    if (failure?.type === 'entity.too.large') {
-      res.statusCode = 413;
-      res.setHeader('content-type', 'application/problem+json');
-      res.end(
-        JSON.stringify({
-          type: 'urn:mcpkit:error:payload-too-large',
-          title: 'Payload too large',
-          status: 413,
-          detail: `The body is larger than the host app's parser allows (${failure.limit} bytes)`,
-          code: 'PAYLOAD_TOO_LARGE',
-        }),
-      );
+    // A body the parser refused otherwise (too large, an encoding or charset it cannot read): mcpkit
+    // answers it as it answers its own refusals, in the route's form, after Host, Origin and credentials.
+    const refusal = parserRefusal(failure);
+    if (refusal) {
+      serve(req, res, next, '', refusal);
       return;
     }
     next(error);

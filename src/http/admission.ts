@@ -123,7 +123,7 @@ export class RequestAdmission {
           return refuse(
             'FORBIDDEN',
             result.errorCode === 'invalid_origin'
-              ? `Invalid Origin: ${quote(result.hostname)}`
+              ? `Invalid Origin: ${quote(result.hostname)} is not in http.allowedOrigins, ${ORIGIN_HINT}`
               : 'Invalid Origin header',
           );
         }
@@ -135,6 +135,14 @@ export class RequestAdmission {
 
 const NO_FACTS: RequestAdmitted = Object.freeze({ facts: undefined });
 
+/**
+ * A refused Host or Origin names the option that admits it, so whoever deployed the server (on a fetch
+ * runtime, say, where the loopback default refuses every real request) learns what to set from the 403
+ * itself; never what the allow-list holds.
+ */
+const HOST_HINT = 'the server option listing the host names it may be reached by';
+const ORIGIN_HINT = 'the server option listing the host names of web pages that may call it';
+
 /** The refusal of a host that is not on the allow-list, naming at most a short prefix of it. */
 function hostRefusal(host: string | null, allowed: readonly string[]): Refusal | undefined {
   const result = validateHostHeader(host, allowed as string[]);
@@ -143,7 +151,7 @@ function hostRefusal(host: string | null, allowed: readonly string[]): Refusal |
   return refuse(
     'FORBIDDEN',
     result.errorCode === 'invalid_host'
-      ? `Invalid Host: ${quote(result.hostname)}`
+      ? `Invalid Host: ${quote(result.hostname)} is not in http.allowedHosts, ${HOST_HINT}`
       : result.errorCode === 'missing_host'
         ? 'Missing Host header'
         : 'Invalid Host header',

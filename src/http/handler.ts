@@ -206,6 +206,21 @@ export interface FetchOptions {
    * (`listen()` sets it). Past `overload.maxQueueWaitMs` the request is shed with a quick 503.
    */
   queuedMs?: number;
+  /**
+   * Why the door already refused this request before mcpkit could read it (a host framework's body
+   * parser, say). The request still passes load shedding, Host, Origin and credentials, so they
+   * answer first; then it is answered with this refusal in its route's form (a problem on REST, a
+   * JSON-RPC error on the MCP endpoint) instead of being served.
+   *
+   * @example
+   * ```ts
+   * // the framework's parser read more than its limit: answered 413, in the route's form
+   * await server.fetch(request, {
+   *   refusal: { code: 'PAYLOAD_TOO_LARGE', message: 'The body is larger than 100 kB' },
+   * });
+   * ```
+   */
+  refusal?: Refusal;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -217,6 +232,44 @@ function normalisePath(path: string): string {
   if (path === '' || path === '/') return '';
   const withSlash = path.startsWith('/') ? path : `/${path}`;
   return withSlash.endsWith('/') ? withSlash.slice(0, -1) : withSlash;
+}
+
+/** Where a path lands: under the mount point or not, the path below it, and whether it is the MCP endpoint. */
+interface Located {
+  readonly inside: boolean;
+  readonly relative: string;
+  readonly isMcp: boolean;
+}
+
+/** Locates `pathname` under the mount point `base` (normalised), with the MCP endpoint at `mcp` below it. */
+function locate(pathname: string, base: string, mcp: string): Located {
+  const inside = base === '' || pathname === base || pathname.startsWith(`${base}/`);
+  const relative = inside ? pathname.slice(base.length) || '/' : pathname;
+  const isMcp = inside && (relative === mcp || relative === `${mcp}/`);
+  return { inside, relative, isMcp };
+}
+
+/**
+ * Whether the answers to `pathname` are JSON-RPC errors (the MCP endpoint) rather than problems
+ * (every other path), for a door that must answer a request the handler never saw, such as a
+ * malformed one node:http refused. The same rule as the handler's own.
+ *
+ * @example
+ * ```ts
+ * answersJsonRpc('/api/mcp', { basePath: '/api', mcpPath: '/mcp' }); // true
+ * answersJsonRpc('/api/tools', { basePath: '/api', mcpPath: '/mcp' }); // false
+ * ```
+ */
+export function answersJsonRpc(pathname: string, paths: { basePath: string; mcpPath: string }): boolean {
+  return locate(pathname, normalisePath(paths.basePath), normalisePath(paths.mcpPath) || '/').isMcp;
+}
+
+/** What routing learnt, for metrics, spans and the answer to an unexpected failure. */
+interface RouteOut {
+  /** The route pattern (`/tools/:name`), or `rejected`, `unmatched`, `shed`, `unauthenticated`. */
+  route: string;
+  /** Whether the path is the MCP endpoint, whose answers are JSON-RPC. */
+  mcp: boolean;
 }
 
 /** What {@link HttpHandler.admit} decides about a request: its caller, or why it is refused. */
@@ -285,7 +338,7 @@ export class HttpHandler {
     this.#basePath = normalisePath(this.options.basePath);
     this.#mcpRelative = normalisePath(this.options.mcpPath) || '/';
     this.streams = new Shares(this.options.maxStreamsPerCaller, 'http.maxStreamsPerCaller');
-    this.#rest = host.rest && { ...host.rest, streams: this.streams };
+    this.#rest = host.rest && { ...host.rest, streams: this.streams, mcpPath: this.#mcpRelative };
     const onerror = (error: Error) => host.logger.debug({ err: error }, 'MCP HTTP request rejected');
     this.modern = createMcpHandler(({ era }) => host.createServer(era, false), {
       legacy: this.options.stateless ? 'stateless' : 'reject',
@@ -312,13 +365,16 @@ export class HttpHandler {
     const requestId =
       incoming !== null && REQUEST_ID.test(incoming) ? incoming : globalThis.crypto.randomUUID();
     const started = performance.now();
-    const out = { route: 'rejected' };
+    const out: RouteOut = { route: 'rejected', mcp: false };
     let response: Response;
     try {
       response = await this.#traced(request, options, requestId, out);
     } catch (error) {
       this.#host.logger.error({ err: error, requestId }, 'unhandled error in HTTP handler');
-      response = jsonRpcError(500, JSONRPC_INTERNAL_ERROR, 'Internal error');
+      // In the route's own form: a JSON-RPC error on the MCP endpoint, a problem anywhere else.
+      response = out.mcp
+        ? jsonRpcError(500, JSONRPC_INTERNAL_ERROR, 'Internal error')
+        : problem('INTERNAL', 'Internal error', requestId);
     }
     this.#host.metrics?.observe(
       out.route,
@@ -359,12 +415,7 @@ export class HttpHandler {
    * `#route` in a SERVER span whose parent is the trace context the request carries (`traceparent`),
    * named `<METHOD> <route pattern>`: never the raw path, so names stay bounded.
    */
-  #traced(
-    request: Request,
-    options: FetchOptions,
-    requestId: string,
-    out: { route: string },
-  ): Promise<Response> {
+  #traced(request: Request, options: FetchOptions, requestId: string, out: RouteOut): Promise<Response> {
     const tracing = this.#host.tracing ?? globalTracing;
     const method = request.method;
     const parent = tracing.extract(request.headers);
@@ -396,12 +447,7 @@ export class HttpHandler {
     );
   }
 
-  async #route(
-    request: Request,
-    options: FetchOptions,
-    requestId: string,
-    out: { route: string },
-  ): Promise<Response> {
+  async #route(request: Request, options: FetchOptions, requestId: string, out: RouteOut): Promise<Response> {
     let url: URL;
     try {
       url = new URL(request.url);
@@ -412,9 +458,8 @@ export class HttpHandler {
     const { pathname } = url;
     const oauth = this.#host.policy?.auth?.oauth;
     const metadata = oauth !== undefined && pathname.startsWith(METADATA_PATH);
-    const inside = base === '' || pathname === base || pathname.startsWith(`${base}/`);
-    const relative = inside ? pathname.slice(base.length) || '/' : pathname;
-    const isMcp = inside && (relative === this.#mcpRelative || relative === `${this.#mcpRelative}/`);
+    const { inside, relative, isMcp } = locate(pathname, base, this.#mcpRelative);
+    out.mcp = isMcp;
     const door = isMcp ? 'mcp' : 'rest';
     if (!metadata && !inside) {
       // Not under the mount point: nothing here answers it, but Host and Origin still apply.
@@ -451,8 +496,12 @@ export class HttpHandler {
       if (out.route === 'unmatched') out.route = 'unauthenticated';
       return isMcp ? mcpRequestRefusal(admitted.refusal) : restRefusal(admitted.refusal, requestId);
     }
+    // The door refused the request already (a host framework's parser): answered in the route's form.
+    if (options.refusal) {
+      return isMcp ? mcpRequestRefusal(options.refusal) : restRefusal(options.refusal, requestId);
+    }
     const { facts } = admitted;
-    if (metadata) return this.#protectedResourceMetadata(request, url, base);
+    if (metadata) return this.#protectedResourceMetadata(request, url, base, requestId);
     if (isMcp) {
       if (facts) requestFacts.set(request, facts);
       return this.#mcp(request, options, facts);
@@ -480,16 +529,16 @@ export class HttpHandler {
   }
 
   /** RFC 9728 protected-resource metadata, at the well-known path for the MCP endpoint (and the bare one). */
-  #protectedResourceMetadata(request: Request, url: URL, base: string): Response {
+  #protectedResourceMetadata(request: Request, url: URL, base: string, requestId: string): Response {
     const oauth = this.#host.policy!.auth!.oauth!;
     const endpoint = this.#endpointUrl(url, base);
     const resource = oauth.resource ?? endpoint.href;
     const expected = new URL(metadataUrlFor(new URL(resource))).pathname;
     if (url.pathname !== expected && url.pathname !== METADATA_PATH) {
-      return problem('NOT_FOUND', 'No such route', '');
+      return problem('NOT_FOUND', 'No such route', requestId);
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      return problem('METHOD_NOT_ALLOWED', 'Use GET', '', { headers: { allow: 'GET' } });
+      return problem('METHOD_NOT_ALLOWED', 'Use GET', requestId, { headers: { allow: 'GET' } });
     }
     const body = {
       resource,

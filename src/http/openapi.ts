@@ -31,6 +31,26 @@ const CALL_RESULT = {
   },
 };
 
+/** The index (`GET /`): links are paths from the server's root, with the mount point. */
+const INDEX = {
+  type: 'object',
+  required: ['name', 'version', 'links'],
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'string' },
+    title: { type: 'string' },
+    links: {
+      type: 'object',
+      required: ['mcp', 'openapi', 'health'],
+      properties: {
+        mcp: { type: 'string', description: 'The MCP endpoint (Streamable HTTP)' },
+        openapi: { type: 'string', description: 'This document' },
+        health: { type: 'string', description: 'Liveness and readiness' },
+      },
+    },
+  },
+};
+
 function problemResponse(description: string) {
   return {
     description,
@@ -42,12 +62,17 @@ function jsonResponse(description: string, schema: object = ANY_OBJECT) {
   return { description, content: { 'application/json': { schema } } };
 }
 
-function operationId(route: Route): string {
+/** The words of a route's path (`/tools/:name` → `tools`, `by-name`); the root is the index. */
+function pathWords(route: Route): string[] {
   const words = route.path
     .split('/')
     .filter(Boolean)
     .map((s) => (s.startsWith(':') ? `by-${s.slice(1)}` : s.replace('.json', '')));
-  return [route.method.toLowerCase(), ...words].join('-');
+  return words.length > 0 ? words : ['index'];
+}
+
+function operationId(route: Route): string {
+  return [route.method.toLowerCase(), ...pathWords(route)].join('-');
 }
 
 function executeOperation(
@@ -109,7 +134,7 @@ export function buildOpenApi(
     paths[path]![route.method.toLowerCase()] = {
       operationId: operationId(route),
       summary: route.summary,
-      tags: [route.path.split('/')[1]!.replace('.json', '')],
+      tags: [pathWords(route)[0]!],
       parameters: [
         ...params,
         ...(isList
@@ -139,7 +164,7 @@ export function buildOpenApi(
             }
           : route.method === 'DELETE'
             ? { description: 'Removed' }
-            : jsonResponse(route.summary),
+            : jsonResponse(route.summary, route.path === '/' ? INDEX : ANY_OBJECT),
         default: problemResponse('An error (RFC 9457 problem details)'),
       },
     };

@@ -62,6 +62,8 @@ export interface RestHost {
   readonly policy?: Policy;
   /** Streams held open per caller (with the policy on): SSE routes take one while they stream. */
   readonly streams?: Shares;
+  /** The MCP endpoint's path below the mount point, for the index's link. Default `/mcp`. */
+  readonly mcpPath?: string;
 }
 
 /** One REST request, parsed just enough for the routes. */
@@ -253,6 +255,28 @@ function created(body: unknown, location: string): Response {
 
 /** The REST routes, in match order. */
 export const ROUTES: Route[] = [
+  {
+    method: 'GET',
+    path: '/',
+    // What /openapi.json, the document it leads to, needs: name and version are not for anyone.
+    permission: 'tools:read',
+    rate: 'read',
+    summary: 'Index: name, version and links to the MCP endpoint, the OpenAPI document and health',
+    handler: (ctx, host) => {
+      // The index answers at the mount point itself: its path, without trailing slashes, is the base.
+      const base = ctx.url.pathname.replace(/\/+$/, '');
+      return json({
+        name: host.info.name,
+        version: host.info.version,
+        ...(host.info.title !== undefined && { title: host.info.title }),
+        links: {
+          mcp: `${base}${host.mcpPath ?? '/mcp'}`,
+          openapi: `${base}/openapi.json`,
+          health: `${base}/health`,
+        },
+      });
+    },
+  },
   {
     method: 'GET',
     path: '/health',

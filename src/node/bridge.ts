@@ -20,6 +20,11 @@ export interface WebRequestOptions {
   trustProxy?: TrustProxy;
   /** The request's source, when the caller already worked it out with {@link requestSource}. */
   source?: RequestSource;
+  /**
+   * The request target (path and query) to build the URL from, instead of `req.url`: for a framework
+   * that strips its mount prefix from `req.url` (Express's `req.originalUrl` keeps it).
+   */
+  target?: string;
 }
 
 /**
@@ -62,6 +67,8 @@ function targetOf(url: string | undefined): string {
  * - The URL is the one the client addressed: scheme and host from the connection and its `Host`
  *   header, or from `X-Forwarded-Proto` / `X-Forwarded-Host` when `options.trustProxy` believes the
  *   connection's peer. A missing or malformed `Host` gives a host that fails every allow-list.
+ * - A `TRACE` or `TRACK` request, which the fetch API cannot build, comes as a bodiless `GET` whose
+ *   `method` still says what the client sent, so the handler can refuse it (405) like any other.
  *
  * @example
  * ```ts
@@ -93,17 +100,35 @@ export function bridgeRequest(
   return buildRequest(req, res, options, true);
 }
 
+/** Methods the fetch API builds no request with (CONNECT never reaches a `request` listener). */
+const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
+
 function buildRequest(
   req: IncomingMessage,
   res: ServerResponse | undefined,
   options: WebRequestOptions,
   lazy: boolean,
 ): Request {
-  const replaced = options.body !== undefined;
   const method = req.method ?? 'GET';
+  if (!FORBIDDEN_METHODS.has(method.toUpperCase())) return buildAs(method, req, res, options, lazy);
+  // Built bodiless as a GET that still tells its own method, so the handler refuses it (405) in its
+  // route's form like any other method it does not take, instead of the door failing to build it.
+  const request = buildAs('GET', req, res, { ...options, body: undefined }, lazy);
+  Object.defineProperty(request, 'method', { value: method, enumerable: true });
+  return request;
+}
+
+function buildAs(
+  method: string,
+  req: IncomingMessage,
+  res: ServerResponse | undefined,
+  options: WebRequestOptions,
+  lazy: boolean,
+): Request {
+  const replaced = options.body !== undefined;
   // The URL as the client addressed it (its Host, or what a trusted proxy says), the path appended
   // as it came: `//x%2F` is a path here, never an authority.
-  const url = `${(options.source ?? requestSource(req, options.trustProxy)).origin}${targetOf(req.url)}`;
+  const url = `${(options.source ?? requestSource(req, options.trustProxy)).origin}${targetOf(options.target ?? req.url)}`;
   const hasBody = method !== 'GET' && method !== 'HEAD';
   if (!lazy) {
     // A complete web request: body and signal in the request itself, for any consumer at all.

@@ -6,6 +6,9 @@ import {
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { ERROR_CODES, type McpKitErrorCode } from '../errors.js';
+import { answersJsonRpc } from '../http/handler.js';
+import { problemType } from '../http/problem.js';
 import type { McpKitServer } from '../server.js';
 import { nodeListener } from './bridge.js';
 import { RequestPacer } from './pacer.js';
@@ -111,6 +114,9 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
     if (res.destroyed) return;
     serve(req, res, waited);
   });
+  // The request target each connection last sent: bytes node:http cannot parse after it belong to
+  // that exchange, and its route decides the form of the answer (see answerClientError).
+  const targets = new WeakMap<Duplex, string | undefined>();
   const httpServer = createServer(
     {
       // node:http refuses a headers timeout longer than the request timeout (unless that is off)
@@ -119,10 +125,15 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
       // how often those two are checked (node:http's default is every 30 s)
       connectionsCheckingInterval: 1_000,
     },
-    (req, res) => pacer.push([req, res]),
+    (req, res) => {
+      targets.set(req.socket, req.url);
+      pacer.push([req, res]);
+    },
   );
   httpServer.on('connection', () => pacer.accepted());
-  httpServer.on('clientError', answerClientError);
+  httpServer.on('clientError', (error: ClientError, socket: Duplex) =>
+    answerClientError(error, socket, targets.get(socket), server.httpOptions),
+  );
   const sockets = trackResponses(httpServer);
   const wsOption = options.websocket ?? (await loadWs()) !== undefined;
   const websocket = wsOption
@@ -198,28 +209,68 @@ function timeoutOption(name: string, value: number | undefined, fallback: number
 }
 
 /** Statuses for what node:http refuses before a request exists (malformed HTTP, slow headers). */
-const CLIENT_ERROR_STATUS: Record<string, [number, string]> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
+const CLIENT_ERROR_STATUS: Record<string, [number, string, McpKitErrorCode]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'INVALID_REQUEST'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'REQUEST_TIMEOUT'],
 };
+
+/** node:http's `clientError`: with the bytes it could not parse, when there were some. */
+type ClientError = NodeJS.ErrnoException & { rawPacket?: Buffer };
+
+/** The request target of the request line at the start of `packet`, if it has one. */
+function requestTarget(packet: Buffer | undefined): string | undefined {
+  if (!Buffer.isBuffer(packet)) return undefined;
+  return /^[A-Z]{1,20} (\/\S*) HTTP\/1\.[01]\r?\n/.exec(packet.toString('latin1', 0, 8192))?.[1];
+}
+
+/** The path of an origin-form request target, as the URL the bridge builds has it. */
+function pathOf(target: string | undefined): string | undefined {
+  if (target === undefined || !target.startsWith('/')) return undefined;
+  try {
+    // appended to an origin, as the bridge builds URLs: `//x` stays a path
+    return new URL(`http://localhost${target}`).pathname;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * node:http's `clientError`, answered as every other mcpkit error is (JSON, no details) instead of
- * node's bare status line, then the connection is closed. Nothing is written once a response has
- * started on the connection (a pipelined request after a good one, say).
+ * node's bare status line, then the connection is closed. The answer takes the form of the route the
+ * exchange names (a JSON-RPC error on the MCP endpoint, a problem elsewhere): the request the
+ * connection already sent, whose answer is still to come (what cannot be parsed follows it), else the
+ * request line that failed; a problem when there is neither (headers that never finished). Nothing
+ * is written once a response has started on the connection (a pipelined request after a good one).
  */
-function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  const [status, reason] = CLIENT_ERROR_STATUS[error.code ?? ''] ?? [400, 'Bad Request'];
+function answerClientError(
+  error: ClientError,
+  socket: Duplex,
+  sent: string | undefined,
+  paths: { basePath: string; mcpPath: string },
+): void {
+  const [status, reason, code] = CLIENT_ERROR_STATUS[error.code ?? ''] ?? [
+    400,
+    'Bad Request',
+    'INVALID_REQUEST',
+  ];
   if (error.code === 'ECONNRESET' || !socket.writable || (socket as Socket).bytesWritten > 0) {
     socket.destroy();
     return;
   }
-  const body = JSON.stringify({ jsonrpc: '2.0', error: { code: -32600, message: reason }, id: null });
+  const path = pathOf(sent ?? requestTarget(error.rawPacket));
+  const requestId = globalThis.crypto.randomUUID();
+  const rpc = path !== undefined && answersJsonRpc(path, paths);
+  const type = rpc ? 'application/json' : 'application/problem+json';
+  const body = JSON.stringify(
+    rpc
+      ? { jsonrpc: '2.0', error: { code: -32600, message: reason }, id: null }
+      : { type: problemType(code), title: ERROR_CODES[code].title, status, detail: reason, code, requestId },
+  );
   // destroyed once the answer is handed to the kernel, not before (that could cut it)
   socket.once('finish', () => socket.destroy());
   setTimeout(() => socket.destroy(), 1_000).unref();
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: ${type}\r\n` +
+      `X-Request-Id: ${requestId}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }

@@ -12,6 +12,8 @@ import type { Logger } from '../types.js';
 
 /** The file a generated key is kept in, inside the data directory. */
 export const SECRET_KEY_FILE = 'secret.key';
+/** The data directory when neither `dataDir` nor `MCP_DATA_DIR` names one, relative to the working directory. */
+export const DEFAULT_DATA_DIR = '.mcpkit';
 
 function keyIdOf(key: Buffer): string {
   return createHash('sha256').update('mcpkit-key-id').update(key).digest('base64url').slice(0, 11);
@@ -113,7 +115,7 @@ export function resolveDataDir(
   dataDir?: string,
   env: Record<string, string | undefined> = process.env,
 ): string {
-  return path.resolve(dataDir ?? (env.MCP_DATA_DIR || '.mcpkit'));
+  return path.resolve(dataDir ?? (env.MCP_DATA_DIR || DEFAULT_DATA_DIR));
 }
 
 /**
