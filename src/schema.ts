@@ -241,6 +241,40 @@ export const EMPTY_OBJECT_SCHEMA: CompiledSchema = {
       : { ok: false, issues: [{ path: '', message: 'Arguments must be an object' }] },
 };
 
+/**
+ * Whether a handler threw a validation failure: anything carrying Standard Schema `issues` (a zod
+ * `ZodError`, valibot's `ValiError`, `SchemaError` from `@standard-schema/utils`), or an error named
+ * `ValidationError` (Joi, Yup, Mongoose, …). Such a failure comes from the input, so the executor
+ * answers it `INVALID_ARGUMENT` and never retries it.
+ */
+export function isValidationError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  return thrownIssues(error) !== undefined || (error as { name?: unknown }).name === 'ValidationError';
+}
+
+/** The issues a thrown error carries, when they have the Standard Schema shape: one per field. */
+export function thrownIssues(error: unknown): ValidationIssue[] | undefined {
+  const issues = (error as { issues?: unknown } | null)?.issues;
+  if (!Array.isArray(issues) || issues.length === 0) return undefined;
+  return issues.every(isIssue) ? toIssues(issues) : undefined;
+}
+
+function isIssue(value: unknown): value is StandardSchemaV1.Issue {
+  if (typeof (value as { message?: unknown } | null)?.message !== 'string') return false;
+  const path = (value as { path?: unknown }).path;
+  return (
+    path === undefined ||
+    (Array.isArray(path) &&
+      path.every(
+        (segment) =>
+          typeof segment === 'string' ||
+          typeof segment === 'number' ||
+          typeof segment === 'symbol' ||
+          (typeof segment === 'object' && segment !== null && 'key' in segment),
+      ))
+  );
+}
+
 /** Formats issues as one line per field: `city: Required`. */
 export function formatIssues(issues: ValidationIssue[]): string {
   return issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');

@@ -96,8 +96,10 @@ export interface ToolDefinition<TInput extends SchemaInput | undefined = SchemaI
   /** Per-tool timeout in milliseconds; overrides the executor default. `0` disables it. */
   timeoutMs?: number;
   /**
-   * Whether a failed call may be retried. Defaults to `annotations.idempotentHint`. Invalid
-   * arguments, unknown tools, cancelled and timed-out calls are never retried.
+   * Whether a failed call may be retried. Defaults to `annotations.idempotentHint`. Only failures
+   * that may pass on their own are retried: never invalid arguments, an `McpKitError` whose code
+   * says the request is wrong (`INVALID_ARGUMENT`, `NOT_FOUND`, …), a validation failure the handler
+   * threw, or a cancelled or timed-out call (docs/tools.md, "Retries").
    */
   idempotent?: boolean;
   /** Further attempts after a failure, for idempotent tools. Default: the executor's policy (2). */
