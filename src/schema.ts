@@ -231,6 +231,23 @@ function compiledJsonSchema(json: JsonSchema, kind: string): StandardSchemaV1 {
   return standard;
 }
 
+/**
+ * Whether `value` is `{}`: a zod raw shape without fields, which is how a tool without arguments
+ * writes its input (plain JSON Schema would read it as "anything", which a tool's input cannot be).
+ */
+export function isEmptyShape(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return (prototype === Object.prototype || prototype === null) && Reflect.ownKeys(value).length === 0;
+}
+
+/**
+ * The input of a tool declared with `inputSchema: {}`: `z.object({})`, like any other zod shape.
+ * It lists as `{ type: 'object', properties: {} }`, accepts `{}` or no arguments, and drops
+ * arguments it does not declare, as zod shapes do.
+ */
+export const EMPTY_SHAPE_SCHEMA: CompiledSchema = new LazyObjectSchema(z.object({}), 'input');
+
 /** The schema used when a tool declares no input schema: any object. */
 export const EMPTY_OBJECT_SCHEMA: CompiledSchema = {
   jsonSchema: { type: 'object', properties: {} },
