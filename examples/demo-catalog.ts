@@ -2,7 +2,7 @@
  * The demo catalog the quickstart and stdio examples serve: a few tools, resources and prompts that
  * are genuinely useful to poke at from an MCP client.
  */
-import type { McpKitServer } from 'mcpkit';
+import { McpKitError, type McpKitServer } from 'mcpkit';
 import { z } from 'zod';
 
 const startedAt = new Date();
@@ -163,12 +163,12 @@ const TO_BASE: Record<string, number> = {
 function categoryOf(unit: string): string {
   for (const [category, units] of Object.entries(UNITS))
     if ((units as readonly string[]).includes(unit)) return category;
-  throw new Error(`Unknown unit ${unit}`);
+  throw new McpKitError('INVALID_ARGUMENT', `Unknown unit ${unit}`);
 }
 
 function convert(value: number, from: string, to: string): number {
   if (categoryOf(from) !== categoryOf(to))
-    throw new Error(`Cannot convert ${from} to ${to}: different quantities`);
+    throw new McpKitError('INVALID_ARGUMENT', `Cannot convert ${from} to ${to}: different quantities`);
   if (categoryOf(from) === 'temperature') {
     const kelvin = from === 'c' ? value + 273.15 : from === 'f' ? ((value - 32) * 5) / 9 + 273.15 : value;
     return to === 'c' ? kelvin - 273.15 : to === 'f' ? ((kelvin - 273.15) * 9) / 5 + 32 : kelvin;
@@ -180,8 +180,12 @@ function round(n: number): number {
   return Math.round(n * 1e6) / 1e6;
 }
 
-/** A small recursive-descent evaluator: no eval, bounded input. */
+/**
+ * A small recursive-descent evaluator: no eval, bounded input. An expression it cannot evaluate is
+ * the caller's mistake: `INVALID_ARGUMENT`, answered at once and never retried.
+ */
 export function evaluate(expression: string): number {
+  const invalid = (reason: string) => new McpKitError('INVALID_ARGUMENT', `Invalid expression: ${reason}`);
   const tokens = expression.match(/\d+(?:\.\d+)?(?:e[+-]?\d+)?|[-+*/%^()]|\S/gi) ?? [];
   let pos = 0;
   const peek = () => tokens[pos];
@@ -190,13 +194,15 @@ export function evaluate(expression: string): number {
     const token = next();
     if (token === '(') {
       const value = sum();
-      if (next() !== ')') throw new Error('Expected )');
+      if (next() !== ')') throw invalid('expected ")"');
       return value;
     }
     if (token === '-') return -primary();
     if (token === '+') return primary();
     if (token !== undefined && /^\d/.test(token)) return Number(token);
-    throw new Error(token === undefined ? 'Unexpected end of expression' : `Unexpected ${token}`);
+    throw invalid(
+      token === undefined ? 'unexpected end of expression' : `unexpected ${JSON.stringify(token)}`,
+    );
   };
   const power = (): number => {
     const base = primary();
@@ -225,7 +231,7 @@ export function evaluate(expression: string): number {
     return value;
   };
   const value = sum();
-  if (pos !== tokens.length) throw new Error(`Unexpected ${tokens[pos]}`);
-  if (!Number.isFinite(value)) throw new Error('The result is not a finite number');
+  if (pos !== tokens.length) throw invalid(`unexpected ${JSON.stringify(tokens[pos])}`);
+  if (!Number.isFinite(value)) throw invalid('the result is not a finite number');
   return value;
 }

@@ -13,9 +13,15 @@ import EventEmitter from 'eventemitter3';
 import pLimit, { type LimitFunction } from 'p-limit';
 import pRetry, { AbortError } from 'p-retry';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog, ToolContext } from './catalog/tools.js';
-import { McpKitError, type McpKitErrorCode, publicErrorMessage } from './errors.js';
+import { isAbortError, McpKitError, type McpKitErrorCode, publicErrorMessage } from './errors.js';
 import { redactText } from './redaction.js';
-import { formatIssues, SchemaCompileError, type ValidationOutcome } from './schema.js';
+import {
+  formatIssues,
+  isValidationError,
+  SchemaCompileError,
+  thrownIssues,
+  type ValidationOutcome,
+} from './schema.js';
 import { isTaskContinuation } from './tasks/continuation.js';
 import {
   globalTracing,
@@ -150,7 +156,10 @@ export interface CallRefusal {
   readonly message: string;
 }
 
-/** How failed calls of idempotent tools are retried (exponential backoff with jitter). */
+/**
+ * How failed calls of idempotent tools are retried (exponential backoff with jitter). Only failures
+ * that may pass on their own are: never one the caller's input caused (docs/tools.md, "Retries").
+ */
 export interface RetryPolicy {
   /** Further attempts after the first. */
   retries?: number;
@@ -189,7 +198,7 @@ export interface ToolExecutorEvents {
   error: (event: ToolCallEvent) => void;
   timeout: (event: ToolCallEvent) => void;
   cancel: (event: ToolCallEvent) => void;
-  /** A failed attempt of an idempotent tool that will be tried again. */
+  /** A failed attempt of an idempotent tool that will be tried again; `code` is the failure's. */
   retry: (event: ToolCallEvent & { attempt: number }) => void;
 }
 
@@ -553,10 +562,9 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
             try {
               return await scope.run(() => tool.definition.handler(args as never, ctx));
             } catch (error) {
-              // Never retry a cancelled or timed-out call, or one that asked for a protocol error.
-              if (scope.ended || error instanceof ProtocolError || !isRetryable(error)) {
-                throw new AbortError(error as Error);
-              }
+              // Only a failure that may pass on its own is tried again: never a cancelled or
+              // timed-out call, nor one the caller's input caused (docs/tools.md, "Retries").
+              if (scope.ended || !isRetryable(error)) throw new AbortError(error as Error);
               throw error;
             }
           },
@@ -567,10 +575,13 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
             factor: this.#retry.factor,
             randomize: true,
             signal: scope.signal,
-            onFailedAttempt: ({ attemptNumber, retriesLeft }) => {
-              if (retriesLeft > 0 && this.listenerCount('retry') > 0) {
-                this.emit('retry', { ...event({ code: 'INTERNAL' }), attempt: attemptNumber });
+            // Asked only when another attempt follows (p-retry itself never retries a TypeError
+            // other than a network failure), which is when a `retry` event is due.
+            shouldRetry: ({ error, attemptNumber }) => {
+              if (this.listenerCount('retry') > 0) {
+                this.emit('retry', { ...event({ code: failureCode(error) }), attempt: attemptNumber });
               }
+              return true;
             },
           },
         );
@@ -618,7 +629,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
         throw error;
       }
       const errorId = newErrorId();
-      const code = error instanceof McpKitError ? error.code : 'INTERNAL';
+      const code = failureCode(error);
       this.#logger.error(
         {
           tool: tool.name,
@@ -629,7 +640,15 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
         'tool handler failed',
       );
       this.#emit('error', event, { code, errorId });
-      const failed = errorResult(code, `${handlerFailureMessage(error)} (error id ${errorId})`, errorId);
+      // A validation failure the handler threw names the fields, as invalid arguments do.
+      const issues = error instanceof McpKitError ? undefined : thrownIssues(error);
+      const message = issues
+        ? redactText(`Invalid input for tool ${tool.name}: ${formatIssues(issues)}`, {
+            maxLength: MAX_MESSAGE,
+          })
+        : handlerFailureMessage(error);
+      const failed = errorResult(code, `${message} (error id ${errorId})`, errorId);
+      if (issues) (failed._meta![ERROR_META_KEY] as Record<string, unknown>).issues = issues;
       if (attempts > 1) failed._meta = { ...failed._meta, [ATTEMPTS_META_KEY]: attempts };
       return failed;
     } finally {
@@ -1081,8 +1100,32 @@ function retriesFor(tool: RegisteredTool, fallback: number): number {
   return definition.retries ?? fallback;
 }
 
-/** Failures worth another attempt: anything but mcpkit errors that say the request itself is wrong. */
+/**
+ * The codes of a thrown {@link McpKitError} that may pass on their own: an upstream or a resource
+ * that is down, busy, limiting or slow to answer, and failures of unknown cause.
+ */
+const TRANSIENT_CODES: ReadonlySet<McpKitErrorCode> = new Set<McpKitErrorCode>([
+  'UNAVAILABLE',
+  'UPSTREAM_ERROR',
+  'BUSY',
+  'RATE_LIMITED',
+  'TIMEOUT',
+  'INTERNAL',
+]);
+
+/**
+ * Whether a handler's failure is worth another attempt (of an idempotent tool): an `McpKitError` with
+ * a transient code, or an error of unknown cause (a dropped connection, an upstream's 503). Never one
+ * the caller's input caused (an `McpKitError` with any other code, such as `INVALID_ARGUMENT`, or a
+ * validation failure), an abort, or an SDK `ProtocolError`, which asks for a JSON-RPC error.
+ */
 function isRetryable(error: unknown): boolean {
-  if (!(error instanceof McpKitError)) return true;
-  return ['UNAVAILABLE', 'UPSTREAM_ERROR', 'BUSY', 'RATE_LIMITED', 'INTERNAL'].includes(error.code);
+  if (error instanceof McpKitError) return TRANSIENT_CODES.has(error.code);
+  return !(error instanceof ProtocolError) && !isAbortError(error) && !isValidationError(error);
+}
+
+/** The code a handler's failure is answered with: its own, `INVALID_ARGUMENT`, or `INTERNAL`. */
+function failureCode(error: unknown): McpKitErrorCode {
+  if (error instanceof McpKitError) return error.code;
+  return isValidationError(error) ? 'INVALID_ARGUMENT' : 'INTERNAL';
 }

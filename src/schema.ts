@@ -231,6 +231,23 @@ function compiledJsonSchema(json: JsonSchema, kind: string): StandardSchemaV1 {
   return standard;
 }
 
+/**
+ * Whether `value` is `{}`: a zod raw shape without fields, which is how a tool without arguments
+ * writes its input (plain JSON Schema would read it as "anything", which a tool's input cannot be).
+ */
+export function isEmptyShape(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return (prototype === Object.prototype || prototype === null) && Reflect.ownKeys(value).length === 0;
+}
+
+/**
+ * The input of a tool declared with `inputSchema: {}`: `z.object({})`, like any other zod shape.
+ * It lists as `{ type: 'object', properties: {} }`, accepts `{}` or no arguments, and drops
+ * arguments it does not declare, as zod shapes do.
+ */
+export const EMPTY_SHAPE_SCHEMA: CompiledSchema = new LazyObjectSchema(z.object({}), 'input');
+
 /** The schema used when a tool declares no input schema: any object. */
 export const EMPTY_OBJECT_SCHEMA: CompiledSchema = {
   jsonSchema: { type: 'object', properties: {} },
@@ -240,6 +257,40 @@ export const EMPTY_OBJECT_SCHEMA: CompiledSchema = {
       ? { ok: true, value: value ?? {} }
       : { ok: false, issues: [{ path: '', message: 'Arguments must be an object' }] },
 };
+
+/**
+ * Whether a handler threw a validation failure: anything carrying Standard Schema `issues` (a zod
+ * `ZodError`, valibot's `ValiError`, `SchemaError` from `@standard-schema/utils`), or an error named
+ * `ValidationError` (Joi, Yup, Mongoose, …). Such a failure comes from the input, so the executor
+ * answers it `INVALID_ARGUMENT` and never retries it.
+ */
+export function isValidationError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  return thrownIssues(error) !== undefined || (error as { name?: unknown }).name === 'ValidationError';
+}
+
+/** The issues a thrown error carries, when they have the Standard Schema shape: one per field. */
+export function thrownIssues(error: unknown): ValidationIssue[] | undefined {
+  const issues = (error as { issues?: unknown } | null)?.issues;
+  if (!Array.isArray(issues) || issues.length === 0) return undefined;
+  return issues.every(isIssue) ? toIssues(issues) : undefined;
+}
+
+function isIssue(value: unknown): value is StandardSchemaV1.Issue {
+  if (typeof (value as { message?: unknown } | null)?.message !== 'string') return false;
+  const path = (value as { path?: unknown }).path;
+  return (
+    path === undefined ||
+    (Array.isArray(path) &&
+      path.every(
+        (segment) =>
+          typeof segment === 'string' ||
+          typeof segment === 'number' ||
+          typeof segment === 'symbol' ||
+          (typeof segment === 'object' && segment !== null && 'key' in segment),
+      ))
+  );
+}
 
 /** Formats issues as one line per field: `city: Required`. */
 export function formatIssues(issues: ValidationIssue[]): string {

@@ -112,6 +112,49 @@ describe('tools', () => {
     expect(server.tools.list()[0]!.inputSchema).toMatchObject({ type: 'object', required: ['a'] });
   });
 
+  it('registers a tool without arguments declared as inputSchema: {}, lists and calls it like any zod shape', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    const seen: unknown[] = [];
+    server.tools.register({
+      name: 'now',
+      description: 'The time, taking no arguments',
+      inputSchema: {},
+      handler: (args) => {
+        seen.push(args);
+        return 'noon';
+      },
+    });
+    const { client, close } = await connectClient(server);
+    const { tools } = await client.listTools();
+    expect(tools[0]).toMatchObject({ name: 'now', inputSchema: { type: 'object', properties: {} } });
+    for (const args of [{}, undefined, { surprise: 1 }]) {
+      const result = await client.callTool({ name: 'now', ...(args && { arguments: args }) });
+      expect(result.isError, JSON.stringify(args)).toBeFalsy();
+      expect(result.content).toEqual([{ type: 'text', text: 'noon' }]);
+    }
+    // Like every zod shape: arguments it does not declare are dropped, not refused.
+    expect(seen).toEqual([{}, {}, {}]);
+    await close();
+
+    const listed = await request(server, '/tools/now');
+    expect(listed.status).toBe(200);
+    expect((await listed.json()).inputSchema).toEqual({ type: 'object', properties: {} });
+    for (const body of [{}, { arguments: {} }]) {
+      const executed = await request(server, '/tools/now/execute', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(executed.status, JSON.stringify(body)).toBe(200);
+      expect((await executed.json()).content).toEqual([{ type: 'text', text: 'noon' }]);
+    }
+    // Not an object: refused like any zod shape would.
+    const array = await server.executor.execute('now', []);
+    expect(array.isError).toBe(true);
+    expect(seen).toHaveLength(5);
+    await server.close();
+  });
+
   it('keeps tools/list and the other tools working when one schema cannot be converted', async () => {
     const server = createMcpServer({ logLevel: 'silent' });
     server.tools.register({ name: 'good', inputSchema: { n: z.number() }, handler: ({ n }) => String(n) });

@@ -1,7 +1,14 @@
 /**
  * Retries, concurrency limits with a bounded queue, chains and parallel batches.
  */
-import { ATTEMPTS_META_KEY, createMcpServer, errorCodeOf, McpKitError, resolveRefs } from 'mcpkit';
+import {
+  ATTEMPTS_META_KEY,
+  createMcpServer,
+  ERROR_META_KEY,
+  errorCodeOf,
+  McpKitError,
+  resolveRefs,
+} from 'mcpkit';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { deferred } from './fixtures.js';
@@ -64,6 +71,109 @@ describe('retries', () => {
     expect(typed).not.toHaveBeenCalled();
     expect(refused).toHaveBeenCalledTimes(1);
     expect(errorCodeOf(r)).toBe('FORBIDDEN');
+  });
+
+  it("never retries a failure the caller's input caused: each handler runs exactly once", async () => {
+    const s = server();
+    const retries: string[] = [];
+    s.executor.on('retry', (e) => retries.push(e.tool));
+    const handlers = {
+      // An McpKitError whose code says the request is wrong.
+      invalid: vi.fn(() => {
+        throw new McpKitError('INVALID_ARGUMENT', 'Invalid expression: unexpected end of expression');
+      }),
+      // A validation failure thrown from the handler's own parsing (zod, or any Standard Schema issues).
+      zod: vi.fn(({ raw }: { raw: string }) => z.object({ n: z.number() }).parse(JSON.parse(raw))),
+      // Joi, Yup, Mongoose and others name theirs ValidationError.
+      named: vi.fn(() => {
+        throw Object.assign(new Error('"email" is required'), { name: 'ValidationError' });
+      }),
+      // An abort the handler met is a cancellation, not a transient failure.
+      aborted: vi.fn(() => {
+        throw new DOMException('The operation was aborted', 'AbortError');
+      }),
+    };
+    s.tools.register({ name: 'invalid', idempotent: true, handler: handlers.invalid });
+    s.tools.register({
+      name: 'zod',
+      idempotent: true,
+      inputSchema: { raw: z.string() },
+      handler: handlers.zod,
+    });
+    s.tools.register({ name: 'named', idempotent: true, handler: handlers.named });
+    s.tools.register({ name: 'aborted', idempotent: true, handler: handlers.aborted });
+
+    const invalid = await s.executor.execute('invalid', {});
+    expect(errorCodeOf(invalid)).toBe('INVALID_ARGUMENT');
+    expect(invalid.content[0]).toMatchObject({
+      text: expect.stringMatching(/^Invalid expression: unexpected end/),
+    });
+
+    const zod = await s.executor.execute('zod', { raw: '{"n":"seven"}' });
+    expect(errorCodeOf(zod)).toBe('INVALID_ARGUMENT');
+    expect(zod.content[0]).toMatchObject({ text: expect.stringMatching(/^Invalid input for tool zod: n: /) });
+    expect(zod._meta?.[ERROR_META_KEY]).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      issues: [{ path: 'n', message: expect.any(String) }],
+    });
+
+    const named = await s.executor.execute('named', {});
+    expect(errorCodeOf(named)).toBe('INVALID_ARGUMENT');
+    expect(named.content[0]).toMatchObject({
+      text: expect.stringMatching(/^"email" is required \(error id/),
+    });
+
+    await s.executor.execute('aborted', {});
+
+    for (const [name, handler] of Object.entries(handlers)) {
+      expect(handler, name).toHaveBeenCalledTimes(1);
+    }
+    for (const result of [invalid, zod, named]) expect(result._meta?.[ATTEMPTS_META_KEY]).toBeUndefined();
+    expect(retries).toEqual([]);
+  });
+
+  it('retries transient failures: an unavailable resource, an upstream time-out, an unknown error', async () => {
+    const s = server();
+    const retried: Array<[string, string | undefined]> = [];
+    s.executor.on('retry', (e) => retried.push([e.tool, e.code]));
+    const failing = (error: () => Error) =>
+      vi.fn(() => {
+        throw error();
+      });
+    const handlers = {
+      unavailable: failing(() => new McpKitError('UNAVAILABLE', 'database down')),
+      upstream: failing(() => new McpKitError('TIMEOUT', 'No answer from api.example.com within 50 ms')),
+      unknown: failing(() => new Error('socket hang up')),
+    };
+    for (const [name, handler] of Object.entries(handlers)) {
+      s.tools.register({ name, idempotent: true, retries: 2, handler });
+    }
+    for (const name of Object.keys(handlers)) {
+      const result = await s.executor.execute(name, {});
+      expect(result._meta?.[ATTEMPTS_META_KEY], name).toBe(3);
+    }
+    for (const [name, handler] of Object.entries(handlers)) expect(handler, name).toHaveBeenCalledTimes(3);
+    expect(retried).toEqual([
+      ['unavailable', 'UNAVAILABLE'],
+      ['unavailable', 'UNAVAILABLE'],
+      ['upstream', 'TIMEOUT'],
+      ['upstream', 'TIMEOUT'],
+      ['unknown', 'INTERNAL'],
+      ['unknown', 'INTERNAL'],
+    ]);
+  });
+
+  it('reports no retry for a TypeError that is not a network failure, which is never retried', async () => {
+    const s = server();
+    const retries: number[] = [];
+    s.executor.on('retry', (e) => retries.push(e.attempt));
+    const handler = vi.fn(() => {
+      throw new TypeError('Cannot read properties of undefined');
+    });
+    s.tools.register({ name: 'buggy', idempotent: true, handler });
+    await s.executor.execute('buggy', {});
+    expect(handler).toHaveBeenCalledTimes(1);
+    expect(retries).toEqual([]);
   });
 
   it('does not retry a timed-out call', async () => {

@@ -157,6 +157,17 @@ describe.each(cases)('%s', (_name, connect) => {
       };
       expect(invalid.isError).toBe(true);
       expect(invalid.content[0]?.text).toContain('expression');
+
+      // Input the handler cannot use is the caller's mistake: answered at once, never retried.
+      const unparsable = (await client.callTool({ name: 'calculate', arguments: { expression: '2+' } })) as {
+        isError?: boolean;
+        content: Array<{ text?: string }>;
+        _meta?: Record<string, unknown>;
+      };
+      expect(unparsable.isError).toBe(true);
+      expect(unparsable.content[0]?.text).toMatch(/^Invalid expression: unexpected end of expression/);
+      expect(unparsable._meta?.['io.mcpkit/error']).toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect(unparsable._meta?.['io.mcpkit/attempts']).toBeUndefined();
     } finally {
       await client.close();
     }

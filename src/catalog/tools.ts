@@ -13,7 +13,9 @@ import {
   type CompiledSchema,
   compileSchema,
   EMPTY_OBJECT_SCHEMA,
+  EMPTY_SHAPE_SCHEMA,
   type InferSchema,
+  isEmptyShape,
   type SchemaInput,
 } from '../schema.js';
 import type { CallerIdentity, Logger } from '../types.js';
@@ -86,7 +88,10 @@ export interface ToolDefinition<TInput extends SchemaInput | undefined = SchemaI
   name: string;
   title?: string;
   description?: string;
-  /** Input schema: zod schema or shape, or JSON Schema. Defaults to "any object". */
+  /**
+   * Input schema: zod schema or shape, or JSON Schema. Defaults to "any object". `{}` (a shape
+   * without fields) declares a tool without arguments.
+   */
   inputSchema?: TInput;
   /** Output schema; when set, results carry validated `structuredContent`. */
   outputSchema?: SchemaInput;
@@ -96,8 +101,10 @@ export interface ToolDefinition<TInput extends SchemaInput | undefined = SchemaI
   /** Per-tool timeout in milliseconds; overrides the executor default. `0` disables it. */
   timeoutMs?: number;
   /**
-   * Whether a failed call may be retried. Defaults to `annotations.idempotentHint`. Invalid
-   * arguments, unknown tools, cancelled and timed-out calls are never retried.
+   * Whether a failed call may be retried. Defaults to `annotations.idempotentHint`. Only failures
+   * that may pass on their own are retried: never invalid arguments, an `McpKitError` whose code
+   * says the request is wrong (`INVALID_ARGUMENT`, `NOT_FOUND`, …), a validation failure the handler
+   * threw, or a cancelled or timed-out call (docs/tools.md, "Retries").
    */
   idempotent?: boolean;
   /** Further attempts after a failure, for idempotent tools. Default: the executor's policy (2). */
@@ -209,9 +216,11 @@ function compileTool(definition: ToolDefinition, report?: SchemaErrorReport): Re
   ) {
     throw new TypeError(`tool "${name}": callToolAs must be 'tool' or 'caller'`);
   }
-  const input = definition.inputSchema
-    ? compileSchema(definition.inputSchema, `tool "${name}" inputSchema`)
-    : EMPTY_OBJECT_SCHEMA;
+  const input = !definition.inputSchema
+    ? EMPTY_OBJECT_SCHEMA
+    : isEmptyShape(definition.inputSchema)
+      ? EMPTY_SHAPE_SCHEMA
+      : compileSchema(definition.inputSchema, `tool "${name}" inputSchema`);
   if (!input.objectRoot) {
     throw new TypeError(`tool "${name}": inputSchema must describe an object (type: "object")`);
   }

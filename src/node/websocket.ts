@@ -1,13 +1,20 @@
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { AuthInfo, JSONRPCMessage, MessageExtraInfo, Transport } from '@modelcontextprotocol/server';
+import type {
+  AuthInfo,
+  JSONRPCMessage,
+  MessageExtraInfo,
+  Transport,
+  TransportSendOptions,
+} from '@modelcontextprotocol/server';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { ERROR_CODES } from '../errors.js';
 import { upgradeRefusal } from '../http/answers.js';
 import { JsonDepthError, parseJsonSafe } from '../http/safeJson.js';
 import { type Refusal, refuse } from '../policy/refusal.js';
 import { Shares } from '../policy/shares.js';
+import { NotificationFence } from '../protocol/fence.js';
 import { SETTLING_METHODS } from '../protocol/methods.js';
 import { messageJson } from '../protocol/wireJson.js';
 import type { McpKitServer } from '../server.js';
@@ -163,6 +170,8 @@ export class WebSocketServerTransport implements Transport {
   /** Requests in flight by id: `true` once the client cancelled one whose handler still runs. */
   readonly #inFlight = new Map<string | number, boolean>();
   #pending: string[] | undefined = [];
+  /** Holds a response until the client has dispatched its request's progress (see NotificationFence). */
+  readonly #fence = new NotificationFence((message) => this.#write(message));
   #alive = true;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #closeInfo: WebSocketCloseInfo | undefined;
@@ -226,7 +235,11 @@ export class WebSocketServerTransport implements Transport {
     }
   }
 
-  async send(message: JSONRPCMessage): Promise<void> {
+  send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    return this.#fence.send(message, options);
+  }
+
+  async #write(message: JSONRPCMessage): Promise<void> {
     const socket = this.#socket;
     if (this.#finished || socket.readyState !== OPEN) throw new Error('WebSocket connection is closed');
     if (socket.bufferedAmount > this.#maxBuffered) {
@@ -335,6 +348,7 @@ export class WebSocketServerTransport implements Transport {
       const m = message as { method: string; params?: { requestId?: unknown } };
       if (m.method === 'notifications/cancelled') this.#cancelled(m.params?.requestId);
     }
+    if (this.#fence.receive(message as JSONRPCMessage)) return;
     this.onmessage?.(message as JSONRPCMessage, this.#extra);
   }
 
@@ -386,6 +400,7 @@ export class WebSocketServerTransport implements Transport {
     if (this.#finished) return;
     this.#finished = true;
     this.#pending = undefined;
+    this.#fence.close();
     this.#inFlight.clear();
     this.#methods.clear();
     if (this.#heartbeat) clearInterval(this.#heartbeat);
