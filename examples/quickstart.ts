@@ -4,7 +4,9 @@
  *
  *   npm start            (or: npx tsx examples/quickstart.ts)
  *   PORT=4000 HOST=127.0.0.1 npm start
+ *   HOST=0.0.0.0 ALLOWED_HOSTS=devbox.local npm start   (reachable from other machines as devbox.local)
  */
+import { localhostAllowedHostnames } from '@modelcontextprotocol/server';
 import { createMcpServer } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { registerDemoCatalog } from './demo-catalog.js';
@@ -13,6 +15,11 @@ const server = createMcpServer({
   name: 'mcpkit-quickstart',
   version: '0.1.0',
   instructions: 'Demo server: a calculator, a unit converter, text statistics and a countdown with progress.',
+  // Only loopback names are admitted in `Host` by default (DNS rebinding); other machines reach the
+  // server by the names listed here.
+  ...(process.env.ALLOWED_HOSTS && {
+    http: { allowedHosts: [...localhostAllowedHostnames(), ...process.env.ALLOWED_HOSTS.split(',')] },
+  }),
 });
 registerDemoCatalog(server);
 
@@ -49,7 +56,14 @@ Connect a client:
 curl, a whole MCP exchange (paste into a shell: initialize, then the session id on every request):
 ${curlExchange.map((line) => `    ${line}`).join('\n')}
 
-Tools: ${server.tools
+${
+  ['127.0.0.1', 'localhost', '::1'].includes(host) || process.env.ALLOWED_HOSTS
+    ? ''
+    : `Bound to ${host}: other machines are refused (403) until the name they use is listed, e.g.
+  HOST=${host} ALLOWED_HOSTS=my-machine.local npm start
+
+`
+}Tools: ${server.tools
   .list()
   .map((t) => t.name)
   .join(', ')}

@@ -241,6 +241,19 @@ describe('over a real socket', () => {
     closeServer = undefined;
   });
 
+  it.each([
+    ['0.0.0.0', 'http://127.0.0.1:'],
+    ['::', 'http://[::1]:'],
+  ])('bound to every interface (%s), names a URL a local client can use', async (host, prefix) => {
+    const server = fixtureServer();
+    const listening = await listen(server, { port: 0, host, websocket: false });
+    closeServer = listening.close;
+    expect(listening.host).toBe(host);
+    expect(listening.url).toBe(`${prefix}${listening.port}`);
+    // the default allow-list admits it: no 403 for the address listen() printed
+    expect((await fetch(`${listening.url}/health`)).status).toBe(200);
+  });
+
   it('refuses a lying Content-Length without reading the body', async () => {
     const server = fixtureServer({ http: { maxBodyBytes: 1024 } });
     const listening = await listen(server, { port: 0 });

@@ -54,7 +54,10 @@ export interface ListenOptions {
 
 /** A running listener. */
 export interface Listening {
-  /** Base URL, for example `http://127.0.0.1:3000`; the MCP endpoint is `${url}/mcp`. */
+  /**
+   * Base URL, for example `http://127.0.0.1:3000`; the MCP endpoint is `${url}/mcp`. Bound to every
+   * interface (`0.0.0.0`, `::`), it names the loopback address; `host` is the address bound.
+   */
   readonly url: string;
   readonly host: string;
   readonly port: number;
@@ -147,7 +150,11 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
     });
   });
   const address = httpServer.address() as AddressInfo;
-  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  // Bound to every interface: the URL names the loopback address, which this machine's clients can
+  // reach and the default `http.allowedHosts` admits (`http://0.0.0.0:3000` is refused with 403).
+  const reachable =
+    address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address;
+  const urlHost = address.family === 'IPv6' ? `[${reachable}]` : reachable;
   let closing: Promise<void> | undefined;
   return {
     url: `http://${urlHost}:${address.port}`,
