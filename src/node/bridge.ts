@@ -133,9 +133,11 @@ function buildAs(
   if (!lazy) {
     // A complete web request: body and signal in the request itself, for any consumer at all.
     const controller = new AbortController();
-    res?.once('close', () => {
-      if (!res.writableFinished) controller.abort();
-    });
+    if (res && departed(res)) controller.abort();
+    else
+      res?.once('close', () => {
+        if (!res.writableFinished) controller.abort();
+      });
     const headers = new Headers();
     appendRaw(headers, req.rawHeaders, replaced);
     const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: controller.signal };
@@ -168,6 +170,11 @@ function buildAs(
   return request;
 }
 
+/** Whether the response closed (the connection went) before the answer was out. */
+function departed(res: ServerResponse): boolean {
+  return res.destroyed && !res.writableFinished;
+}
+
 /**
  * Whether the client went away before its answer was out. mcpkit's own code listens to it directly
  * (it is a {@link CancelSignal}); an `AbortSignal` is made only when someone asks for the request's
@@ -179,6 +186,11 @@ class Departure implements CancelSignal {
   #listeners: Set<() => void> | undefined;
 
   constructor(res: ServerResponse | undefined) {
+    // The client may be gone already (a host app's middleware ran while it left): no close will come.
+    if (res && departed(res)) {
+      this.#reason = new DOMException('The client disconnected', 'AbortError');
+      return;
+    }
     res?.once('close', () => {
       if (res.writableFinished) return;
       this.#reason = new DOMException('The client disconnected', 'AbortError');
@@ -487,6 +499,12 @@ function readDirect(req: IncomingMessage, state: { taken: boolean }): RawBodyRea
       if (declared > limit) {
         req.pause();
         resolve({ tooLarge: true });
+        return;
+      }
+      // The connection closed before anything read the body (a host app's middleware ran meanwhile):
+      // neither its end nor its close will come.
+      if (req.destroyed && !req.readableEnded) {
+        reject(new Error('the request body ended early: the connection closed'));
         return;
       }
       const chunks: Buffer[] = [];
