@@ -158,7 +158,8 @@ function buildAs(
     raw: req.rawHeaders,
     replaced,
     departure,
-    body: replaced ? (options.body as BodyInit) : undefined,
+    // A GET or HEAD has no body, whatever a parser made of one (undici refuses to build it with one).
+    body: replaced && hasBody ? (options.body as BodyInit) : undefined,
     stream: undefined,
     headers: undefined,
     full: undefined,
