@@ -51,7 +51,10 @@ function alive(pid: number): boolean {
  * in a temporary folder of its own (TMPDIR). Resolves with its exit code, the pid the fake server
  * wrote, and the folders the script left in TMPDIR.
  */
-async function runNewcomer(server: string): Promise<{ code: number | null; pid?: number; left: string[] }> {
+async function runNewcomer(
+  server: string,
+  interrupt?: NodeJS.Signals,
+): Promise<{ code: number | null; pid?: number; left: string[] }> {
   scratch = mkdtempSync(path.join(os.tmpdir(), 'newcomer-test-'));
   const bin = path.join(scratch, 'bin');
   const tmp = path.join(scratch, 'tmp');
@@ -71,7 +74,14 @@ async function runNewcomer(server: string): Promise<{ code: number | null; pid?:
   });
   child.stdout.resume();
   child.stderr.resume();
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (interrupt) {
+    // Interrupted (Ctrl+C, a CI timeout) once its client is talking to the server.
+    while (!existsSync(`${pidFile}.connected`) && child.exitCode === null)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    child.kill(interrupt);
+  }
+  const code = await exited;
   const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : undefined;
   if (pid !== undefined) started.push(pid);
   return {
@@ -94,6 +104,17 @@ console.log(\`listening on \${${refused} ? 'http://127.0.0.1:9/mcp' : \`\${url}/
 setInterval(() => {}, 60_000);
 `;
 
+/** A server that takes connections and never answers: the check's client waits on it. */
+const SILENT = `
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+writeFileSync(process.argv[2]!, String(process.pid));
+const server = createServer(() => writeFileSync(\`\${process.argv[2]}.connected\`, ''));
+server.listen(0, '127.0.0.1', () => {
+  console.log(\`listening on http://127.0.0.1:\${(server.address() as { port: number }).port}/mcp\`);
+});
+`;
+
 describe('scripts/newcomer.mjs, failing', () => {
   it('stops npm start when the quickstart serves the wrong tools', async () => {
     const { code, pid, left } = await runNewcomer(SERVER(false));
@@ -111,4 +132,17 @@ describe('scripts/newcomer.mjs, failing', () => {
     expect(code).not.toBe(0);
     expect(left, 'the temporary clone was left behind').toEqual([]);
   }, 120_000);
+
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    'stops npm start and cleans up when interrupted (%s)',
+    async (signal) => {
+      const { pid, left } = await runNewcomer(SILENT, signal);
+      expect(pid).toBeDefined();
+      for (let i = 0; i < 50 && alive(pid!); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+      // npm start runs in a process group of its own: a Ctrl+C meant for the check never reaches it.
+      expect(alive(pid!), 'the npm start server outlived the interrupted check').toBe(false);
+      expect(left, 'the temporary clone was left behind').toEqual([]);
+    },
+    120_000,
+  );
 });
