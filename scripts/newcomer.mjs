@@ -37,6 +37,9 @@ const started = Date.now();
 // A step that throws (a client that cannot connect, an answer that is not JSON) fails like any other:
 // what was started is stopped and the temporary folder removed.
 process.on('uncaughtException', (error) => fail(`unexpected error: ${error?.stack ?? error}`));
+// Interrupted (Ctrl+C, a CI timeout): `npm start` runs in a process group of its own, which the
+// signal meant for this check never reaches.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => fail(`interrupted by ${signal}`));
 
 function log(message) {
   console.log(`newcomer: ${message} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
