@@ -34,12 +34,23 @@ const work = mkdtempSync(join(tmpdir(), 'mcpkit-newcomer-'));
 const clone = join(work, 'mcpkit');
 const started = Date.now();
 
+// A step that throws (a client that cannot connect, an answer that is not JSON) fails like any other:
+// what was started is stopped and the temporary folder removed.
+process.on('uncaughtException', (error) => fail(`unexpected error: ${error?.stack ?? error}`));
+// Interrupted (Ctrl+C, a CI timeout): `npm start` runs in a process group of its own, which the
+// signal meant for this check never reaches.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => fail(`interrupted by ${signal}`));
+
 function log(message) {
   console.log(`newcomer: ${message} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 
+/** What was started and must be stopped however the check ends (`npm start`'s process group). */
+const cleanups = [];
+
 function fail(message) {
   console.error(`newcomer: FAILED: ${message}`);
+  for (const cleanup of cleanups.splice(0)) cleanup();
   if (!keep) rmSync(work, { recursive: true, force: true });
   else console.error(`newcomer: kept ${work}`);
   process.exit(1);
@@ -162,13 +173,17 @@ const endpoint = await new Promise((resolve) => {
   start.stderr.on('data', onData);
   start.once('exit', () => resolve(undefined));
 });
-/** Stops `npm start` and everything it started. */
+let stopped = false;
+/** Stops `npm start` and everything it started (once). */
 const stopStart = () => {
+  if (stopped) return;
+  stopped = true;
   try {
     if (process.platform === 'win32') start.kill();
     else process.kill(-start.pid, 'SIGINT');
   } catch {}
 };
+cleanups.push(stopStart);
 if (!endpoint) {
   stopStart();
   fail(`npm start printed no endpoint within ${START_TIMEOUT_MS / 1000} s:\n${banner.slice(-2000)}`);

@@ -133,9 +133,11 @@ function buildAs(
   if (!lazy) {
     // A complete web request: body and signal in the request itself, for any consumer at all.
     const controller = new AbortController();
-    res?.once('close', () => {
-      if (!res.writableFinished) controller.abort();
-    });
+    if (res && departed(res)) controller.abort();
+    else
+      res?.once('close', () => {
+        if (!res.writableFinished) controller.abort();
+      });
     const headers = new Headers();
     appendRaw(headers, req.rawHeaders, replaced);
     const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: controller.signal };
@@ -156,7 +158,8 @@ function buildAs(
     raw: req.rawHeaders,
     replaced,
     departure,
-    body: replaced ? (options.body as BodyInit) : undefined,
+    // A GET or HEAD has no body, whatever a parser made of one (undici refuses to build it with one).
+    body: replaced && hasBody ? (options.body as BodyInit) : undefined,
     stream: undefined,
     headers: undefined,
     full: undefined,
@@ -166,6 +169,11 @@ function buildAs(
   const request = bridged({ ...state, stream: () => bodyStream(req, read) });
   request[RAW_BODY] = readDirect(req, read);
   return request;
+}
+
+/** Whether the response closed (the connection went) before the answer was out. */
+function departed(res: ServerResponse): boolean {
+  return res.destroyed && !res.writableFinished;
 }
 
 /**
@@ -179,6 +187,11 @@ class Departure implements CancelSignal {
   #listeners: Set<() => void> | undefined;
 
   constructor(res: ServerResponse | undefined) {
+    // The client may be gone already (a host app's middleware ran while it left): no close will come.
+    if (res && departed(res)) {
+      this.#reason = new DOMException('The client disconnected', 'AbortError');
+      return;
+    }
     res?.once('close', () => {
       if (res.writableFinished) return;
       this.#reason = new DOMException('The client disconnected', 'AbortError');
@@ -487,6 +500,12 @@ function readDirect(req: IncomingMessage, state: { taken: boolean }): RawBodyRea
       if (declared > limit) {
         req.pause();
         resolve({ tooLarge: true });
+        return;
+      }
+      // The connection closed before anything read the body (a host app's middleware ran meanwhile):
+      // neither its end nor its close will come.
+      if (req.destroyed && !req.readableEnded) {
+        reject(new Error('the request body ended early: the connection closed'));
         return;
       }
       const chunks: Buffer[] = [];

@@ -1,0 +1,170 @@
+/**
+ * A client that leaves before mcpkit's own door sees its request (a host app's middleware or hook was
+ * still running): the bridged request must report the departure, so nothing runs for it.
+ */
+
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Fastify from 'fastify';
+import { createMcpServer } from 'mcpkit';
+import { mcpkitExpress } from 'mcpkit/express';
+import { mcpkitFastify } from 'mcpkit/fastify';
+import { describe, expect, it } from 'vitest';
+import { closeHttp } from './fixtures.js';
+
+describe('a client that left before the Express adapter ran', () => {
+  it.each([
+    ['REST execute', '/tools/count/execute', { arguments: {} }, {}],
+    [
+      'stateless /mcp',
+      '/mcp',
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'count', arguments: {} },
+      },
+      { accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
+    ],
+  ])('runs nothing for %s', async (_what, path, body, headers) => {
+    const kit = createMcpServer({ name: 't', version: '1', logLevel: 'silent', http: { stateless: true } });
+    let ran = 0;
+    kit.tools.register({
+      name: 'count',
+      description: 'Counts its calls',
+      handler: () => {
+        ran++;
+        return 'counted';
+      },
+    });
+    let arrived!: () => void;
+    const arrival = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    // What mcpkit answered the request (nobody is left to read it).
+    let answered!: (response: Promise<Response>) => void;
+    const answer = new Promise<Promise<Response>>((resolve) => {
+      answered = resolve;
+    });
+    const fetch = kit.fetch;
+    kit.fetch = (request, options) => {
+      const response = fetch(request, options);
+      answered(response);
+      return response;
+    };
+    const app = express();
+    app.use(express.json());
+    // A host app's middleware that is still busy when the client gives up (a slow auth check, say).
+    app.use((_req: IncomingMessage, res: ServerResponse, next: () => void) => {
+      res.once('close', () => setImmediate(next));
+      arrived();
+    });
+    app.use(mcpkitExpress(kit));
+    const httpServer = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => httpServer.once('listening', resolve));
+    try {
+      const client = httpRequest({
+        host: '127.0.0.1',
+        port: (httpServer.address() as AddressInfo).port,
+        path,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+      });
+      client.on('error', () => {});
+      client.end(JSON.stringify(body));
+      await arrival;
+      client.destroy();
+      // Settled once the call ran, or was refused for the client's departure.
+      await await answer;
+      expect(ran).toBe(0);
+    } finally {
+      await closeHttp(httpServer);
+      await kit.close();
+    }
+  });
+});
+
+describe.each(['express', 'fastify'] as const)(
+  'a client that left before the %s adapter read its body',
+  (mount) => {
+    it('is answered at once, not after http.bodyTimeoutMs', async () => {
+      const kit = createMcpServer({
+        name: 't',
+        version: '1',
+        logLevel: 'silent',
+        http: { bodyTimeoutMs: 5_000 },
+      });
+      let ran = 0;
+      kit.tools.register({
+        name: 'count',
+        description: 'Counts its calls',
+        handler: () => {
+          ran++;
+          return 'counted';
+        },
+      });
+      let answered!: (response: Promise<Response>) => void;
+      const answer = new Promise<Promise<Response>>((resolve) => {
+        answered = resolve;
+      });
+      const fetch = kit.fetch;
+      kit.fetch = (request, options) => {
+        const response = fetch(request, options);
+        answered(response);
+        return response;
+      };
+      let arrived!: () => void;
+      const arrival = new Promise<void>((resolve) => {
+        arrived = resolve;
+      });
+      let port: number;
+      let stop: () => Promise<void>;
+      if (mount === 'express') {
+        // No body parser: mcpkit reads the body itself, after a host app's middleware that outlived the client.
+        const app = express();
+        app.use((_req: IncomingMessage, res: ServerResponse, next: () => void) => {
+          res.once('close', () => setImmediate(next));
+          arrived();
+        });
+        app.use(mcpkitExpress(kit));
+        const httpServer = app.listen(0, '127.0.0.1');
+        await new Promise((resolve) => httpServer.once('listening', resolve));
+        port = (httpServer.address() as AddressInfo).port;
+        stop = () => closeHttp(httpServer);
+      } else {
+        const app = Fastify();
+        app.addHook('onRequest', (request, _reply, done) => {
+          request.raw.socket.once('close', () => setImmediate(done));
+          arrived();
+        });
+        await app.register(mcpkitFastify, { server: kit });
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        port = (app.server.address() as AddressInfo).port;
+        stop = () => app.close();
+      }
+      try {
+        const client = httpRequest({
+          host: '127.0.0.1',
+          port,
+          path: '/tools/count/execute',
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+        });
+        client.on('error', () => {});
+        client.end(JSON.stringify({ arguments: {} }));
+        await arrival;
+        client.destroy();
+        const started = performance.now();
+        const response = await await answer;
+        // The body can never arrive: waiting for it holds the request for the whole body timeout.
+        expect(response.status).not.toBe(408);
+        expect(performance.now() - started).toBeLessThan(2_500);
+        expect(ran).toBe(0);
+      } finally {
+        await stop();
+        await kit.close();
+      }
+    });
+  },
+);
