@@ -14,7 +14,6 @@ import { INTEGRATIONS_FILE, LOCK_FILE } from '../src/node/fileStore.js';
 import { DEFAULT_DATA_DIR, SECRET_KEY_FILE } from '../src/node/secrets.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const tsx = fileURLToPath(new URL('../node_modules/.bin/tsx', import.meta.url));
 const ADMIN_KEY = 'example-admin-key-0123456789abcdef';
 
 let child: ChildProcess | undefined;
@@ -37,9 +36,11 @@ function startExample(
 ): Promise<{ match?: RegExpExecArray; code?: number | null; stderr: string; stdout: string }> {
   const base = { ...process.env };
   for (const [key, value] of Object.entries(env)) if (value === undefined) delete base[key];
-  child = spawn(tsx, ['--tsconfig', `${root}tsconfig.json`, `${root}examples/${name}`], {
+  // Node itself with tsx's loader, not the tsx CLI: the CLI runs the example in a child process of
+  // its own, which a SIGKILL of the CLI would leave running after the test.
+  child = spawn(process.execPath, ['--import', 'tsx', `${root}examples/${name}`], {
     cwd: root,
-    env: { ...base, PORT: '0', ...env },
+    env: { ...base, PORT: '0', TSX_TSCONFIG_PATH: `${root}tsconfig.json`, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -258,9 +258,62 @@ type BridgedRequest = Request & { [STATE]: Bridged; [RAW_BODY]?: RawBodyReader }
  * undici's own state is read through to the full request, so `new Request(bridged)` works too.
  */
 function bridged(state: Bridged): BridgedRequest {
+  if (!lightRequests()) return marked(fullRequest(state), state);
   const request = Object.create(BRIDGED_PROTOTYPE) as BridgedRequest;
   request[STATE] = state;
   return request;
+}
+
+/** A full request carrying what a bridged one carries, for a Node whose undici refuses the light one. */
+function marked(request: Request, state: Bridged): BridgedRequest {
+  Object.defineProperty(request, BRIDGED, { value: true });
+  Object.defineProperty(request, DEPARTURE, { value: state.departure });
+  return request as BridgedRequest;
+}
+
+let light: boolean | undefined;
+
+/**
+ * Whether undici takes a light request where it takes a `Request` (`new Request(bridged)`,
+ * `fetch(bridged)`). Node 20 and 22 keep a request's state under symbols, which the light request
+ * reads through to its full one; Node 24's undici keeps it in private fields, which only a real
+ * `Request` has, so there every bridged request is built whole (and mcpkit's pipeline is as fast as
+ * it was before light requests). Decided once, by trying.
+ *
+ * @internal Exported for tests.
+ */
+export function lightRequests(): boolean {
+  if (light === undefined) {
+    const probe = Object.create(BRIDGED_PROTOTYPE) as BridgedRequest;
+    probe[STATE] = {
+      url: 'http://localhost/',
+      method: 'GET',
+      raw: ['x-probe', '1'],
+      replaced: false,
+      departure: new Departure(undefined),
+      body: undefined,
+      stream: undefined,
+      headers: undefined,
+      full: undefined,
+    };
+    try {
+      const copy = new Request(probe);
+      light = copy.url === 'http://localhost/' && copy.headers.get('x-probe') === '1';
+    } catch {
+      light = false;
+    }
+  }
+  return light;
+}
+
+/**
+ * Forces the Node bridge to build whole requests (`false`), as on a Node whose undici refuses light
+ * ones, or back to deciding by trying (`undefined`).
+ *
+ * @internal For tests.
+ */
+export function setLightRequests(value: false | undefined): void {
+  light = value;
 }
 
 /** The full `Request` behind a bridged one, built on first use. */
