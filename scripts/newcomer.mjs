@@ -153,7 +153,8 @@ log('npm install: no warnings');
 // `npm start` on a free port; the banner names the endpoint.
 const start = spawn('npm start', {
   cwd: clone,
-  env: shellEnv({ PORT: '0' }),
+  // A free port on loopback, whatever HOST the environment exports (some shells and CIs set one).
+  env: shellEnv({ PORT: '0', HOST: '127.0.0.1' }),
   shell: true,
   stdio: ['ignore', 'pipe', 'pipe'],
   detached: process.platform !== 'win32',
