@@ -17,6 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { WebSocket } from 'ws';
 import { registerDemoCatalog } from '../examples/demo-catalog.js';
 import { NotificationFence } from '../src/protocol/fence.js';
+import { rawPeer } from './websocketHelpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const tsx = fileURLToPath(new URL('../node_modules/.bin/tsx', import.meta.url));
@@ -132,6 +133,34 @@ const cases: Array<[string, () => Promise<ProgressClient>]> = [
     },
   ],
 ];
+
+describe('the WebSocket fence, made at the first progress of a connection', () => {
+  it('pings a 2025-era client and holds the result until the answer, in order', async () => {
+    const peer = await rawPeer(wsUrl());
+    try {
+      const token = 'fence-check';
+      const ping = peer.next((m) => m.method === 'ping');
+      const answer = peer.request('tools/call', {
+        name: 'countdown',
+        arguments: { n: 2, intervalMs: 0 },
+        _meta: { progressToken: token },
+      });
+      const { id } = await ping;
+      expect(String(id)).toMatch(/^mcpkit\/fence\/\d+$/);
+      // Held: nothing after the last progress went out before the client answered the ping.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const before = peer.messages.map((m: any) => m.method ?? (m.result ? 'result' : 'error'));
+      expect(before.filter((label) => label === 'result')).toEqual(['result']); // initialize's only
+      peer.send({ jsonrpc: '2.0', id, result: {} });
+      const result = await answer;
+      expect(result.result?.isError).not.toBe(true);
+      const progress = peer.messages.filter((m: any) => m.method === 'notifications/progress');
+      expect(progress.map((m: any) => m.params.progress)).toEqual([1, 2]);
+    } finally {
+      peer.socket.close();
+    }
+  });
+});
 
 describe.each(cases)('%s', (_name, connect) => {
   it(`sees every progress notification of ${CALLS} calls, the last one included`, async () => {

@@ -170,8 +170,13 @@ export class WebSocketServerTransport implements Transport {
   /** Requests in flight by id: `true` once the client cancelled one whose handler still runs. */
   readonly #inFlight = new Map<string | number, boolean>();
   #pending: string[] | undefined = [];
-  /** Holds a response until the client has dispatched its request's progress (see NotificationFence). */
-  readonly #fence = new NotificationFence((message) => this.#write(message));
+  /**
+   * Holds a response until the client has dispatched its request's progress (see
+   * NotificationFence); made at the connection's first progress, so an idle connection carries none.
+   */
+  #fence: NotificationFence | undefined;
+  /** The client's `initialize` request until it is answered; then whether it succeeded (`true`). */
+  #handshake: string | number | boolean | undefined;
   #alive = true;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #closeInfo: WebSocketCloseInfo | undefined;
@@ -236,7 +241,17 @@ export class WebSocketServerTransport implements Transport {
   }
 
   send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    return this.#fence.send(message, options);
+    if (this.#fence) return this.#fence.send(message, options);
+    const m = message as { method?: string; id?: string | number };
+    if (m.method === 'notifications/progress' && options?.relatedRequestId !== undefined) {
+      // An answered `initialize` makes a 2025-era connection, where the fence may send `ping`.
+      this.#fence = new NotificationFence((out) => this.#write(out), { pingable: this.#handshake === true });
+      return this.#fence.send(message, options);
+    }
+    if (m.method === undefined && m.id !== undefined && m.id === this.#handshake) {
+      this.#handshake = 'result' in message;
+    }
+    return this.#write(message);
   }
 
   async #write(message: JSONRPCMessage): Promise<void> {
@@ -344,11 +359,12 @@ export class WebSocketServerTransport implements Transport {
       }
       this.#inFlight.set(id, false);
       this.#methods.set(id, method);
+      if (method === 'initialize' && this.#handshake === undefined) this.#handshake = id;
     } else if (kind === 'notification') {
       const m = message as { method: string; params?: { requestId?: unknown } };
       if (m.method === 'notifications/cancelled') this.#cancelled(m.params?.requestId);
     }
-    if (this.#fence.receive(message as JSONRPCMessage)) return;
+    if (this.#fence?.receive(message as JSONRPCMessage)) return;
     this.onmessage?.(message as JSONRPCMessage, this.#extra);
   }
 
@@ -400,7 +416,7 @@ export class WebSocketServerTransport implements Transport {
     if (this.#finished) return;
     this.#finished = true;
     this.#pending = undefined;
-    this.#fence.close();
+    this.#fence?.close();
     this.#inFlight.clear();
     this.#methods.clear();
     if (this.#heartbeat) clearInterval(this.#heartbeat);

@@ -12,6 +12,11 @@ export interface NotificationFenceOptions {
    * server-to-client requests) and clients that did not answer one. Default 5.
    */
   delayMs?: number;
+  /**
+   * The connection already answered an `initialize` (a 2025-era connection, where a server may send
+   * `ping`): for a fence made after the handshake. Default `false`, until it sees one answered.
+   */
+  pingable?: boolean;
 }
 
 type Write = (message: JSONRPCMessage, options?: TransportSendOptions) => Promise<void>;
@@ -57,8 +62,11 @@ export class NotificationFence {
   readonly #write: Write;
   readonly #pingTimeoutMs: number;
   readonly #delayMs: number;
-  /** Requests whose progress was written since the last fence. */
-  readonly #noted = new Set<RequestId>();
+  /**
+   * Requests whose progress was written since the last fence; made on the first, since most
+   * connections never report progress.
+   */
+  #noted: Set<RequestId> | undefined;
   /** More requests were noted than remembered: the next response fences, whichever it is. */
   #overflow = false;
   /** Messages held behind the fence, in the order they were sent. */
@@ -78,6 +86,7 @@ export class NotificationFence {
     this.#write = write;
     this.#pingTimeoutMs = options.pingTimeoutMs ?? 2000;
     this.#delayMs = options.delayMs ?? 5;
+    this.#pingable = options.pingable ?? false;
   }
 
   /** Writes `message`, or holds it behind the fence. */
@@ -91,7 +100,8 @@ export class NotificationFence {
       return this.#write(message, options);
     }
     const id = (message as { id?: RequestId }).id;
-    if (this.#noted.size > 0 && (this.#overflow || (id !== undefined && this.#noted.has(id)))) {
+    const noted = this.#noted;
+    if (noted !== undefined && noted.size > 0 && (this.#overflow || (id !== undefined && noted.has(id)))) {
       this.#raise();
       return this.#hold(message, options);
     }
@@ -131,6 +141,7 @@ export class NotificationFence {
   }
 
   #note(id: RequestId): void {
+    this.#noted ??= new Set();
     if (this.#noted.size >= MAX_NOTED) this.#overflow = true;
     else this.#noted.add(id);
   }
@@ -145,7 +156,7 @@ export class NotificationFence {
   /** Holds what follows until the client has taken in every notification written so far. */
   #raise(): void {
     this.#held = [];
-    this.#noted.clear();
+    this.#noted?.clear();
     this.#overflow = false;
     if (!this.#pingable || this.#unanswered) {
       this.#timer = setTimeout(() => this.#lower(), this.#delayMs);
