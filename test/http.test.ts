@@ -2,12 +2,17 @@
  * Streamable HTTP: sessions for 2025-era clients, the modern stateless era, and every error case —
  * each answered with JSON, never an HTML page, a stack or a file path.
  */
-import { request as httpRequest } from 'node:http';
+import { type Server as HttpServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
+import { serve } from '@hono/node-server';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import express from 'express';
+import Fastify from 'fastify';
+import { Hono } from 'hono';
 import { mcpkitExpress } from 'mcpkit/express';
+import { mcpkitFastify } from 'mcpkit/fastify';
+import { mcpkitHono } from 'mcpkit/hono';
 import { listen } from 'mcpkit/node';
 import { jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -419,30 +424,53 @@ describe('the index (GET / at the mount point)', () => {
     }
   });
 
-  it('includes the Express mount point (which Express strips from req.url) and http.basePath below it', async () => {
-    const server = fixtureServer({ http: { basePath: '/v1' } });
-    const app = express();
-    app.use('/api', mcpkitExpress(server));
-    const httpServer = app.listen(0, '127.0.0.1');
-    await waitListening(httpServer);
-    const base = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
-    try {
-      const index = await (await fetch(`${base}/api/v1`)).json();
-      expect(index.links).toEqual({
-        mcp: '/api/v1/mcp',
-        openapi: '/api/v1/openapi.json',
-        health: '/api/v1/health',
-      });
-      const client = new Client({ name: 'index', version: '1' });
-      await client.connect(new StreamableHTTPClientTransport(new URL(`${base}${index.links.mcp}`)));
-      expect((await client.listTools()).tools.map((t) => t.name)).toContain('add');
-      await client.close();
-      const doc = await (await fetch(`${base}${index.links.openapi}`)).json();
-      expect(doc.servers).toEqual([{ url: '/api/v1' }]);
-      expect((await fetch(`${base}/api/tools`)).status).toBe(404); // below /api but outside /v1
-    } finally {
-      await server.close();
-      await closeHttp(httpServer);
-    }
-  });
+  // Every framework adapter stacks http.basePath below the path the framework mounted it at.
+  it.each(['express', 'fastify', 'hono'] as const)(
+    'includes the %s mount point and http.basePath below it',
+    async (framework) => {
+      const server = fixtureServer({ http: { basePath: '/v1' } });
+      let port: number;
+      let stop: () => Promise<void>;
+      if (framework === 'express') {
+        const app = express();
+        app.use('/api', mcpkitExpress(server));
+        const httpServer = app.listen(0, '127.0.0.1');
+        await waitListening(httpServer);
+        port = (httpServer.address() as AddressInfo).port;
+        stop = () => closeHttp(httpServer);
+      } else if (framework === 'fastify') {
+        const app = Fastify();
+        await app.register(mcpkitFastify, { server, prefix: '/api' });
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        port = (app.server.address() as AddressInfo).port;
+        stop = () => app.close();
+      } else {
+        const app = new Hono();
+        app.route('/api', mcpkitHono(server));
+        const httpServer = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as HttpServer;
+        await waitListening(httpServer);
+        port = (httpServer.address() as AddressInfo).port;
+        stop = () => closeHttp(httpServer);
+      }
+      const base = `http://127.0.0.1:${port}`;
+      try {
+        const index = await (await fetch(`${base}/api/v1`)).json();
+        expect(index.links).toEqual({
+          mcp: '/api/v1/mcp',
+          openapi: '/api/v1/openapi.json',
+          health: '/api/v1/health',
+        });
+        const client = new Client({ name: 'index', version: '1' });
+        await client.connect(new StreamableHTTPClientTransport(new URL(`${base}${index.links.mcp}`)));
+        expect((await client.listTools()).tools.map((t) => t.name)).toContain('add');
+        await client.close();
+        const doc = await (await fetch(`${base}${index.links.openapi}`)).json();
+        expect(doc.servers).toEqual([{ url: '/api/v1' }]);
+        expect((await fetch(`${base}/api/tools`)).status).toBe(404); // below /api but outside /v1
+      } finally {
+        await server.close();
+        await stop();
+      }
+    },
+  );
 });

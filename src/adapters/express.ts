@@ -3,6 +3,7 @@ import type { FetchOptions } from '../http/handler.js';
 import { bridgeRequest, failed, requestSource, writeWebResponse } from '../node/bridge.js';
 import { type Refusal, type RefusalCode, refuse } from '../policy/refusal.js';
 import type { McpKitServer } from '../server.js';
+import { joinPaths } from './mount.js';
 
 /** Options for {@link mcpkitExpress}. */
 export interface McpkitExpressOptions {
@@ -14,12 +15,6 @@ type ParsedRequest = IncomingMessage & { body?: unknown; _body?: boolean };
 
 /** What Express adds to a request: the path it was mounted at, and the URL before it stripped that. */
 type MountedRequest = IncomingMessage & { baseUrl?: unknown; originalUrl?: unknown };
-
-/** `base` (`http.basePath`) below the Express mount point `mount` (`req.baseUrl`). */
-function joinPaths(mount: string, base: string): string {
-  const inner = base === '' || base === '/' ? '' : base.startsWith('/') ? base : `/${base}`;
-  return `${mount.replace(/\/+$/, '')}${inner}`;
-}
 
 /** The body a parser (express.json, express.text, express.raw) already consumed, re-serialised. */
 function consumedBody(req: ParsedRequest): Uint8Array | string | undefined {

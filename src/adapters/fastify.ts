@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import type { FetchOptions } from '../http/handler.js';
 import { bridgeRequest, failed, requestSource, writeWebResponse } from '../node/bridge.js';
 import type { McpKitServer } from '../server.js';
+import { joinPaths } from './mount.js';
 
 /** Options for {@link mcpkitFastify}. */
 export interface McpkitFastifyOptions {
@@ -35,7 +36,8 @@ export const mcpkitFastify: FastifyPluginAsync<McpkitFastifyOptions> = async (
   fastify.removeAllContentTypeParsers();
   // Leave the raw body stream unread: mcpkit reads it, once, with its own limit.
   fastify.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
-  const basePath = fastify.prefix;
+  // `http.basePath` sits below the plugin's prefix, as below an Express mount point.
+  const basePath = joinPaths(fastify.prefix, server.httpOptions.basePath);
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     reply.hijack();
     try {

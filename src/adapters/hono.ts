@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { sourceOf } from '../http/forwarded.js';
 import type { FetchOptions } from '../http/handler.js';
 import type { McpKitServer } from '../server.js';
+import { joinPaths } from './mount.js';
 
 /** What `@hono/node-server` puts in the environment as `incoming`: the node:http request. */
 interface NodeIncoming {
@@ -35,7 +36,8 @@ export function mcpkitHono(server: McpKitServer, options: McpkitHonoOptions = {}
   const app = new Hono();
   app.all('*', async (c) => {
     // The route this handler matched carries the mount prefix: `/api/*` under app.route('/api', …).
-    const basePath = c.req.routePath.replace(/\/?\*$/, '');
+    // `http.basePath` sits below it, as below an Express mount point.
+    const basePath = joinPaths(c.req.routePath.replace(/\/?\*$/, ''), server.httpOptions.basePath);
     let request = c.req.raw;
     if (request.bodyUsed) {
       // A middleware read the body already (c.req.json()); Hono keeps it, so rebuild the request.
