@@ -16,7 +16,7 @@ import { type Listening, listen, WebSocketClientTransport } from 'mcpkit/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { registerDemoCatalog } from '../examples/demo-catalog.js';
-import { NotificationFence } from '../src/protocol/fence.js';
+import { MAX_HELD_BYTES, NotificationFence } from '../src/protocol/fence.js';
 import { rawPeer } from './websocketHelpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -242,6 +242,24 @@ describe('NotificationFence', () => {
     expect(labels()).toEqual(['p7', 'ping', 'r7', 'p8', 'r9']);
     await sent;
     expect(written).toBe(true);
+  });
+
+  it('holds at most MAX_HELD_BYTES: past it, what it holds is written without waiting for the ping', async () => {
+    const { fence, labels, progress, result } = fenced();
+    await fence.send(...progress(7, 1));
+    void fence.send(result(7));
+    expect(labels()).toEqual(['p7', 'ping']);
+    // Notifications of another call keep coming while the client has not answered.
+    const chunk = 'x'.repeat(64 * 1024);
+    const log = {
+      jsonrpc: '2.0',
+      method: 'notifications/message',
+      params: { level: 'info', data: chunk },
+    } as const;
+    const count = Math.ceil(MAX_HELD_BYTES / chunk.length) + 1;
+    for (let i = 0; i < count; i++) void fence.send(log);
+    expect(labels().slice(0, 3)).toEqual(['p7', 'ping', 'r7']);
+    expect(labels()).toHaveLength(3 + count);
   });
 
   it('does not hold a response whose request sent no progress', async () => {

@@ -35,6 +35,13 @@ const FENCE_ID_PREFIX = 'mcpkit/fence/';
  * response, so never leaves the set): past it, the next response fences whichever it is.
  */
 const MAX_NOTED = 1024;
+/**
+ * Bytes of JSON a fence holds at most. Past it the fence comes down and everything held is written:
+ * a client that is slow to answer (or a handler that keeps writing meanwhile) may then lose a last
+ * progress, never the server its memory.
+ */
+export const MAX_HELD_BYTES = 1024 * 1024;
+const UTF8 = new TextEncoder();
 
 /**
  * Makes sure a client has dispatched a request's progress notifications before it reads the
@@ -71,6 +78,8 @@ export class NotificationFence {
   #overflow = false;
   /** Messages held behind the fence, in the order they were sent. */
   #held: Held[] | undefined;
+  /** Bytes of JSON in {@link #held}. */
+  #heldBytes = 0;
   #fenceId: string | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #pings = 0;
@@ -137,6 +146,7 @@ export class NotificationFence {
     this.#fenceId = undefined;
     const held = this.#held ?? [];
     this.#held = undefined;
+    this.#heldBytes = 0;
     for (const { reject } of held) reject(new Error('The connection is closed'));
   }
 
@@ -148,9 +158,13 @@ export class NotificationFence {
 
   #hold(message: JSONRPCMessage, options: TransportSendOptions | undefined): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('The connection is closed'));
-    return new Promise<void>((resolve, reject) => {
+    const held = new Promise<void>((resolve, reject) => {
       this.#held!.push({ message, options, resolve, reject });
     });
+    // Measured only while a fence is up, which is the rare case.
+    this.#heldBytes += UTF8.encode(JSON.stringify(message)).byteLength;
+    if (this.#heldBytes > MAX_HELD_BYTES) this.#lower();
+    return held;
   }
 
   /** Holds what follows until the client has taken in every notification written so far. */
@@ -180,6 +194,7 @@ export class NotificationFence {
     this.#timer = undefined;
     this.#fenceId = undefined;
     this.#held = undefined;
+    this.#heldBytes = 0;
     for (let i = 0; i < held.length; i++) {
       if (this.#held) {
         (this.#held as Held[]).push(...held.slice(i));
