@@ -3,6 +3,7 @@ import { defineConfig } from 'tsup';
 export default defineConfig({
   entry: {
     index: 'src/index.ts',
+    unstable: 'src/unstable.ts',
     node: 'src/node/index.ts',
     testing: 'src/testing/index.ts',
     express: 'src/adapters/express.ts',

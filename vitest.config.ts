@@ -7,6 +7,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^mcpkit\/node$/, replacement: r('./src/node/index.ts') },
+      { find: /^mcpkit\/unstable$/, replacement: r('./src/unstable.ts') },
       { find: /^mcpkit\/testing$/, replacement: r('./src/testing/index.ts') },
       { find: /^mcpkit\/express$/, replacement: r('./src/adapters/express.ts') },
       { find: /^mcpkit\/fastify$/, replacement: r('./src/adapters/fastify.ts') },

@@ -1,27 +1,33 @@
 /**
  * mcpkit: embeddable Model Context Protocol servers. This entry is runtime-neutral: no Node
  * built-ins, no framework imports.
+ *
+ * It holds the API applications call, and nothing else: `createMcpServer`, `defineTool`, errors,
+ * model providers, integration stores and ciphers, audit sinks, `hashApiKey`, the logger and
+ * configuration. The classes behind a server (`ToolExecutor`, `Policy`, the catalogs, …) are
+ * exported as types, for the objects a server hands out; their constructors live in
+ * `mcpkit/unstable`, outside semver. `test/exports.test.ts` pins the values of every entry.
  */
 
-export { ResourceCache, type ResourceCacheOptions, type ResourceCacheStats } from './catalog/cache.js';
+export type { ResourceCache, ResourceCacheOptions, ResourceCacheStats } from './catalog/cache.js';
 export type {
   PromptArgumentSpec,
+  PromptCatalog,
   PromptContext,
   PromptDefinition,
   PromptMessageTemplate,
   PromptReturn,
 } from './catalog/prompts.js';
-export { fillTemplate, PromptCatalog } from './catalog/prompts.js';
 export type { RegistrationHandle } from './catalog/registry.js';
 export type {
   Completer,
+  ResourceCatalog,
   ResourceContext,
   ResourceDefinition,
   ResourceReadReturn,
   ResourceTemplateDefinition,
   ResourceUpdateListener,
 } from './catalog/resources.js';
-export { ResourceCatalog } from './catalog/resources.js';
 export type {
   CallOrigin,
   ClientLog,
@@ -32,72 +38,61 @@ export type {
   ToolHandler,
   ToolReturn,
 } from './catalog/tools.js';
-export { defineTool, ToolCatalog } from './catalog/tools.js';
-export { type TemplateVariables, UriTemplate } from './catalog/uriTemplate.js';
-export {
-  type CompletionEvent,
-  type CompletionHandle,
+export { defineTool, type ToolCatalog } from './catalog/tools.js';
+export type { TemplateVariables, UriTemplate } from './catalog/uriTemplate.js';
+export type {
+  CompletionEvent,
+  CompletionHandle,
   CompletionManager,
-  type CompletionManagerOptions,
-  type CompletionRequest,
-  type CompletionRunOptions,
-  type CompletionSnapshot,
-  type CompletionStatus,
-  type CompletionStep,
-  type CompletionStopReason,
-  type CompletionToolCall,
-  type ModelConfig as CompletionModelConfig,
-  type ToolSelection,
+  CompletionManagerOptions,
+  CompletionRequest,
+  CompletionRunOptions,
+  CompletionSnapshot,
+  CompletionStatus,
+  CompletionStep,
+  CompletionStopReason,
+  CompletionToolCall,
+  ModelConfig as CompletionModelConfig,
+  ToolSelection,
 } from './completions/index.js';
 export { ConfigError, ENV_VARIABLES, type EnvConfig, loadEnvConfig } from './config.js';
-export {
-  type ChainToolSpec,
-  compileDeclarativeTool,
-  type DeclarativeToolOptions,
-  type DeclarativeToolSpec,
-  type HttpToolSpec,
+export type {
+  ChainToolSpec,
+  DeclarativeToolOptions,
+  DeclarativeToolSpec,
+  HttpToolSpec,
 } from './declarative.js';
 export {
   ERROR_CODES,
-  isAbortError,
   McpKitError,
   type McpKitErrorCode,
   type McpKitErrorOptions,
-  publicErrorMessage,
-  toMcpKitError,
 } from './errors.js';
-export {
-  ATTEMPTS_META_KEY,
-  type CancelSignal,
-  type ChainOptions,
-  type ChainResult,
-  type ChainStep,
-  type ChainStepResult,
-  ERROR_META_KEY,
-  type ExecuteOptions,
-  errorCodeOf,
-  type ParallelCall,
-  type ParallelOptions,
-  type RetryPolicy,
-  resolveRefs,
-  type ToolCallEvent,
+export type {
+  CancelSignal,
+  ChainOptions,
+  ChainResult,
+  ChainStep,
+  ChainStepResult,
+  ExecuteOptions,
+  ParallelCall,
+  ParallelOptions,
+  RetryPolicy,
+  ToolCallEvent,
   ToolExecutor,
-  type ToolExecutorEvents,
-  type ToolExecutorOptions,
-  toCallToolResult,
+  ToolExecutorEvents,
+  ToolExecutorOptions,
 } from './executor.js';
-export { EventBytes, MemoryEventStore, type MemoryEventStoreOptions } from './http/eventStore.js';
+export { type EventBytes, MemoryEventStore, type MemoryEventStoreOptions } from './http/eventStore.js';
 export type { TrustProxy } from './http/forwarded.js';
 export type { AdmissionDecision, FetchOptions, HttpOptions, MemoryEventStoreLimits } from './http/handler.js';
-export {
+export type {
   LoadShedder,
-  OVERLOAD_DEFAULTS,
-  type OverloadOptions,
-  type ResolvedOverloadOptions,
-  type ShedDoor,
-  type ShedReason,
+  OverloadOptions,
+  ResolvedOverloadOptions,
+  ShedDoor,
+  ShedReason,
 } from './http/overload.js';
-export { parseJsonSafe, stripPollution } from './http/safeJson.js';
 export {
   type AttachedTool,
   createEphemeralCipher,
@@ -106,7 +101,7 @@ export {
   type IntegrationEvent,
   type IntegrationEvents,
   type IntegrationInput,
-  IntegrationManager,
+  type IntegrationManager,
   type IntegrationManagerOptions,
   type IntegrationPromptSpec,
   type IntegrationResourceSpec,
@@ -121,27 +116,24 @@ export {
   type StoredIntegration,
 } from './integrations/index.js';
 export { type CreateLoggerOptions, createLogger, silentLogger } from './logger.js';
-export { type AddressRange, addressRange, isPrivateAddress } from './net/address.js';
-export {
-  MODEL_PROVIDER_HOSTS,
-  type OutboundFetchOptions,
-  type OutboundInit,
-  type OutboundOptions,
+export type { AddressRange } from './net/address.js';
+export type {
+  OutboundFetchOptions,
+  OutboundInit,
+  OutboundOptions,
   OutboundPolicy,
-  summariseUpstreamError,
 } from './net/outbound.js';
 export {
   type AuditAction,
   type AuditEvent,
-  AuditLog,
+  type AuditLog,
   type AuditSink,
   jsonLinesAuditSink,
   MemoryAuditSink,
-  summarise,
 } from './policy/audit.js';
 export {
   type ApiKeyConfig,
-  Authenticator,
+  type Authenticator,
   type AuthFailure,
   type AuthOptions,
   hashApiKey,
@@ -149,7 +141,7 @@ export {
   type VerifyResult,
 } from './policy/auth.js';
 export {
-  AccessControl,
+  type AccessControl,
   type AccessRule,
   BUILTIN_ROLES,
   type Grant,
@@ -159,18 +151,17 @@ export {
   type RoleDefinition,
   type TargetKind,
 } from './policy/permissions.js';
-export { LOCAL_CALLER, Policy, type PolicyOptions } from './policy/policy.js';
+export type { Policy, PolicyOptions } from './policy/policy.js';
 export {
   createMemoryRateLimitStore,
   type RateClass,
   type RateDecision,
-  RateLimiter,
+  type RateLimiter,
   type RateLimitOptions,
   type RateLimitRule,
   type RateLimitStore,
 } from './policy/rateLimit.js';
 export type { Refusal, RefusalCode } from './policy/refusal.js';
-export { SERVER_CAPABILITIES } from './protocol/session.js';
 export {
   type AnthropicProviderOptions,
   type ChatMessage,
@@ -207,25 +198,24 @@ export {
   type TaskContinuation,
   type TaskError,
   type TaskForgetReason,
-  TaskManager,
+  type TaskManager,
   type TaskManagerEvents,
   type TaskOptions,
   type TaskSnapshot,
   type TaskStatus,
   type TaskWork,
 } from './tasks/index.js';
-export { type CheckResult, type HealthCheck, HealthChecks, type HealthReport } from './telemetry/health.js';
-export { type LogRecord, LogRing, redact } from './telemetry/logs.js';
-export { Counter, Gauge, Histogram, MetricsRegistry } from './telemetry/metrics.js';
-export {
-  type ActiveSpan,
-  type ContextLike,
-  type OpenTelemetryApiLike,
-  parseTraceparent,
-  type SpanAttributes,
-  type SpanLike,
-  type TracerLike,
+export type { CheckResult, HealthCheck, HealthChecks, HealthReport } from './telemetry/health.js';
+export type { LogRecord, LogRing } from './telemetry/logs.js';
+export type { Counter, Gauge, Histogram, MetricsRegistry } from './telemetry/metrics.js';
+export type {
+  ActiveSpan,
+  ContextLike,
+  OpenTelemetryApiLike,
+  SpanAttributes,
+  SpanLike,
+  TracerLike,
   Tracing,
-  type TracingOptions,
+  TracingOptions,
 } from './telemetry/tracing.js';
 export type { CallerIdentity, LogFn, Logger, LogLevel } from './types.js';

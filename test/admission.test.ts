@@ -4,8 +4,9 @@
  * `/mcp` gate on batches, per-caller session shares, and when a cancelled call's handler really ends.
  */
 import fc from 'fast-check';
-import { AccessControl, createMcpServer, type McpKitServer, UriTemplate } from 'mcpkit';
+import { createMcpServer, type McpKitServer } from 'mcpkit';
 import { jsonRpcPost, request } from 'mcpkit/testing';
+import { AccessControl, UriTemplate } from 'mcpkit/unstable';
 import { describe, expect, it } from 'vitest';
 import { sourceOf, type TrustProxy } from '../src/http/forwarded.js';
 import { deferred, fixtureServer, messagesOf } from './fixtures.js';

@@ -6,10 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { JSONRPCMessage } from '@modelcontextprotocol/server';
 import {
-  AuditLog,
   createMcpServer,
-  EventBytes,
-  LogRing,
   MemoryAuditSink,
   MemoryEventStore,
   redactText,
@@ -18,6 +15,7 @@ import {
 } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { jsonRpcPost, request } from 'mcpkit/testing';
+import { AuditLog, EventBytes, LogRing } from 'mcpkit/unstable';
 import { describe, expect, it } from 'vitest';
 import { McpKitError, quote } from '../src/errors.js';
 import { teeLogger } from '../src/telemetry/logs.js';

@@ -4,8 +4,9 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createMcpServer, type DeclarativeToolOptions, isPrivateAddress } from 'mcpkit';
+import { createMcpServer, type DeclarativeToolOptions } from 'mcpkit';
 import { jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
+import { isPrivateAddress } from 'mcpkit/unstable';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 let target: Server;

@@ -2,8 +2,9 @@
  * The demo catalog's answers to input it cannot use (issue 23, item 5): the calculator answered "2+"
  * after three attempts and about 550 ms of backoff, as an INTERNAL failure.
  */
-import { ATTEMPTS_META_KEY, createMcpServer, ERROR_META_KEY } from 'mcpkit';
+import { createMcpServer } from 'mcpkit';
 import { request } from 'mcpkit/testing';
+import { ATTEMPTS_META_KEY, ERROR_META_KEY } from 'mcpkit/unstable';
 import { describe, expect, it } from 'vitest';
 import { registerDemoCatalog } from '../examples/demo-catalog.js';
 

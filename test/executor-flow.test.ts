@@ -1,14 +1,8 @@
 /**
  * Retries, concurrency limits with a bounded queue, chains and parallel batches.
  */
-import {
-  ATTEMPTS_META_KEY,
-  createMcpServer,
-  ERROR_META_KEY,
-  errorCodeOf,
-  McpKitError,
-  resolveRefs,
-} from 'mcpkit';
+import { createMcpServer, McpKitError } from 'mcpkit';
+import { ATTEMPTS_META_KEY, ERROR_META_KEY, errorCodeOf, resolveRefs } from 'mcpkit/unstable';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { deferred } from './fixtures.js';

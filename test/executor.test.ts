@@ -2,8 +2,9 @@
  * The ToolExecutor: validation, result normalisation, sanitized failures, output schemas, timeouts,
  * cancellation, progress and nested calls. No sleeps that race: deferreds, signals and fake timers.
  */
-import { createMcpServer, ERROR_META_KEY, errorCodeOf, type ToolCallEvent } from 'mcpkit';
+import { createMcpServer, type ToolCallEvent } from 'mcpkit';
 import { connectClient } from 'mcpkit/testing';
+import { ERROR_META_KEY, errorCodeOf } from 'mcpkit/unstable';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { deferred } from './fixtures.js';

@@ -1,24 +1,20 @@
 /**
- * The built root entry (`dist/index.js`) is runtime-neutral: bundled for a worker runtime it pulls
- * in no Node built-in, and the bundle serves MCP over `fetch` in a context that has only web
- * globals (no process, require, Buffer).
+ * The root entry is runtime-neutral: bundled for a worker runtime from its source (as tsup builds
+ * it, with esbuild; never from a `dist/` that may be stale) it pulls in no Node built-in, and the
+ * bundle serves MCP over `fetch` in a context that has only web globals (no process, require,
+ * Buffer). `mcpkit/unstable`, made of the same modules, is neutral too.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const entry = `${root}dist/index.js`;
 
-let code = '';
-
-beforeAll(async () => {
-  if (!existsSync(entry)) execFileSync('npx', ['tsup'], { cwd: root, stdio: 'ignore' });
+/** The entry at `path` (from the repository root), bundled as a worker runtime would load it. */
+async function bundleForWorker(path: string): Promise<string> {
   const result = await build({
-    entryPoints: [entry],
+    entryPoints: [`${root}${path}`],
     bundle: true,
     write: false,
     format: 'iife',
@@ -28,13 +24,25 @@ beforeAll(async () => {
     mainFields: ['module', 'main'],
     logLevel: 'silent',
   });
-  code = result.outputFiles[0]!.text;
+  return result.outputFiles[0]!.text;
+}
+
+let code = '';
+
+beforeAll(async () => {
+  code = await bundleForWorker('src/index.ts');
 }, 60_000);
 
 describe('the root entry', () => {
   it('bundles for a worker runtime without any Node built-in', () => {
     expect(code.length).toBeGreaterThan(1000);
     expect(code).not.toMatch(/from\s*["']node:|require\(["']node:/);
+  });
+
+  it('has an unstable entry that is as neutral', async () => {
+    const unstable = await bundleForWorker('src/unstable.ts');
+    expect(unstable).toContain('UriTemplate');
+    expect(unstable).not.toMatch(/from\s*["']node:|require\(["']node:/);
   });
 
   it('serves MCP over fetch in a context with only web globals', async () => {

@@ -3,8 +3,9 @@
  * by a third-party parser), bounded labels, structured logs behind GET /logs with redaction,
  * readiness checks, and configuration errors that name the variable.
  */
-import { ConfigError, createMcpServer, loadEnvConfig, MetricsRegistry } from 'mcpkit';
+import { ConfigError, createMcpServer, loadEnvConfig } from 'mcpkit';
 import { connectClient, request } from 'mcpkit/testing';
+import { MetricsRegistry } from 'mcpkit/unstable';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';

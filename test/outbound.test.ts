@@ -6,16 +6,9 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  addressRange,
-  createMcpServer,
-  isPrivateAddress,
-  type Logger,
-  type McpKitServer,
-  OutboundPolicy,
-  summariseUpstreamError,
-} from 'mcpkit';
+import { createMcpServer, type Logger, type McpKitServer } from 'mcpkit';
 import { createModelServer, request } from 'mcpkit/testing';
+import { addressRange, isPrivateAddress, OutboundPolicy, summariseUpstreamError } from 'mcpkit/unstable';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const TOKEN = 'tok-9f8e7d6c5b4a39281706f5e4';

@@ -20,17 +20,12 @@ import { build } from 'esbuild';
 import express from 'express';
 import Fastify from 'fastify';
 import { Hono } from 'hono';
-import {
-  type CreateMcpServerOptions,
-  createMcpServer,
-  LoadShedder,
-  type McpKitServer,
-  OVERLOAD_DEFAULTS,
-} from 'mcpkit';
+import { type CreateMcpServerOptions, createMcpServer, type McpKitServer } from 'mcpkit';
 import { mcpkitExpress } from 'mcpkit/express';
 import { mcpkitFastify } from 'mcpkit/fastify';
 import { mcpkitHono } from 'mcpkit/hono';
 import { listen } from 'mcpkit/node';
+import { LoadShedder, OVERLOAD_DEFAULTS } from 'mcpkit/unstable';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { resolveOverloadOptions, type SamplerClock } from '../src/http/overload.js';
 import type { Logger } from '../src/types.js';

@@ -10,7 +10,6 @@ import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type AuthInfo, InMemoryTransport, OAuthError, OAuthErrorCode } from '@modelcontextprotocol/server';
 import {
-  AccessControl,
   type AuditEvent,
   createMcpServer,
   createMemoryRateLimitStore,
@@ -19,11 +18,10 @@ import {
   type McpKitServer,
   MemoryAuditSink,
   PERMISSIONS,
-  RateLimiter,
-  summarise,
 } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { connectClient, createModelServer, jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
+import { AccessControl, RateLimiter, summarise } from 'mcpkit/unstable';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ROUTES } from '../src/http/rest.js';
 import { fixtureServer } from './fixtures.js';

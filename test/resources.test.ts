@@ -6,9 +6,10 @@ import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from '@mo
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as HttpV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { InMemoryTransport as InMemoryV1 } from '@modelcontextprotocol/sdk/inMemory.js';
-import { createMcpServer, type McpKitServer, UriTemplate } from 'mcpkit';
+import { createMcpServer, type McpKitServer } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { connectClient } from 'mcpkit/testing';
+import { UriTemplate } from 'mcpkit/unstable';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deferred } from './fixtures.js';
 

@@ -11,8 +11,9 @@ import {
   type ReadableSpan,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { createMcpServer, type McpKitServer, type ModelClient, parseTraceparent } from 'mcpkit';
+import { createMcpServer, type McpKitServer, type ModelClient } from 'mcpkit';
 import { jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
+import { parseTraceparent } from 'mcpkit/unstable';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureServer } from './fixtures.js';
 
