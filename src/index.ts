@@ -11,6 +11,7 @@
 
 export type { ResourceCache, ResourceCacheOptions, ResourceCacheStats } from './catalog/cache.js';
 export type {
+  PromptArgs,
   PromptArgumentSpec,
   PromptCatalog,
   PromptContext,

@@ -258,7 +258,9 @@ describe('audit events', () => {
 });
 
 describe('log records', () => {
-  it('are bounded by bytes each, so the ring is too: 2,000 hostile records keep it under 14 MiB', async () => {
+  it('are bounded by bytes each, so the ring is too: 2,000 hostile records keep it under 14 MiB', {
+    timeout: 30_000,
+  }, async () => {
     const server = createMcpServer({ logLevel: 'info', logger: (await import('mcpkit')).silentLogger });
     const huge = 'h'.repeat(1 << 20);
     const wide = Object.fromEntries(Array.from({ length: 5_000 }, (_, i) => [`k${i}`, huge.slice(0, 1000)]));
@@ -413,7 +415,9 @@ describe('one redaction', () => {
     expect(out.buffer).toBe('[Uint8Array(1024 bytes)]');
   });
 
-  it('keeps nothing alive of the strings it cut: 300 distinct MiB strings logged, audited and quoted', () => {
+  it('keeps nothing alive of the strings it cut: 300 distinct MiB strings logged, audited and quoted', {
+    timeout: 30_000,
+  }, () => {
     const MiB = 1024 * 1024;
     // Distinct and flat, as a body parsed from the wire would be.
     const hostile = (i: number) =>

@@ -4,7 +4,7 @@
  */
 import { createMcpServer, McpKitError } from 'mcpkit';
 import { connectClient, jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import { deferred, fixtureServer } from './fixtures.js';
 
@@ -339,6 +339,32 @@ describe('resources', () => {
 });
 
 describe('prompts', () => {
+  it("gives render the schema's output, typed from the schema", async () => {
+    const server = createMcpServer({ name: 'typed-prompts', logLevel: 'silent' });
+    server.prompts.register({
+      name: 'review',
+      arguments: { language: z.enum(['ts', 'py']), lines: z.coerce.number().int() },
+      render: ({ language, lines }) => {
+        expectTypeOf(language).toEqualTypeOf<'ts' | 'py'>();
+        expectTypeOf(lines).toEqualTypeOf<number>();
+        return `Review ${lines + 1} lines of ${language}`;
+      },
+    });
+    server.prompts.register({
+      name: 'specs',
+      arguments: [{ name: 'text', required: true }],
+      render: (args) => {
+        expectTypeOf(args).toEqualTypeOf<Record<string, string>>();
+        return `Summarise ${args.text}`;
+      },
+    });
+    const { client, close } = await connectClient(server);
+    const got = await client.getPrompt({ name: 'review', arguments: { language: 'py', lines: '41' } });
+    expect(got.messages[0]?.content).toEqual({ type: 'text', text: 'Review 42 lines of py' });
+    await close();
+    await server.close();
+  });
+
   it('renders templates with arguments and names a missing argument', async () => {
     const { client, close } = await connectClient(fixtureServer());
     const got = await client.getPrompt({ name: 'greet', arguments: { name: 'Ada' } });

@@ -78,7 +78,7 @@ async function start(
 }
 
 describe('examples/secure-server.ts', () => {
-  it('refuses to start without MCPKIT_API_KEY, or with one too short', async () => {
+  it('refuses to start without MCPKIT_API_KEY, or with one too short', { timeout: 30_000 }, async () => {
     const unset = await start({});
     expect(unset.code).toBe(1);
     expect(unset.stderr).toContain('MCPKIT_API_KEY is not set');
@@ -87,7 +87,7 @@ describe('examples/secure-server.ts', () => {
     expect(short.stderr).toMatch(/MCPKIT_API_KEY is 5 characters long/);
   });
 
-  it('serves /health to anyone and the rest only with the key', async () => {
+  it('serves /health to anyone and the rest only with the key', { timeout: 30_000 }, async () => {
     const started = await start({ MCPKIT_API_KEY: ADMIN_KEY });
     expect(started.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const url = started.url!;
@@ -128,7 +128,7 @@ describe('examples/integrations.ts', () => {
     expect(gitIgnores(path.join(root, 'examples', 'integrations.ts'))).toBe(false);
   });
 
-  it('says where it writes the store and the key that seals it', async () => {
+  it('says where it writes the store and the key that seals it', { timeout: 30_000 }, async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mcpkit-example-'));
     try {
       const started = await startExample(
@@ -166,7 +166,9 @@ function bannerBlock(banner: string, heading: string): string {
 }
 
 describe('examples/quickstart.ts', () => {
-  it('prints a curl exchange that lists and calls tools when pasted into sh', async () => {
+  it('prints a curl exchange that lists and calls tools when pasted into sh', {
+    timeout: 30_000,
+  }, async () => {
     const started = await startExample('quickstart.ts', {}, /Press Ctrl\+C to stop\./, 'stdout');
     expect(started.match, started.stderr).toBeDefined();
     const script = bannerBlock(started.stdout, 'curl, a whole MCP exchange');

@@ -123,7 +123,7 @@ const cases: Array<[string, Connect]> = [
 ];
 
 describe.each(cases)('%s', (_name, connect) => {
-  it('lists the quickstart tools with their JSON Schemas and calls them', async () => {
+  it('lists the quickstart tools with their JSON Schemas and calls them', { timeout: 30_000 }, async () => {
     const client = await connect();
     try {
       const { tools } = await client.listTools();

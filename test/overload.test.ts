@@ -637,7 +637,7 @@ describe('a process whose sampler runs', () => {
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   });
 
-  it('exits by itself', async () => {
+  it('exits by itself', { timeout: 30_000 }, async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mcpkit-overload-'));
     const bundle = path.join(dir, 'sampler.mjs');
     await build({

@@ -163,7 +163,9 @@ describe('the WebSocket fence, made at the first progress of a connection', () =
 });
 
 describe.each(cases)('%s', (_name, connect) => {
-  it(`sees every progress notification of ${CALLS} calls, the last one included`, async () => {
+  it(`sees every progress notification of ${CALLS} calls, the last one included`, {
+    timeout: 30_000,
+  }, async () => {
     const client = await connect();
     try {
       expect(await callsMissingProgress(client)).toEqual([]);

@@ -188,7 +188,9 @@ describe('list answers over a 2025-era session', () => {
     }
   });
 
-  it('remembers only the pages it hands out cursors for, not every cursor a client makes up', async () => {
+  it('remembers only the pages it hands out cursors for, not every cursor a client makes up', {
+    timeout: 30_000,
+  }, async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const used = () => {

@@ -7,9 +7,9 @@ import type {
   PromptMessage,
   ServerContext,
 } from '@modelcontextprotocol/server';
-import { isInputRequiredResult } from '@modelcontextprotocol/server';
+import { isInputRequiredResult, type StandardSchemaV1 } from '@modelcontextprotocol/server';
 import { McpKitError, quote } from '../errors.js';
-import { type CompiledSchema, compileSchema, formatIssues, type SchemaInput } from '../schema.js';
+import { type CompiledSchema, compileSchema, formatIssues, type InferSchema, type SchemaInput } from '../schema.js';
 import type { CallerIdentity } from '../types.js';
 import { type CatalogChangeObserver, type RegistrationHandle, Registry } from './registry.js';
 import type { Completer } from './resources.js';
@@ -46,19 +46,29 @@ export interface PromptContext {
 export type PromptReturn = string | PromptMessage[] | GetPromptResult | InputRequiredResult;
 
 /** A prompt: rendered by a function in code, or from message templates given as data. */
-export interface PromptDefinition {
+/**
+ * What `render` receives: the schema's output when `arguments` is a zod schema or shape (or any
+ * Standard Schema), otherwise the arguments as strings by name.
+ */
+export type PromptArgs<TArgs> = TArgs extends StandardSchemaV1 | Record<string, StandardSchemaV1>
+  ? InferSchema<TArgs>
+  : Record<string, string>;
+
+export interface PromptDefinition<
+  TArgs extends SchemaInput | PromptArgumentSpec[] | undefined = SchemaInput | PromptArgumentSpec[] | undefined,
+> {
   name: string;
   title?: string;
   description?: string;
   icons?: Icon[];
   _meta?: Record<string, unknown>;
   /** Argument schema (zod or JSON Schema of string properties), or a list of argument specs. */
-  arguments?: SchemaInput | PromptArgumentSpec[];
+  arguments?: TArgs;
   /** Completions for arguments, by argument name. */
   complete?: Record<string, Completer>;
   /** Message templates with `{{name}}` placeholders. Used when `render` is absent. */
   messages?: PromptMessageTemplate[];
-  render?(args: Record<string, string>, ctx: PromptContext): PromptReturn | Promise<PromptReturn>;
+  render?(args: PromptArgs<TArgs>, ctx: PromptContext): PromptReturn | Promise<PromptReturn>;
 }
 
 interface PromptEntry {
@@ -186,8 +196,10 @@ export class PromptCatalog {
     this.#registry = new Registry('Prompt', (e) => e.listed, onChange, observe);
   }
 
-  register(definition: PromptDefinition): RegistrationHandle {
-    const entry = compilePrompt(definition);
+  register<TArgs extends SchemaInput | PromptArgumentSpec[] | undefined>(
+    definition: PromptDefinition<TArgs>,
+  ): RegistrationHandle {
+    const entry = compilePrompt(definition as PromptDefinition);
     return this.#registry.add(definition.name, entry);
   }
 
@@ -267,7 +279,7 @@ export class PromptCatalog {
       values = input as Record<string, string>;
     }
     const { definition } = entry;
-    if (definition.render) return toMessages(await definition.render(values, ctx), definition.description);
+    if (definition.render) return toMessages(await definition.render(values as never, ctx), definition.description);
     const messages: PromptMessage[] = (definition.messages ?? []).map((m) => ({
       role: m.role,
       content:
