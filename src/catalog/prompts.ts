@@ -9,7 +9,13 @@ import type {
 } from '@modelcontextprotocol/server';
 import { isInputRequiredResult, type StandardSchemaV1 } from '@modelcontextprotocol/server';
 import { McpKitError, quote } from '../errors.js';
-import { type CompiledSchema, compileSchema, formatIssues, type InferSchema, type SchemaInput } from '../schema.js';
+import {
+  type CompiledSchema,
+  compileSchema,
+  formatIssues,
+  type InferSchema,
+  type SchemaInput,
+} from '../schema.js';
 import type { CallerIdentity } from '../types.js';
 import { type CatalogChangeObserver, type RegistrationHandle, Registry } from './registry.js';
 import type { Completer } from './resources.js';
@@ -54,9 +60,10 @@ export type PromptArgs<TArgs> = TArgs extends StandardSchemaV1 | Record<string, 
   ? InferSchema<TArgs>
   : Record<string, string>;
 
-export interface PromptDefinition<
-  TArgs extends SchemaInput | PromptArgumentSpec[] | undefined = SchemaInput | PromptArgumentSpec[] | undefined,
-> {
+/** What `arguments` may be: a schema, or a list of argument specs. */
+export type PromptArguments = SchemaInput | PromptArgumentSpec[];
+
+export interface PromptDefinition<TArgs extends PromptArguments | undefined = PromptArguments | undefined> {
   name: string;
   title?: string;
   description?: string;
@@ -196,7 +203,7 @@ export class PromptCatalog {
     this.#registry = new Registry('Prompt', (e) => e.listed, onChange, observe);
   }
 
-  register<TArgs extends SchemaInput | PromptArgumentSpec[] | undefined>(
+  register<TArgs extends PromptArguments | undefined>(
     definition: PromptDefinition<TArgs>,
   ): RegistrationHandle {
     const entry = compilePrompt(definition as PromptDefinition);
@@ -279,7 +286,8 @@ export class PromptCatalog {
       values = input as Record<string, string>;
     }
     const { definition } = entry;
-    if (definition.render) return toMessages(await definition.render(values as never, ctx), definition.description);
+    if (definition.render)
+      return toMessages(await definition.render(values as never, ctx), definition.description);
     const messages: PromptMessage[] = (definition.messages ?? []).map((m) => ({
       role: m.role,
       content:
