@@ -1,22 +1,12 @@
-import type { Implementation, Server, Tool, Transport } from '@modelcontextprotocol/server';
-import EventEmitter from 'eventemitter3';
-import { ResourceCache, type ResourceCacheOptions } from './catalog/cache.js';
-import { PromptCatalog, type PromptDefinition } from './catalog/prompts.js';
-import {
-  ResourceCatalog,
-  type ResourceDefinition,
-  type ResourceTemplateDefinition,
-} from './catalog/resources.js';
-import { type CallOrigin, ToolCatalog, type ToolDefinition } from './catalog/tools.js';
-import {
-  CompletionManager,
-  type CompletionManagerOptions,
-  type CompletionRunOptions,
-} from './completions/manager.js';
-import { type EnvConfig, loadEnvConfig } from './config.js';
-import { type DeclarativeToolOptions, outboundOf } from './declarative.js';
-import { McpKitError, quote } from './errors.js';
-import { type RetryPolicy, ToolExecutor } from './executor.js';
+import type { Implementation, Server, Transport } from '@modelcontextprotocol/server';
+import type { ResourceCacheOptions } from './catalog/cache.js';
+import type { PromptCatalog, PromptDefinition } from './catalog/prompts.js';
+import type { ResourceCatalog, ResourceDefinition, ResourceTemplateDefinition } from './catalog/resources.js';
+import type { CallOrigin, ToolCatalog, ToolDefinition } from './catalog/tools.js';
+import type { CompletionManager, CompletionManagerOptions } from './completions/manager.js';
+import type { EnvConfig } from './config.js';
+import type { DeclarativeToolOptions } from './declarative.js';
+import type { RetryPolicy, ToolExecutor } from './executor.js';
 import {
   type AdmissionDecision,
   type FetchOptions,
@@ -24,28 +14,24 @@ import {
   type HttpOptions,
   type ResolvedHttpOptions,
 } from './http/handler.js';
-import { LoadShedder, type OverloadOptions, resolveOverloadOptions } from './http/overload.js';
-import { createEphemeralCipher } from './integrations/cipher.js';
-import { IntegrationManager } from './integrations/manager.js';
-import { createMemoryIntegrationStore } from './integrations/store.js';
+import type { LoadShedder, OverloadOptions } from './http/overload.js';
+import type { IntegrationManager } from './integrations/manager.js';
 import type { IntegrationStore, SecretCipher } from './integrations/types.js';
-import { createLogger } from './logger.js';
 import type { OutboundOptions, OutboundPolicy } from './net/outbound.js';
 import type { AuditSink } from './policy/audit.js';
 import type { AuthOptions } from './policy/auth.js';
-import { type AccessRule, type RoleDefinition, visibleItems } from './policy/permissions.js';
-import { Policy } from './policy/policy.js';
+import type { AccessRule, RoleDefinition } from './policy/permissions.js';
+import type { Policy } from './policy/policy.js';
 import type { RateLimitOptions } from './policy/rateLimit.js';
-import { serveConnection } from './protocol/connection.js';
-import { AdmissionTransport } from './protocol/gate.js';
-import { type CatalogEvents, createSessionServer, type SessionHost } from './protocol/session.js';
-import { TaskManager, type TaskOptions } from './tasks/manager.js';
-import { HealthChecks } from './telemetry/health.js';
-import { LogRing, teeLogger } from './telemetry/logs.js';
-import { MetricsRegistry } from './telemetry/metrics.js';
-import { installStandardMetrics } from './telemetry/standard.js';
-import { globalTracing, Tracing, type TracingOptions } from './telemetry/tracing.js';
-import type { CallerIdentity, Logger, LogLevel } from './types.js';
+import { type Connection, Connections, type ConnectOptions } from './protocol/connections.js';
+import { createSessionServer } from './protocol/session.js';
+import { buildServices, type Services } from './services.js';
+import type { TaskManager, TaskOptions } from './tasks/manager.js';
+import type { HealthChecks } from './telemetry/health.js';
+import type { MetricsRegistry } from './telemetry/metrics.js';
+import { installConnectionMetrics, installStandardMetrics } from './telemetry/standard.js';
+import type { TracingOptions } from './telemetry/tracing.js';
+import type { Logger, LogLevel } from './types.js';
 
 /** Options for {@link createMcpServer}. Every option has a documented default. */
 export interface CreateMcpServerOptions {
@@ -163,29 +149,7 @@ export interface CreateMcpServerOptions {
   audit?: { sinks?: AuditSink[] };
 }
 
-/** Options of {@link McpKitServer.connect}. */
-export interface ConnectOptions {
-  /** The door, for audit, metrics and rate limits (`websocket` is rate limited). Default `memory`. */
-  origin?: CallOrigin;
-  /**
-   * Who is on the other end. With a caller, every request passes the policy (permissions,
-   * visibility, rate limits) before the SDK sees it; without one the connection is the local user's.
-   */
-  caller?: CallerIdentity;
-  /** The client's network address, for rate limits and audit. */
-  clientAddress?: string;
-  /**
-   * Called with a request's id once its handler has really finished, even when the client cancelled
-   * it first: a transport that bounds requests in flight holds a cancelled one's slot until then.
-   */
-  onRequestSettled?: (id: string | number) => void;
-}
-
-/** A live connection served by {@link McpKitServer.connect}. */
-export interface Connection {
-  /** Closes the connection and its transport. */
-  close(): Promise<void>;
-}
+export type { Connection, ConnectOptions } from './protocol/connections.js';
 
 /** Counts of live MCP connections by transport. */
 export interface ConnectionCounts {
@@ -290,302 +254,69 @@ export interface McpKitServer {
  */
 export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitServer {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const env = loadEnvConfig();
-  const logLevel = options.logLevel ?? env.logLevel ?? 'info';
-  const logs = new LogRing(options.logBufferSize ?? 1000);
-  // Every line is redacted and kept in the ring behind GET /logs as well.
-  const logger = teeLogger(options.logger ?? createLogger({ level: logLevel }), logs, logLevel);
-  const metrics = new MetricsRegistry();
-  const info: Implementation = {
-    name: options.name ?? 'mcpkit',
-    version: options.version ?? '0.0.0',
-    ...(options.title !== undefined && { title: options.title }),
-  };
-  if (options.pageSize !== undefined && !(Number.isInteger(options.pageSize) && options.pageSize > 0)) {
-    throw new TypeError('pageSize must be a positive integer');
-  }
-  const maxCompletions = options.maxCompletions ?? 100;
-  if (!(Number.isInteger(maxCompletions) && maxCompletions > 0)) {
-    throw new TypeError('maxCompletions must be a positive integer');
-  }
-
-  // A load shedder of the caller's is theirs to close; one built from options is the server's.
-  const givenShedder = options.overload instanceof LoadShedder ? options.overload : undefined;
-  let overload = givenShedder;
-  if (!givenShedder) {
-    const resolved = resolveOverloadOptions(options.overload as OverloadOptions | boolean | undefined);
-    if (resolved) overload = new LoadShedder(resolved, { logger });
-  }
-
-  const startedAt = Date.now();
-  const health = new HealthChecks(startedAt);
-  const events = new EventEmitter<CatalogEvents>();
-  const policy = new Policy(
-    {
-      ...(options.auth && { auth: options.auth }),
-      ...(options.roles && { roles: options.roles }),
-      ...(options.rules && { rules: options.rules }),
-      ...(options.rateLimit !== undefined && { rateLimit: options.rateLimit }),
-      ...(options.audit && { audit: options.audit }),
-    },
-    env.rateLimitPerMinute,
-    logger,
-  );
-  // The doors consult the policy only when something is configured: otherwise it costs nothing.
-  const activePolicy = policy.active ? policy : undefined;
-  const observe = (kind: string) =>
-    policy.audit.enabled ? (op: string, key: string) => policy.catalogChanged(kind, op, key) : undefined;
-  let http: HttpHandler | undefined;
-  const tools = new ToolCatalog(
-    () => {
-      events.emit('toolsChanged');
-      http?.modern.notify.toolsChanged();
-    },
-    observe('tool'),
-    (tool, err) =>
-      logger.warn(
-        { tool, err },
-        'tool schema cannot be described as JSON Schema; it is listed as any object',
-      ),
-  );
-  const cacheTtl = options.cache?.ttlMs ?? env.cacheTtlMs;
-  const cache = new ResourceCache({ ...options.cache, ...(cacheTtl !== undefined && { ttlMs: cacheTtl }) });
-  const resources = new ResourceCatalog(
-    () => {
-      events.emit('resourcesChanged');
-      http?.modern.notify.resourcesChanged();
-    },
-    (uri) => {
-      events.emit('resourceUpdated', uri);
-      http?.modern.notify.resourceUpdated(uri);
-    },
-    cache,
-    observe('resource'),
-  );
-  const prompts = new PromptCatalog(() => {
-    events.emit('promptsChanged');
-    http?.modern.notify.promptsChanged();
-  }, observe('prompt'));
-  const tracing = options.tracing === undefined ? globalTracing : new Tracing(options.tracing);
-  const executor = new ToolExecutor(tools, {
-    logger,
-    tracing,
-    ...(options.toolTimeoutMs !== undefined && { defaultTimeoutMs: options.toolTimeoutMs }),
-    ...(options.toolConcurrency !== undefined && { concurrency: options.toolConcurrency }),
-    ...(options.toolQueueLimit !== undefined && { maxQueue: options.toolQueueLimit }),
-    ...(options.toolRetry !== undefined && { retry: options.toolRetry }),
-    ...(activePolicy && {
-      authorize: (name, caller, call) => activePolicy.admitCall(name, caller, call),
-    }),
-  });
-  if (policy.audit.enabled) policy.auditToolCalls(executor);
-
-  const taskManager =
-    options.tasks === false ? undefined : new TaskManager(executor, logger, options.tasks ?? {});
-
-  const declared = options.declarativeTools ?? {};
-  const outbound = outboundOf(declared, options.outbound);
-  const declarative: DeclarativeToolOptions = { ...declared, outbound };
-
-  if (options.integrations?.store && !options.integrations.cipher) {
-    throw new TypeError(
-      'integrations.cipher is required with integrations.store (loadSecretCipher from mcpkit/node)',
-    );
-  }
-  const integrations = new IntegrationManager({
-    store: options.integrations?.store ?? createMemoryIntegrationStore(),
-    cipher: options.integrations?.cipher ?? createEphemeralCipher(),
-    tools,
-    resources,
-    prompts,
-    declarative,
-    logger,
-  });
-
-  // `integrationId` in a completion request resolves through the integrations, unless code says otherwise.
-  const completions = new CompletionManager(
-    {
-      tools,
-      executor,
-      prompts,
-      logger,
-      tracing,
-      outbound,
-      ...(activePolicy && {
-        visibleTools: (listed: readonly Tool[], caller: CallerIdentity) =>
-          visibleItems(activePolicy.grantOf(caller), 'tools', listed, (t) => t.name),
-        admitPrompt: (name: string, caller: CallerIdentity, run: CompletionRunOptions) => {
-          const decided = activePolicy.admit(
-            { name: 'completion prompt', permission: 'prompts:read', targets: [{ kind: 'prompts', name }] },
-            {
-              caller,
-              ...(run.origin !== undefined && { origin: run.origin }),
-              ...(run.requestId !== undefined && { requestId: run.requestId }),
-              ...(run.clientAddress !== undefined && { address: run.clientAddress }),
-            },
-          );
-          // No rate class: synchronous.
-          return decided instanceof Promise || decided.ok ? undefined : decided.refusal;
-        },
-      }),
-    },
-    {
-      resolveModel: async (request) => {
-        if (request.integrationId === undefined) return request.model as never;
-        await integrations.ready;
-        const model = integrations.modelConfig(request.integrationId);
-        if (!model) {
-          throw new McpKitError(
-            'INVALID_ARGUMENT',
-            `Integration ${quote(request.integrationId)} has no model configuration`,
-          );
-        }
-        return model as never;
-      },
-      ...options.completions,
-    },
-  );
-
-  const host: SessionHost = {
-    info,
-    instructions: options.instructions,
-    tools,
-    resources,
-    prompts,
-    executor,
-    logger,
-    events,
-    pageSize: options.pageSize,
-    maxCompletions,
-    ...(taskManager && { tasks: taskManager }),
-    tracing,
-    ...(activePolicy && { policy: activePolicy }),
-  };
-
+  const services = buildServices(options);
+  const { tools, resources, prompts, executor, tasks, integrations, completions, overload } = services;
   if (options.tools) tools.registerMany(options.tools);
   for (const r of options.resources ?? []) resources.register(r);
   for (const p of options.prompts ?? []) prompts.register(p);
 
+  // The doors: connection-oriented transports, then HTTP (which serves the REST routes too).
+  const connections = new Connections(services);
   const httpMetrics =
     options.metrics === false
       ? undefined
-      : installStandardMetrics(metrics, {
+      : installStandardMetrics(services.metrics, {
           executor,
           resources,
-          connections: () => connectionCounts(),
-          policy,
+          policy: services.policyLayer,
           ...(overload && { overload }),
         });
-
-  http = new HttpHandler(
+  const http = new HttpHandler(
     {
-      logger,
-      tracing,
-      ...(activePolicy && { policy: activePolicy }),
-      ...(httpMetrics && { metrics: httpMetrics }),
+      logger: services.logger,
+      tracing: services.tracing,
+      events: services.events,
+      ...(services.policy && { policy: services.policy }),
       ...(overload && { overload }),
-      createServer: (era, live, onClose) =>
-        createSessionServer(host, { era, origin: 'http', live, ...(onClose && { onClose }) }),
+      ...(httpMetrics && { metrics: httpMetrics }),
+      createServer: ({ era, live, onClose }) =>
+        createSessionServer(services, { era, origin: 'http', live, ...(onClose && { onClose }) }),
       toolInputSchema: (name) => tools.get(name)?.descriptor.inputSchema,
       rest: {
-        info,
-        tools,
-        resources,
-        prompts,
-        executor,
-        logger,
-        declarative,
-        startedAt,
-        integrations,
-        completions,
-        metrics,
-        logs,
-        health,
-        ...(activePolicy && { policy: activePolicy }),
-        summary: () => ({
-          server: info,
-          uptimeMs: Math.round(Date.now() - startedAt),
-          tools: tools.size,
-          resources: resources.size,
-          prompts: prompts.size,
-          sessions: connectionCounts(),
-          subscriptions: resources.subscriptionCount,
-          cache: resources.cacheStats,
-          executor: executor.load,
-        }),
+        ...services,
+        summary: (httpSessions) => summaryOf(services, { httpSessions, connections: connections.byOrigin() }),
       },
     },
-    { ...options.http, maxSessions: options.http?.maxSessions ?? env.maxConnections },
+    { ...options.http, maxSessions: options.http?.maxSessions ?? services.env.maxConnections },
   );
-  const httpHandler = http;
-
-  const connectionCounts = (): ConnectionCounts => {
-    const counts: Partial<Record<CallOrigin, number>> = {};
-    for (const c of connections) counts[c.origin] = (counts[c.origin] ?? 0) + 1;
-    return { httpSessions: http?.sessions.size ?? 0, connections: counts };
-  };
-  const connections = new Set<{ origin: CallOrigin; close(): Promise<void> }>();
+  const connectionCounts = (): ConnectionCounts => ({
+    httpSessions: http.sessions.size,
+    connections: connections.byOrigin(),
+  });
+  if (options.metrics !== false) installConnectionMetrics(services.metrics, connectionCounts);
 
   return {
-    info,
-    config: env,
-    policy,
-    metrics,
-    health,
+    info: services.info,
+    config: services.env,
+    policy: services.policyLayer,
+    metrics: services.metrics,
+    health: services.health,
+    logger: services.logger,
+    outbound: services.outbound,
     overload,
     tools,
     resources,
     prompts,
     executor,
-    tasks: taskManager,
+    tasks,
     integrations,
     completions,
-    outbound,
-    logger,
-    fetch: (request, fetchOptions) => httpHandler.fetch(request, fetchOptions),
-    admit: (request, admitOptions) => httpHandler.admit(request, admitOptions),
-    httpOptions: httpHandler.options,
-    async connect(transport, connectOptions = {}) {
-      const origin = connectOptions.origin ?? 'memory';
-      const entry = { origin, close: async () => {} };
-      connections.add(entry);
-      const { caller } = connectOptions;
-      // A connection with a caller passes every request through the policy before the SDK sees it;
-      // without one (stdio, in-process) it is the local user's.
-      const guarded =
-        activePolicy && caller
-          ? new AdmissionTransport(transport, activePolicy, {
-              caller,
-              origin,
-              ...(connectOptions.clientAddress !== undefined && { address: connectOptions.clientAddress }),
-            })
-          : transport;
-      const served = await serveConnection(
-        guarded,
-        (era) =>
-          createSessionServer(host, {
-            era,
-            origin,
-            live: true,
-            caller: connectOptions.caller,
-            ...(connectOptions.clientAddress !== undefined && {
-              clientAddress: connectOptions.clientAddress,
-            }),
-            ...(connectOptions.onRequestSettled && { onRequestSettled: connectOptions.onRequestSettled }),
-          }),
-        {
-          onerror: (error) => logger.debug({ err: error }, 'MCP connection error'),
-          onEnd: () => connections.delete(entry),
-        },
-      );
-      entry.close = async () => {
-        connections.delete(entry);
-        await served.close();
-      };
-      return { close: entry.close };
-    },
+    fetch: (request, fetchOptions) => http.fetch(request, fetchOptions),
+    admit: (request, admitOptions) => http.admit(request, admitOptions),
+    httpOptions: http.options,
+    connect: (transport, connectOptions) => connections.connect(transport, connectOptions),
     createSessionServer: (sessionOptions = {}) =>
-      createSessionServer(host, {
+      createSessionServer(services, {
         era: sessionOptions.era ?? 'legacy',
         origin: sessionOptions.origin ?? 'internal',
         live: true,
@@ -593,12 +324,28 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     connectionCounts,
     async close() {
       tools.close();
-      if (!givenShedder) overload?.close();
-      taskManager?.close();
+      if (services.ownsOverload) overload?.close();
+      tasks?.close();
       completions.close();
-      await Promise.all([httpHandler.close(), ...[...connections].map((c) => c.close())]);
+      await Promise.all([http.close(), connections.close()]);
       await integrations.close();
-      outbound.close();
+      services.outbound.close();
     },
+  };
+}
+
+/** `GET /summary`: the server at a glance. */
+function summaryOf(services: Services, sessions: ConnectionCounts): Record<string, unknown> {
+  const { info, startedAt, tools, resources, prompts, executor } = services;
+  return {
+    server: info,
+    uptimeMs: Math.round(Date.now() - startedAt),
+    tools: tools.size,
+    resources: resources.size,
+    prompts: prompts.size,
+    sessions,
+    subscriptions: resources.subscriptionCount,
+    cache: resources.cacheStats,
+    executor: executor.load,
   };
 }

@@ -8,7 +8,9 @@ import {
   localhostAllowedOrigins,
   type McpHttpHandler,
   type Server,
+  type ServerNotifier,
 } from '@modelcontextprotocol/server';
+import type EventEmitter from 'eventemitter3';
 import { metadataUrlFor } from '../policy/auth.js';
 import { PERMISSIONS } from '../policy/permissions.js';
 import { type Policy, type RateState, type RequestFacts, requestFacts } from '../policy/policy.js';
@@ -16,6 +18,7 @@ import { rateLimitHeaders } from '../policy/rateLimit.js';
 import { type Refusal, refuse } from '../policy/refusal.js';
 import { Shares } from '../policy/shares.js';
 import { admitRequest, isWireRequest, type RefusedMessage, refusedMessage } from '../protocol/gate.js';
+import type { CatalogEvents } from '../protocol/session.js';
 import type { HttpMetrics } from '../telemetry/standard.js';
 import {
   globalTracing,
@@ -146,11 +149,24 @@ export const HTTP_DEFAULTS: ResolvedHttpOptions = {
   maxStreamsPerCaller: 100,
 };
 
+/** How the HTTP layer asks for an SDK server: its era, whether it lives on, and its end. */
+export interface HttpServerRequest {
+  era: 'legacy' | 'modern';
+  /** `true` for a 2025-era session's server, which forwards catalog changes until it closes. */
+  live: boolean;
+  onClose?: () => void;
+}
+
 /** What the HTTP layer needs from the server. */
 export interface HttpHost {
   readonly logger: Logger;
-  /** Builds one SDK server for the given era; live ones forward catalog changes until `onClose`. */
-  createServer(era: 'legacy' | 'modern', live: boolean, onClose?: () => void): Server;
+  /** Builds one SDK server bound to the catalog. */
+  createServer(request: HttpServerRequest): Server;
+  /**
+   * The catalog's event bus: its changes reach 2026-07-28 `subscriptions/listen` streams through
+   * it (2025-era sessions' servers listen on their own).
+   */
+  readonly events?: EventEmitter<CatalogEvents>;
   /** The listed input schema of an enabled tool, for the `Mcp-Param-*` header check. */
   toolInputSchema?(name: string): object | undefined;
   /** The REST routes' view of the server; without it only `/mcp` answers. */
@@ -303,6 +319,7 @@ export class HttpHandler {
   readonly #host: HttpHost;
   /** The one server (and its transport) that serves plain `http.stateless` requests, once started. */
   #stateless: Promise<{ server: Server; transport: StatelessTransport }> | undefined;
+  readonly #unsubscribe: (() => void) | undefined;
   /** The REST routes' view of the server, with this handler's stream shares. */
   readonly #rest: RestHost | undefined;
   readonly #admission: RequestAdmission;
@@ -338,15 +355,20 @@ export class HttpHandler {
     this.#basePath = normalisePath(this.options.basePath);
     this.#mcpRelative = normalisePath(this.options.mcpPath) || '/';
     this.streams = new Shares(this.options.maxStreamsPerCaller, 'http.maxStreamsPerCaller');
-    this.#rest = host.rest && { ...host.rest, streams: this.streams, mcpPath: this.#mcpRelative };
+    this.#rest = host.rest && {
+      ...host.rest,
+      streams: this.streams,
+      mcpPath: this.#mcpRelative,
+      httpSessions: () => this.sessions.size,
+    };
     const onerror = (error: Error) => host.logger.debug({ err: error }, 'MCP HTTP request rejected');
-    this.modern = createMcpHandler(({ era }) => host.createServer(era, false), {
+    this.modern = createMcpHandler(({ era }) => host.createServer({ era, live: false }), {
       legacy: this.options.stateless ? 'stateless' : 'reject',
       maxRequestBodySize: this.options.maxBodyBytes,
       onerror,
     });
     this.sessions = new LegacySessions({
-      createServer: (onClose) => host.createServer('legacy', true, onClose),
+      createServer: (onClose) => host.createServer({ era: 'legacy', live: true, onClose }),
       maxSessions: this.options.maxSessions,
       maxSessionsPerCaller: this.options.maxSessionsPerCaller,
       streams: this.streams,
@@ -357,6 +379,7 @@ export class HttpHandler {
       ...(sseRetryMs !== undefined && { retryIntervalMs: sseRetryMs }),
       logger: host.logger,
     });
+    this.#unsubscribe = host.events ? forwardCatalogEvents(host.events, this.modern.notify) : undefined;
   }
 
   /** Serves one request. Never throws: failures become a JSON 500 without details. */
@@ -774,12 +797,13 @@ export class HttpHandler {
   /** Builds the shared stateless server and connects it to its transport. */
   async #startStateless(): Promise<{ server: Server; transport: StatelessTransport }> {
     const transport = new StatelessTransport({ jsonResponse: this.options.jsonResponse });
-    const server = this.#host.createServer('legacy', false);
+    const server = this.#host.createServer({ era: 'legacy', live: false });
     await server.connect(transport);
     return { server, transport };
   }
 
   async close(): Promise<void> {
+    this.#unsubscribe?.();
     const stateless = this.#stateless;
     await Promise.all([
       this.sessions.close(),
@@ -787,6 +811,20 @@ export class HttpHandler {
       stateless?.then(({ server }) => server.close()),
     ]);
   }
+}
+
+/** Forwards the catalog's changes to the SDK's notifier of modern streams; the way to stop. */
+function forwardCatalogEvents(events: EventEmitter<CatalogEvents>, notify: ServerNotifier): () => void {
+  const tools = () => notify.toolsChanged();
+  const resources = () => notify.resourcesChanged();
+  const prompts = () => notify.promptsChanged();
+  const updated = (uri: string) => notify.resourceUpdated(uri);
+  events.on('toolsChanged', tools).on('resourcesChanged', resources);
+  events.on('promptsChanged', prompts).on('resourceUpdated', updated);
+  return () => {
+    events.off('toolsChanged', tools).off('resourcesChanged', resources);
+    events.off('promptsChanged', prompts).off('resourceUpdated', updated);
+  };
 }
 
 /**

@@ -53,7 +53,7 @@ export interface RestHost {
   readonly metrics: MetricsRegistry;
   readonly logs: LogRing;
   readonly health: HealthChecks;
-  summary(): Record<string, unknown>;
+  summary(httpSessions: number): Record<string, unknown>;
   /** Persisted integrations, for `/integrations`; without them those routes answer 404. */
   readonly integrations?: IntegrationManager;
   /** Completion jobs, for `/completions`; without them those routes answer 404. */
@@ -64,6 +64,8 @@ export interface RestHost {
   readonly streams?: Shares;
   /** The MCP endpoint's path below the mount point, for the index's link. Default `/mcp`. */
   readonly mcpPath?: string;
+  /** Live 2025-era HTTP sessions, which the HTTP handler holds. */
+  readonly httpSessions?: () => number;
 }
 
 /** One REST request, parsed just enough for the routes. */
@@ -348,7 +350,7 @@ export const ROUTES: Route[] = [
     permission: 'admin:read',
     rate: 'read',
     summary: 'Counts, sessions and cache statistics',
-    handler: (_ctx, host) => json(host.summary()),
+    handler: (_ctx, host) => json(host.summary(host.httpSessions?.() ?? 0)),
   },
   {
     method: 'GET',

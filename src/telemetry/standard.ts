@@ -9,7 +9,6 @@ export interface TelemetrySources {
   /** The policy layer, whose refusals are counted. */
   policy?: { onRefusal: ((kind: 'auth' | 'permission' | 'rate', label: string) => void) | undefined };
   resources: ResourceCatalog;
-  connections(): { httpSessions: number; connections: Partial<Record<string, number>> };
   /** The load shedder, whose event-loop delay is reported (the handler counts the requests shed). */
   overload?: Pick<LoadShedder, 'eventLoopDelayMs' | 'overloaded'>;
 }
@@ -94,21 +93,6 @@ export function installStandardMetrics(registry: MetricsRegistry, sources: Telem
     ['route'],
   );
 
-  registry.gauge(
-    'mcpkit_sessions',
-    'Live MCP sessions and connections by transport',
-    ['transport'],
-    (gauge) => {
-      const counts = sources.connections();
-      gauge.set({ transport: 'http' }, counts.httpSessions);
-      for (const transport of ['stdio', 'websocket', 'memory'] as const) {
-        gauge.set({ transport }, counts.connections[transport] ?? 0);
-      }
-    },
-  );
-  registry.gauge('mcpkit_websocket_connections', 'Open WebSocket connections', [], (gauge) => {
-    gauge.set({}, sources.connections().connections.websocket ?? 0);
-  });
   registry.gauge('mcpkit_tool_calls_active', 'Tool calls running and queued', ['state'], (gauge) => {
     const load = sources.executor.load;
     gauge.set({ state: 'running' }, load.active);
@@ -167,4 +151,36 @@ interface NodeLikeProcess {
   memoryUsage?: () => { rss: number; heapUsed: number };
   cpuUsage?: () => { user: number; system: number };
   uptime?: () => number;
+}
+
+/** Live connections by transport, as {@link installConnectionMetrics} reads them. */
+export type ConnectionCountsSource = () => {
+  httpSessions: number;
+  connections: Partial<Record<string, number>>;
+};
+
+/**
+ * The gauges of live MCP sessions and connections, read from `connections` at each scrape. Apart
+ * from {@link installStandardMetrics}, because the counts come from the doors, which are built after
+ * the metrics they record into.
+ */
+export function installConnectionMetrics(
+  registry: MetricsRegistry,
+  connections: ConnectionCountsSource,
+): void {
+  registry.gauge(
+    'mcpkit_sessions',
+    'Live MCP sessions and connections by transport',
+    ['transport'],
+    (gauge) => {
+      const counts = connections();
+      gauge.set({ transport: 'http' }, counts.httpSessions);
+      for (const transport of ['stdio', 'websocket', 'memory'] as const) {
+        gauge.set({ transport }, counts.connections[transport] ?? 0);
+      }
+    },
+  );
+  registry.gauge('mcpkit_websocket_connections', 'Open WebSocket connections', [], (gauge) => {
+    gauge.set({}, connections().connections.websocket ?? 0);
+  });
 }

@@ -1,0 +1,269 @@
+/**
+ * The services a server is made of, built once in dependency order: what everything else rests on
+ * (settings, logs, metrics, tracing, the event bus, the policy), then the catalogs, then execution,
+ * then what works on a caller's behalf beyond one call (integrations, completions). Each stage is a
+ * function of the options and the stages before it; nothing refers forward. The catalogs announce
+ * their changes on one typed bus (`events`), which sessions and the HTTP door listen on.
+ *
+ * `Services` satisfies structurally the hosts the layers above declare (`SessionHost` of the
+ * protocol layer, `RestHost` of the HTTP layer), so the composition root hands the same object to
+ * each instead of building a bag per layer.
+ */
+import type { Implementation, Tool } from '@modelcontextprotocol/server';
+import EventEmitter from 'eventemitter3';
+import { ResourceCache } from './catalog/cache.js';
+import { PromptCatalog } from './catalog/prompts.js';
+import { ResourceCatalog } from './catalog/resources.js';
+import { ToolCatalog } from './catalog/tools.js';
+import { CompletionManager, type CompletionRunOptions } from './completions/manager.js';
+import { type EnvConfig, loadEnvConfig } from './config.js';
+import { type DeclarativeToolOptions, outboundOf } from './declarative.js';
+import { McpKitError, quote } from './errors.js';
+import { ToolExecutor } from './executor.js';
+import { LoadShedder, type OverloadOptions, resolveOverloadOptions } from './http/overload.js';
+import { createEphemeralCipher } from './integrations/cipher.js';
+import { IntegrationManager } from './integrations/manager.js';
+import { createMemoryIntegrationStore } from './integrations/store.js';
+import { createLogger } from './logger.js';
+import type { OutboundPolicy } from './net/outbound.js';
+import { visibleItems } from './policy/permissions.js';
+import { Policy } from './policy/policy.js';
+import type { CatalogEvents } from './protocol/session.js';
+import type { CreateMcpServerOptions } from './server.js';
+import { TaskManager } from './tasks/manager.js';
+import { HealthChecks } from './telemetry/health.js';
+import { LogRing, teeLogger } from './telemetry/logs.js';
+import { MetricsRegistry } from './telemetry/metrics.js';
+import { globalTracing, Tracing } from './telemetry/tracing.js';
+import type { CallerIdentity, Logger } from './types.js';
+
+/** What everything rests on: identity, settings, logs, metrics, tracing, the bus and the policy. */
+export interface Foundation {
+  readonly info: Implementation;
+  readonly instructions: string | undefined;
+  /** What the `MCP_*` environment variables configured. */
+  readonly env: EnvConfig;
+  readonly logger: Logger;
+  /** The redacted ring behind `GET /logs`. */
+  readonly logs: LogRing;
+  readonly metrics: MetricsRegistry;
+  readonly health: HealthChecks;
+  readonly tracing: Tracing;
+  readonly startedAt: number;
+  /** The catalog's event bus. */
+  readonly events: EventEmitter<CatalogEvents>;
+  /** The policy layer, configured or not (`server.policy`). */
+  readonly policyLayer: Policy;
+  /** The policy, only when something is configured: the doors consult it only then. */
+  readonly policy: Policy | undefined;
+  /** The load shedder; `undefined` with `overload: false`. */
+  readonly overload: LoadShedder | undefined;
+  /** Whether the server built the shedder (and so closes it): one given in the options is the caller's. */
+  readonly ownsOverload: boolean;
+  readonly pageSize: number | undefined;
+  readonly maxCompletions: number;
+}
+
+/** The shared catalogs. */
+export interface Catalogs {
+  readonly tools: ToolCatalog;
+  readonly resources: ResourceCatalog;
+  readonly prompts: PromptCatalog;
+}
+
+/** What runs tool calls. */
+export interface Execution {
+  readonly executor: ToolExecutor;
+  /** The tasks extension's runtime; `undefined` with `tasks: false`. */
+  readonly tasks: TaskManager | undefined;
+}
+
+/** What works on a caller's behalf beyond one call. */
+export interface Delegation {
+  readonly outbound: OutboundPolicy;
+  readonly declarative: DeclarativeToolOptions;
+  readonly integrations: IntegrationManager;
+  readonly completions: CompletionManager;
+}
+
+/** Everything a server is made of. */
+export type Services = Foundation & Catalogs & Execution & Delegation;
+
+/** Builds every service of a server from its options, in dependency order. */
+export function buildServices(options: CreateMcpServerOptions): Services {
+  const foundation = buildFoundation(options);
+  const catalogs = buildCatalogs(options, foundation);
+  const execution = buildExecution(options, foundation, catalogs);
+  const delegation = buildDelegation(options, foundation, { ...catalogs, ...execution });
+  return { ...foundation, ...catalogs, ...execution, ...delegation };
+}
+
+function buildFoundation(options: CreateMcpServerOptions): Foundation {
+  const env = loadEnvConfig();
+  const logLevel = options.logLevel ?? env.logLevel ?? 'info';
+  const logs = new LogRing(options.logBufferSize ?? 1000);
+  // Every line is redacted and kept in the ring behind GET /logs as well.
+  const logger = teeLogger(options.logger ?? createLogger({ level: logLevel }), logs, logLevel);
+  if (options.pageSize !== undefined && !(Number.isInteger(options.pageSize) && options.pageSize > 0)) {
+    throw new TypeError('pageSize must be a positive integer');
+  }
+  const maxCompletions = options.maxCompletions ?? 100;
+  if (!(Number.isInteger(maxCompletions) && maxCompletions > 0)) {
+    throw new TypeError('maxCompletions must be a positive integer');
+  }
+  const given = options.overload instanceof LoadShedder ? options.overload : undefined;
+  const resolved = given
+    ? undefined
+    : resolveOverloadOptions(options.overload as OverloadOptions | boolean | undefined);
+  const policyLayer = new Policy(
+    {
+      ...(options.auth && { auth: options.auth }),
+      ...(options.roles && { roles: options.roles }),
+      ...(options.rules && { rules: options.rules }),
+      ...(options.rateLimit !== undefined && { rateLimit: options.rateLimit }),
+      ...(options.audit && { audit: options.audit }),
+    },
+    env.rateLimitPerMinute,
+    logger,
+  );
+  const startedAt = Date.now();
+  return {
+    info: {
+      name: options.name ?? 'mcpkit',
+      version: options.version ?? '0.0.0',
+      ...(options.title !== undefined && { title: options.title }),
+    },
+    instructions: options.instructions,
+    env,
+    logger,
+    logs,
+    metrics: new MetricsRegistry(),
+    health: new HealthChecks(startedAt),
+    tracing: options.tracing === undefined ? globalTracing : new Tracing(options.tracing),
+    startedAt,
+    events: new EventEmitter<CatalogEvents>(),
+    policyLayer,
+    policy: policyLayer.active ? policyLayer : undefined,
+    overload: given ?? (resolved ? new LoadShedder(resolved, { logger }) : undefined),
+    ownsOverload: given === undefined,
+    pageSize: options.pageSize,
+    maxCompletions,
+  };
+}
+
+function buildCatalogs(
+  options: CreateMcpServerOptions,
+  { env, events, logger, policyLayer }: Foundation,
+): Catalogs {
+  // Catalog changes are audited only when an audit sink listens.
+  const observe = (kind: string) =>
+    policyLayer.audit.enabled
+      ? (op: string, key: string) => policyLayer.catalogChanged(kind, op, key)
+      : undefined;
+  const tools = new ToolCatalog(
+    () => events.emit('toolsChanged'),
+    observe('tool'),
+    (tool, err) =>
+      logger.warn(
+        { tool, err },
+        'tool schema cannot be described as JSON Schema; it is listed as any object',
+      ),
+  );
+  const cacheTtl = options.cache?.ttlMs ?? env.cacheTtlMs;
+  const cache = new ResourceCache({ ...options.cache, ...(cacheTtl !== undefined && { ttlMs: cacheTtl }) });
+  const resources = new ResourceCatalog(
+    () => events.emit('resourcesChanged'),
+    (uri) => events.emit('resourceUpdated', uri),
+    cache,
+    observe('resource'),
+  );
+  const prompts = new PromptCatalog(() => events.emit('promptsChanged'), observe('prompt'));
+  return { tools, resources, prompts };
+}
+
+function buildExecution(
+  options: CreateMcpServerOptions,
+  { logger, tracing, policy, policyLayer }: Foundation,
+  { tools }: Catalogs,
+): Execution {
+  const executor = new ToolExecutor(tools, {
+    logger,
+    tracing,
+    ...(options.toolTimeoutMs !== undefined && { defaultTimeoutMs: options.toolTimeoutMs }),
+    ...(options.toolConcurrency !== undefined && { concurrency: options.toolConcurrency }),
+    ...(options.toolQueueLimit !== undefined && { maxQueue: options.toolQueueLimit }),
+    ...(options.toolRetry !== undefined && { retry: options.toolRetry }),
+    ...(policy && { authorize: (name, caller, call) => policy.admitCall(name, caller, call) }),
+  });
+  if (policyLayer.audit.enabled) policyLayer.auditToolCalls(executor);
+  const tasks = options.tasks === false ? undefined : new TaskManager(executor, logger, options.tasks ?? {});
+  return { executor, tasks };
+}
+
+function buildDelegation(
+  options: CreateMcpServerOptions,
+  { logger, tracing, policy }: Foundation,
+  { tools, resources, prompts, executor }: Catalogs & Execution,
+): Delegation {
+  const declared = options.declarativeTools ?? {};
+  const outbound = outboundOf(declared, options.outbound);
+  const declarative: DeclarativeToolOptions = { ...declared, outbound };
+  if (options.integrations?.store && !options.integrations.cipher) {
+    throw new TypeError(
+      'integrations.cipher is required with integrations.store (loadSecretCipher from mcpkit/node)',
+    );
+  }
+  const integrations = new IntegrationManager({
+    store: options.integrations?.store ?? createMemoryIntegrationStore(),
+    cipher: options.integrations?.cipher ?? createEphemeralCipher(),
+    tools,
+    resources,
+    prompts,
+    declarative,
+    logger,
+  });
+  const completions = new CompletionManager(
+    {
+      tools,
+      executor,
+      prompts,
+      logger,
+      tracing,
+      outbound,
+      ...(policy && {
+        visibleTools: (listed: readonly Tool[], caller: CallerIdentity) =>
+          visibleItems(policy.grantOf(caller), 'tools', listed, (t) => t.name),
+        admitPrompt: (name: string, caller: CallerIdentity, run: CompletionRunOptions) => {
+          const decided = policy.admit(
+            { name: 'completion prompt', permission: 'prompts:read', targets: [{ kind: 'prompts', name }] },
+            {
+              caller,
+              ...(run.origin !== undefined && { origin: run.origin }),
+              ...(run.requestId !== undefined && { requestId: run.requestId }),
+              ...(run.clientAddress !== undefined && { address: run.clientAddress }),
+            },
+          );
+          // No rate class: synchronous.
+          return decided instanceof Promise || decided.ok ? undefined : decided.refusal;
+        },
+      }),
+    },
+    {
+      // `integrationId` in a completion request resolves through the integrations, unless code says otherwise.
+      resolveModel: async (request) => {
+        if (request.integrationId === undefined) return request.model as never;
+        await integrations.ready;
+        const model = integrations.modelConfig(request.integrationId);
+        if (!model) {
+          throw new McpKitError(
+            'INVALID_ARGUMENT',
+            `Integration ${quote(request.integrationId)} has no model configuration`,
+          );
+        }
+        return model as never;
+      },
+      ...options.completions,
+    },
+  );
+  return { outbound, declarative, integrations, completions };
+}
