@@ -26,7 +26,7 @@ import { IntegrationManager } from './integrations/manager.js';
 import { createMemoryIntegrationStore } from './integrations/store.js';
 import { createLogger } from './logger.js';
 import type { OutboundPolicy } from './net/outbound.js';
-import { visibleItems } from './policy/permissions.js';
+import { TOOLS_VIEW, visibleItems } from './policy/permissions.js';
 import { Policy } from './policy/policy.js';
 import type { CatalogEvents } from './protocol/session.js';
 import type { CreateMcpServerOptions } from './server.js';
@@ -160,24 +160,27 @@ function buildCatalogs(
     policyLayer.audit.enabled
       ? (op: string, key: string) => policyLayer.catalogChanged(kind, op, key)
       : undefined;
-  const tools = new ToolCatalog(
-    () => events.emit('toolsChanged'),
-    observe('tool'),
-    (tool, err) =>
+  const tools = new ToolCatalog({
+    onChange: () => events.emit('toolsChanged'),
+    observe: observe('tool'),
+    report: (tool, err) =>
       logger.warn(
         { tool, err },
         'tool schema cannot be described as JSON Schema; it is listed as any object',
       ),
-  );
+  });
   const cacheTtl = options.cache?.ttlMs ?? env.cacheTtlMs;
   const cache = new ResourceCache({ ...options.cache, ...(cacheTtl !== undefined && { ttlMs: cacheTtl }) });
-  const resources = new ResourceCatalog(
-    () => events.emit('resourcesChanged'),
-    (uri) => events.emit('resourceUpdated', uri),
+  const resources = new ResourceCatalog({
+    onChange: () => events.emit('resourcesChanged'),
+    onUpdated: (uri) => events.emit('resourceUpdated', uri),
     cache,
-    observe('resource'),
-  );
-  const prompts = new PromptCatalog(() => events.emit('promptsChanged'), observe('prompt'));
+    observe: observe('resource'),
+  });
+  const prompts = new PromptCatalog({
+    onChange: () => events.emit('promptsChanged'),
+    observe: observe('prompt'),
+  });
   return { tools, resources, prompts };
 }
 
@@ -232,7 +235,7 @@ function buildDelegation(
       outbound,
       ...(policy && {
         visibleTools: (listed: readonly Tool[], caller: CallerIdentity) =>
-          visibleItems(policy.grantOf(caller), 'tools', listed, (t) => t.name),
+          visibleItems(policy.grantOf(caller), TOOLS_VIEW, listed),
         admitPrompt: (name: string, caller: CallerIdentity, run: CompletionRunOptions) => {
           const decided = policy.admit(
             { name: 'completion prompt', permission: 'prompts:read', targets: [{ kind: 'prompts', name }] },

@@ -64,9 +64,9 @@ async function loadCounter(dataDir: string) {
   const manager = new IntegrationManager({
     store,
     cipher,
-    tools: new ToolCatalog(() => {}),
-    resources: new ResourceCatalog(() => {}),
-    prompts: new PromptCatalog(() => {}),
+    tools: new ToolCatalog({ onChange: () => {} }),
+    resources: new ResourceCatalog({ onChange: () => {} }),
+    prompts: new PromptCatalog({ onChange: () => {} }),
   });
   try {
     await manager.ready;

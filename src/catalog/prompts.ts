@@ -17,7 +17,12 @@ import {
   type SchemaInput,
 } from '../schema.js';
 import type { CallerIdentity } from '../types.js';
-import { type CatalogChangeObserver, type RegistrationHandle, Registry } from './registry.js';
+import {
+  type CatalogChangeObserver,
+  type CatalogHooks,
+  type RegistrationHandle,
+  Registry,
+} from './registry.js';
 import type { Completer } from './resources.js';
 
 /** A prompt argument declared as data (as arrives over REST). */
@@ -199,8 +204,8 @@ export class PromptCatalog {
   readonly #registry: Registry<PromptEntry, Prompt>;
 
   /** @internal */
-  constructor(onChange: () => void, observe?: CatalogChangeObserver) {
-    this.#registry = new Registry('Prompt', (e) => e.listed, onChange, observe);
+  constructor(hooks: CatalogHooks) {
+    this.#registry = new Registry({ kind: 'Prompt', toListed: (e) => e.listed, ...hooks });
   }
 
   register<TArgs extends PromptArguments | undefined>(

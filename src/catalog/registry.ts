@@ -21,6 +21,18 @@ interface Slot<T> {
   enabled: boolean;
 }
 
+/** What a registry holds and whom it tells: its kind (for messages), how an entry is listed, the hooks. */
+export interface RegistryOptions<TEntry, TListed> extends CatalogHooks {
+  kind: string;
+  toListed: (entry: TEntry) => TListed;
+}
+
+/** Whom a catalog tells of its changes: `onChange` after each (batched), `observe` per entry (audit). */
+export interface CatalogHooks {
+  onChange: () => void;
+  observe?: CatalogChangeObserver | undefined;
+}
+
 /**
  * An ordered map of named entries with an enabled flag, a cached array of the enabled entries'
  * listed form (rebuilt at most once per change, never per list call), and one change callback.
@@ -35,12 +47,7 @@ export class Registry<TEntry, TListed> {
   #batchDepth = 0;
   #pendingChange = false;
 
-  constructor(
-    kind: string,
-    toListed: (entry: TEntry) => TListed,
-    onChange: () => void,
-    observe?: CatalogChangeObserver,
-  ) {
+  constructor({ kind, toListed, onChange, observe }: RegistryOptions<TEntry, TListed>) {
     this.#kind = kind;
     this.#observe = observe;
     this.#toListed = toListed;

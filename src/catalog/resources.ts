@@ -10,7 +10,12 @@ import type {
 import { McpKitError, quote } from '../errors.js';
 import type { CallerIdentity } from '../types.js';
 import { ResourceCache, type ResourceCacheStats } from './cache.js';
-import { type CatalogChangeObserver, type RegistrationHandle, Registry } from './registry.js';
+import {
+  type CatalogChangeObserver,
+  type CatalogHooks,
+  type RegistrationHandle,
+  Registry,
+} from './registry.js';
 import { type TemplateVariables, UriTemplate } from './uriTemplate.js';
 
 /**
@@ -184,12 +189,12 @@ export class ResourceCatalog {
   readonly #cache: ResourceCache;
 
   /** @internal */
-  constructor(
-    onChange: () => void,
-    onUpdated: (uri: string) => void = () => {},
+  constructor({
+    onChange,
+    onUpdated = () => {},
     cache = new ResourceCache(),
-    observe?: CatalogChangeObserver,
-  ) {
+    observe,
+  }: CatalogHooks & { onUpdated?: (uri: string) => void; cache?: ResourceCache }) {
     this.#onUpdated = onUpdated;
     this.#cache = cache;
     // Any catalog change may change what a URI resolves to: cached reads go with it.
@@ -197,8 +202,13 @@ export class ResourceCatalog {
       cache.clear();
       onChange();
     };
-    this.#static = new Registry('Resource', (e) => e.listed, changed, observe);
-    this.#templates = new Registry('Resource template', (e) => e.listed, changed, observe);
+    this.#static = new Registry({ kind: 'Resource', toListed: (e) => e.listed, onChange: changed, observe });
+    this.#templates = new Registry({
+      kind: 'Resource template',
+      toListed: (e) => e.listed,
+      onChange: changed,
+      observe,
+    });
   }
 
   /** Hits, misses, evictions and size of the read cache. */

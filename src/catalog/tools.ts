@@ -19,7 +19,12 @@ import {
   type SchemaInput,
 } from '../schema.js';
 import type { CallerIdentity, Logger } from '../types.js';
-import { type CatalogChangeObserver, type RegistrationHandle, Registry } from './registry.js';
+import {
+  type CatalogChangeObserver,
+  type CatalogHooks,
+  type RegistrationHandle,
+  Registry,
+} from './registry.js';
 
 /** Where a call came from. */
 export type CallOrigin = 'memory' | 'stdio' | 'http' | 'websocket' | 'rest' | 'chain' | 'internal';
@@ -227,7 +232,24 @@ function compileTool(definition: ToolDefinition, report?: SchemaErrorReport): Re
   const output = definition.outputSchema
     ? compileSchema(definition.outputSchema, `tool "${name}" outputSchema`, 'output')
     : undefined;
-  return new CompiledTool(name, definition, input, output, compileTaskSupport(name, definition.task), report);
+  return new CompiledTool({
+    name,
+    definition,
+    input,
+    output,
+    task: compileTaskSupport(name, definition.task),
+    report,
+  });
+}
+
+/** What a registered tool is made of, once its definition is checked and its schemas compiled. */
+interface CompiledToolParts {
+  name: string;
+  definition: ToolDefinition;
+  input: CompiledSchema;
+  output: CompiledSchema | undefined;
+  task: RegisteredTool['task'];
+  report: SchemaErrorReport | undefined;
 }
 
 /** A checked tool definition; its `tools/list` form is built when first read. */
@@ -240,14 +262,7 @@ class CompiledTool implements RegisteredTool {
   #descriptor: Tool | undefined;
   readonly #report: SchemaErrorReport | undefined;
 
-  constructor(
-    name: string,
-    definition: ToolDefinition,
-    input: CompiledSchema,
-    output: CompiledSchema | undefined,
-    task: RegisteredTool['task'],
-    report: SchemaErrorReport | undefined,
-  ) {
+  constructor({ name, definition, input, output, task, report }: CompiledToolParts) {
     this.name = name;
     this.definition = definition;
     this.input = input;
@@ -303,8 +318,8 @@ export class ToolCatalog {
   readonly #report: SchemaErrorReport | undefined;
 
   /** @internal */
-  constructor(onChange: () => void, observe?: CatalogChangeObserver, report?: SchemaErrorReport) {
-    this.#registry = new Registry('Tool', (tool) => tool.descriptor, onChange, observe);
+  constructor({ report, ...hooks }: CatalogHooks & { report?: SchemaErrorReport }) {
+    this.#registry = new Registry({ kind: 'Tool', toListed: (tool) => tool.descriptor, ...hooks });
     this.#report = report;
   }
 

@@ -102,7 +102,7 @@ export class UriTemplate {
       }
       const end = boundary(uri, pos, tokens[i + 1]);
       if (end < 0) return undefined;
-      if (!matchExpression(token.op, token.vars, uri.slice(pos, end), out)) return undefined;
+      if (!matchExpression(token, uri.slice(pos, end), out)) return undefined;
       pos = end;
     }
     return pos === uri.length ? out : undefined;
@@ -220,7 +220,11 @@ function decode(value: string): string | undefined {
   }
 }
 
-function matchExpression(op: Operator, vars: VarSpec[], segment: string, out: TemplateVariables): boolean {
+function matchExpression(
+  { op, vars }: Extract<Token, { kind: 'expr' }>,
+  segment: string,
+  out: TemplateVariables,
+): boolean {
   if (segment === '') return true;
   const prefix = PREFIX[op];
   if (prefix !== '') {

@@ -78,11 +78,13 @@ export class RequestAdmission {
     };
     if (info.address !== undefined) facts.address = info.address;
     if (policy.auth && !info.public) {
-      return policy.authenticate(request, url, info.endpoint, facts, info.target).then((outcome) => {
-        if ('refusal' in outcome) return outcome;
-        facts.caller = outcome.caller;
-        return { facts };
-      });
+      return policy
+        .authenticate(request, { url, endpoint: info.endpoint }, { facts, target: info.target })
+        .then((outcome) => {
+          if ('refusal' in outcome) return outcome;
+          facts.caller = outcome.caller;
+          return { facts };
+        });
     }
     if (!policy.auth && info.authInfo) {
       // The host application authenticated the request (an adapter's authInfo): that is the caller.

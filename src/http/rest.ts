@@ -20,7 +20,10 @@ import {
   FULL_GRANT,
   type Grant,
   type Permission,
+  PROMPTS_VIEW,
+  RESOURCES_VIEW,
   type TargetKind,
+  TOOLS_VIEW,
   visibleItems,
 } from '../policy/permissions.js';
 import type { Operation, Policy, RequestFacts } from '../policy/policy.js';
@@ -393,13 +396,7 @@ export const ROUTES: Route[] = [
     permission: 'tools:read',
     rate: 'read',
     summary: 'List tools',
-    handler: (ctx, host) =>
-      json(
-        page(
-          visibleItems(ctx.grant, 'tools', host.tools.list(), (t) => t.name),
-          ctx.url,
-        ),
-      ),
+    handler: (ctx, host) => json(page(visibleItems(ctx.grant, TOOLS_VIEW, host.tools.list()), ctx.url)),
   },
   {
     method: 'POST',
@@ -546,12 +543,7 @@ export const ROUTES: Route[] = [
     summary: 'List resources',
     handler: async (ctx, host) => {
       const all: Resource[] = await host.resources.list({ signal: ctx.request.signal });
-      return json(
-        page(
-          visibleItems(ctx.grant, 'resources', all, (r) => r.uri),
-          ctx.url,
-        ),
-      );
+      return json(page(visibleItems(ctx.grant, RESOURCES_VIEW, all), ctx.url));
     },
   },
   {
@@ -650,13 +642,7 @@ export const ROUTES: Route[] = [
     permission: 'prompts:read',
     rate: 'read',
     summary: 'List prompts',
-    handler: (ctx, host) =>
-      json(
-        page(
-          visibleItems(ctx.grant, 'prompts', host.prompts.list(), (p) => p.name),
-          ctx.url,
-        ),
-      ),
+    handler: (ctx, host) => json(page(visibleItems(ctx.grant, PROMPTS_VIEW, host.prompts.list()), ctx.url)),
   },
   {
     method: 'POST',

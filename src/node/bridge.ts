@@ -83,7 +83,7 @@ export function toWebRequest(
   res?: ServerResponse,
   options: WebRequestOptions = {},
 ): Request {
-  return buildRequest(req, res, options, false);
+  return buildRequest({ req, res, options, lazy: false });
 }
 
 /**
@@ -97,34 +97,31 @@ export function bridgeRequest(
   res: ServerResponse,
   options: WebRequestOptions = {},
 ): Request {
-  return buildRequest(req, res, options, true);
+  return buildRequest({ req, res, options, lazy: true });
 }
 
 /** Methods the fetch API builds no request with (CONNECT never reaches a `request` listener). */
 const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
 
-function buildRequest(
-  req: IncomingMessage,
-  res: ServerResponse | undefined,
-  options: WebRequestOptions,
-  lazy: boolean,
-): Request {
-  const method = req.method ?? 'GET';
-  if (!FORBIDDEN_METHODS.has(method.toUpperCase())) return buildAs(method, req, res, options, lazy);
+/** One Node exchange to build a web request from: `lazy` for mcpkit's own doors (see bridgeRequest). */
+interface Build {
+  req: IncomingMessage;
+  res: ServerResponse | undefined;
+  options: WebRequestOptions;
+  lazy: boolean;
+}
+
+function buildRequest(build: Build): Request {
+  const method = build.req.method ?? 'GET';
+  if (!FORBIDDEN_METHODS.has(method.toUpperCase())) return buildAs(method, build);
   // Built bodiless as a GET that still tells its own method, so the handler refuses it (405) in its
   // route's form like any other method it does not take, instead of the door failing to build it.
-  const request = buildAs('GET', req, res, { ...options, body: undefined }, lazy);
+  const request = buildAs('GET', { ...build, options: { ...build.options, body: undefined } });
   Object.defineProperty(request, 'method', { value: method, enumerable: true });
   return request;
 }
 
-function buildAs(
-  method: string,
-  req: IncomingMessage,
-  res: ServerResponse | undefined,
-  options: WebRequestOptions,
-  lazy: boolean,
-): Request {
+function buildAs(method: string, { req, res, options, lazy }: Build): Request {
   const replaced = options.body !== undefined;
   // The URL as the client addressed it (its Host, or what a trusted proxy says), the path appended
   // as it came: `//x%2F` is a path here, never an authority.

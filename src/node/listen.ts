@@ -135,7 +135,7 @@ export async function listen(server: McpKitServer, options: ListenOptions = {}):
   );
   httpServer.on('connection', () => pacer.accepted());
   httpServer.on('clientError', (error: ClientError, socket: Duplex) =>
-    answerClientError(error, socket, targets.get(socket), server.httpOptions),
+    answerClientError(error, { socket, sent: targets.get(socket), paths: server.httpOptions }),
   );
   const sockets = trackResponses(httpServer);
   const wsOption = options.websocket ?? (await loadWs()) !== undefined;
@@ -251,9 +251,11 @@ function pathOf(target: string | undefined): string | undefined {
  */
 function answerClientError(
   error: ClientError,
-  socket: Duplex,
-  sent: string | undefined,
-  paths: { basePath: string; mcpPath: string },
+  {
+    socket,
+    sent,
+    paths,
+  }: { socket: Duplex; sent: string | undefined; paths: { basePath: string; mcpPath: string } },
 ): void {
   const [status, reason, code] = CLIENT_ERROR_STATUS[error.code ?? ''] ?? [
     400,

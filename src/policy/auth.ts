@@ -256,11 +256,14 @@ export class Authenticator {
     const metadataUrl = this.#options.oauth
       ? (this.resourceMetadataUrl ?? metadataUrlFor(endpoint()))
       : undefined;
+    /** A refusal: 401 unless `status` says otherwise, with `error` in the challenge when there is one. */
     const fail = (
       reason: AuthFailure['reason'],
       message: string,
-      error?: 'invalid_token' | 'insufficient_scope',
-      status: AuthFailure['status'] = 401,
+      {
+        error,
+        status = 401,
+      }: { error?: 'invalid_token' | 'insufficient_scope'; status?: AuthFailure['status'] } = {},
     ): AuthOutcome => ({
       failure: { reason, status, message, challenge: this.challenge(error, undefined, metadataUrl) },
     });
@@ -326,20 +329,25 @@ export class Authenticator {
       } catch (error) {
         const code = error instanceof OAuthError ? error.code : undefined;
         if (code === OAuthErrorCode.InsufficientScope) {
-          return fail('scope', 'The access token lacks a required scope', 'insufficient_scope', 403);
+          return fail('scope', 'The access token lacks a required scope', {
+            error: 'insufficient_scope',
+            status: 403,
+          });
         }
         if (code === OAuthErrorCode.InvalidToken) {
-          return fail('invalid', 'The access token is not valid', 'invalid_token');
+          return fail('invalid', 'The access token is not valid', { error: 'invalid_token' });
         }
         // The verifier itself failed (an introspection endpoint down): not the caller's fault.
-        return fail('unavailable', 'The access token could not be verified; try again later', undefined, 503);
+        return fail('unavailable', 'The access token could not be verified; try again later', {
+          status: 503,
+        });
       }
     }
     if (presented !== undefined || authorization !== null) {
       return fail(
         'invalid',
         'The credential is not valid',
-        bearer !== undefined ? 'invalid_token' : undefined,
+        bearer !== undefined ? { error: 'invalid_token' } : {},
       );
     }
     if (this.#anonymous) return { caller: this.#anonymous };

@@ -319,16 +319,37 @@ export const FULL_GRANT: Grant = Object.freeze({
 
 const filtered = new WeakMap<readonly unknown[], Map<string, unknown[]>>();
 
+/** How the policy names the entries of one kind of list: their kind, and each one's name. */
+export interface ListView<T> {
+  readonly kind: TargetKind;
+  nameOf(item: T): string;
+}
+
+/** Tools by name. */
+export const TOOLS_VIEW: ListView<{ name: string }> = { kind: 'tools', nameOf: (tool) => tool.name };
+/** Prompts by name. */
+export const PROMPTS_VIEW: ListView<{ name: string }> = { kind: 'prompts', nameOf: (prompt) => prompt.name };
+/** Resources by URI. */
+export const RESOURCES_VIEW: ListView<{ uri: string }> = {
+  kind: 'resources',
+  nameOf: (resource) => resource.uri,
+};
+/** Resource templates by their template. */
+export const TEMPLATES_VIEW: ListView<{ uriTemplate: string }> = {
+  kind: 'resources',
+  nameOf: (template) => template.uriTemplate,
+};
+
 /**
  * `items` without the entries `grant` may not see; the same array for an unrestricted grant, and one
  * cached array per list and grant otherwise (lists are rebuilt once per catalog change).
  */
-export function visibleItems<T>(
+export function visibleItems<T extends U, U>(
   grant: Grant,
-  kind: TargetKind,
+  view: ListView<U>,
   items: readonly T[],
-  nameOf: (item: T) => string,
 ): readonly T[] {
+  const { kind, nameOf } = view;
   if (grant.unrestricted) return items;
   let byGrant = filtered.get(items);
   if (!byGrant) {

@@ -121,6 +121,13 @@ function callFacts(
   return facts;
 }
 
+/** What one rate-limit token pays for: its class, who asked, and the target the audit names. */
+interface Payment {
+  cls: RateClass;
+  facts: RequestFacts;
+  target: string;
+}
+
 /**
  * The composed policy. One per server; `createMcpServer` builds it from its options.
  *
@@ -276,9 +283,9 @@ export class Policy {
     if (!this.limiter || !REMOTE_DOORS.has(facts.origin ?? '')) return ADMITTED;
     const decided = this.limiter.take(cls, facts.caller, facts.address);
     if (decided === undefined) return ADMITTED;
-    if (!(decided instanceof Promise)) return this.#rated(cls, decided, facts, target);
+    if (!(decided instanceof Promise)) return this.#rated(decided, { cls, facts, target });
     return decided.then(
-      (d) => this.#rated(cls, d, facts, target),
+      (d) => this.#rated(d, { cls, facts, target }),
       (error: unknown) => {
         // A store that fails refuses: no work goes unpaid because the counters are out of reach.
         this.#logger.error({ err: error }, 'rate limit store failed');
@@ -287,19 +294,14 @@ export class Policy {
     );
   }
 
-  #rated(cls: RateClass, decision: RateDecision, facts: RequestFacts, target: string): Decision {
-    const rule = this.limiter!.rule(cls)!;
-    if (decision.allowed) return { ok: true, rate: { cls, rule, decision } };
-    return { ok: false, refusal: this.#rateRefusal(cls, rule, decision, facts, target) };
+  #rated(decision: RateDecision, payment: Payment): Decision {
+    const { cls } = payment;
+    if (decision.allowed) return { ok: true, rate: { cls, rule: this.limiter!.rule(cls)!, decision } };
+    return { ok: false, refusal: this.#rateRefusal(decision, payment) };
   }
 
-  #rateRefusal(
-    cls: RateClass,
-    rule: RateLimitRule,
-    decision: RateDecision,
-    facts: RequestFacts,
-    target: string,
-  ): Refusal {
+  #rateRefusal(decision: RateDecision, { cls, facts, target }: Payment): Refusal {
+    const rule = this.limiter!.rule(cls)!;
     const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
     this.onRefusal?.('rate', cls);
     this.record(facts, {
@@ -327,10 +329,8 @@ export class Policy {
    */
   async authenticate(
     request: Request,
-    url: URL,
-    endpoint: () => URL,
-    facts: RequestFacts,
-    target: string,
+    { url, endpoint }: { url: URL; endpoint: () => URL },
+    { facts, target }: { facts: RequestFacts; target: string },
   ): Promise<{ caller: CallerIdentity | undefined } | { refusal: Refusal }> {
     const outcome = await this.auth!.authenticate(request, url, endpoint);
     if ('caller' in outcome) return outcome;
@@ -346,7 +346,7 @@ export class Policy {
         return { refusal: STORE_DOWN };
       }
       if (decision !== undefined && !decision.allowed) {
-        return { refusal: this.#rateRefusal('read', this.limiter.rule('read')!, decision, facts, target) };
+        return { refusal: this.#rateRefusal(decision, { cls: 'read', facts, target }) };
       }
     }
     return {

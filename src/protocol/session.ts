@@ -27,7 +27,16 @@ import type { Completer, ResourceCatalog } from '../catalog/resources.js';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog } from '../catalog/tools.js';
 import { McpKitError, publicErrorMessage, quote, toMcpKitError } from '../errors.js';
 import type { ExecuteOptions, ToolExecutor } from '../executor.js';
-import { FULL_GRANT, type Grant, type TargetKind, visibleItems } from '../policy/permissions.js';
+import {
+  FULL_GRANT,
+  type Grant,
+  type ListView,
+  PROMPTS_VIEW,
+  RESOURCES_VIEW,
+  TEMPLATES_VIEW,
+  TOOLS_VIEW,
+  visibleItems,
+} from '../policy/permissions.js';
 import { type Policy, type RequestFacts, requestFacts } from '../policy/policy.js';
 import { isTaskContinuation, type TaskWork } from '../tasks/continuation.js';
 import { TASKS_EXTENSION_ID, type TaskManager } from '../tasks/manager.js';
@@ -160,8 +169,8 @@ function paginate<T>(items: readonly T[], cursor: string | undefined, pageSize: 
  * What `grant` may see of a catalog's listed array. Both are stable (the catalog's array until it
  * changes, the filtered one cached per grant), so list answers serialise their items once.
  */
-function visibleList<T>(grant: Grant, kind: TargetKind, listed: readonly T[], nameOf: (item: T) => string) {
-  return markStable(visibleItems(grant, kind, markStable(listed), nameOf));
+function visibleList<T extends U, U>(grant: Grant, view: ListView<U>, listed: readonly T[]) {
+  return markStable(visibleItems(grant, view, markStable(listed)));
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
@@ -216,14 +225,11 @@ class McpCallOptions implements ExecuteOptions {
   #log: ClientLog | undefined;
   #mcp: ServerContext | undefined;
 
-  constructor(
-    ctx: ServerContext,
-    server: Server,
-    options: SessionOptions,
-    progressToken: string | number | undefined,
-    span: SpanLike | undefined,
-    admittedAtDoor: boolean,
-  ) {
+  constructor(binding: Binding, request: ToolCallRequest) {
+    const { server, options } = binding;
+    const { ctx, progressToken, span } = request;
+    // The MCP gate admitted the call at the door when there is a policy (it sees every request).
+    const admittedAtDoor = binding.host.policy !== undefined;
     this.#ctx = ctx;
     this.#server = server;
     this.signal = ctx.mcpReq.signal;
@@ -281,11 +287,12 @@ const NETWORK: Partial<Record<CallOrigin, [transport: string, protocol?: string]
  * by one: the OpenTelemetry SDK handles a spread-built object more slowly.
  */
 function requestAttributes(
-  method: string,
-  params: { name?: unknown; uri?: unknown } | undefined,
-  ctx: ServerContext,
-  options: SessionOptions,
-  server: Server,
+  { options, server }: Binding,
+  {
+    method,
+    params,
+    ctx,
+  }: { method: string; params: { name?: unknown; uri?: unknown } | undefined; ctx: ServerContext },
 ): SpanAttributes {
   const attributes: SpanAttributes = {
     'mcp.method.name': method,
@@ -318,6 +325,36 @@ function requestAttributes(
 /** A request handler as registered with the SDK, with the request's span as an optional third argument. */
 type Handler<TInput> = (input: TInput, ctx: ServerContext, span?: SpanLike) => unknown;
 
+/** One SDK server bound to its host, as the handlers registered on it see it. */
+interface Binding {
+  readonly host: SessionHost;
+  readonly options: SessionOptions;
+  readonly server: Server;
+}
+
+/** A handler to trace: its method, and whether it is registered in the SDK's custom-method form. */
+interface TracedHandler<TInput> {
+  method: McpMethodName;
+  handler: Handler<TInput>;
+  custom?: boolean;
+}
+
+/** What one `tools/call` brings: its context, its progress token and its span. */
+interface ToolCallRequest {
+  ctx: ServerContext;
+  progressToken: string | number | undefined;
+  span: SpanLike | undefined;
+}
+
+/** A tool to start as a task, for the call that asked. */
+interface TaskStart {
+  tool: RegisteredTool;
+  args: unknown;
+  call: McpCallOptions;
+  ctx: ServerContext;
+  work?: TaskWork<any>;
+}
+
 /**
  * `handler` in a SERVER span named after its MCP method and target (`tools/call add`, `prompts/get
  * review`, `resources/read`), with the attributes of the OpenTelemetry MCP conventions. Its parent is
@@ -326,18 +363,18 @@ type Handler<TInput> = (input: TInput, ctx: ServerContext, span?: SpanLike) => u
  * registered in the SDK's custom-method form, which hands it the params themselves.
  */
 function traced<TInput>(
-  method: McpMethodName,
-  host: SessionHost,
-  options: SessionOptions,
-  server: Server,
-  handler: Handler<TInput>,
-  custom = false,
+  binding: Binding,
+  { method, handler, custom = false }: TracedHandler<TInput>,
 ): (input: TInput, ctx: ServerContext) => any {
+  const { host, options } = binding;
   const tracing = host.tracing ?? globalTracing;
   const settled = options.onRequestSettled;
   // `tools/call` reports its end itself: its tool's handler can outlive the request.
   if (settled && method !== 'tools/call') {
-    const run = traced(method, host, { ...options, onRequestSettled: undefined }, server, handler, custom);
+    const run = traced(
+      { ...binding, options: { ...options, onRequestSettled: undefined } },
+      { method, handler, custom },
+    );
     return (input, ctx) => {
       const id = ctx.mcpReq.id;
       try {
@@ -368,7 +405,7 @@ function traced<TInput>(
       {
         kind: SPAN_KIND.SERVER,
         ...(remote && { parent: remote.parent, links: remote.links }),
-        attributes: () => requestAttributes(method, params, ctx, options, server),
+        attributes: () => requestAttributes(binding, { method, params, ctx }),
       },
     );
   };
@@ -435,17 +472,12 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   const { tools, resources, prompts, executor } = host;
   const subscriptions = new Map<string, () => void>();
   /** Traces a handler of a method declared in `MCP_METHODS` (only those are registered). */
+  const binding: Binding = { host, options, server };
   const trace = <TInput>(method: McpMethodName, handler: Handler<TInput>, custom = false) =>
-    traced(method, host, options, server, handler, custom);
+    traced(binding, { method, handler, custom });
 
   /** Starts `tool` as a task and answers with its `CreateTaskResult`. */
-  const startTask = (
-    tool: RegisteredTool,
-    args: unknown,
-    call: McpCallOptions,
-    ctx: ServerContext,
-    work?: TaskWork<any>,
-  ): CallToolResult => {
+  const startTask = ({ tool, args, call, ctx, work }: TaskStart): CallToolResult => {
     try {
       const task = tasks!.start({
         tool,
@@ -476,7 +508,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   server.setRequestHandler(
     'tools/list',
     trace('tools/list', (request: ListToolsRequest, ctx) => {
-      const listed = visibleList(grantOf(ctx), 'tools', tools.list(), (t) => t.name);
+      const listed = visibleList(grantOf(ctx), TOOLS_VIEW, tools.list());
       const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
       return nextCursor === undefined ? { tools: page } : { tools: page, nextCursor };
     }),
@@ -497,14 +529,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
             tools.has(name) ? `Tool ${quote(name)} disabled` : `Tool ${quote(name)} not found`,
           );
         }
-        const call = new McpCallOptions(
-          ctx,
-          server,
-          options,
-          _meta?.progressToken,
-          span,
-          policy !== undefined,
-        );
+        const call = new McpCallOptions(binding, { ctx, progressToken: _meta?.progressToken, span });
         if (tool.task) {
           const declared = tasks !== undefined && declaresTasks(ctx);
           if (!declared && tool.task.support === 'required') {
@@ -513,7 +538,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
               `Tool ${name} runs only as a task: the request must declare the ${TASKS_EXTENSION_ID} extension`,
             );
           }
-          if (declared && tool.task.start === 'call') return startTask(tool, args, call, ctx);
+          if (declared && tool.task.start === 'call') return startTask({ tool, args, call, ctx });
           call.acceptTaskContinuation = declared;
         }
         if (settled) {
@@ -522,7 +547,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
           handed = true;
         }
         const result = await executor.executeTool(tool, args, call);
-        if (isTaskContinuation(result)) return startTask(tool, args, call, ctx, result.work);
+        if (isTaskContinuation(result)) return startTask({ tool, args, call, ctx, work: result.work });
         if (isInputRequiredResult(result)) return result;
         return server.projectCallToolResult(result, tool.output?.jsonSchema);
       } finally {
@@ -536,13 +561,8 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     trace('resources/list', async (request: ListResourcesRequest, ctx) => {
       const fixed = resources.fixedList();
       const all = fixed
-        ? visibleList(grantOf(ctx), 'resources', fixed, (r) => r.uri)
-        : visibleItems(
-            grantOf(ctx),
-            'resources',
-            await resources.list({ signal: ctx.mcpReq.signal }),
-            (r) => r.uri,
-          );
+        ? visibleList(grantOf(ctx), RESOURCES_VIEW, fixed)
+        : visibleItems(grantOf(ctx), RESOURCES_VIEW, await resources.list({ signal: ctx.mcpReq.signal }));
       const { page, nextCursor } = paginate(all, request.params?.cursor, host.pageSize);
       return nextCursor === undefined ? { resources: page } : { resources: page, nextCursor };
     }),
@@ -551,7 +571,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   server.setRequestHandler(
     'resources/templates/list',
     trace('resources/templates/list', (request: ListResourceTemplatesRequest, ctx) => {
-      const listed = visibleList(grantOf(ctx), 'resources', resources.listTemplates(), (t) => t.uriTemplate);
+      const listed = visibleList(grantOf(ctx), TEMPLATES_VIEW, resources.listTemplates());
       const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
       return nextCursor === undefined ? { resourceTemplates: page } : { resourceTemplates: page, nextCursor };
     }),
@@ -609,7 +629,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   server.setRequestHandler(
     'prompts/list',
     trace('prompts/list', (request: ListPromptsRequest, ctx) => {
-      const listed = visibleList(grantOf(ctx), 'prompts', prompts.list(), (p) => p.name);
+      const listed = visibleList(grantOf(ctx), PROMPTS_VIEW, prompts.list());
       const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
       return nextCursor === undefined ? { prompts: page } : { prompts: page, nextCursor };
     }),

@@ -127,7 +127,7 @@ export function createAnthropicProvider(options: AnthropicProviderOptions = {}):
   return {
     name,
     async complete(request) {
-      const data = await http.postJson(url, headers, body(request, false), request.signal);
+      const data = await http.postJson(url, { headers, body: body(request, false), signal: request.signal });
       const blocks: any[] = Array.isArray(data?.content) ? data.content : [];
       const text = blocks
         .filter((b) => b?.type === 'text' && typeof b.text === 'string')
@@ -148,7 +148,11 @@ export function createAnthropicProvider(options: AnthropicProviderOptions = {}):
       };
     },
     async *stream(request): AsyncGenerator<ModelStreamEvent> {
-      const { response, release } = await http.post(url, headers, body(request, true), request.signal);
+      const { response, release } = await http.post(url, {
+        headers,
+        body: body(request, true),
+        signal: request.signal,
+      });
       let text = '';
       const usage: ModelUsage = { inputTokens: 0, outputTokens: 0 };
       let finish: ModelFinishReason = 'other';

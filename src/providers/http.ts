@@ -132,6 +132,13 @@ export function cancelled(provider: string): McpKitError {
   return new McpKitError('CANCELLED', `The ${provider} request was cancelled`);
 }
 
+/** One POST to a model endpoint: extra headers, the body (JSON-encoded on the way), the caller's signal. */
+export interface PostInit<TBody = unknown> {
+  headers: Record<string, string>;
+  body: TBody;
+  signal: AbortSignal | undefined;
+}
+
 /** An HTTP client bound to one provider's limits and key. */
 export class ProviderHttp {
   readonly #name: string;
@@ -207,13 +214,9 @@ export class ProviderHttp {
    * POSTs `body` and reads the whole JSON answer, freeing the slot either way. A read broken by the
    * caller's abort is `CANCELLED`; an unparsable answer is `UPSTREAM_ERROR`.
    */
-  async postJson(
-    url: string,
-    headers: Record<string, string>,
-    body: unknown,
-    signal: AbortSignal | undefined,
-  ): Promise<any> {
-    const { response, release } = await this.post(url, headers, body, signal);
+  async postJson(url: string, init: PostInit): Promise<any> {
+    const { signal } = init;
+    const { response, release } = await this.post(url, init);
     try {
       return parseJson(await response.text(), this.#name);
     } catch (error) {
@@ -230,9 +233,7 @@ export class ProviderHttp {
    */
   async post(
     url: string,
-    headers: Record<string, string>,
-    body: unknown,
-    signal: AbortSignal | undefined,
+    { headers, body, signal }: PostInit,
   ): Promise<{ response: Response; release: () => void }> {
     const release = await this.#acquire();
     try {
@@ -242,7 +243,7 @@ export class ProviderHttp {
       const response = await pRetry(
         async () => {
           await this.#rate?.take(signal);
-          return this.#attempt(url, { ...this.#headers, ...headers }, text, signal);
+          return this.#attempt(url, { headers: { ...this.#headers, ...headers }, body: text, signal });
         },
         {
           retries,
@@ -267,12 +268,7 @@ export class ProviderHttp {
     }
   }
 
-  async #attempt(
-    url: string,
-    headers: Record<string, string>,
-    body: string,
-    signal: AbortSignal | undefined,
-  ): Promise<Response> {
+  async #attempt(url: string, { headers, body, signal }: PostInit<string>): Promise<Response> {
     const timeout = this.#timeoutMs > 0 ? AbortSignal.timeout(this.#timeoutMs) : undefined;
     const combined = signal && timeout ? AbortSignal.any([signal, timeout]) : (signal ?? timeout);
     let response: Response;

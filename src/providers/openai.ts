@@ -115,7 +115,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions = {}): Model
   return {
     name,
     async complete(request) {
-      const data = await http.postJson(url, headers, body(request, false), request.signal);
+      const data = await http.postJson(url, { headers, body: body(request, false), signal: request.signal });
       const choice = data?.choices?.[0];
       if (!choice) throw new McpKitError('UPSTREAM_ERROR', `${name} answered without a choice`);
       const message = choice.message ?? {};
@@ -137,7 +137,11 @@ export function createOpenAIProvider(options: OpenAIProviderOptions = {}): Model
       };
     },
     async *stream(request): AsyncGenerator<ModelStreamEvent> {
-      const { response, release } = await http.post(url, headers, body(request, true), request.signal);
+      const { response, release } = await http.post(url, {
+        headers,
+        body: body(request, true),
+        signal: request.signal,
+      });
       let text = '';
       let usage: ModelUsage = { inputTokens: 0, outputTokens: 0 };
       let finish: ModelFinishReason = 'other';

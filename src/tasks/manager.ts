@@ -410,7 +410,7 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
               this.#touch(record);
             }
           },
-          ...(options.mcp && { mcp: taskContext(options.mcp, signal, inputResponses, requestState) }),
+          ...(options.mcp && { mcp: taskContext(options.mcp, { signal, inputResponses, requestState }) }),
           acceptTaskContinuation: false,
         });
         if (TERMINAL.has(record.status)) return;
@@ -556,9 +556,15 @@ async function refuse(): Promise<never> {
  */
 function taskContext(
   base: ServerContext,
-  signal: AbortSignal,
-  inputResponses: Record<string, unknown> | undefined,
-  requestState: string | undefined,
+  {
+    signal,
+    inputResponses,
+    requestState,
+  }: {
+    signal: AbortSignal;
+    inputResponses: Record<string, unknown> | undefined;
+    requestState: string | undefined;
+  },
 ): ServerContext {
   const mcpReq = {
     ...base.mcpReq,
