@@ -85,7 +85,7 @@ export {
   type ToolExecutorEvents,
   type ToolExecutorOptions,
   toCallToolResult,
-} from './executor.js';
+} from './execution/index.js';
 export { EventBytes, MemoryEventStore, type MemoryEventStoreOptions } from './http/eventStore.js';
 export type { TrustProxy } from './http/forwarded.js';
 export type { AdmissionDecision, FetchOptions, HttpOptions, MemoryEventStoreLimits } from './http/handler.js';

@@ -16,7 +16,8 @@ import {
 import { type EnvConfig, loadEnvConfig } from './config.js';
 import { type DeclarativeToolOptions, outboundOf } from './declarative.js';
 import { McpKitError, quote } from './errors.js';
-import { type RetryPolicy, ToolExecutor } from './executor.js';
+import { ToolExecutor } from './execution/executor.js';
+import type { RetryPolicy } from './execution/retry.js';
 import {
   type AdmissionDecision,
   type FetchOptions,

@@ -7,7 +7,7 @@
 import type { CallToolResult, Tool } from '@modelcontextprotocol/server';
 import type { CallOrigin } from '../catalog/tools.js';
 import { detach, McpKitError, type McpKitErrorCode, publicErrorMessage, toMcpKitError } from '../errors.js';
-import { errorResult } from '../executor.js';
+import { errorResult } from '../execution/results.js';
 import { parseJsonSafe } from '../http/safeJson.js';
 import { isHeaderText, MODEL_PROVIDER_HOSTS, OutboundPolicy } from '../net/outbound.js';
 import { createAnthropicProvider } from '../providers/anthropic.js';

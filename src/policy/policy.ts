@@ -6,7 +6,9 @@
  * `jsonRpcErrorOf` turn a refusal into each door's own form.
  */
 import { quote } from '../errors.js';
-import type { ExecuteOptions, ToolCallEvent, ToolExecutor } from '../executor.js';
+import type { ToolCallEvent } from '../execution/events.js';
+import type { ToolExecutor } from '../execution/executor.js';
+import type { ExecuteOptions } from '../execution/options.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { type AuditEvent, AuditLog, type AuditSink } from './audit.js';
 import { Authenticator, type AuthOptions } from './auth.js';
