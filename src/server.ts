@@ -8,11 +8,8 @@ import {
   type ResourceTemplateDefinition,
 } from './catalog/resources.js';
 import { type CallOrigin, ToolCatalog, type ToolDefinition } from './catalog/tools.js';
-import {
-  CompletionManager,
-  type CompletionManagerOptions,
-  type CompletionRunOptions,
-} from './completions/manager.js';
+import { CompletionManager } from './completions/manager.js';
+import type { CompletionManagerOptions, CompletionRunOptions } from './completions/types.js';
 import { type EnvConfig, loadEnvConfig } from './config.js';
 import { type DeclarativeToolOptions, outboundOf } from './declarative.js';
 import { McpKitError, quote } from './errors.js';
