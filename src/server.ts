@@ -409,6 +409,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       logger,
       tracing,
       outbound,
+      reachesJob: (caller: CallerIdentity, owner: string | undefined) => policy.reachesWorkOf(caller, owner),
       ...(activePolicy && {
         visibleTools: (listed: readonly Tool[], caller: CallerIdentity) =>
           visibleItems(activePolicy.grantOf(caller), 'tools', listed, (t) => t.name),

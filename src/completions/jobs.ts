@@ -41,6 +41,8 @@ export interface JobTableOptions {
   maxFinished: number;
   /** Jobs running at once; more are refused with `BUSY`. */
   maxRunning: number;
+  /** Whether `caller` may reach a job `owner` started that is not its own (the policy's decision). */
+  reaches?: ((caller: CallerIdentity, owner: string | undefined) => boolean) | undefined;
 }
 
 /** The jobs of one manager, newest last. */
@@ -72,13 +74,13 @@ export class JobTable {
   }
 
   /**
-   * The job `id`, or `undefined` when it is unknown or expired. With `caller`, a job another caller
-   * started is unknown too (callers with the `admin` role see every job).
+   * The job `id`, or `undefined` when it is unknown or expired. With `caller`, a job it may not reach
+   * (another caller's, unless the policy says otherwise) is unknown too.
    */
   reach(id: string, caller: CallerIdentity | undefined): Job | undefined {
     const job = this.#jobs.get(id);
-    if (!job || caller === undefined || caller.roles?.includes('admin')) return job;
-    return job.owner === caller.id ? job : undefined;
+    if (!job || caller === undefined || job.owner === caller.id) return job;
+    return this.#options.reaches?.(caller, job.owner) ? job : undefined;
   }
 
   /** Every job kept, newest last. */

@@ -2,8 +2,9 @@
  * The completion manager: a model with the server's tools, each run a job with an id, a status, its
  * steps, tool calls, usage and timing, cancellable at once. It checks a request (`validation.ts`),
  * finds its provider (`providers.ts`), keeps the job (`jobs.ts`) and runs the model ↔ tools loop
- * (`loop.ts`) in a `completion` span. The model's tool calls are the caller's own, checked by the
- * executor's policy hook like any other.
+ * (`loop.ts`) in a `completion` span. Who may reach a job is the policy's decision (the host's
+ * `reachesJob`), and the model's tool calls are the caller's own, checked by the executor's policy
+ * hook like any other.
  */
 import { McpKitError } from '../errors.js';
 import { globalTracing, markError, type Tracing } from '../telemetry/tracing.js';
@@ -65,6 +66,7 @@ export class CompletionManager {
       keepFinishedMs,
       maxFinished,
       maxRunning: options.maxRunning ?? 256,
+      reaches: host.reachesJob?.bind(host),
     });
     this.#loop = new CompletionLoop({
       executor: host.executor,
@@ -176,7 +178,8 @@ export class CompletionManager {
 
   /**
    * The job `id`, or `undefined` when it is unknown or expired. With `caller`, a job another caller
-   * started is unknown too (callers with the `admin` role see every job).
+   * started is unknown too, unless the policy lets `caller` reach it (callers with the `admin` role
+   * see every job).
    */
   get(id: string, options: { caller?: CallerIdentity } = {}): CompletionSnapshot | undefined {
     this.#jobs.prune();
@@ -193,8 +196,8 @@ export class CompletionManager {
 
   /**
    * Cancels the job `id` at once: aborts the model request and every running tool call. Returns the
-   * snapshot, or `undefined` for an unknown job (or, with `caller`, one another caller started).
-   * Cancelling a finished job changes nothing.
+   * snapshot, or `undefined` for an unknown job (or, with `caller`, one it may not reach, as for
+   * `get`). Cancelling a finished job changes nothing.
    */
   cancel(id: string, options: { caller?: CallerIdentity } = {}): CompletionSnapshot | undefined {
     const job = this.#jobs.reach(id, options.caller);

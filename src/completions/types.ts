@@ -137,6 +137,11 @@ export interface CompletionHost {
     run: CompletionRunOptions,
   ): { code: McpKitErrorCode; message: string } | undefined;
   /**
+   * Whether `caller` may see and cancel a job `owner` started (`undefined`: started without a
+   * caller), when it is not its own: the policy layer's decision. Default: only its own.
+   */
+  reachesJob?(caller: CallerIdentity, owner: string | undefined): boolean;
+  /**
    * Runs the model's tool calls. With a caller, each is `delegated`: the server's executor checks
    * and charges it as the caller's own through the policy (`Policy.admitCall`), as it does for a
    * tool called over REST or MCP.

@@ -176,6 +176,16 @@ export class Policy {
   }
 
   /**
+   * Whether `caller` may see and act on work `owner` started and the server keeps for it (completion
+   * jobs): its own, and everyone's for a caller with the `admin` role (the local user among them).
+   * `owner` is `undefined` for work started without a caller, which only admins reach. Decided
+   * whether or not anything is configured, like the ownership it guards.
+   */
+  reachesWorkOf(caller: CallerIdentity, owner: string | undefined): boolean {
+    return (owner !== undefined && owner === caller.id) || caller.roles?.includes('admin') === true;
+  }
+
+  /**
    * Who a share of held resources (sessions, streams, connections) belongs to: the caller's key, or
    * the client address for anonymous callers, the same key the rate limits use.
    */
