@@ -9,7 +9,7 @@
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/server';
 import type { ToolDefinition } from './catalog/tools.js';
 import { isAbortError, McpKitError, quote } from './errors.js';
-import { resolveRefs } from './executor.js';
+import { resolveRefs } from './execution/chain.js';
 import { readStreamLimited } from './http/bodyText.js';
 import { jsonDepth, parseJsonSafe } from './http/safeJson.js';
 import {

@@ -83,7 +83,7 @@ export type {
   ToolExecutor,
   ToolExecutorEvents,
   ToolExecutorOptions,
-} from './executor.js';
+} from './execution/index.js';
 export { type EventBytes, MemoryEventStore, type MemoryEventStoreOptions } from './http/eventStore.js';
 export type { TrustProxy } from './http/forwarded.js';
 export type { AdmissionDecision, FetchOptions, HttpOptions, MemoryEventStoreLimits } from './http/handler.js';

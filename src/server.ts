@@ -3,10 +3,12 @@ import type { ResourceCacheOptions } from './catalog/cache.js';
 import type { PromptCatalog, PromptDefinition } from './catalog/prompts.js';
 import type { ResourceCatalog, ResourceDefinition, ResourceTemplateDefinition } from './catalog/resources.js';
 import type { CallOrigin, ToolCatalog, ToolDefinition } from './catalog/tools.js';
-import type { CompletionManager, CompletionManagerOptions } from './completions/manager.js';
+import type { CompletionManager } from './completions/manager.js';
+import type { CompletionManagerOptions } from './completions/types.js';
 import type { EnvConfig } from './config.js';
 import type { DeclarativeToolOptions } from './declarative.js';
-import type { RetryPolicy, ToolExecutor } from './executor.js';
+import type { ToolExecutor } from './execution/executor.js';
+import type { RetryPolicy } from './execution/retry.js';
 import {
   type AdmissionDecision,
   type FetchOptions,

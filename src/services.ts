@@ -15,11 +15,12 @@ import { ResourceCache } from './catalog/cache.js';
 import { PromptCatalog } from './catalog/prompts.js';
 import { ResourceCatalog } from './catalog/resources.js';
 import { ToolCatalog } from './catalog/tools.js';
-import { CompletionManager, type CompletionRunOptions } from './completions/manager.js';
+import { CompletionManager } from './completions/manager.js';
+import type { CompletionRunOptions } from './completions/types.js';
 import { type EnvConfig, loadEnvConfig } from './config.js';
 import { type DeclarativeToolOptions, outboundOf } from './declarative.js';
 import { McpKitError, quote } from './errors.js';
-import { ToolExecutor } from './executor.js';
+import { ToolExecutor } from './execution/executor.js';
 import { LoadShedder, type OverloadOptions, resolveOverloadOptions } from './http/overload.js';
 import { createEphemeralCipher } from './integrations/cipher.js';
 import { IntegrationManager } from './integrations/manager.js';
@@ -205,7 +206,7 @@ function buildExecution(
 
 function buildDelegation(
   options: CreateMcpServerOptions,
-  { logger, tracing, policy }: Foundation,
+  { logger, tracing, policy, policyLayer }: Foundation,
   { tools, resources, prompts, executor }: Catalogs & Execution,
 ): Delegation {
   const declared = options.declarativeTools ?? {};
@@ -233,6 +234,9 @@ function buildDelegation(
       logger,
       tracing,
       outbound,
+      // Who may reach a completion job: its owner, or a caller the policy lets act for others.
+      reachesJob: (caller: CallerIdentity, owner: string | undefined) =>
+        policyLayer.reachesWorkOf(caller, owner),
       ...(policy && {
         visibleTools: (listed: readonly Tool[], caller: CallerIdentity) =>
           visibleItems(policy.grantOf(caller), TOOLS_VIEW, listed),

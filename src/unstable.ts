@@ -26,7 +26,7 @@ export {
   resolveRefs,
   ToolExecutor,
   toCallToolResult,
-} from './executor.js';
+} from './execution/index.js';
 export { EventBytes } from './http/eventStore.js';
 export { LoadShedder, OVERLOAD_DEFAULTS } from './http/overload.js';
 export { parseJsonSafe, stripPollution } from './http/safeJson.js';

@@ -17,12 +17,7 @@ import {
   type SchemaInput,
 } from '../schema.js';
 import type { CallerIdentity } from '../types.js';
-import {
-  type CatalogChangeObserver,
-  type CatalogHooks,
-  type RegistrationHandle,
-  Registry,
-} from './registry.js';
+import { type CatalogHooks, type RegistrationHandle, Registry } from './registry.js';
 import type { Completer } from './resources.js';
 
 /** A prompt argument declared as data (as arrives over REST). */

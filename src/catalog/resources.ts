@@ -10,12 +10,7 @@ import type {
 import { McpKitError, quote } from '../errors.js';
 import type { CallerIdentity } from '../types.js';
 import { ResourceCache, type ResourceCacheStats } from './cache.js';
-import {
-  type CatalogChangeObserver,
-  type CatalogHooks,
-  type RegistrationHandle,
-  Registry,
-} from './registry.js';
+import { type CatalogHooks, type RegistrationHandle, Registry } from './registry.js';
 import { type TemplateVariables, UriTemplate } from './uriTemplate.js';
 
 /**

@@ -19,12 +19,7 @@ import {
   type SchemaInput,
 } from '../schema.js';
 import type { CallerIdentity, Logger } from '../types.js';
-import {
-  type CatalogChangeObserver,
-  type CatalogHooks,
-  type RegistrationHandle,
-  Registry,
-} from './registry.js';
+import { type CatalogHooks, type RegistrationHandle, Registry } from './registry.js';
 
 /** Where a call came from. */
 export type CallOrigin = 'memory' | 'stdio' | 'http' | 'websocket' | 'rest' | 'chain' | 'internal';

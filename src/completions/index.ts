@@ -1,16 +1,17 @@
-export {
-  type CompletionEvent,
-  type CompletionHandle,
-  type CompletionHost,
-  CompletionManager,
-  type CompletionManagerOptions,
-  type CompletionRequest,
-  type CompletionRunOptions,
-  type CompletionSnapshot,
-  type CompletionStatus,
-  type CompletionStep,
-  type CompletionStopReason,
-  type CompletionToolCall,
-  type ModelConfig,
-  type ToolSelection,
-} from './manager.js';
+/** The completions' public face: what the root entry re-exports of `src/completions/`. */
+export { CompletionManager } from './manager.js';
+export type {
+  CompletionEvent,
+  CompletionHandle,
+  CompletionHost,
+  CompletionManagerOptions,
+  CompletionRequest,
+  CompletionRunOptions,
+  CompletionSnapshot,
+  CompletionStatus,
+  CompletionStep,
+  CompletionStopReason,
+  CompletionToolCall,
+  ModelConfig,
+  ToolSelection,
+} from './types.js';

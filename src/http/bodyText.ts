@@ -1,4 +1,4 @@
-import type { CancelSignal } from '../executor.js';
+import type { CancelSignal } from '../execution/signal.js';
 /**
  * Responses mcpkit builds from a string carry that string under this symbol, so the Node bridge can
  * write it directly instead of reading it back through the web stream machinery (which costs more

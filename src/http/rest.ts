@@ -14,7 +14,8 @@ import {
   type DeclarativeToolSpec,
 } from '../declarative.js';
 import { McpKitError, type McpKitErrorCode, quote } from '../errors.js';
-import { ERROR_META_KEY, type ToolExecutor } from '../executor.js';
+import type { ToolExecutor } from '../execution/executor.js';
+import { ERROR_META_KEY } from '../execution/results.js';
 import type { IntegrationManager } from '../integrations/manager.js';
 import {
   FULL_GRANT,

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CancelSignal } from '../executor.js';
+import type { CancelSignal } from '../execution/signal.js';
 import { mcpRequestRefusal } from '../http/answers.js';
 import {
   BRIDGED,

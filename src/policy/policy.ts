@@ -6,7 +6,9 @@
  * `jsonRpcErrorOf` turn a refusal into each door's own form.
  */
 import { quote } from '../errors.js';
-import type { ExecuteOptions, ToolCallEvent, ToolExecutor } from '../executor.js';
+import type { ToolCallEvent } from '../execution/events.js';
+import type { ToolExecutor } from '../execution/executor.js';
+import type { ExecuteOptions } from '../execution/options.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { type AuditEvent, AuditLog, type AuditSink } from './audit.js';
 import { Authenticator, type AuthOptions } from './auth.js';
@@ -178,6 +180,16 @@ export class Policy {
     const spellings = spellingsOf({ kind, name });
     if (!Array.isArray(spellings)) return false;
     return grant.unrestricted || (spellings as readonly string[]).every((s) => grant.canSee(kind, s));
+  }
+
+  /**
+   * Whether `caller` may see and act on work `owner` started and the server keeps for it (completion
+   * jobs): its own, and everyone's for a caller with the `admin` role (the local user among them).
+   * `owner` is `undefined` for work started without a caller, which only admins reach. Decided
+   * whether or not anything is configured, like the ownership it guards.
+   */
+  reachesWorkOf(caller: CallerIdentity, owner: string | undefined): boolean {
+    return (owner !== undefined && owner === caller.id) || caller.roles?.includes('admin') === true;
   }
 
   /**

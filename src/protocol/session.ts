@@ -26,7 +26,8 @@ import type { PromptCatalog } from '../catalog/prompts.js';
 import type { Completer, ResourceCatalog } from '../catalog/resources.js';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog } from '../catalog/tools.js';
 import { McpKitError, publicErrorMessage, quote, toMcpKitError } from '../errors.js';
-import type { ExecuteOptions, ToolExecutor } from '../executor.js';
+import type { ToolExecutor } from '../execution/executor.js';
+import type { ExecuteOptions } from '../execution/options.js';
 import {
   FULL_GRANT,
   type Grant,

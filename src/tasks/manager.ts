@@ -9,7 +9,8 @@ import {
 import EventEmitter from 'eventemitter3';
 import type { RegisteredTool } from '../catalog/tools.js';
 import { ERROR_CODES, McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
-import type { ExecuteOptions, ToolExecutor } from '../executor.js';
+import type { ToolExecutor } from '../execution/executor.js';
+import type { ExecuteOptions } from '../execution/options.js';
 import type { Logger } from '../types.js';
 import type { TaskWork } from './continuation.js';
 

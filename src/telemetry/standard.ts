@@ -1,5 +1,5 @@
 import type { ResourceCatalog } from '../catalog/resources.js';
-import type { ToolExecutor } from '../executor.js';
+import type { ToolExecutor } from '../execution/executor.js';
 import type { LoadShedder, ShedDoor, ShedReason } from '../http/overload.js';
 import type { MetricsRegistry } from './metrics.js';
 

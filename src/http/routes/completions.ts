@@ -3,7 +3,8 @@
  * (SSE: `start` with the job id first, then `text`, `tool_call`, `tool_result`, `usage`, and `done`
  * with the final job), `GET /completions/{id}`, `DELETE /completions/{id}` (cancel).
  */
-import type { CompletionEvent, CompletionManager, CompletionRequest } from '../../completions/manager.js';
+import type { CompletionManager } from '../../completions/manager.js';
+import type { CompletionEvent, CompletionRequest } from '../../completions/types.js';
 import { McpKitError, quote } from '../../errors.js';
 import { json } from '../problem.js';
 import type { RestContext, RestHost, Route } from '../rest.js';
