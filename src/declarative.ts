@@ -8,10 +8,10 @@
  */
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/server';
 import type { ToolDefinition } from './catalog/tools.js';
-import { isAbortError, McpKitError, quote } from './errors.js';
+import { readStreamLimited } from './core/bodyLimit.js';
+import { isAbortError, McpKitError, quote } from './core/errors.js';
+import { jsonDepth, parseJsonSafe } from './core/safeJson.js';
 import { resolveRefs } from './executor.js';
-import { readStreamLimited } from './http/bodyText.js';
-import { jsonDepth, parseJsonSafe } from './http/safeJson.js';
 import {
   connectionFailure,
   isHeaderText,

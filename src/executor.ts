@@ -13,8 +13,8 @@ import EventEmitter from 'eventemitter3';
 import pLimit, { type LimitFunction } from 'p-limit';
 import pRetry, { AbortError } from 'p-retry';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog, ToolContext } from './catalog/tools.js';
-import { isAbortError, McpKitError, type McpKitErrorCode, publicErrorMessage } from './errors.js';
-import { redactText } from './redaction.js';
+import { isAbortError, McpKitError, type McpKitErrorCode, publicErrorMessage } from './core/errors.js';
+import { redactText } from './core/redaction.js';
 import {
   formatIssues,
   isValidationError,

@@ -51,13 +51,6 @@ export {
 } from './completions/index.js';
 export { ConfigError, ENV_VARIABLES, type EnvConfig, loadEnvConfig } from './config.js';
 export {
-  type ChainToolSpec,
-  compileDeclarativeTool,
-  type DeclarativeToolOptions,
-  type DeclarativeToolSpec,
-  type HttpToolSpec,
-} from './declarative.js';
-export {
   ERROR_CODES,
   isAbortError,
   McpKitError,
@@ -65,7 +58,23 @@ export {
   type McpKitErrorOptions,
   publicErrorMessage,
   toMcpKitError,
-} from './errors.js';
+} from './core/errors.js';
+export type { TrustProxy } from './core/forwarded.js';
+export {
+  type RedactTextOptions,
+  type RedactValueOptions,
+  redactText,
+  redactValue,
+} from './core/redaction.js';
+export type { Refusal, RefusalCode } from './core/refusal.js';
+export { parseJsonSafe, stripPollution } from './core/safeJson.js';
+export {
+  type ChainToolSpec,
+  compileDeclarativeTool,
+  type DeclarativeToolOptions,
+  type DeclarativeToolSpec,
+  type HttpToolSpec,
+} from './declarative.js';
 export {
   ATTEMPTS_META_KEY,
   type CancelSignal,
@@ -87,7 +96,6 @@ export {
   toCallToolResult,
 } from './executor.js';
 export { EventBytes, MemoryEventStore, type MemoryEventStoreOptions } from './http/eventStore.js';
-export type { TrustProxy } from './http/forwarded.js';
 export type { AdmissionDecision, FetchOptions, HttpOptions, MemoryEventStoreLimits } from './http/handler.js';
 export {
   LoadShedder,
@@ -97,7 +105,6 @@ export {
   type ShedDoor,
   type ShedReason,
 } from './http/overload.js';
-export { parseJsonSafe, stripPollution } from './http/safeJson.js';
 export {
   type AttachedTool,
   createEphemeralCipher,
@@ -169,7 +176,6 @@ export {
   type RateLimitRule,
   type RateLimitStore,
 } from './policy/rateLimit.js';
-export type { Refusal, RefusalCode } from './policy/refusal.js';
 export { SERVER_CAPABILITIES } from './protocol/session.js';
 export {
   type AnthropicProviderOptions,
@@ -190,7 +196,6 @@ export {
   type ProviderHttpOptions,
   type ProviderRetryOptions,
 } from './providers/index.js';
-export { type RedactTextOptions, type RedactValueOptions, redactText, redactValue } from './redaction.js';
 export type { InferSchema, JsonSchema, SchemaInput, ValidationIssue } from './schema.js';
 export {
   type Connection,

@@ -14,8 +14,8 @@ import {
   type CompletionRunOptions,
 } from './completions/manager.js';
 import { type EnvConfig, loadEnvConfig } from './config.js';
+import { McpKitError, quote } from './core/errors.js';
 import { type DeclarativeToolOptions, outboundOf } from './declarative.js';
-import { McpKitError, quote } from './errors.js';
 import { type RetryPolicy, ToolExecutor } from './executor.js';
 import {
   type AdmissionDecision,

@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { sourceOf } from '../http/forwarded.js';
+import { sourceOf } from '../core/forwarded.js';
 import type { FetchOptions } from '../http/handler.js';
 import type { McpKitServer } from '../server.js';
 import { joinPaths } from './mount.js';

@@ -8,7 +8,7 @@ import type {
   ServerContext,
 } from '@modelcontextprotocol/server';
 import { isInputRequiredResult } from '@modelcontextprotocol/server';
-import { McpKitError, quote } from '../errors.js';
+import { McpKitError, quote } from '../core/errors.js';
 import { type CompiledSchema, compileSchema, formatIssues, type SchemaInput } from '../schema.js';
 import type { CallerIdentity } from '../types.js';
 import { type CatalogChangeObserver, type RegistrationHandle, Registry } from './registry.js';

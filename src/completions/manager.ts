@@ -6,9 +6,15 @@
  */
 import type { CallToolResult, Tool } from '@modelcontextprotocol/server';
 import type { CallOrigin } from '../catalog/tools.js';
-import { detach, McpKitError, type McpKitErrorCode, publicErrorMessage, toMcpKitError } from '../errors.js';
+import {
+  detach,
+  McpKitError,
+  type McpKitErrorCode,
+  publicErrorMessage,
+  toMcpKitError,
+} from '../core/errors.js';
+import { parseJsonSafe } from '../core/safeJson.js';
 import { errorResult } from '../executor.js';
-import { parseJsonSafe } from '../http/safeJson.js';
 import { isHeaderText, MODEL_PROVIDER_HOSTS, OutboundPolicy } from '../net/outbound.js';
 import { createAnthropicProvider } from '../providers/anthropic.js';
 import type { ProviderHttpOptions } from '../providers/http.js';

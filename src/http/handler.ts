@@ -9,11 +9,14 @@ import {
   type McpHttpHandler,
   type Server,
 } from '@modelcontextprotocol/server';
+import { DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from '../core/bodyLimit.js';
+import { checkTrustProxy, type TrustProxy } from '../core/forwarded.js';
+import { type Refusal, refuse } from '../core/refusal.js';
+import { JsonDepthError, MAX_JSON_DEPTH, parseJsonSafe } from '../core/safeJson.js';
 import { metadataUrlFor } from '../policy/auth.js';
 import { PERMISSIONS } from '../policy/permissions.js';
 import { type Policy, type RateState, type RequestFacts, requestFacts } from '../policy/policy.js';
 import { rateLimitHeaders } from '../policy/rateLimit.js';
-import { type Refusal, refuse } from '../policy/refusal.js';
 import { Shares } from '../policy/shares.js';
 import { admitRequest, isWireRequest, type RefusedMessage, refusedMessage } from '../protocol/gate.js';
 import type { HttpMetrics } from '../telemetry/standard.js';
@@ -27,16 +30,14 @@ import {
 import type { CallerIdentity, Logger } from '../types.js';
 import { RequestAdmission, type RequestAdmitted } from './admission.js';
 import { mcpMessageRefusals, mcpRequestRefusal, restRefusal } from './answers.js';
-import { answerFor, DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from './bodyText.js';
+import { answerFor } from './bodyText.js';
 import { EventBytes, MemoryEventStore } from './eventStore.js';
-import { checkTrustProxy, type TrustProxy } from './forwarded.js';
 import { JSONRPC_INTERNAL_ERROR, JSONRPC_PARSE_ERROR, jsonRpcError } from './jsonrpc.js';
 import { settleAnswer } from './lazyAnswer.js';
 import { type LoadShedder, overloadRefusal, type ShedDoor } from './overload.js';
 import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
 import { problem } from './problem.js';
 import { type RestHost, serveRest } from './rest.js';
-import { JsonDepthError, MAX_JSON_DEPTH, parseJsonSafe } from './safeJson.js';
 import { LegacySessions } from './sessions.js';
 import { isPlainJsonRpc } from './sessionTransport.js';
 import { isSharedStatelessRequest, StatelessTransport } from './statelessTransport.js';

@@ -12,7 +12,7 @@
  * The check runs before a request's body is read or anything else is done for it; work already
  * admitted is never shed. Runtime-neutral: no `node:` imports.
  */
-import { type Refusal, refuse } from '../policy/refusal.js';
+import { type Refusal, refuse } from '../core/refusal.js';
 import type { Logger } from '../types.js';
 
 /** The `overload` option of `createMcpServer`. */

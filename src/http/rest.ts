@@ -7,13 +7,16 @@ import type { PromptCatalog } from '../catalog/prompts.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolCatalog } from '../catalog/tools.js';
 import type { CompletionManager } from '../completions/manager.js';
+import { type LimitedRead, readBodyLimited } from '../core/bodyLimit.js';
+import { McpKitError, type McpKitErrorCode, quote } from '../core/errors.js';
+import type { Refusal } from '../core/refusal.js';
+import { JsonDepthError, parseJsonSafe } from '../core/safeJson.js';
 import {
   chainStepTools,
   compileDeclarativeTool,
   type DeclarativeToolOptions,
   type DeclarativeToolSpec,
 } from '../declarative.js';
-import { McpKitError, type McpKitErrorCode, quote } from '../errors.js';
 import { ERROR_META_KEY, type ToolExecutor } from '../executor.js';
 import type { IntegrationManager } from '../integrations/manager.js';
 import {
@@ -25,7 +28,6 @@ import {
 } from '../policy/permissions.js';
 import type { Operation, Policy, RequestFacts } from '../policy/policy.js';
 import { type RateClass, rateLimitHeaders } from '../policy/rateLimit.js';
-import type { Refusal } from '../policy/refusal.js';
 import type { Shares } from '../policy/shares.js';
 import { MAX_NAME_LENGTH, type Target } from '../policy/targets.js';
 import type { HealthChecks } from '../telemetry/health.js';
@@ -33,12 +35,11 @@ import type { LogRing } from '../telemetry/logs.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { restRefusal } from './answers.js';
-import { departureOf, type LimitedRead, readBodyLimited, textResponse } from './bodyText.js';
+import { departureOf, textResponse } from './bodyText.js';
 import { buildOpenApi } from './openapi.js';
 import { json, problem, problemFromError } from './problem.js';
 import { completionRoutes } from './routes/completions.js';
 import { integrationRoutes } from './routes/integrations.js';
-import { JsonDepthError, parseJsonSafe } from './safeJson.js';
 
 /** What the REST routes need from the server. */
 export interface RestHost {

@@ -11,13 +11,13 @@ import type { PromptCatalog } from '../catalog/prompts.js';
 import type { RegistrationHandle } from '../catalog/registry.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolCatalog, ToolDefinition } from '../catalog/tools.js';
+import { McpKitError, quote } from '../core/errors.js';
 import {
   compileDeclarativeTool,
   type DeclarativeToolOptions,
   type DeclarativeToolSpec,
   outboundOf,
 } from '../declarative.js';
-import { McpKitError, quote } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import { isHeaderText, MODEL_PROVIDER_HOSTS, type OutboundPolicy } from '../net/outbound.js';
 import type { Logger } from '../types.js';

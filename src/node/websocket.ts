@@ -9,10 +9,10 @@ import type {
   TransportSendOptions,
 } from '@modelcontextprotocol/server';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
-import { ERROR_CODES } from '../errors.js';
+import { ERROR_CODES } from '../core/errors.js';
+import { type Refusal, refuse } from '../core/refusal.js';
+import { JsonDepthError, parseJsonSafe } from '../core/safeJson.js';
 import { upgradeRefusal } from '../http/answers.js';
-import { JsonDepthError, parseJsonSafe } from '../http/safeJson.js';
-import { type Refusal, refuse } from '../policy/refusal.js';
 import { Shares } from '../policy/shares.js';
 import { NotificationFence } from '../protocol/fence.js';
 import { SETTLING_METHODS } from '../protocol/methods.js';

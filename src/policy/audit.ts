@@ -3,8 +3,8 @@
  * catalog change, authentication failure, permission denial and rate-limit refusal. Events go to
  * sinks; secrets are redacted and large arguments summarised to a bounded size first.
  */
-import { detach } from '../errors.js';
-import { redactValue } from '../redaction.js';
+import { detach } from '../core/errors.js';
+import { redactValue } from '../core/redaction.js';
 import { Ring } from '../telemetry/ring.js';
 import type { Logger } from '../types.js';
 

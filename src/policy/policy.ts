@@ -5,7 +5,8 @@
  * operation's rate class)? The answer is a {@link Decision}; `src/http/answers.ts` and
  * `jsonRpcErrorOf` turn a refusal into each door's own form.
  */
-import { quote } from '../errors.js';
+import { quote } from '../core/errors.js';
+import { type Refusal, type RefusalCode, refuse } from '../core/refusal.js';
 import type { ExecuteOptions, ToolCallEvent, ToolExecutor } from '../executor.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { type AuditEvent, AuditLog, type AuditSink } from './audit.js';
@@ -27,7 +28,6 @@ import {
   type RateLimitRule,
   rateLimitHeaders,
 } from './rateLimit.js';
-import { type Refusal, type RefusalCode, refuse } from './refusal.js';
 import { spellingsOf, type Target } from './targets.js';
 
 /** The policy options of `createMcpServer`. */

@@ -25,7 +25,7 @@ import { z } from 'zod';
 import type { PromptCatalog } from '../catalog/prompts.js';
 import type { Completer, ResourceCatalog } from '../catalog/resources.js';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog } from '../catalog/tools.js';
-import { McpKitError, publicErrorMessage, quote, toMcpKitError } from '../errors.js';
+import { McpKitError, publicErrorMessage, quote, toMcpKitError } from '../core/errors.js';
 import type { ExecuteOptions, ToolExecutor } from '../executor.js';
 import { FULL_GRANT, type Grant, type TargetKind, visibleItems } from '../policy/permissions.js';
 import { type Policy, type RequestFacts, requestFacts } from '../policy/policy.js';

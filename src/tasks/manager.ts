@@ -8,7 +8,7 @@ import {
 } from '@modelcontextprotocol/server';
 import EventEmitter from 'eventemitter3';
 import type { RegisteredTool } from '../catalog/tools.js';
-import { ERROR_CODES, McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
+import { ERROR_CODES, McpKitError, publicErrorMessage, toMcpKitError } from '../core/errors.js';
 import type { ExecuteOptions, ToolExecutor } from '../executor.js';
 import type { Logger } from '../types.js';
 import type { TaskWork } from './continuation.js';

@@ -1,4 +1,4 @@
-import { redactText, redactValue } from '../redaction.js';
+import { redactText, redactValue } from '../core/redaction.js';
 import type { LogFn, Logger, LogLevel } from '../types.js';
 import { Ring } from './ring.js';
 

@@ -4,7 +4,7 @@
  * with the final job), `GET /completions/{id}`, `DELETE /completions/{id}` (cancel).
  */
 import type { CompletionEvent, CompletionManager, CompletionRequest } from '../../completions/manager.js';
-import { McpKitError, quote } from '../../errors.js';
+import { McpKitError, quote } from '../../core/errors.js';
 import { json } from '../problem.js';
 import type { RestContext, RestHost, Route } from '../rest.js';
 

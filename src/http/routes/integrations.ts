@@ -9,8 +9,8 @@
  * - Secrets are never returned: the API key and other secrets come back redacted.
  */
 
+import { McpKitError, quote } from '../../core/errors.js';
 import { chainStepTools } from '../../declarative.js';
-import { McpKitError, quote } from '../../errors.js';
 import type { Integration, IntegrationInput } from '../../integrations/types.js';
 import { json, problem } from '../problem.js';
 import type { RestContext, RestHost, Route } from '../rest.js';
