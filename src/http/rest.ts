@@ -2,6 +2,7 @@
  * The REST surface: plain JSON over HTTP for callers that do not speak MCP, on the same catalog and
  * executor as the MCP sessions. Every error is `application/problem+json` from the one code table.
  */
+
 import type { CallToolResult, Prompt, Resource, Tool } from '@modelcontextprotocol/server';
 import type { PromptCatalog } from '../catalog/prompts.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
@@ -9,6 +10,7 @@ import type { ToolCatalog } from '../catalog/tools.js';
 import type { CompletionManager } from '../completions/manager.js';
 import { type LimitedRead, readBodyLimited } from '../core/bodyLimit.js';
 import { McpKitError, type McpKitErrorCode, quote } from '../core/errors.js';
+import { restPage } from '../core/paginate.js';
 import type { Refusal } from '../core/refusal.js';
 import { JsonDepthError, parseJsonSafe } from '../core/safeJson.js';
 import {
@@ -118,23 +120,7 @@ export type RouteAccess =
 /** A REST route: method, path, its access declaration and its handler. */
 export type Route = RouteDefinition & RouteAccess;
 
-const MAX_LIMIT = 1000;
-const DEFAULT_LIMIT = 100;
 const KEEPALIVE_MS = 15_000;
-
-function page<T>(items: readonly T[], url: URL): { items: T[]; nextCursor?: string } {
-  const cursor = url.searchParams.get('cursor');
-  const limitParam = url.searchParams.get('limit');
-  const start = cursor === null || cursor === '' ? 0 : /^\d{1,9}$/.test(cursor) ? Number(cursor) : Number.NaN;
-  if (!(start >= 0 && start <= items.length))
-    throw new McpKitError('INVALID_ARGUMENT', 'cursor is not valid');
-  const limit =
-    limitParam === null ? DEFAULT_LIMIT : /^\d{1,4}$/.test(limitParam) ? Number(limitParam) : Number.NaN;
-  if (!(limit >= 1 && limit <= MAX_LIMIT))
-    throw new McpKitError('INVALID_ARGUMENT', `limit must be 1-${MAX_LIMIT}`);
-  const end = Math.min(items.length, start + limit);
-  return { items: items.slice(start, end), ...(end < items.length && { nextCursor: String(end) }) };
-}
 
 function asObject(value: unknown, what: string): Record<string, unknown> {
   if (value === undefined || value === null) return {};
@@ -394,9 +380,9 @@ export const ROUTES: Route[] = [
     summary: 'List tools',
     handler: (ctx, host) =>
       json(
-        page(
+        restPage(
           visibleItems(ctx.grant, 'tools', host.tools.list(), (t) => t.name),
-          ctx.url,
+          ctx.url.searchParams,
         ),
       ),
   },
@@ -546,9 +532,9 @@ export const ROUTES: Route[] = [
     handler: async (ctx, host) => {
       const all: Resource[] = await host.resources.list({ signal: ctx.request.signal });
       return json(
-        page(
+        restPage(
           visibleItems(ctx.grant, 'resources', all, (r) => r.uri),
-          ctx.url,
+          ctx.url.searchParams,
         ),
       );
     },
@@ -651,9 +637,9 @@ export const ROUTES: Route[] = [
     summary: 'List prompts',
     handler: (ctx, host) =>
       json(
-        page(
+        restPage(
           visibleItems(ctx.grant, 'prompts', host.prompts.list(), (p) => p.name),
-          ctx.url,
+          ctx.url.searchParams,
         ),
       ),
   },
