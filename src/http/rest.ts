@@ -13,6 +13,7 @@ import { McpKitError, type McpKitErrorCode, quote } from '../core/errors.js';
 import { restPage } from '../core/paginate.js';
 import type { Refusal } from '../core/refusal.js';
 import { JsonDepthError, parseJsonSafe } from '../core/safeJson.js';
+import { eventStreamResponse, openEventStream } from '../core/sse.js';
 import {
   chainStepTools,
   compileDeclarativeTool,
@@ -120,8 +121,6 @@ export type RouteAccess =
 /** A REST route: method, path, its access declaration and its handler. */
 export type Route = RouteDefinition & RouteAccess;
 
-const KEEPALIVE_MS = 15_000;
-
 function asObject(value: unknown, what: string): Record<string, unknown> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value))
@@ -157,56 +156,6 @@ function executeResponse(result: CallToolResult, durationMs: number, requestId: 
     });
   }
   return json({ ...result, durationMs });
-}
-
-function sse(
-  signal: AbortSignal,
-  setup: (send: (event: string, data: unknown) => void) => () => void,
-): Response {
-  const encoder = new TextEncoder();
-  let teardown: (() => void) | undefined;
-  let keepalive: ReturnType<typeof setInterval> | undefined;
-  const stop = () => {
-    if (keepalive !== undefined) clearInterval(keepalive);
-    teardown?.();
-    teardown = undefined;
-  };
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      const send = (event: string, data: unknown) => {
-        try {
-          controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
-        } catch {
-          stop();
-        }
-      };
-      teardown = setup(send);
-      keepalive = setInterval(() => {
-        try {
-          controller.enqueue(encoder.encode(': keepalive\n\n'));
-        } catch {
-          stop();
-        }
-      }, KEEPALIVE_MS);
-      (keepalive as { unref?: () => void }).unref?.();
-      const onAbort = () => {
-        stop();
-        try {
-          controller.close();
-        } catch {
-          // already closed
-        }
-      };
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    },
-    cancel() {
-      stop();
-    },
-  });
-  return new Response(stream, {
-    headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' },
-  });
 }
 
 function toolOr404(host: RestHost, name: string): Tool {
@@ -619,14 +568,20 @@ export const ROUTES: Route[] = [
       if (!host.resources.resolve(uri))
         throw new McpKitError('NOT_FOUND', `Resource ${quote(uri)} not found`);
       const release = ctx.holdStream();
-      return sse(ctx.request.signal, (send) => {
-        send('subscribed', { uri });
-        const stop = host.resources.subscribe(uri, (updated) => send('updated', { uri: updated }));
-        return () => {
+      let stop = () => {};
+      const events = openEventStream({
+        onEnd: () => {
           stop();
           release();
-        };
+        },
       });
+      events.send('subscribed', { uri });
+      stop = host.resources.subscribe(uri, (updated) => events.send('updated', { uri: updated }));
+      if (events.closed) stop();
+      const { signal } = ctx.request;
+      if (signal.aborted) events.close();
+      else signal.addEventListener('abort', () => events.close(), { once: true });
+      return eventStreamResponse(events.stream);
     },
   },
   {
