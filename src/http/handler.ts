@@ -11,6 +11,7 @@ import {
 } from '@modelcontextprotocol/server';
 import { DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from '../core/bodyLimit.js';
 import { checkTrustProxy, type TrustProxy } from '../core/forwarded.js';
+import { normalisePath } from '../core/paths.js';
 import { type Refusal, refuse } from '../core/refusal.js';
 import { JsonDepthError, MAX_JSON_DEPTH, parseJsonSafe } from '../core/safeJson.js';
 import { metadataUrlFor } from '../policy/auth.js';
@@ -228,12 +229,6 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** A protocol version as MCP spells them (a date); other header values are the SDK's to refuse. */
 const DATED_VERSION = /^\d{4}-\d{2}-\d{2}$/;
 const METADATA_PATH = '/.well-known/oauth-protected-resource';
-
-function normalisePath(path: string): string {
-  if (path === '' || path === '/') return '';
-  const withSlash = path.startsWith('/') ? path : `/${path}`;
-  return withSlash.endsWith('/') ? withSlash.slice(0, -1) : withSlash;
-}
 
 /** Where a path lands: under the mount point or not, the path below it, and whether it is the MCP endpoint. */
 interface Located {
