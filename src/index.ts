@@ -63,8 +63,10 @@ export type { TrustProxy } from './core/forwarded.js';
 export {
   type RedactTextOptions,
   type RedactValueOptions,
+  redact,
   redactText,
   redactValue,
+  summarise,
 } from './core/redaction.js';
 export type { Refusal, RefusalCode } from './core/refusal.js';
 export { parseJsonSafe, stripPollution } from './core/safeJson.js';
@@ -144,7 +146,6 @@ export {
   type AuditSink,
   jsonLinesAuditSink,
   MemoryAuditSink,
-  summarise,
 } from './policy/audit.js';
 export {
   type ApiKeyConfig,
@@ -220,7 +221,7 @@ export {
   type TaskWork,
 } from './tasks/index.js';
 export { type CheckResult, type HealthCheck, HealthChecks, type HealthReport } from './telemetry/health.js';
-export { type LogRecord, LogRing, redact } from './telemetry/logs.js';
+export { type LogRecord, LogRing } from './telemetry/logs.js';
 export { Counter, Gauge, Histogram, MetricsRegistry } from './telemetry/metrics.js';
 export {
   type ActiveSpan,
