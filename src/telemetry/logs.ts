@@ -1,4 +1,5 @@
 import { redact, redactText, redactValue } from '../core/redaction.js';
+import { type LoggerMethodLevel, loggerOf } from '../logger.js';
 import type { LogFn, Logger, LogLevel } from '../types.js';
 import { Ring } from './ring.js';
 
@@ -54,7 +55,7 @@ export function teeLogger(
 ): Logger {
   const threshold = level === 'silent' ? Number.POSITIVE_INFINITY : (LEVELS[level] ?? 30);
   const boundBindings = redactValue(bindings, { budget: LOG_BINDINGS_BUDGET }) as Record<string, unknown>;
-  const method = (level: Exclude<LogLevel, 'silent' | 'fatal'>): LogFn =>
+  const method = (level: LoggerMethodLevel): LogFn =>
     ((fields: object | string, message?: string) => {
       if (LEVELS[level]! < threshold) return;
       // Bounded in all: the logger's bindings (once per logger), the fields, the message.
@@ -73,12 +74,5 @@ export function teeLogger(
       if (typeof fields === 'string') base[level](msg!);
       else base[level](safe ?? {}, msg);
     }) as LogFn;
-  return {
-    trace: method('trace'),
-    debug: method('debug'),
-    info: method('info'),
-    warn: method('warn'),
-    error: method('error'),
-    child: (more) => teeLogger(base.child(more), ring, level, { ...bindings, ...more }),
-  };
+  return loggerOf(method, (more) => teeLogger(base.child(more), ring, level, { ...bindings, ...more }));
 }
