@@ -3,14 +3,12 @@
  * takes, and the value given.
  */
 
-function integer(name: string, value: number | undefined, fallback: number, min: 0 | 1): number {
-  if (value === undefined) return fallback;
-  if (!(Number.isInteger(value) && value >= min)) {
-    throw new TypeError(
-      `${name} must be a ${min === 0 ? 'non-negative' : 'positive'} integer (got ${JSON.stringify(value)})`,
-    );
-  }
-  return value;
+/** `value` if it is a whole number of at least `min`; else a `TypeError` naming `name`. */
+function integerAtLeast(name: string, value: number, min: 0 | 1): number {
+  if (Number.isInteger(value) && value >= min) return value;
+  throw new TypeError(
+    `${name} must be a ${min === 0 ? 'non-negative' : 'positive'} integer (got ${JSON.stringify(value)})`,
+  );
 }
 
 /**
@@ -24,7 +22,7 @@ function integer(name: string, value: number | undefined, fallback: number, min:
  * ```
  */
 export function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  return integer(name, value, fallback, 1);
+  return value === undefined ? fallback : integerAtLeast(name, value, 1);
 }
 
 /**
@@ -37,5 +35,5 @@ export function positiveInteger(name: string, value: number | undefined, fallbac
  * ```
  */
 export function nonNegativeInteger(name: string, value: number | undefined, fallback: number): number {
-  return integer(name, value, fallback, 0);
+  return value === undefined ? fallback : integerAtLeast(name, value, 0);
 }
