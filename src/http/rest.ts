@@ -2,7 +2,6 @@
  * The REST surface: plain JSON over HTTP for callers that do not speak MCP, on the same catalog and
  * executor as the MCP sessions. Every error is `application/problem+json` from the one code table.
  */
-
 import type { CallToolResult, Prompt, Resource, Tool } from '@modelcontextprotocol/server';
 import type { PromptCatalog } from '../catalog/prompts.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
