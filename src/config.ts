@@ -57,6 +57,32 @@ export function processEnv(): Record<string, string | undefined> {
   return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
 }
 
+/** A variable's value, trimmed; empty counts as unset. */
+function variable(
+  env: Record<string, string | undefined>,
+  name: keyof typeof ENV_VARIABLES,
+): string | undefined {
+  const value = env[name]?.trim();
+  return value === '' ? undefined : value;
+}
+
+/**
+ * `MCP_MAX_CONNECTIONS` alone, read and checked as {@link loadEnvConfig} does, for a door that reads
+ * it when it is attached (the WebSocket door) rather than when the server starts.
+ *
+ * @example
+ * ```ts
+ * envMaxConnections({ MCP_MAX_CONNECTIONS: '500' }); // 500
+ * envMaxConnections({ MCP_MAX_CONNECTIONS: 'lots' }); // throws ConfigError
+ * ```
+ */
+export function envMaxConnections(
+  env: Record<string, string | undefined> = processEnv(),
+): number | undefined {
+  const value = variable(env, 'MCP_MAX_CONNECTIONS');
+  return value === undefined ? undefined : wholeNumber('MCP_MAX_CONNECTIONS', value, 1, 1_000_000);
+}
+
 /**
  * Reads and validates the `MCP_*` variables. Empty strings count as unset.
  *
@@ -66,10 +92,7 @@ export function processEnv(): Record<string, string | undefined> {
  * ```
  */
 export function loadEnvConfig(env: Record<string, string | undefined> = processEnv()): EnvConfig {
-  const get = (name: keyof typeof ENV_VARIABLES) => {
-    const value = env[name];
-    return value === undefined || value.trim() === '' ? undefined : value.trim();
-  };
+  const get = (name: keyof typeof ENV_VARIABLES) => variable(env, name);
   const config: EnvConfig = {};
   const dataDir = get('MCP_DATA_DIR');
   if (dataDir !== undefined) {
@@ -81,9 +104,8 @@ export function loadEnvConfig(env: Record<string, string | undefined> = processE
     if (!isLogLevel(logLevel)) throw new ConfigError('MCP_LOG_LEVEL', logLevel);
     config.logLevel = logLevel;
   }
-  const maxConnections = get('MCP_MAX_CONNECTIONS');
-  if (maxConnections !== undefined)
-    config.maxConnections = wholeNumber('MCP_MAX_CONNECTIONS', maxConnections, 1, 1_000_000);
+  const maxConnections = envMaxConnections(env);
+  if (maxConnections !== undefined) config.maxConnections = maxConnections;
   const cacheTtl = get('MCP_CACHE_TTL');
   if (cacheTtl !== undefined) config.cacheTtlMs = wholeNumber('MCP_CACHE_TTL', cacheTtl, 0, 2_147_483_647);
   const rateLimit = get('MCP_RATE_LIMIT');

@@ -8,10 +8,11 @@
  */
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/server';
 import type { ToolDefinition } from './catalog/tools.js';
-import { isAbortError, McpKitError, quote } from './errors.js';
+import { readStreamLimited } from './core/bodyLimit.js';
+import { isAbortError, McpKitError, quote } from './core/errors.js';
+import { maskSecrets } from './core/redaction.js';
+import { jsonDepth, parseJsonSafe } from './core/safeJson.js';
 import { resolveRefs } from './execution/chain.js';
-import { readStreamLimited } from './http/bodyText.js';
-import { jsonDepth, parseJsonSafe } from './http/safeJson.js';
 import {
   connectionFailure,
   isHeaderText,
@@ -154,13 +155,6 @@ function checkHeaders(headers: unknown): Record<string, string> {
       throw invalid(`http.headers.${name} holds a control character or a character outside Latin-1`);
     out[name] = value;
   }
-  return out;
-}
-
-/** `text` with every one of `secrets` replaced. */
-function mask(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) if (secret.length >= 4) out = out.split(secret).join('[redacted]');
   return out;
 }
 
@@ -344,7 +338,7 @@ function httpHandler(spec: HttpToolSpec, options: DeclarativeToolOptions): ToolD
           url = next;
           continue;
         }
-        text = mask(await readLimited(response, limits.maxResponseBytes), secrets);
+        text = maskSecrets(await readLimited(response, limits.maxResponseBytes), secrets);
       } catch (error) {
         if (error instanceof McpKitError) throw error;
         if (ctx.signal.aborted || (isAbortError(error) && !timeout.aborted)) throw error;

@@ -57,18 +57,26 @@ export type {
   ToolSelection,
 } from './completions/index.js';
 export { ConfigError, ENV_VARIABLES, type EnvConfig, loadEnvConfig } from './config.js';
+export {
+  ERROR_CODES,
+  McpKitError,
+  type McpKitErrorCode,
+  type McpKitErrorOptions,
+} from './core/errors.js';
+export type { TrustProxy } from './core/forwarded.js';
+export {
+  type RedactTextOptions,
+  type RedactValueOptions,
+  redactText,
+  redactValue,
+} from './core/redaction.js';
+export type { Refusal, RefusalCode } from './core/refusal.js';
 export type {
   ChainToolSpec,
   DeclarativeToolOptions,
   DeclarativeToolSpec,
   HttpToolSpec,
 } from './declarative.js';
-export {
-  ERROR_CODES,
-  McpKitError,
-  type McpKitErrorCode,
-  type McpKitErrorOptions,
-} from './errors.js';
 export type {
   CancelSignal,
   ChainOptions,
@@ -85,7 +93,6 @@ export type {
   ToolExecutorOptions,
 } from './execution/index.js';
 export { type EventBytes, MemoryEventStore, type MemoryEventStoreOptions } from './http/eventStore.js';
-export type { TrustProxy } from './http/forwarded.js';
 export type { AdmissionDecision, FetchOptions, HttpOptions, MemoryEventStoreLimits } from './http/handler.js';
 export type {
   LoadShedder,
@@ -162,7 +169,6 @@ export {
   type RateLimitRule,
   type RateLimitStore,
 } from './policy/rateLimit.js';
-export type { Refusal, RefusalCode } from './policy/refusal.js';
 export {
   type AnthropicProviderOptions,
   type ChatMessage,
@@ -182,7 +188,6 @@ export {
   type ProviderHttpOptions,
   type ProviderRetryOptions,
 } from './providers/index.js';
-export { type RedactTextOptions, type RedactValueOptions, redactText, redactValue } from './redaction.js';
 export type { InferSchema, JsonSchema, SchemaInput, ValidationIssue } from './schema.js';
 export {
   type Connection,

@@ -20,6 +20,29 @@ export interface CreateLoggerOptions {
   bindings?: object;
 }
 
+/** The levels a {@link Logger} has a method for. */
+export type LoggerMethodLevel = Exclude<LogLevel, 'silent' | 'fatal'>;
+
+/**
+ * A {@link Logger} whose methods are `method(level)` for each level, and whose `child` is `child`:
+ * the one shape every logger mcpkit builds has.
+ *
+ * @example
+ * ```ts
+ * const logger = loggerOf((level) => (fields) => sink.push({ level, fields }), () => logger);
+ * ```
+ */
+export function loggerOf(method: (level: LoggerMethodLevel) => LogFn, child: Logger['child']): Logger {
+  return {
+    trace: method('trace'),
+    debug: method('debug'),
+    info: method('info'),
+    warn: method('warn'),
+    error: method('error'),
+    child,
+  };
+}
+
 /** Whether `value` names a log level. */
 export function isLogLevel(value: unknown): value is LogLevel {
   return typeof value === 'string' && Object.hasOwn(LEVELS, value);
@@ -54,14 +77,7 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
           // a logger must never throw into the code that called it
         }
       }) as LogFn;
-    return {
-      trace: method('trace'),
-      debug: method('debug'),
-      info: method('info'),
-      warn: method('warn'),
-      error: method('error'),
-      child: (more) => make({ ...bindings, ...more }),
-    };
+    return loggerOf(method, (more) => make({ ...bindings, ...more }));
   };
   return make(options.bindings ?? {});
 }

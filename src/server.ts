@@ -35,6 +35,9 @@ import { installConnectionMetrics, installStandardMetrics } from './telemetry/st
 import type { TracingOptions } from './telemetry/tracing.js';
 import type { Logger, LogLevel } from './types.js';
 
+/** What the server's doors take per request: the adapters' contract, with {@link McpKitServer}. */
+export type { FetchOptions };
+
 /** Options for {@link createMcpServer}. Every option has a documented default. */
 export interface CreateMcpServerOptions {
   /** Server name sent to clients. Default `mcpkit`. */

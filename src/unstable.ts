@@ -17,8 +17,10 @@ export { ResourceCatalog } from './catalog/resources.js';
 export { ToolCatalog } from './catalog/tools.js';
 export { UriTemplate } from './catalog/uriTemplate.js';
 export { CompletionManager } from './completions/index.js';
+export { isAbortError, publicErrorMessage, toMcpKitError } from './core/errors.js';
+export { redact, summarise } from './core/redaction.js';
+export { parseJsonSafe, stripPollution } from './core/safeJson.js';
 export { compileDeclarativeTool } from './declarative.js';
-export { isAbortError, publicErrorMessage, toMcpKitError } from './errors.js';
 export {
   ATTEMPTS_META_KEY,
   ERROR_META_KEY,
@@ -29,11 +31,10 @@ export {
 } from './execution/index.js';
 export { EventBytes } from './http/eventStore.js';
 export { LoadShedder, OVERLOAD_DEFAULTS } from './http/overload.js';
-export { parseJsonSafe, stripPollution } from './http/safeJson.js';
 export { IntegrationManager } from './integrations/index.js';
 export { addressRange, isPrivateAddress } from './net/address.js';
 export { MODEL_PROVIDER_HOSTS, OutboundPolicy, summariseUpstreamError } from './net/outbound.js';
-export { AuditLog, summarise } from './policy/audit.js';
+export { AuditLog } from './policy/audit.js';
 export { Authenticator } from './policy/auth.js';
 export { AccessControl } from './policy/permissions.js';
 export { LOCAL_CALLER, Policy } from './policy/policy.js';
@@ -41,6 +42,6 @@ export { RateLimiter } from './policy/rateLimit.js';
 export { SERVER_CAPABILITIES } from './protocol/session.js';
 export { TaskManager } from './tasks/index.js';
 export { HealthChecks } from './telemetry/health.js';
-export { LogRing, redact } from './telemetry/logs.js';
+export { LogRing } from './telemetry/logs.js';
 export { Counter, Gauge, Histogram, MetricsRegistry } from './telemetry/metrics.js';
 export { parseTraceparent, Tracing } from './telemetry/tracing.js';

@@ -8,7 +8,7 @@ import { createMcpServer, type McpKitServer } from 'mcpkit';
 import { jsonRpcPost, request } from 'mcpkit/testing';
 import { AccessControl, UriTemplate } from 'mcpkit/unstable';
 import { describe, expect, it } from 'vitest';
-import { sourceOf, type TrustProxy } from '../src/http/forwarded.js';
+import { sourceOf, type TrustProxy } from '../src/core/forwarded.js';
 import { deferred, fixtureServer, messagesOf } from './fixtures.js';
 
 const KEY = (name: string) => `${name}-key-0123456789abcdef`;

@@ -17,7 +17,7 @@ import { listen } from 'mcpkit/node';
 import { jsonRpcPost, request } from 'mcpkit/testing';
 import { AuditLog, EventBytes, LogRing } from 'mcpkit/unstable';
 import { describe, expect, it } from 'vitest';
-import { McpKitError, quote } from '../src/errors.js';
+import { McpKitError, quote } from '../src/core/errors.js';
 import { teeLogger } from '../src/telemetry/logs.js';
 import { messagesOf } from './fixtures.js';
 

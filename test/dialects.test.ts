@@ -20,7 +20,7 @@ import { mcpkitFastify } from 'mcpkit/fastify';
 import { mcpkitHono } from 'mcpkit/hono';
 import { listen } from 'mcpkit/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ERROR_CODES, type McpKitErrorCode } from '../src/errors.js';
+import { ERROR_CODES, type McpKitErrorCode } from '../src/core/errors.js';
 import { closeHttp, waitListening } from './fixtures.js';
 
 const KEY = 'dialects-admin-key-0123456789abcdef';

@@ -15,7 +15,7 @@ import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextproto
 import { WebSocketClientTransport } from 'mcpkit/node';
 import { createModelServer } from 'mcpkit/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ERROR_CODES, type McpKitErrorCode } from '../src/errors.js';
+import { ERROR_CODES, type McpKitErrorCode } from '../src/core/errors.js';
 import {
   type Answer,
   answerOfHttp,

@@ -26,7 +26,7 @@ import { type AttachWebSocketOptions, attachWebSocket, listen } from 'mcpkit/nod
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { TemplateVariables } from '../src/catalog/uriTemplate.js';
-import { ERROR_CODES } from '../src/errors.js';
+import { ERROR_CODES } from '../src/core/errors.js';
 import { closeHttp, waitListening } from './fixtures.js';
 import { openRaw, RefusedUpgrade } from './websocketHelpers.js';
 

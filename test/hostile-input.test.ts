@@ -8,7 +8,7 @@ import { createMcpServer, type McpKitServer } from 'mcpkit';
 import { type Listening, listen, serveStdio } from 'mcpkit/node';
 import { jsonRpcPost, readJsonRpc, request } from 'mcpkit/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseJsonSafe, stripPollution } from '../src/http/safeJson.js';
+import { parseJsonSafe, stripPollution } from '../src/core/safeJson.js';
 import { messagesOf } from './fixtures.js';
 import { rawPeer } from './websocketHelpers.js';
 

@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FetchOptions } from '../http/handler.js';
+import { type Refusal, type RefusalCode, refuse } from '../core/refusal.js';
 import { bridgeRequest, failed, requestSource, writeWebResponse } from '../node/bridge.js';
-import { type Refusal, type RefusalCode, refuse } from '../policy/refusal.js';
-import type { McpKitServer } from '../server.js';
+import type { FetchOptions, McpKitServer } from '../server.js';
 import { joinPaths } from './mount.js';
 
 /** Options for {@link mcpkitExpress}. */

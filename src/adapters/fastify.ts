@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { FetchOptions } from '../http/handler.js';
 import { bridgeRequest, failed, requestSource, writeWebResponse } from '../node/bridge.js';
-import type { McpKitServer } from '../server.js';
+import type { FetchOptions, McpKitServer } from '../server.js';
 import { joinPaths } from './mount.js';
 
 /** Options for {@link mcpkitFastify}. */

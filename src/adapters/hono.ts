@@ -1,7 +1,6 @@
 import { Hono } from 'hono';
-import { sourceOf } from '../http/forwarded.js';
-import type { FetchOptions } from '../http/handler.js';
-import type { McpKitServer } from '../server.js';
+import { sourceOf } from '../core/forwarded.js';
+import type { FetchOptions, McpKitServer } from '../server.js';
 import { joinPaths } from './mount.js';
 
 /** What `@hono/node-server` puts in the environment as `incoming`: the node:http request. */

@@ -8,7 +8,7 @@ import type {
   ServerContext,
 } from '@modelcontextprotocol/server';
 import { isInputRequiredResult, type StandardSchemaV1 } from '@modelcontextprotocol/server';
-import { McpKitError, quote } from '../errors.js';
+import { McpKitError, quote } from '../core/errors.js';
 import {
   type CompiledSchema,
   compileSchema,

@@ -1,4 +1,4 @@
-import { McpKitError, quote } from '../errors.js';
+import { McpKitError, quote } from '../core/errors.js';
 
 /** The handle every registration returns: switch it on and off, or take it out. */
 export interface RegistrationHandle {

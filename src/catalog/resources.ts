@@ -7,7 +7,7 @@ import type {
   ResourceTemplateType as ResourceTemplate,
   TextResourceContents,
 } from '@modelcontextprotocol/server';
-import { McpKitError, quote } from '../errors.js';
+import { McpKitError, quote } from '../core/errors.js';
 import type { CallerIdentity } from '../types.js';
 import { ResourceCache, type ResourceCacheStats } from './cache.js';
 import { type CatalogHooks, type RegistrationHandle, Registry } from './registry.js';

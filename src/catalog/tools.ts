@@ -8,7 +8,7 @@ import type {
   Tool,
   ToolAnnotations,
 } from '@modelcontextprotocol/server';
-import { McpKitError, quote } from '../errors.js';
+import { McpKitError, quote } from '../core/errors.js';
 import {
   type CompiledSchema,
   compileSchema,

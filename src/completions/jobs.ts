@@ -2,7 +2,7 @@
  * Completion jobs, stored and carried through their life: running ones counted and capped, finished
  * ones kept for a time and up to a number, each readable only by whoever may reach it.
  */
-import { McpKitError } from '../errors.js';
+import { McpKitError } from '../core/errors.js';
 import type { CallerIdentity } from '../types.js';
 import type { CompletionSnapshot, CompletionStatus, CompletionStopReason } from './types.js';
 

@@ -4,9 +4,9 @@
  * (failures included) go back to the model, until it answers or the step limit ends the run.
  */
 import type { CallToolResult, Tool } from '@modelcontextprotocol/server';
-import { detach, McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
+import { detach, McpKitError, publicErrorMessage, toMcpKitError } from '../core/errors.js';
+import { parseJsonSafe } from '../core/safeJson.js';
 import { errorResult } from '../execution/results.js';
-import { parseJsonSafe } from '../http/safeJson.js';
 import type {
   ChatMessage,
   ModelProvider,

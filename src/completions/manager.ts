@@ -6,7 +6,7 @@
  * `reachesJob`), and the model's tool calls are the caller's own, checked by the executor's policy
  * hook like any other.
  */
-import { McpKitError } from '../errors.js';
+import { McpKitError } from '../core/errors.js';
 import { globalTracing, markError, type Tracing } from '../telemetry/tracing.js';
 import type { CallerIdentity } from '../types.js';
 import { cancelledEnd, type Job, JobTable } from './jobs.js';

@@ -3,7 +3,7 @@
  * Anthropic, OpenAI-compatible) made once per provider, URL and key, whose every request goes
  * through the outbound policy.
  */
-import { McpKitError } from '../errors.js';
+import { McpKitError } from '../core/errors.js';
 import { MODEL_PROVIDER_HOSTS, OutboundPolicy } from '../net/outbound.js';
 import { createAnthropicProvider } from '../providers/anthropic.js';
 import type { ProviderHttpOptions } from '../providers/http.js';

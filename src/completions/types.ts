@@ -1,7 +1,7 @@
 /** The shapes of completions: requests, jobs and their events, and what the manager needs of the server. */
 import type { CallToolResult, Tool } from '@modelcontextprotocol/server';
 import type { CallOrigin } from '../catalog/tools.js';
-import type { McpKitErrorCode } from '../errors.js';
+import type { McpKitErrorCode } from '../core/errors.js';
 import type { OutboundPolicy } from '../net/outbound.js';
 import type { ProviderHttpOptions } from '../providers/http.js';
 import type { ChatMessage, ModelProvider, ModelResponse, ModelUsage } from '../providers/types.js';

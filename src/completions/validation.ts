@@ -4,7 +4,7 @@
  * Each failure is an `INVALID_ARGUMENT` (or the policy's refusal) thrown before any model is asked.
  */
 import type { Tool } from '@modelcontextprotocol/server';
-import { McpKitError } from '../errors.js';
+import { McpKitError } from '../core/errors.js';
 import { isHeaderText } from '../net/outbound.js';
 import type { ChatMessage } from '../providers/types.js';
 import type {

@@ -9,7 +9,7 @@ import type {
   ServerContext,
 } from '@modelcontextprotocol/server';
 import type { CallOrigin, ClientLog, ToolContext } from '../catalog/tools.js';
-import { McpKitError } from '../errors.js';
+import { McpKitError } from '../core/errors.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import type { Call } from './events.js';
 import type { ExecuteOptions, ToolRunner } from './options.js';

@@ -3,7 +3,7 @@
  * from. An event is built only when someone listens to it.
  */
 import type { CallOrigin, RegisteredTool } from '../catalog/tools.js';
-import type { McpKitErrorCode } from '../errors.js';
+import type { McpKitErrorCode } from '../core/errors.js';
 import type { CallerIdentity } from '../types.js';
 import type { ExecuteOptions } from './options.js';
 

@@ -1,7 +1,7 @@
 /** The options of the executor and of each call it runs. */
 import type { CallToolResult, ClientCapabilities, ServerContext } from '@modelcontextprotocol/server';
 import type { CallOrigin, ClientLog } from '../catalog/tools.js';
-import type { McpKitErrorCode } from '../errors.js';
+import type { McpKitErrorCode } from '../core/errors.js';
 import type { SpanLike, Tracing } from '../telemetry/tracing.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import type { RetryPolicy } from './retry.js';

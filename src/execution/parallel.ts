@@ -4,7 +4,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import pLimit from 'p-limit';
-import { McpKitError } from '../errors.js';
+import { McpKitError } from '../core/errors.js';
 import type { ExecuteOptions, ToolRunner } from './options.js';
 import { errorResult, thrownResult } from './results.js';
 

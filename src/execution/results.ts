@@ -4,8 +4,8 @@
  * show the caller.
  */
 import { type CallToolResult, type ContentBlock, isCallToolResult } from '@modelcontextprotocol/server';
-import { McpKitError, type McpKitErrorCode, publicErrorMessage } from '../errors.js';
-import { redactText } from '../redaction.js';
+import { McpKitError, type McpKitErrorCode, publicErrorMessage } from '../core/errors.js';
+import { redactText } from '../core/redaction.js';
 import { isValidationError } from '../schema.js';
 
 /** The `_meta` key under which mcpkit reports why a call failed: `{ code, errorId? }`. */

@@ -5,7 +5,7 @@
 import { ProtocolError } from '@modelcontextprotocol/server';
 import pRetry, { AbortError } from 'p-retry';
 import type { RegisteredTool } from '../catalog/tools.js';
-import { isAbortError, McpKitError, type McpKitErrorCode } from '../errors.js';
+import { isAbortError, McpKitError, type McpKitErrorCode } from '../core/errors.js';
 import { isValidationError } from '../schema.js';
 import type { CallScope } from './scope.js';
 

@@ -2,7 +2,7 @@
  * Timeouts and cancellation: the life of one call, which ends when its timeout passes or its caller's
  * signal aborts, whichever comes first.
  */
-import { McpKitError } from '../errors.js';
+import { McpKitError } from '../core/errors.js';
 import type { Call } from './events.js';
 import type { CancelSignal } from './signal.js';
 

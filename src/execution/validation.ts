@@ -4,8 +4,8 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { RegisteredTool } from '../catalog/tools.js';
-import { McpKitError } from '../errors.js';
-import { redactText } from '../redaction.js';
+import { McpKitError } from '../core/errors.js';
+import { redactText } from '../core/redaction.js';
 import { formatIssues, SchemaCompileError, thrownIssues, type ValidationIssue } from '../schema.js';
 import { addErrorMeta, errorResult, failureCode, handlerFailureMessage, MAX_MESSAGE } from './results.js';
 

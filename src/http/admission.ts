@@ -6,10 +6,10 @@
  */
 
 import { type AuthInfo, validateHostHeader, validateOriginHeader } from '@modelcontextprotocol/server';
-import { quote } from '../errors.js';
+import { quote } from '../core/errors.js';
+import type { TrustProxy } from '../core/forwarded.js';
+import { type Refusal, refuse } from '../core/refusal.js';
 import type { Policy, RequestFacts } from '../policy/policy.js';
-import { type Refusal, refuse } from '../policy/refusal.js';
-import type { TrustProxy } from './forwarded.js';
 
 /** The HTTP doors: REST (the operations routes included), MCP over HTTP, a WebSocket upgrade. */
 export type HttpDoor = 'rest' | 'mcp' | 'websocket';

@@ -3,7 +3,7 @@
  * (`Refusal`); this module alone turns it into a REST problem, a JSON-RPC error on `/mcp`, or the
  * answer to a refused WebSocket upgrade, so every door refuses the same thing the same way.
  */
-import { jsonRpcErrorOf, type Refusal, statusOf } from '../policy/refusal.js';
+import { jsonRpcErrorOf, type Refusal, statusOf } from '../core/refusal.js';
 import { type RefusedMessage, refusedMessage } from '../protocol/gate.js';
 import { textResponse } from './bodyText.js';
 import { problem } from './problem.js';

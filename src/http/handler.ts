@@ -11,11 +11,15 @@ import {
   type ServerNotifier,
 } from '@modelcontextprotocol/server';
 import type EventEmitter from 'eventemitter3';
+import { DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from '../core/bodyLimit.js';
+import { checkTrustProxy, type TrustProxy } from '../core/forwarded.js';
+import { normalisePath } from '../core/paths.js';
+import { type Refusal, refuse } from '../core/refusal.js';
+import { JsonDepthError, MAX_JSON_DEPTH, parseJsonSafe } from '../core/safeJson.js';
 import { metadataUrlFor } from '../policy/auth.js';
 import { PERMISSIONS } from '../policy/permissions.js';
 import { type Policy, type RateState, type RequestFacts, requestFacts } from '../policy/policy.js';
 import { rateLimitHeaders } from '../policy/rateLimit.js';
-import { type Refusal, refuse } from '../policy/refusal.js';
 import { Shares } from '../policy/shares.js';
 import { admitRequest, isWireRequest, type RefusedMessage, refusedMessage } from '../protocol/gate.js';
 import type { CatalogEvents } from '../protocol/session.js';
@@ -30,16 +34,14 @@ import {
 import type { CallerIdentity, Logger } from '../types.js';
 import { RequestAdmission, type RequestAdmitted } from './admission.js';
 import { mcpMessageRefusals, mcpRequestRefusal, restRefusal } from './answers.js';
-import { answerFor, DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from './bodyText.js';
+import { answerFor } from './bodyText.js';
 import { EventBytes, MemoryEventStore } from './eventStore.js';
-import { checkTrustProxy, type TrustProxy } from './forwarded.js';
 import { JSONRPC_INTERNAL_ERROR, JSONRPC_PARSE_ERROR, jsonRpcError } from './jsonrpc.js';
 import { settleAnswer } from './lazyAnswer.js';
 import { type LoadShedder, overloadRefusal, type ShedDoor } from './overload.js';
 import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
 import { problem } from './problem.js';
 import { type RestHost, serveRest } from './rest.js';
-import { JsonDepthError, MAX_JSON_DEPTH, parseJsonSafe } from './safeJson.js';
 import { LegacySessions } from './sessions.js';
 import { isPlainJsonRpc } from './sessionTransport.js';
 import { isSharedStatelessRequest, StatelessTransport } from './statelessTransport.js';
@@ -243,12 +245,6 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** A protocol version as MCP spells them (a date); other header values are the SDK's to refuse. */
 const DATED_VERSION = /^\d{4}-\d{2}-\d{2}$/;
 const METADATA_PATH = '/.well-known/oauth-protected-resource';
-
-function normalisePath(path: string): string {
-  if (path === '' || path === '/') return '';
-  const withSlash = path.startsWith('/') ? path : `/${path}`;
-  return withSlash.endsWith('/') ? withSlash.slice(0, -1) : withSlash;
-}
 
 /** Where a path lands: under the mount point or not, the path below it, and whether it is the MCP endpoint. */
 interface Located {

@@ -12,7 +12,9 @@
  * The check runs before a request's body is read or anything else is done for it; work already
  * admitted is never shed. Runtime-neutral: no `node:` imports.
  */
-import { type Refusal, refuse } from '../policy/refusal.js';
+
+import { type Refusal, refuse } from '../core/refusal.js';
+import type { ShedDoor, ShedReason } from '../telemetry/standard.js';
 import type { Logger } from '../types.js';
 
 /** The `overload` option of `createMcpServer`. */
@@ -44,11 +46,8 @@ export const OVERLOAD_DEFAULTS: ResolvedOverloadOptions = Object.freeze({
   sampleIntervalMs: 20,
 });
 
-/** Why a request was shed: the label of `mcpkit_overload_shed_total{reason}`. */
-export type ShedReason = 'event_loop_delay' | 'queue_wait';
-
-/** The doors a request can be shed at: the label of `mcpkit_overload_shed_total{door}`. */
-export type ShedDoor = 'mcp' | 'rest' | 'websocket';
+// The shedder's labels are the metric's (telemetry sits below http): re-exported beside it.
+export type { ShedDoor, ShedReason };
 
 const MAX_TIMER_MS = 2_147_483_647;
 /** How many consecutive samples a delay must last to count. */

@@ -4,7 +4,7 @@ import {
   type McpKitErrorCode,
   publicErrorMessage,
   toMcpKitError,
-} from '../errors.js';
+} from '../core/errors.js';
 import { textResponse } from './bodyText.js';
 
 /** The `type` URI of a problem with this code (RFC 9457 §3.1.1). */

@@ -7,13 +7,18 @@ import type { PromptCatalog } from '../catalog/prompts.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolCatalog } from '../catalog/tools.js';
 import type { CompletionManager } from '../completions/manager.js';
+import { type LimitedRead, readBodyLimited } from '../core/bodyLimit.js';
+import { McpKitError, type McpKitErrorCode, quote } from '../core/errors.js';
+import { restPage } from '../core/paginate.js';
+import type { Refusal } from '../core/refusal.js';
+import { JsonDepthError, parseJsonSafe } from '../core/safeJson.js';
+import { eventStreamResponse, openEventStream } from '../core/sse.js';
 import {
   chainStepTools,
   compileDeclarativeTool,
   type DeclarativeToolOptions,
   type DeclarativeToolSpec,
 } from '../declarative.js';
-import { McpKitError, type McpKitErrorCode, quote } from '../errors.js';
 import type { ToolExecutor } from '../execution/executor.js';
 import { ERROR_META_KEY } from '../execution/results.js';
 import type { IntegrationManager } from '../integrations/manager.js';
@@ -29,7 +34,6 @@ import {
 } from '../policy/permissions.js';
 import type { Operation, Policy, RequestFacts } from '../policy/policy.js';
 import { type RateClass, rateLimitHeaders } from '../policy/rateLimit.js';
-import type { Refusal } from '../policy/refusal.js';
 import type { Shares } from '../policy/shares.js';
 import { MAX_NAME_LENGTH, type Target } from '../policy/targets.js';
 import type { HealthChecks } from '../telemetry/health.js';
@@ -37,12 +41,11 @@ import type { LogRing } from '../telemetry/logs.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { restRefusal } from './answers.js';
-import { departureOf, type LimitedRead, readBodyLimited, textResponse } from './bodyText.js';
+import { departureOf, textResponse } from './bodyText.js';
 import { buildOpenApi } from './openapi.js';
 import { json, problem, problemFromError } from './problem.js';
 import { completionRoutes } from './routes/completions.js';
 import { integrationRoutes } from './routes/integrations.js';
-import { JsonDepthError, parseJsonSafe } from './safeJson.js';
 
 /** What the REST routes need from the server. */
 export interface RestHost {
@@ -123,24 +126,6 @@ export type RouteAccess =
 /** A REST route: method, path, its access declaration and its handler. */
 export type Route = RouteDefinition & RouteAccess;
 
-const MAX_LIMIT = 1000;
-const DEFAULT_LIMIT = 100;
-const KEEPALIVE_MS = 15_000;
-
-function page<T>(items: readonly T[], url: URL): { items: T[]; nextCursor?: string } {
-  const cursor = url.searchParams.get('cursor');
-  const limitParam = url.searchParams.get('limit');
-  const start = cursor === null || cursor === '' ? 0 : /^\d{1,9}$/.test(cursor) ? Number(cursor) : Number.NaN;
-  if (!(start >= 0 && start <= items.length))
-    throw new McpKitError('INVALID_ARGUMENT', 'cursor is not valid');
-  const limit =
-    limitParam === null ? DEFAULT_LIMIT : /^\d{1,4}$/.test(limitParam) ? Number(limitParam) : Number.NaN;
-  if (!(limit >= 1 && limit <= MAX_LIMIT))
-    throw new McpKitError('INVALID_ARGUMENT', `limit must be 1-${MAX_LIMIT}`);
-  const end = Math.min(items.length, start + limit);
-  return { items: items.slice(start, end), ...(end < items.length && { nextCursor: String(end) }) };
-}
-
 function asObject(value: unknown, what: string): Record<string, unknown> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value))
@@ -176,56 +161,6 @@ function executeResponse(result: CallToolResult, durationMs: number, requestId: 
     });
   }
   return json({ ...result, durationMs });
-}
-
-function sse(
-  signal: AbortSignal,
-  setup: (send: (event: string, data: unknown) => void) => () => void,
-): Response {
-  const encoder = new TextEncoder();
-  let teardown: (() => void) | undefined;
-  let keepalive: ReturnType<typeof setInterval> | undefined;
-  const stop = () => {
-    if (keepalive !== undefined) clearInterval(keepalive);
-    teardown?.();
-    teardown = undefined;
-  };
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      const send = (event: string, data: unknown) => {
-        try {
-          controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
-        } catch {
-          stop();
-        }
-      };
-      teardown = setup(send);
-      keepalive = setInterval(() => {
-        try {
-          controller.enqueue(encoder.encode(': keepalive\n\n'));
-        } catch {
-          stop();
-        }
-      }, KEEPALIVE_MS);
-      (keepalive as { unref?: () => void }).unref?.();
-      const onAbort = () => {
-        stop();
-        try {
-          controller.close();
-        } catch {
-          // already closed
-        }
-      };
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    },
-    cancel() {
-      stop();
-    },
-  });
-  return new Response(stream, {
-    headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' },
-  });
 }
 
 function toolOr404(host: RestHost, name: string): Tool {
@@ -397,7 +332,8 @@ export const ROUTES: Route[] = [
     permission: 'tools:read',
     rate: 'read',
     summary: 'List tools',
-    handler: (ctx, host) => json(page(visibleItems(ctx.grant, TOOLS_VIEW, host.tools.list()), ctx.url)),
+    handler: (ctx, host) =>
+      json(restPage(visibleItems(ctx.grant, TOOLS_VIEW, host.tools.list()), ctx.url.searchParams)),
   },
   {
     method: 'POST',
@@ -544,7 +480,7 @@ export const ROUTES: Route[] = [
     summary: 'List resources',
     handler: async (ctx, host) => {
       const all: Resource[] = await host.resources.list({ signal: ctx.request.signal });
-      return json(page(visibleItems(ctx.grant, RESOURCES_VIEW, all), ctx.url));
+      return json(restPage(visibleItems(ctx.grant, RESOURCES_VIEW, all), ctx.url.searchParams));
     },
   },
   {
@@ -627,14 +563,20 @@ export const ROUTES: Route[] = [
       if (!host.resources.resolve(uri))
         throw new McpKitError('NOT_FOUND', `Resource ${quote(uri)} not found`);
       const release = ctx.holdStream();
-      return sse(ctx.request.signal, (send) => {
-        send('subscribed', { uri });
-        const stop = host.resources.subscribe(uri, (updated) => send('updated', { uri: updated }));
-        return () => {
+      let stop = () => {};
+      const events = openEventStream({
+        onEnd: () => {
           stop();
           release();
-        };
+        },
       });
+      events.send('subscribed', { uri });
+      stop = host.resources.subscribe(uri, (updated) => events.send('updated', { uri: updated }));
+      if (events.closed) stop();
+      const { signal } = ctx.request;
+      if (signal.aborted) events.close();
+      else signal.addEventListener('abort', () => events.close(), { once: true });
+      return eventStreamResponse(events.stream);
     },
   },
   {
@@ -643,7 +585,8 @@ export const ROUTES: Route[] = [
     permission: 'prompts:read',
     rate: 'read',
     summary: 'List prompts',
-    handler: (ctx, host) => json(page(visibleItems(ctx.grant, PROMPTS_VIEW, host.prompts.list()), ctx.url)),
+    handler: (ctx, host) =>
+      json(restPage(visibleItems(ctx.grant, PROMPTS_VIEW, host.prompts.list()), ctx.url.searchParams)),
   },
   {
     method: 'POST',

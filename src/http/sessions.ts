@@ -7,7 +7,7 @@ import {
   SUPPORTED_PROTOCOL_VERSIONS,
   WebStandardStreamableHTTPServerTransport,
 } from '@modelcontextprotocol/server';
-import { refuse } from '../policy/refusal.js';
+import { refuse } from '../core/refusal.js';
 import type { Shares } from '../policy/shares.js';
 import type { Logger } from '../types.js';
 import { mcpRequestRefusal } from './answers.js';

@@ -11,13 +11,13 @@ import type { PromptCatalog } from '../catalog/prompts.js';
 import type { RegistrationHandle } from '../catalog/registry.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolCatalog, ToolDefinition } from '../catalog/tools.js';
+import { McpKitError, quote } from '../core/errors.js';
 import {
   compileDeclarativeTool,
   type DeclarativeToolOptions,
   type DeclarativeToolSpec,
   outboundOf,
 } from '../declarative.js';
-import { McpKitError, quote } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import { isHeaderText, MODEL_PROVIDER_HOSTS, type OutboundPolicy } from '../net/outbound.js';
 import type { Logger } from '../types.js';
@@ -379,25 +379,30 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
    * secrets are sealed with it. If the save fails, nothing changes.
    */
   rotateKey(cipher: SecretCipher): Promise<void> {
-    return this.#run(async () => {
-      const next = new Map<string, Live>();
-      let count = 0;
-      for (const [id, live] of this.#live) {
-        const stored = await this.#sealAll(cipher, live.stored, live.apiKey, live.secrets);
-        count += (live.apiKey !== undefined ? 1 : 0) + Object.keys(live.secrets).length;
-        next.set(id, { ...live, stored });
-      }
-      const keyCheck = await cipher.seal(randomId(), KEY_CHECK_AAD);
-      await this.#store.save(this.#snapshot(next, keyCheck));
-      this.#cipher = cipher;
-      this.#keyCheck = keyCheck;
-      for (const [id, live] of next) this.#live.get(id)!.stored = live.stored;
-      this.#logger.info(
-        { keyId: cipher.keyId, secrets: count },
-        'integration secrets re-sealed under a new key',
-      );
-      this.emit('keyRotated', { keyId: cipher.keyId, secrets: count });
-    });
+    return this.#run(() => this.#reseal(cipher, 'a new key'));
+  }
+
+  /**
+   * Re-seals every secret under `cipher` in one atomic write; only once it is saved do the live
+   * entries, the key check and the cipher for new secrets change. Logs and emits `keyRotated`.
+   */
+  async #reseal(cipher: SecretCipher, under: string): Promise<void> {
+    const next = new Map<string, Live>();
+    let count = 0;
+    for (const [id, live] of this.#live) {
+      next.set(id, { ...live, stored: await this.#sealAll(cipher, live.stored, live.apiKey, live.secrets) });
+      count += (live.apiKey !== undefined ? 1 : 0) + Object.keys(live.secrets).length;
+    }
+    const keyCheck = await cipher.seal(randomId(), KEY_CHECK_AAD);
+    await this.#store.save(this.#snapshot(next, keyCheck));
+    this.#cipher = cipher;
+    this.#keyCheck = keyCheck;
+    for (const [id, live] of next) this.#live.get(id)!.stored = live.stored;
+    this.#logger.info(
+      { keyId: cipher.keyId, secrets: count },
+      `integration secrets re-sealed under ${under}`,
+    );
+    this.emit('keyRotated', { keyId: cipher.keyId, secrets: count });
   }
 
   /** Waits for pending writes and releases the store. */
@@ -886,21 +891,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     registerAll();
     if (stale) {
       // Sealed under a previous key: re-seal everything under the current one in one atomic write.
-      const all = new Map<string, Live>();
-      let count = 0;
-      for (const [id, live] of this.#live) {
-        all.set(id, { ...live, stored: await this.#sealAll(cipher, live.stored, live.apiKey, live.secrets) });
-        count += (live.apiKey !== undefined ? 1 : 0) + Object.keys(live.secrets).length;
-      }
-      const keyCheck = await cipher.seal(randomId(), KEY_CHECK_AAD);
-      await this.#store.save(this.#snapshot(all, keyCheck));
-      this.#keyCheck = keyCheck;
-      for (const [id, live] of all) this.#live.get(id)!.stored = live.stored;
-      this.#logger.info(
-        { keyId: cipher.keyId, secrets: count },
-        'integration secrets re-sealed under the current key',
-      );
-      this.emit('keyRotated', { keyId: cipher.keyId, secrets: count });
+      await this.#reseal(cipher, 'the current key');
     }
     this.#logger.debug({ count: this.#live.size }, 'integrations loaded');
     this.emit('loaded', { count: this.#live.size });

@@ -3,8 +3,9 @@
  * with the field (`model.provider must be …`) and whose `details.field` names it. Messages never
  * echo a value: a misplaced secret must not end up in an error.
  */
+
+import { McpKitError } from '../core/errors.js';
 import type { DeclarativeToolSpec } from '../declarative.js';
-import { McpKitError } from '../errors.js';
 import type {
   IntegrationInput,
   IntegrationPromptSpec,

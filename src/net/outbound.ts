@@ -3,8 +3,8 @@
  * (`POST /tools`, integrations) and model endpoints (integrations, completions). One allow-list, one
  * address classifier, and on Node one connection that goes to the address that was checked.
  */
-import { McpKitError, quote } from '../errors.js';
-import { redactText } from '../redaction.js';
+import { McpKitError, quote } from '../core/errors.js';
+import { redactText } from '../core/redaction.js';
 import { type AddressRange, addressRange, parseIp } from './address.js';
 import { type Connector, createNodeConnector, type OutboundInit, type ResolvedAddress } from './connect.js';
 

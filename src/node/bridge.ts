@@ -1,16 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type LimitedRead, RAW_BODY, type RawBodyReader } from '../core/bodyLimit.js';
+import { type RequestSource, sourceOf, type TrustProxy } from '../core/forwarded.js';
+import { refuse } from '../core/refusal.js';
 import type { CancelSignal } from '../execution/signal.js';
 import { mcpRequestRefusal } from '../http/answers.js';
-import {
-  BRIDGED,
-  bodyTextOf,
-  DEPARTURE,
-  type LimitedRead,
-  RAW_BODY,
-  type RawBodyReader,
-} from '../http/bodyText.js';
-import { type RequestSource, sourceOf, type TrustProxy } from '../http/forwarded.js';
-import { refuse } from '../policy/refusal.js';
+import { BRIDGED, bodyTextOf, DEPARTURE } from '../http/bodyText.js';
 
 /** Options of {@link toWebRequest}. */
 export interface WebRequestOptions {

@@ -6,7 +6,7 @@ import {
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ERROR_CODES, type McpKitErrorCode } from '../errors.js';
+import { ERROR_CODES, type McpKitErrorCode } from '../core/errors.js';
 import { answersJsonRpc } from '../http/handler.js';
 import { problemType } from '../http/problem.js';
 import type { McpKitServer } from '../server.js';

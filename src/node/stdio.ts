@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { JSONRPCMessage, Transport, TransportSendOptions } from '@modelcontextprotocol/server';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
-import { jsonDepth, MAX_JSON_DEPTH, stripPollution } from '../http/safeJson.js';
+import { jsonDepth, MAX_JSON_DEPTH, stripPollution } from '../core/safeJson.js';
 import { NotificationFence } from '../protocol/fence.js';
 import { ForwardingTransport } from '../protocol/forwarding.js';
 import type { Connection, McpKitServer } from '../server.js';

@@ -9,10 +9,13 @@ import type {
   TransportSendOptions,
 } from '@modelcontextprotocol/server';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
-import { ERROR_CODES } from '../errors.js';
+import { envMaxConnections } from '../config.js';
+import { ERROR_CODES } from '../core/errors.js';
+import { nonNegativeInteger, positiveInteger } from '../core/options.js';
+import { normalisePath } from '../core/paths.js';
+import { type Refusal, refuse } from '../core/refusal.js';
+import { JsonDepthError, parseJsonSafe } from '../core/safeJson.js';
 import { upgradeRefusal } from '../http/answers.js';
-import { JsonDepthError, parseJsonSafe } from '../http/safeJson.js';
-import { type Refusal, refuse } from '../policy/refusal.js';
 import { Shares } from '../policy/shares.js';
 import { NotificationFence } from '../protocol/fence.js';
 import { SETTLING_METHODS } from '../protocol/methods.js';
@@ -81,21 +84,6 @@ export interface WebSocketServerTransportOptions {
   authInfo?: AuthInfo;
   /** How deep a message may nest; deeper is answered with `-32600`. Default 64. */
   maxJsonDepth?: number;
-}
-
-function positiveInteger(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  allowZero = false,
-): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 0 || (value === 0 && !allowZero)) {
-    throw new TypeError(
-      `${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer (got ${JSON.stringify(value)})`,
-    );
-  }
-  return value;
 }
 
 type MessageKind = 'request' | 'notification' | 'response';
@@ -192,7 +180,7 @@ export class WebSocketServerTransport implements Transport {
     );
     this.#maxInFlight = positiveInteger('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT);
     this.#maxJsonDepth = positiveInteger('maxJsonDepth', options.maxJsonDepth, 64);
-    const heartbeatMs = positiveInteger('heartbeatMs', options.heartbeatMs, DEFAULT_HEARTBEAT_MS, true);
+    const heartbeatMs = nonNegativeInteger('heartbeatMs', options.heartbeatMs, DEFAULT_HEARTBEAT_MS);
     this.#extra = options.authInfo ? { authInfo: options.authInfo } : undefined;
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
@@ -488,26 +476,10 @@ export function loadWs(): Promise<WsModule | undefined> {
   return wsModule;
 }
 
-function envMaxConnections(): number | undefined {
-  const value = process.env.MCP_MAX_CONNECTIONS;
-  if (value === undefined || value === '') return undefined;
-  if (!/^\d+$/.test(value) || Number(value) === 0) {
-    throw new TypeError(`MCP_MAX_CONNECTIONS must be a positive whole number (got ${JSON.stringify(value)})`);
-  }
-  return Number(value);
-}
-
-function normalisePath(path: string): string {
-  if (path === '' || path === '/') return '/';
-  const withSlash = path.startsWith('/') ? path : `/${path}`;
-  return withSlash.length > 1 && withSlash.endsWith('/') ? withSlash.slice(0, -1) : withSlash;
-}
-
+/** The path upgrades are taken on unless `options.path` says otherwise: the MCP endpoint's. */
 function defaultPath(server: McpKitServer): string {
   const { basePath, mcpPath } = server.httpOptions;
-  const base = normalisePath(basePath);
-  const mcp = normalisePath(mcpPath);
-  return normalisePath((base === '/' ? '' : base) + mcp);
+  return normalisePath(normalisePath(basePath) + (normalisePath(mcpPath) || '/')) || '/';
 }
 
 function pathnameOf(url: string | undefined): string | undefined {
@@ -579,7 +551,7 @@ export async function attachWebSocket(
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   if (typeof httpServer?.on !== 'function') throw new TypeError('httpServer must be a node:http server');
   const http = server.httpOptions;
-  const path = options.path === undefined ? defaultPath(server) : normalisePath(options.path);
+  const path = options.path === undefined ? defaultPath(server) : normalisePath(options.path) || '/';
   const maxConnections = positiveInteger(
     'maxConnections',
     options.maxConnections,
@@ -593,7 +565,7 @@ export async function attachWebSocket(
       DEFAULT_MAX_BUFFERED_BYTES,
     ),
     maxInFlight: positiveInteger('maxInFlight', options.maxInFlight, DEFAULT_MAX_IN_FLIGHT),
-    heartbeatMs: positiveInteger('heartbeatMs', options.heartbeatMs, DEFAULT_HEARTBEAT_MS, true),
+    heartbeatMs: nonNegativeInteger('heartbeatMs', options.heartbeatMs, DEFAULT_HEARTBEAT_MS),
   };
   const requireSubprotocol = options.requireSubprotocol ?? true;
   const { onConnection } = options;

@@ -3,8 +3,8 @@
  * catalog change, authentication failure, permission denial and rate-limit refusal. Events go to
  * sinks; secrets are redacted and large arguments summarised to a bounded size first.
  */
-import { detach } from '../errors.js';
-import { redactValue } from '../redaction.js';
+import { detach } from '../core/errors.js';
+import { summarise } from '../core/redaction.js';
 import { Ring } from '../telemetry/ring.js';
 import type { Logger } from '../types.js';
 
@@ -95,22 +95,6 @@ export class MemoryAuditSink implements AuditSink {
  */
 export function jsonLinesAuditSink(stream: { write(chunk: string): unknown }): AuditSink {
   return { write: (event) => void stream.write(`${JSON.stringify(event)}\n`) };
-}
-
-/**
- * A redacted copy of `value` no larger than about 4 KiB as JSON: values under secret-looking keys
- * become `[redacted]`, credential-shaped strings are removed, long strings are cut, arrays and
- * objects keep their first 20 entries, depth past five becomes a marker, and cycles are named
- * instead of followed (the package's one redaction, `redactValue`, with the audit's bounds).
- *
- * @example
- * ```ts
- * summarise({ password: 'x', list: new Array(10_000).fill(1) });
- * // { password: '[redacted]', list: [1, …, '…(9980 more)'] }
- * ```
- */
-export function summarise(value: unknown): unknown {
-  return redactValue(value, { budget: 4096, maxString: 256, maxItems: 20, maxDepth: 5 });
 }
 
 /** The longest a field of an audit event (its target, request id, caller id, address) is kept. */

@@ -5,7 +5,8 @@
  * operation's rate class)? The answer is a {@link Decision}; `src/http/answers.ts` and
  * `jsonRpcErrorOf` turn a refusal into each door's own form.
  */
-import { quote } from '../errors.js';
+import { quote } from '../core/errors.js';
+import { type Refusal, type RefusalCode, refuse } from '../core/refusal.js';
 import type { ToolCallEvent } from '../execution/events.js';
 import type { ToolExecutor } from '../execution/executor.js';
 import type { ExecuteOptions } from '../execution/options.js';
@@ -29,7 +30,6 @@ import {
   type RateLimitRule,
   rateLimitHeaders,
 } from './rateLimit.js';
-import { type Refusal, type RefusalCode, refuse } from './refusal.js';
 import { spellingsOf, type Target } from './targets.js';
 
 /** The policy options of `createMcpServer`. */

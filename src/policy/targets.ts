@@ -5,9 +5,9 @@
  * `files://secret` must refuse that spelling too: a URI is checked as sent and as decoded, and
  * either one being refused refuses it.
  */
-import { quote } from '../errors.js';
+import { quote } from '../core/errors.js';
+import { type Refusal, refuse } from '../core/refusal.js';
 import type { TargetKind } from './permissions.js';
-import { type Refusal, refuse } from './refusal.js';
 
 /** The longest tool or prompt name the catalogs accept; a longer one cannot exist. */
 export const MAX_NAME_LENGTH = 128;

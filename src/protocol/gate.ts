@@ -7,8 +7,8 @@
  * order the messages arrived. Nothing here touches the SDK's handler registration.
  */
 import type { JSONRPCMessage, MessageExtraInfo, Transport } from '@modelcontextprotocol/server';
+import { jsonRpcErrorOf, type Refusal } from '../core/refusal.js';
 import type { Decision, Policy, RateState, RequestFacts } from '../policy/policy.js';
-import { jsonRpcErrorOf, type Refusal } from '../policy/refusal.js';
 import { ForwardingTransport } from './forwarding.js';
 import { operationOf } from './methods.js';
 

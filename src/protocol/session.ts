@@ -25,7 +25,8 @@ import { z } from 'zod';
 import type { PromptCatalog } from '../catalog/prompts.js';
 import type { Completer, ResourceCatalog } from '../catalog/resources.js';
 import type { CallOrigin, ClientLog, RegisteredTool, ToolCatalog } from '../catalog/tools.js';
-import { McpKitError, publicErrorMessage, quote, toMcpKitError } from '../errors.js';
+import { McpKitError, publicErrorMessage, quote, toMcpKitError } from '../core/errors.js';
+import { cutPage } from '../core/paginate.js';
 import type { ToolExecutor } from '../execution/executor.js';
 import type { ExecuteOptions } from '../execution/options.js';
 import {
@@ -138,17 +139,15 @@ function toProtocolError(error: unknown): ProtocolError {
 /** Pages already cut from a stable list, so each page is one stable array too. */
 const pages = new WeakMap<readonly unknown[], Map<number, unknown[]>>();
 
+/**
+ * The page a list request's cursor names (cut by the core paginator); each page of a stable list is
+ * one stable array too.
+ */
 function paginate<T>(items: readonly T[], cursor: string | undefined, pageSize: number | undefined) {
-  let start = 0;
-  if (cursor !== undefined) {
-    start = /^\d{1,9}$/.test(cursor) ? Number(cursor) : Number.NaN;
-    if (!(start >= 0 && start <= items.length)) {
-      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid cursor: ${quote(cursor)}`);
-    }
-  }
+  const bounds = cutPage(items.length, cursor, pageSize);
+  if (!bounds) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Invalid cursor: ${quote(cursor)}`);
+  const { start, end, nextCursor } = bounds;
   if (pageSize === undefined && start === 0) return { page: items as T[], nextCursor: undefined };
-  const end = pageSize === undefined ? items.length : Math.min(items.length, start + pageSize);
-  const nextCursor = end < items.length ? String(end) : undefined;
   // Only the pages the server hands out cursors for are kept (at most the list itself, once over):
   // a cursor a client made up is served, not remembered.
   const issued = pageSize !== undefined && start % pageSize === 0;

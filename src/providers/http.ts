@@ -9,9 +9,9 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import pLimit, { type LimitFunction } from 'p-limit';
 import pRetry, { AbortError } from 'p-retry';
-import { isAbortError, McpKitError, type McpKitErrorCode } from '../errors.js';
+import { isAbortError, McpKitError, type McpKitErrorCode } from '../core/errors.js';
+import { redactText } from '../core/redaction.js';
 import { connectionFailure, isHeaderText, summariseUpstreamError } from '../net/outbound.js';
-import { redactText } from '../redaction.js';
 
 /** Retry policy of a provider. */
 export interface ProviderRetryOptions {

@@ -1,5 +1,5 @@
 /** OpenAI Chat Completions (and any OpenAI-compatible endpoint) as a small `fetch` client. */
-import { McpKitError } from '../errors.js';
+import { McpKitError } from '../core/errors.js';
 import { ProviderHttp, type ProviderHttpOptions, readEvents } from './http.js';
 import type {
   ChatMessage,

@@ -8,7 +8,8 @@ import {
 } from '@modelcontextprotocol/server';
 import EventEmitter from 'eventemitter3';
 import type { RegisteredTool } from '../catalog/tools.js';
-import { ERROR_CODES, McpKitError, publicErrorMessage, toMcpKitError } from '../errors.js';
+import { ERROR_CODES, McpKitError, publicErrorMessage, toMcpKitError } from '../core/errors.js';
+import { positiveInteger } from '../core/options.js';
 import type { ToolExecutor } from '../execution/executor.js';
 import type { ExecuteOptions } from '../execution/options.js';
 import type { Logger } from '../types.js';
@@ -171,13 +172,6 @@ export function isTerminalStatus(status: TaskStatus): boolean {
   return TERMINAL.has(status);
 }
 
-function positiveInteger(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!(Number.isInteger(value) && value > 0))
-    throw new TypeError(`tasks.${name} must be a positive integer`);
-  return value;
-}
-
 /**
  * The task runtime (`server.tasks`): runs tool calls in the background through the same
  * {@link ToolExecutor} as every other call, and keeps their state in a bounded in-memory table that
@@ -217,15 +211,15 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
     super();
     this.#executor = executor;
     this.#logger = logger;
-    this.maxTasks = positiveInteger(options.maxTasks, 1000, 'maxTasks');
+    this.maxTasks = positiveInteger('tasks.maxTasks', options.maxTasks, 1000);
     this.maxRunningPerOwner = positiveInteger(
+      'tasks.maxRunningPerOwner',
       options.maxRunningPerOwner,
       Math.ceil(this.maxTasks / 10),
-      'maxRunningPerOwner',
     );
-    this.maxResultBytes = positiveInteger(options.maxResultBytes, 64 * 1024 * 1024, 'maxResultBytes');
-    this.ttlMs = positiveInteger(options.ttlMs, 60 * 60 * 1000, 'ttlMs');
-    this.pollIntervalMs = positiveInteger(options.pollIntervalMs, 500, 'pollIntervalMs');
+    this.maxResultBytes = positiveInteger('tasks.maxResultBytes', options.maxResultBytes, 64 * 1024 * 1024);
+    this.ttlMs = positiveInteger('tasks.ttlMs', options.ttlMs, 60 * 60 * 1000);
+    this.pollIntervalMs = positiveInteger('tasks.pollIntervalMs', options.pollIntervalMs, 500);
     this.#now = options.now ?? Date.now;
   }
 

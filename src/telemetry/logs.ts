@@ -1,4 +1,5 @@
-import { redactText, redactValue } from '../redaction.js';
+import { redact, redactText, redactValue } from '../core/redaction.js';
+import { type LoggerMethodLevel, loggerOf } from '../logger.js';
 import type { LogFn, Logger, LogLevel } from '../types.js';
 import { Ring } from './ring.js';
 
@@ -12,21 +13,10 @@ export interface LogRecord {
 }
 
 const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
-/** How many bytes of JSON one log record's fields may take, redacted and summarised. */
-export const LOG_RECORD_BUDGET = 8 * 1024;
 /** The longest log message kept (longer ones are cut and marked). */
 const LOG_MESSAGE_LENGTH = 2000;
 /** How many bytes of JSON a logger's bindings (its child fields) may take in each record. */
 const LOG_BINDINGS_BUDGET = 2 * 1024;
-
-/**
- * Redacts values under secret-looking keys and credential-shaped strings, and bounds the size of
- * anything logged by bytes: deep or huge values are summarised instead of breaking the logger (the
- * package's one redaction, `redactValue`, with the log record's budget).
- */
-export function redact(value: unknown): unknown {
-  return redactValue(value, { budget: LOG_RECORD_BUDGET });
-}
 
 /** A bounded ring of recent log records. */
 export class LogRing {
@@ -65,7 +55,7 @@ export function teeLogger(
 ): Logger {
   const threshold = level === 'silent' ? Number.POSITIVE_INFINITY : (LEVELS[level] ?? 30);
   const boundBindings = redactValue(bindings, { budget: LOG_BINDINGS_BUDGET }) as Record<string, unknown>;
-  const method = (level: Exclude<LogLevel, 'silent' | 'fatal'>): LogFn =>
+  const method = (level: LoggerMethodLevel): LogFn =>
     ((fields: object | string, message?: string) => {
       if (LEVELS[level]! < threshold) return;
       // Bounded in all: the logger's bindings (once per logger), the fields, the message.
@@ -84,12 +74,5 @@ export function teeLogger(
       if (typeof fields === 'string') base[level](msg!);
       else base[level](safe ?? {}, msg);
     }) as LogFn;
-  return {
-    trace: method('trace'),
-    debug: method('debug'),
-    info: method('info'),
-    warn: method('warn'),
-    error: method('error'),
-    child: (more) => teeLogger(base.child(more), ring, level, { ...bindings, ...more }),
-  };
+  return loggerOf(method, (more) => teeLogger(base.child(more), ring, level, { ...bindings, ...more }));
 }

@@ -1,7 +1,12 @@
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolExecutor } from '../execution/executor.js';
-import type { LoadShedder, ShedDoor, ShedReason } from '../http/overload.js';
 import type { MetricsRegistry } from './metrics.js';
+
+/** Why a request was shed: the label of `mcpkit_overload_shed_total{reason}`. */
+export type ShedReason = 'event_loop_delay' | 'queue_wait';
+
+/** The doors a request can be shed at: the label of `mcpkit_overload_shed_total{door}`. */
+export type ShedDoor = 'mcp' | 'rest' | 'websocket';
 
 /** What the standard metrics read from the server. */
 export interface TelemetrySources {
@@ -10,7 +15,7 @@ export interface TelemetrySources {
   policy?: { onRefusal: ((kind: 'auth' | 'permission' | 'rate', label: string) => void) | undefined };
   resources: ResourceCatalog;
   /** The load shedder, whose event-loop delay is reported (the handler counts the requests shed). */
-  overload?: Pick<LoadShedder, 'eventLoopDelayMs' | 'overloaded'>;
+  overload?: { readonly eventLoopDelayMs: number; readonly overloaded: boolean };
 }
 
 /** The HTTP request metrics the handler records into. */

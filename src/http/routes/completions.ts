@@ -5,11 +5,10 @@
  */
 import type { CompletionManager } from '../../completions/manager.js';
 import type { CompletionEvent, CompletionRequest } from '../../completions/types.js';
-import { McpKitError, quote } from '../../errors.js';
+import { McpKitError, quote } from '../../core/errors.js';
+import { eventStreamResponse, openEventStream } from '../../core/sse.js';
 import { json } from '../problem.js';
 import type { RestContext, RestHost, Route } from '../rest.js';
-
-const KEEPALIVE_MS = 15_000;
 
 function manager(host: RestHost): CompletionManager {
   if (!host.completions) throw new McpKitError('NOT_FOUND', 'Completions are not enabled on this server');
@@ -63,47 +62,20 @@ export const completionRoutes: Route[] = [
       const completions = manager(host);
       const request = await requestOf(ctx);
       const release = ctx.holdStream();
-      const encoder = new TextEncoder();
-      let controller!: ReadableStreamDefaultController<Uint8Array>;
-      let closed = false;
-      let keepalive: ReturnType<typeof setInterval> | undefined;
-      const close = () => {
-        if (closed) return;
-        closed = true;
-        release();
-        if (keepalive !== undefined) clearInterval(keepalive);
-        try {
-          controller.close();
-        } catch {
-          // already closed
-        }
-      };
-      const write = (text: string) => {
-        if (closed) return;
-        try {
-          controller.enqueue(encoder.encode(text));
-        } catch {
-          close();
-        }
-      };
-      const stream = new ReadableStream<Uint8Array>({
-        start(c) {
-          controller = c;
-        },
-        cancel() {
-          closed = true;
+      let handle: Awaited<ReturnType<typeof completions.start>> | undefined;
+      const events = openEventStream({
+        onEnd: (cancelled) => {
           release();
-          if (keepalive !== undefined) clearInterval(keepalive);
-          handle?.cancel();
+          // The client went away: the job stops with it.
+          if (cancelled) handle?.cancel();
         },
       });
       const onEvent = (event: CompletionEvent) => {
         const { type, ...data } = event;
-        write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
-        if (type === 'done') close();
+        events.send(type, data);
+        if (type === 'done') events.close();
       };
       // Validation errors still answer as problem responses: start() throws before any event.
-      let handle: Awaited<ReturnType<typeof completions.start>>;
       try {
         handle = await completions.start(request, {
           ...runOptions(ctx),
@@ -112,19 +84,10 @@ export const completionRoutes: Route[] = [
           onEvent,
         });
       } catch (error) {
-        release();
+        events.close();
         throw error;
       }
-      keepalive = setInterval(() => write(': keepalive\n\n'), KEEPALIVE_MS);
-      (keepalive as { unref?: () => void }).unref?.();
-      return new Response(stream, {
-        headers: {
-          'content-type': 'text/event-stream',
-          'cache-control': 'no-cache',
-          connection: 'keep-alive',
-          'x-completion-id': handle.id,
-        },
-      });
+      return eventStreamResponse(events.stream, { 'x-completion-id': handle.id });
     },
   },
   {

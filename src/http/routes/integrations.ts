@@ -9,8 +9,9 @@
  * - Secrets are never returned: the API key and other secrets come back redacted.
  */
 
+import { McpKitError, quote } from '../../core/errors.js';
+import { restPage } from '../../core/paginate.js';
 import { chainStepTools } from '../../declarative.js';
-import { McpKitError, quote } from '../../errors.js';
 import type { Integration, IntegrationInput } from '../../integrations/types.js';
 import { json, problem } from '../problem.js';
 import type { RestContext, RestHost, Route } from '../rest.js';
@@ -50,18 +51,6 @@ async function inputOf(ctx: RestContext): Promise<IntegrationInput> {
   return input;
 }
 
-function page(items: Integration[], url: URL): { items: Integration[]; nextCursor?: string } {
-  const cursor = url.searchParams.get('cursor');
-  const limitParam = url.searchParams.get('limit');
-  const start = cursor === null || cursor === '' ? 0 : /^\d{1,9}$/.test(cursor) ? Number(cursor) : Number.NaN;
-  if (!(start >= 0 && start <= items.length))
-    throw new McpKitError('INVALID_ARGUMENT', 'cursor is not valid');
-  const limit = limitParam === null ? 100 : /^\d{1,4}$/.test(limitParam) ? Number(limitParam) : Number.NaN;
-  if (!(limit >= 1 && limit <= 1000)) throw new McpKitError('INVALID_ARGUMENT', 'limit must be 1-1000');
-  const end = Math.min(items.length, start + limit);
-  return { items: items.slice(start, end), ...(end < items.length && { nextCursor: String(end) }) };
-}
-
 /** The integration routes, spread into the REST route table. */
 export const integrationRoutes: Route[] = [
   {
@@ -70,7 +59,8 @@ export const integrationRoutes: Route[] = [
     permission: 'integrations:read',
     rate: 'read',
     summary: 'List integrations (secrets redacted)',
-    handler: (ctx, host) => json(page(manager(host).list(), ctx.url), 200, { 'cache-control': 'no-store' }),
+    handler: (ctx, host) =>
+      json(restPage(manager(host).list(), ctx.url.searchParams), 200, { 'cache-control': 'no-store' }),
   },
   {
     method: 'POST',

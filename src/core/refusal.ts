@@ -4,7 +4,7 @@
  * error with the matching status, a refused upgrade; {@link jsonRpcErrorOf} for a message on a
  * connection), so no door builds a refusal of its own and one code means one thing everywhere.
  */
-import { ERROR_CODES, type McpKitErrorCode } from '../errors.js';
+import { ERROR_CODES, type McpKitErrorCode } from './errors.js';
 
 /** What a refusal can be. */
 export type RefusalCode = Extract<

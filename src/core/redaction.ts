@@ -79,6 +79,21 @@ function scrubPrivateKeys(text: string): string {
   }
 }
 
+/**
+ * `text` with every one of `secrets` (those of four characters or more) replaced by `[redacted]`, and
+ * nothing else changed: for a body whose length and shape must stay as they were.
+ *
+ * @example
+ * ```ts
+ * maskSecrets('key=abcd1234&q=1', ['abcd1234']); // 'key=[redacted]&q=1'
+ * ```
+ */
+export function maskSecrets(text: string, secrets: ReadonlyArray<string | undefined>): string {
+  let out = text;
+  for (const secret of secrets) if (secret && secret.length >= 4) out = out.split(secret).join(REDACTED);
+  return out;
+}
+
 /** Options of {@link redactText}. */
 export interface RedactTextOptions {
   /** Values to remove wherever they appear (a provider's API key, an integration's secrets). */
@@ -107,9 +122,7 @@ export function redactText(text: string, options: RedactTextOptions = {}): strin
   const maxLength = options.maxLength ?? 2000;
   // Redaction never makes text longer by much; bound the work on hostile input first.
   let out = text.length > maxLength * 4 ? text.slice(0, maxLength * 4) : text;
-  for (const secret of options.secrets ?? []) {
-    if (secret && secret.length >= 4) out = out.split(secret).join(REDACTED);
-  }
+  out = maskSecrets(out, options.secrets ?? []);
   out = scrubPrivateKeys(out);
   for (const [pattern, replacement] of CREDENTIALS) out = out.replace(pattern, replacement as string);
   if (!options.keepPaths) out = scrubPaths(out);
@@ -275,4 +288,43 @@ export function redactValue(value: unknown, options: RedactValueOptions = {}): u
     }
   };
   return walk(value, 0);
+}
+
+/** The bounds of a log record's fields: 8 KiB of JSON, the other bounds at their defaults. */
+export const LOG_RECORD_BOUNDS: Readonly<RedactValueOptions> = Object.freeze({ budget: 8 * 1024 });
+
+/** The bounds of an audit event's details: 4 KiB of JSON, strings of 256, 20 entries, depth 5. */
+export const AUDIT_DETAILS_BOUNDS: Readonly<RedactValueOptions> = Object.freeze({
+  budget: 4096,
+  maxString: 256,
+  maxItems: 20,
+  maxDepth: 5,
+});
+
+/**
+ * {@link redactValue} with the bounds of a log record ({@link LOG_RECORD_BOUNDS}): values under
+ * secret-looking keys and credential-shaped strings are redacted, and deep or huge values are
+ * summarised instead of breaking the logger.
+ *
+ * @example
+ * ```ts
+ * redact({ apiKey: 'sk-…', rows: hugeArray }); // { apiKey: '[redacted]', rows: [… 50 items, '…(n more)'] }
+ * ```
+ */
+export function redact(value: unknown): unknown {
+  return redactValue(value, LOG_RECORD_BOUNDS);
+}
+
+/**
+ * {@link redactValue} with the bounds of an audit event's details ({@link AUDIT_DETAILS_BOUNDS}): a
+ * redacted copy of `value` no larger than about 4 KiB as JSON, cycles named instead of followed.
+ *
+ * @example
+ * ```ts
+ * summarise({ password: 'x', list: new Array(10_000).fill(1) });
+ * // { password: '[redacted]', list: [1, …, '…(9980 more)'] }
+ * ```
+ */
+export function summarise(value: unknown): unknown {
+  return redactValue(value, AUDIT_DETAILS_BOUNDS);
 }
