@@ -20,7 +20,8 @@ const SERVICES =
   '^src/(catalog|execution|integrations|completions|tasks|providers|telemetry|policy|net)/' +
   '|^src/(schema|config|logger|types|declarative)\\.ts$';
 /** The doors and everything above them: what no service imports. */
-const DOORS_AND_ABOVE = '^src/(protocol|http|node|adapters|testing)/|^src/(server|services|index|unstable)\\.ts$';
+const DOORS_AND_ABOVE =
+  '^src/(protocol|http|node|adapters|testing)/|^src/(server|services|index|unstable)\\.ts$';
 
 /**
  * A rule: nothing matching `from` imports what `to` describes (a path pattern, or a dependency

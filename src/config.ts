@@ -45,7 +45,11 @@ export class ConfigError extends TypeError {
   }
 }
 
-function wholeNumber(variable: keyof typeof ENV_VARIABLES, value: string, min: number, max: number): number {
+function wholeNumber(
+  variable: keyof typeof ENV_VARIABLES,
+  value: string,
+  [min, max]: readonly [min: number, max: number],
+): number {
   if (!/^\d{1,10}$/.test(value)) throw new ConfigError(variable, value);
   const n = Number(value);
   if (n < min || n > max) throw new ConfigError(variable, value);
@@ -80,7 +84,7 @@ export function envMaxConnections(
   env: Record<string, string | undefined> = processEnv(),
 ): number | undefined {
   const value = variable(env, 'MCP_MAX_CONNECTIONS');
-  return value === undefined ? undefined : wholeNumber('MCP_MAX_CONNECTIONS', value, 1, 1_000_000);
+  return value === undefined ? undefined : wholeNumber('MCP_MAX_CONNECTIONS', value, [1, 1_000_000]);
 }
 
 /**
@@ -107,10 +111,10 @@ export function loadEnvConfig(env: Record<string, string | undefined> = processE
   const maxConnections = envMaxConnections(env);
   if (maxConnections !== undefined) config.maxConnections = maxConnections;
   const cacheTtl = get('MCP_CACHE_TTL');
-  if (cacheTtl !== undefined) config.cacheTtlMs = wholeNumber('MCP_CACHE_TTL', cacheTtl, 0, 2_147_483_647);
+  if (cacheTtl !== undefined) config.cacheTtlMs = wholeNumber('MCP_CACHE_TTL', cacheTtl, [0, 2_147_483_647]);
   const rateLimit = get('MCP_RATE_LIMIT');
   if (rateLimit !== undefined)
-    config.rateLimitPerMinute = wholeNumber('MCP_RATE_LIMIT', rateLimit, 1, 1_000_000);
+    config.rateLimitPerMinute = wholeNumber('MCP_RATE_LIMIT', rateLimit, [1, 1_000_000]);
   const secretKey = get('MCP_SECRET_KEY');
   if (secretKey !== undefined) {
     const hex = /^[0-9a-fA-F]{64}$/.test(secretKey);

@@ -104,7 +104,10 @@ function buildFoundation(options: CreateMcpServerOptions): Foundation {
   const logLevel = options.logLevel ?? env.logLevel ?? 'info';
   const logs = new LogRing(options.logBufferSize ?? 1000);
   // Every line is redacted and kept in the ring behind GET /logs as well.
-  const logger = teeLogger(options.logger ?? createLogger({ level: logLevel }), logs, logLevel);
+  const logger = teeLogger(options.logger ?? createLogger({ level: logLevel }), {
+    ring: logs,
+    level: logLevel,
+  });
   if (options.pageSize !== undefined && !(Number.isInteger(options.pageSize) && options.pageSize > 0)) {
     throw new TypeError('pageSize must be a positive integer');
   }

@@ -25,7 +25,8 @@ describe('who a request comes from (http.trustProxy)', () => {
     'x-forwarded-proto': 'https',
     'x-forwarded-host': 'mcp.example.com',
   };
-  const source = (peer: string, trust: TrustProxy) => sourceOf(peer, false, headers(forwarded), trust);
+  const source = (peer: string, trust: TrustProxy) =>
+    sourceOf({ peer, encrypted: false, header: headers(forwarded) }, trust);
 
   it('believes no forwarded header by default', () => {
     expect(source('10.0.0.1', false)).toEqual({ origin: 'http://internal:3000', address: '10.0.0.1' });
@@ -62,12 +63,16 @@ describe('who a request comes from (http.trustProxy)', () => {
 
   it('never builds a URL from a Host it cannot use', () => {
     for (const host of ['evil.com/../x', 'a b', '', 'x@y', 'host:99999999']) {
-      expect(sourceOf('127.0.0.1', false, headers({ host }), false).origin).toBe('http://unknown.invalid');
+      expect(sourceOf({ peer: '127.0.0.1', encrypted: false, header: headers({ host }) }, false).origin).toBe(
+        'http://unknown.invalid',
+      );
     }
-    expect(sourceOf('127.0.0.1', false, headers({}), false).origin).toBe('http://unknown.invalid');
-    expect(sourceOf('127.0.0.1', true, headers({ host: '[::1]:8443' }), false).origin).toBe(
-      'https://[::1]:8443',
+    expect(sourceOf({ peer: '127.0.0.1', encrypted: false, header: headers({}) }, false).origin).toBe(
+      'http://unknown.invalid',
     );
+    expect(
+      sourceOf({ peer: '127.0.0.1', encrypted: true, header: headers({ host: '[::1]:8443' }) }, false).origin,
+    ).toBe('https://[::1]:8443');
   });
 
   it('refuses a trustProxy that is not an address, a range or a keyword', () => {

@@ -423,7 +423,7 @@ describe('one redaction', () => {
     const hostile = (i: number) =>
       JSON.parse(JSON.stringify(`${String(i).padStart(8, '0')}${'h'.repeat(MiB)}`));
     const ring = new LogRing(1000);
-    const logger = teeLogger(silentLogger, ring, 'info');
+    const logger = teeLogger(silentLogger, { ring, level: 'info' });
     const sink = new MemoryAuditSink(1000);
     const audit = new AuditLog([sink], silentLogger);
     const kept: string[] = [];

@@ -26,6 +26,8 @@ function consumedBody(req: ParsedRequest): Uint8Array | string | undefined {
 
 type Next = (error?: unknown) => void;
 type Middleware = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
+// Express tells error middleware from the rest by its four parameters: this signature is Express's.
+// biome-ignore lint/complexity/useMaxParams: Express's error-middleware signature (arity 4).
 type ErrorMiddleware = (error: unknown, req: IncomingMessage, res: ServerResponse, next: Next) => void;
 
 /** What body-parser (behind express.json) throws for a body it could not take. */
@@ -94,12 +96,11 @@ export function mcpkitExpress(
   server: McpKitServer,
   options: McpkitExpressOptions = {},
 ): [Middleware, ErrorMiddleware] {
+  /** Answers one exchange: with the body a parser already read, or the refusal of one that failed. */
   const serve = (
     req: IncomingMessage,
     res: ServerResponse,
-    _next: Next,
-    body: Uint8Array | string | undefined,
-    refusal?: Refusal,
+    { body, refusal }: { body?: Uint8Array | string | undefined; refusal?: Refusal },
   ) => {
     // Everything from here on is answered by mcpkit, failures included (JSON, never Express's page).
     try {
@@ -126,19 +127,20 @@ export function mcpkitExpress(
       failed(res);
     }
   };
-  const handler: Middleware = (req, res, next) => serve(req, res, next, consumedBody(req as ParsedRequest));
+  const handler: Middleware = (req, res) => serve(req, res, { body: consumedBody(req as ParsedRequest) });
+  // biome-ignore lint/complexity/useMaxParams: Express's error-middleware signature (arity 4).
   const onParserError: ErrorMiddleware = (error, req, res, next) => {
     const failure = error as BodyParserError;
     // Malformed JSON: hand mcpkit the raw text, so it answers as the route would (-32700 or a problem).
     if (failure?.type === 'entity.parse.failed' && typeof failure.body === 'string') {
-      serve(req, res, next, failure.body);
+      serve(req, res, { body: failure.body });
       return;
     }
     // A body the parser refused otherwise (too large, an encoding or charset it cannot read): mcpkit
     // answers it as it answers its own refusals, in the route's form, after Host, Origin and credentials.
     const refusal = parserRefusal(failure);
     if (refusal) {
-      serve(req, res, next, '', refusal);
+      serve(req, res, { body: '', refusal });
       return;
     }
     next(error);

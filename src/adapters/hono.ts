@@ -48,9 +48,11 @@ export function mcpkitHono(server: McpKitServer, options: McpkitHonoOptions = {}
     let clientAddress: string | undefined;
     if (incoming?.socket) {
       const source = sourceOf(
-        incoming.socket.remoteAddress,
-        incoming.socket.encrypted === true,
-        (name) => incoming.headers?.[name],
+        {
+          peer: incoming.socket.remoteAddress,
+          encrypted: incoming.socket.encrypted === true,
+          header: (name) => incoming.headers?.[name],
+        },
         server.httpOptions.trustProxy,
       );
       clientAddress = source.address;

@@ -137,18 +137,21 @@ function listHeader(value: string | string[] | null | undefined): string[] {
     .filter((v) => v !== '');
 }
 
+/** How a request arrived: from which peer, whether over TLS, and its headers (lower-case names). */
+export interface Arrival {
+  peer: string | undefined;
+  encrypted: boolean;
+  header: (name: string) => string | string[] | null | undefined;
+}
+
 /**
  * The source of a request that arrived from `peer` (over TLS when `encrypted`) with the headers
  * `header(name)` gives (lower-case names). The forwarded headers count only when `peer` is trusted;
  * `X-Forwarded-For` is walked from the nearest hop outwards while each hop is trusted, and the first
  * that is not is the client; of `X-Forwarded-Proto` and `-Host`, the value the nearest proxy added.
  */
-export function sourceOf(
-  peer: string | undefined,
-  encrypted: boolean,
-  header: (name: string) => string | string[] | null | undefined,
-  trust: TrustProxy,
-): RequestSource {
+export function sourceOf(arrival: Arrival, trust: TrustProxy): RequestSource {
+  const { peer, encrypted, header } = arrival;
   let scheme = encrypted ? 'https' : 'http';
   let host = header('host') ?? header(':authority');
   let address = peer;

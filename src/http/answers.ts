@@ -10,7 +10,8 @@ import { problem } from './problem.js';
 
 /** A REST refusal: an RFC 9457 problem with the refusal's status, headers and details. */
 export function restRefusal(refusal: Refusal, requestId: string): Response {
-  return problem(refusal.code, refusal.message, requestId, {
+  return problem(refusal.code, refusal.message, {
+    requestId: requestId,
     status: statusOf(refusal),
     ...(refusal.headers && { headers: { ...refusal.headers } }),
     ...(refusal.data && { fields: { ...refusal.data } }),

@@ -278,6 +278,8 @@ export function answersJsonRpc(pathname: string, paths: { basePath: string; mcpP
 
 /** What routing learnt, for metrics, spans and the answer to an unexpected failure. */
 interface RouteOut {
+  /** The request's id (`x-request-id`, the client's when well formed). */
+  readonly requestId: string;
   /** The route pattern (`/tools/:name`), or `rejected`, `unmatched`, `shed`, `unauthenticated`. */
   route: string;
   /** Whether the path is the MCP endpoint, whose answers are JSON-RPC. */
@@ -384,23 +386,23 @@ export class HttpHandler {
     const requestId =
       incoming !== null && REQUEST_ID.test(incoming) ? incoming : globalThis.crypto.randomUUID();
     const started = performance.now();
-    const out: RouteOut = { route: 'rejected', mcp: false };
+    const out: RouteOut = { requestId, route: 'rejected', mcp: false };
     let response: Response;
     try {
-      response = await this.#traced(request, options, requestId, out);
+      response = await this.#traced(request, options, out);
     } catch (error) {
       this.#host.logger.error({ err: error, requestId }, 'unhandled error in HTTP handler');
       // In the route's own form: a JSON-RPC error on the MCP endpoint, a problem anywhere else.
       response = out.mcp
-        ? jsonRpcError(500, JSONRPC_INTERNAL_ERROR, 'Internal error')
-        : problem('INTERNAL', 'Internal error', requestId);
+        ? jsonRpcError(500, { code: JSONRPC_INTERNAL_ERROR, message: 'Internal error' })
+        : problem('INTERNAL', 'Internal error', { requestId });
     }
-    this.#host.metrics?.observe(
-      out.route,
-      request.method,
-      response.status,
-      (performance.now() - started) / 1000,
-    );
+    this.#host.metrics?.observe({
+      route: out.route,
+      method: request.method,
+      status: response.status,
+      seconds: (performance.now() - started) / 1000,
+    });
     return answerFor(request, withHeader(response, 'x-request-id', requestId));
   }
 
@@ -434,14 +436,15 @@ export class HttpHandler {
    * `#route` in a SERVER span whose parent is the trace context the request carries (`traceparent`),
    * named `<METHOD> <route pattern>`: never the raw path, so names stay bounded.
    */
-  #traced(request: Request, options: FetchOptions, requestId: string, out: RouteOut): Promise<Response> {
+  #traced(request: Request, options: FetchOptions, out: RouteOut): Promise<Response> {
+    const { requestId } = out;
     const tracing = this.#host.tracing ?? globalTracing;
     const method = request.method;
     const parent = tracing.extract(request.headers);
     return tracing.span(
       method,
       async (span) => {
-        const response = await this.#route(request, options, requestId, out);
+        const response = await this.#route(request, options, out);
         if (span) {
           const matched = out.route !== 'rejected' && out.route !== 'unmatched' && out.route !== 'shed';
           if (matched) span.updateName(`${method} ${out.route}`);
@@ -466,12 +469,15 @@ export class HttpHandler {
     );
   }
 
-  async #route(request: Request, options: FetchOptions, requestId: string, out: RouteOut): Promise<Response> {
+  async #route(request: Request, options: FetchOptions, out: RouteOut): Promise<Response> {
+    const { requestId } = out;
     let url: URL;
     try {
       url = new URL(request.url);
     } catch {
-      return problem('INVALID_REQUEST', 'Bad Request: the request URL is not valid', requestId);
+      return problem('INVALID_REQUEST', 'Bad Request: the request URL is not valid', {
+        requestId: requestId,
+      });
     }
     const base = options.basePath === undefined ? this.#basePath : normalisePath(options.basePath);
     const { pathname } = url;
@@ -483,7 +489,7 @@ export class HttpHandler {
     if (!metadata && !inside) {
       // Not under the mount point: nothing here answers it, but Host and Origin still apply.
       const refused = this.#admission.checkOrigin(request, url);
-      return refused ? restRefusal(refused, requestId) : problem('NOT_FOUND', 'No such route', requestId);
+      return refused ? restRefusal(refused, requestId) : problem('NOT_FOUND', 'No such route', { requestId });
     }
     // Load shedding comes first: a saturated server answers at once, before reading anything more.
     // The liveness probe, the metrics scrape and a session's DELETE (which frees resources) pass.
@@ -520,15 +526,15 @@ export class HttpHandler {
       return isMcp ? mcpRequestRefusal(options.refusal) : restRefusal(options.refusal, requestId);
     }
     const { facts } = admitted;
-    if (metadata) return this.#protectedResourceMetadata(request, url, base, requestId);
+    if (metadata) return this.#protectedResourceMetadata(request, { url, base, requestId });
     if (isMcp) {
       if (facts) requestFacts.set(request, facts);
       return this.#mcp(request, options, facts);
     }
-    if (!this.#rest) return problem('NOT_FOUND', 'No such route', requestId);
+    if (!this.#rest) return problem('NOT_FOUND', 'No such route', { requestId });
     const segments = relative.split('/').slice(1);
     if (segments.at(-1) === '' && segments.length > 1) segments.pop();
-    return serveRest(request, url, segments, requestId, this.#rest, this.options, out, facts);
+    return serveRest({ request, url, segments, requestId, out, facts }, this.#rest, this.options);
   }
 
   /** The refusal of a request the load shedder sheds (recorded there), or `undefined` to serve it. */
@@ -548,16 +554,19 @@ export class HttpHandler {
   }
 
   /** RFC 9728 protected-resource metadata, at the well-known path for the MCP endpoint (and the bare one). */
-  #protectedResourceMetadata(request: Request, url: URL, base: string, requestId: string): Response {
+  #protectedResourceMetadata(
+    request: Request,
+    { url, base, requestId }: { url: URL; base: string; requestId: string },
+  ): Response {
     const oauth = this.#host.policy!.auth!.oauth!;
     const endpoint = this.#endpointUrl(url, base);
     const resource = oauth.resource ?? endpoint.href;
     const expected = new URL(metadataUrlFor(new URL(resource))).pathname;
     if (url.pathname !== expected && url.pathname !== METADATA_PATH) {
-      return problem('NOT_FOUND', 'No such route', requestId);
+      return problem('NOT_FOUND', 'No such route', { requestId });
     }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      return problem('METHOD_NOT_ALLOWED', 'Use GET', requestId, { headers: { allow: 'GET' } });
+      return problem('METHOD_NOT_ALLOWED', 'Use GET', { requestId, headers: { allow: 'GET' } });
     }
     const body = {
       resource,
@@ -594,7 +603,7 @@ export class HttpHandler {
     let refused: RefusedMessage[] | undefined;
     const policy = this.#host.policy;
     if (policy && facts) {
-      const gated = await this.#gate(policy, parsedBody, method, facts);
+      const gated = await this.#gate(parsedBody, method, facts);
       if (gated instanceof Response) return gated;
       ({ rate: admittedRate, refused, body: parsedBody } = gated);
     }
@@ -633,12 +642,11 @@ export class HttpHandler {
           response = await settleAnswer(response, parsedBody.id, request.signal);
         }
       } else {
-        response = await this.sessions.handle(
-          request,
+        response = await this.sessions.handle(request, {
           parsedBody,
           authInfo,
-          facts && { id: caller?.id, shareKey: policy!.shareKey(facts) },
-        );
+          caller: facts && { id: caller?.id, shareKey: policy!.shareKey(facts) },
+        });
       }
     } else {
       const mismatch = this.#checkParamHeaders(request, parsedBody);
@@ -695,7 +703,10 @@ export class HttpHandler {
       if (error instanceof JsonDepthError) {
         return mcpRequestRefusal(refuse('INVALID_REQUEST', `Invalid Request: ${error.message}`));
       }
-      return jsonRpcError(400, JSONRPC_PARSE_ERROR, 'Parse error: the body is not valid JSON');
+      return jsonRpcError(400, {
+        code: JSONRPC_PARSE_ERROR,
+        message: 'Parse error: the body is not valid JSON',
+      });
     }
     // Protocol 2025-06-18 removed JSON-RPC batching; the SDK transport accepts arrays whatever the
     // version, so refuse them here when the request names a version without batches.
@@ -717,11 +728,11 @@ export class HttpHandler {
    * batch refused: the rest of the body to serve, and the refusals to add to its answer.
    */
   async #gate(
-    policy: Policy,
     body: unknown,
     method: 'POST' | 'GET' | 'DELETE',
     facts: RequestFacts,
   ): Promise<Response | { rate?: RateState; refused?: RefusedMessage[]; body: unknown }> {
+    const policy = this.#host.policy!;
     const messages: unknown[] = Array.isArray(body) ? body : body === undefined ? [] : [body];
     const refused: RefusedMessage[] = [];
     const refusedMessages = new Set<unknown>();

@@ -13,8 +13,7 @@ export const JSONRPC_UNAUTHORIZED = -32001;
 /** A JSON-RPC error response with `id: null` and the given HTTP status. */
 export function jsonRpcError(
   status: number,
-  code: number,
-  message: string,
+  { code, message }: { code: number; message: string },
   headers: Record<string, string> = {},
 ): Response {
   return textResponse(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {

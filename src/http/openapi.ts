@@ -76,9 +76,7 @@ function operationId(route: Route): string {
 }
 
 function executeOperation(
-  name: string,
-  description: string | undefined,
-  inputSchema: object,
+  { name, description, inputSchema }: { name: string; description?: string | undefined; inputSchema: object },
   routeSummary: string,
 ) {
   return {
@@ -113,8 +111,7 @@ function executeOperation(
 export function buildOpenApi(
   host: OpenApiHost,
   routes: readonly Route[],
-  url: URL,
-  visible: (tool: string) => boolean = () => true,
+  { url, visible = () => true }: { url: URL; visible?: (tool: string) => boolean },
 ): object {
   const base = url.pathname.replace(/\/openapi\.json$/, '');
   const paths: Record<string, Record<string, object>> = {};
@@ -172,7 +169,7 @@ export function buildOpenApi(
   for (const tool of host.tools.list()) {
     if (!visible(tool.name)) continue;
     const path = `/tools/${encodeURIComponent(tool.name)}/execute`;
-    paths[path] = { post: executeOperation(tool.name, tool.description, tool.inputSchema, 'Execute') };
+    paths[path] = { post: executeOperation(tool, 'Execute') };
   }
   return {
     openapi: '3.1.0',

@@ -12,13 +12,17 @@ export function problemType(code: McpKitErrorCode): string {
   return `urn:mcpkit:error:${code.toLowerCase().replaceAll('_', '-')}`;
 }
 
+/** What a problem carries beside its code and detail: the request's id, and optional overrides. */
+export interface ProblemExtra {
+  requestId: string;
+  status?: number;
+  headers?: Record<string, string>;
+  fields?: Record<string, unknown>;
+}
+
 /** An `application/problem+json` response (RFC 9457). */
-export function problem(
-  code: McpKitErrorCode,
-  detail: string,
-  requestId: string,
-  extra: { status?: number; headers?: Record<string, string>; fields?: Record<string, unknown> } = {},
-): Response {
+export function problem(code: McpKitErrorCode, detail: string, extra: ProblemExtra): Response {
+  const { requestId } = extra;
   const info = ERROR_CODES[code];
   const status = extra.status ?? info.status;
   const body = {
@@ -41,7 +45,7 @@ export function problemFromError(error: unknown, requestId: string): Response {
   const e = toMcpKitError(error);
   const fields =
     e instanceof McpKitError && e.expose && e.details !== undefined ? { details: e.details } : undefined;
-  return problem(e.code, publicErrorMessage(e), requestId, fields ? { fields } : {});
+  return problem(e.code, publicErrorMessage(e), { requestId, ...(fields && { fields }) });
 }
 
 /** A JSON response. */

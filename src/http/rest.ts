@@ -156,7 +156,8 @@ function executeResponse(result: CallToolResult, durationMs: number, requestId: 
   const mapped = result.isError && meta?.code ? RESULT_STATUS[meta.code] : undefined;
   if (mapped) {
     const text = result.content.find((c) => c.type === 'text');
-    return problem(mapped, text?.type === 'text' ? text.text : mapped, requestId, {
+    return problem(mapped, text?.type === 'text' ? text.text : mapped, {
+      requestId: requestId,
       fields: { ...(meta?.issues !== undefined && { issues: meta.issues }), durationMs },
     });
   }
@@ -324,7 +325,7 @@ export const ROUTES: Route[] = [
     rate: 'read',
     summary: 'This API as OpenAPI 3.1',
     handler: (ctx, host) =>
-      json(buildOpenApi(host, ROUTES, ctx.url, (name) => ctx.grant.canSee('tools', name))),
+      json(buildOpenApi(host, ROUTES, { url: ctx.url, visible: (name) => ctx.grant.canSee('tools', name) })),
   },
   {
     method: 'GET',
@@ -724,32 +725,42 @@ export interface BodyLimits {
   maxJsonDepth?: number;
 }
 
-/** Serves one REST request; `segments` is the path below the mount point, split on `/`, still encoded. */
+/** One REST request as the HTTP handler hands it over. */
+export interface RestExchange {
+  request: Request;
+  url: URL;
+  /** The path below the mount point, split on `/`, still encoded. */
+  segments: string[];
+  requestId: string;
+  /** Where the matched route's pattern is reported (for metrics and spans). */
+  out?: { route: string };
+  /** What the admission pipeline learnt, with a policy. */
+  facts?: RequestFacts | undefined;
+}
+
+/** Serves one REST request. */
 export async function serveRest(
-  request: Request,
-  url: URL,
-  segments: string[],
-  requestId: string,
+  exchange: RestExchange,
   host: RestHost,
   limits: BodyLimits,
-  out: { route: string } = { route: '' },
-  facts?: RequestFacts,
 ): Promise<Response> {
+  const { request, segments, requestId, out = { route: '' }, facts } = exchange;
   let decoded: string[];
   try {
     decoded = segments.map((s) => decodeURIComponent(s));
   } catch {
-    return problem('INVALID_REQUEST', 'The path is not valid percent-encoding', requestId);
+    return problem('INVALID_REQUEST', 'The path is not valid percent-encoding', { requestId });
   }
   const { route, params, allowed } = matchRoute(request.method, decoded);
   out.route = route?.path ?? 'unmatched';
   if (!route) {
     if (allowed.length > 0) {
-      return problem('METHOD_NOT_ALLOWED', `Use ${allowed.join(', ')}`, requestId, {
+      return problem('METHOD_NOT_ALLOWED', `Use ${allowed.join(', ')}`, {
+        requestId: requestId,
         headers: { allow: [...new Set(allowed)].join(', ') },
       });
     }
-    return problem('NOT_FOUND', 'No such route', requestId);
+    return problem('NOT_FOUND', 'No such route', { requestId });
   }
   const produces =
     route.path.endsWith('/subscribe') || route.path.endsWith('/stream')
@@ -759,7 +770,7 @@ export async function serveRest(
         : ['application/json'];
   const accept = request.headers.get('accept');
   if (accept && !produces.some((type) => acceptable(accept, type))) {
-    return problem('NOT_ACCEPTABLE', `This route answers ${produces.join(' or ')}`, requestId);
+    return problem('NOT_ACCEPTABLE', `This route answers ${produces.join(' or ')}`, { requestId });
   }
   let rateHeaders: Record<string, string> | undefined;
   const policy = host.policy;
@@ -775,16 +786,7 @@ export async function serveRest(
       }
     }
   }
-  const ctx = new RestRequest(
-    request,
-    url,
-    params,
-    requestId,
-    host,
-    limits,
-    facts,
-    operation?.name ?? route.path,
-  );
+  const ctx = new RestRequest(exchange, { params, host, limits, name: operation?.name ?? route.path });
   let response: Response;
   try {
     response = await route.handler(ctx, host);
@@ -814,16 +816,26 @@ class RestRequest implements RestContext {
   readonly #limits: BodyLimits;
   readonly #name: string;
 
+  readonly request: Request;
+  readonly url: URL;
+  readonly params: Record<string, string>;
+  readonly requestId: string;
+  readonly facts: RequestFacts | undefined;
+
   constructor(
-    readonly request: Request,
-    readonly url: URL,
-    readonly params: Record<string, string>,
-    readonly requestId: string,
-    host: RestHost,
-    limits: BodyLimits,
-    readonly facts: RequestFacts | undefined,
-    name: string,
+    { request, url, requestId, facts }: RestExchange,
+    {
+      params,
+      host,
+      limits,
+      name,
+    }: { params: Record<string, string>; host: RestHost; limits: BodyLimits; name: string },
   ) {
+    this.request = request;
+    this.url = url;
+    this.params = params;
+    this.requestId = requestId;
+    this.facts = facts;
     this.#host = host;
     this.#limits = limits;
     this.#name = name;

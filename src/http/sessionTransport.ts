@@ -67,10 +67,12 @@ export class Exchange {
   readonly #originals: ReadonlyMap<Id, Id> | undefined;
 
   constructor(
-    ids: readonly Id[],
-    headers: Record<string, string>,
+    {
+      ids,
+      headers,
+      originals,
+    }: { ids: readonly Id[]; headers: Record<string, string>; originals?: ReadonlyMap<Id, Id> | undefined },
     resolve: (response: Response) => void,
-    originals?: ReadonlyMap<Id, Id>,
   ) {
     this.ids = ids;
     this.#headers = headers;
@@ -267,7 +269,11 @@ export class SessionTransport implements Transport {
       case 'DELETE':
         return this.#delete(request);
       default:
-        return jsonRpcError(405, -32000, 'Method not allowed.', { allow: 'GET, POST, DELETE' });
+        return jsonRpcError(
+          405,
+          { code: -32000, message: 'Method not allowed.' },
+          { allow: 'GET, POST, DELETE' },
+        );
     }
   }
 
@@ -275,16 +281,23 @@ export class SessionTransport implements Transport {
     const unacceptable = checkAccept(request.headers.get('accept'));
     if (unacceptable) return unacceptable;
     if (Array.isArray(body) && body.length > MAX_BATCH) {
-      return jsonRpcError(400, -32600, `Invalid Request: Batch must not exceed ${MAX_BATCH} messages`);
+      return jsonRpcError(400, {
+        code: -32600,
+        message: `Invalid Request: Batch must not exceed ${MAX_BATCH} messages`,
+      });
     }
     const messages = validMessages(body);
-    if (!messages) return jsonRpcError(400, -32700, 'Parse error: Invalid JSON-RPC message');
+    if (!messages)
+      return jsonRpcError(400, { code: -32700, message: 'Parse error: Invalid JSON-RPC message' });
     const initializing = messages.some((m) => m.method === 'initialize' && isInitializeRequest(m));
     if (initializing) {
       if (this.sessionId !== undefined)
-        return jsonRpcError(400, -32600, 'Invalid Request: Server already initialized');
+        return jsonRpcError(400, { code: -32600, message: 'Invalid Request: Server already initialized' });
       if (messages.length > 1) {
-        return jsonRpcError(400, -32600, 'Invalid Request: Only one initialization request is allowed');
+        return jsonRpcError(400, {
+          code: -32600,
+          message: 'Invalid Request: Only one initialization request is allowed',
+        });
       }
       this.sessionId = globalThis.crypto.randomUUID();
       this.#options.onsessioninitialized(this.sessionId);
@@ -314,7 +327,7 @@ export class SessionTransport implements Transport {
     }
     const headers: Record<string, string> = { 'mcp-session-id': this.sessionId! };
     return new Promise<Response>((resolve) => {
-      const exchange = new Exchange(ids, headers, resolve, originals);
+      const exchange = new Exchange({ ids, headers, originals }, resolve);
       for (const id of ids) this.#inFlight.set(id, exchange);
       this.#armKeepAlive();
       for (const m of messages) this.#dispatch(m, extra);
@@ -384,12 +397,18 @@ export class SessionTransport implements Transport {
 
   #get(request: Request): Response {
     if (!request.headers.get('accept')?.includes('text/event-stream')) {
-      return jsonRpcError(406, -32000, 'Not Acceptable: Client must accept text/event-stream');
+      return jsonRpcError(406, {
+        code: -32000,
+        message: 'Not Acceptable: Client must accept text/event-stream',
+      });
     }
     const refused = this.#checkSession(request) ?? this.#checkVersion(request);
     if (refused) return refused;
     if (this.#standalone)
-      return jsonRpcError(409, -32000, 'Conflict: Only one SSE stream is allowed per session');
+      return jsonRpcError(409, {
+        code: -32000,
+        message: 'Conflict: Only one SSE stream is allowed per session',
+      });
     let controller: ReadableStreamDefaultController<Uint8Array> | undefined;
     const stream = new ReadableStream<Uint8Array>({
       start: (c) => {
@@ -426,9 +445,11 @@ export class SessionTransport implements Transport {
   }
 
   #checkSession(request: Request): Response | undefined {
-    if (this.sessionId === undefined) return jsonRpcError(400, -32000, 'Bad Request: Server not initialized');
+    if (this.sessionId === undefined)
+      return jsonRpcError(400, { code: -32000, message: 'Bad Request: Server not initialized' });
     const id = request.headers.get('mcp-session-id');
-    if (!id) return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+    if (!id)
+      return jsonRpcError(400, { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' });
     if (id !== this.sessionId) return sessionGone();
     return undefined;
   }
@@ -568,11 +589,10 @@ export class KeepAlives {
 /** 406 unless the client accepts both JSON and SSE answers, as a POST's may be either. */
 export function checkAccept(accept: string | null): Response | undefined {
   if (accept?.includes('application/json') && accept.includes('text/event-stream')) return undefined;
-  return jsonRpcError(
-    406,
-    -32000,
-    'Not Acceptable: Client must accept both application/json and text/event-stream',
-  );
+  return jsonRpcError(406, {
+    code: -32000,
+    message: 'Not Acceptable: Client must accept both application/json and text/event-stream',
+  });
 }
 
 /** 400 when the request names a protocol version the server does not speak (none named is fine). */
@@ -581,13 +601,12 @@ export function unsupportedVersion(
   versions: readonly string[],
 ): Response | undefined {
   if (version === null || versions.includes(version)) return undefined;
-  return jsonRpcError(
-    400,
-    -32000,
-    `Bad Request: Unsupported protocol version: ${version.slice(0, 64)} (supported versions: ${versions.join(', ')})`,
-  );
+  return jsonRpcError(400, {
+    code: -32000,
+    message: `Bad Request: Unsupported protocol version: ${version.slice(0, 64)} (supported versions: ${versions.join(', ')})`,
+  });
 }
 
 function sessionGone(): Response {
-  return jsonRpcError(404, -32001, 'Session not found');
+  return jsonRpcError(404, { code: -32001, message: 'Session not found' });
 }

@@ -92,9 +92,11 @@ export class LegacySessions {
    */
   async handle(
     request: Request,
-    parsedBody: unknown,
-    authInfo: AuthInfo | undefined,
-    caller?: SessionCaller,
+    {
+      parsedBody,
+      authInfo,
+      caller,
+    }: { parsedBody: unknown; authInfo: AuthInfo | undefined; caller?: SessionCaller | undefined },
   ): Promise<Response> {
     const id = request.headers.get('mcp-session-id');
     const options = authInfo ? { parsedBody, authInfo } : { parsedBody };
@@ -104,7 +106,7 @@ export class LegacySessions {
     }
     const session = this.#sessions.get(id);
     if (!session || session.owner !== caller?.id) {
-      return jsonRpcError(404, JSONRPC_SESSION_NOT_FOUND, 'Session not found');
+      return jsonRpcError(404, { code: JSONRPC_SESSION_NOT_FOUND, message: 'Session not found' });
     }
     // Batches went away in 2025-06-18: a session that negotiated it or later refuses them even when a
     // request leaves its MCP-Protocol-Version header off.

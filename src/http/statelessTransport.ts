@@ -83,7 +83,8 @@ export class StatelessTransport implements Transport {
 
   /** Serves one POST whose body passed {@link isSharedStatelessRequest}. */
   handle(request: Request, body: unknown, authInfo: AuthInfo | undefined): Promise<Response> | Response {
-    if (this.#closed) return jsonRpcError(503, -32000, 'Service Unavailable: the server is closing');
+    if (this.#closed)
+      return jsonRpcError(503, { code: -32000, message: 'Service Unavailable: the server is closing' });
     const refused =
       checkAccept(request.headers.get('accept')) ??
       unsupportedVersion(request.headers.get('mcp-protocol-version'), this.#versions);
@@ -92,11 +93,15 @@ export class StatelessTransport implements Transport {
     // The client left before its request got here (during admission or the body's read): nothing
     // runs for it. The Node bridge answers without building an AbortSignal.
     const departure = departureOf(request);
-    if (departure.aborted) return jsonRpcError(499, -32800, 'Request cancelled: the client disconnected');
+    if (departure.aborted)
+      return jsonRpcError(499, { code: -32800, message: 'Request cancelled: the client disconnected' });
     const id = `mcpkit-stateless-${++this.#next}`;
     const extra = authInfo ? { authInfo, request } : { request };
     return new Promise<Response>((resolve) => {
-      const exchange = new Exchange([id], {}, resolve, new Map([[id, message.id!]]));
+      const exchange = new Exchange(
+        { ids: [id], headers: {}, originals: new Map([[id, message.id!]]) },
+        resolve,
+      );
       this.#inFlight.set(id, exchange);
       if (!this.#jsonResponse) this.#keepAlives.arm();
       // The client left before its answer: the handler is cancelled, as the SDK's per-request
@@ -138,7 +143,9 @@ export class StatelessTransport implements Transport {
     this.#closed = true;
     this.#keepAlives.stop();
     for (const exchange of this.#inFlight.values()) {
-      exchange.abandon(jsonRpcError(503, -32000, 'Service Unavailable: the server is closing'));
+      exchange.abandon(
+        jsonRpcError(503, { code: -32000, message: 'Service Unavailable: the server is closing' }),
+      );
     }
     this.#inFlight.clear();
     this.onclose?.();

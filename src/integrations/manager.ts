@@ -390,7 +390,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     const next = new Map<string, Live>();
     let count = 0;
     for (const [id, live] of this.#live) {
-      next.set(id, { ...live, stored: await this.#sealAll(cipher, live.stored, live.apiKey, live.secrets) });
+      next.set(id, { ...live, stored: await this.#sealAll(cipher, live) });
       count += (live.apiKey !== undefined ? 1 : 0) + Object.keys(live.secrets).length;
     }
     const keyCheck = await cipher.seal(randomId(), KEY_CHECK_AAD);
@@ -565,7 +565,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       prompts: input.prompts ?? [],
       ...meta,
     };
-    const sealed = await this.#sealAll(cipher, stored, apiKey, secrets);
+    const sealed = await this.#sealAll(cipher, { stored, apiKey, secrets });
     return {
       stored: sealed,
       apiKey,
@@ -587,11 +587,10 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     }
   }
 
+  /** `stored` with its model key and secrets sealed by `cipher` (the plain ones are given beside it). */
   async #sealAll(
     cipher: SecretCipher,
-    stored: StoredIntegration,
-    apiKey: string | undefined,
-    secrets: Record<string, string>,
+    { stored, apiKey, secrets }: Pick<Live, 'stored' | 'apiKey' | 'secrets'>,
   ): Promise<StoredIntegration> {
     const out: StoredIntegration = { ...stored };
     if (stored.model) {
@@ -723,7 +722,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     const out: Contributions = { tools: [], resources: [], prompts: [] };
     stored.tools.forEach((spec, i) => {
       try {
-        out.tools.push(this.#compileTool(id, spec, live.secrets, i));
+        out.tools.push(this.#compileTool(spec, { id, secrets: live.secrets, index: i }));
       } catch (error) {
         if (mode === 'write') throw error;
         this.#logger.warn({ integration: id, field: `tools[${i}]`, err: error }, 'integration tool skipped');
@@ -755,11 +754,10 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     return out;
   }
 
+  /** Integration `id`'s tool at `index` of its list, namespaced, with the integration's secrets. */
   #compileTool(
-    id: string,
     spec: DeclarativeToolSpec,
-    secrets: Record<string, string>,
-    i: number,
+    { id, secrets, index: i }: { id: string; secrets: Record<string, string>; index: number },
   ): ToolDefinition {
     const name = namespacedName(id, spec.name);
     let compiled: DeclarativeToolSpec = { ...spec, name };
@@ -824,7 +822,12 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     });
   }
 
-  async #open(cipher: SecretCipher, sealed: string, id: string, field: string): Promise<string> {
+  /** A sealed value of integration `id`'s `field`, opened. */
+  async #open(
+    cipher: SecretCipher,
+    sealed: string,
+    { id, field }: { id: string; field: string },
+  ): Promise<string> {
     try {
       return await cipher.open(sealed, secretAad(id, field));
     } catch (error) {
@@ -860,10 +863,12 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       validateId(stored.id, `integrations[${stored.id}].id`);
       const sealedKey = stored.model?.apiKey;
       const apiKey =
-        sealedKey === undefined ? undefined : await this.#open(cipher, sealedKey, stored.id, 'model.apiKey');
+        sealedKey === undefined
+          ? undefined
+          : await this.#open(cipher, sealedKey, { id: stored.id, field: 'model.apiKey' });
       const secrets: Record<string, string> = {};
       for (const [name, sealed] of Object.entries(stored.secrets ?? {})) {
-        secrets[name] = await this.#open(cipher, sealed, stored.id, `secrets.${name}`);
+        secrets[name] = await this.#open(cipher, sealed, { id: stored.id, field: `secrets.${name}` });
         stale ||= !cipher.isCurrent(sealed);
       }
       if (sealedKey !== undefined) stale ||= !cipher.isCurrent(sealedKey);

@@ -33,7 +33,10 @@ export interface WebRequestOptions {
  */
 export function requestSource(req: IncomingMessage, trustProxy: TrustProxy = false): RequestSource {
   const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
-  return sourceOf(req.socket?.remoteAddress, encrypted, (name) => req.headers[name], trustProxy);
+  return sourceOf(
+    { peer: req.socket?.remoteAddress, encrypted, header: (name) => req.headers[name] },
+    trustProxy,
+  );
 }
 
 /** The path and query of a request target, whatever its form (origin-form, absolute-form, `*`). */

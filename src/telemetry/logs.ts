@@ -45,13 +45,12 @@ export class LogRing {
 }
 
 /**
- * A logger that writes to `base` (redacted) and keeps the records at `level` and above in `ring` too.
+ * A logger that writes to `base` (redacted) and keeps the records at `level` and above in `ring` too;
+ * `bindings` are a child logger's fields.
  */
 export function teeLogger(
   base: Logger,
-  ring: LogRing,
-  level: LogLevel,
-  bindings: Record<string, unknown> = {},
+  { ring, level, bindings = {} }: { ring: LogRing; level: LogLevel; bindings?: Record<string, unknown> },
 ): Logger {
   const threshold = level === 'silent' ? Number.POSITIVE_INFINITY : (LEVELS[level] ?? 30);
   const boundBindings = redactValue(bindings, { budget: LOG_BINDINGS_BUDGET }) as Record<string, unknown>;
@@ -74,5 +73,7 @@ export function teeLogger(
       if (typeof fields === 'string') base[level](msg!);
       else base[level](safe ?? {}, msg);
     }) as LogFn;
-  return loggerOf(method, (more) => teeLogger(base.child(more), ring, level, { ...bindings, ...more }));
+  return loggerOf(method, (more) =>
+    teeLogger(base.child(more), { ring, level, bindings: { ...bindings, ...more } }),
+  );
 }

@@ -39,7 +39,7 @@ abstract class Metric<TSeries> {
   #index: IndexNode | undefined;
   readonly #maxSeries: number;
 
-  constructor(name: string, help: string, labelNames: readonly string[], maxSeries: number) {
+  constructor({ name, help, labelNames, maxSeries }: MetricSpec) {
     if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(name)) throw new TypeError(`invalid metric name ${name}`);
     this.name = name;
     this.help = help;
@@ -169,14 +169,9 @@ export class Histogram extends Metric<HistogramSeries> {
   readonly type = 'histogram';
   readonly buckets: readonly number[];
 
-  constructor(
-    name: string,
-    help: string,
-    labelNames: readonly string[],
-    maxSeries: number,
-    buckets = DEFAULT_BUCKETS,
-  ) {
-    super(name, help, labelNames, maxSeries);
+  constructor(spec: MetricSpec & { buckets?: readonly number[] | undefined }) {
+    super(spec);
+    const buckets = spec.buckets ?? DEFAULT_BUCKETS;
     this.buckets = [...buckets].sort((a, b) => a - b);
   }
   protected initial(): HistogramSeries {
@@ -210,6 +205,23 @@ export class Histogram extends Metric<HistogramSeries> {
   }
 }
 
+/** What every metric is: its name, help text, label names, and how many series it may hold. */
+export interface MetricSpec {
+  name: string;
+  help: string;
+  labelNames: readonly string[];
+  maxSeries: number;
+}
+
+/** A metric's labels, and a callback that reads its value at each scrape. */
+export interface MetricOptions<TMetric> {
+  labels?: readonly string[];
+  collect?: (metric: TMetric) => void;
+}
+
+/** Label names, or the options of a metric read at each scrape. */
+export type LabelsOrOptions<TMetric> = readonly string[] | MetricOptions<TMetric>;
+
 /**
  * The registry `GET /metrics` renders. Create metrics through it; each name is registered once.
  *
@@ -227,30 +239,39 @@ export class MetricsRegistry {
     this.#maxSeries = options.maxSeries ?? 500;
   }
 
-  counter(
-    name: string,
-    help: string,
-    labelNames: readonly string[] = [],
-    collect?: (counter: Counter) => void,
-  ): Counter {
-    const counter = this.#add(new Counter(name, help, labelNames, this.#maxSeries));
+  /**
+   * A counter: `labels` names its labels, or `{ labels, collect }` also reads its value at each
+   * scrape (`collect(counter)`).
+   */
+  counter(name: string, help: string, labels: LabelsOrOptions<Counter> = []): Counter {
+    const { labels: labelNames = [], collect } = Array.isArray(labels)
+      ? { labels }
+      : (labels as MetricOptions<Counter>);
+    const counter = this.#add(new Counter({ name, help, labelNames, maxSeries: this.#maxSeries }));
     if (collect) counter.collect = () => collect(counter);
     return counter;
   }
 
-  gauge(
-    name: string,
-    help: string,
-    labelNames: readonly string[] = [],
-    collect?: (gauge: Gauge) => void,
-  ): Gauge {
-    const gauge = this.#add(new Gauge(name, help, labelNames, this.#maxSeries));
+  /** A gauge: `labels` names its labels, or `{ labels, collect }` also reads it at each scrape. */
+  gauge(name: string, help: string, labels: LabelsOrOptions<Gauge> = []): Gauge {
+    const { labels: labelNames = [], collect } = Array.isArray(labels)
+      ? { labels }
+      : (labels as MetricOptions<Gauge>);
+    const gauge = this.#add(new Gauge({ name, help, labelNames, maxSeries: this.#maxSeries }));
     if (collect) gauge.collect = () => collect(gauge);
     return gauge;
   }
 
-  histogram(name: string, help: string, labelNames: readonly string[] = [], buckets?: number[]): Histogram {
-    return this.#add(new Histogram(name, help, labelNames, this.#maxSeries, buckets));
+  /** A histogram: `labels` names its labels, or `{ labels, buckets }` also sets its bucket bounds. */
+  histogram(
+    name: string,
+    help: string,
+    labels: readonly string[] | { labels?: readonly string[]; buckets?: readonly number[] } = [],
+  ): Histogram {
+    const { labels: labelNames = [], buckets } = Array.isArray(labels)
+      ? { labels, buckets: undefined }
+      : (labels as { labels?: readonly string[]; buckets?: readonly number[] });
+    return this.#add(new Histogram({ name, help, labelNames, maxSeries: this.#maxSeries, buckets }));
   }
 
   #add<T extends Counter | Gauge | Histogram>(metric: T): T {

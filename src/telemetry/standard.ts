@@ -20,7 +20,7 @@ export interface TelemetrySources {
 
 /** The HTTP request metrics the handler records into. */
 export interface HttpMetrics {
-  observe(route: string, method: string, status: number, seconds: number): void;
+  observe(request: { route: string; method: string; status: number; seconds: number }): void;
   /** A request shed by the load shedder. */
   shed(door: ShedDoor, reason: ShedReason): void;
 }
@@ -79,12 +79,12 @@ export function installStandardMetrics(registry: MetricsRegistry, sources: Telem
     registry.gauge(
       'mcpkit_event_loop_delay_seconds',
       'Event-loop delay the load shedder measures: the smallest of its last three samples (0 while idle)',
-      [],
-      (gauge) => gauge.set({}, overload.eventLoopDelayMs / 1000),
+      { labels: [], collect: (gauge) => gauge.set({}, overload.eventLoopDelayMs / 1000) },
     );
-    registry.gauge('mcpkit_overloaded', '1 while new requests are shed for event-loop delay', [], (gauge) =>
-      gauge.set({}, overload.overloaded ? 1 : 0),
-    );
+    registry.gauge('mcpkit_overloaded', '1 while new requests are shed for event-loop delay', {
+      labels: [],
+      collect: (gauge) => gauge.set({}, overload.overloaded ? 1 : 0),
+    });
   }
 
   const requests = registry.counter(
@@ -98,13 +98,19 @@ export function installStandardMetrics(registry: MetricsRegistry, sources: Telem
     ['route'],
   );
 
-  registry.gauge('mcpkit_tool_calls_active', 'Tool calls running and queued', ['state'], (gauge) => {
-    const load = sources.executor.load;
-    gauge.set({ state: 'running' }, load.active);
-    gauge.set({ state: 'queued' }, load.queued);
+  registry.gauge('mcpkit_tool_calls_active', 'Tool calls running and queued', {
+    labels: ['state'],
+    collect: (gauge) => {
+      const load = sources.executor.load;
+      gauge.set({ state: 'running' }, load.active);
+      gauge.set({ state: 'queued' }, load.queued);
+    },
   });
   const cacheCounter = (name: string, help: string, pick: (s: ResourceCatalog['cacheStats']) => number) =>
-    registry.counter(name, help, [], (counter) => counter.setTotal({}, pick(sources.resources.cacheStats)));
+    registry.counter(name, help, {
+      labels: [],
+      collect: (counter) => counter.setTotal({}, pick(sources.resources.cacheStats)),
+    });
   cacheCounter('mcpkit_resource_cache_hits_total', 'Resource reads served from the cache', (s) => s.hits);
   cacheCounter(
     'mcpkit_resource_cache_misses_total',
@@ -116,33 +122,41 @@ export function installStandardMetrics(registry: MetricsRegistry, sources: Telem
     'Cache entries evicted for space',
     (s) => s.evictions,
   );
-  registry.gauge('mcpkit_resource_cache_entries', 'Entries in the resource cache', [], (gauge) =>
-    gauge.set({}, sources.resources.cacheStats.size),
-  );
-  registry.gauge('mcpkit_resource_subscriptions', 'Live resource subscriptions', [], (gauge) =>
-    gauge.set({}, sources.resources.subscriptionCount),
-  );
+  registry.gauge('mcpkit_resource_cache_entries', 'Entries in the resource cache', {
+    labels: [],
+    collect: (gauge) => gauge.set({}, sources.resources.cacheStats.size),
+  });
+  registry.gauge('mcpkit_resource_subscriptions', 'Live resource subscriptions', {
+    labels: [],
+    collect: (gauge) => gauge.set({}, sources.resources.subscriptionCount),
+  });
 
   const proc = (globalThis as { process?: NodeLikeProcess }).process;
   if (typeof proc?.memoryUsage === 'function' && typeof proc.cpuUsage === 'function') {
-    registry.gauge('process_resident_memory_bytes', 'Resident memory size in bytes', [], (g) =>
-      g.set({}, proc.memoryUsage!().rss),
-    );
-    registry.gauge('nodejs_heap_used_bytes', 'V8 heap in use, in bytes', [], (g) =>
-      g.set({}, proc.memoryUsage!().heapUsed),
-    );
-    registry.counter('process_cpu_seconds_total', 'User and system CPU time, in seconds', [], (c) => {
-      const usage = proc.cpuUsage!();
-      c.setTotal({}, (usage.user + usage.system) / 1e6);
+    registry.gauge('process_resident_memory_bytes', 'Resident memory size in bytes', {
+      labels: [],
+      collect: (g) => g.set({}, proc.memoryUsage!().rss),
+    });
+    registry.gauge('nodejs_heap_used_bytes', 'V8 heap in use, in bytes', {
+      labels: [],
+      collect: (g) => g.set({}, proc.memoryUsage!().heapUsed),
+    });
+    registry.counter('process_cpu_seconds_total', 'User and system CPU time, in seconds', {
+      labels: [],
+      collect: (c) => {
+        const usage = proc.cpuUsage!();
+        c.setTotal({}, (usage.user + usage.system) / 1e6);
+      },
     });
     const started = Date.now() / 1000 - (proc.uptime?.() ?? 0);
-    registry.gauge('process_start_time_seconds', 'Start time of the process, in Unix seconds', [], (g) =>
-      g.set({}, started),
-    );
+    registry.gauge('process_start_time_seconds', 'Start time of the process, in Unix seconds', {
+      labels: [],
+      collect: (g) => g.set({}, started),
+    });
   }
 
   return {
-    observe(route, method, status, seconds) {
+    observe({ route, method, status, seconds }) {
       requests.inc({ route, method, status: String(status) });
       requestDuration.observe({ route }, seconds);
     },
@@ -173,19 +187,20 @@ export function installConnectionMetrics(
   registry: MetricsRegistry,
   connections: ConnectionCountsSource,
 ): void {
-  registry.gauge(
-    'mcpkit_sessions',
-    'Live MCP sessions and connections by transport',
-    ['transport'],
-    (gauge) => {
+  registry.gauge('mcpkit_sessions', 'Live MCP sessions and connections by transport', {
+    labels: ['transport'],
+    collect: (gauge) => {
       const counts = connections();
       gauge.set({ transport: 'http' }, counts.httpSessions);
       for (const transport of ['stdio', 'websocket', 'memory'] as const) {
         gauge.set({ transport }, counts.connections[transport] ?? 0);
       }
     },
-  );
-  registry.gauge('mcpkit_websocket_connections', 'Open WebSocket connections', [], (gauge) => {
-    gauge.set({}, connections().connections.websocket ?? 0);
+  });
+  registry.gauge('mcpkit_websocket_connections', 'Open WebSocket connections', {
+    labels: [],
+    collect: (gauge) => {
+      gauge.set({}, connections().connections.websocket ?? 0);
+    },
   });
 }

@@ -261,7 +261,7 @@ export class Tracing {
    */
   span<T>(name: string, fn: (span: SpanLike | undefined) => T | Promise<T>, init?: SpanInit): Promise<T> {
     const binding = this.#binding();
-    if (binding) return this.#inSpan(binding, name, fn, init);
+    if (binding) return this.#inSpan(binding, { name, init }, fn);
     try {
       return Promise.resolve(fn(undefined));
     } catch (error) {
@@ -275,9 +275,8 @@ export class Tracing {
    */
   #inSpan<T>(
     binding: Binding,
-    name: string,
+    { name, init }: { name: string; init: SpanInit | undefined },
     fn: (span: SpanLike) => T | Promise<T>,
-    init: SpanInit | undefined,
   ): Promise<T> {
     const parent = init?.parent ?? binding.contexts.active();
     const span = binding.tracer.startSpan(name, spanOptions(init), parent);

@@ -104,8 +104,7 @@ export const integrationRoutes: Route[] = [
         return problem(
           'PRECONDITION_FAILED',
           'Send If-Match with the ETag from GET /integrations/{id} (or If-Match: * to overwrite whatever is there)',
-          ctx.requestId,
-          { status: 428, fields: { title: 'Precondition required' } },
+          { requestId: ctx.requestId, status: 428, fields: { title: 'Precondition required' } },
         );
       }
       const integration = await integrations.replace(ctx.params.id!, await inputOf(ctx), { ifMatch });
