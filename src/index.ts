@@ -93,7 +93,8 @@ export type {
   ToolExecutorOptions,
 } from './execution/index.js';
 export { type EventBytes, MemoryEventStore, type MemoryEventStoreOptions } from './http/eventStore.js';
-export type { AdmissionDecision, FetchOptions, HttpOptions, MemoryEventStoreLimits } from './http/handler.js';
+export type { AdmissionDecision } from './http/handler.js';
+export type { FetchOptions, HttpOptions, MemoryEventStoreLimits } from './http/options.js';
 export type {
   LoadShedder,
   OverloadOptions,

@@ -9,13 +9,8 @@ import type { EnvConfig } from './config.js';
 import type { DeclarativeToolOptions } from './declarative.js';
 import type { ToolExecutor } from './execution/executor.js';
 import type { RetryPolicy } from './execution/retry.js';
-import {
-  type AdmissionDecision,
-  type FetchOptions,
-  HttpHandler,
-  type HttpOptions,
-  type ResolvedHttpOptions,
-} from './http/handler.js';
+import { type AdmissionDecision, HttpHandler } from './http/handler.js';
+import type { FetchOptions, HttpOptions, ResolvedHttpOptions } from './http/options.js';
 import type { LoadShedder, OverloadOptions } from './http/overload.js';
 import type { IntegrationManager } from './integrations/manager.js';
 import type { IntegrationStore, SecretCipher } from './integrations/types.js';

@@ -1,3 +1,7 @@
+/**
+ * The resource catalog: static resources and URI templates, reads through the TTL cache, per-URI
+ * subscriptions. Size: just over 400 lines, most of them the public types' documentation.
+ */
 import type {
   Annotations,
   BlobResourceContents,

@@ -1,27 +1,30 @@
+/**
+ * The HTTP door: `HttpHandler.fetch` runs every request through one ordered pipeline (request id,
+ * span, load shedding, Host, Origin, credentials, the route; on the MCP endpoint body limits, the
+ * policy's gate and the protocol era). Its options live in `options.ts`, the shaping of MCP answers in
+ * `mcpAnswers.ts`. Size: the pipeline stays in one class on purpose; its order is what keeps every
+ * door's rules the same, and it is checked by reading it top to bottom.
+ */
 import {
-  type AuthInfo,
   createMcpHandler,
-  type EventStore,
   isJsonContentType,
   isLegacyRequest,
-  localhostAllowedHostnames,
-  localhostAllowedOrigins,
   type McpHttpHandler,
   type Server,
   type ServerNotifier,
 } from '@modelcontextprotocol/server';
 import type EventEmitter from 'eventemitter3';
-import { DEFAULT_BODY_TIMEOUT_MS, readBodyLimited } from '../core/bodyLimit.js';
-import { checkTrustProxy, type TrustProxy } from '../core/forwarded.js';
+import { readBodyLimited } from '../core/bodyLimit.js';
+import { checkTrustProxy } from '../core/forwarded.js';
 import { normalisePath } from '../core/paths.js';
 import { type Refusal, refuse } from '../core/refusal.js';
-import { JsonDepthError, MAX_JSON_DEPTH, parseJsonSafe } from '../core/safeJson.js';
+import { JsonDepthError, parseJsonSafe } from '../core/safeJson.js';
 import { metadataUrlFor } from '../policy/auth.js';
 import { PERMISSIONS } from '../policy/permissions.js';
 import { type Policy, type RateState, type RequestFacts, requestFacts } from '../policy/policy.js';
 import { rateLimitHeaders } from '../policy/rateLimit.js';
 import { Shares } from '../policy/shares.js';
-import { admitRequest, isWireRequest, type RefusedMessage, refusedMessage } from '../protocol/gate.js';
+import { admitRequest, isWireRequest, type RefusedMessage } from '../protocol/gate.js';
 import type { CatalogEvents } from '../protocol/session.js';
 import type { HttpMetrics } from '../telemetry/standard.js';
 import {
@@ -35,9 +38,25 @@ import type { CallerIdentity, Logger } from '../types.js';
 import { RequestAdmission, type RequestAdmitted } from './admission.js';
 import { mcpMessageRefusals, mcpRequestRefusal, restRefusal } from './answers.js';
 import { answerFor } from './bodyText.js';
-import { EventBytes, MemoryEventStore } from './eventStore.js';
 import { JSONRPC_INTERNAL_ERROR, JSONRPC_PARSE_ERROR, jsonRpcError } from './jsonrpc.js';
 import { settleAnswer } from './lazyAnswer.js';
+import {
+  boundedError,
+  isListen,
+  isModernOnly,
+  mergeRefused,
+  releaseWhenDone,
+  stripUndefined,
+  tooManyStreams,
+  withHeader,
+} from './mcpAnswers.js';
+import {
+  eventStoreFactory,
+  type FetchOptions,
+  HTTP_DEFAULTS,
+  type HttpOptions,
+  type ResolvedHttpOptions,
+} from './options.js';
 import { type LoadShedder, overloadRefusal, type ShedDoor } from './overload.js';
 import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
 import { problem } from './problem.js';
@@ -48,108 +67,6 @@ import { isSharedStatelessRequest, StatelessTransport } from './statelessTranspo
 
 /** The first protocol revision of the stateless (per-request envelope) era. */
 const FIRST_MODERN_VERSION = '2026-07-28';
-
-/** HTTP options of `createMcpServer`. */
-export interface HttpOptions {
-  /** Path prefix the handler is mounted under in `server.fetch` (adapters set this). Default `""`. */
-  basePath?: string;
-  /** Path of the MCP endpoint, relative to `basePath`. Default `/mcp`. */
-  mcpPath?: string;
-  /**
-   * Serve 2025-era clients without sessions (every request stands alone; no GET stream, no DELETE).
-   * Default `false`: 2025-era clients get sessions.
-   */
-  stateless?: boolean;
-  /** Largest accepted request body in bytes. Default 4 MiB. */
-  maxBodyBytes?: number;
-  /**
-   * How long a request body may take to arrive whole, in ms, from when it is first read. A body
-   * still arriving after that gets 408 (a JSON-RPC error on the MCP endpoint, a problem on the REST
-   * routes) and the rest of it is not read: under `listen()` or an adapter the connection is closed
-   * once the answer is out. Default 30 000.
-   */
-  bodyTimeoutMs?: number;
-  /** Cap on live 2025-era sessions; past it `initialize` gets 503. Default 1000. */
-  maxSessions?: number;
-  /** Close a 2025-era session after this long without a request or open stream. Default 30 min. */
-  sessionIdleTimeoutMs?: number;
-  /**
-   * Host header values (hostnames, no port) accepted. Default: loopback names only
-   * (`localhost`, `127.0.0.1`, `[::1]`), which makes DNS rebinding fail. `'any'` turns the check off.
-   */
-  allowedHosts?: readonly string[] | 'any';
-  /** Origin hostnames accepted from browsers. Default: loopback only. `'any'` turns the check off. */
-  allowedOrigins?: readonly string[] | 'any';
-  /**
-   * Always answer POSTs with plain JSON, dropping what would precede the result (progress, log
-   * messages). Default `false`: a POST is answered with JSON unless something must go out before
-   * its result, and then with an SSE stream.
-   */
-  jsonResponse?: boolean;
-  /**
-   * Resumable 2025-era SSE streams (SEP-1699): every event gets an id, and a client whose stream
-   * dropped reconnects with `Last-Event-ID` to receive what it missed. `'memory'` keeps each
-   * session's latest events in memory, bounded by bytes: 1 MiB per session and 64 MiB for all
-   * sessions together (`{ maxBytesPerSession, maxBytes }` sets them); a session's events go when it
-   * closes. A function returns the store for each new session (one store per session: stream ids
-   * repeat across sessions; a store with `close()` has it called when its session ends).
-   * Default `false`.
-   */
-  eventStore?: false | 'memory' | MemoryEventStoreLimits | (() => EventStore);
-  /**
-   * The SSE `retry:` hint in milliseconds sent with each stream's priming event, when `eventStore`
-   * is set. Default: none (clients use their own).
-   */
-  sseRetryMs?: number;
-  /**
-   * Which proxies in front of the server to believe about the client: their `X-Forwarded-For`
-   * (the client address rate limits and audit use), `X-Forwarded-Proto` and `X-Forwarded-Host` (the
-   * scheme and host the client addressed, for OAuth metadata and the Host check). `false` (the
-   * default) believes none and uses the connection itself; `true` believes every hop; a number
-   * believes that many hops nearest the server; a list names trusted proxy addresses and CIDR
-   * ranges (`'10.0.0.0/8'`, `'::1'`) or `'loopback'`, `'private'` (RFC 1918 and unique-local).
-   * Applied by `listen()`, the Express and Fastify adapters, Hono on `@hono/node-server` and the
-   * WebSocket door, whatever the framework's own setting.
-   */
-  trustProxy?: TrustProxy;
-  /** How deep a JSON request body (or WebSocket message) may nest; deeper is refused (400). Default 64. */
-  maxJsonDepth?: number;
-  /**
-   * 2025-era sessions one caller (an API key, or an anonymous client's address) may hold at once,
-   * when the policy layer is on. A caller at its share that opens another loses its least recently
-   * used session without an open stream; with a stream open on every one, it gets 429.
-   * Default: a tenth of `maxSessions` (at least 1).
-   */
-  maxSessionsPerCaller?: number;
-  /**
-   * Streams one caller may hold open at once, when the policy layer is on: 2025-era standalone GET
-   * streams, 2026-07-28 `subscriptions/listen` streams, REST resource subscriptions and streamed
-   * completions. Past it, a new one gets 429. Default 100.
-   */
-  maxStreamsPerCaller?: number;
-}
-
-/** The resolved HTTP options. */
-export type ResolvedHttpOptions = Required<Omit<HttpOptions, 'sseRetryMs' | 'maxSessionsPerCaller'>> &
-  Pick<HttpOptions, 'sseRetryMs'> & { maxSessionsPerCaller: number };
-
-export const HTTP_DEFAULTS: ResolvedHttpOptions = {
-  basePath: '',
-  mcpPath: '/mcp',
-  stateless: false,
-  maxBodyBytes: 4 * 1024 * 1024,
-  bodyTimeoutMs: DEFAULT_BODY_TIMEOUT_MS,
-  maxSessions: 1000,
-  sessionIdleTimeoutMs: 30 * 60 * 1000,
-  allowedHosts: localhostAllowedHostnames(),
-  allowedOrigins: localhostAllowedOrigins(),
-  jsonResponse: false,
-  eventStore: false,
-  trustProxy: false,
-  maxJsonDepth: MAX_JSON_DEPTH,
-  maxSessionsPerCaller: 100,
-  maxStreamsPerCaller: 100,
-};
 
 /** How the HTTP layer asks for an SDK server: its era, whether it lives on, and its end. */
 export interface HttpServerRequest {
@@ -181,64 +98,6 @@ export interface HttpHost {
   readonly policy?: Policy;
   /** Load shedding (`overload`); absent when turned off. */
   readonly overload?: LoadShedder;
-}
-
-/** The byte bounds of the memory event store (`http.eventStore`). */
-export interface MemoryEventStoreLimits {
-  /** Bytes of events one session keeps; its oldest go first. Default 1 MiB. */
-  maxBytesPerSession?: number;
-  /** Bytes of events all sessions keep together; a session makes room from its own first. Default 64 MiB. */
-  maxBytes?: number;
-}
-
-/** The event store of each new session, from the `http.eventStore` option. */
-function eventStoreFactory(option: 'memory' | MemoryEventStoreLimits | (() => EventStore)): () => EventStore {
-  if (typeof option === 'function') return option;
-  const limits = option === 'memory' ? {} : option;
-  if (typeof limits !== 'object' || limits === null) {
-    throw new TypeError(
-      "http.eventStore must be false, 'memory', { maxBytesPerSession, maxBytes } or a function",
-    );
-  }
-  const shared = new EventBytes(limits.maxBytes ?? 64 * 1024 * 1024);
-  const maxBytes = limits.maxBytesPerSession ?? 1024 * 1024;
-  if (!(Number.isInteger(maxBytes) && maxBytes > 0)) {
-    throw new TypeError('http.eventStore.maxBytesPerSession must be a positive integer');
-  }
-  return () => new MemoryEventStore({ maxBytes, shared });
-}
-
-/** Extra, per-request inputs from adapters. */
-export interface FetchOptions {
-  /** Authentication established by the host application. */
-  authInfo?: AuthInfo;
-  /**
-   * The path prefix this request was mounted under, for adapters that see the full path (Fastify,
-   * Hono). Overrides `http.basePath` for this request.
-   */
-  basePath?: string;
-  /** The client's network address (the adapters and `listen()` set it), for rate limits and audit. */
-  clientAddress?: string;
-  /**
-   * How long, in ms, the request already waited in a queue of the host's before this call
-   * (`listen()` sets it). Past `overload.maxQueueWaitMs` the request is shed with a quick 503.
-   */
-  queuedMs?: number;
-  /**
-   * Why the door already refused this request before mcpkit could read it (a host framework's body
-   * parser, say). The request still passes load shedding, Host, Origin and credentials, so they
-   * answer first; then it is answered with this refusal in its route's form (a problem on REST, a
-   * JSON-RPC error on the MCP endpoint) instead of being served.
-   *
-   * @example
-   * ```ts
-   * // the framework's parser read more than its limit: answered 413, in the route's form
-   * await server.fetch(request, {
-   *   refusal: { code: 'PAYLOAD_TOO_LARGE', message: 'The body is larger than 100 kB' },
-   * });
-   * ```
-   */
-  refusal?: Refusal;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -832,160 +691,4 @@ function forwardCatalogEvents(events: EventEmitter<CatalogEvents>, notify: Serve
     events.off('toolsChanged', tools).off('resourcesChanged', resources);
     events.off('promptsChanged', prompts).off('resourceUpdated', updated);
   };
-}
-
-/**
- * Whether a POST body is one JSON-RPC request that the SDK's classifier, under a modern version
- * header, can only send to the modern path: not `initialize` (the legacy handshake), not a batch,
- * not something that could pass for a response.
- */
-function isModernOnly(body: unknown): boolean {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
-  const m = body as Record<string, unknown>;
-  return (
-    typeof m.method === 'string' &&
-    m.method !== 'initialize' &&
-    'id' in m &&
-    !('result' in m) &&
-    !('error' in m)
-  );
-}
-
-function isListen(body: unknown): boolean {
-  return isWireRequest(body) && body.method === 'subscriptions/listen';
-}
-
-function tooManyStreams(limit: number): Refusal {
-  return refuse('RATE_LIMITED', `Too many open streams for this caller (limit ${limit}); close one first`, {
-    headers: { 'retry-after': '5' },
-    data: { retryAfterSeconds: 5, limit },
-  });
-}
-
-const MAX_ERROR_TEXT = 256;
-/** The longest run of an SDK error's text kept whole: past it, a run is what the caller sent. */
-const MAX_ECHO = 64;
-
-/** `text` with every run longer than an echo may be (a name, a URI) cut short, and bounded in all. */
-function boundText(text: string): string {
-  const cut = text.replace(/[^\s"]{65,}/g, (run) => `${run.slice(0, MAX_ECHO)}…`);
-  return cut.length > MAX_ERROR_TEXT ? `${cut.slice(0, MAX_ERROR_TEXT)}…` : cut;
-}
-
-/**
- * An error answer of the SDK's with its message and string data cut to a short prefix (control
- * characters escaped), so no refusal repeats a long name, URI or header back; other answers as
- * they are.
- */
-async function boundedError(response: Response): Promise<Response> {
-  if (!response.headers.get('content-type')?.startsWith('application/json')) return response;
-  const text = await response.text();
-  const rebuilt = (body: string) =>
-    new Response(body, {
-      status: response.status,
-      statusText: response.statusText,
-      headers: response.headers,
-    });
-  // A short answer cannot repeat much of anything.
-  if (text.length <= MAX_ERROR_TEXT * 2) return rebuilt(text);
-  let answer: { error?: { message?: unknown; data?: unknown } };
-  try {
-    answer = JSON.parse(text);
-  } catch {
-    return rebuilt(text.slice(0, MAX_ERROR_TEXT));
-  }
-  const error = answer?.error;
-  if (error && typeof error === 'object') {
-    if (typeof error.message === 'string') error.message = boundText(error.message);
-    if (error.data !== undefined) error.data = boundStrings(error.data, 8);
-  }
-  const body = JSON.stringify(answer);
-  const headers = new Headers(response.headers);
-  headers.delete('content-length');
-  return new Response(body, { status: response.status, statusText: response.statusText, headers });
-}
-
-/** `value` with every string cut to a short prefix, and nesting past `depth` dropped. */
-function boundStrings(value: unknown, depth: number): unknown {
-  if (typeof value === 'string') return value.length > MAX_ECHO ? `${value.slice(0, MAX_ECHO)}…` : value;
-  if (value === null || typeof value !== 'object' || depth <= 0)
-    return typeof value === 'object' ? undefined : value;
-  if (Array.isArray(value)) return value.slice(0, 20).map((v) => boundStrings(v, depth - 1));
-  const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(value).slice(0, 20))
-    out[key.slice(0, 64)] = boundStrings(v, depth - 1);
-  return out;
-}
-
-/** `response` with `release` called once its body has been read to the end, or abandoned. */
-function releaseWhenDone(response: Response, release: () => void): Response {
-  if (!response.body) {
-    release();
-    return response;
-  }
-  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-  response.body
-    .pipeTo(writable)
-    .catch(() => {})
-    .finally(release);
-  return new Response(readable, {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-  });
-}
-
-/**
- * The answer to a batch part of which the policy refused: the SDK's answer to the rest, with a
- * JSON-RPC error for each refused request added: into the JSON array, as SSE events before the
- * stream's own, or as the whole answer when the SDK had nothing to say (202).
- */
-async function mergeRefused(response: Response, refused: readonly RefusedMessage[]): Promise<Response> {
-  const errors = refused.map(refusedMessage);
-  const type = response.headers.get('content-type') ?? '';
-  if (response.status === 202 || !response.body) return mcpMessageRefusals(refused, true);
-  if (type.startsWith('application/json')) {
-    const answered = (await response.json()) as unknown;
-    const all = [...errors, ...(Array.isArray(answered) ? answered : [answered])];
-    return new Response(JSON.stringify(all), { status: response.status, headers: response.headers });
-  }
-  if (type.startsWith('text/event-stream')) {
-    const encoder = new TextEncoder();
-    const prefix = errors.map((e) => `event: message\ndata: ${JSON.stringify(e)}\n\n`).join('');
-    const reader = response.body.getReader();
-    let first = true;
-    const merged = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (first) {
-          first = false;
-          controller.enqueue(encoder.encode(prefix));
-          return;
-        }
-        const { done, value } = await reader.read();
-        if (done) controller.close();
-        else controller.enqueue(value);
-      },
-      cancel(reason) {
-        return reader.cancel(reason);
-      },
-    });
-    return new Response(merged, { status: response.status, headers: response.headers });
-  }
-  return response;
-}
-
-/** `response` with one more header; rebuilt when its headers are immutable. */
-function withHeader(response: Response, name: string, value: string): Response {
-  try {
-    response.headers.set(name, value);
-    return response;
-  } catch {
-    const headers = new Headers(response.headers);
-    headers.set(name, value);
-    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
-  }
-}
-
-function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

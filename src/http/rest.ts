@@ -1,6 +1,9 @@
 /**
  * The REST surface: plain JSON over HTTP for callers that do not speak MCP, on the same catalog and
  * executor as the MCP sessions. Every error is `application/problem+json` from the one code table.
+ *
+ * Size: the route table is one list, which the OpenAPI document and the policy read whole; the
+ * integrations' and completions' routes live in `routes/`.
  */
 import type { CallToolResult, Prompt, Resource, Tool } from '@modelcontextprotocol/server';
 import type { PromptCatalog } from '../catalog/prompts.js';

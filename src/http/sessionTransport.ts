@@ -1,3 +1,8 @@
+/**
+ * The 2025-era Streamable HTTP transport of one session: JSON or SSE answers per POST, the standalone
+ * GET stream with resumption from the event store, repeated ids under private ones, keep-alives.
+ * Size: one SDK `Transport` implementation, whose exchanges and streams share their state.
+ */
 import {
   type AuthInfo,
   isInitializeRequest,

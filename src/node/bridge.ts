@@ -1,3 +1,9 @@
+/**
+ * The Node bridge: a light web `Request` over a Node `IncomingMessage` (headers and body read on
+ * demand, departure as a cancel signal) and `writeWebResponse`, which writes string answers in one
+ * write. Size: the light request must behave exactly as undici's does for every property a handler may
+ * touch, and keeping those pieces together is how that is checked.
+ */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type LimitedRead, RAW_BODY, type RawBodyReader } from '../core/bodyLimit.js';
 import { type RequestSource, sourceOf, type TrustProxy } from '../core/forwarded.js';

@@ -1,3 +1,8 @@
+/**
+ * MCP over WebSocket: the server transport (framing, limits, heartbeat, backpressure, the notification
+ * fence) and `attachWebSocket`, the upgrade door (admission, subprotocol, connection caps). Size: one
+ * door; the transport and its door share their limits and close codes, and are read together.
+ */
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';

@@ -4,6 +4,8 @@
  * permission, the catalog entries it names, in every spelling) and has it paid for it (a token of the
  * operation's rate class)? The answer is a {@link Decision}; `src/http/answers.ts` and
  * `jsonRpcErrorOf` turn a refusal into each door's own form.
+ *
+ * Size: the one question every door asks, with its audit and rate-limit answers, kept in one class.
  */
 import { quote } from '../core/errors.js';
 import { type Refusal, type RefusalCode, refuse } from '../core/refusal.js';

@@ -1,3 +1,9 @@
+/**
+ * One SDK `Server` bound to the shared catalog (`createSessionServer`): the low-level handlers of every
+ * MCP method, each traced, the per-call context a tool's handler sees, and list answers filtered by
+ * what the caller may see. Size: the handlers are one table of the MCP methods mcpkit serves, kept
+ * together so that what a method does on the wire can be read in one place.
+ */
 import {
   type CallToolRequest,
   type CallToolResult,

@@ -1,3 +1,9 @@
+/**
+ * The tasks extension's runtime (SEP-2663): a TTL'd task table that runs calls through the executor,
+ * caps running tasks in all and per owner, forgets finished ones first-finished-first for room and a
+ * result byte budget, and answers `tasks/*`. Size: one table and its lifecycle; its bounds are
+ * checked against each other in one place.
+ */
 import {
   type CallToolResult,
   type InputRequest,
