@@ -12,16 +12,31 @@ import type { RegistrationHandle } from '../catalog/registry.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolCatalog, ToolDefinition } from '../catalog/tools.js';
 import { McpKitError, quote } from '../core/errors.js';
-import {
-  compileDeclarativeTool,
-  type DeclarativeToolOptions,
-  type DeclarativeToolSpec,
-  outboundOf,
-} from '../declarative.js';
+import { type DeclarativeToolOptions, type DeclarativeToolSpec, outboundOf } from '../declarative.js';
 import { silentLogger } from '../logger.js';
 import { isHeaderText, MODEL_PROVIDER_HOSTS, type OutboundPolicy } from '../net/outbound.js';
 import type { Logger } from '../types.js';
 import { KEY_CHECK_AAD, secretAad } from './cipher.js';
+import {
+  attachedDefinition,
+  type Contributions,
+  compileContributions,
+  namespacedName,
+  SECRET_REF,
+} from './contributions.js';
+import {
+  type Change,
+  etagOf,
+  firstRevision,
+  inputOf,
+  type Live,
+  nextRevision,
+  nothingContributed,
+  type Revision,
+  randomId,
+  storedOf,
+  viewOf,
+} from './live.js';
 import { IntegrationStoreError } from './store.js';
 import type {
   Integration,
@@ -29,19 +44,13 @@ import type {
   IntegrationInput,
   IntegrationSnapshot,
   IntegrationStore,
-  IntegrationType,
   ModelConfig,
   SecretCipher,
   StoredIntegration,
 } from './types.js';
-import {
-  fieldError,
-  LOCAL_NAME,
-  maskSecret,
-  NAMESPACE_SEPARATOR,
-  validateId,
-  validateIntegrationInput,
-} from './validation.js';
+import { fieldError, LOCAL_NAME, maskSecret, validateId, validateIntegrationInput } from './validation.js';
+
+export { integrationResourceUri, namespacedName } from './contributions.js';
 
 /** Options for {@link IntegrationManager}. */
 export interface IntegrationManagerOptions {
@@ -72,22 +81,6 @@ export interface AttachedTool {
   /** Detaches the tool (and takes it out of the catalog). */
   remove(): void;
 }
-
-interface Live {
-  stored: StoredIntegration;
-  apiKey: string | undefined;
-  secrets: Record<string, string>;
-  handles: RegistrationHandle[];
-  contributes: Integration['contributes'];
-}
-
-interface Contributions {
-  tools: ToolDefinition[];
-  resources: Parameters<ResourceCatalog['register']>[0][];
-  prompts: Parameters<PromptCatalog['register']>[0][];
-}
-
-const SECRET_REF = /\{\{\s*secrets\.([A-Za-z0-9_-]+)\s*\}\}/g;
 
 /** The API a provider calls when no `baseUrl` is given. */
 const DEFAULT_BASE_URL: Record<string, string> = {
@@ -130,35 +123,6 @@ function secretOrigins(tools: readonly DeclarativeToolSpec[]): Map<string, Map<s
     }
   });
   return out;
-}
-
-/** The catalog name of an integration's contribution. */
-export function namespacedName(id: string, name: string): string {
-  return `${id}${NAMESPACE_SEPARATOR}${name}`;
-}
-
-/** The URI of an integration's resource. */
-export function integrationResourceUri(id: string, name: string): string {
-  return `integration://${id}/${name}`;
-}
-
-function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(6));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-function etagOf(stored: StoredIntegration): string {
-  return `"${stored.generation}-${stored.revision}"`;
-}
-
-function typesOf(input: IntegrationInput): IntegrationType[] {
-  if (input.types) return input.types;
-  const types: IntegrationType[] = [];
-  if (input.tools?.length) types.push('tools');
-  if (input.resources?.length) types.push('resources');
-  if (input.prompts?.length) types.push('prompts');
-  if (input.model) types.push('model');
-  return types;
 }
 
 /**
@@ -220,13 +184,13 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
 
   /** Every integration, in creation order, secrets redacted. */
   list(): Integration[] {
-    return [...this.#live.values()].map((live) => this.#view(live));
+    return [...this.#live.values()].map(viewOf);
   }
 
   /** One integration, secrets redacted. */
   get(id: string): Integration | undefined {
     const live = this.#live.get(id);
-    return live && this.#view(live);
+    return live && viewOf(live);
   }
 
   /** Creates an integration; `ALREADY_EXISTS` if the id is taken. */
@@ -235,15 +199,9 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       const valid = validateIntegrationInput(input);
       if (this.#live.has(valid.id))
         throw new McpKitError('ALREADY_EXISTS', `Integration ${quote(valid.id)} already exists`);
-      const now = new Date().toISOString();
-      const live = await this.#build(valid, undefined, {
-        revision: 1,
-        generation: randomId(),
-        createdAt: now,
-        updatedAt: now,
-      });
+      const live = await this.#build({ input: valid, current: undefined, revision: firstRevision() });
       await this.#commit(valid.id, live, undefined);
-      const integration = this.#view(live);
+      const integration = viewOf(live);
       this.#logger.info({ integration: valid.id }, 'integration created');
       this.emit('created', { integration });
       return integration;
@@ -270,7 +228,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   update(id: string, changes: Partial<Omit<IntegrationInput, 'id'>>, options: IntegrationWriteOptions = {}) {
     return this.#run(async () => {
       const current = this.#require(id, options);
-      const base = this.#inputOf(current);
+      const base = inputOf(current);
       const valid = validateIntegrationInput({ ...base, ...changes, id }, id);
       return this.#change(current, valid, 'updated');
     });
@@ -286,7 +244,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
         return false;
       }
       this.#require(id, options);
-      const integration = this.#view(current);
+      const integration = viewOf(current);
       this.#remove(current.handles);
       try {
         await this.#save(new Map([...this.#live].filter(([key]) => key !== id)));
@@ -329,7 +287,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     }
     if (attached.has(local))
       throw new TypeError(`Tool ${quote(local)} is already attached to integration ${quote(id)}`);
-    const namespaced = this.#attachedDefinition(id, definition);
+    const namespaced = attachedDefinition(id, definition);
     const live = this.#live.get(id);
     if (live?.stored.enabled) {
       live.handles.push(this.#tools.register(namespaced));
@@ -449,28 +407,11 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   async #setEnabled(id: string, enabled: boolean, options: IntegrationWriteOptions): Promise<Integration> {
     const result = await this.#run(async () => {
       const current = this.#require(id, options);
-      if (current.stored.enabled === enabled) return this.#view(current);
-      const valid = validateIntegrationInput({ ...this.#inputOf(current), enabled }, id);
+      if (current.stored.enabled === enabled) return viewOf(current);
+      const valid = validateIntegrationInput({ ...inputOf(current), enabled }, id);
       return this.#change(current, valid, enabled ? 'enabled' : 'disabled');
     });
     return result;
-  }
-
-  /** The input that reproduces `live` (secrets kept by omission). */
-  #inputOf(live: Live): IntegrationInput {
-    const s = live.stored;
-    const model = s.model && (({ apiKey: _k, ...rest }) => rest)(s.model);
-    return structuredClone({
-      id: s.id,
-      name: s.name,
-      ...(s.description !== undefined && { description: s.description }),
-      types: s.types,
-      enabled: s.enabled,
-      ...(model && { model }),
-      tools: s.tools,
-      resources: s.resources,
-      prompts: s.prompts,
-    });
   }
 
   async #change(
@@ -478,15 +419,10 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     valid: IntegrationInput,
     event: 'updated' | 'enabled' | 'disabled',
   ): Promise<Integration> {
-    const previous = this.#view(current);
-    const live = await this.#build(valid, current, {
-      revision: current.stored.revision + 1,
-      generation: current.stored.generation,
-      createdAt: current.stored.createdAt,
-      updatedAt: new Date().toISOString(),
-    });
+    const previous = viewOf(current);
+    const live = await this.#build({ input: valid, current, revision: nextRevision(current.stored) });
     await this.#commit(valid.id, live, current);
-    const integration = this.#view(live);
+    const integration = viewOf(live);
     this.#logger.info({ integration: valid.id, change: event }, 'integration changed');
     if (event === 'updated') this.emit('updated', { integration, previous });
     else {
@@ -497,11 +433,8 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   }
 
   /** Builds the next state of an integration: secrets resolved and sealed. */
-  async #build(
-    input: IntegrationInput,
-    current: Live | undefined,
-    meta: Pick<StoredIntegration, 'revision' | 'generation' | 'createdAt' | 'updatedAt'>,
-  ): Promise<Live> {
+  async #build(change: Change & { revision: Revision }): Promise<Live> {
+    const { input, current } = change;
     const cipher = this.#cipher!;
     if (input.model?.baseUrl !== undefined) this.#checkModelUrl(input.model.baseUrl);
     // API key: a string sets, null or no model removes, omitted or the masked echo keeps — as long
@@ -551,27 +484,14 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
         );
       }
     }
-    const stored: StoredIntegration = {
-      id: input.id,
-      name: input.name,
-      ...(input.description !== undefined && { description: input.description }),
-      types: typesOf(input),
-      enabled: input.enabled ?? current?.stored.enabled ?? true,
-      ...(input.model && {
-        model: (({ apiKey: _k, ...rest }) => rest)(input.model) as StoredIntegration['model'],
-      }),
-      tools: input.tools ?? [],
-      resources: input.resources ?? [],
-      prompts: input.prompts ?? [],
-      ...meta,
-    };
+    const stored = storedOf(change);
     const sealed = await this.#sealAll(cipher, stored, apiKey, secrets);
     return {
       stored: sealed,
       apiKey,
       secrets,
       handles: [],
-      contributes: { tools: [], resources: [], prompts: [] },
+      contributes: nothingContributed(),
     };
   }
 
@@ -613,7 +533,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
 
   /** Swaps `next` in for `current` in the catalogs, saves, and commits; restores the catalogs on failure. */
   async #commit(id: string, next: Live, current: Live | undefined): Promise<void> {
-    const contributions = this.#contributions(next, 'write');
+    const contributions = this.#compile(next, 'write');
     if (current) this.#remove(current.handles);
     try {
       next.handles = next.stored.enabled ? this.#register(id, contributions, false) : [];
@@ -639,9 +559,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
    * integration had none there, so it gets none back.
    */
   #restore(id: string, current: Live): void {
-    current.handles = current.stored.enabled
-      ? this.#register(id, this.#contributions(current, 'load'), true)
-      : [];
+    current.handles = current.stored.enabled ? this.#register(id, this.#compile(current, 'load'), true) : [];
   }
 
   async #save(all: Map<string, Live>): Promise<void> {
@@ -697,131 +615,16 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       }
     } else for (const [i, t] of c.tools.entries()) attempt(`tools[${i}]`, () => this.#tools.register(t));
     for (const [local, def] of this.#attached.get(id) ?? []) {
-      attempt(`attached tool ${local}`, () => this.#tools.register(this.#attachedDefinition(id, def)));
+      attempt(`attached tool ${local}`, () => this.#tools.register(attachedDefinition(id, def)));
     }
     for (const [i, r] of c.resources.entries()) attempt(`resources[${i}]`, () => this.#resources.register(r));
     for (const [i, p] of c.prompts.entries()) attempt(`prompts[${i}]`, () => this.#prompts.register(p));
     return handles;
   }
 
-  #attachedDefinition(id: string, definition: ToolDefinition<any>): ToolDefinition<any> {
-    return {
-      ...definition,
-      name: namespacedName(id, definition.name),
-      _meta: { ...definition._meta, 'io.mcpkit/integration': id },
-    };
-  }
-
-  /**
-   * Compiles an integration's declarative contributions. In `write` mode a bad one is an error naming
-   * its field; in `load` mode it is skipped with a warning (the server's options may have changed
-   * since it was saved: it stays stored, and a later write reports it).
-   */
-  #contributions(live: Live, mode: 'write' | 'load'): Contributions {
-    const { stored } = live;
-    const id = stored.id;
-    const out: Contributions = { tools: [], resources: [], prompts: [] };
-    stored.tools.forEach((spec, i) => {
-      try {
-        out.tools.push(this.#compileTool(id, spec, live.secrets, i));
-      } catch (error) {
-        if (mode === 'write') throw error;
-        this.#logger.warn({ integration: id, field: `tools[${i}]`, err: error }, 'integration tool skipped');
-      }
-    });
-    for (const r of stored.resources) {
-      const content = r.text !== undefined ? { text: r.text } : { blob: r.blob! };
-      const mimeType = r.mimeType;
-      out.resources.push({
-        uri: integrationResourceUri(id, r.name),
-        name: r.name,
-        ...(r.title !== undefined && { title: r.title }),
-        ...(r.description !== undefined && { description: r.description }),
-        ...(mimeType !== undefined && { mimeType }),
-        _meta: { 'io.mcpkit/integration': id },
-        read: () => ({ ...(mimeType !== undefined && { mimeType }), ...content }),
-      });
-    }
-    for (const p of stored.prompts) {
-      out.prompts.push({
-        name: namespacedName(id, p.name),
-        ...(p.title !== undefined && { title: p.title }),
-        ...(p.description !== undefined && { description: p.description }),
-        ...(p.arguments && { arguments: p.arguments }),
-        messages: p.messages,
-        _meta: { 'io.mcpkit/integration': id },
-      });
-    }
-    return out;
-  }
-
-  #compileTool(
-    id: string,
-    spec: DeclarativeToolSpec,
-    secrets: Record<string, string>,
-    i: number,
-  ): ToolDefinition {
-    const name = namespacedName(id, spec.name);
-    let compiled: DeclarativeToolSpec = { ...spec, name };
-    const carried: string[] = [];
-    if (spec.kind === 'http' && spec.http?.headers) {
-      const headers: Record<string, string> = {};
-      for (const [header, value] of Object.entries(spec.http.headers)) {
-        headers[header] = String(value).replace(SECRET_REF, (_, secret: string) => {
-          const resolved = secrets[secret];
-          if (resolved === undefined)
-            throw fieldError(
-              `tools[${i}].http.headers.${header}`,
-              `refers to secrets.${secret}, which is not set`,
-            );
-          carried.push(resolved);
-          return resolved;
-        });
-      }
-      compiled = { ...spec, name, http: { ...spec.http, headers } } as DeclarativeToolSpec;
-    }
-    let definition: ToolDefinition;
-    try {
-      definition = compileDeclarativeTool(compiled, { ...this.#declarative, secrets: carried });
-    } catch (error) {
-      if (error instanceof McpKitError || error instanceof TypeError) {
-        const code = error instanceof McpKitError ? error.code : 'INVALID_ARGUMENT';
-        throw new McpKitError(code, `tools[${i}]: ${error.message}`, { details: { field: `tools[${i}]` } });
-      }
-      throw error;
-    }
-    // The listed spec keeps `{{secrets.NAME}}` references, never their values.
-    return {
-      ...definition,
-      _meta: { 'io.mcpkit/declarative': { ...spec, name }, 'io.mcpkit/integration': id },
-    };
-  }
-
-  #view(live: Live): Integration {
-    const s = live.stored;
-    const model = s.model && (({ apiKey: _k, ...rest }) => rest)(s.model);
-    const secretNames = Object.keys(live.secrets);
-    return structuredClone({
-      id: s.id,
-      name: s.name,
-      ...(s.description !== undefined && { description: s.description }),
-      types: s.types,
-      enabled: s.enabled,
-      ...(model && {
-        model: { ...model, ...(live.apiKey !== undefined && { apiKey: maskSecret(live.apiKey) }) },
-      }),
-      ...(secretNames.length > 0 && {
-        secrets: Object.fromEntries(secretNames.map((n) => [n, maskSecret(live.secrets[n]!)])),
-      }),
-      tools: s.tools,
-      resources: s.resources,
-      prompts: s.prompts,
-      contributes: live.contributes,
-      revision: s.revision,
-      etag: etagOf(s),
-      createdAt: s.createdAt,
-      updatedAt: s.updatedAt,
-    });
+  /** Compiles an integration's contributions (see {@link compileContributions}). */
+  #compile(live: Live, mode: 'write' | 'load'): Contributions {
+    return compileContributions(live, { declarative: this.#declarative, logger: this.#logger, mode });
   }
 
   async #open(cipher: SecretCipher, sealed: string, id: string, field: string): Promise<string> {
@@ -883,7 +686,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     }
     const registerAll = () => {
       for (const [id, live] of this.#live) {
-        const contributions = this.#contributions(live, 'load');
+        const contributions = this.#compile(live, 'load');
         if (live.stored.enabled) live.handles = this.#register(id, contributions, true);
         live.contributes = this.#names(id, live, contributions);
       }
