@@ -16,7 +16,6 @@ import { type DeclarativeToolOptions, type DeclarativeToolSpec, outboundOf } fro
 import { silentLogger } from '../logger.js';
 import { isHeaderText, MODEL_PROVIDER_HOSTS, type OutboundPolicy } from '../net/outbound.js';
 import type { Logger } from '../types.js';
-import { KEY_CHECK_AAD, secretAad } from './cipher.js';
 import {
   attachedDefinition,
   type Contributions,
@@ -33,11 +32,10 @@ import {
   nextRevision,
   nothingContributed,
   type Revision,
-  randomId,
   storedOf,
   viewOf,
 } from './live.js';
-import { IntegrationStoreError } from './store.js';
+import { SecretSealer, sealAll, sealKeyCheck, secretCount } from './sealing.js';
 import type {
   Integration,
   IntegrationEvents,
@@ -46,7 +44,6 @@ import type {
   IntegrationStore,
   ModelConfig,
   SecretCipher,
-  StoredIntegration,
 } from './types.js';
 import { fieldError, LOCAL_NAME, maskSecret, validateId, validateIntegrationInput } from './validation.js';
 
@@ -152,8 +149,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   readonly #logger: Logger;
   readonly #live = new Map<string, Live>();
   readonly #attached = new Map<string, Map<string, ToolDefinition>>();
-  #cipher: SecretCipher | undefined;
-  #keyCheck: string | undefined;
+  readonly #sealer: SecretSealer;
   #queue: Promise<unknown>;
   #closed = false;
 
@@ -166,15 +162,12 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     this.#outbound = outboundOf(options.declarative ?? {});
     this.#declarative = { ...options.declarative, outbound: this.#outbound };
     this.#logger = (options.logger ?? silentLogger).child({ component: 'integrations' });
+    this.#sealer = new SecretSealer(options.store);
     this.ready = this.#load(options.cipher);
     // A load failure is logged here and rejects `ready`; writes then fail with UNAVAILABLE.
     this.#queue = this.ready.catch((error: unknown) => {
       this.#logger.error({ err: error }, 'integrations failed to load');
     });
-  }
-
-  get #label(): string {
-    return this.#store.label ?? 'integration store';
   }
 
   /** Number of integrations. */
@@ -348,13 +341,12 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     const next = new Map<string, Live>();
     let count = 0;
     for (const [id, live] of this.#live) {
-      next.set(id, { ...live, stored: await this.#sealAll(cipher, live.stored, live.apiKey, live.secrets) });
-      count += (live.apiKey !== undefined ? 1 : 0) + Object.keys(live.secrets).length;
+      next.set(id, { ...live, stored: await sealAll(cipher, live) });
+      count += secretCount(live);
     }
-    const keyCheck = await cipher.seal(randomId(), KEY_CHECK_AAD);
+    const keyCheck = await sealKeyCheck(cipher);
     await this.#store.save(this.#snapshot(next, keyCheck));
-    this.#cipher = cipher;
-    this.#keyCheck = keyCheck;
+    this.#sealer.use(cipher, keyCheck);
     for (const [id, live] of next) this.#live.get(id)!.stored = live.stored;
     this.#logger.info(
       { keyId: cipher.keyId, secrets: count },
@@ -435,7 +427,6 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   /** Builds the next state of an integration: secrets resolved and sealed. */
   async #build(change: Change & { revision: Revision }): Promise<Live> {
     const { input, current } = change;
-    const cipher = this.#cipher!;
     if (input.model?.baseUrl !== undefined) this.#checkModelUrl(input.model.baseUrl);
     // API key: a string sets, null or no model removes, omitted or the masked echo keeps — as long
     // as the key would go where it went before. A new provider or baseUrl drops a key not given again.
@@ -485,7 +476,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       }
     }
     const stored = storedOf(change);
-    const sealed = await this.#sealAll(cipher, stored, apiKey, secrets);
+    const sealed = await this.#sealer.seal({ stored, apiKey, secrets });
     return {
       stored: sealed,
       apiKey,
@@ -505,30 +496,6 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
         details: { field: 'model.baseUrl' },
       });
     }
-  }
-
-  async #sealAll(
-    cipher: SecretCipher,
-    stored: StoredIntegration,
-    apiKey: string | undefined,
-    secrets: Record<string, string>,
-  ): Promise<StoredIntegration> {
-    const out: StoredIntegration = { ...stored };
-    if (stored.model) {
-      const { apiKey: _old, ...model } = stored.model;
-      out.model =
-        apiKey === undefined
-          ? model
-          : { ...model, apiKey: await cipher.seal(apiKey, secretAad(stored.id, 'model.apiKey')) };
-    }
-    delete out.secrets;
-    const names = Object.keys(secrets);
-    if (names.length > 0) {
-      out.secrets = {};
-      for (const name of names)
-        out.secrets[name] = await cipher.seal(secrets[name]!, secretAad(stored.id, `secrets.${name}`));
-    }
-    return out;
   }
 
   /** Swaps `next` in for `current` in the catalogs, saves, and commits; restores the catalogs on failure. */
@@ -563,8 +530,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   }
 
   async #save(all: Map<string, Live>): Promise<void> {
-    this.#keyCheck ??= await this.#cipher!.seal(randomId(), KEY_CHECK_AAD);
-    await this.#store.save(this.#snapshot(all, this.#keyCheck));
+    await this.#store.save(this.#snapshot(all, await this.#sealer.keyCheck()));
   }
 
   #snapshot(all: Map<string, Live>, keyCheck: string): IntegrationSnapshot {
@@ -627,49 +593,19 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     return compileContributions(live, { declarative: this.#declarative, logger: this.#logger, mode });
   }
 
-  async #open(cipher: SecretCipher, sealed: string, id: string, field: string): Promise<string> {
-    try {
-      return await cipher.open(sealed, secretAad(id, field));
-    } catch (error) {
-      throw new IntegrationStoreError(
-        this.#label,
-        `cannot open ${field} of integration "${id}": ${(error as Error).message}`,
-      );
-    }
-  }
-
   async #load(cipherOption: SecretCipher | Promise<SecretCipher>): Promise<void> {
     const cipher = await cipherOption;
-    this.#cipher = cipher;
+    this.#sealer.use(cipher);
     const snapshot = await this.#store.load();
     if (!snapshot) {
       this.emit('loaded', { count: 0 });
       return;
     }
-    let stale = false;
-    if (snapshot.keyCheck !== undefined) {
-      try {
-        await cipher.open(snapshot.keyCheck, KEY_CHECK_AAD);
-      } catch (error) {
-        throw new IntegrationStoreError(
-          this.#label,
-          `the secret key does not open this store (${(error as Error).message}). Set MCP_SECRET_KEY to the key it was saved with (during a rotation, the old key goes in MCP_SECRET_KEY_PREVIOUS).`,
-        );
-      }
-      stale = !cipher.isCurrent(snapshot.keyCheck);
-      this.#keyCheck = snapshot.keyCheck;
-    }
+    let stale = await this.#sealer.admit(snapshot.keyCheck);
     for (const stored of snapshot.integrations) {
       validateId(stored.id, `integrations[${stored.id}].id`);
-      const sealedKey = stored.model?.apiKey;
-      const apiKey =
-        sealedKey === undefined ? undefined : await this.#open(cipher, sealedKey, stored.id, 'model.apiKey');
-      const secrets: Record<string, string> = {};
-      for (const [name, sealed] of Object.entries(stored.secrets ?? {})) {
-        secrets[name] = await this.#open(cipher, sealed, stored.id, `secrets.${name}`);
-        stale ||= !cipher.isCurrent(sealed);
-      }
-      if (sealedKey !== undefined) stale ||= !cipher.isCurrent(sealedKey);
+      const { apiKey, secrets, stale: sealedBefore } = await this.#sealer.open(stored);
+      stale ||= sealedBefore;
       const live: Live = {
         stored: {
           ...stored,
