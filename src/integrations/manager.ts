@@ -12,29 +12,18 @@ import type { RegistrationHandle } from '../catalog/registry.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolCatalog, ToolDefinition } from '../catalog/tools.js';
 import { McpKitError, quote } from '../core/errors.js';
-import { type DeclarativeToolOptions, type DeclarativeToolSpec, outboundOf } from '../declarative.js';
+import { type DeclarativeToolOptions, outboundOf } from '../declarative.js';
 import { silentLogger } from '../logger.js';
-import { isHeaderText, MODEL_PROVIDER_HOSTS, type OutboundPolicy } from '../net/outbound.js';
+import type { OutboundPolicy } from '../net/outbound.js';
 import type { Logger } from '../types.js';
+import { type BuildContext, buildNext } from './changes.js';
 import {
   attachedDefinition,
   type Contributions,
   compileContributions,
   namespacedName,
-  SECRET_REF,
 } from './contributions.js';
-import {
-  type Change,
-  etagOf,
-  firstRevision,
-  inputOf,
-  type Live,
-  nextRevision,
-  nothingContributed,
-  type Revision,
-  storedOf,
-  viewOf,
-} from './live.js';
+import { etagOf, firstRevision, inputOf, type Live, nextRevision, viewOf } from './live.js';
 import { SecretSealer, sealAll, sealKeyCheck, secretCount } from './sealing.js';
 import type {
   Integration,
@@ -45,7 +34,7 @@ import type {
   ModelConfig,
   SecretCipher,
 } from './types.js';
-import { fieldError, LOCAL_NAME, maskSecret, validateId, validateIntegrationInput } from './validation.js';
+import { fieldError, LOCAL_NAME, validateId, validateIntegrationInput } from './validation.js';
 
 export { integrationResourceUri, namespacedName } from './contributions.js';
 
@@ -79,49 +68,6 @@ export interface AttachedTool {
   remove(): void;
 }
 
-/** The API a provider calls when no `baseUrl` is given. */
-const DEFAULT_BASE_URL: Record<string, string> = {
-  openai: 'https://api.openai.com/v1',
-  anthropic: 'https://api.anthropic.com',
-};
-
-/**
- * Where a model's API key goes: its provider and the URL of its API, normalised as the provider
- * uses it (its default when none is given, no trailing slash, Anthropic's without `/v1`).
- */
-function destinationOf(model: { provider: string; baseUrl?: string | undefined }): string {
-  let base = (model.baseUrl ?? DEFAULT_BASE_URL[model.provider] ?? '').replace(/\/+$/, '');
-  if (model.provider === 'anthropic') base = base.replace(/\/v1$/, '');
-  try {
-    if (base !== '') base = new URL(base).href.replace(/\/+$/, '');
-  } catch {
-    // validation refuses it; compared as written
-  }
-  return `${model.provider} ${base}`;
-}
-
-/** For each secret, the origins its http tools' headers send it to, with the first tool's index. */
-function secretOrigins(tools: readonly DeclarativeToolSpec[]): Map<string, Map<string, number>> {
-  const out = new Map<string, Map<string, number>>();
-  tools.forEach((spec, i) => {
-    if (spec.kind !== 'http' || typeof spec.http?.url !== 'string') return;
-    let origin: string;
-    try {
-      origin = new URL(spec.http.url.replace(/\{[^}]*\}/g, 'x')).origin;
-    } catch {
-      return; // compiling it reports the URL
-    }
-    for (const value of Object.values(spec.http.headers ?? {})) {
-      for (const [, name] of String(value).matchAll(SECRET_REF)) {
-        const origins = out.get(name!) ?? new Map<string, number>();
-        out.set(name!, origins);
-        if (!origins.has(origin)) origins.set(origin, i);
-      }
-    }
-  });
-  return out;
-}
-
 /**
  * Persisted integrations and their contributions (`server.integrations`).
  *
@@ -150,6 +96,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   readonly #live = new Map<string, Live>();
   readonly #attached = new Map<string, Map<string, ToolDefinition>>();
   readonly #sealer: SecretSealer;
+  readonly #build: BuildContext;
   #queue: Promise<unknown>;
   #closed = false;
 
@@ -163,6 +110,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     this.#declarative = { ...options.declarative, outbound: this.#outbound };
     this.#logger = (options.logger ?? silentLogger).child({ component: 'integrations' });
     this.#sealer = new SecretSealer(options.store);
+    this.#build = { sealer: this.#sealer, outbound: this.#outbound, logger: this.#logger };
     this.ready = this.#load(options.cipher);
     // A load failure is logged here and rejects `ready`; writes then fail with UNAVAILABLE.
     this.#queue = this.ready.catch((error: unknown) => {
@@ -192,7 +140,8 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       const valid = validateIntegrationInput(input);
       if (this.#live.has(valid.id))
         throw new McpKitError('ALREADY_EXISTS', `Integration ${quote(valid.id)} already exists`);
-      const live = await this.#build({ input: valid, current: undefined, revision: firstRevision() });
+      const change = { input: valid, current: undefined, revision: firstRevision() };
+      const live = await buildNext(change, this.#build);
       await this.#commit(valid.id, live, undefined);
       const integration = viewOf(live);
       this.#logger.info({ integration: valid.id }, 'integration created');
@@ -412,7 +361,8 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     event: 'updated' | 'enabled' | 'disabled',
   ): Promise<Integration> {
     const previous = viewOf(current);
-    const live = await this.#build({ input: valid, current, revision: nextRevision(current.stored) });
+    const change = { input: valid, current, revision: nextRevision(current.stored) };
+    const live = await buildNext(change, this.#build);
     await this.#commit(valid.id, live, current);
     const integration = viewOf(live);
     this.#logger.info({ integration: valid.id, change: event }, 'integration changed');
@@ -422,80 +372,6 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       this.emit('updated', { integration, previous });
     }
     return integration;
-  }
-
-  /** Builds the next state of an integration: secrets resolved and sealed. */
-  async #build(change: Change & { revision: Revision }): Promise<Live> {
-    const { input, current } = change;
-    if (input.model?.baseUrl !== undefined) this.#checkModelUrl(input.model.baseUrl);
-    // API key: a string sets, null or no model removes, omitted or the masked echo keeps — as long
-    // as the key would go where it went before. A new provider or baseUrl drops a key not given again.
-    let apiKey: string | undefined;
-    if (input.model) {
-      const given = input.model.apiKey;
-      const echoed =
-        given === undefined || (current?.apiKey !== undefined && given === maskSecret(current.apiKey));
-      if (!echoed) {
-        // It travels in a header: a control character (or one past Latin-1) could never be sent.
-        if (typeof given === 'string' && !isHeaderText(given))
-          throw fieldError('model.apiKey', 'must hold only printable Latin-1 characters');
-        apiKey = given ?? undefined;
-      } else if (current?.apiKey !== undefined) {
-        const before = current.stored.model;
-        if (before && destinationOf(before) === destinationOf(input.model)) apiKey = current.apiKey;
-        else
-          this.#logger.warn(
-            { integration: input.id },
-            'integration model key dropped: its provider or baseUrl changed and no new key was given',
-          );
-      }
-    }
-    let secrets: Record<string, string>;
-    const fresh = new Set<string>();
-    if (input.secrets === undefined) secrets = { ...current?.secrets };
-    else {
-      secrets = {};
-      for (const [name, value] of Object.entries(input.secrets)) {
-        if (value === null) continue;
-        const old = current?.secrets[name];
-        const kept = old !== undefined && value === maskSecret(old);
-        secrets[name] = kept ? old : value;
-        if (!kept) fresh.add(name);
-      }
-    }
-    // A kept secret goes only where it went before: sending it to a new origin needs it given again.
-    const before = secretOrigins(current?.stored.tools ?? []);
-    for (const [name, origins] of secretOrigins(input.tools ?? [])) {
-      if (secrets[name] === undefined || fresh.has(name)) continue;
-      for (const [origin, i] of origins) {
-        if (before.get(name)?.has(origin)) continue;
-        throw fieldError(
-          `secrets.${name}`,
-          `must be given again: tools[${i}] would send it to ${quote(origin)}, where it has not gone before`,
-        );
-      }
-    }
-    const stored = storedOf(change);
-    const sealed = await this.#sealer.seal({ stored, apiKey, secrets });
-    return {
-      stored: sealed,
-      apiKey,
-      secrets,
-      handles: [],
-      contributes: nothingContributed(),
-    };
-  }
-
-  /** A model's baseUrl must pass the outbound policy (the provider's own API is always allowed). */
-  #checkModelUrl(baseUrl: string): void {
-    try {
-      this.#outbound.check(new URL(baseUrl), MODEL_PROVIDER_HOSTS);
-    } catch (error) {
-      if (!(error instanceof McpKitError)) throw error;
-      throw new McpKitError(error.code, `model.baseUrl: ${error.message}`, {
-        details: { field: 'model.baseUrl' },
-      });
-    }
   }
 
   /** Swaps `next` in for `current` in the catalogs, saves, and commits; restores the catalogs on failure. */
