@@ -5,43 +5,36 @@
  *
  * Every change runs in one queue: validate → seal secrets → compile contributions → swap them into
  * the catalogs → save the whole snapshot → commit and emit. A failed save puts the catalogs back.
+ *
+ * The manager coordinates; each step is its own file: `changes.ts` (the next state of a change, its
+ * secrets resolved), `sealing.ts` (the cipher), `catalogEntries.ts` and `contributions.ts` (the
+ * catalog entries), `storage.ts` (the table, the store, `If-Match`, the write that rolls back) and
+ * `live.ts` (an integration in memory and the redacted view every API returns).
  */
 import EventEmitter from 'eventemitter3';
 import type { PromptCatalog } from '../catalog/prompts.js';
-import type { RegistrationHandle } from '../catalog/registry.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolCatalog, ToolDefinition } from '../catalog/tools.js';
 import { McpKitError, quote } from '../core/errors.js';
-import {
-  compileDeclarativeTool,
-  type DeclarativeToolOptions,
-  type DeclarativeToolSpec,
-  outboundOf,
-} from '../declarative.js';
+import { type DeclarativeToolOptions, outboundOf } from '../declarative.js';
 import { silentLogger } from '../logger.js';
-import { isHeaderText, MODEL_PROVIDER_HOSTS, type OutboundPolicy } from '../net/outbound.js';
 import type { Logger } from '../types.js';
-import { KEY_CHECK_AAD, secretAad } from './cipher.js';
-import { IntegrationStoreError } from './store.js';
+import { CatalogEntries, type EntrySwap } from './catalogEntries.js';
+import { type BuildContext, buildNext } from './changes.js';
+import { firstRevision, inputOf, type Live, modelConfigOf, nextRevision, viewOf } from './live.js';
+import { SecretSealer } from './sealing.js';
+import { IntegrationTable } from './storage.js';
 import type {
   Integration,
   IntegrationEvents,
   IntegrationInput,
-  IntegrationSnapshot,
   IntegrationStore,
-  IntegrationType,
   ModelConfig,
   SecretCipher,
-  StoredIntegration,
 } from './types.js';
-import {
-  fieldError,
-  LOCAL_NAME,
-  maskSecret,
-  NAMESPACE_SEPARATOR,
-  validateId,
-  validateIntegrationInput,
-} from './validation.js';
+import { validateIntegrationInput } from './validation.js';
+
+export { integrationResourceUri, namespacedName } from './contributions.js';
 
 /** Options for {@link IntegrationManager}. */
 export interface IntegrationManagerOptions {
@@ -73,94 +66,6 @@ export interface AttachedTool {
   remove(): void;
 }
 
-interface Live {
-  stored: StoredIntegration;
-  apiKey: string | undefined;
-  secrets: Record<string, string>;
-  handles: RegistrationHandle[];
-  contributes: Integration['contributes'];
-}
-
-interface Contributions {
-  tools: ToolDefinition[];
-  resources: Parameters<ResourceCatalog['register']>[0][];
-  prompts: Parameters<PromptCatalog['register']>[0][];
-}
-
-const SECRET_REF = /\{\{\s*secrets\.([A-Za-z0-9_-]+)\s*\}\}/g;
-
-/** The API a provider calls when no `baseUrl` is given. */
-const DEFAULT_BASE_URL: Record<string, string> = {
-  openai: 'https://api.openai.com/v1',
-  anthropic: 'https://api.anthropic.com',
-};
-
-/**
- * Where a model's API key goes: its provider and the URL of its API, normalised as the provider
- * uses it (its default when none is given, no trailing slash, Anthropic's without `/v1`).
- */
-function destinationOf(model: { provider: string; baseUrl?: string | undefined }): string {
-  let base = (model.baseUrl ?? DEFAULT_BASE_URL[model.provider] ?? '').replace(/\/+$/, '');
-  if (model.provider === 'anthropic') base = base.replace(/\/v1$/, '');
-  try {
-    if (base !== '') base = new URL(base).href.replace(/\/+$/, '');
-  } catch {
-    // validation refuses it; compared as written
-  }
-  return `${model.provider} ${base}`;
-}
-
-/** For each secret, the origins its http tools' headers send it to, with the first tool's index. */
-function secretOrigins(tools: readonly DeclarativeToolSpec[]): Map<string, Map<string, number>> {
-  const out = new Map<string, Map<string, number>>();
-  tools.forEach((spec, i) => {
-    if (spec.kind !== 'http' || typeof spec.http?.url !== 'string') return;
-    let origin: string;
-    try {
-      origin = new URL(spec.http.url.replace(/\{[^}]*\}/g, 'x')).origin;
-    } catch {
-      return; // compiling it reports the URL
-    }
-    for (const value of Object.values(spec.http.headers ?? {})) {
-      for (const [, name] of String(value).matchAll(SECRET_REF)) {
-        const origins = out.get(name!) ?? new Map<string, number>();
-        out.set(name!, origins);
-        if (!origins.has(origin)) origins.set(origin, i);
-      }
-    }
-  });
-  return out;
-}
-
-/** The catalog name of an integration's contribution. */
-export function namespacedName(id: string, name: string): string {
-  return `${id}${NAMESPACE_SEPARATOR}${name}`;
-}
-
-/** The URI of an integration's resource. */
-export function integrationResourceUri(id: string, name: string): string {
-  return `integration://${id}/${name}`;
-}
-
-function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(6));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-function etagOf(stored: StoredIntegration): string {
-  return `"${stored.generation}-${stored.revision}"`;
-}
-
-function typesOf(input: IntegrationInput): IntegrationType[] {
-  if (input.types) return input.types;
-  const types: IntegrationType[] = [];
-  if (input.tools?.length) types.push('tools');
-  if (input.resources?.length) types.push('resources');
-  if (input.prompts?.length) types.push('prompts');
-  if (input.model) types.push('model');
-  return types;
-}
-
 /**
  * Persisted integrations and their contributions (`server.integrations`).
  *
@@ -179,29 +84,28 @@ function typesOf(input: IntegrationInput): IntegrationType[] {
 export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   /** Resolves once the stored integrations are loaded and in the catalogs; rejects if they cannot be. */
   readonly ready: Promise<void>;
-  readonly #store: IntegrationStore;
-  readonly #tools: ToolCatalog;
-  readonly #resources: ResourceCatalog;
-  readonly #prompts: PromptCatalog;
-  readonly #declarative: DeclarativeToolOptions;
-  readonly #outbound: OutboundPolicy;
+  readonly #table: IntegrationTable;
+  readonly #entries: CatalogEntries;
+  readonly #build: BuildContext;
   readonly #logger: Logger;
-  readonly #live = new Map<string, Live>();
-  readonly #attached = new Map<string, Map<string, ToolDefinition>>();
-  #cipher: SecretCipher | undefined;
-  #keyCheck: string | undefined;
   #queue: Promise<unknown>;
   #closed = false;
 
   constructor(options: IntegrationManagerOptions) {
     super();
-    this.#store = options.store;
-    this.#tools = options.tools;
-    this.#resources = options.resources;
-    this.#prompts = options.prompts;
-    this.#outbound = outboundOf(options.declarative ?? {});
-    this.#declarative = { ...options.declarative, outbound: this.#outbound };
+    const outbound = outboundOf(options.declarative ?? {});
     this.#logger = (options.logger ?? silentLogger).child({ component: 'integrations' });
+    const sealer = new SecretSealer(options.store);
+    this.#table = new IntegrationTable(options.store, sealer);
+    this.#entries = new CatalogEntries({
+      tools: options.tools,
+      resources: options.resources,
+      prompts: options.prompts,
+      declarative: { ...options.declarative, outbound },
+      logger: this.#logger,
+      find: (id) => this.#table.get(id),
+    });
+    this.#build = { sealer, outbound, logger: this.#logger };
     this.ready = this.#load(options.cipher);
     // A load failure is logged here and rejects `ready`; writes then fail with UNAVAILABLE.
     this.#queue = this.ready.catch((error: unknown) => {
@@ -209,41 +113,32 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     });
   }
 
-  get #label(): string {
-    return this.#store.label ?? 'integration store';
-  }
-
   /** Number of integrations. */
   get size(): number {
-    return this.#live.size;
+    return this.#table.size;
   }
 
   /** Every integration, in creation order, secrets redacted. */
   list(): Integration[] {
-    return [...this.#live.values()].map((live) => this.#view(live));
+    return [...this.#table.values()].map(viewOf);
   }
 
   /** One integration, secrets redacted. */
   get(id: string): Integration | undefined {
-    const live = this.#live.get(id);
-    return live && this.#view(live);
+    const live = this.#table.get(id);
+    return live && viewOf(live);
   }
 
   /** Creates an integration; `ALREADY_EXISTS` if the id is taken. */
   create(input: IntegrationInput): Promise<Integration> {
     return this.#run(async () => {
       const valid = validateIntegrationInput(input);
-      if (this.#live.has(valid.id))
+      if (this.#table.get(valid.id))
         throw new McpKitError('ALREADY_EXISTS', `Integration ${quote(valid.id)} already exists`);
-      const now = new Date().toISOString();
-      const live = await this.#build(valid, undefined, {
-        revision: 1,
-        generation: randomId(),
-        createdAt: now,
-        updatedAt: now,
-      });
-      await this.#commit(valid.id, live, undefined);
-      const integration = this.#view(live);
+      const change = { input: valid, current: undefined, revision: firstRevision() };
+      const live = await buildNext(change, this.#build);
+      await this.#commit({ next: live, current: undefined });
+      const integration = viewOf(live);
       this.#logger.info({ integration: valid.id }, 'integration created');
       this.emit('created', { integration });
       return integration;
@@ -260,7 +155,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     options: IntegrationWriteOptions = {},
   ) {
     return this.#run(async () => {
-      const current = this.#require(id, options);
+      const current = this.#table.require(id, options.ifMatch);
       const valid = validateIntegrationInput(input, id);
       return this.#change(current, valid, 'updated');
     });
@@ -269,9 +164,8 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   /** Changes the fields given and keeps the rest. */
   update(id: string, changes: Partial<Omit<IntegrationInput, 'id'>>, options: IntegrationWriteOptions = {}) {
     return this.#run(async () => {
-      const current = this.#require(id, options);
-      const base = this.#inputOf(current);
-      const valid = validateIntegrationInput({ ...base, ...changes, id }, id);
+      const current = this.#table.require(id, options.ifMatch);
+      const valid = validateIntegrationInput({ ...inputOf(current), ...changes, id }, id);
       return this.#change(current, valid, 'updated');
     });
   }
@@ -279,22 +173,16 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   /** Deletes an integration and takes its contributions out of the catalogs. Returns whether it existed. */
   delete(id: string, options: IntegrationWriteOptions = {}): Promise<boolean> {
     return this.#run(async () => {
-      const current = this.#live.get(id);
+      const current = this.#table.get(id);
       if (!current) {
         if (options.ifMatch !== undefined)
           throw new McpKitError('NOT_FOUND', `Integration ${quote(id)} not found`);
         return false;
       }
-      this.#require(id, options);
-      const integration = this.#view(current);
-      this.#remove(current.handles);
-      try {
-        await this.#save(new Map([...this.#live].filter(([key]) => key !== id)));
-      } catch (error) {
-        this.#restore(id, current);
-        throw error;
-      }
-      this.#live.delete(id);
+      this.#table.require(id, options.ifMatch);
+      const integration = viewOf(current);
+      this.#entries.remove(current);
+      await this.#table.write({ id, next: undefined, undo: () => this.#entries.restore(current) });
       this.#logger.info({ integration: id }, 'integration deleted');
       this.emit('deleted', { integration });
       return true;
@@ -317,41 +205,12 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
    * this id exists and is enabled, whenever it is created.
    */
   attachTool(id: string, definition: ToolDefinition<any>): AttachedTool {
-    validateId(id);
-    if (typeof definition?.name !== 'string' || !LOCAL_NAME.test(definition.name))
-      throw new TypeError('definition.name must be 1-60 characters of A-Z a-z 0-9 _ -');
-    const local = definition.name;
-    const name = namespacedName(id, local);
-    let attached = this.#attached.get(id);
-    if (!attached) {
-      attached = new Map();
-      this.#attached.set(id, attached);
-    }
-    if (attached.has(local))
-      throw new TypeError(`Tool ${quote(local)} is already attached to integration ${quote(id)}`);
-    const namespaced = this.#attachedDefinition(id, definition);
-    const live = this.#live.get(id);
-    if (live?.stored.enabled) {
-      live.handles.push(this.#tools.register(namespaced));
-      live.contributes.tools.push(name);
-    }
-    attached.set(local, definition);
+    const { name, detach } = this.#entries.attach(id, definition);
     this.emit('toolAttached', { id, tool: name });
     return {
       name,
       remove: () => {
-        if (this.#attached.get(id)?.get(local) !== definition) return;
-        this.#attached.get(id)!.delete(local);
-        const current = this.#live.get(id);
-        if (current) {
-          current.handles = current.handles.filter((h) => {
-            if (h.key !== name) return true;
-            h.remove();
-            return false;
-          });
-          current.contributes.tools = current.contributes.tools.filter((t) => t !== name);
-        }
-        this.emit('toolDetached', { id, tool: name });
+        if (detach()) this.emit('toolDetached', { id, tool: name });
       },
     };
   }
@@ -361,17 +220,12 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
    * it. `undefined` when the integration has no model; `NOT_FOUND` when there is no such integration.
    */
   modelConfig(id: string): ModelConfig | undefined {
-    const live = this.#live.get(id);
-    if (!live) throw new McpKitError('NOT_FOUND', `Integration ${quote(id)} not found`);
-    const model = live.stored.model;
-    if (!model) return undefined;
-    const { apiKey: _sealed, ...rest } = model;
-    return { ...structuredClone(rest), ...(live.apiKey !== undefined && { apiKey: live.apiKey }) };
+    return modelConfigOf(this.#table.require(id));
   }
 
   /** One of an integration's secrets in clear (for attached tools' handlers). Never log it. */
   secret(id: string, name: string): string | undefined {
-    return this.#live.get(id)?.secrets[name];
+    return this.#table.get(id)?.secrets[name];
   }
 
   /**
@@ -382,39 +236,17 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     return this.#run(() => this.#reseal(cipher, 'a new key'));
   }
 
-  /**
-   * Re-seals every secret under `cipher` in one atomic write; only once it is saved do the live
-   * entries, the key check and the cipher for new secrets change. Logs and emits `keyRotated`.
-   */
-  async #reseal(cipher: SecretCipher, under: string): Promise<void> {
-    const next = new Map<string, Live>();
-    let count = 0;
-    for (const [id, live] of this.#live) {
-      next.set(id, { ...live, stored: await this.#sealAll(cipher, live) });
-      count += (live.apiKey !== undefined ? 1 : 0) + Object.keys(live.secrets).length;
-    }
-    const keyCheck = await cipher.seal(randomId(), KEY_CHECK_AAD);
-    await this.#store.save(this.#snapshot(next, keyCheck));
-    this.#cipher = cipher;
-    this.#keyCheck = keyCheck;
-    for (const [id, live] of next) this.#live.get(id)!.stored = live.stored;
-    this.#logger.info(
-      { keyId: cipher.keyId, secrets: count },
-      `integration secrets re-sealed under ${under}`,
-    );
-    this.emit('keyRotated', { keyId: cipher.keyId, secrets: count });
-  }
-
   /** Waits for pending writes and releases the store. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#queue.catch(() => {});
-    await this.#store.close?.();
+    await this.#table.close();
   }
 
   // ---- internals ---------------------------------------------------------------------------
 
+  /** Runs a write after the ones before it, once the store is loaded and while the manager is open. */
   #run<T>(fn: () => Promise<T>): Promise<T> {
     const result = this.#queue.then(async () => {
       if (this.#closed) throw new McpKitError('UNAVAILABLE', 'The integration manager is closed');
@@ -429,64 +261,27 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     return result;
   }
 
-  #require(id: string, options: IntegrationWriteOptions): Live {
-    const live = this.#live.get(id);
-    if (!live) throw new McpKitError('NOT_FOUND', `Integration ${quote(id)} not found`);
-    if (options.ifMatch !== undefined) {
-      const tags = typeof options.ifMatch === 'string' ? [options.ifMatch] : options.ifMatch;
-      const etag = etagOf(live.stored);
-      if (!tags.some((t) => t === '*' || t === etag)) {
-        throw new McpKitError(
-          'PRECONDITION_FAILED',
-          `Integration ${quote(id)} has changed since it was read (its ETag is now ${etag}); read it again and retry`,
-          { details: { etag } },
-        );
-      }
-    }
-    return live;
-  }
-
   async #setEnabled(id: string, enabled: boolean, options: IntegrationWriteOptions): Promise<Integration> {
     const result = await this.#run(async () => {
-      const current = this.#require(id, options);
-      if (current.stored.enabled === enabled) return this.#view(current);
-      const valid = validateIntegrationInput({ ...this.#inputOf(current), enabled }, id);
+      const current = this.#table.require(id, options.ifMatch);
+      if (current.stored.enabled === enabled) return viewOf(current);
+      const valid = validateIntegrationInput({ ...inputOf(current), enabled }, id);
       return this.#change(current, valid, enabled ? 'enabled' : 'disabled');
     });
     return result;
   }
 
-  /** The input that reproduces `live` (secrets kept by omission). */
-  #inputOf(live: Live): IntegrationInput {
-    const s = live.stored;
-    const model = s.model && (({ apiKey: _k, ...rest }) => rest)(s.model);
-    return structuredClone({
-      id: s.id,
-      name: s.name,
-      ...(s.description !== undefined && { description: s.description }),
-      types: s.types,
-      enabled: s.enabled,
-      ...(model && { model }),
-      tools: s.tools,
-      resources: s.resources,
-      prompts: s.prompts,
-    });
-  }
-
+  /** Applies a valid input to an existing integration; emits `updated` (and `enabled`/`disabled`). */
   async #change(
     current: Live,
     valid: IntegrationInput,
     event: 'updated' | 'enabled' | 'disabled',
   ): Promise<Integration> {
-    const previous = this.#view(current);
-    const live = await this.#build(valid, current, {
-      revision: current.stored.revision + 1,
-      generation: current.stored.generation,
-      createdAt: current.stored.createdAt,
-      updatedAt: new Date().toISOString(),
-    });
-    await this.#commit(valid.id, live, current);
-    const integration = this.#view(live);
+    const previous = viewOf(current);
+    const change = { input: valid, current, revision: nextRevision(current.stored) };
+    const live = await buildNext(change, this.#build);
+    await this.#commit({ next: live, current });
+    const integration = viewOf(live);
     this.#logger.info({ integration: valid.id, change: event }, 'integration changed');
     if (event === 'updated') this.emit('updated', { integration, previous });
     else {
@@ -496,409 +291,39 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     return integration;
   }
 
-  /** Builds the next state of an integration: secrets resolved and sealed. */
-  async #build(
-    input: IntegrationInput,
-    current: Live | undefined,
-    meta: Pick<StoredIntegration, 'revision' | 'generation' | 'createdAt' | 'updatedAt'>,
-  ): Promise<Live> {
-    const cipher = this.#cipher!;
-    if (input.model?.baseUrl !== undefined) this.#checkModelUrl(input.model.baseUrl);
-    // API key: a string sets, null or no model removes, omitted or the masked echo keeps — as long
-    // as the key would go where it went before. A new provider or baseUrl drops a key not given again.
-    let apiKey: string | undefined;
-    if (input.model) {
-      const given = input.model.apiKey;
-      const echoed =
-        given === undefined || (current?.apiKey !== undefined && given === maskSecret(current.apiKey));
-      if (!echoed) {
-        // It travels in a header: a control character (or one past Latin-1) could never be sent.
-        if (typeof given === 'string' && !isHeaderText(given))
-          throw fieldError('model.apiKey', 'must hold only printable Latin-1 characters');
-        apiKey = given ?? undefined;
-      } else if (current?.apiKey !== undefined) {
-        const before = current.stored.model;
-        if (before && destinationOf(before) === destinationOf(input.model)) apiKey = current.apiKey;
-        else
-          this.#logger.warn(
-            { integration: input.id },
-            'integration model key dropped: its provider or baseUrl changed and no new key was given',
-          );
-      }
-    }
-    let secrets: Record<string, string>;
-    const fresh = new Set<string>();
-    if (input.secrets === undefined) secrets = { ...current?.secrets };
-    else {
-      secrets = {};
-      for (const [name, value] of Object.entries(input.secrets)) {
-        if (value === null) continue;
-        const old = current?.secrets[name];
-        const kept = old !== undefined && value === maskSecret(old);
-        secrets[name] = kept ? old : value;
-        if (!kept) fresh.add(name);
-      }
-    }
-    // A kept secret goes only where it went before: sending it to a new origin needs it given again.
-    const before = secretOrigins(current?.stored.tools ?? []);
-    for (const [name, origins] of secretOrigins(input.tools ?? [])) {
-      if (secrets[name] === undefined || fresh.has(name)) continue;
-      for (const [origin, i] of origins) {
-        if (before.get(name)?.has(origin)) continue;
-        throw fieldError(
-          `secrets.${name}`,
-          `must be given again: tools[${i}] would send it to ${quote(origin)}, where it has not gone before`,
-        );
-      }
-    }
-    const stored: StoredIntegration = {
-      id: input.id,
-      name: input.name,
-      ...(input.description !== undefined && { description: input.description }),
-      types: typesOf(input),
-      enabled: input.enabled ?? current?.stored.enabled ?? true,
-      ...(input.model && {
-        model: (({ apiKey: _k, ...rest }) => rest)(input.model) as StoredIntegration['model'],
-      }),
-      tools: input.tools ?? [],
-      resources: input.resources ?? [],
-      prompts: input.prompts ?? [],
-      ...meta,
+  /** Swaps the next state into the catalogs and saves it; on a failed save, the catalogs go back. */
+  async #commit(swap: EntrySwap): Promise<void> {
+    const { next, current } = swap;
+    this.#entries.swap(swap);
+    const undo = () => {
+      this.#entries.remove(next);
+      if (current) this.#entries.restore(current);
     };
-    const sealed = await this.#sealAll(cipher, { stored, apiKey, secrets });
-    return {
-      stored: sealed,
-      apiKey,
-      secrets,
-      handles: [],
-      contributes: { tools: [], resources: [], prompts: [] },
-    };
+    await this.#table.write({ id: next.stored.id, next, undo });
   }
 
-  /** A model's baseUrl must pass the outbound policy (the provider's own API is always allowed). */
-  #checkModelUrl(baseUrl: string): void {
-    try {
-      this.#outbound.check(new URL(baseUrl), MODEL_PROVIDER_HOSTS);
-    } catch (error) {
-      if (!(error instanceof McpKitError)) throw error;
-      throw new McpKitError(error.code, `model.baseUrl: ${error.message}`, {
-        details: { field: 'model.baseUrl' },
-      });
-    }
+  /** Re-seals every secret under `cipher` (`under` says which key, for the log); emits `keyRotated`. */
+  async #reseal(cipher: SecretCipher, under: string): Promise<void> {
+    const count = await this.#table.reseal(cipher);
+    this.#logger.info(
+      { keyId: cipher.keyId, secrets: count },
+      `integration secrets re-sealed under ${under}`,
+    );
+    this.emit('keyRotated', { keyId: cipher.keyId, secrets: count });
   }
 
-  /** `stored` with its model key and secrets sealed by `cipher` (the plain ones are given beside it). */
-  async #sealAll(
-    cipher: SecretCipher,
-    { stored, apiKey, secrets }: Pick<Live, 'stored' | 'apiKey' | 'secrets'>,
-  ): Promise<StoredIntegration> {
-    const out: StoredIntegration = { ...stored };
-    if (stored.model) {
-      const { apiKey: _old, ...model } = stored.model;
-      out.model =
-        apiKey === undefined
-          ? model
-          : { ...model, apiKey: await cipher.seal(apiKey, secretAad(stored.id, 'model.apiKey')) };
-    }
-    delete out.secrets;
-    const names = Object.keys(secrets);
-    if (names.length > 0) {
-      out.secrets = {};
-      for (const name of names)
-        out.secrets[name] = await cipher.seal(secrets[name]!, secretAad(stored.id, `secrets.${name}`));
-    }
-    return out;
-  }
-
-  /** Swaps `next` in for `current` in the catalogs, saves, and commits; restores the catalogs on failure. */
-  async #commit(id: string, next: Live, current: Live | undefined): Promise<void> {
-    const contributions = this.#contributions(next, 'write');
-    if (current) this.#remove(current.handles);
-    try {
-      next.handles = next.stored.enabled ? this.#register(id, contributions, false) : [];
-    } catch (error) {
-      if (current) this.#restore(id, current);
-      throw error;
-    }
-    next.contributes = this.#names(id, next, contributions);
-    const all = new Map(this.#live);
-    all.set(id, next);
-    try {
-      await this.#save(all);
-    } catch (error) {
-      this.#remove(next.handles);
-      if (current) this.#restore(id, current);
-      throw error;
-    }
-    this.#live.set(id, next);
-  }
-
-  /**
-   * Puts an integration's contributions back in the catalogs after a change to it failed; a disabled
-   * integration had none there, so it gets none back.
-   */
-  #restore(id: string, current: Live): void {
-    current.handles = current.stored.enabled
-      ? this.#register(id, this.#contributions(current, 'load'), true)
-      : [];
-  }
-
-  async #save(all: Map<string, Live>): Promise<void> {
-    this.#keyCheck ??= await this.#cipher!.seal(randomId(), KEY_CHECK_AAD);
-    await this.#store.save(this.#snapshot(all, this.#keyCheck));
-  }
-
-  #snapshot(all: Map<string, Live>, keyCheck: string): IntegrationSnapshot {
-    return { keyCheck, integrations: [...all.values()].map((l) => l.stored) };
-  }
-
-  #names(id: string, live: Live, c: Contributions): Integration['contributes'] {
-    const attached = live.stored.enabled ? [...(this.#attached.get(id)?.keys() ?? [])] : [];
-    return {
-      tools: [...c.tools.map((t) => t.name), ...attached.map((n) => namespacedName(id, n))],
-      resources: c.resources.map((r) => (r as { uri: string }).uri),
-      prompts: c.prompts.map((p) => p.name),
-    };
-  }
-
-  #remove(handles: RegistrationHandle[]): void {
-    for (const handle of handles) handle.remove();
-    handles.length = 0;
-  }
-
-  /**
-   * Registers contributions and attached tools. `lenient` (load, rollback) skips what fails with a
-   * warning; otherwise the first failure undoes the rest and throws an error naming the field.
-   */
-  #register(id: string, c: Contributions, lenient: boolean): RegistrationHandle[] {
-    const handles: RegistrationHandle[] = [];
-    const attempt = (field: string, fn: () => RegistrationHandle) => {
-      try {
-        handles.push(fn());
-      } catch (error) {
-        if (lenient) {
-          this.#logger.warn({ integration: id, field, err: error }, 'integration contribution skipped');
-          return;
-        }
-        this.#remove(handles);
-        const message = error instanceof Error ? error.message : 'is invalid';
-        if (error instanceof McpKitError && error.code === 'ALREADY_EXISTS')
-          throw new McpKitError('CONFLICT', `${field}: ${message}`, { details: { field } });
-        throw fieldError(field, `is invalid: ${message}`);
-      }
-    };
-    if (lenient && c.tools.length > 1) {
-      try {
-        handles.push(...this.#tools.registerMany(c.tools));
-      } catch {
-        this.#remove(handles);
-        for (const [i, t] of c.tools.entries()) attempt(`tools[${i}]`, () => this.#tools.register(t));
-      }
-    } else for (const [i, t] of c.tools.entries()) attempt(`tools[${i}]`, () => this.#tools.register(t));
-    for (const [local, def] of this.#attached.get(id) ?? []) {
-      attempt(`attached tool ${local}`, () => this.#tools.register(this.#attachedDefinition(id, def)));
-    }
-    for (const [i, r] of c.resources.entries()) attempt(`resources[${i}]`, () => this.#resources.register(r));
-    for (const [i, p] of c.prompts.entries()) attempt(`prompts[${i}]`, () => this.#prompts.register(p));
-    return handles;
-  }
-
-  #attachedDefinition(id: string, definition: ToolDefinition<any>): ToolDefinition<any> {
-    return {
-      ...definition,
-      name: namespacedName(id, definition.name),
-      _meta: { ...definition._meta, 'io.mcpkit/integration': id },
-    };
-  }
-
-  /**
-   * Compiles an integration's declarative contributions. In `write` mode a bad one is an error naming
-   * its field; in `load` mode it is skipped with a warning (the server's options may have changed
-   * since it was saved: it stays stored, and a later write reports it).
-   */
-  #contributions(live: Live, mode: 'write' | 'load'): Contributions {
-    const { stored } = live;
-    const id = stored.id;
-    const out: Contributions = { tools: [], resources: [], prompts: [] };
-    stored.tools.forEach((spec, i) => {
-      try {
-        out.tools.push(this.#compileTool(spec, { id, secrets: live.secrets, index: i }));
-      } catch (error) {
-        if (mode === 'write') throw error;
-        this.#logger.warn({ integration: id, field: `tools[${i}]`, err: error }, 'integration tool skipped');
-      }
-    });
-    for (const r of stored.resources) {
-      const content = r.text !== undefined ? { text: r.text } : { blob: r.blob! };
-      const mimeType = r.mimeType;
-      out.resources.push({
-        uri: integrationResourceUri(id, r.name),
-        name: r.name,
-        ...(r.title !== undefined && { title: r.title }),
-        ...(r.description !== undefined && { description: r.description }),
-        ...(mimeType !== undefined && { mimeType }),
-        _meta: { 'io.mcpkit/integration': id },
-        read: () => ({ ...(mimeType !== undefined && { mimeType }), ...content }),
-      });
-    }
-    for (const p of stored.prompts) {
-      out.prompts.push({
-        name: namespacedName(id, p.name),
-        ...(p.title !== undefined && { title: p.title }),
-        ...(p.description !== undefined && { description: p.description }),
-        ...(p.arguments && { arguments: p.arguments }),
-        messages: p.messages,
-        _meta: { 'io.mcpkit/integration': id },
-      });
-    }
-    return out;
-  }
-
-  /** Integration `id`'s tool at `index` of its list, namespaced, with the integration's secrets. */
-  #compileTool(
-    spec: DeclarativeToolSpec,
-    { id, secrets, index: i }: { id: string; secrets: Record<string, string>; index: number },
-  ): ToolDefinition {
-    const name = namespacedName(id, spec.name);
-    let compiled: DeclarativeToolSpec = { ...spec, name };
-    const carried: string[] = [];
-    if (spec.kind === 'http' && spec.http?.headers) {
-      const headers: Record<string, string> = {};
-      for (const [header, value] of Object.entries(spec.http.headers)) {
-        headers[header] = String(value).replace(SECRET_REF, (_, secret: string) => {
-          const resolved = secrets[secret];
-          if (resolved === undefined)
-            throw fieldError(
-              `tools[${i}].http.headers.${header}`,
-              `refers to secrets.${secret}, which is not set`,
-            );
-          carried.push(resolved);
-          return resolved;
-        });
-      }
-      compiled = { ...spec, name, http: { ...spec.http, headers } } as DeclarativeToolSpec;
-    }
-    let definition: ToolDefinition;
-    try {
-      definition = compileDeclarativeTool(compiled, { ...this.#declarative, secrets: carried });
-    } catch (error) {
-      if (error instanceof McpKitError || error instanceof TypeError) {
-        const code = error instanceof McpKitError ? error.code : 'INVALID_ARGUMENT';
-        throw new McpKitError(code, `tools[${i}]: ${error.message}`, { details: { field: `tools[${i}]` } });
-      }
-      throw error;
-    }
-    // The listed spec keeps `{{secrets.NAME}}` references, never their values.
-    return {
-      ...definition,
-      _meta: { 'io.mcpkit/declarative': { ...spec, name }, 'io.mcpkit/integration': id },
-    };
-  }
-
-  #view(live: Live): Integration {
-    const s = live.stored;
-    const model = s.model && (({ apiKey: _k, ...rest }) => rest)(s.model);
-    const secretNames = Object.keys(live.secrets);
-    return structuredClone({
-      id: s.id,
-      name: s.name,
-      ...(s.description !== undefined && { description: s.description }),
-      types: s.types,
-      enabled: s.enabled,
-      ...(model && {
-        model: { ...model, ...(live.apiKey !== undefined && { apiKey: maskSecret(live.apiKey) }) },
-      }),
-      ...(secretNames.length > 0 && {
-        secrets: Object.fromEntries(secretNames.map((n) => [n, maskSecret(live.secrets[n]!)])),
-      }),
-      tools: s.tools,
-      resources: s.resources,
-      prompts: s.prompts,
-      contributes: live.contributes,
-      revision: s.revision,
-      etag: etagOf(s),
-      createdAt: s.createdAt,
-      updatedAt: s.updatedAt,
-    });
-  }
-
-  /** A sealed value of integration `id`'s `field`, opened. */
-  async #open(
-    cipher: SecretCipher,
-    sealed: string,
-    { id, field }: { id: string; field: string },
-  ): Promise<string> {
-    try {
-      return await cipher.open(sealed, secretAad(id, field));
-    } catch (error) {
-      throw new IntegrationStoreError(
-        this.#label,
-        `cannot open ${field} of integration "${id}": ${(error as Error).message}`,
-      );
-    }
-  }
-
+  /** Loads the store, puts what it holds in the catalogs, and re-seals what an old key sealed. */
   async #load(cipherOption: SecretCipher | Promise<SecretCipher>): Promise<void> {
     const cipher = await cipherOption;
-    this.#cipher = cipher;
-    const snapshot = await this.#store.load();
-    if (!snapshot) {
+    const loaded = await this.#table.load(cipher);
+    if (!loaded) {
       this.emit('loaded', { count: 0 });
       return;
     }
-    let stale = false;
-    if (snapshot.keyCheck !== undefined) {
-      try {
-        await cipher.open(snapshot.keyCheck, KEY_CHECK_AAD);
-      } catch (error) {
-        throw new IntegrationStoreError(
-          this.#label,
-          `the secret key does not open this store (${(error as Error).message}). Set MCP_SECRET_KEY to the key it was saved with (during a rotation, the old key goes in MCP_SECRET_KEY_PREVIOUS).`,
-        );
-      }
-      stale = !cipher.isCurrent(snapshot.keyCheck);
-      this.#keyCheck = snapshot.keyCheck;
-    }
-    for (const stored of snapshot.integrations) {
-      validateId(stored.id, `integrations[${stored.id}].id`);
-      const sealedKey = stored.model?.apiKey;
-      const apiKey =
-        sealedKey === undefined
-          ? undefined
-          : await this.#open(cipher, sealedKey, { id: stored.id, field: 'model.apiKey' });
-      const secrets: Record<string, string> = {};
-      for (const [name, sealed] of Object.entries(stored.secrets ?? {})) {
-        secrets[name] = await this.#open(cipher, sealed, { id: stored.id, field: `secrets.${name}` });
-        stale ||= !cipher.isCurrent(sealed);
-      }
-      if (sealedKey !== undefined) stale ||= !cipher.isCurrent(sealedKey);
-      const live: Live = {
-        stored: {
-          ...stored,
-          tools: stored.tools ?? [],
-          resources: stored.resources ?? [],
-          prompts: stored.prompts ?? [],
-        },
-        apiKey,
-        secrets,
-        handles: [],
-        contributes: { tools: [], resources: [], prompts: [] },
-      };
-      this.#live.set(stored.id, live);
-    }
-    const registerAll = () => {
-      for (const [id, live] of this.#live) {
-        const contributions = this.#contributions(live, 'load');
-        if (live.stored.enabled) live.handles = this.#register(id, contributions, true);
-        live.contributes = this.#names(id, live, contributions);
-      }
-    };
-    registerAll();
-    if (stale) {
-      // Sealed under a previous key: re-seal everything under the current one in one atomic write.
-      await this.#reseal(cipher, 'the current key');
-    }
-    this.#logger.debug({ count: this.#live.size }, 'integrations loaded');
-    this.emit('loaded', { count: this.#live.size });
+    for (const live of this.#table.values()) this.#entries.load(live);
+    // Sealed under a previous key: re-seal everything under the current one in one atomic write.
+    if (loaded.stale) await this.#reseal(cipher, 'the current key');
+    this.#logger.debug({ count: this.#table.size }, 'integrations loaded');
+    this.emit('loaded', { count: this.#table.size });
   }
 }
