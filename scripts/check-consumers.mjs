@@ -18,6 +18,10 @@
  * declaration files are checked only with `--all` (that is what `tsc` with `skipLibCheck: false`
  * does, and it costs about 10 s of checking zod, the SDK and @types/node per program).
  *
+ * Before compiling, `mcpkit/testing` is run (ESM and CommonJS) with `@modelcontextprotocol/client`
+ * moved out of `node_modules`: its helpers must work without it, and `connectClient` must say what
+ * to install.
+ *
  * Usage: `node scripts/check-consumers.mjs [tarball] [--all]`. Without a tarball it packs `dist/`
  * as it is (`npm pack --ignore-scripts`: build first). `scripts/check-package.mjs` calls
  * {@link checkConsumers} with the tarball it packed.
@@ -29,6 +33,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -169,9 +174,59 @@ function hidingHost(options, hidden, cache) {
   return host;
 }
 
+const RUNTIME_PROBE = (load) => `${load}
+const server = createMcpServer({ name: 'probe', version: '1.0.0', logLevel: 'silent' });
+const status = (await request(server, '/health')).status;
+let message = 'connected';
+await connectClient(server).catch((error) => { message = error.message; });
+await server.close();
+console.log(JSON.stringify({ status, message }));`;
+
+/**
+ * `mcpkit/testing` run (ESM and CommonJS) with `@modelcontextprotocol/client` moved out of the
+ * way: its other helpers work, and `connectClient` says what to install. Resolves with the number
+ * of failures.
+ */
+async function checkTestingWithoutClient(dir, log) {
+  const client = join(dir, 'node_modules', '@modelcontextprotocol', 'client');
+  const away = `${client}.away`;
+  const probes = {
+    'probe.mjs': RUNTIME_PROBE(
+      "import { createMcpServer } from 'mcpkit';\nimport { connectClient, request } from 'mcpkit/testing';",
+    ),
+    'probe.cjs': `(async () => {
+const { createMcpServer } = require('mcpkit');
+const { connectClient, request } = require('mcpkit/testing');
+${RUNTIME_PROBE('')}
+})();`,
+  };
+  let failed = 0;
+  renameSync(client, away);
+  try {
+    for (const [name, text] of Object.entries(probes)) {
+      writeFileSync(join(dir, name), text);
+      const ran = await run(process.execPath, [name], dir);
+      let answer;
+      try {
+        answer = JSON.parse(ran.stdout.trim().split('\n').at(-1));
+      } catch {}
+      const ok =
+        ran.status === 0 &&
+        answer?.status === 200 &&
+        answer.message.includes('npm install --save-dev @modelcontextprotocol/client');
+      if (ok) continue;
+      failed++;
+      log(`\n✗ runtime/${name}: mcpkit/testing without @modelcontextprotocol/client\n${ran.output}`);
+    }
+  } finally {
+    renameSync(away, client);
+  }
+  return failed;
+}
+
 /**
  * Installs `tarball` into a temporary consumer project and compiles every fixture in every setup.
- * Resolves with the number of programs that failed (0: all compiled); the folder is removed
+ * Resolves with the number of programs (and runtime probes) that failed (0: all passed); the folder is removed
  * whatever happens.
  */
 export async function checkConsumers(tarball, { all = false, log = console.log } = {}) {
@@ -243,6 +298,7 @@ export async function checkConsumers(tarball, { all = false, log = console.log }
       .map(([name]) => name);
     const peers = [...new Set([...optional, ...optional.map(typesOf), ...Object.values(FIXTURES).flat()])];
 
+    const probesFailed = await checkTestingWithoutClient(dir, log);
     let failed = 0;
     let programs = 0;
     for (const [setupName, setup] of Object.entries(SETUPS)) {
@@ -292,7 +348,12 @@ export async function checkConsumers(tarball, { all = false, log = console.log }
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     const summary = `${programs} consumer programs (${Object.keys(SETUPS).join(', ')} × ${listed.length} fixtures${all ? ', every declaration file' : ''}) in ${seconds} s, install ${installSeconds.toFixed(1)} s`;
     log(failed === 0 ? `✓ ${summary}` : `\n✗ ${failed} of ${summary} failed to compile`);
-    return failed;
+    log(
+      probesFailed === 0
+        ? '✓ mcpkit/testing without @modelcontextprotocol/client: its helpers run, connectClient says what to install (ESM, CommonJS)'
+        : `✗ mcpkit/testing without @modelcontextprotocol/client: ${probesFailed} of 2 probes failed`,
+    );
+    return failed + probesFailed;
   } finally {
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);
