@@ -4,6 +4,7 @@
  * as ESM and as CommonJS.
  */
 import { createServer } from 'node:http';
+import * as otel from '@opentelemetry/api';
 import { createMcpServer, defineTool, McpKitError, type McpKitServer } from 'mcpkit';
 import {
   attachWebSocket,
@@ -37,6 +38,9 @@ export async function weather(): Promise<McpKitServer> {
   console.error(`MCP endpoint: ${url}/mcp`);
   return server;
 }
+
+// The tracing option takes the OpenTelemetry API module and a tracer of it.
+export const traced = createMcpServer({ tracing: { tracer: otel.trace.getTracer('app'), api: otel } });
 
 export const add = defineTool({
   name: 'add',
