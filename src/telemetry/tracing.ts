@@ -115,6 +115,9 @@ const TRACER_NAME = 'mcpkit';
 
 /** What the API's provider hands calls to while no provider is registered. */
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+/** The provider the API last answered with, and it as the API's proxy (`undefined` if it is not one). */
+let lastProvider: TracerProvider | undefined;
+let lastProxy: ProxyTracerProvider | undefined;
 
 /**
  * The tracer provider registered with the API, or `undefined` while there is none. The API always
@@ -130,8 +133,6 @@ function registeredProvider(): TracerProvider | undefined {
   const delegate = lastProxy ? lastProxy.getDelegate() : provider;
   return delegate === NOOP_PROVIDER ? undefined : delegate;
 }
-let lastProvider: TracerProvider | undefined;
-let lastProxy: ProxyTracerProvider | undefined;
 
 /** `context` with `span` as its active span. */
 function withSpan(context: ContextLike, span: SpanLike): ContextLike {
