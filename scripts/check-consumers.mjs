@@ -61,6 +61,7 @@ const FIXTURES = {
 const INSTALL = [
   'zod',
   '@types/node',
+  '@opentelemetry/api',
   'express',
   '@types/express',
   'fastify',
@@ -146,8 +147,9 @@ function versionOf(pkg, name) {
 }
 
 /**
- * A compiler host over `base` that hides the packages in `hidden` (folders under `node_modules`) as if
- * they were not installed, and shares parsed declaration files through `cache`.
+ * A compiler host for `options` that hides the packages in `hidden` (folders under `node_modules`)
+ * as if they were not installed, and shares parsed declaration files through `cache` (one per setup:
+ * a parsed file depends on the options).
  */
 function hidingHost(options, hidden, cache) {
   const host = ts.createCompilerHost(options, true);
