@@ -10,8 +10,8 @@ export default defineConfig({
     fastify: 'src/adapters/fastify.ts',
     hono: 'src/adapters/hono.ts',
   },
-  // Frameworks are optional peers: never bundled.
-  external: ['express', 'fastify', 'hono', '@hono/node-server', 'ws'],
+  // Optional peers (frameworks, ws, the SDK client of mcpkit/testing): never bundled.
+  external: ['express', 'fastify', 'hono', 'ws', '@modelcontextprotocol/client'],
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

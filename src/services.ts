@@ -10,7 +10,7 @@
  * each instead of building a bag per layer.
  */
 import type { Implementation, Tool } from '@modelcontextprotocol/server';
-import EventEmitter from 'eventemitter3';
+import { EventEmitter } from 'eventemitter3';
 import { ResourceCache } from './catalog/cache.js';
 import { PromptCatalog } from './catalog/prompts.js';
 import { ResourceCatalog } from './catalog/resources.js';

@@ -1,7 +1,7 @@
 /**
  * OpenTelemetry traces: spans for HTTP requests, MCP requests, tool executions, resource reads and
  * completion steps, nested through the registered context manager, with an incoming `traceparent`
- * honoured. The SDK is registered globally here only; mcpkit finds it without importing the API.
+ * honoured. The SDK is registered globally here only; mcpkit finds it through `@opentelemetry/api`.
  */
 import * as otel from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -323,6 +323,71 @@ describe('spans with a globally registered provider', () => {
     server.tools.register({ name: 'noop', handler: () => 'ok' });
     await server.executor.execute('noop', {});
     expect(one('execute_tool noop').instrumentationScope.name).toBe('explicit');
+    await server.close();
+  });
+});
+
+describe('propagation', () => {
+  /** A propagator of a made-up format: `x-parent: <trace id>/<span id>`. */
+  const custom: otel.TextMapPropagator = {
+    inject() {},
+    extract(context, carrier, getter) {
+      const value = getter.get(carrier, 'x-parent');
+      const [traceId, spanId] = (Array.isArray(value) ? value[0] : value)?.split('/') ?? [];
+      if (!traceId || !spanId) return context;
+      return otel.trace.setSpanContext(context, { traceId, spanId, traceFlags: 1, isRemote: true });
+    },
+    fields: () => ['x-parent'],
+  };
+
+  it('takes the parent of an HTTP request from the registered propagator', async () => {
+    otel.propagation.setGlobalPropagator(custom);
+    try {
+      const server = fixtureServer();
+      await request(server, '/tools', { headers: { 'x-parent': `${TRACE_ID}/${PARENT_ID}` } });
+      const http = one('GET /tools');
+      expect(http.spanContext().traceId).toBe(TRACE_ID);
+      expect(parentOf(http)).toBe(PARENT_ID);
+      await server.close();
+    } finally {
+      otel.propagation.disable();
+    }
+  });
+
+  it('without a propagator, reads traceparent even inside an active span', async () => {
+    const server = fixtureServer();
+    const outer = provider.getTracer('app');
+    await outer.startActiveSpan('app work', async (span) => {
+      await request(server, '/tools', { headers: { traceparent: TRACEPARENT } });
+      span.end();
+    });
+    const http = one('GET /tools');
+    expect(http.spanContext().traceId).toBe(TRACE_ID);
+    expect(parentOf(http)).toBe(PARENT_ID);
+    await server.close();
+  });
+});
+
+describe('without a context manager', () => {
+  it('still records every span, and nests again once one is registered', async () => {
+    otel.context.disable();
+    // Its own Tracing (not the shared global one), first used while no context manager is registered.
+    const server = fixtureServer({ tracing: {} });
+    server.tools.register({
+      name: 'outer',
+      handler: async (_args, ctx) => ctx.callTool('add', { a: 1, b: 1 }),
+    });
+    try {
+      await server.executor.execute('outer', {});
+      expect(byName('execute_tool outer')).toHaveLength(1);
+      expect(byName('execute_tool add')).toHaveLength(1);
+    } finally {
+      contextManager.enable();
+      otel.context.setGlobalContextManager(contextManager);
+    }
+    exporter.reset();
+    await server.executor.execute('outer', {});
+    expect(parentOf(one('execute_tool add'))).toBe(one('execute_tool outer').spanContext().spanId);
     await server.close();
   });
 });

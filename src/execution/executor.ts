@@ -9,7 +9,7 @@
  * answered with one promise.
  */
 import { type CallToolResult, isInputRequiredResult, ProtocolError } from '@modelcontextprotocol/server';
-import EventEmitter from 'eventemitter3';
+import { EventEmitter } from 'eventemitter3';
 import type { RegisteredTool, ToolCatalog } from '../catalog/tools.js';
 import type { ValidationOutcome } from '../schema.js';
 import { isTaskContinuation } from '../tasks/continuation.js';

@@ -13,7 +13,7 @@ import {
   type Server,
   type ServerNotifier,
 } from '@modelcontextprotocol/server';
-import type EventEmitter from 'eventemitter3';
+import type { EventEmitter } from 'eventemitter3';
 import { readBodyLimited } from '../core/bodyLimit.js';
 import { checkTrustProxy } from '../core/forwarded.js';
 import { normalisePath } from '../core/paths.js';

@@ -11,7 +11,7 @@
  * catalog entries), `storage.ts` (the table, the store, `If-Match`, the write that rolls back) and
  * `live.ts` (an integration in memory and the redacted view every API returns).
  */
-import EventEmitter from 'eventemitter3';
+import { EventEmitter } from 'eventemitter3';
 import type { PromptCatalog } from '../catalog/prompts.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolCatalog, ToolDefinition } from '../catalog/tools.js';

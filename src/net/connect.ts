@@ -23,7 +23,8 @@ export type CheckedResolve = (hostname: string) => Promise<ResolvedAddress[]>;
 /** What a connector sends: a method, headers, an optional body and an abort signal. */
 export interface OutboundInit {
   method?: string;
-  headers?: HeadersInit;
+  /** What `new Headers()` takes (`HeadersInit`, which Node-only programs without the DOM library lack). */
+  headers?: ConstructorParameters<typeof Headers>[0];
   body?: string | Uint8Array;
   signal?: AbortSignal;
 }

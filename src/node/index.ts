@@ -20,6 +20,8 @@ export {
   type AttachWebSocketOptions,
   attachWebSocket,
   MCP_SUBPROTOCOL,
+  type ServerWebSocket,
+  type ServerWebSocketData,
   type WebSocketAttachment,
   WebSocketCloseCode,
   type WebSocketCloseInfo,

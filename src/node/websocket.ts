@@ -13,7 +13,7 @@ import type {
   Transport,
   TransportSendOptions,
 } from '@modelcontextprotocol/server';
-import type { RawData, WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { envMaxConnections } from '../config.js';
 import { ERROR_CODES } from '../core/errors.js';
 import { nonNegativeInteger, positiveInteger } from '../core/options.js';
@@ -63,6 +63,43 @@ export interface WebSocketCloseInfo {
   code: number;
   /** The close reason, possibly empty. */
   reason: string;
+}
+
+/** A message as `ws` delivers it: one buffer, or fragments (`ArrayBuffer` with `binaryType` set so). */
+export type ServerWebSocketData = Buffer | ArrayBuffer | Buffer[];
+
+/**
+ * The server side of one WebSocket connection, as {@link WebSocketServerTransport} uses it: the part
+ * of a `WebSocket` of the `ws` package the transport calls. Any `ws` socket fits; mcpkit's types
+ * name nothing of `ws` itself, so a program that never opens a socket needs neither `ws` nor
+ * `@types/ws`.
+ *
+ * @example
+ * ```ts
+ * import { type ServerWebSocket, WebSocketServerTransport } from 'mcpkit/node';
+ * import { WebSocketServer } from 'ws';
+ *
+ * const serve = (socket: ServerWebSocket) =>
+ *   server.connect(new WebSocketServerTransport(socket), { origin: 'websocket' });
+ * new WebSocketServer({ port: 8080, handleProtocols: () => 'mcp' }).on('connection', serve);
+ * ```
+ */
+export interface ServerWebSocket {
+  /** 1 while open (the `readyState` of the WebSocket API). */
+  readonly readyState: number;
+  /** The subprotocol agreed at the upgrade. */
+  readonly protocol: string;
+  /** Bytes queued to send. */
+  readonly bufferedAmount: number;
+  send(data: string): void;
+  ping(): void;
+  close(code?: number, reason?: string): void;
+  /** Cuts the connection without a closing handshake. */
+  terminate(): void;
+  on(event: 'message', listener: (data: ServerWebSocketData, isBinary: boolean) => void): unknown;
+  on(event: 'pong', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  once(event: 'close', listener: (code: number, reason: Buffer) => void): unknown;
 }
 
 /** Options for {@link WebSocketServerTransport}. */
@@ -155,7 +192,7 @@ export class WebSocketServerTransport implements Transport {
   /** Settles once when the connection ends, with the close code of whichever side ended it. */
   readonly closed: Promise<WebSocketCloseInfo>;
 
-  readonly #socket: WebSocket;
+  readonly #socket: ServerWebSocket;
   readonly #maxBuffered: number;
   readonly #maxInFlight: number;
   readonly #maxJsonDepth: number;
@@ -176,7 +213,7 @@ export class WebSocketServerTransport implements Transport {
   #finished = false;
   #resolveClosed!: (info: WebSocketCloseInfo) => void;
 
-  constructor(socket: WebSocket, options: WebSocketServerTransportOptions = {}) {
+  constructor(socket: ServerWebSocket, options: WebSocketServerTransportOptions = {}) {
     this.#socket = socket;
     this.#maxBuffered = positiveInteger(
       'maxBufferedBytes',
@@ -191,7 +228,7 @@ export class WebSocketServerTransport implements Transport {
       this.#resolveClosed = resolve;
     });
     // Listen at once: frames that arrive before start() are held, not lost.
-    socket.on('message', (data: RawData, isBinary: boolean) => this.#onFrame(data, isBinary));
+    socket.on('message', (data, isBinary) => this.#onFrame(data, isBinary));
     socket.on('pong', () => {
       this.#alive = true;
     });
@@ -285,7 +322,7 @@ export class WebSocketServerTransport implements Transport {
     this.#close(code, reason);
   }
 
-  #onFrame(data: RawData, isBinary: boolean): void {
+  #onFrame(data: ServerWebSocketData, isBinary: boolean): void {
     this.#alive = true;
     if (this.#finished) return;
     if (isBinary) {

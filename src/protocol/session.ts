@@ -26,7 +26,7 @@ import {
   type SubscribeRequest,
   type UnsubscribeRequest,
 } from '@modelcontextprotocol/server';
-import type EventEmitter from 'eventemitter3';
+import type { EventEmitter } from 'eventemitter3';
 import { z } from 'zod';
 import type { PromptCatalog } from '../catalog/prompts.js';
 import type { Completer, ResourceCatalog } from '../catalog/resources.js';

@@ -12,7 +12,7 @@ import {
   ProtocolErrorCode,
   type ServerContext,
 } from '@modelcontextprotocol/server';
-import EventEmitter from 'eventemitter3';
+import { EventEmitter } from 'eventemitter3';
 import type { RegisteredTool } from '../catalog/tools.js';
 import { ERROR_CODES, McpKitError, publicErrorMessage, toMcpKitError } from '../core/errors.js';
 import { positiveInteger } from '../core/options.js';

@@ -1,10 +1,25 @@
 /**
- * OpenTelemetry traces without a dependency on `@opentelemetry/api`: a small duck-typed view of the
- * API, found at run time through the API's own global registration (what `trace.setGlobalTracerProvider`
- * and `context.setGlobalContextManager` write under `Symbol.for('opentelemetry.js.api.1')`), or
- * handed in as the `tracing` option. With neither, every helper here is a no-op that costs one
- * property lookup.
+ * OpenTelemetry traces through `@opentelemetry/api`, the package OpenTelemetry publishes for
+ * libraries to depend on: spans go to the tracer provider, context manager and propagator the
+ * application registers with it (`NodeSDK`, `trace.setGlobalTracerProvider`, …), or to what the
+ * `tracing` option hands in. While no provider is registered, every helper here is a no-op that
+ * costs asking the API for its provider.
+ *
+ * The types below are structural (the few members mcpkit calls), so a tracer or an API module of
+ * another copy of `@opentelemetry/api` fits the `tracing` option as well as this one's.
  */
+import {
+  context as apiContext,
+  propagation as apiPropagation,
+  type Context,
+  createContextKey,
+  ProxyTracerProvider,
+  ROOT_CONTEXT,
+  type Span,
+  type SpanContext,
+  type TracerProvider,
+  trace,
+} from '@opentelemetry/api';
 
 /** Span attribute values mcpkit sets. */
 export type SpanAttributes = Record<string, string | number | boolean>;
@@ -96,41 +111,38 @@ export const SPAN_KIND = { INTERNAL: 0, SERVER: 1, CLIENT: 2 } as const;
 /** `SpanStatusCode` values of the API. */
 export const SPAN_STATUS = { UNSET: 0, OK: 1, ERROR: 2 } as const;
 
-/** Where `@opentelemetry/api` 1.x registers its globals. */
-const GLOBAL_KEY = Symbol.for('opentelemetry.js.api.1');
-/** The API's context key for the active span (`createContextKey` uses `Symbol.for`). */
-const SPAN_KEY = Symbol.for('OpenTelemetry Context Key SPAN');
 const TRACER_NAME = 'mcpkit';
 
-interface GlobalApi {
-  trace?: { getTracer(name: string, version?: string): TracerLike };
-  context?: ContextManagerLike;
-  propagation?: PropagatorLike;
+/** What the API's provider hands calls to while no provider is registered. */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+/** The provider the API last answered with, and it as the API's proxy (`undefined` if it is not one). */
+let lastProvider: TracerProvider | undefined;
+let lastProxy: ProxyTracerProvider | undefined;
+
+/**
+ * The tracer provider registered with the API, or `undefined` while there is none. The API always
+ * answers with its proxy; the provider behind it is what counts.
+ */
+function registeredProvider(): TracerProvider | undefined {
+  const provider = trace.getTracerProvider();
+  if (provider !== lastProvider) {
+    // Remembered: the API hands out the same proxy until a provider is registered or disabled.
+    lastProvider = provider;
+    lastProxy = provider instanceof ProxyTracerProvider ? provider : undefined;
+  }
+  const delegate = lastProxy ? lastProxy.getDelegate() : provider;
+  return delegate === NOOP_PROVIDER ? undefined : delegate;
 }
 
-/** A context for runtimes with no context manager registered: spans still work, but do not nest on their own. */
-class BaseContext implements ContextLike {
-  readonly #values: Map<symbol, unknown>;
-  constructor(values?: Map<symbol, unknown>) {
-    this.#values = values ?? new Map();
-  }
-  getValue(key: symbol): unknown {
-    return this.#values.get(key);
-  }
-  setValue(key: symbol, value: unknown): ContextLike {
-    const values = new Map(this.#values);
-    values.set(key, value);
-    return new BaseContext(values);
-  }
-  deleteValue(key: symbol): ContextLike {
-    const values = new Map(this.#values);
-    values.delete(key);
-    return new BaseContext(values);
-  }
+/** `context` with `span` as its active span. */
+function withSpan(context: ContextLike, span: SpanLike): ContextLike {
+  return trace.setSpan(context as Context, span as Span);
 }
 
-const ROOT = new BaseContext();
-const NO_CONTEXT_MANAGER: ContextManagerLike = { active: () => ROOT, with: (_context, fn) => fn() };
+/** The active span of `context`. */
+function spanOf(context: ContextLike): SpanLike | undefined {
+  return trace.getSpan(context as Context);
+}
 
 const HEADER_GETTER: CarrierGetter<Headers> = {
   get: (carrier, key) => carrier.get(key) ?? undefined,
@@ -157,34 +169,27 @@ export function parseTraceparent(value: string | null | undefined): SpanContextL
 
 /** A span that only carries a remote parent's identity (the API's `NonRecordingSpan`). */
 function remoteSpan(spanContext: SpanContextLike): SpanLike {
-  return {
-    spanContext: () => spanContext,
-    setAttribute() {},
-    setStatus() {},
-    recordException() {},
-    updateName() {},
-    end() {},
-  };
+  return trace.wrapSpanContext(spanContext as SpanContext);
 }
 
 interface Binding {
   tracer: TracerLike;
   contexts: ContextManagerLike;
   propagator: PropagatorLike | undefined;
-  /**
-   * `contexts` is the API's own `context`, which hands `with` to the globally registered context
-   * manager: while none is registered, making a span's context active does nothing.
-   */
-  viaGlobal: boolean;
+  /** Whether `contexts` was seen to make a context active (see {@link carriesContext}). */
+  nests: boolean;
 }
 
-/** Whether a span made active through `binding` would be seen by the code it runs (see `viaGlobal`). */
-function nests(binding: Binding): boolean {
-  if (binding.contexts === NO_CONTEXT_MANAGER) return false;
-  return (
-    !binding.viaGlobal ||
-    (globalThis as Record<symbol, GlobalApi | undefined>)[GLOBAL_KEY]?.context !== undefined
-  );
+/** A context made active only to ask a context manager whether it carries contexts. */
+const PROBE = ROOT_CONTEXT.setValue(createContextKey('mcpkit context probe'), true);
+
+/**
+ * Whether `contexts` makes a context active for the code it runs. The API's own `context` hands
+ * `with` to the registered context manager, or to a no-op one while there is none; then making a
+ * span's context active would copy a context and change nothing.
+ */
+function carriesContext(contexts: ContextManagerLike): boolean {
+  return contexts.with(PROBE, () => contexts.active() === PROBE);
 }
 
 /** How a span starts: its kind, attributes (built only when tracing is on) and parent. */
@@ -201,11 +206,21 @@ export interface SpanInit {
  * The tracing seam every layer shares. Resolves the tracer on each span, so a provider registered
  * after the server was created is picked up; when there is none, {@link Tracing.span} just calls
  * its function.
+ *
+ * @example
+ * ```ts
+ * import { Tracing } from 'mcpkit/unstable';
+ *
+ * const tracing = new Tracing(); // the provider registered with @opentelemetry/api, when there is one
+ * const rows = await tracing.span('load rows', async (span) => {
+ *   span?.setAttribute('table', 'notes');
+ *   return [1, 2, 3];
+ * });
+ * ```
  */
 export class Tracing {
   readonly #options: Exclude<TracingOptions, false> | undefined;
-  #provider: unknown;
-  #tracer: TracerLike | undefined;
+  #provider: TracerProvider | undefined;
   #cached: Binding | undefined;
 
   constructor(options: TracingOptions = {}) {
@@ -222,30 +237,24 @@ export class Tracing {
         tracer: options.tracer ?? api.trace.getTracer(TRACER_NAME),
         contexts: api.context,
         propagator: api.propagation,
-        viaGlobal:
-          typeof (api.context as { setGlobalContextManager?: unknown }).setGlobalContextManager ===
-          'function',
+        nests: false,
       };
       return this.#cached;
     }
-    const registered = (globalThis as Record<symbol, GlobalApi | undefined>)[GLOBAL_KEY];
-    const provider = registered?.trace;
-    const contexts = registered?.context ?? NO_CONTEXT_MANAGER;
-    const propagator = registered?.propagation;
+    const provider = registeredProvider();
     if (!options.tracer && !provider) return undefined;
-    // The global registration can change at any time; the binding is rebuilt only when it does.
+    // A provider can be registered (or replaced) at any time; the binding is rebuilt only when it is.
     const cached = this.#cached;
-    if (
-      cached &&
-      this.#provider === provider &&
-      cached.contexts === contexts &&
-      cached.propagator === propagator
-    ) {
-      return cached;
-    }
-    if (!options.tracer && provider !== this.#provider) this.#tracer = provider!.getTracer(TRACER_NAME);
+    if (cached && this.#provider === provider) return cached;
     this.#provider = provider;
-    this.#cached = { tracer: options.tracer ?? this.#tracer!, contexts, propagator, viaGlobal: false };
+    // The API's context and propagation hand each call to whatever is registered at the time (a
+    // context manager, a propagator), or to its no-op ones.
+    this.#cached = {
+      tracer: options.tracer ?? provider!.getTracer(TRACER_NAME),
+      contexts: apiContext,
+      propagator: apiPropagation,
+      nests: false,
+    };
     return this.#cached;
   }
 
@@ -282,10 +291,9 @@ export class Tracing {
     const span = binding.tracer.startSpan(name, spanOptions(init), parent);
     let result: T | Promise<T>;
     try {
-      // Without a context manager, activating the span's context would change nothing: skip it.
-      result = nests(binding)
-        ? binding.contexts.with(parent.setValue(SPAN_KEY, span), () => fn(span))
-        : fn(span);
+      // Asked until a context manager is seen (one is usually registered once, at start).
+      binding.nests ||= carriesContext(binding.contexts);
+      result = binding.nests ? binding.contexts.with(withSpan(parent, span), () => fn(span)) : fn(span);
     } catch (error) {
       markError(span, error);
       span.end();
@@ -317,7 +325,7 @@ export class Tracing {
     if (!binding) return NOOP_ACTIVE_SPAN;
     const parent = init?.parent ?? binding.contexts.active();
     const span = binding.tracer.startSpan(name, spanOptions(init), parent);
-    const context = parent.setValue(SPAN_KEY, span);
+    const context = withSpan(parent, span);
     let ended = false;
     return {
       span,
@@ -343,11 +351,14 @@ export class Tracing {
     if (!binding) return undefined;
     const active = binding.contexts.active();
     if (binding.propagator) {
+      // A span other than the active one is what the propagator found (the API's no-op propagator,
+      // used while none is registered, finds nothing).
       const extracted = binding.propagator.extract(active, headers, HEADER_GETTER);
-      if (extracted.getValue(SPAN_KEY) !== undefined) return extracted;
+      const span = spanOf(extracted);
+      if (span !== undefined && span !== spanOf(active)) return extracted;
     }
     const remote = parseTraceparent(headers.get('traceparent'));
-    return remote ? active.setValue(SPAN_KEY, remoteSpan(remote)) : undefined;
+    return remote ? withSpan(active, remoteSpan(remote)) : undefined;
   }
 
   /**
@@ -362,15 +373,15 @@ export class Tracing {
     if (!binding) return undefined;
     const carrier = meta as Record<string, unknown>;
     const active = binding.contexts.active();
-    const ambient = (active.getValue(SPAN_KEY) as SpanLike | undefined)?.spanContext();
+    const ambient = spanOf(active)?.spanContext();
     const links = ambient ? [ambient] : [];
     if (binding.propagator) {
       const extracted = binding.propagator.extract(active, carrier, META_GETTER);
-      const span = extracted.getValue(SPAN_KEY) as SpanLike | undefined;
+      const span = spanOf(extracted);
       if (span && span.spanContext() !== ambient) return { parent: extracted, links };
     }
     const remote = parseTraceparent(carrier.traceparent as string);
-    return remote ? { parent: active.setValue(SPAN_KEY, remoteSpan(remote)), links } : undefined;
+    return remote ? { parent: withSpan(active, remoteSpan(remote)), links } : undefined;
   }
 }
 

@@ -1,5 +1,9 @@
-/** Helpers for testing mcpkit servers, in users' suites as much as ours. */
-import { Client, type ClientOptions } from '@modelcontextprotocol/client';
+/**
+ * Helpers for testing mcpkit servers, in users' suites as much as ours. `connectClient` needs the SDK
+ * client, `@modelcontextprotocol/client`, an optional peer dependency loaded on first use: the other
+ * helpers work without it.
+ */
+import type { Client, ClientOptions } from '@modelcontextprotocol/client';
 import { InMemoryTransport } from '@modelcontextprotocol/server';
 import type { McpKitServer } from '../server.js';
 
@@ -19,6 +23,29 @@ export interface ConnectClientOptions {
   clientOptions?: ClientOptions;
 }
 
+type ClientModule = typeof import('@modelcontextprotocol/client');
+
+const CLIENT_PACKAGE = '@modelcontextprotocol/client';
+let clientModule: Promise<ClientModule> | undefined;
+
+/** The SDK client module, imported once; a clear error when it is not installed. */
+function loadClient(): Promise<ClientModule> {
+  clientModule ??= import('@modelcontextprotocol/client').catch((error: unknown) => {
+    clientModule = undefined;
+    const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+    const missing =
+      (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') &&
+      typeof message === 'string' &&
+      message.includes(CLIENT_PACKAGE);
+    if (!missing) throw error;
+    throw new Error(
+      `connectClient needs the MCP SDK client, "${CLIENT_PACKAGE}", an optional peer dependency of mcpkit: npm install --save-dev ${CLIENT_PACKAGE}`,
+      { cause: error },
+    );
+  });
+  return clientModule;
+}
+
 /** A connected client and the way to close both ends. */
 export interface ConnectedClient {
   client: Client;
@@ -26,7 +53,8 @@ export interface ConnectedClient {
 }
 
 /**
- * Connects an SDK v2 `Client` to the server over an in-memory transport pair.
+ * Connects an SDK v2 `Client` to the server over an in-memory transport pair. Needs
+ * `@modelcontextprotocol/client` installed (an optional peer dependency of mcpkit).
  *
  * @example
  * ```ts
@@ -41,6 +69,7 @@ export async function connectClient(
   server: McpKitServer,
   options: ConnectClientOptions = {},
 ): Promise<ConnectedClient> {
+  const { Client } = await loadClient();
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   const connection = await server.connect(serverSide, { origin: 'memory' });
   const client = new Client(
