@@ -7,6 +7,9 @@
  *
  * The types below are structural (the few members mcpkit calls), so a tracer or an API module of
  * another copy of `@opentelemetry/api` fits the `tracing` option as well as this one's.
+ *
+ * Size: the structural types and the one `Tracing` seam every layer shares; splitting them would
+ * only move the types away from the code that explains them.
  */
 import {
   context as apiContext,
