@@ -19,4 +19,8 @@ export default defineConfig({
   target: 'node20',
   splitting: true,
   treeshake: true,
+  // Which build a module is in, for the few places that must differ (mcpkit/testing's client load).
+  esbuildOptions(options, context) {
+    options.define = { ...options.define, __MCPKIT_CJS__: context.format === 'cjs' ? 'true' : 'false' };
+  },
 });

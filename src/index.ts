@@ -92,15 +92,15 @@ export type {
   ToolExecutorEvents,
   ToolExecutorOptions,
 } from './execution/index.js';
-export { type EventBytes, MemoryEventStore, type MemoryEventStoreOptions } from './http/eventStore.js';
+export { EventBytes, MemoryEventStore, type MemoryEventStoreOptions } from './http/eventStore.js';
 export type { AdmissionDecision } from './http/handler.js';
 export type { FetchOptions, HttpOptions, MemoryEventStoreLimits } from './http/options.js';
-export type {
+export {
   LoadShedder,
-  OverloadOptions,
-  ResolvedOverloadOptions,
-  ShedDoor,
-  ShedReason,
+  type OverloadOptions,
+  type ResolvedOverloadOptions,
+  type ShedDoor,
+  type ShedReason,
 } from './http/overload.js';
 export {
   type AttachedTool,

@@ -29,8 +29,7 @@ export {
   ToolExecutor,
   toCallToolResult,
 } from './execution/index.js';
-export { EventBytes } from './http/eventStore.js';
-export { LoadShedder, OVERLOAD_DEFAULTS } from './http/overload.js';
+export { OVERLOAD_DEFAULTS } from './http/overload.js';
 export { IntegrationManager } from './integrations/index.js';
 export { addressRange, isPrivateAddress } from './net/address.js';
 export { MODEL_PROVIDER_HOSTS, OutboundPolicy, summariseUpstreamError } from './net/outbound.js';

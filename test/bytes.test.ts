@@ -7,6 +7,7 @@ import { runInNewContext } from 'node:vm';
 import type { JSONRPCMessage } from '@modelcontextprotocol/server';
 import {
   createMcpServer,
+  EventBytes,
   MemoryAuditSink,
   MemoryEventStore,
   redactText,
@@ -15,7 +16,7 @@ import {
 } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { jsonRpcPost, request } from 'mcpkit/testing';
-import { AuditLog, EventBytes, LogRing } from 'mcpkit/unstable';
+import { AuditLog, LogRing } from 'mcpkit/unstable';
 import { describe, expect, it } from 'vitest';
 import { McpKitError, quote } from '../src/core/errors.js';
 import { teeLogger } from '../src/telemetry/logs.js';

@@ -659,7 +659,6 @@ export class HttpHandler {
     );
   }
 
-  /** Ends every session, stream and in-flight exchange. */
   /** Builds the shared stateless server and connects it to its transport. */
   async #startStateless(): Promise<{ server: Server; transport: StatelessTransport }> {
     const transport = new StatelessTransport({ jsonResponse: this.options.jsonResponse });
@@ -668,6 +667,7 @@ export class HttpHandler {
     return { server, transport };
   }
 
+  /** Ends every session, stream and in-flight exchange, and stops listening to the catalog. */
   async close(): Promise<void> {
     this.#unsubscribe?.();
     const stateless = this.#stateless;

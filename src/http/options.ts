@@ -14,7 +14,6 @@ import type { Refusal } from '../core/refusal.js';
 import { MAX_JSON_DEPTH } from '../core/safeJson.js';
 import { EventBytes, MemoryEventStore } from './eventStore.js';
 
-/** The first protocol revision of the stateless (per-request envelope) era. */
 /** HTTP options of `createMcpServer`. */
 export interface HttpOptions {
   /** Path prefix the handler is mounted under in `server.fetch` (adapters set this). Default `""`. */

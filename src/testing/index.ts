@@ -3,6 +3,7 @@
  * client, `@modelcontextprotocol/client`, an optional peer dependency loaded on first use: the other
  * helpers work without it.
  */
+import { createRequire } from 'node:module';
 import type { Client, ClientOptions } from '@modelcontextprotocol/client';
 import { InMemoryTransport } from '@modelcontextprotocol/server';
 import type { McpKitServer } from '../server.js';
@@ -25,12 +26,24 @@ export interface ConnectClientOptions {
 
 type ClientModule = typeof import('@modelcontextprotocol/client');
 
+/** `true` in the CommonJS build, `false` in the ESM one (tsup.config.ts); undeclared in the source. */
+declare const __MCPKIT_CJS__: boolean | undefined;
+
 const CLIENT_PACKAGE = '@modelcontextprotocol/client';
 let clientModule: Promise<ClientModule> | undefined;
 
 /** The SDK client module, imported once; a clear error when it is not installed. */
 function loadClient(): Promise<ClientModule> {
-  clientModule ??= import('@modelcontextprotocol/client').catch((error: unknown) => {
+  // The CommonJS build requires it, so a CommonJS caller gets the same `Client` class as its own
+  // `require` (an `import()` there would hand it the ESM one); the ESM build (and the source, in
+  // tests) imports it. `__MCPKIT_CJS__` is defined by the build (tsup.config.ts).
+  const load =
+    typeof __MCPKIT_CJS__ !== 'undefined' && __MCPKIT_CJS__
+      ? new Promise<ClientModule>((resolve) =>
+          resolve(createRequire(__filename)(CLIENT_PACKAGE) as ClientModule),
+        )
+      : import('@modelcontextprotocol/client');
+  clientModule ??= load.catch((error: unknown) => {
     clientModule = undefined;
     const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
     const missing =
