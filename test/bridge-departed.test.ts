@@ -7,11 +7,32 @@ import { request as httpRequest, type IncomingMessage, type ServerResponse } fro
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
-import { createMcpServer } from 'mcpkit';
+import { createMcpServer, type McpKitServer } from 'mcpkit';
 import { mcpkitExpress } from 'mcpkit/express';
 import { mcpkitFastify } from 'mcpkit/fastify';
 import { describe, expect, it } from 'vitest';
 import { closeHttp } from './fixtures.js';
+
+/** A promise and the function that settles it. */
+function latch(): { signal: () => void; settled: Promise<void> } {
+  let signal!: () => void;
+  const settled = new Promise<void>((resolve) => {
+    signal = resolve;
+  });
+  return { signal, settled };
+}
+
+/** What `kit.fetch` answers first, as it answers it (wrapping `fetch` to see it). */
+function firstAnswer(kit: McpKitServer): Promise<Promise<Response>> {
+  const fetch = kit.fetch;
+  return new Promise((resolve) => {
+    kit.fetch = (request, options) => {
+      const response = fetch(request, options);
+      resolve(response);
+      return response;
+    };
+  });
+}
 
 describe('a client that left before the Express adapter ran', () => {
   it.each([
@@ -38,21 +59,9 @@ describe('a client that left before the Express adapter ran', () => {
         return 'counted';
       },
     });
-    let arrived!: () => void;
-    const arrival = new Promise<void>((resolve) => {
-      arrived = resolve;
-    });
+    const { signal: arrived, settled: arrival } = latch();
     // What mcpkit answered the request (nobody is left to read it).
-    let answered!: (response: Promise<Response>) => void;
-    const answer = new Promise<Promise<Response>>((resolve) => {
-      answered = resolve;
-    });
-    const fetch = kit.fetch;
-    kit.fetch = (request, options) => {
-      const response = fetch(request, options);
-      answered(response);
-      return response;
-    };
+    const answer = firstAnswer(kit);
     const app = express();
     app.use(express.json());
     // A host app's middleware that is still busy when the client gives up (a slow auth check, say).
@@ -104,20 +113,8 @@ describe.each(['express', 'fastify'] as const)(
           return 'counted';
         },
       });
-      let answered!: (response: Promise<Response>) => void;
-      const answer = new Promise<Promise<Response>>((resolve) => {
-        answered = resolve;
-      });
-      const fetch = kit.fetch;
-      kit.fetch = (request, options) => {
-        const response = fetch(request, options);
-        answered(response);
-        return response;
-      };
-      let arrived!: () => void;
-      const arrival = new Promise<void>((resolve) => {
-        arrived = resolve;
-      });
+      const answer = firstAnswer(kit);
+      const { signal: arrived, settled: arrival } = latch();
       let port: number;
       let stop: () => Promise<void>;
       if (mount === 'express') {

@@ -106,17 +106,23 @@ export function storedOf(change: Change & { revision: Revision }): StoredIntegra
 export function inputOf(live: Live): IntegrationInput {
   const s = live.stored;
   const model = s.model && withoutApiKey(s.model);
-  return structuredClone({
+  return structuredClone({ ...describedBy(s), ...(model && { model }), ...contributionsOf(s) });
+}
+
+/** What names and describes an integration, as both its input and its view show it. */
+function describedBy(s: StoredIntegration) {
+  return {
     id: s.id,
     name: s.name,
     ...(s.description !== undefined && { description: s.description }),
     types: s.types,
     enabled: s.enabled,
-    ...(model && { model }),
-    tools: s.tools,
-    resources: s.resources,
-    prompts: s.prompts,
-  });
+  };
+}
+
+/** The tools, resources and prompts an integration declares. */
+function contributionsOf(s: StoredIntegration) {
+  return { tools: s.tools, resources: s.resources, prompts: s.prompts };
 }
 
 /** The integration as every API shows it: a copy, secrets masked, with its ETag. */
@@ -125,20 +131,14 @@ export function viewOf(live: Live): Integration {
   const model = s.model && withoutApiKey(s.model);
   const secretNames = Object.keys(live.secrets);
   return structuredClone({
-    id: s.id,
-    name: s.name,
-    ...(s.description !== undefined && { description: s.description }),
-    types: s.types,
-    enabled: s.enabled,
+    ...describedBy(s),
     ...(model && {
       model: { ...model, ...(live.apiKey !== undefined && { apiKey: maskSecret(live.apiKey) }) },
     }),
     ...(secretNames.length > 0 && {
       secrets: Object.fromEntries(secretNames.map((n) => [n, maskSecret(live.secrets[n]!)])),
     }),
-    tools: s.tools,
-    resources: s.resources,
-    prompts: s.prompts,
+    ...contributionsOf(s),
     contributes: live.contributes,
     revision: s.revision,
     etag: etagOf(s),
