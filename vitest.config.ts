@@ -18,6 +18,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     pool: 'forks',
+    globalSetup: ['test/globalSetup.ts'],
     coverage: {
       provider: 'v8',
       include: ['src/**'],
