@@ -25,7 +25,7 @@ import { type Policy, type RateState, type RequestFacts, requestFacts } from '..
 import { rateLimitHeaders } from '../policy/rateLimit.js';
 import { Shares } from '../policy/shares.js';
 import { admitRequest, isWireRequest, type RefusedMessage } from '../protocol/gate.js';
-import type { CatalogEvents } from '../protocol/session.js';
+import { type CatalogEvents, MODERN_REVISION } from '../protocol/session.js';
 import type { HttpMetrics } from '../telemetry/standard.js';
 import {
   globalTracing,
@@ -50,6 +50,7 @@ import {
   tooManyStreams,
   withHeader,
 } from './mcpAnswers.js';
+import { isSharedModernRequest, SharedModernTransport } from './modernTransport.js';
 import {
   eventStoreFactory,
   type FetchOptions,
@@ -63,10 +64,7 @@ import { problem } from './problem.js';
 import { type RestHost, serveRest } from './rest.js';
 import { LegacySessions } from './sessions.js';
 import { isPlainJsonRpc } from './sessionTransport.js';
-import { isSharedStatelessRequest, StatelessTransport } from './statelessTransport.js';
-
-/** The first protocol revision of the stateless (per-request envelope) era. */
-const FIRST_MODERN_VERSION = '2026-07-28';
+import { isSharedStatelessRequest, LADDER_REFUSED, StatelessTransport } from './statelessTransport.js';
 
 /** How the HTTP layer asks for an SDK server: its era, whether it lives on, and its end. */
 export interface HttpServerRequest {
@@ -176,6 +174,8 @@ export class HttpHandler {
   readonly #host: HttpHost;
   /** The one server (and its transport) that serves plain `http.stateless` requests, once started. */
   #stateless: Promise<{ server: Server; transport: StatelessTransport }> | undefined;
+  /** The one server (and its transport) that serves plain 2026-07-28 requests, once started. */
+  #sharedModern: Promise<{ server: Server; transport: SharedModernTransport } | undefined> | undefined;
   readonly #unsubscribe: (() => void) | undefined;
   /** The REST routes' view of the server, with this handler's stream shares. */
   readonly #rest: RestHost | undefined;
@@ -477,15 +477,8 @@ export class HttpHandler {
     // A request (not `initialize`) under a 2026-07-28-or-later version header is never legacy: the
     // SDK serves it on the modern path or refuses it there, so its classifier need not run twice.
     const legacy =
-      (method === 'POST' &&
-        isPlainJsonRpc(parsedBody) &&
-        (version === null || version < FIRST_MODERN_VERSION)) ||
-      (!(
-        method === 'POST' &&
-        version !== null &&
-        version >= FIRST_MODERN_VERSION &&
-        isModernOnly(parsedBody)
-      ) &&
+      (method === 'POST' && isPlainJsonRpc(parsedBody) && (version === null || version < MODERN_REVISION)) ||
+      (!(method === 'POST' && version !== null && version >= MODERN_REVISION && isModernOnly(parsedBody)) &&
         (await isLegacyRequest(request, parsedBody, { maxRequestBodySize: this.options.maxBodyBytes })));
     let response: Response;
     if (legacy) {
@@ -493,7 +486,8 @@ export class HttpHandler {
         // A plain request that leaves no state behind: the one shared server serves it.
         this.#stateless ??= this.#startStateless();
         const { transport } = await this.#stateless;
-        response = await transport.handle(request, parsedBody, authInfo);
+        // Only a modern-era transport defers a refusal to the SDK's entry.
+        response = (await transport.handle(request, parsedBody, authInfo)) as Response;
       } else if (this.options.stateless) {
         response = await this.modern.fetch(request, handlerOptions);
         // One request: JSON unless something must go out before its result (see settleAnswer).
@@ -518,8 +512,16 @@ export class HttpHandler {
           false,
         );
       }
-      response = await this.modern.fetch(request, handlerOptions);
-      if (release) response = releaseWhenDone(response, release);
+      if (method === 'POST' && isSharedModernRequest(request, parsedBody, MODERN_REVISION)) {
+        // A plain request: the one shared modern server serves it, unless its ladder refuses it.
+        this.#sharedModern ??= this.#startSharedModern();
+        const shared = await this.#sharedModern;
+        const served = shared ? await shared.transport.serve(request, parsedBody, authInfo) : LADDER_REFUSED;
+        response = served === LADDER_REFUSED ? await this.modern.fetch(request, handlerOptions) : served;
+      } else {
+        response = await this.modern.fetch(request, handlerOptions);
+        if (release) response = releaseWhenDone(response, release);
+      }
     }
     // The SDK's own refusals (its validation ladder) can repeat what the request carried whole.
     if (response.status >= 400) response = await boundedError(response);
@@ -660,6 +662,22 @@ export class HttpHandler {
   }
 
   /** Builds the shared stateless server and connects it to its transport. */
+  /**
+   * The one server that serves plain 2026-07-28 requests, bound to the modern era by its transport;
+   * undefined (every request then goes through the SDK's entry) should the SDK not bind it.
+   */
+  async #startSharedModern(): Promise<{ server: Server; transport: SharedModernTransport } | undefined> {
+    const transport = new SharedModernTransport(MODERN_REVISION);
+    const server = this.#host.createServer({ era: 'modern', live: false });
+    await server.connect(transport);
+    if (server.getNegotiatedProtocolVersion() === MODERN_REVISION) return { server, transport };
+    this.#host.logger.warn(
+      'the SDK did not bind the shared server to the modern era; serving 2026-07-28 requests one server each',
+    );
+    await server.close();
+    return undefined;
+  }
+
   async #startStateless(): Promise<{ server: Server; transport: StatelessTransport }> {
     const transport = new StatelessTransport({ jsonResponse: this.options.jsonResponse });
     const server = this.#host.createServer({ era: 'legacy', live: false });
@@ -671,10 +689,12 @@ export class HttpHandler {
   async close(): Promise<void> {
     this.#unsubscribe?.();
     const stateless = this.#stateless;
+    const sharedModern = this.#sharedModern;
     await Promise.all([
       this.sessions.close(),
       this.modern.close(),
       stateless?.then(({ server }) => server.close()),
+      sharedModern?.then((shared) => shared?.server.close()),
     ]);
   }
 }

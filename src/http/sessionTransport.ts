@@ -67,6 +67,8 @@ export class Exchange {
   #done = false;
   /** The client stopped reading the stream: nothing more is written. */
   gone = false;
+  /** The HTTP status of a JSON answer. */
+  status = 200;
 
   /** The ids the client sent, for requests the server saw under a private id (a repeated id). */
   readonly #originals: ReadonlyMap<Id, Id> | undefined;
@@ -181,7 +183,10 @@ export class Exchange {
     const bodies = this.ids.map((id) => this.#responses.get(id));
     const text = bodies.length === 1 ? messageBody(bodies[0]) : `[${bodies.map(messageJson).join(',')}]`;
     this.#resolve(
-      textResponse(text, { status: 200, headers: { ...this.#headers, 'content-type': 'application/json' } }),
+      textResponse(text, {
+        status: this.status,
+        headers: { ...this.#headers, 'content-type': 'application/json' },
+      }),
     );
   }
 

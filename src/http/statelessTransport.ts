@@ -1,6 +1,7 @@
 import {
   type AuthInfo,
   type JSONRPCMessage,
+  type MessageClassification,
   SUPPORTED_PROTOCOL_VERSIONS,
   type Transport,
   type TransportSendOptions,
@@ -39,8 +40,31 @@ export function isSharedStatelessRequest(body: unknown): boolean {
   );
 }
 
+/** JSON-RPC `MissingRequiredClientCapability`: answered with HTTP 400 even from a handler. */
+const MISSING_CLIENT_CAPABILITY = -32021;
+
 /**
- * The transport of the one server that serves `http.stateless` requests of the 2025 era. Without a
+ * What {@link StatelessTransport.handle} resolves to, in the modern era, when the server refused the
+ * request synchronously, before any handler ran (the SDK's validation ladder): nothing happened, and
+ * the caller serves the request through the SDK's own entry, which answers the refusal exactly.
+ */
+export const LADDER_REFUSED: unique symbol = Symbol('mcpkit.ladderRefused');
+
+/** How a {@link StatelessTransport} is built. */
+export interface StatelessTransportOptions {
+  jsonResponse: boolean;
+  keepAliveMs?: number;
+  /**
+   * Serves 2026-07-28 requests: each is delivered with this classification (the SDK's era gate reads
+   * it), the version and Accept checks are the caller's, and a synchronous refusal resolves to
+   * {@link LADDER_REFUSED}.
+   */
+  modern?: MessageClassification;
+}
+
+/**
+ * The transport of the one server that serves `http.stateless` requests of the 2025 era (and, with
+ * `modern`, plain 2026-07-28 requests). Without a
  * session nothing ties one POST to another, so each request is served under a private id of its own
  * (two clients may both send id 1) and answered under the id it came with; the answer is one JSON
  * body unless something must precede the result (a progress or log notification, a request to the
@@ -59,12 +83,16 @@ export class StatelessTransport implements Transport {
   readonly #inFlight = new Map<Id, Exchange>();
   readonly #jsonResponse: boolean;
   readonly #keepAlives: KeepAlives;
+  readonly #modern: MessageClassification | undefined;
   #versions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
   #next = 0;
   #closed = false;
+  /** The private id whose message is being dispatched, and whether it was refused meanwhile. */
+  #dispatching: { id: Id; refused: boolean } | undefined;
 
-  constructor(options: { jsonResponse: boolean; keepAliveMs?: number }) {
+  constructor(options: StatelessTransportOptions) {
     this.#jsonResponse = options.jsonResponse;
+    this.#modern = options.modern;
     this.#keepAlives = new KeepAlives(options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS, () =>
       this.#inFlight.values(),
     );
@@ -81,13 +109,21 @@ export class StatelessTransport implements Transport {
     return this.#inFlight.get(id)?.originalOf(id);
   }
 
-  /** Serves one POST whose body passed {@link isSharedStatelessRequest}. */
-  handle(request: Request, body: unknown, authInfo: AuthInfo | undefined): Promise<Response> | Response {
+  /**
+   * Serves one POST whose body passed {@link isSharedStatelessRequest} (or, in the modern era, one
+   * plain request the handler vetted).
+   */
+  handle(
+    request: Request,
+    body: unknown,
+    authInfo: AuthInfo | undefined,
+  ): Promise<Response | typeof LADDER_REFUSED> | Response {
     if (this.#closed)
       return jsonRpcError(503, { code: -32000, message: 'Service Unavailable: the server is closing' });
-    const refused =
-      checkAccept(request.headers.get('accept')) ??
-      unsupportedVersion(request.headers.get('mcp-protocol-version'), this.#versions);
+    const refused = this.#modern
+      ? undefined
+      : (checkAccept(request.headers.get('accept')) ??
+        unsupportedVersion(request.headers.get('mcp-protocol-version'), this.#versions));
     if (refused) return refused;
     const message = body as Message;
     // The client left before its request got here (during admission or the body's read): nothing
@@ -96,8 +132,12 @@ export class StatelessTransport implements Transport {
     if (departure.aborted)
       return jsonRpcError(499, { code: -32800, message: 'Request cancelled: the client disconnected' });
     const id = `mcpkit-stateless-${++this.#next}`;
-    const extra = authInfo ? { authInfo, request } : { request };
-    return new Promise<Response>((resolve) => {
+    const extra: { request: Request; authInfo?: AuthInfo; classification?: MessageClassification } = {
+      request,
+    };
+    if (authInfo) extra.authInfo = authInfo;
+    if (this.#modern) extra.classification = this.#modern;
+    return new Promise<Response | typeof LADDER_REFUSED>((resolve) => {
       const exchange = new Exchange(
         { ids: [id], headers: {}, originals: new Map([[id, message.id!]]) },
         resolve,
@@ -109,7 +149,19 @@ export class StatelessTransport implements Transport {
       const onAbort = () => this.#cancel(id, exchange);
       departure.addEventListener('abort', onAbort, { once: true });
       exchange.onEnd = () => departure.removeEventListener('abort', onAbort);
-      this.onmessage?.({ ...message, id } as JSONRPCMessage, extra);
+      const dispatching = { id, refused: false };
+      this.#dispatching = dispatching;
+      try {
+        this.onmessage?.({ ...message, id } as JSONRPCMessage, extra);
+      } finally {
+        this.#dispatching = undefined;
+      }
+      if (dispatching.refused) {
+        // The ladder refused it before any handler ran: the SDK's entry answers it exactly.
+        this.#inFlight.delete(id);
+        exchange.onEnd();
+        resolve(LADDER_REFUSED);
+      }
     });
   }
 
@@ -133,6 +185,16 @@ export class StatelessTransport implements Transport {
     if (related === undefined) return;
     const exchange = this.#inFlight.get(related);
     if (!exchange) return;
+    if (this.#modern && isResponse && 'error' in m) {
+      if (this.#dispatching?.id === related) {
+        this.#dispatching.refused = true;
+        return;
+      }
+      // As the SDK's per-request transport does: a missing client capability is the client's
+      // fault whichever part of the server found it.
+      if ((m as { error: { code?: unknown } }).error.code === MISSING_CLIENT_CAPABILITY)
+        exchange.status = 400;
+    }
     if (exchange.deliver(message, isResponse ? related : undefined, this.#jsonResponse)) {
       this.#inFlight.delete(related);
     }

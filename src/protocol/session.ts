@@ -23,6 +23,7 @@ import {
   Server,
   type ServerCapabilities,
   type ServerContext,
+  SUPPORTED_PROTOCOL_VERSIONS,
   type SubscribeRequest,
   type UnsubscribeRequest,
 } from '@modelcontextprotocol/server';
@@ -89,6 +90,16 @@ export interface SessionHost {
   /** Permissions, rate limits and audit; absent when nothing is configured. */
   readonly policy?: Policy;
 }
+
+/** The first protocol revision of the stateless (per-request envelope) era: the one mcpkit serves. */
+export const MODERN_REVISION = '2026-07-28';
+
+/**
+ * What a modern-era instance supports: the 2025 revisions and the modern one. The SDK's HTTP entry
+ * adds the modern revision to every instance it serves; naming it at construction lets a transport
+ * of the SDK's per-request type bind a long-lived instance to the modern era too.
+ */
+const MODERN_ERA_VERSIONS = [...SUPPORTED_PROTOCOL_VERSIONS, MODERN_REVISION];
 
 /** How the instance will be served. */
 export interface SessionOptions {
@@ -467,6 +478,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   const tasks = options.era === 'modern' ? host.tasks : undefined;
   const server = new Server(host.info, {
     capabilities: tasks ? TASKS_CAPABILITIES : SERVER_CAPABILITIES,
+    ...(options.era === 'modern' && { supportedProtocolVersions: MODERN_ERA_VERSIONS }),
     ...(host.instructions !== undefined && { instructions: host.instructions }),
   });
   // Admission (permissions, visibility of the entries a request names, rate limits) happened at the
