@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { bridgeRequest, failed, requestSource, writeWebResponse } from '../node/bridge.js';
+import { RequestPacer } from '../node/pacer.js';
 import type { FetchOptions, McpKitServer } from '../server.js';
 import { joinPaths } from './mount.js';
 
@@ -37,13 +38,13 @@ export const mcpkitFastify: FastifyPluginAsync<McpkitFastifyOptions> = async (
   fastify.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
   // `http.basePath` sits below the plugin's prefix, as below an Express mount point.
   const basePath = joinPaths(fastify.prefix, server.httpOptions.basePath);
-  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
-    reply.hijack();
+  const serve = async (request: FastifyRequest, reply: FastifyReply, queuedMs: number) => {
     try {
       // mcpkit's `http.trustProxy` decides who the client is, whatever Fastify's own setting.
       const source = requestSource(request.raw, server.httpOptions.trustProxy);
       const fetchOptions = {
         ...(source.address !== undefined && { clientAddress: source.address }),
+        queuedMs,
         ...options.fetchOptions?.(request),
         basePath,
       };
@@ -52,6 +53,23 @@ export const mcpkitFastify: FastifyPluginAsync<McpkitFastifyOptions> = async (
     } catch {
       failed(reply.raw);
     }
+  };
+  // As under listen(): requests are served in bounded turns of the event loop, so the server keeps
+  // accepting connections under load, and overload shedding sees how long each one waited (see
+  // node/pacer.ts). A request whose client left while it waited is not started.
+  const pacer = new RequestPacer<[FastifyRequest, FastifyReply]>(([request, reply], waited) => {
+    if (reply.raw.destroyed) return;
+    void serve(request, reply, waited);
+  });
+  const accepted = () => pacer.accepted();
+  fastify.server.on('connection', accepted);
+  fastify.addHook('onClose', (_instance, done) => {
+    fastify.server.off('connection', accepted);
+    done();
+  });
+  const handler = (request: FastifyRequest, reply: FastifyReply) => {
+    reply.hijack();
+    pacer.push([request, reply]);
   };
   fastify.all('/', handler);
   fastify.all('/*', handler);
