@@ -90,9 +90,9 @@ module.exports = {
     ),
     forbid(
       'adapters-use-the-contract',
-      'Adapters translate only, over the public server contract: server.ts (types only), node/bridge.ts (the Node request/response bridge), core/ and each other. Anything else they need belongs in that contract first.',
+      'Adapters translate only, over the public server contract: server.ts (types only), node/bridge.ts and node/pacer.ts (the Node request/response bridge and its request queue), core/ and each other. Anything else they need belongs in that contract first.',
       '^src/adapters/',
-      { path: '^src/', pathNot: '^src/(adapters|core)/|^src/server\\.ts$|^src/node/bridge\\.ts$' },
+      { path: '^src/', pathNot: '^src/(adapters|core)/|^src/server\\.ts$|^src/node/(bridge|pacer)\\.ts$' },
     ),
     forbid(
       'adapters-name-only-server-types',

@@ -103,6 +103,7 @@ describe('the layering lint', () => {
     ['src/completions/manager.ts', ['../providers/http.js', '../catalog/tools.js', '../executor.js']],
     ['src/tasks/manager.ts', ['../execution/executor.js']],
     ['src/adapters/express.ts', ['../node/bridge.js', '../core/refusal.js', './mount.js']],
+    ['src/adapters/fastify.ts', ['../node/bridge.js', '../node/pacer.js']],
     ['src/node/websocket.ts', ['../http/answers.js', '../protocol/fence.js', '../server.js']],
   ])('allows %s to import %j', async (importer, imports) => {
     expect(await violations(tree(importer, imports))).toEqual([]);
