@@ -209,7 +209,7 @@ function buildExecution(
 
 function buildDelegation(
   options: CreateMcpServerOptions,
-  { logger, tracing, policy, policyLayer }: Foundation,
+  { logger, tracing, policy, policyLayer, health }: Foundation,
   { tools, resources, prompts, executor }: Catalogs & Execution,
 ): Delegation {
   const declared = options.declarativeTools ?? {};
@@ -228,6 +228,17 @@ function buildDelegation(
     prompts,
     declarative,
     logger,
+    ...(options.integrations?.upstreamLimits && { upstreamLimits: options.integrations.upstreamLimits }),
+    ...(options.integrations?.upstreams && { upstreams: options.integrations.upstreams }),
+  });
+  // An upstream that is down degrades its own entries, not the server: the check reports, never fails.
+  health.register('upstreams', () => {
+    const states = Object.entries(integrations.upstreams());
+    const down = states.filter(([, s]) => s.status !== 'ready').map(([id, s]) => `${id} ${s.status}`);
+    return {
+      ok: true,
+      detail: `${states.length - down.length}/${states.length} ready${down.length ? `; ${down.join(', ')}` : ''}`,
+    };
   });
   const completions = new CompletionManager(
     {
