@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as HttpV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { InMemoryTransport, Server } from '@modelcontextprotocol/server';
-import { createMcpServer, type McpKitServer } from 'mcpkit';
-import { type Listening, listen, stdioUpstream } from 'mcpkit/node';
+import { createMcpServer, type McpKitServer, MemoryAuditSink } from 'mcpkit';
+import { type Listening, listen, stdioUpstream, WebSocketClientTransport } from 'mcpkit/node';
 import { connectClient, request } from 'mcpkit/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
@@ -387,5 +387,145 @@ describe('a hostile upstream is bounded', () => {
     cleanups.push(close);
     expect(text(await client.callTool({ name: 'local', arguments: {} }))).toBe('mine');
     await hostile.close();
+  });
+});
+
+describe('the same policy on upstream entries', () => {
+  async function guarded() {
+    const audit = new MemoryAuditSink();
+    const server = track(
+      createMcpServer({
+        auth: {
+          apiKeys: [
+            { id: 'boss', roles: ['admin'], key: 'boss-key-0123456789abcdef' },
+            { id: 'user', roles: ['user'], key: 'user-key-0123456789abcdef' },
+          ],
+        },
+        rules: [{ tools: 'fixture__echo', roles: ['admin'] }],
+        rateLimit: { execute: { limit: 2, windowMs: 60_000 } },
+        audit: { sinks: [audit] },
+        integrations: {
+          upstreams: {
+            fixture: {
+              ...stdioUpstream({ command: process.execPath, args: [FIXTURE], forwardCaller: 'meta' }),
+            },
+          },
+        },
+      }),
+    );
+    await ready(server, 'fixture');
+    return { server, audit };
+  }
+  const call = (server: McpKitServer, key: string, name: string, args: unknown = {}) =>
+    request(server, `/tools/${name}/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ arguments: args }),
+    });
+
+  it('hides and refuses a reserved upstream tool, on REST and MCP, and audits the calls', async () => {
+    const { server, audit } = await guarded();
+    const listed = await (
+      await request(server, '/tools', { headers: { authorization: 'Bearer user-key-0123456789abcdef' } })
+    ).json();
+    const names = listed.items.map((t: { name: string }) => t.name);
+    expect(names).toContain('fixture__grow');
+    expect(names).not.toContain('fixture__echo');
+    // Spellings of the reserved name do not get around the rule.
+    for (const name of ['fixture__echo', 'FIXTURE__echo', 'fixture__echo%00', 'fixture%5F%5Fecho']) {
+      const res = await call(server, 'user-key-0123456789abcdef', name, { text: 'x' });
+      expect([403, 404]).toContain(res.status);
+    }
+    const allowed = await call(server, 'boss-key-0123456789abcdef', 'fixture__echo', { text: 'x' });
+    expect(allowed.status).toBe(200);
+    const body = await allowed.json();
+    // forwardCaller: 'meta' sends the caller's id, and nothing else about it.
+    expect(body.structuredContent.meta['io.mcpkit/caller']).toEqual({ id: 'boss' });
+    expect(JSON.stringify(body)).not.toContain('boss-key');
+    expect(audit.events().some((e) => JSON.stringify(e).includes('fixture__echo'))).toBe(true);
+  });
+
+  it("meters upstream calls with the caller's rate limit", async () => {
+    const { server } = await guarded();
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++)
+      statuses.push((await call(server, 'user-key-0123456789abcdef', 'fixture__grow')).status);
+    expect(statuses).toEqual([200, 200, 429]);
+  });
+});
+
+describe('metrics and health', () => {
+  it('count forwarded requests per upstream and report its state', async () => {
+    const server = gatewayWithStdio();
+    await ready(server, 'fixture');
+    await server.executor.execute('fixture__echo', { text: 'a' });
+    const metrics = await (await request(server, '/metrics')).text();
+    expect(metrics).toContain(
+      'mcpkit_upstream_requests_total{integration="fixture",method="tools/call",outcome="ok"} 1',
+    );
+    expect(metrics).toContain('mcpkit_upstream_up{integration="fixture"} 1');
+    const health = await (await request(server, '/health')).json();
+    expect(health.checks.upstreams).toEqual({ ok: true, detail: '1/1 ready' });
+  });
+});
+
+describe('other upstreams', () => {
+  it('a second mcpkit over WebSocket, attached in code', async () => {
+    const upstream = createMcpServer({ name: 'ws-upstream' });
+    upstream.tools.register({ name: 'ping', description: 'Pong', handler: () => 'pong' });
+    const listening = await listen(upstream, { port: 0 });
+    cleanups.push(async () => {
+      await listening.close();
+      await upstream.close();
+    });
+    const gateway = track(
+      createMcpServer({
+        integrations: {
+          upstreams: {
+            ws: {
+              label: 'websocket',
+              connect: () => new WebSocketClientTransport(`${listening.url.replace(/^http/, 'ws')}/mcp`),
+            },
+          },
+        },
+      }),
+    );
+    await ready(gateway, 'ws');
+    const { client, close } = await connectClient(gateway);
+    cleanups.push(close);
+    expect(text(await client.callTool({ name: 'ws__ping', arguments: {} }))).toBe('pong');
+  });
+
+  it('an SDK 1.x server that speaks only the 2025 era, over Streamable HTTP', async () => {
+    const { McpServer: McpServerV1 } = await import('@modelcontextprotocol/sdk/server/mcp.js');
+    const { StreamableHTTPServerTransport } = await import(
+      '@modelcontextprotocol/sdk/server/streamableHttp.js'
+    );
+    const http = await import('node:http');
+    const httpServer = http.createServer(async (req, res) => {
+      // Stateless: one server and transport per request.
+      const v1 = new McpServerV1({ name: 'v1-upstream', version: '1.0.0' });
+      v1.registerTool('legacy', { description: 'From 1.x' }, async () => ({
+        content: [{ type: 'text', text: 'old but gold' }],
+      }));
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+      res.on('close', () => void transport.close());
+      await v1.connect(transport);
+      await transport.handleRequest(req, res);
+    });
+    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => httpServer.close(resolve)));
+    const { port } = httpServer.address() as { port: number };
+    const gateway = track(createMcpServer({ outbound: LOOPBACK }));
+    await gateway.integrations.create({
+      id: 'legacy',
+      name: 'Legacy',
+      upstream: { url: `http://127.0.0.1:${port}/mcp` },
+    });
+    await ready(gateway, 'legacy');
+    expect(gateway.integrations.get('legacy')?.upstreamState?.protocolVersion).toMatch(/^2025-/);
+    expect((await gateway.executor.execute('legacy__legacy', {})).content).toEqual([
+      { type: 'text', text: 'old but gold' },
+    ]);
   });
 });

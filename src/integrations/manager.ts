@@ -434,6 +434,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       logger: this.#logger,
       onOffer: (offer) => entries.apply(offer),
       onResourceUpdated: (uri) => entries.updated(uri),
+      onRequest: ({ method, outcome }) => this.emit('upstreamRequest', { id, method, outcome }),
     });
     entries.bind(link);
     live.upstream = { link, entries };

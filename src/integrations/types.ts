@@ -173,6 +173,8 @@ export interface IntegrationEvents {
   disabled: (event: IntegrationEvent) => void;
   toolAttached: (event: { id: string; tool: string }) => void;
   toolDetached: (event: { id: string; tool: string }) => void;
+  /** A request was forwarded to an integration's upstream (for metrics): its method and outcome. */
+  upstreamRequest: (event: { id: string; method: string; outcome: 'ok' | 'error' | 'cancelled' }) => void;
   /** Every secret was re-sealed under a new key. */
   keyRotated: (event: { keyId: string; secrets: number }) => void;
 }

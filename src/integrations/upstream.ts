@@ -91,6 +91,8 @@ export interface UpstreamLinkOptions {
   onOffer(offer: UpstreamOffer | undefined): void;
   /** The upstream says a subscribed resource (its own URI) changed. */
   onResourceUpdated(uri: string): void;
+  /** A forwarded request ended. */
+  onRequest?(request: { method: string; outcome: 'ok' | 'error' | 'cancelled' }): void;
 }
 
 /** Per-request options of a forwarded request. */
@@ -167,7 +169,7 @@ export class UpstreamLink {
   /** Calls an upstream tool by its own name. */
   callTool(name: string, args: Record<string, unknown>, options: ForwardOptions) {
     const client = this.#ready();
-    return this.#forward(() =>
+    return this.#forward('tools/call', () =>
       client.callTool(
         { name, arguments: args, ...(options.meta && { _meta: options.meta }) },
         {
@@ -182,7 +184,7 @@ export class UpstreamLink {
   /** Reads an upstream resource by its own URI. */
   readResource(uri: string, options: ForwardOptions): Promise<ReadResourceResult> {
     const client = this.#ready();
-    return this.#forward(() =>
+    return this.#forward('resources/read', () =>
       client.readResource(
         { uri, ...(options.meta && { _meta: options.meta }) },
         { signal: options.signal, timeout: NO_SDK_TIMEOUT },
@@ -193,7 +195,7 @@ export class UpstreamLink {
   /** Gets an upstream prompt by its own name. */
   getPrompt(name: string, args: Record<string, string>, options: ForwardOptions): Promise<GetPromptResult> {
     const client = this.#ready();
-    return this.#forward(() =>
+    return this.#forward('prompts/get', () =>
       client.getPrompt(
         { name, arguments: args, ...(options.meta && { _meta: options.meta }) },
         { signal: options.signal, timeout: NO_SDK_TIMEOUT },
@@ -237,12 +239,15 @@ export class UpstreamLink {
   }
 
   /** Runs a forwarded request; its failure becomes an error a caller may see. */
-  async #forward<T>(request: () => Promise<T>): Promise<T> {
+  async #forward<T>(method: string, request: () => Promise<T>): Promise<T> {
     const client = this.#client;
     try {
-      return await request();
+      const result = await request();
+      this.#options.onRequest?.({ method, outcome: 'ok' });
+      return result;
     } catch (error) {
       const e = (error ?? {}) as { name?: unknown; code?: unknown };
+      this.#options.onRequest?.({ method, outcome: e.name === 'AbortError' ? 'cancelled' : 'error' });
       // Not an answer and not the caller's cancellation: the connection itself may be gone (an HTTP
       // upstream that restarted forgets its sessions). Check it, and start over if it is.
       if (client && typeof e.code !== 'number' && e.name !== 'AbortError') this.#suspect(client);
