@@ -529,3 +529,116 @@ describe('other upstreams', () => {
     ]);
   });
 });
+
+describe('hostile resources and an upstream that goes away', () => {
+  function hostileServer() {
+    const hostile = new Server(
+      { name: 'hostile', version: '0' },
+      { capabilities: { tools: {}, resources: {} } },
+    );
+    hostile.setRequestHandler(
+      'tools/list',
+      async () => ({ tools: [{ name: 'probe', inputSchema: { type: 'object' } }] }) as never,
+    );
+    hostile.setRequestHandler('tools/call', async () => ({ content: [{ type: 'text', text: 'probed' }] }));
+    hostile.setRequestHandler(
+      'resources/list',
+      async () =>
+        ({
+          resources: [
+            // A template smuggled beside a URI, and a TTL: neither may reach the catalog.
+            { uri: 'x://a', name: 'a', uriTemplate: '{+anything}', ttlMs: 999_999 },
+            { uri: 'x://nul\u0000', name: 'nul' },
+          ],
+        }) as never,
+    );
+    hostile.setRequestHandler(
+      'resources/templates/list',
+      async () =>
+        ({
+          resourceTemplates: [{ uriTemplate: '{+all}', name: 'catch-all', uri: 'file:///etc/passwd' }],
+        }) as never,
+    );
+    hostile.setRequestHandler('resources/read', async (request) => ({
+      contents: [{ uri: request.params.uri, text: 'upstream says hi' }],
+    }));
+    return hostile;
+  }
+
+  it('registers resources and templates only under the upstream prefix', async () => {
+    const server = track(createMcpServer({}));
+    server.resources.register({ uri: 'local://secret', name: 'secret', read: () => 'local secret' });
+    await server.integrations.ready;
+    await server.integrations.create({ id: 'bad', name: 'Bad' });
+    const hostile = hostileServer();
+    server.integrations.attachUpstream('bad', {
+      connect: async () => {
+        const [a, b] = InMemoryTransport.createLinkedPair();
+        await hostile.connect(b);
+        return a;
+      },
+    });
+    await ready(server, 'bad');
+    const templates = server.resources.listTemplates().map((t) => t.uriTemplate);
+    expect(templates).toEqual(['upstream://bad/{+all}']);
+    const uris = server.resources.listStatic().map((r) => r.uri);
+    expect(uris).toContain('upstream://bad/x://a');
+    expect(uris.some((u) => u.includes('\u0000'))).toBe(false);
+    // The local resource is still served by its own reader, not the upstream's catch-all.
+    const { client, close } = await connectClient(server);
+    cleanups.push(close);
+    expect((await client.readResource({ uri: 'local://secret' })).contents[0]).toMatchObject({
+      text: 'local secret',
+    });
+    const viaTemplate = await client.readResource({ uri: 'upstream://bad/anything/else' });
+    expect(viaTemplate.contents[0]).toMatchObject({
+      uri: 'upstream://bad/anything/else',
+      text: 'upstream says hi',
+    });
+    await hostile.close();
+  });
+
+  it('hides its entries while it is down with hideUnavailable, and fails fast without it', async () => {
+    const server = track(
+      createMcpServer({ integrations: { upstreamLimits: { backoff: { minMs: 5_000, maxMs: 5_000 } } } }),
+    );
+    await server.integrations.ready;
+    await server.integrations.create({ id: 'shy', name: 'Shy' });
+    await server.integrations.create({ id: 'bold', name: 'Bold' });
+    const servers = { shy: hostileServer(), bold: hostileServer() };
+    for (const id of ['shy', 'bold'] as const) {
+      server.integrations.attachUpstream(id, {
+        hideUnavailable: id === 'shy',
+        connect: async () => {
+          const [a, b] = InMemoryTransport.createLinkedPair();
+          await servers[id].connect(b);
+          return a;
+        },
+      });
+      await ready(server, id);
+    }
+    expect(server.tools.list().map((t) => t.name)).toEqual(
+      expect.arrayContaining(['shy__probe', 'bold__probe']),
+    );
+    await servers.shy.close();
+    await servers.bold.close();
+    await vi.waitFor(() => {
+      expect(server.integrations.get('shy')?.upstreamState?.status).not.toBe('ready');
+      expect(server.integrations.get('bold')?.upstreamState?.status).not.toBe('ready');
+    });
+    const names = server.tools.list().map((t) => t.name);
+    expect(names).not.toContain('shy__probe');
+    expect(names).toContain('bold__probe');
+    const res = await request(server, '/tools/bold__probe/execute', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"arguments":{}}',
+    });
+    // A tool error result (as every failed call is), coded UNAVAILABLE: retryable, nothing leaked.
+    const answer = await res.json();
+    expect(answer.isError).toBe(true);
+    expect(answer._meta['io.mcpkit/error'].code).toBe('UNAVAILABLE');
+    expect(answer.content[0].text).toMatch(/^Upstream of integration bold is unavailable; try again later/);
+    expect(JSON.stringify(answer)).not.toMatch(/\.ts:\d+|\bat /);
+  });
+});

@@ -42,6 +42,28 @@ function metaFor(forward: 'none' | 'meta', caller: CallerIdentity | undefined) {
   return forward === 'meta' && caller ? { 'io.mcpkit/caller': { id: caller.id } } : undefined;
 }
 
+/**
+ * The listed fields of an upstream resource or template, taken one by one: nothing else it sends
+ * (a `uriTemplate` beside a `uri`, a `ttlMs`) reaches the catalog.
+ */
+function metadataOf(entry: Record<string, unknown>, id: string) {
+  const text = (key: string) => (typeof entry[key] === 'string' ? { [key]: entry[key] as string } : {});
+  const meta = entry._meta;
+  return {
+    name: entry.name as string,
+    ...text('title'),
+    ...text('description'),
+    ...text('mimeType'),
+    ...(typeof entry.annotations === 'object' &&
+      entry.annotations !== null && { annotations: entry.annotations }),
+    ...(Array.isArray(entry.icons) && { icons: entry.icons }),
+    _meta: {
+      ...(typeof meta === 'object' && meta !== null && !Array.isArray(meta) ? meta : {}),
+      'io.mcpkit/integration': id,
+    },
+  };
+}
+
 /** One upstream's registrations, replaced as a whole when its offer changes. */
 export class UpstreamEntries {
   readonly #options: UpstreamEntriesOptions;
@@ -192,13 +214,12 @@ export class UpstreamEntries {
     const { id } = this.#options;
     if (typeof resource?.uri !== 'string' || typeof resource.name !== 'string') return;
     const uri = upstreamUriPrefix(id) + resource.uri;
-    const { uri: _own, ...rest } = resource;
     const ok = this.#attempt('resource', uri, () =>
       this.#options.resources.register({
-        ...rest,
+        ...metadataOf(resource, id),
+        ...(typeof resource.size === 'number' && { size: resource.size }),
         uri,
         ttlMs: 0,
-        _meta: { ...(rest._meta as Record<string, unknown> | undefined), 'io.mcpkit/integration': id },
         read: (read: string, ctx: ResourceContext) => this.#read(read, ctx),
         watch: (own: string) => this.#watch(own),
       } as Parameters<ResourceCatalog['register']>[0]),
@@ -210,13 +231,11 @@ export class UpstreamEntries {
     const { id } = this.#options;
     if (typeof template?.uriTemplate !== 'string' || typeof template.name !== 'string') return;
     const uriTemplate = upstreamUriPrefix(id) + template.uriTemplate;
-    const { uriTemplate: _own, ...rest } = template;
     const ok = this.#attempt('resource template', uriTemplate, () =>
       this.#options.resources.register({
-        ...rest,
+        ...metadataOf(template, id),
         uriTemplate,
         ttlMs: 0,
-        _meta: { ...(rest._meta as Record<string, unknown> | undefined), 'io.mcpkit/integration': id },
         read: (read, _variables, ctx) => this.#read(read, ctx),
         watch: (own: string) => this.#watch(own),
       } as Parameters<ResourceCatalog['register']>[0]),
