@@ -642,3 +642,25 @@ describe('hostile resources and an upstream that goes away', () => {
     expect(JSON.stringify(answer)).not.toMatch(/\.ts:\d+|\bat /);
   });
 });
+
+describe('GET /integrations/{id} with an upstream', () => {
+  it('never answers 304: the live state changes without a new revision', async () => {
+    const server = track(createMcpServer({ outbound: LOOPBACK }));
+    await server.integrations.create({
+      id: 'gone',
+      name: 'Gone',
+      upstream: { url: 'http://127.0.0.1:9/mcp' },
+    });
+    const first = await request(server, '/integrations/gone');
+    const etag = first.headers.get('etag')!;
+    const again = await request(server, '/integrations/gone', { headers: { 'if-none-match': etag } });
+    expect(again.status).toBe(200);
+    expect((await again.json()).upstreamState.transport).toBe('http');
+    await server.integrations.create({ id: 'plain', name: 'Plain' });
+    const plain = await request(server, '/integrations/plain');
+    const cached = await request(server, '/integrations/plain', {
+      headers: { 'if-none-match': plain.headers.get('etag')! },
+    });
+    expect(cached.status).toBe(304);
+  });
+});

@@ -124,6 +124,24 @@ function depthOf(value: unknown, max: number, depth = 0): number {
   return deepest;
 }
 
+/** A connection that ends sooner than this after it opened counts as dropped at once. */
+const QUICK_CLOSE_MS = 5_000;
+
+/** Waits `ms` unless `signal` aborts first; resolves whether the wait ran its course. */
+function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const done = (ran: boolean) => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      resolve(ran);
+    };
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 /** One upstream connection and its lifecycle. */
 export class UpstreamLink {
   readonly #options: UpstreamLinkOptions;
@@ -309,6 +327,7 @@ export class UpstreamLink {
   async #run(): Promise<void> {
     const { limits, logger, id } = this.#options;
     const signal = this.#stop.signal;
+    let quickCloses = 0;
     while (!signal.aborted) {
       let closed: Promise<void>;
       try {
@@ -331,12 +350,19 @@ export class UpstreamLink {
       } catch {
         return; // stopped
       }
+      const openedAt = Date.now();
       await closed;
       if (signal.aborted) return;
       this.#state.failures = 0;
       this.#setStatus('unavailable', 'the connection closed');
       logger.warn({ integration: id }, 'upstream connection closed; reconnecting');
       this.#options.onOffer(undefined);
+      // An upstream that accepts and then drops every connection must not be reconnected in a loop.
+      quickCloses = Date.now() - openedAt < QUICK_CLOSE_MS ? quickCloses + 1 : 0;
+      if (quickCloses > 0) {
+        const wait = Math.min(limits.backoff.maxMs, limits.backoff.minMs * 2 ** (quickCloses - 1));
+        if (!(await pause(wait, signal))) return;
+      }
     }
   }
 
