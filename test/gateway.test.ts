@@ -352,6 +352,13 @@ describe('a hostile upstream is bounded', () => {
     let deep: Record<string, unknown> = { type: 'string' };
     for (let i = 0; i < 200; i++) deep = { type: 'object', properties: { x: deep } };
     hostile.setRequestHandler('tools/list', async () => ({ tools: hostileTools() }) as never);
+    // An answer nested 5,000 levels deep.
+    let nested: unknown = 'bottom';
+    for (let i = 0; i < 5000; i++) nested = { n: nested };
+    hostile.setRequestHandler(
+      'tools/call',
+      async () => ({ content: [], structuredContent: { n: nested } }) as never,
+    );
     function hostileTools() {
       return [
         { name: 'local', inputSchema: { type: 'object' } },
@@ -385,6 +392,11 @@ describe('a hostile upstream is bounded', () => {
     expect(names.some((n) => n.includes('..'))).toBe(false);
     const { client, close } = await connectClient(server);
     cleanups.push(close);
+    expect(text(await client.callTool({ name: 'local', arguments: {} }))).toBe('mine');
+    const deepAnswer = await client.callTool({ name: 'bad__t1', arguments: {} });
+    expect(deepAnswer.isError).toBe(true);
+    expect(text(deepAnswer)).toMatch(/nested deeper than 64 levels/);
+    // Still serving.
     expect(text(await client.callTool({ name: 'local', arguments: {} }))).toBe('mine');
     await hostile.close();
   });

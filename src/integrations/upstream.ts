@@ -261,6 +261,18 @@ export class UpstreamLink {
     const client = this.#client;
     try {
       const result = await request();
+      // An answer is bounded in bytes by the transport; its nesting is bounded here, before anything
+      // (validation, our own serialiser) walks it recursively.
+      const maxDepth = this.#options.limits.maxDepth * 2;
+      if (depthOf(result, maxDepth) > maxDepth) {
+        throw new McpKitError(
+          'UPSTREAM_ERROR',
+          `Upstream of ${quote(this.#options.id)} answered with JSON nested deeper than ${maxDepth} levels`,
+          {
+            details: { integration: this.#options.id },
+          },
+        );
+      }
       this.#options.onRequest?.({ method, outcome: 'ok' });
       return result;
     } catch (error) {

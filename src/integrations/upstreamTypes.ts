@@ -75,7 +75,7 @@ export interface UpstreamLimits {
   maxEntries?: number;
   /** Bytes of one listed entry's JSON (a tool with its schemas). Default 64 KiB. */
   maxEntryBytes?: number;
-  /** Nesting depth of one listed entry's JSON. Default 32. */
+  /** Nesting depth of one listed entry's JSON (twice this for an answer to a forwarded request). Default 32. */
   maxDepth?: number;
   /** Bytes of one HTTP response or server-sent event from an HTTP upstream. Default 8 MiB. */
   maxResponseBytes?: number;
