@@ -257,6 +257,8 @@ describe('an upstream over Streamable HTTP, added over REST', () => {
       transport: 'http',
       server: { name: 'http-upstream' },
     });
+    // A v2 upstream is reached in the 2026-07-28 era (the 1.x one below, in 2025's).
+    expect(shown.upstreamState.protocolVersion).toBe('2026-07-28');
     expect(shown.contributes.tools).toEqual(['remote__shout']);
     expect(JSON.stringify(shown)).not.toContain(key);
 

@@ -386,7 +386,12 @@ export class UpstreamLink {
     const changed = { autoRefresh: false, debounceMs: 50, onChanged: () => this.#refresh() };
     const client = new Client(
       { name: 'mcpkit-gateway', version: '1.0.0' },
-      { listChanged: { tools: changed, resources: changed, prompts: changed }, listMaxPages: 16 },
+      {
+        listChanged: { tools: changed, resources: changed, prompts: changed },
+        listMaxPages: 16,
+        // The 2026-07-28 era where the upstream offers it, the 2025 handshake where it does not.
+        versionNegotiation: { mode: 'auto' },
+      },
     );
     let ended: () => void = () => {};
     const closed = new Promise<void>((resolve) => {
