@@ -402,6 +402,11 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     const spec = stored.upstream;
     if (this.#closed || live.upstream || !stored.enabled || (!spec && !source)) return;
     const id = stored.id;
+    if (spec && source)
+      this.#logger.warn(
+        { integration: id },
+        'integration has a stored upstream URL; the one attached in code is not used',
+      );
     const entries = new UpstreamEntries({
       id,
       ...this.#catalogs,

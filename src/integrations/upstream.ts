@@ -7,7 +7,7 @@
  * The SDK client, `@modelcontextprotocol/client`, is an optional peer dependency loaded on the
  * first upstream: a server without upstreams never loads it.
  *
- * Size: about 480 lines: one connection's whole lifecycle (connect, bounded lists, refresh,
+ * Size: about 530 lines: one connection's whole lifecycle (connect, bounded lists, refresh,
  * forwarding, errors), kept in one file so its states read in one place.
  */
 import type {

@@ -10,6 +10,16 @@ import type { Transport } from '@modelcontextprotocol/server';
  * and `POST /integrations` accepts it. Header values may read the integration's secrets as
  * `{{secrets.NAME}}`; the URL goes through the server's outbound policy (allow-list, no private
  * addresses unless allowed), like every outbound request.
+ *
+ * @example
+ * ```ts
+ * await server.integrations.create({
+ *   id: 'tickets',
+ *   name: 'Tickets',
+ *   upstream: { url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer {{secrets.TOKEN}}' } },
+ *   secrets: { TOKEN: process.env.TICKETS_TOKEN! },
+ * });
+ * ```
  */
 export interface UpstreamSpec {
   /** The upstream's MCP endpoint, an absolute http(s) URL without credentials. */
@@ -30,6 +40,15 @@ export interface UpstreamSpec {
  * An upstream attached in code ({@link IntegrationManager.attachUpstream}): anything that opens an
  * SDK `Transport` to an MCP server, such as `stdioUpstream()` from `mcpkit/node`, which starts a
  * program. Never accepted from a request: a remote caller must not start programs on the host.
+ *
+ * @example
+ * ```ts
+ * import { WebSocketClientTransport } from 'mcpkit/node';
+ * server.integrations.attachUpstream('other', {
+ *   label: 'websocket: other mcpkit',
+ *   connect: () => new WebSocketClientTransport('ws://127.0.0.1:4000/mcp'),
+ * });
+ * ```
  */
 export interface UpstreamSource {
   /** Opens a new transport to the upstream; called again for every reconnect. */
@@ -69,6 +88,11 @@ export interface UpstreamState {
 /**
  * Bounds on what one upstream may put in the catalog and send back (`integrations.upstreamLimits`).
  * Anything past them is dropped with a warning, or fails the call with `UPSTREAM_ERROR`.
+ *
+ * @example
+ * ```ts
+ * createMcpServer({ integrations: { upstreamLimits: { maxEntries: 200, backoff: { maxMs: 10_000 } } } });
+ * ```
  */
 export interface UpstreamLimits {
   /** Entries of each kind (tools, resources, templates, prompts) taken from one upstream. Default 500. */
