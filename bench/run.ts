@@ -20,6 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { measureCapacity, measureOverload, renderCapacity, renderOverload } from './capacity.js';
 import { measureCompletions, renderCompletions } from './completions.js';
 import { measureExecutor, renderExecutor } from './executor.js';
+import { measureGateway, renderGateway } from './gateway.js';
 import { measureIntegrations, renderIntegrations } from './integrations.js';
 import { canForceGc, median, sample, settle, throughput } from './measure.js';
 import { measureOperations, renderOperations } from './operations.js';
@@ -54,6 +55,7 @@ const MODULES = [
   'operations',
   'completions',
   'integrations',
+  'gateway',
   'capacity',
   'scale',
   'websocket',
@@ -250,6 +252,7 @@ async function main(): Promise<void> {
   const operations = runs('operations') ? await measureOperations(log, QUICK) : undefined;
   const completionFigures = runs('completions') ? await measureCompletions(log) : undefined;
   const integrationFigures = runs('integrations') ? await measureIntegrations(log) : undefined;
+  const gatewayFigures = runs('gateway') ? await measureGateway(log, QUICK) : undefined;
   const capacityFigures = runs('capacity')
     ? await measureCapacity(log, { rounds: QUICK ? 1 : 3, seconds: QUICK ? 1 : 4 })
     : undefined;
@@ -292,6 +295,7 @@ async function main(): Promise<void> {
     operations && renderOperations(operations),
     completionFigures && renderCompletions(completionFigures),
     integrationFigures && renderIntegrations(integrationFigures),
+    gatewayFigures && renderGateway(gatewayFigures),
     capacityFigures && renderCapacity(capacityFigures),
     overloadFigures && renderOverload(overloadFigures),
     scaleFigures && renderScale(scaleFigures),

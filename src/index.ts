@@ -104,6 +104,7 @@ export {
 } from './http/overload.js';
 export {
   type AttachedTool,
+  type AttachedUpstream,
   createEphemeralCipher,
   createMemoryIntegrationStore,
   type Integration,
@@ -123,6 +124,11 @@ export {
   type ModelProvider,
   type SecretCipher,
   type StoredIntegration,
+  type UpstreamLimits,
+  type UpstreamSource,
+  type UpstreamSpec,
+  type UpstreamState,
+  type UpstreamStatus,
 } from './integrations/index.js';
 export { type CreateLoggerOptions, createLogger, silentLogger } from './logger.js';
 export type { AddressRange } from './net/address.js';

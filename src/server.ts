@@ -14,6 +14,7 @@ import type { FetchOptions, HttpOptions, ResolvedHttpOptions } from './http/opti
 import type { LoadShedder, OverloadOptions } from './http/overload.js';
 import type { IntegrationManager } from './integrations/manager.js';
 import type { IntegrationStore, SecretCipher } from './integrations/types.js';
+import type { UpstreamLimits, UpstreamSource } from './integrations/upstreamTypes.js';
 import type { OutboundOptions, OutboundPolicy } from './net/outbound.js';
 import type { AuditSink } from './policy/audit.js';
 import type { AuthOptions } from './policy/auth.js';
@@ -122,7 +123,18 @@ export interface CreateMcpServerOptions {
    * a per-process key (nothing survives a restart). On Node, `openFileIntegrations()` from
    * `mcpkit/node` gives the file store under `MCP_DATA_DIR` and the key from `MCP_SECRET_KEY`.
    */
-  integrations?: { store?: IntegrationStore; cipher?: SecretCipher };
+  integrations?: {
+    store?: IntegrationStore;
+    cipher?: SecretCipher;
+    /**
+     * Upstream MCP servers attached in code, by integration id: programs over stdio
+     * (`stdioUpstream()` from `mcpkit/node`) or any SDK transport. Never configurable over REST.
+     * See docs/integrations.md, "Gateway".
+     */
+    upstreams?: Record<string, UpstreamSource & { name?: string }>;
+    /** Bounds on what each upstream may offer and send back (entries, bytes, depth, timeouts). */
+    upstreamLimits?: UpstreamLimits;
+  };
   /**
    * Completions (`server.completions`, `/completions`): `providers` beside the built-in `openai`,
    * `anthropic` and `custom`; `maxSteps` (10), `keepFinishedMs` (10 minutes), `maxFinished` (1000),

@@ -207,9 +207,28 @@ function buildExecution(
   return { executor, tasks };
 }
 
+/** Per-upstream metrics: forwarded requests by outcome, and whether each upstream is connected. */
+function upstreamMetrics(integrations: IntegrationManager, metrics: MetricsRegistry): void {
+  const requests = metrics.counter(
+    'mcpkit_upstream_requests_total',
+    'Requests forwarded to upstream MCP servers, by integration, method and outcome',
+    ['integration', 'method', 'outcome'],
+  );
+  integrations.on('upstreamRequest', ({ id, method, outcome }) => {
+    requests.inc({ integration: id, method, outcome });
+  });
+  metrics.gauge('mcpkit_upstream_up', 'Whether each upstream MCP server is connected (1) or not (0)', {
+    labels: ['integration'],
+    collect: (gauge) => {
+      for (const [id, state] of Object.entries(integrations.upstreams()))
+        gauge.set({ integration: id }, state.status === 'ready' ? 1 : 0);
+    },
+  });
+}
+
 function buildDelegation(
   options: CreateMcpServerOptions,
-  { logger, tracing, policy, policyLayer }: Foundation,
+  { logger, tracing, policy, policyLayer, health, metrics }: Foundation,
   { tools, resources, prompts, executor }: Catalogs & Execution,
 ): Delegation {
   const declared = options.declarativeTools ?? {};
@@ -228,6 +247,18 @@ function buildDelegation(
     prompts,
     declarative,
     logger,
+    ...(options.integrations?.upstreamLimits && { upstreamLimits: options.integrations.upstreamLimits }),
+    ...(options.integrations?.upstreams && { upstreams: options.integrations.upstreams }),
+  });
+  upstreamMetrics(integrations, metrics);
+  // An upstream that is down degrades its own entries, not the server: the check reports, never fails.
+  health.register('upstreams', () => {
+    const states = Object.entries(integrations.upstreams());
+    const down = states.filter(([, s]) => s.status !== 'ready').map(([id, s]) => `${id} ${s.status}`);
+    return {
+      ok: true,
+      detail: `${states.length - down.length}/${states.length} ready${down.length ? `; ${down.join(', ')}` : ''}`,
+    };
   });
   const completions = new CompletionManager(
     {

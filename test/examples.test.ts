@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { INTEGRATIONS_FILE, LOCK_FILE } from '../src/node/fileStore.js';
 import { DEFAULT_DATA_DIR, SECRET_KEY_FILE } from '../src/node/secrets.js';
 
@@ -190,5 +190,39 @@ describe('examples/quickstart.ts', () => {
     expect(answers[0].result.serverInfo.name).toBe('mcpkit-quickstart');
     expect(answers[1].result.tools.map((t: { name: string }) => t.name)).toContain('calculate');
     expect(answers[2].result.structuredContent).toEqual({ expression: '2 * (3 + 4)', value: 14 });
+  });
+});
+
+describe('examples/gateway.ts', () => {
+  it("serves its own tool and both upstreams' tools over REST, with their states", {
+    timeout: 60_000,
+  }, async () => {
+    const started = await startExample(
+      'gateway.ts',
+      { UPSTREAM_URL: undefined },
+      /gateway listening on (http:\/\/[^\s]+)\/mcp/,
+    );
+    expect(started.match, started.stderr).toBeDefined();
+    const base = started.match![1]!;
+    let names: string[] = [];
+    await vi.waitFor(
+      async () => {
+        const listed = await (await fetch(`${base}/tools?limit=100`)).json();
+        names = listed.items.map((t: { name: string }) => t.name);
+        expect(names).toContain('remote__shout');
+        expect(names.some((n) => n.startsWith('demo__'))).toBe(true);
+      },
+      { timeout: 45_000, interval: 250 },
+    );
+    expect(names).toContain('local');
+    const remote = await (await fetch(`${base}/integrations/remote`)).json();
+    expect(remote.upstreamState).toMatchObject({ status: 'ready', transport: 'http' });
+    expect(JSON.stringify(remote)).not.toContain('example-upstream-token-0000');
+    const called = await fetch(`${base}/tools/remote__shout/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ arguments: { text: 'hi' } }),
+    });
+    expect((await called.json()).content[0].text).toBe('HI');
   });
 });

@@ -64,6 +64,7 @@ const PINNED: Record<string, { module: object; values: string[] }> = {
       'openFileIntegrations',
       'parseSecretKey',
       'serveStdio',
+      'stdioUpstream',
       'toNodeListener',
       'toWebRequest',
       'writeWebResponse',

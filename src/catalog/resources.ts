@@ -1,6 +1,7 @@
 /**
  * The resource catalog: static resources and URI templates, reads through the TTL cache, per-URI
- * subscriptions. Size: just over 400 lines, most of them the public types' documentation.
+ * subscriptions (with `watch` hooks for sources that must be told). Size: about 430 lines, most of
+ * them the public types' documentation.
  */
 import type {
   Annotations,
@@ -57,6 +58,13 @@ interface ResourceMetadata {
   annotations?: Annotations;
   icons?: Icon[];
   _meta?: Record<string, unknown>;
+  /**
+   * Called when the first subscriber of a URI this entry serves arrives (the returned function is
+   * called when the last one leaves): for a source that must be told to send updates, such as an
+   * upstream MCP server's `resources/subscribe`. Updates still reach subscribers through
+   * `notifyUpdated`.
+   */
+  watch?(uri: string): () => void;
 }
 
 /** A static resource at a fixed URI. */
@@ -184,6 +192,8 @@ export class ResourceCatalog {
   readonly #static: Registry<StaticEntry, Resource>;
   readonly #templates: Registry<TemplateEntry, ResourceTemplate>;
   readonly #subscribers = new Map<string, Set<ResourceUpdateListener>>();
+  /** The stop functions of `watch` hooks, by URI, while the URI has subscribers. */
+  readonly #watches = new Map<string, () => void>();
   readonly #onUpdated: (uri: string) => void;
   readonly #cache: ResourceCache;
 
@@ -374,14 +384,28 @@ export class ResourceCatalog {
     if (!set) {
       set = new Set();
       this.#subscribers.set(uri, set);
+      this.#startWatch(uri);
     }
     set.add(listener);
     return () => {
       const current = this.#subscribers.get(uri);
-      if (!current) return;
-      current.delete(listener);
-      if (current.size === 0) this.#subscribers.delete(uri);
+      if (!current?.delete(listener) || current.size > 0) return;
+      this.#subscribers.delete(uri);
+      const stop = this.#watches.get(uri);
+      this.#watches.delete(uri);
+      stop?.();
     };
+  }
+
+  /** Runs the `watch` hook of what serves `uri`, if it has one; a failing hook is ignored. */
+  #startWatch(uri: string): void {
+    const watch = this.resolve(uri)?.definition.watch;
+    if (!watch) return;
+    try {
+      this.#watches.set(uri, watch(uri));
+    } catch {
+      // a subscription without updates is still a subscription
+    }
   }
 
   /** Number of live subscriptions, across all URIs. */

@@ -14,6 +14,8 @@ import type { Logger } from '../types.js';
 import { SECRET_REF } from './contributions.js';
 import { type Change, type Live, nothingContributed, type Revision, storedOf } from './live.js';
 import type { SecretSealer } from './sealing.js';
+import { checkUpstreamUrl, upstreamHeaders } from './upstreamHttp.js';
+import type { UpstreamSpec } from './upstreamTypes.js';
 import { fieldError, maskSecret } from './validation.js';
 
 /** The API a provider calls when no `baseUrl` is given. */
@@ -37,9 +39,33 @@ function destinationOf(model: { provider: string; baseUrl?: string | undefined }
   return `${model.provider} ${base}`;
 }
 
-/** For each secret, the origins its http tools' headers send it to, with the first tool's index. */
-function secretOrigins(tools: readonly DeclarativeToolSpec[]): Map<string, Map<string, number>> {
-  const out = new Map<string, Map<string, number>>();
+/** Where a secret goes: the field that sends it there (`tools[2]`, `upstream`). */
+type Sender = string;
+
+/**
+ * For each secret, the origins its http tools' headers and its upstream's headers send it to, with
+ * the first field that does.
+ */
+function secretOrigins(
+  tools: readonly DeclarativeToolSpec[],
+  upstream: UpstreamSpec | null | undefined,
+): Map<string, Map<string, Sender>> {
+  const out = new Map<string, Map<string, Sender>>();
+  const add = (name: string, origin: string, sender: Sender) => {
+    const origins = out.get(name) ?? new Map<string, Sender>();
+    out.set(name, origins);
+    if (!origins.has(origin)) origins.set(origin, sender);
+  };
+  if (upstream) {
+    let origin: string | undefined;
+    try {
+      origin = new URL(upstream.url).origin;
+    } catch {
+      // validation refuses it
+    }
+    for (const value of Object.values(upstream.headers ?? {}))
+      for (const [, name] of value.matchAll(SECRET_REF)) if (origin) add(name!, origin, 'upstream');
+  }
   tools.forEach((spec, i) => {
     if (spec.kind !== 'http' || typeof spec.http?.url !== 'string') return;
     let origin: string;
@@ -49,11 +75,7 @@ function secretOrigins(tools: readonly DeclarativeToolSpec[]): Map<string, Map<s
       return; // compiling it reports the URL
     }
     for (const value of Object.values(spec.http.headers ?? {})) {
-      for (const [, name] of String(value).matchAll(SECRET_REF)) {
-        const origins = out.get(name!) ?? new Map<string, number>();
-        out.set(name!, origins);
-        if (!origins.has(origin)) origins.set(origin, i);
-      }
+      for (const [, name] of String(value).matchAll(SECRET_REF)) add(name!, origin, `tools[${i}]`);
     }
   });
   return out;
@@ -114,14 +136,14 @@ function keptSecrets(change: Change): Record<string, string> {
       if (!kept) fresh.add(name);
     }
   }
-  const before = secretOrigins(current?.stored.tools ?? []);
-  for (const [name, origins] of secretOrigins(input.tools ?? [])) {
+  const before = secretOrigins(current?.stored.tools ?? [], current?.stored.upstream);
+  for (const [name, origins] of secretOrigins(input.tools ?? [], input.upstream)) {
     if (secrets[name] === undefined || fresh.has(name)) continue;
-    for (const [origin, i] of origins) {
+    for (const [origin, sender] of origins) {
       if (before.get(name)?.has(origin)) continue;
       throw fieldError(
         `secrets.${name}`,
-        `must be given again: tools[${i}] would send it to ${quote(origin)}, where it has not gone before`,
+        `must be given again: ${sender} would send it to ${quote(origin)}, where it has not gone before`,
       );
     }
   }
@@ -145,8 +167,17 @@ export async function buildNext(
 ): Promise<Live> {
   const baseUrl = change.input.model?.baseUrl;
   if (baseUrl !== undefined) checkModelUrl(baseUrl, context.outbound);
+  const upstream = change.input.upstream;
+  if (upstream) checkUpstreamUrl(upstream.url, context.outbound);
   const apiKey = keptApiKey(change, context.logger);
   const secrets = keptSecrets(change);
+  // Every secret an upstream header names must be set (and its value must fit in a header).
+  if (upstream) {
+    for (const [name, value] of Object.entries(upstreamHeaders(upstream, secrets))) {
+      if (!isHeaderText(value))
+        throw fieldError(`upstream.headers.${name}`, 'must hold only printable Latin-1 characters');
+    }
+  }
   const stored = await context.sealer.seal({ stored: storedOf(change), apiKey, secrets });
   return { stored, apiKey, secrets, handles: [], contributes: nothingContributed() };
 }

@@ -8,6 +8,7 @@ export {
 } from './cipher.js';
 export {
   type AttachedTool,
+  type AttachedUpstream,
   IntegrationManager,
   type IntegrationManagerOptions,
   type IntegrationWriteOptions,
@@ -39,4 +40,11 @@ export type {
   SecretCipher,
   StoredIntegration,
 } from './types.js';
+export type {
+  UpstreamLimits,
+  UpstreamSource,
+  UpstreamSpec,
+  UpstreamState,
+  UpstreamStatus,
+} from './upstreamTypes.js';
 export { INTEGRATION_ID, maskSecret, NAMESPACE_SEPARATOR, validateIntegrationInput } from './validation.js';

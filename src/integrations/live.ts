@@ -12,7 +12,15 @@ import type {
   ModelConfig,
   StoredIntegration,
 } from './types.js';
+import type { UpstreamLink } from './upstream.js';
+import type { UpstreamEntries } from './upstreamEntries.js';
 import { maskSecret } from './validation.js';
+
+/** An upstream connected for an integration: the link and the entries its offers put in the catalogs. */
+export interface LiveUpstream {
+  link: UpstreamLink;
+  entries: UpstreamEntries;
+}
 
 /** An integration in memory. Only `stored` is persisted; the clear values are never logged. */
 export interface Live {
@@ -24,6 +32,8 @@ export interface Live {
   /** Its entries in the catalogs (none while disabled). */
   handles: RegistrationHandle[];
   contributes: Integration['contributes'];
+  /** Its upstream while the integration is enabled and committed (stored, or attached in code). */
+  upstream?: LiveUpstream;
 }
 
 /** What a write sets besides the input: the revision, the generation and the times. */
@@ -75,6 +85,9 @@ function typesOf(input: IntegrationInput): IntegrationType[] {
   if (input.resources?.length) types.push('resources');
   if (input.prompts?.length) types.push('prompts');
   if (input.model) types.push('model');
+  // An upstream contributes whatever it offers.
+  if (input.upstream)
+    for (const t of ['tools', 'resources', 'prompts'] as const) if (!types.includes(t)) types.push(t);
   return types;
 }
 
@@ -98,6 +111,7 @@ export function storedOf(change: Change & { revision: Revision }): StoredIntegra
     tools: input.tools ?? [],
     resources: input.resources ?? [],
     prompts: input.prompts ?? [],
+    ...(input.upstream && { upstream: input.upstream }),
     ...change.revision,
   };
 }
@@ -120,9 +134,25 @@ function describedBy(s: StoredIntegration) {
   };
 }
 
-/** The tools, resources and prompts an integration declares. */
+/** The tools, resources and prompts an integration declares, and its upstream. */
 function contributionsOf(s: StoredIntegration) {
-  return { tools: s.tools, resources: s.resources, prompts: s.prompts };
+  return {
+    tools: s.tools,
+    resources: s.resources,
+    prompts: s.prompts,
+    ...(s.upstream && { upstream: s.upstream }),
+  };
+}
+
+/** What an integration puts in the catalogs: its own entries, then its upstream's. */
+function contributedBy(live: Live): Integration['contributes'] {
+  const upstream = live.upstream?.entries.names;
+  if (!upstream) return live.contributes;
+  return {
+    tools: [...live.contributes.tools, ...upstream.tools],
+    resources: [...live.contributes.resources, ...upstream.resources],
+    prompts: [...live.contributes.prompts, ...upstream.prompts],
+  };
 }
 
 /** The integration as every API shows it: a copy, secrets masked, with its ETag. */
@@ -139,7 +169,8 @@ export function viewOf(live: Live): Integration {
       secrets: Object.fromEntries(secretNames.map((n) => [n, maskSecret(live.secrets[n]!)])),
     }),
     ...contributionsOf(s),
-    contributes: live.contributes,
+    ...(live.upstream && { upstreamState: live.upstream.link.state }),
+    contributes: contributedBy(live),
     revision: s.revision,
     etag: etagOf(s),
     createdAt: s.createdAt,

@@ -9,7 +9,13 @@
  * The manager coordinates; each step is its own file: `changes.ts` (the next state of a change, its
  * secrets resolved), `sealing.ts` (the cipher), `catalogEntries.ts` and `contributions.ts` (the
  * catalog entries), `storage.ts` (the table, the store, `If-Match`, the write that rolls back) and
- * `live.ts` (an integration in memory and the redacted view every API returns).
+ * `live.ts` (an integration in memory and the redacted view every API returns). An integration's
+ * upstream MCP server (a stored URL, or a source attached in code) is connected after its write
+ * commits and disconnected when it is replaced, disabled or deleted: `upstream.ts` (the connection),
+ * `upstreamEntries.ts` (its catalog entries), `upstreamHttp.ts` (the HTTP transport).
+ *
+ * Size: about 480 lines, most of them the public methods' documentation; the upstream wiring lives
+ * here because it follows the write queue's commits.
  */
 import { EventEmitter } from 'eventemitter3';
 import type { PromptCatalog } from '../catalog/prompts.js';
@@ -32,7 +38,11 @@ import type {
   ModelConfig,
   SecretCipher,
 } from './types.js';
-import { validateIntegrationInput } from './validation.js';
+import { type ResolvedLimits, resolveLimits, UpstreamLink } from './upstream.js';
+import { UpstreamEntries } from './upstreamEntries.js';
+import { httpOpener, upstreamTarget } from './upstreamHttp.js';
+import type { UpstreamLimits, UpstreamSource, UpstreamState } from './upstreamTypes.js';
+import { validateId, validateIntegrationInput } from './validation.js';
 
 export { integrationResourceUri, namespacedName } from './contributions.js';
 
@@ -50,6 +60,13 @@ export interface IntegrationManagerOptions {
    */
   declarative?: DeclarativeToolOptions;
   logger?: Logger;
+  /** Bounds on what each upstream MCP server may offer and send back. */
+  upstreamLimits?: UpstreamLimits;
+  /**
+   * Upstreams configured in code, by integration id (as {@link IntegrationManager.attachUpstream});
+   * an integration that does not exist yet is created (named by `name`, else its id) once loaded.
+   */
+  upstreams?: Record<string, UpstreamSource & { name?: string }>;
 }
 
 /** Options of a write: `ifMatch` makes it conditional on the integration's current ETag. */
@@ -64,6 +81,12 @@ export interface AttachedTool {
   readonly name: string;
   /** Detaches the tool (and takes it out of the catalog). */
   remove(): void;
+}
+
+/** What {@link IntegrationManager.attachUpstream} returns. */
+export interface AttachedUpstream {
+  /** Disconnects the upstream and takes its entries out of the catalog. */
+  remove(): Promise<void>;
 }
 
 /**
@@ -90,6 +113,10 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   readonly #logger: Logger;
   #queue: Promise<unknown>;
   #closed = false;
+  readonly #catalogs: Pick<IntegrationManagerOptions, 'tools' | 'resources' | 'prompts'>;
+  readonly #limits: ResolvedLimits;
+  /** Upstreams attached in code, by integration id. */
+  readonly #sources = new Map<string, UpstreamSource>();
 
   constructor(options: IntegrationManagerOptions) {
     super();
@@ -106,7 +133,11 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       find: (id) => this.#table.get(id),
     });
     this.#build = { sealer, outbound, logger: this.#logger };
-    this.ready = this.#load(options.cipher);
+    this.#catalogs = { tools: options.tools, resources: options.resources, prompts: options.prompts };
+    this.#limits = resolveLimits(options.upstreamLimits);
+    const configured = Object.entries(options.upstreams ?? {});
+    for (const [id, source] of configured) this.attachUpstream(id, source);
+    this.ready = this.#load(options.cipher).then(() => this.#createConfigured(configured));
     // A load failure is logged here and rejects `ready`; writes then fail with UNAVAILABLE.
     this.#queue = this.ready.catch((error: unknown) => {
       this.#logger.error({ err: error }, 'integrations failed to load');
@@ -131,18 +162,31 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
 
   /** Creates an integration; `ALREADY_EXISTS` if the id is taken. */
   create(input: IntegrationInput): Promise<Integration> {
-    return this.#run(async () => {
+    return this.#run(() => this.#createNow(input));
+  }
+
+  async #createNow(input: IntegrationInput): Promise<Integration> {
+    {
       const valid = validateIntegrationInput(input);
       if (this.#table.get(valid.id))
         throw new McpKitError('ALREADY_EXISTS', `Integration ${quote(valid.id)} already exists`);
+      this.#checkUpstreamInput(valid);
       const change = { input: valid, current: undefined, revision: firstRevision() };
       const live = await buildNext(change, this.#build);
       await this.#commit({ next: live, current: undefined });
+      this.#startUpstream(live);
       const integration = viewOf(live);
       this.#logger.info({ integration: valid.id }, 'integration created');
       this.emit('created', { integration });
       return integration;
-    });
+    }
+  }
+
+  /** Creates the integrations of configured upstreams that do not exist yet. */
+  async #createConfigured(configured: Array<[string, { name?: string }]>): Promise<void> {
+    for (const [id, source] of configured) {
+      if (!this.#table.get(id)) await this.#createNow({ id, name: source.name ?? id });
+    }
   }
 
   /**
@@ -183,6 +227,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       const integration = viewOf(current);
       this.#entries.remove(current);
       await this.#table.write({ id, next: undefined, undo: () => this.#entries.restore(current) });
+      await this.#stopUpstream(current);
       this.#logger.info({ integration: id }, 'integration deleted');
       this.emit('deleted', { integration });
       return true;
@@ -236,11 +281,54 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     return this.#run(() => this.#reseal(cipher, 'a new key'));
   }
 
-  /** Waits for pending writes and releases the store. */
+  /**
+   * Attaches an upstream MCP server to the integration `id` in code: a program over stdio
+   * (`stdioUpstream()` from `mcpkit/node`), or any SDK transport. Like attached tools, it lives in
+   * memory only and is connected while an integration with this id exists and is enabled; its
+   * entries appear as `<id>__<name>` and `upstream://<id>/<uri>`. An integration with an upstream
+   * URL of its own cannot take one.
+   *
+   * @example
+   * ```ts
+   * import { stdioUpstream } from 'mcpkit/node';
+   * await server.integrations.create({ id: 'files', name: 'Files' });
+   * server.integrations.attachUpstream('files', stdioUpstream({ command: 'node', args: ['files-server.js'] }));
+   * ```
+   */
+  attachUpstream(id: string, source: UpstreamSource): AttachedUpstream {
+    validateId(id);
+    if (typeof source?.connect !== 'function') throw new TypeError('source.connect must be a function');
+    if (this.#sources.has(id))
+      throw new TypeError(`Integration ${quote(id)} already has an upstream attached`);
+    if (this.#table.get(id)?.stored.upstream)
+      throw new TypeError(`Integration ${quote(id)} has an upstream URL of its own`);
+    this.#sources.set(id, source);
+    const live = this.#table.get(id);
+    if (live) this.#startUpstream(live);
+    return {
+      remove: async () => {
+        if (this.#sources.get(id) !== source) return;
+        this.#sources.delete(id);
+        const current = this.#table.get(id);
+        if (current) await this.#stopUpstream(current);
+      },
+    };
+  }
+
+  /** Every upstream's state, by integration id. */
+  upstreams(): Record<string, UpstreamState> {
+    const out: Record<string, UpstreamState> = {};
+    for (const live of this.#table.values())
+      if (live.upstream) out[live.stored.id] = live.upstream.link.state;
+    return out;
+  }
+
+  /** Waits for pending writes, disconnects the upstreams and releases the store. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#queue.catch(() => {});
+    await Promise.all([...this.#table.values()].map((live) => this.#stopUpstream(live)));
     await this.#table.close();
   }
 
@@ -277,10 +365,13 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     valid: IntegrationInput,
     event: 'updated' | 'enabled' | 'disabled',
   ): Promise<Integration> {
+    this.#checkUpstreamInput(valid);
     const previous = viewOf(current);
     const change = { input: valid, current, revision: nextRevision(current.stored) };
     const live = await buildNext(change, this.#build);
     await this.#commit({ next: live, current });
+    await this.#stopUpstream(current);
+    this.#startUpstream(live);
     const integration = viewOf(live);
     this.#logger.info({ integration: valid.id, change: event }, 'integration changed');
     if (event === 'updated') this.emit('updated', { integration, previous });
@@ -289,6 +380,79 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       this.emit('updated', { integration, previous });
     }
     return integration;
+  }
+
+  /** An integration with an upstream attached in code cannot take an upstream URL too. */
+  #checkUpstreamInput(valid: IntegrationInput): void {
+    if (valid.upstream && this.#sources.has(valid.id)) {
+      throw new McpKitError(
+        'CONFLICT',
+        `upstream: integration ${quote(valid.id)} has an upstream attached in code`,
+        {
+          details: { field: 'upstream' },
+        },
+      );
+    }
+  }
+
+  /** Connects the upstream of an enabled integration (its stored URL, or one attached in code). */
+  #startUpstream(live: Live): void {
+    const { stored } = live;
+    const source = this.#sources.get(stored.id);
+    const spec = stored.upstream;
+    if (this.#closed || live.upstream || !stored.enabled || (!spec && !source)) return;
+    const id = stored.id;
+    if (spec && source)
+      this.#logger.warn(
+        { integration: id },
+        'integration has a stored upstream URL; the one attached in code is not used',
+      );
+    const entries = new UpstreamEntries({
+      id,
+      ...this.#catalogs,
+      logger: this.#logger,
+      // A stored upstream contributes the kinds its integration's `types` name; one attached in code, all.
+      types: spec ? stored.types : ['tools', 'resources', 'prompts'],
+      forwardCaller: (spec ?? source)?.forwardCaller ?? 'none',
+      hideUnavailable: (spec ?? source)?.hideUnavailable ?? false,
+    });
+    let open: () => unknown;
+    try {
+      open = spec
+        ? httpOpener({
+            spec,
+            secrets: live.secrets,
+            outbound: this.#build.outbound,
+            maxResponseBytes: this.#limits.maxResponseBytes,
+          })
+        : () => source!.connect();
+    } catch (error) {
+      this.#logger.warn({ integration: id, err: error }, 'upstream not started');
+      return;
+    }
+    const link = new UpstreamLink({
+      id,
+      transport: spec ? 'http' : 'code',
+      target: spec ? upstreamTarget(spec.url) : (source?.label ?? 'attached in code'),
+      open: open as () => never,
+      limits: this.#limits,
+      logger: this.#logger,
+      onOffer: (offer) => entries.apply(offer),
+      onResourceUpdated: (uri) => entries.updated(uri),
+      onRequest: ({ method, outcome }) => this.emit('upstreamRequest', { id, method, outcome }),
+    });
+    entries.bind(link);
+    live.upstream = { link, entries };
+    link.start();
+  }
+
+  /** Disconnects an integration's upstream and takes its entries out of the catalogs. */
+  async #stopUpstream(live: Live): Promise<void> {
+    const upstream = live.upstream;
+    if (!upstream) return;
+    delete live.upstream;
+    await upstream.link.stop();
+    upstream.entries.clear();
   }
 
   /** Swaps the next state into the catalogs and saves it; on a failed save, the catalogs go back. */
@@ -320,7 +484,10 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       this.emit('loaded', { count: 0 });
       return;
     }
-    for (const live of this.#table.values()) this.#entries.load(live);
+    for (const live of this.#table.values()) {
+      this.#entries.load(live);
+      this.#startUpstream(live);
+    }
     // Sealed under a previous key: re-seal everything under the current one in one atomic write.
     if (loaded.stale) await this.#reseal(cipher, 'the current key');
     this.#logger.debug({ count: this.#table.size }, 'integrations loaded');

@@ -4,6 +4,7 @@
  */
 import type { PromptArgumentSpec, PromptMessageTemplate } from '../catalog/prompts.js';
 import type { DeclarativeToolSpec } from '../declarative.js';
+import type { UpstreamSpec, UpstreamState } from './upstreamTypes.js';
 
 /** What an integration contributes. */
 export type IntegrationType = 'tools' | 'resources' | 'prompts' | 'model';
@@ -66,6 +67,12 @@ export interface IntegrationInput {
   tools?: DeclarativeToolSpec[];
   resources?: IntegrationResourceSpec[];
   prompts?: IntegrationPromptSpec[];
+  /**
+   * An upstream MCP server reached over Streamable HTTP, whose tools, resources and prompts join the
+   * catalog under this integration's namespace. `null` removes it. Upstreams started as programs
+   * (stdio) are never accepted here: they are attached in code ({@link UpstreamSource}).
+   */
+  upstream?: UpstreamSpec | null;
 }
 
 /** An integration as every API returns it: secrets redacted. */
@@ -81,6 +88,10 @@ export interface Integration {
   tools: DeclarativeToolSpec[];
   resources: IntegrationResourceSpec[];
   prompts: IntegrationPromptSpec[];
+  /** Its upstream MCP server over HTTP (header values that name secrets stay as written). */
+  upstream?: UpstreamSpec;
+  /** How its upstream (stored, or attached in code) is doing right now. */
+  upstreamState?: UpstreamState;
   /** Names of the tools, resources and prompts it puts in the catalog (attached tools included). */
   contributes: { tools: string[]; resources: string[]; prompts: string[] };
   /** Bumped by every change. */
@@ -103,6 +114,7 @@ export interface StoredIntegration {
   tools: DeclarativeToolSpec[];
   resources: IntegrationResourceSpec[];
   prompts: IntegrationPromptSpec[];
+  upstream?: UpstreamSpec;
   revision: number;
   /** Random per creation, so a deleted and re-created integration never matches an old ETag. */
   generation: string;
@@ -161,6 +173,8 @@ export interface IntegrationEvents {
   disabled: (event: IntegrationEvent) => void;
   toolAttached: (event: { id: string; tool: string }) => void;
   toolDetached: (event: { id: string; tool: string }) => void;
+  /** A request was forwarded to an integration's upstream (for metrics): its method and outcome. */
+  upstreamRequest: (event: { id: string; method: string; outcome: 'ok' | 'error' | 'cancelled' }) => void;
   /** Every secret was re-sealed under a new key. */
   keyRotated: (event: { keyId: string; secrets: number }) => void;
 }

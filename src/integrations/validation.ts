@@ -13,6 +13,7 @@ import type {
   IntegrationType,
   ModelConfig,
 } from './types.js';
+import type { UpstreamSpec } from './upstreamTypes.js';
 
 /** Integration ids: lowercase letters, digits and `-`, 1–64 characters, URL-safe as they are. */
 export const INTEGRATION_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
@@ -201,6 +202,80 @@ function prompt(value: unknown, i: number): IntegrationPromptSpec {
   };
 }
 
+const UPSTREAM_FIELDS = ['url', 'headers', 'forwardCaller', 'hideUnavailable'];
+/** A header name (RFC 9110 token); values are checked as header text when they are sent. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
+/** Headers the transport sets itself, which an integration may not override. */
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'content-type',
+  'accept',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'connection',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/**
+ * An upstream over HTTP. Anything else (a `command`, `args`, a `transport` of `stdio`, in whatever
+ * spelling) is refused: programs are started only by code the operator wrote.
+ */
+function upstream(value: unknown): UpstreamSpec | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === null) return null;
+  if (!isObject(value)) throw fieldError('upstream', 'must be an object');
+  for (const key of Object.keys(value)) {
+    if (!UPSTREAM_FIELDS.includes(key)) {
+      throw fieldError(
+        `upstream.${key.slice(0, 64)}`,
+        'is not accepted: an upstream given as data is reached over HTTP by `url`; programs (stdio) are attached in code',
+      );
+    }
+  }
+  const url = requiredString(value.url, 'upstream.url', 2000);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw fieldError('upstream.url', 'must be an absolute http(s) URL');
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
+    throw fieldError('upstream.url', 'must be an absolute http(s) URL');
+  if (parsed.username || parsed.password) throw fieldError('upstream.url', 'must not hold credentials');
+  let headers: Record<string, string> | undefined;
+  if (value.headers !== undefined) {
+    if (!isObject(value.headers)) throw fieldError('upstream.headers', 'must be an object of strings');
+    const entries = Object.entries(value.headers);
+    if (entries.length > 50) throw fieldError('upstream.headers', 'must hold at most 50 entries');
+    headers = {};
+    for (const [name, text] of entries) {
+      if (!HEADER_NAME.test(name))
+        throw fieldError('upstream.headers', 'has a name that is not a header name');
+      if (RESERVED_HEADERS.has(name.toLowerCase()))
+        throw fieldError(`upstream.headers.${name}`, 'is set by the transport');
+      if (typeof text !== 'string' || text.length > 8192 || /[\r\n\0]/.test(text))
+        throw fieldError(
+          `upstream.headers.${name}`,
+          'must be a string of at most 8192 characters, on one line',
+        );
+      headers[name] = text;
+    }
+  }
+  const forward = value.forwardCaller;
+  if (forward !== undefined && forward !== 'none' && forward !== 'meta')
+    throw fieldError('upstream.forwardCaller', 'must be "none" or "meta"');
+  if (value.hideUnavailable !== undefined && typeof value.hideUnavailable !== 'boolean')
+    throw fieldError('upstream.hideUnavailable', 'must be a boolean');
+  return {
+    url: parsed.href,
+    ...(headers && { headers }),
+    ...(forward !== undefined && { forwardCaller: forward }),
+    ...(value.hideUnavailable !== undefined && { hideUnavailable: value.hideUnavailable }),
+  };
+}
+
 const KNOWN = [
   'id',
   'name',
@@ -212,12 +287,14 @@ const KNOWN = [
   'tools',
   'resources',
   'prompts',
+  'upstream',
   // read-only fields a client may echo back from GET; ignored
   'contributes',
   'revision',
   'etag',
   'createdAt',
   'updatedAt',
+  'upstreamState',
 ];
 
 /** Validates and normalises integration input (`id` checked unless `idFromPath` is given). */
@@ -248,6 +325,7 @@ export function validateIntegrationInput(value: unknown, idFromPath?: string): I
     'prompts',
   );
   const modelConfig = model(value.model);
+  const upstreamSpec = upstream(value.upstream);
   let types: IntegrationType[] | undefined;
   if (value.types !== undefined) {
     const list = array(value.types, 'types');
@@ -275,6 +353,7 @@ export function validateIntegrationInput(value: unknown, idFromPath?: string): I
     ...(value.enabled !== undefined && { enabled: value.enabled as boolean }),
     ...(modelConfig !== undefined && { model: modelConfig }),
     ...(value.secrets !== undefined && { secrets: secrets(value.secrets) }),
+    ...(upstreamSpec !== undefined && { upstream: upstreamSpec }),
     tools,
     resources,
     prompts,

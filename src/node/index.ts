@@ -16,6 +16,7 @@ export {
   parseSecretKey,
 } from './secrets.js';
 export { type ServeStdioOptions, serveStdio } from './stdio.js';
+export { type StdioUpstreamOptions, stdioUpstream } from './stdioUpstream.js';
 export {
   type AttachWebSocketOptions,
   attachWebSocket,

@@ -83,7 +83,9 @@ export const integrationRoutes: Route[] = [
       const integration = manager(host).get(ctx.params.id!);
       if (!integration) throw new McpKitError('NOT_FOUND', `Integration ${quote(ctx.params.id)} not found`);
       const noneMatch = parseEntityTags(ctx.request.headers.get('if-none-match'));
-      if (noneMatch?.some((t) => t === '*' || t === integration.etag)) {
+      // The ETag names the stored revision; an upstream's live state changes without one, so an
+      // integration with an upstream is always sent whole.
+      if (!integration.upstreamState && noneMatch?.some((t) => t === '*' || t === integration.etag)) {
         return new Response(null, { status: 304, headers: { etag: integration.etag } });
       }
       return withEtag(integration);

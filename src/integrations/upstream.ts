@@ -1,0 +1,527 @@
+/**
+ * One upstream MCP server, held connected: an SDK client over a transport the integration opens,
+ * reconnected with backoff (p-retry) whenever the connection fails or closes, its lists fetched
+ * under bounds and fetched again when it announces a change. Forwarded requests carry the caller's
+ * signal; a request to an upstream that is not ready fails at once with a retryable `UNAVAILABLE`.
+ *
+ * The SDK client, `@modelcontextprotocol/client`, is an optional peer dependency loaded on the
+ * first upstream: a server without upstreams never loads it.
+ *
+ * Size: about 530 lines: one connection's whole lifecycle (connect, bounded lists, refresh,
+ * forwarding, errors), kept in one file so its states read in one place.
+ */
+import type {
+  Client,
+  GetPromptResult,
+  Prompt,
+  ReadResourceResult,
+  Resource,
+  ResourceTemplateType as ResourceTemplate,
+  Tool,
+} from '@modelcontextprotocol/client';
+import type { Transport } from '@modelcontextprotocol/server';
+import pRetry from 'p-retry';
+import { McpKitError, quote } from '../core/errors.js';
+import type { Logger } from '../types.js';
+import type { UpstreamLimits, UpstreamState, UpstreamStatus } from './upstreamTypes.js';
+
+type ClientModule = typeof import('@modelcontextprotocol/client');
+const CLIENT_PACKAGE = '@modelcontextprotocol/client';
+let clientModule: Promise<ClientModule> | undefined;
+
+/** The SDK client module, imported once; a clear error when it is not installed. */
+export function loadClientModule(): Promise<ClientModule> {
+  clientModule ??= import('@modelcontextprotocol/client').catch((error: unknown) => {
+    clientModule = undefined;
+    throw new McpKitError(
+      'UNAVAILABLE',
+      `Upstream MCP servers need the SDK client, "${CLIENT_PACKAGE}" (an optional peer dependency of mcpkit): npm install ${CLIENT_PACKAGE}`,
+      { cause: error },
+    );
+  });
+  return clientModule;
+}
+
+/** The limits with their defaults filled in. */
+export type ResolvedLimits = Required<Omit<UpstreamLimits, 'backoff'>> & {
+  backoff: { minMs: number; maxMs: number };
+};
+
+/** Fills in the defaults of {@link UpstreamLimits}; a bad value is a `TypeError` naming it. */
+export function resolveLimits(limits: UpstreamLimits = {}): ResolvedLimits {
+  const pick = (name: keyof Omit<UpstreamLimits, 'backoff'>, fallback: number): number => {
+    const value = limits[name];
+    if (value === undefined) return fallback;
+    if (!Number.isInteger(value) || value <= 0)
+      throw new TypeError(`integrations.upstreamLimits.${name} must be a positive integer`);
+    return value;
+  };
+  const minMs = limits.backoff?.minMs ?? 500;
+  const maxMs = limits.backoff?.maxMs ?? 30_000;
+  if (!(minMs > 0 && maxMs >= minMs))
+    throw new TypeError('integrations.upstreamLimits.backoff needs 0 < minMs <= maxMs');
+  return {
+    maxEntries: pick('maxEntries', 500),
+    maxEntryBytes: pick('maxEntryBytes', 64 * 1024),
+    maxDepth: pick('maxDepth', 32),
+    maxResponseBytes: pick('maxResponseBytes', 8 * 1024 * 1024),
+    connectTimeoutMs: pick('connectTimeoutMs', 10_000),
+    backoff: { minMs, maxMs },
+  };
+}
+
+/** What an upstream offers, after the limits. */
+export interface UpstreamOffer {
+  tools: Tool[];
+  resources: Resource[];
+  resourceTemplates: ResourceTemplate[];
+  prompts: Prompt[];
+}
+
+/** What a {@link UpstreamLink} needs. */
+export interface UpstreamLinkOptions {
+  /** The integration id (for logs and errors). */
+  id: string;
+  transport: 'http' | 'code';
+  target: string;
+  open(): Transport | Promise<Transport>;
+  limits: ResolvedLimits;
+  logger: Logger;
+  /** The offer changed: a new one, or `undefined` while the upstream is unavailable. */
+  onOffer(offer: UpstreamOffer | undefined): void;
+  /** The upstream says a subscribed resource (its own URI) changed. */
+  onResourceUpdated(uri: string): void;
+  /** A forwarded request ended. */
+  onRequest?(request: { method: string; outcome: 'ok' | 'error' | 'cancelled' }): void;
+}
+
+/** Per-request options of a forwarded request. */
+export interface ForwardOptions {
+  signal: AbortSignal;
+  onprogress?: (progress: { progress: number; total?: number; message?: string }) => void;
+  meta?: Record<string, unknown>;
+}
+
+/** A forwarded request never outlives the caller's signal; the SDK's own timeout is set out of the way. */
+const NO_SDK_TIMEOUT = 2_147_483_647;
+
+/** Text from an upstream, safe to show: control characters out, at most 300 characters. */
+export function upstreamText(value: unknown): string {
+  const text = typeof value === 'string' ? value : 'no message';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  return clean.length > 300 ? `${clean.slice(0, 300)}…` : clean;
+}
+
+/** Depth of a JSON value, stopping once past `max`. */
+function depthOf(value: unknown, max: number, depth = 0): number {
+  if (depth > max || typeof value !== 'object' || value === null) return depth;
+  let deepest = depth + 1;
+  for (const child of Object.values(value)) {
+    deepest = Math.max(deepest, depthOf(child, max, depth + 1));
+    if (deepest > max) break;
+  }
+  return deepest;
+}
+
+/** A connection that ends sooner than this after it opened counts as dropped at once. */
+const QUICK_CLOSE_MS = 5_000;
+
+/** Waits `ms` unless `signal` aborts first; resolves whether the wait ran its course. */
+function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const done = (ran: boolean) => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      resolve(ran);
+    };
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** One upstream connection and its lifecycle. */
+export class UpstreamLink {
+  readonly #options: UpstreamLinkOptions;
+  readonly #stop = new AbortController();
+  #client: Client | undefined;
+  #state: UpstreamState;
+  #refreshing: Promise<void> | undefined;
+  #refreshAgain = false;
+  readonly #subscribed = new Set<string>();
+
+  constructor(options: UpstreamLinkOptions) {
+    this.#options = options;
+    this.#state = {
+      status: 'connecting',
+      transport: options.transport,
+      target: options.target,
+      since: new Date().toISOString(),
+      failures: 0,
+      offers: { tools: 0, resources: 0, resourceTemplates: 0, prompts: 0 },
+    };
+  }
+
+  /** A copy of the current state. */
+  get state(): UpstreamState {
+    return structuredClone(this.#state);
+  }
+
+  /** Starts connecting (and reconnecting, until {@link stop}). */
+  start(): void {
+    void this.#run();
+  }
+
+  /** Stops for good: no more reconnects; the connection is closed. */
+  async stop(): Promise<void> {
+    if (this.#stop.signal.aborted) return;
+    this.#stop.abort();
+    this.#setStatus('stopped');
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.close().catch(() => {});
+  }
+
+  /** Calls an upstream tool by its own name. */
+  callTool(name: string, args: Record<string, unknown>, options: ForwardOptions) {
+    const client = this.#ready();
+    return this.#forward('tools/call', () =>
+      client.callTool(
+        { name, arguments: args, ...(options.meta && { _meta: options.meta }) },
+        {
+          signal: options.signal,
+          timeout: NO_SDK_TIMEOUT,
+          ...(options.onprogress && { onprogress: options.onprogress, resetTimeoutOnProgress: true }),
+        },
+      ),
+    );
+  }
+
+  /** Reads an upstream resource by its own URI. */
+  readResource(uri: string, options: ForwardOptions): Promise<ReadResourceResult> {
+    const client = this.#ready();
+    return this.#forward('resources/read', () =>
+      client.readResource(
+        { uri, ...(options.meta && { _meta: options.meta }) },
+        { signal: options.signal, timeout: NO_SDK_TIMEOUT },
+      ),
+    );
+  }
+
+  /** Gets an upstream prompt by its own name. */
+  getPrompt(name: string, args: Record<string, string>, options: ForwardOptions): Promise<GetPromptResult> {
+    const client = this.#ready();
+    return this.#forward('prompts/get', () =>
+      client.getPrompt(
+        { name, arguments: args, ...(options.meta && { _meta: options.meta }) },
+        { signal: options.signal, timeout: NO_SDK_TIMEOUT },
+      ),
+    );
+  }
+
+  /**
+   * Subscribes to updates of an upstream resource (its own URI); kept across reconnects until
+   * {@link unsubscribe}. Upstreams that do not offer subscriptions are skipped quietly.
+   */
+  async subscribe(uri: string): Promise<void> {
+    this.#subscribed.add(uri);
+    const client = this.#client;
+    if (client && this.#state.status === 'ready') await this.#subscribeOn(client, uri);
+  }
+
+  /** Stops forwarding updates of `uri`. */
+  async unsubscribe(uri: string): Promise<void> {
+    if (!this.#subscribed.delete(uri)) return;
+    const client = this.#client;
+    if (!client || this.#state.status !== 'ready' || !client.getServerCapabilities()?.resources?.subscribe)
+      return;
+    await client
+      .unsubscribeResource({ uri }, { timeout: this.#options.limits.connectTimeoutMs })
+      .catch(() => {});
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  #ready(): Client {
+    const client = this.#client;
+    if (!client || this.#state.status !== 'ready') {
+      throw new McpKitError(
+        'UNAVAILABLE',
+        `Upstream of integration ${quote(this.#options.id)} is ${this.#state.status === 'stopped' ? 'stopped' : 'unavailable'}; try again later`,
+        { details: { integration: this.#options.id, retryable: true } },
+      );
+    }
+    return client;
+  }
+
+  /** Runs a forwarded request; its failure becomes an error a caller may see. */
+  async #forward<T>(method: string, request: () => Promise<T>): Promise<T> {
+    const client = this.#client;
+    try {
+      const result = await request();
+      // An answer is bounded in bytes by the transport; its nesting is bounded here, before anything
+      // (validation, our own serialiser) walks it recursively.
+      const maxDepth = this.#options.limits.maxDepth * 2;
+      if (depthOf(result, maxDepth) > maxDepth) {
+        throw new McpKitError(
+          'UPSTREAM_ERROR',
+          `Upstream of ${quote(this.#options.id)} answered with JSON nested deeper than ${maxDepth} levels`,
+          {
+            details: { integration: this.#options.id },
+          },
+        );
+      }
+      this.#options.onRequest?.({ method, outcome: 'ok' });
+      return result;
+    } catch (error) {
+      const e = (error ?? {}) as { name?: unknown; code?: unknown };
+      this.#options.onRequest?.({ method, outcome: e.name === 'AbortError' ? 'cancelled' : 'error' });
+      // Not an answer and not the caller's cancellation: the connection itself may be gone (an HTTP
+      // upstream that restarted forgets its sessions). Check it, and start over if it is.
+      if (client && typeof e.code !== 'number' && e.name !== 'AbortError') this.#suspect(client);
+      throw this.#callerError(error);
+    }
+  }
+
+  /** Pings a connection a request failed on; closing it (and so reconnecting) if it does not answer. */
+  #suspect(client: Client): void {
+    client.ping({ timeout: this.#options.limits.connectTimeoutMs }).catch(() => {
+      if (this.#client !== client) return;
+      this.#options.logger.warn(
+        { integration: this.#options.id },
+        'upstream stopped answering; reconnecting',
+      );
+      this.#client = undefined;
+      this.#setStatus('unavailable', 'the upstream stopped answering');
+      void client.close().catch(() => {});
+    });
+  }
+
+  #callerError(error: unknown): unknown {
+    if (error instanceof McpKitError) return error;
+    const e = (error ?? {}) as { name?: unknown; code?: unknown; message?: unknown };
+    if (e.name === 'AbortError') return error; // the caller's own cancellation or timeout
+    const id = this.#options.id;
+    if (typeof e.code === 'number') {
+      // A JSON-RPC error the upstream answered with.
+      const code =
+        e.code === -32602
+          ? 'INVALID_ARGUMENT'
+          : e.code === -32601 || e.code === -32002
+            ? 'NOT_FOUND'
+            : 'UPSTREAM_ERROR';
+      return new McpKitError(code, `Upstream of ${quote(id)}: ${upstreamText(e.message)}`, {
+        details: { integration: id },
+      });
+    }
+    if (e.code === 'CONNECTION_CLOSED' || this.#state.status !== 'ready') {
+      return new McpKitError(
+        'UNAVAILABLE',
+        `Upstream of integration ${quote(id)} closed the connection; try again later`,
+        { details: { integration: id, retryable: true } },
+      );
+    }
+    return new McpKitError('UPSTREAM_ERROR', `Upstream of ${quote(id)} failed: ${upstreamText(e.message)}`, {
+      details: { integration: id },
+    });
+  }
+
+  #setStatus(status: UpstreamStatus, lastError?: string): void {
+    if (this.#state.status === 'stopped') return;
+    if (this.#state.status !== status) this.#state.since = new Date().toISOString();
+    this.#state.status = status;
+    if (lastError !== undefined) this.#state.lastError = lastError;
+  }
+
+  /** Connects, serves until the connection ends, and starts again with backoff, until stopped. */
+  async #run(): Promise<void> {
+    const { limits, logger, id } = this.#options;
+    const signal = this.#stop.signal;
+    let quickCloses = 0;
+    while (!signal.aborted) {
+      let closed: Promise<void>;
+      try {
+        ({ closed } = await pRetry(() => this.#connectOnce(), {
+          retries: Number.POSITIVE_INFINITY,
+          minTimeout: limits.backoff.minMs,
+          maxTimeout: limits.backoff.maxMs,
+          factor: 2,
+          randomize: true,
+          signal,
+          shouldRetry: () => !signal.aborted,
+          onFailedAttempt: ({ error }) => {
+            this.#state.failures += 1;
+            const reason = upstreamText((error as Error).message);
+            this.#setStatus('unavailable', reason);
+            if (this.#state.failures === 1) this.#options.onOffer(undefined);
+            logger.warn({ integration: id, failures: this.#state.failures, reason }, 'upstream unavailable');
+          },
+        }));
+      } catch {
+        return; // stopped
+      }
+      const openedAt = Date.now();
+      await closed;
+      if (signal.aborted) return;
+      this.#state.failures = 0;
+      this.#setStatus('unavailable', 'the connection closed');
+      logger.warn({ integration: id }, 'upstream connection closed; reconnecting');
+      this.#options.onOffer(undefined);
+      // An upstream that accepts and then drops every connection must not be reconnected in a loop.
+      quickCloses = Date.now() - openedAt < QUICK_CLOSE_MS ? quickCloses + 1 : 0;
+      if (quickCloses > 0) {
+        const wait = Math.min(limits.backoff.maxMs, limits.backoff.minMs * 2 ** (quickCloses - 1));
+        if (!(await pause(wait, signal))) return;
+      }
+    }
+  }
+
+  /** One attempt: connect and list. Resolves with a promise of the connection's end. */
+  async #connectOnce(): Promise<{ closed: Promise<void> }> {
+    const { Client } = await loadClientModule();
+    const { limits } = this.#options;
+    this.#setStatus('connecting');
+    const changed = { autoRefresh: false, debounceMs: 50, onChanged: () => this.#refresh() };
+    const client = new Client(
+      { name: 'mcpkit-gateway', version: '1.0.0' },
+      {
+        listChanged: { tools: changed, resources: changed, prompts: changed },
+        listMaxPages: 16,
+        // The 2026-07-28 era where the upstream offers it, the 2025 handshake where it does not.
+        versionNegotiation: { mode: 'auto' },
+      },
+    );
+    let ended: () => void = () => {};
+    const closed = new Promise<void>((resolve) => {
+      ended = resolve;
+    });
+    client.onclose = () => {
+      if (this.#client === client) this.#client = undefined;
+      ended();
+    };
+    client.onerror = () => {}; // failures surface as the close, or as the request's error
+    client.setNotificationHandler('notifications/resources/updated', (n) => {
+      const uri = n.params?.uri;
+      if (typeof uri === 'string' && this.#subscribed.has(uri)) this.#options.onResourceUpdated(uri);
+    });
+    let transport: Transport;
+    try {
+      transport = await this.#options.open();
+      await client.connect(transport as never, { timeout: limits.connectTimeoutMs });
+      const offer = await this.#list(client);
+      if (this.#stop.signal.aborted) {
+        await client.close().catch(() => {});
+        return { closed };
+      }
+      this.#client = client;
+      this.#state.failures = 0;
+      delete this.#state.lastError;
+      const server = client.getServerVersion();
+      if (server)
+        this.#state.server = { name: upstreamText(server.name), version: upstreamText(server.version) };
+      const version = client.getNegotiatedProtocolVersion();
+      if (version) this.#state.protocolVersion = upstreamText(version);
+      this.#publish(offer);
+      this.#setStatus('ready');
+      this.#options.logger.info({ integration: this.#options.id }, 'upstream connected');
+      for (const uri of this.#subscribed) void this.#subscribeOn(client, uri);
+    } catch (error) {
+      await client.close().catch(() => {});
+      throw new Error(this.#reason(error));
+    }
+    return { closed };
+  }
+
+  #reason(error: unknown): string {
+    return upstreamText((error as { message?: unknown } | undefined)?.message);
+  }
+
+  async #subscribeOn(client: Client, uri: string): Promise<void> {
+    if (!client.getServerCapabilities()?.resources?.subscribe) return;
+    await client
+      .subscribeResource({ uri }, { timeout: this.#options.limits.connectTimeoutMs })
+      .catch((error: unknown) => {
+        this.#options.logger.warn(
+          { integration: this.#options.id, reason: upstreamText((error as Error)?.message) },
+          'upstream subscription failed',
+        );
+      });
+  }
+
+  /** Fetches the lists again after the upstream announced a change; one refresh at a time. */
+  #refresh(): void {
+    if (this.#refreshing) {
+      this.#refreshAgain = true;
+      return;
+    }
+    const client = this.#client;
+    if (!client) return;
+    this.#refreshing = this.#list(client)
+      .then((offer) => {
+        if (this.#client === client) this.#publish(offer);
+      })
+      .catch((error: unknown) => {
+        this.#options.logger.warn(
+          { integration: this.#options.id, reason: upstreamText((error as Error)?.message) },
+          'upstream lists could not be refreshed',
+        );
+      })
+      .finally(() => {
+        this.#refreshing = undefined;
+        if (this.#refreshAgain) {
+          this.#refreshAgain = false;
+          this.#refresh();
+        }
+      });
+  }
+
+  #publish(offer: UpstreamOffer): void {
+    this.#state.offers = {
+      tools: offer.tools.length,
+      resources: offer.resources.length,
+      resourceTemplates: offer.resourceTemplates.length,
+      prompts: offer.prompts.length,
+    };
+    this.#options.onOffer(offer);
+  }
+
+  /** Every list the upstream offers, each bounded in entries, bytes and depth. */
+  async #list(client: Client): Promise<UpstreamOffer> {
+    const caps = client.getServerCapabilities() ?? {};
+    const options = { timeout: this.#options.limits.connectTimeoutMs };
+    const [tools, resources, resourceTemplates, prompts] = await Promise.all([
+      caps.tools ? client.listTools(undefined, options).then((r) => r.tools) : [],
+      caps.resources ? client.listResources(undefined, options).then((r) => r.resources) : [],
+      caps.resources ? client.listResourceTemplates(undefined, options).then((r) => r.resourceTemplates) : [],
+      caps.prompts ? client.listPrompts(undefined, options).then((r) => r.prompts) : [],
+    ]);
+    return {
+      tools: this.#bounded('tools', tools),
+      resources: this.#bounded('resources', resources),
+      resourceTemplates: this.#bounded('resource templates', resourceTemplates),
+      prompts: this.#bounded('prompts', prompts),
+    };
+  }
+
+  #bounded<T>(kind: string, items: readonly T[]): T[] {
+    const { maxEntries, maxEntryBytes, maxDepth } = this.#options.limits;
+    const { logger, id } = this.#options;
+    if (!Array.isArray(items)) return [];
+    if (items.length > maxEntries)
+      logger.warn({ integration: id, kind, offered: items.length, kept: maxEntries }, 'upstream list cut');
+    const kept: T[] = [];
+    let dropped = 0;
+    for (const item of items.slice(0, maxEntries)) {
+      if (depthOf(item, maxDepth) > maxDepth || JSON.stringify(item).length > maxEntryBytes) dropped += 1;
+      else kept.push(item);
+    }
+    if (dropped > 0)
+      logger.warn(
+        { integration: id, kind, dropped },
+        'upstream entries over the size or depth limit dropped',
+      );
+    return kept;
+  }
+}
