@@ -100,6 +100,14 @@ for (const [method, level] of [
   };
 }
 
+// Writes to stdout too (the server's stdout may be its stdio transport); stderr stays as it is.
+process.stdout.write = (chunk, encoding, done) => {
+  current?.send({ type: 'logger', level: 'info', msg: String(chunk).slice(0, 10_000) });
+  const callback = typeof encoding === 'function' ? encoding : done;
+  if (typeof callback === 'function') queueMicrotask(callback);
+  return true;
+};
+
 function safeText(value) {
   try {
     return JSON.stringify(value) ?? String(value);
