@@ -10,7 +10,7 @@ import { createMcpServer } from 'mcpkit';
 import { createIsolation } from 'mcpkit/node';
 import { z } from 'zod';
 
-const server = createMcpServer({ name: 'isolated-tools', version: '0.1.0', logLevel: 'warning' });
+const server = createMcpServer({ name: 'isolated-tools', version: '0.1.0', logLevel: 'warn' });
 const isolation = createIsolation({ maxWorkers: 2, metrics: server.metrics });
 
 server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
