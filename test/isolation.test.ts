@@ -186,6 +186,24 @@ describe('an isolated tool is a tool like any other', () => {
   });
 });
 
+describe('the caller in a worker', () => {
+  it.each(LEVELS)('is who it is, never its token (%s)', async (level) => {
+    const isolation = createIsolation({ maxWorkers: 1 });
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.register(isolation.tool(TOOLS, { name: 'whoami', isolate: { level, export: 'whoami' } }));
+    const caller = {
+      id: 'ada',
+      roles: ['user'],
+      authInfo: { token: 'secret-bearer-token', clientId: 'app', scopes: ['tools:execute'] },
+    };
+    const result = await server.executor.execute('whoami', {}, { caller });
+    expect(result.structuredContent).toEqual({ caller: { id: 'ada', roles: ['user'] } });
+    expect(JSON.stringify(result)).not.toContain('secret-bearer-token');
+    await server.close();
+    await isolation.close();
+  });
+});
+
 describe('nested calls act as the caller', () => {
   it('refuses a nested call the caller may not make', async () => {
     const isolation = createIsolation({ maxWorkers: 1 });

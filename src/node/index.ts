@@ -10,6 +10,7 @@ export {
 } from './fileStore.js';
 export { createIsolation, Isolation, type IsolationOptions, isolatedTool } from './isolation/isolation.js';
 export type {
+  IsolatedCaller,
   IsolatedClientLog,
   IsolatedContext,
   IsolatedHandler,

@@ -7,7 +7,8 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Tinypool } from 'tinypool';
 import type { ToolContext } from '../../catalog/tools.js';
 import { ERROR_CODES, McpKitError, type McpKitErrorCode, publicErrorMessage } from '../../core/errors.js';
-import type { IsolationFault, IsolationLevel } from './types.js';
+import type { CallerIdentity } from '../../types.js';
+import type { IsolatedCaller, IsolationFault, IsolationLevel } from './types.js';
 
 /** What a call needs of its tool's isolation, resolved from the tool's `isolate` options. */
 export interface CallSpec {
@@ -58,6 +59,15 @@ function firstLine(value: unknown): string {
   const text = typeof value === 'string' ? value : value instanceof Error ? value.message : String(value);
   const end = text.indexOf('\n');
   return (end < 0 ? text : text.slice(0, end)).slice(0, 500);
+}
+
+/** What a worker learns of the caller: who it is, never its credentials (an OAuth token). */
+function callerCopy(caller: CallerIdentity): IsolatedCaller {
+  return {
+    id: String(caller.id),
+    ...(Array.isArray(caller.roles) && { roles: caller.roles.map(String) }),
+    ...(Array.isArray(caller.permissions) && { permissions: caller.permissions.map(String) }),
+  };
 }
 
 /** A fault's error: the code callers already know, a message naming the limit, counted once. */
@@ -134,7 +144,7 @@ export class IsolatedCall {
         origin: ctx.origin,
         ...(ctx.requestId !== undefined && { requestId: ctx.requestId }),
         ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
-        ...(ctx.caller && { caller: structuredClone(ctx.caller) }),
+        ...(ctx.caller && { caller: callerCopy(ctx.caller) }),
       },
     };
     let running: Promise<unknown>;

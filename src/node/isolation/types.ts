@@ -73,6 +73,9 @@ export interface IsolatedLogger {
   error(obj: object | string, msg?: string): void;
 }
 
+/** The caller as an isolated handler sees it: who, never its token. */
+export type IsolatedCaller = Pick<CallerIdentity, 'id' | 'roles' | 'permissions'>;
+
 /** What an isolated handler receives beside its arguments: the main thread's `ctx`, over a link. */
 export interface IsolatedContext {
   /** Aborted when the call is cancelled or times out; the worker is terminated `graceMs` later. */
@@ -80,8 +83,8 @@ export interface IsolatedContext {
   readonly toolName: string;
   readonly requestId?: string | number;
   readonly sessionId?: string;
-  /** Who is calling (a copy). */
-  readonly caller?: CallerIdentity;
+  /** Who is calling: its id, roles and permissions (never its credentials). */
+  readonly caller?: IsolatedCaller;
   readonly origin: CallOrigin;
   readonly log: IsolatedClientLog;
   readonly logger: IsolatedLogger;
