@@ -376,6 +376,32 @@ describe('the process level', () => {
   });
 });
 
+describe('a full pool', () => {
+  it('answers BUSY past its queue, counts it, and serves again once a worker is free', async () => {
+    const isolation = createIsolation({ maxWorkers: 1, maxQueue: 0 });
+    const server = createMcpServer({ logLevel: 'silent' });
+    const isolate = { timeoutMs: 60_000, graceMs: 10 };
+    server.tools.register(isolation.tool(TOOLS, { name: 'spin', isolate: { ...isolate, export: 'spin' } }));
+    server.tools.register(
+      isolation.tool(TOOLS, { name: 'echo', inputSchema: { text: z.string() }, isolate }),
+    );
+    const controller = new AbortController();
+    const spinning = server.executor.execute('spin', {}, { signal: controller.signal });
+    await expect.poll(() => isolation.stats().workers).toBe(1);
+    const refused = await server.executor.execute('echo', { text: 'no room' });
+    expect(errorCodeOf(refused)).toBe('BUSY');
+    expect(isolation.stats().faults.busy).toBe(1);
+    controller.abort();
+    expect(errorCodeOf(await spinning)).toBe('CANCELLED');
+    // The slot is the spinning worker's until that worker is terminated, `graceMs` after the cancel.
+    await expect
+      .poll(async () => (await server.executor.execute('echo', { text: 'room again' })).structuredContent)
+      .toMatchObject({ echoed: 'room again' });
+    await server.close();
+    await isolation.close();
+  }, 30_000);
+});
+
 describe('declaring an isolated tool', () => {
   it('refuses bad options with a TypeError naming the option', () => {
     const isolation = createIsolation();
