@@ -403,6 +403,14 @@ describe('a full pool', () => {
 });
 
 describe('declaring an isolated tool', () => {
+  it('acts as its caller and is not retried, unless the definition says otherwise', () => {
+    const isolation = createIsolation();
+    const plain = isolation.tool(TOOLS, { name: 'x', annotations: { idempotentHint: true } });
+    expect(plain).toMatchObject({ callToolAs: 'caller', retries: 0, timeoutMs: 30_000 });
+    const chosen = isolation.tool(TOOLS, { name: 'y', callToolAs: 'tool', retries: 2, timeoutMs: 5 });
+    expect(chosen).toMatchObject({ callToolAs: 'tool', retries: 2, timeoutMs: 5 });
+  });
+
   it('refuses bad options with a TypeError naming the option', () => {
     const isolation = createIsolation();
     expect(() => isolation.tool('relative/tool.js', { name: 'x' })).toThrow(/file: URL/);

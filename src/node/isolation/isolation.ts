@@ -135,6 +135,8 @@ export class Isolation {
       ...rest,
       timeoutMs: definition.timeoutMs ?? call.timeoutMs,
       callToolAs: definition.callToolAs ?? 'caller',
+      // A fault (a heap blown, a worker ended) would most often come again: no retries unless asked.
+      retries: definition.retries ?? 0,
       handler: handler as ToolDefinition<TInput>['handler'],
     };
   }
