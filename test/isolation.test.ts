@@ -402,6 +402,26 @@ describe('a full pool', () => {
   }, 30_000);
 });
 
+describe('closing an isolation', () => {
+  it('answers calls still running with UNAVAILABLE and refuses new ones', async () => {
+    const isolation = createIsolation({ maxWorkers: 1 });
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.register(
+      isolation.tool(TOOLS, { name: 'spin', isolate: { export: 'spin', timeoutMs: 60_000 } }),
+    );
+    const spinning = server.executor.execute('spin', {});
+    await expect.poll(() => isolation.stats().workers).toBe(1);
+    await isolation.close();
+    const stopped = await spinning;
+    expect(errorCodeOf(stopped)).toBe('UNAVAILABLE');
+    expect(text(stopped)).toMatch(/isolation is closing/);
+    expect(isolation.stats().faults.uncaught).toBe(0);
+    const refused = await server.executor.execute('spin', {});
+    expect(errorCodeOf(refused)).toBe('UNAVAILABLE');
+    await server.close();
+  });
+});
+
 describe('declaring an isolated tool', () => {
   it('acts as its caller and is not retried, unless the definition says otherwise', () => {
     const isolation = createIsolation();

@@ -25,6 +25,8 @@ export interface CallSpec {
 /** What the call reports to its isolation. */
 export interface CallHooks {
   fault(kind: IsolationFault, tool: string): void;
+  /** Whether the isolation is closing (its workers are being terminated). */
+  closing(): boolean;
 }
 
 /** A message from the runner (checked: a worker's messages are not trusted). */
@@ -329,6 +331,12 @@ export class IsolatedCall {
     const tool = this.#spec.tool;
     const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
     if (name === 'AbortError') return; // we terminated it; #stop or #died answers
+    if (this.#hooks.closing()) {
+      this.#fail(
+        new McpKitError('UNAVAILABLE', `Tool ${tool} was stopped: the server's isolation is closing`),
+      );
+      return;
+    }
     if (code === 'ERR_WORKER_OUT_OF_MEMORY') {
       this.#memoryFault();
       return;

@@ -204,10 +204,11 @@ export class Isolation {
     }
     return limit(async () => {
       const pool = await entry.pool;
-      return new IsolatedCall(run.call, run.ctx, { fault: (kind, tool) => this.#fault(kind, tool) }).run(
-        pool,
-        run.args,
-      );
+      const hooks = {
+        fault: (kind: IsolationFault, tool: string) => this.#fault(kind, tool),
+        closing: () => this.#closed,
+      };
+      return new IsolatedCall(run.call, run.ctx, hooks).run(pool, run.args);
     });
   }
 
@@ -253,7 +254,10 @@ export class Isolation {
     };
   }
 
-  /** Terminates every worker and process; calls still running fail. */
+  /**
+   * Terminates every worker and process: calls still running answer `UNAVAILABLE` ("the server's
+   * isolation is closing"), and so does every later call of its tools.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     const entries = [...this.#pools.values()];
