@@ -2,6 +2,8 @@
  * Isolated tools (mcpkit/node's createIsolation): handlers in worker threads and child processes,
  * reached through every door like any tool, with hard limits that hold. Each fault is met at both
  * levels while other calls are in flight; the pool recovers and counts what it contained.
+ * Size: over 400 lines, one describe per promise of docs/isolation.md (the doors' cancels are in
+ * isolation-doors.test.ts).
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
