@@ -206,6 +206,37 @@ describe('the caller in a worker', () => {
   });
 });
 
+describe('objects from a worker', () => {
+  it.each(LEVELS)('lose their own __proto__ keys, in results and nested calls (%s)', async (level) => {
+    const isolation = createIsolation({ maxWorkers: 1 });
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.register(
+      isolation.tool(TOOLS, {
+        name: 'pollute',
+        inputSchema: { name: z.string().optional() },
+        isolate: { level, export: 'pollute' },
+      }),
+    );
+    const seen: unknown[] = [];
+    server.tools.register({
+      name: 'raw',
+      inputSchema: { type: 'object' },
+      handler: (args) => {
+        seen.push(Object.hasOwn(args, '__proto__'));
+        return 'seen';
+      },
+    });
+    const result = await server.executor.execute('pollute', { name: 'raw' });
+    const content = result.structuredContent as Record<string, unknown>;
+    expect(content.ok).toBe(1);
+    expect(Object.hasOwn(content, '__proto__')).toBe(false);
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
+    expect(seen).toEqual([false]);
+    await server.close();
+    await isolation.close();
+  });
+});
+
 describe('nested calls act as the caller', () => {
   it('refuses a nested call the caller may not make', async () => {
     const isolation = createIsolation({ maxWorkers: 1 });

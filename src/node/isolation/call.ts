@@ -9,6 +9,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Tinypool } from 'tinypool';
 import type { ToolContext } from '../../catalog/tools.js';
 import { ERROR_CODES, McpKitError, type McpKitErrorCode, publicErrorMessage } from '../../core/errors.js';
+import { stripPollution } from '../../core/safeJson.js';
 import type { CallerIdentity } from '../../types.js';
 import type { IsolatedCaller, IsolationFault, IsolationLevel } from './types.js';
 
@@ -277,9 +278,10 @@ export class IsolatedCall {
       });
       return;
     }
+    // A worker's objects are not JSON the doors cleaned: `__proto__` keys go here as they do there.
     const args =
       typeof message.args === 'object' && message.args !== null && !Array.isArray(message.args)
-        ? (message.args as Record<string, unknown>)
+        ? stripPollution(message.args as Record<string, unknown>)
         : {};
     this.#ctx.callTool(message.name, args).then(
       (result) => this.#send({ type: 'called', id, result }),
@@ -300,7 +302,7 @@ export class IsolatedCall {
     if (this.#settled || (answer && 'viaPort' in answer)) return;
     const tool = this.#spec.tool;
     if (answer?.ok === true) {
-      this.#settle(() => this.#resolve(answer.value));
+      this.#settle(() => this.#resolve(stripPollution(answer.value)));
       return;
     }
     if (answer && 'fault' in answer && answer.fault === 'result-too-large') {
