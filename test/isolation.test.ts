@@ -237,6 +237,35 @@ describe('objects from a worker', () => {
   });
 });
 
+describe('a handler that floods the client', () => {
+  it('sends at most its message budget (1 MiB) and still answers', async () => {
+    const isolation = createIsolation({ maxWorkers: 1 });
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.register(
+      isolation.tool(TOOLS, {
+        name: 'flood',
+        inputSchema: { count: z.number(), size: z.number() },
+        isolate: { export: 'flood' },
+      }),
+    );
+    let bytes = 0;
+    const log = async (data: unknown) => {
+      bytes += String(data).length;
+    };
+    const result = await server.executor.execute(
+      'flood',
+      { count: 400, size: 10_000 },
+      { log: { debug: log, info: log, warning: log, error: log } },
+    );
+    expect(result.content).toEqual([{ type: 'text', text: 'flooded' }]);
+    // 4 MB were sent; about 1 MiB got through.
+    expect(bytes).toBeGreaterThan(900_000);
+    expect(bytes).toBeLessThanOrEqual(1024 * 1024);
+    await server.close();
+    await isolation.close();
+  });
+});
+
 describe('nested calls act as the caller', () => {
   it('refuses a nested call the caller may not make', async () => {
     const isolation = createIsolation({ maxWorkers: 1 });

@@ -57,6 +57,21 @@ type RunnerAnswer =
   | { ok: false; fault: 'uncloneable'; message?: unknown }
   | { ok: false; fault: 'result-too-large'; bytes?: unknown };
 
+/**
+ * What one call's handler may send the client and the log (progress, log lines), in bytes of JSON:
+ * past it, more is dropped (and the server's log says so once), so a chatty or hostile handler
+ * cannot fill the main thread's memory or the client's connection.
+ */
+const MESSAGE_BUDGET_BYTES = 1024 * 1024;
+
+function jsonBytes(value: unknown): number {
+  try {
+    return JSON.stringify(value)?.length ?? 0;
+  } catch {
+    return MESSAGE_BUDGET_BYTES;
+  }
+}
+
 const CLIENT_LEVELS = new Set(['debug', 'info', 'warning', 'error']);
 const SERVER_LEVELS = new Set(['debug', 'info', 'warn', 'error']);
 
@@ -117,6 +132,8 @@ export class IsolatedCall {
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   /** Why the call was stopped from outside: its time limit, or its caller's cancel. */
   #stopped: 'timeout' | 'cancel' | undefined;
+  /** What is left of {@link MESSAGE_BUDGET_BYTES} for this call. */
+  #budget = MESSAGE_BUDGET_BYTES;
   /** The runner said the handler called `process.exit` (or threw outside the call). */
   #ended: { kind: 'exit' | 'uncaught'; detail: string } | undefined;
 
@@ -227,6 +244,12 @@ export class IsolatedCall {
   #receive(message: RunnerMessage): void {
     if (this.#settled || typeof message !== 'object' || message === null) return;
     const ctx = this.#ctx;
+    if (
+      (message.type === 'progress' || message.type === 'log' || message.type === 'logger') &&
+      !this.#spend(message)
+    ) {
+      return;
+    }
     switch (message.type) {
       case 'progress':
         if (typeof message.progress === 'number') {
@@ -265,6 +288,18 @@ export class IsolatedCall {
         this.#ended ??= { kind: 'uncaught', detail: firstLine(message.message ?? 'an error') };
         return;
     }
+  }
+
+  /** Takes a message's size from the call's budget; `false` (and one warning) once it is spent. */
+  #spend(message: RunnerMessage): boolean {
+    if (this.#budget <= 0) return false;
+    this.#budget -= jsonBytes(message) + 16;
+    if (this.#budget > 0) return true;
+    this.#ctx.logger.warn(
+      { tool: this.#spec.tool, budgetBytes: MESSAGE_BUDGET_BYTES },
+      'isolated tool sent more progress and log messages than its budget; the rest are dropped',
+    );
+    return false;
   }
 
   /** A nested `ctx.callTool` from the handler, run here under the call's own context and rights. */
