@@ -14,7 +14,8 @@
  * integrations, capacity (servers in child processes under autocannon: MCP over HTTP in three modes
  * beside the bare SDK v2 and a raw node:http endpoint, REST on every mount beside a bare route, and
  * the same MCP servers at 512 connections), scale (10,000 tools registered and listed in fresh child
- * processes, mcpkit beside the bare SDK v2), websocket, policy.
+ * processes, mcpkit beside the bare SDK v2), websocket, policy, isolation (tool isolation's cost
+ * per call, a pool's start, and the server's answers while every worker burns CPU).
  */
 import { performance } from 'node:perf_hooks';
 import { measureCapacity, measureOverload, renderCapacity, renderOverload } from './capacity.js';
@@ -22,6 +23,7 @@ import { measureCompletions, renderCompletions } from './completions.js';
 import { measureExecutor, renderExecutor } from './executor.js';
 import { measureGateway, renderGateway } from './gateway.js';
 import { measureIntegrations, renderIntegrations } from './integrations.js';
+import { measureIsolation, renderIsolation } from './isolation.js';
 import { canForceGc, median, sample, settle, throughput } from './measure.js';
 import { measureOperations, renderOperations } from './operations.js';
 import { measurePolicy, renderPolicy } from './policy.js';
@@ -60,6 +62,7 @@ const MODULES = [
   'scale',
   'websocket',
   'policy',
+  'isolation',
 ] as const;
 type Module = (typeof MODULES)[number];
 
@@ -273,6 +276,8 @@ async function main(): Promise<void> {
       })
     : undefined;
 
+  const isolationFigures = runs('isolation') ? await measureIsolation(log, QUICK) : undefined;
+
   const blocks = [
     runs('core')
       ? renderSection(
@@ -301,6 +306,7 @@ async function main(): Promise<void> {
     scaleFigures && renderScale(scaleFigures),
     websocketFigures && renderWebSocket(websocketFigures),
     policyFigures && renderPolicy(policyFigures),
+    isolationFigures && renderIsolation(isolationFigures),
   ];
   const section = blocks.filter((block): block is string => block !== undefined).join('\n\n');
   process.stdout.write(`\n${section}\n`);

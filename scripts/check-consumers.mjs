@@ -226,6 +226,50 @@ ${RUNTIME_PROBE('')}
   return failed;
 }
 
+/** An isolated tool of the installed package, run at both levels; prints what each answered. */
+const ISOLATION_PROBE = (imports) => `${imports}
+const server = createMcpServer({ logLevel: 'silent' });
+const isolation = createIsolation({ maxWorkers: 1 });
+const tool = require('node:path').join(process.cwd(), 'tool.mjs');
+server.tools.register(isolation.tool(tool, { name: 'worker' }));
+server.tools.register(isolation.tool(tool, { name: 'process', isolate: { level: 'process' } }));
+const answers = [];
+for (const name of ['worker', 'process']) answers.push((await server.executor.execute(name, { text: name })).structuredContent);
+await isolation.close();
+await server.close();
+console.log(JSON.stringify(answers));`;
+
+/**
+ * Isolated tools from the installed package (ESM and CommonJS): the runner in `dist/` loads in a
+ * worker thread and in a child process under the permission model. Resolves with the number of
+ * failures.
+ */
+async function checkIsolationRuns(dir, log) {
+  writeFileSync(join(dir, 'tool.mjs'), 'export default ({ text }) => ({ echoed: text });\n');
+  const probes = {
+    'isolation.mjs': `import { createRequire } from 'node:module';
+import { createMcpServer } from 'mcpkit';
+import { createIsolation } from 'mcpkit/node';
+const require = createRequire(import.meta.url);
+${ISOLATION_PROBE('')}`,
+    'isolation.cjs': `(async () => {
+const { createMcpServer } = require('mcpkit');
+const { createIsolation } = require('mcpkit/node');
+${ISOLATION_PROBE('')}
+})();`,
+  };
+  let failed = 0;
+  for (const [name, text] of Object.entries(probes)) {
+    writeFileSync(join(dir, name), text);
+    const ran = await run(process.execPath, [name], dir);
+    const last = ran.stdout.trim().split('\n').at(-1);
+    if (ran.status === 0 && last === '[{"echoed":"worker"},{"echoed":"process"}]') continue;
+    failed++;
+    log(`\n✗ runtime/${name}: an isolated tool from the installed package\n${ran.output}`);
+  }
+  return failed;
+}
+
 /**
  * Installs `tarball` into a temporary consumer project and compiles every fixture in every setup.
  * Resolves with the number of programs (and runtime probes) that failed (0: all passed); the folder is removed
@@ -301,6 +345,7 @@ export async function checkConsumers(tarball, { all = false, log = console.log }
     const peers = [...new Set([...optional, ...optional.map(typesOf), ...Object.values(FIXTURES).flat()])];
 
     const probesFailed = await checkTestingWithoutClient(dir, log);
+    const isolationFailed = await checkIsolationRuns(dir, log);
     let failed = 0;
     let programs = 0;
     for (const [setupName, setup] of Object.entries(SETUPS)) {
@@ -355,7 +400,12 @@ export async function checkConsumers(tarball, { all = false, log = console.log }
         ? '✓ mcpkit/testing without @modelcontextprotocol/client: its helpers run, connectClient says what to install (ESM, CommonJS)'
         : `✗ mcpkit/testing without @modelcontextprotocol/client: ${probesFailed} of 2 probes failed`,
     );
-    return failed + probesFailed;
+    log(
+      isolationFailed === 0
+        ? '✓ isolated tools from the installed package: worker thread and child process (ESM, CommonJS)'
+        : `✗ isolated tools from the installed package: ${isolationFailed} of 2 probes failed`,
+    );
+    return failed + probesFailed + isolationFailed;
   } finally {
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);

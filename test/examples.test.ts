@@ -226,3 +226,17 @@ describe('examples/gateway.ts', () => {
     expect((await called.json()).content[0].text).toBe('HI');
   });
 });
+
+describe('examples/isolated-tools.ts', () => {
+  it('keeps the normal tool answering while a CPU-heavy and a leaking tool fail by their limits', async () => {
+    const done = await startExample('isolated-tools.ts', {}, /faults contained: (.+)/, 'stdout');
+    expect(done.match, done.stderr).toBeDefined();
+    expect(done.stdout).toMatch(/echo answered 20 times/);
+    expect(done.stdout).toMatch(/primes: Tool primes timed out after 2000 ms/);
+    expect(done.stdout).toMatch(
+      /leaky: Tool leaky's process ran out of memory: it reached its heap limit of 64 MB/,
+    );
+    expect(done.stdout).toMatch(/primes again \(the pool recovered\): \{"below":100000,"count":9592\}/);
+    expect(JSON.parse(done.match![1]!)).toMatchObject({ timeout: 1, memory: 1 });
+  }, 60_000);
+});

@@ -51,12 +51,15 @@ const PINNED: Record<string, { module: object; values: string[] }> = {
   'mcpkit/node': {
     module: node,
     values: [
+      'Isolation',
       'MCP_SUBPROTOCOL',
       'WebSocketClientTransport',
       'WebSocketCloseCode',
       'WebSocketServerTransport',
       'attachWebSocket',
       'createAesGcmCipher',
+      'createIsolation',
+      'isolatedTool',
       'listen',
       'loadSecretCipher',
       'nodeDnsResolver',

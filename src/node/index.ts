@@ -8,6 +8,20 @@ export {
   openFileIntegrationStore,
   openFileIntegrations,
 } from './fileStore.js';
+export { createIsolation, Isolation, type IsolationOptions, isolatedTool } from './isolation/isolation.js';
+export type {
+  IsolatedCaller,
+  IsolatedClientLog,
+  IsolatedContext,
+  IsolatedHandler,
+  IsolatedLogger,
+  IsolatedToolDefinition,
+  IsolateOptions,
+  IsolationFault,
+  IsolationLevel,
+  IsolationStats,
+  ProcessPermissions,
+} from './isolation/types.js';
 export { type Listening, type ListenOptions, listen } from './listen.js';
 export {
   createAesGcmCipher,

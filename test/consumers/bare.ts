@@ -8,6 +8,9 @@ import * as otel from '@opentelemetry/api';
 import { createMcpServer, defineTool, McpKitError, type McpKitServer } from 'mcpkit';
 import {
   attachWebSocket,
+  createIsolation,
+  type IsolatedHandler,
+  isolatedTool,
   listen,
   type ServerWebSocket,
   serveStdio,
@@ -73,3 +76,24 @@ export function serveSocket(server: McpKitServer, socket: ServerWebSocket) {
 }
 
 export const client = new WebSocketClientTransport('ws://127.0.0.1:3000/mcp');
+
+// An isolated tool: its handler typed from the schema the server registers.
+const primesInput = { below: z.number().int().min(2) };
+export const primes: IsolatedHandler<typeof primesInput> = ({ below }, ctx) => {
+  void ctx.progress(1, 2);
+  return { below, count: below > 2 ? 1 : 0 };
+};
+
+export async function isolated(server: McpKitServer): Promise<void> {
+  const isolation = createIsolation({ maxWorkers: 1, metrics: server.metrics });
+  server.tools.register(
+    isolation.tool('/srv/app/tools/primes.js', {
+      name: 'primes',
+      inputSchema: primesInput,
+      isolate: { level: 'process', timeoutMs: 1_000, permissions: { fsRead: ['/srv/app/data'] } },
+    }),
+  );
+  server.tools.register(isolatedTool('/srv/app/tools/echo.js', { name: 'echo' }));
+  console.error(isolation.stats().faults.memory);
+  await isolation.close();
+}

@@ -1,0 +1,258 @@
+/**
+ * The entry an isolated tool runs in: a worker thread of the worker level, or a child process of the
+ * process level (both started by tinypool). Plain JavaScript on purpose: the same file runs from
+ * `src/` under the tests and from `dist/` in the package, with no loader in the worker.
+ *
+ * One call at a time per worker. The call talks to the main thread over a link (a MessagePort in a
+ * worker thread, the IPC channel in a child process): progress, logs, nested tool calls, the abort of
+ * its signal. What the handler returns is checked here, before it leaves: it must be cloneable and
+ * its JSON at most `maxResultBytes` long.
+ */
+import { isMainThread } from 'node:worker_threads';
+
+const inProcess = isMainThread;
+const realExit = process.exit.bind(process);
+/** Set once the worker is ending: the call in it must not answer. */
+let exiting = false;
+/** @type {Map<string, Function>} */
+const handlers = new Map();
+/** The link of the call running now (one at a time). */
+let current;
+
+/**
+ * Child process: messages of mcpkit's own come over IPC beside tinypool's, and an error thrown
+ * outside the call (from a timer) is reported before the process ends. (A worker thread's uncaught
+ * error reaches the main thread as the worker's `error` event.)
+ */
+if (inProcess) {
+  process.on('message', (message) => {
+    if (message && message.mcpkit === 1) current?.receive(message);
+  });
+}
+process.on('uncaughtException', (error) => {
+  const message = String(error instanceof Error ? error.message : error).split('\n')[0];
+  exiting = true;
+  if (inProcess) process.send({ mcpkit: 1, type: 'uncaught', message }, () => realExit(70));
+  else {
+    current?.send({ type: 'uncaught', message });
+    realExit(70);
+  }
+});
+
+/** Sends `message`, or a string form of it when it cannot be cloned. */
+function sendTo(post, message) {
+  try {
+    post(message);
+  } catch {
+    post({ ...message, data: String(message.data), obj: undefined });
+  }
+}
+
+function linkOf(task) {
+  const listeners = new Set();
+  let post;
+  if (task.port) {
+    const port = task.port;
+    post = (message) => port.postMessage(message);
+    port.on('message', (message) => {
+      for (const listener of listeners) listener(message);
+    });
+  } else {
+    post = (message) => process.send(message);
+  }
+  return {
+    send: (message) => sendTo(post, { mcpkit: 1, ...message }),
+    receive: (message) => {
+      for (const listener of listeners) listener(message);
+    },
+    listen: (listener) => listeners.add(listener),
+  };
+}
+
+/** `process.exit` inside a tool ends its worker; the main thread is told which limit was hit first. */
+process.exit = (code) => {
+  const link = current;
+  if (link && inProcess) {
+    // IPC is asynchronous: the process ends once the news is out, and the call never answers.
+    exiting = true;
+    process.send({ mcpkit: 1, type: 'exit', code: code ?? 0 }, () => realExit(code));
+    return undefined;
+  }
+  if (!exiting) link?.send({ type: 'exit', code: code ?? 0 });
+  exiting = true;
+  return realExit(code);
+};
+
+/** Console output of a tool goes to the server's log, never to the server's stdout (stdio MCP). */
+for (const [method, level] of [
+  ['log', 'info'],
+  ['info', 'info'],
+  ['debug', 'debug'],
+  ['warn', 'warn'],
+  ['error', 'error'],
+]) {
+  console[method] = (...parts) => {
+    current?.send({
+      type: 'logger',
+      level,
+      msg: parts.map((p) => (typeof p === 'string' ? p : safeText(p))).join(' '),
+    });
+  };
+}
+
+// Writes to stdout too (the server's stdout may be its stdio transport); stderr stays as it is.
+process.stdout.write = (chunk, encoding, done) => {
+  current?.send({ type: 'logger', level: 'info', msg: String(chunk).slice(0, 10_000) });
+  const callback = typeof encoding === 'function' ? encoding : done;
+  if (typeof callback === 'function') queueMicrotask(callback);
+  return true;
+};
+
+function safeText(value) {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+async function handlerOf(module, exportName) {
+  const key = `${module}#${exportName}`;
+  let handler = handlers.get(key);
+  if (handler) return handler;
+  const loaded = await import(module);
+  handler = loaded[exportName];
+  if (typeof handler !== 'function' && loaded.default && typeof loaded.default === 'object') {
+    handler = loaded.default[exportName];
+  }
+  if (typeof handler !== 'function') {
+    throw Object.assign(new Error(`The tool module has no function export "${exportName}"`), {
+      code: 'INTERNAL',
+      expose: true,
+    });
+  }
+  handlers.set(key, handler);
+  return handler;
+}
+
+function contextOf(task, link, controller) {
+  let nextId = 0;
+  const pending = new Map();
+  link.listen((message) => {
+    if (message.type === 'abort') controller.abort(new Error(message.reason ?? 'The call was cancelled'));
+    else if (message.type === 'called') {
+      const waiting = pending.get(message.id);
+      if (!waiting) return;
+      pending.delete(message.id);
+      if (message.error)
+        waiting.reject(Object.assign(new Error(message.error.message), { code: message.error.code }));
+      else waiting.resolve(message.result);
+    }
+  });
+  const clientLog = (level) => (data, logger) => {
+    link.send({ type: 'log', level, data, logger });
+    return Promise.resolve();
+  };
+  const serverLog = (level) => (obj, msg) => {
+    if (typeof obj === 'string') link.send({ type: 'logger', level, msg: obj });
+    else link.send({ type: 'logger', level, obj, msg });
+  };
+  return {
+    signal: controller.signal,
+    ...task.meta,
+    log: {
+      debug: clientLog('debug'),
+      info: clientLog('info'),
+      warning: clientLog('warning'),
+      error: clientLog('error'),
+    },
+    logger: {
+      debug: serverLog('debug'),
+      info: serverLog('info'),
+      warn: serverLog('warn'),
+      error: serverLog('error'),
+    },
+    progress(progress, total, message) {
+      link.send({ type: 'progress', progress, total, message });
+      return Promise.resolve();
+    },
+    callTool(name, args) {
+      const id = ++nextId;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        link.send({ type: 'call', id, name, args: args ?? {} });
+      });
+    },
+  };
+}
+
+/** What a handler's failure carries back: its message's first line and its code; never a stack. */
+function failureOf(error) {
+  const message = error instanceof Error ? error.message : typeof error === 'string' ? error : 'Tool failed';
+  const code = error && typeof error === 'object' && typeof error.code === 'string' ? error.code : undefined;
+  const issues =
+    error && typeof error === 'object' && Array.isArray(error.issues) ? safeIssues(error.issues) : undefined;
+  return {
+    message: String(message).split('\n')[0].slice(0, 2000),
+    ...(code && { code }),
+    ...(error?.expose === true && { expose: true }),
+    ...(issues && { issues }),
+  };
+}
+
+function safeIssues(issues) {
+  try {
+    return JSON.parse(JSON.stringify(issues.slice(0, 50)));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Checks a result before it leaves: cloneable, and its JSON within the byte limit. */
+function checked(value, maxResultBytes) {
+  try {
+    structuredClone(value);
+  } catch (error) {
+    return { ok: false, fault: 'uncloneable', message: String(error?.message ?? error).split('\n')[0] };
+  }
+  let text;
+  try {
+    text = value === undefined ? '' : JSON.stringify(value);
+  } catch (error) {
+    return { ok: false, fault: 'uncloneable', message: String(error?.message ?? error).split('\n')[0] };
+  }
+  const bytes = Buffer.byteLength(text ?? '', 'utf8');
+  if (bytes > maxResultBytes) return { ok: false, fault: 'result-too-large', bytes };
+  return { ok: true, value };
+}
+
+/**
+ * A worker thread answers over the call's own port, so the answer arrives after the progress and
+ * logs sent before it (tinypool's port is another channel); a child process has one channel.
+ */
+function answer(link, task, outcome) {
+  if (!task.port) return outcome;
+  link.send({ type: 'answer', answer: outcome });
+  return { viaPort: true };
+}
+
+/** Tinypool's task function: one call of an isolated tool. */
+export default async function runIsolatedCall(task) {
+  const link = linkOf(task);
+  current = link;
+  const controller = new AbortController();
+  try {
+    const handler = await handlerOf(task.module, task.exportName);
+    const ctx = contextOf(task, link, controller);
+    const value = await handler(task.args, ctx);
+    if (exiting) return new Promise(() => {});
+    return answer(link, task, checked(value, task.maxResultBytes));
+  } catch (error) {
+    if (exiting) return new Promise(() => {});
+    return answer(link, task, { ok: false, error: failureOf(error) });
+  } finally {
+    // The port stays open: the main thread closes it once it has the answer (a close it did not
+    // make means the worker died).
+    if (current === link) current = undefined;
+  }
+}
