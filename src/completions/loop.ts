@@ -195,9 +195,15 @@ export class CompletionLoop {
     };
     if (!run.options.stream) return span.run(() => provider.complete(turn));
     let response: ModelResponse | undefined;
+    const ready = run.options.ready;
     for await (const event of provider.stream(turn)) {
-      if (event.type === 'text') run.emit({ type: 'text', step: index, delta: event.delta });
-      else if (event.type === 'done') response = event.response;
+      if (event.type === 'text') {
+        run.emit({ type: 'text', step: index, delta: event.delta });
+        // A reader that is behind pauses the model stream: nothing more is read from the provider
+        // until it has caught up (or the run is cancelled).
+        const waiting = ready?.();
+        if (waiting) await waiting;
+      } else if (event.type === 'done') response = event.response;
     }
     if (!response) throw new McpKitError('UPSTREAM_ERROR', `${provider.name} stream ended without a result`);
     return response;
