@@ -4,8 +4,9 @@
  * socket, the SSE stream's events, cancel of one, a socket closed mid-stream, a reader that stops
  * reading, malformed and repeated frames, and the policy (keys, permissions, rate limits, audit).
  */
-import { createServer, request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import express from 'express';
 import { createMcpServer, type McpKitServer, MemoryAuditSink } from 'mcpkit';
 import {
   CompletionStreamError,
@@ -14,6 +15,7 @@ import {
   readCompletionEvents,
   type WebSocketConstructor,
 } from 'mcpkit/client';
+import { mcpkitExpress } from 'mcpkit/express';
 import {
   attachWebSocket,
   COMPLETIONS_SUBPROTOCOL,
@@ -403,6 +405,30 @@ describe('a reader that stops reading', () => {
     expect(received === text).toBe(true);
   }, 60_000);
 
+  it('closes a socket whose client sends but never reads, before its errors pile up', async () => {
+    const { url, sockets } = await start({ completions: { maxBufferedBytes: 16 * 1024 } });
+    const socket = await openRaw(url, { protocols: [COMPLETIONS_SUBPROTOCOL] });
+    cleanups.push(() => socket.terminate());
+    socket.pause();
+    const door = sockets[0]!;
+    let gone = false;
+    void door.closed.then(() => {
+      gone = true;
+    });
+    // Each bad frame earns an error frame; the client reads none of them.
+    let peak = 0;
+    for (let i = 0; i < 400 && !gone; i++) {
+      for (let j = 0; j < 500; j++) socket.send('!'.repeat(8));
+      await new Promise((resolve) => setImmediate(resolve));
+      peak = Math.max(peak, door.bufferedBytes);
+    }
+    await door.closed;
+    // In the socket's buffer at most the budget, waiting their turn the budget and 64 KiB of errors.
+    const bound = 2 * 16 * 1024 + 64 * 1024 + 1024;
+    expect(sockets[0]!.peakBufferedBytes).toBeLessThanOrEqual(bound);
+    expect(peak).toBeLessThanOrEqual(bound);
+  }, 60_000);
+
   it('fails the completion whose events would pass the byte budget, with a clear error; the others go on', async () => {
     const text = 'abcdefgh'.repeat((32 * 1024 * 1024) / 8);
     const small = 64 * 1024;
@@ -557,6 +583,43 @@ describe('the policy on the completion socket', () => {
 });
 
 describe('the completion socket on a framework server', () => {
+  it('serves completions beside an Express app, with the key in a subprotocol', async () => {
+    model = await createModelServer({ fallback: { text: 'hello from express' } });
+    const base = `${model.url}/v1`;
+    server = createMcpServer({
+      logLevel: 'silent',
+      outbound: LOOPBACK,
+      auth: { apiKeys: [{ id: 'user', key: USER_KEY, roles: ['user'] }] },
+      completions: {
+        resolveModel: () => ({ provider: 'openai', model: 'loop', apiKey: 'k', baseUrl: base }),
+      },
+    });
+    const app = express();
+    app.use(mcpkitExpress(server));
+    const http: Server = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    const door = await attachWebSocket(http, server);
+    cleanups.push(async () => {
+      await door.close();
+      await new Promise((resolve) => http.close(resolve));
+    });
+    const { port } = http.address() as AddressInfo;
+    const url = `ws://127.0.0.1:${port}/mcp`;
+    expect((await refusedStatus(url, { protocols: [COMPLETIONS_SUBPROTOCOL] })).status).toBe(401);
+    const client = await connectCompletions(url, { WebSocket: WS, apiKey: USER_KEY });
+    cleanups.push(() => client.close());
+    expect(textOf(await collect(client.stream({ messages: [{ role: 'user', content: 'hi' }] })))).toBe(
+      'hello from express',
+    );
+    // MCP on the same door takes the browser credential too, and still agrees on `mcp`.
+    const mcp = await openRaw(url, {
+      protocols: ['mcp', `mcpkit.bearer.${Buffer.from(USER_KEY).toString('base64url')}`],
+    });
+    expect(mcp.protocol).toBe('mcp');
+    mcp.terminate();
+  });
+
   it('serves completions on a node:http server the application owns, with its key', async () => {
     model = await createModelServer({ fallback: { text: 'hello from the model' } });
     const base = `${model.url}/v1`;
