@@ -25,7 +25,7 @@ import {
   toNodeListener,
 } from 'mcpkit/node';
 import { createModelServer, type ModelServer, type ModelTurn } from 'mcpkit/testing';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { z } from 'zod';
 import * as clientEntry from '../src/client/index.js';
@@ -191,6 +191,26 @@ describe('completions over WebSocket', () => {
       expect.arrayContaining(['start', 'tool_call', 'tool_result:add:{"sum":5}', 'usage', 'text', 'done']),
     );
     expect(textOf(overWs)).toBe('sum is 5');
+  });
+
+  it('reads a refused SSE start as one error event, as the socket reports it', async () => {
+    await start();
+    const response = await fetch(`${listening!.url}/completions/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: 'not a list' }),
+    });
+    const events = await collect(readCompletionEvents(response));
+    expect(events).toEqual([{ type: 'error', code: 'INVALID_ARGUMENT', message: expect.any(String) }]);
+    // Without a WebSocket (Node 20, or a runtime that lacks one) the client says what to pass.
+    const global = globalThis as { WebSocket?: unknown };
+    const saved = global.WebSocket;
+    delete global.WebSocket;
+    try {
+      await expect(connectCompletions('ws://127.0.0.1:1/mcp')).rejects.toThrow(/WebSocket implementation/);
+    } finally {
+      if (saved !== undefined) global.WebSocket = saved;
+    }
   });
 
   it('cancels one completion; the socket and its other completions go on', async () => {
@@ -571,6 +591,38 @@ describe('the policy on the completion socket', () => {
     });
     cleanups.push(() => raw.terminate());
     expect(raw.protocol).toBe(COMPLETIONS_SUBPROTOCOL);
+  });
+
+  it('refuses a start once the token the socket was opened with has expired', async () => {
+    const expiresAt = Math.floor(Date.now() / 1000) + 60;
+    const { url } = await start({
+      policy: {
+        auth: {
+          verify: (request: Request) =>
+            request.headers.get('authorization') === 'Bearer short-lived-token'
+              ? {
+                  id: 'temp',
+                  roles: ['user'],
+                  authInfo: { token: 'short-lived-token', clientId: 'temp', scopes: [], expiresAt },
+                }
+              : undefined,
+        },
+      },
+    });
+    const client = await connectCompletions(url, { WebSocket: WS, apiKey: 'short-lived-token' });
+    cleanups.push(() => client.close());
+    const ask = { messages: [{ role: 'user' as const, content: 'x' }] };
+    expect((await client.stream(ask).result).status).toBe('succeeded');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime((expiresAt + 1) * 1000);
+      await expect(client.stream(ask).result).rejects.toMatchObject({
+        code: 'UNAUTHORIZED',
+        message: expect.stringContaining('expired'),
+      });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses the completion subprotocol when the door serves MCP only', async () => {

@@ -215,8 +215,11 @@ export function connectCompletions(
   options: ConnectCompletionsOptions = {},
 ): Promise<CompletionSocketClient> {
   const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-  if (!Ctor)
-    throw new TypeError('No WebSocket implementation: pass options.WebSocket (the ws package on Node 20)');
+  if (!Ctor) {
+    return Promise.reject(
+      new TypeError('No WebSocket implementation: pass options.WebSocket (the ws package on Node 20)'),
+    );
+  }
   const protocols = [COMPLETIONS_SUBPROTOCOL];
   if (options.apiKey !== undefined) protocols.push(BEARER_SUBPROTOCOL_PREFIX + base64url(options.apiKey));
   const socket = new Ctor(String(url), protocols);
