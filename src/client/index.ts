@@ -18,10 +18,31 @@ export type {
   ModelConfig,
 } from '../completions/types.js';
 
-/** The WebSocket subprotocol of completions (the server's `COMPLETIONS_SUBPROTOCOL`). */
+/**
+ * The WebSocket subprotocol of completions (the server's `COMPLETIONS_SUBPROTOCOL`), for a client
+ * of your own.
+ *
+ * @example
+ * ```ts
+ * import { COMPLETIONS_SUBPROTOCOL } from 'mcpkit/client';
+ *
+ * const socket = new WebSocket('ws://127.0.0.1:3000/mcp', [COMPLETIONS_SUBPROTOCOL]);
+ * ```
+ */
 export const COMPLETIONS_SUBPROTOCOL = 'mcpkit.completions';
 
-/** The subprotocol prefix that carries a credential where headers cannot be set (a browser). */
+/**
+ * The subprotocol prefix that carries a credential where headers cannot be set (a browser):
+ * `mcpkit.bearer.<the key, base64url>`. `connectCompletions({ apiKey })` sends it for you.
+ *
+ * @example
+ * ```ts
+ * import { BEARER_SUBPROTOCOL_PREFIX, COMPLETIONS_SUBPROTOCOL } from 'mcpkit/client';
+ *
+ * const key = btoa('my-api-key').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+ * const socket = new WebSocket('ws://127.0.0.1:3000/mcp', [COMPLETIONS_SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX + key]);
+ * ```
+ */
 export const BEARER_SUBPROTOCOL_PREFIX = 'mcpkit.bearer.';
 
 /**
@@ -127,7 +148,22 @@ function sseBlock(block: string): CompletionStreamEvent | undefined {
   return parseCompletionEvent(event, JSON.parse(data.join('\n')));
 }
 
-/** A stream that ended with an `error` event (or lost its socket) rejects its `result` with this. */
+/**
+ * A stream that ended with an `error` event (or lost its socket) rejects its `result` with this.
+ *
+ * @example
+ * ```ts
+ * import { CompletionStreamError } from 'mcpkit/client';
+ *
+ * try {
+ *   await client.stream({ messages: [{ role: 'user', content: 'Hi' }] }).result;
+ * } catch (error) {
+ *   if (error instanceof CompletionStreamError && error.code === 'RATE_LIMITED') {
+ *     console.log(`retry in ${error.retryAfterSeconds} s`);
+ *   }
+ * }
+ * ```
+ */
 export class CompletionStreamError extends Error {
   readonly code: string;
   readonly retryAfterSeconds: number | undefined;
@@ -249,7 +285,22 @@ function base64url(text: string): string {
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-/** An open completion socket (see {@link connectCompletions}). */
+/**
+ * An open completion socket (see {@link connectCompletions}): `stream()` starts completions on it,
+ * any number at once.
+ *
+ * @example
+ * ```ts
+ * import { connectCompletions } from 'mcpkit/client';
+ *
+ * const client = await connectCompletions('wss://example.com/mcp', { apiKey: 'my-key' });
+ * const stream = client.stream({ messages: [{ role: 'user', content: 'Hi' }] }, {
+ *   onEvent: (event) => event.type === 'text' && console.log(event.delta),
+ * });
+ * setTimeout(() => stream.cancel(), 5_000);
+ * console.log((await stream.result).status);
+ * ```
+ */
 export class CompletionSocketClient {
   readonly #socket: WebSocketLike;
   readonly #pending = new Map<string, Pending>();

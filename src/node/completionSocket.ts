@@ -14,13 +14,34 @@ import { parseJsonSafe } from '../core/safeJson.js';
 import type { Operation, RequestFacts } from '../policy/policy.js';
 import type { McpKitServer } from '../server.js';
 
-/** The WebSocket subprotocol of completions: offered by clients, echoed by the server. */
+/**
+ * The WebSocket subprotocol of completions: offered by clients, echoed by the server.
+ *
+ * @example
+ * ```ts
+ * import { COMPLETIONS_SUBPROTOCOL } from 'mcpkit/node';
+ * import { WebSocket } from 'ws';
+ *
+ * const socket = new WebSocket('ws://127.0.0.1:3000/mcp', [COMPLETIONS_SUBPROTOCOL]);
+ * socket.on('open', () =>
+ *   socket.send(JSON.stringify({ type: 'start', id: 'c1', request: { messages: [{ role: 'user', content: 'Hi' }] } })),
+ * );
+ * ```
+ */
 export const COMPLETIONS_SUBPROTOCOL = 'mcpkit.completions';
 
 /**
  * The prefix of a subprotocol that carries a credential, for clients that cannot set headers (a
  * browser's `WebSocket`): `mcpkit.bearer.<the key or token, base64url>`. It is read as
  * `Authorization: Bearer …` when the upgrade carries no credential header, and never echoed.
+ *
+ * @example
+ * ```ts
+ * import { BEARER_SUBPROTOCOL_PREFIX, COMPLETIONS_SUBPROTOCOL } from 'mcpkit/node';
+ *
+ * const credential = BEARER_SUBPROTOCOL_PREFIX + Buffer.from('my-api-key').toString('base64url');
+ * const protocols = [COMPLETIONS_SUBPROTOCOL, credential]; // for new WebSocket(url, protocols)
+ * ```
  */
 export const BEARER_SUBPROTOCOL_PREFIX = 'mcpkit.bearer.';
 
@@ -37,7 +58,16 @@ const START: Operation = {
   rate: 'completions',
 };
 
-/** Limits of the completion door, per socket. */
+/**
+ * Limits of the completion door, per socket.
+ *
+ * @example
+ * ```ts
+ * import { listen } from 'mcpkit/node';
+ *
+ * await listen(server, { websocket: { completions: { maxCompletions: 4, maxBufferedBytes: 256 * 1024 } } });
+ * ```
+ */
 export interface CompletionSocketOptions {
   /** Completions running at once on one socket; a start past it gets an `error` event (`BUSY`). Default 16. */
   maxCompletions?: number;
@@ -56,7 +86,7 @@ export interface CompletionSocketOptions {
   heartbeatMs?: number;
 }
 
-/** The part of a `ws` socket the completion door uses. */
+/** The part of a `ws` socket the completion door uses (any `ws` server socket fits). */
 export interface CompletionWebSocket {
   readonly readyState: number;
   send(data: string, callback?: (error?: Error) => void): void;
@@ -114,13 +144,27 @@ interface StreamError {
 
 /**
  * The server side of one completion socket. `attachWebSocket` builds one for every accepted upgrade
- * that chose the `mcpkit.completions` subprotocol.
+ * that chose the `mcpkit.completions` subprotocol, and hands it to `onCompletionSocket`.
  *
  * Client frames (JSON text): `{ "type": "start", "id": "c1", "request": { …as POST /completions… } }`
  * and `{ "type": "cancel", "id": "c1" }`. Server frames: `{ "id": "c1", "event": <name>, "data": … }`,
  * where `event` and `data` are exactly the SSE stream's (`start`, `text`, `tool_call`, `tool_result`,
  * `usage`, `done`), plus `error` for a completion that ends without a job result (a refused start, a
  * slow reader) and, with `id: null`, for a frame that names no stream.
+ *
+ * @example
+ * ```ts
+ * import { listen } from 'mcpkit/node';
+ *
+ * await listen(server, {
+ *   websocket: {
+ *     onCompletionSocket: (socket) => {
+ *       const timer = setInterval(() => console.log(socket.active, socket.bufferedBytes), 10_000);
+ *       void socket.closed.then(() => clearInterval(timer));
+ *     },
+ *   },
+ * });
+ * ```
  */
 export class CompletionSocket {
   readonly #socket: CompletionWebSocket;
