@@ -113,26 +113,66 @@ export async function* readCompletionEvents(response: Response): AsyncGenerator<
     return;
   }
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = '';
+  const blocks = new EventBlocks();
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) return;
-      buffered += value.replace(/\r\n?/g, '\n');
-      let end = buffered.indexOf('\n\n');
-      while (end !== -1) {
-        const block = buffered.slice(0, end);
-        buffered = buffered.slice(end + 2);
+      for (const block of done ? blocks.end() : blocks.push(value)) {
         const parsed = sseBlock(block);
         if (parsed) {
           yield parsed;
           if (parsed.type === 'done') return;
         }
-        end = buffered.indexOf('\n\n');
       }
+      if (done) return;
     }
   } finally {
     reader.cancel().catch(() => {});
+  }
+}
+
+/**
+ * Splits an event stream's text into its blocks (the text between blank lines), in time linear in
+ * the text however it is cut into reads: a large event (a `done` with a long answer) arrives in many
+ * reads, which are kept apart and joined once. Line ends are CRLF, CR or LF.
+ */
+class EventBlocks {
+  #parts: string[] = [];
+  /** The text held ends with a line end. */
+  #endsWithNewline = false;
+  /** A CR ended the last read: whether it is a CRLF is known only with the next one. */
+  #pendingCr = false;
+
+  push(text: string): string[] {
+    let chunk = this.#pendingCr ? `\r${text}` : text;
+    this.#pendingCr = chunk.endsWith('\r');
+    if (this.#pendingCr) chunk = chunk.slice(0, -1);
+    chunk = chunk.replace(/\r\n?/g, '\n');
+    const blocks: string[] = [];
+    let start = 0;
+    if (this.#endsWithNewline && chunk.startsWith('\n')) {
+      // The blank line falls between two reads.
+      blocks.push(this.#parts.join('').slice(0, -1));
+      this.#parts = [];
+      start = 1;
+    }
+    for (let end = chunk.indexOf('\n\n', start); end !== -1; end = chunk.indexOf('\n\n', start)) {
+      blocks.push(this.#parts.join('') + chunk.slice(start, end));
+      this.#parts = [];
+      start = end + 2;
+    }
+    const rest = chunk.slice(start);
+    if (rest !== '') this.#parts.push(rest);
+    if (this.#parts.length > 0) this.#endsWithNewline = (this.#parts.at(-1) ?? '').endsWith('\n');
+    else this.#endsWithNewline = false;
+    return blocks;
+  }
+
+  /** The stream ended: a CR held back was a line end. */
+  end(): string[] {
+    if (!this.#pendingCr) return [];
+    this.#pendingCr = false;
+    return this.push('\n');
   }
 }
 

@@ -63,8 +63,7 @@ export interface CompletionRunOptions {
   /**
    * Backpressure for a streamed run: asked after each text delta is delivered; when it returns a
    * promise, the model's stream is not read again until it settles, so a slow reader slows the model
-   * request instead of filling memory. It must settle when the run is cancelled (the run's `signal`
-   * aborts). Default: never waits.
+   * request instead of filling memory. A cancelled run stops waiting at once. Default: never waits.
    */
   ready?: () => Promise<void> | undefined;
 }
