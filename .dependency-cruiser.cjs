@@ -32,7 +32,7 @@ function forbid(name, comment, from, to) {
     name,
     comment,
     severity: 'error',
-    from: { path: from },
+    from: typeof from === 'string' ? { path: from } : from,
     to: typeof to === 'string' ? { path: to } : to,
   };
 }
@@ -87,6 +87,30 @@ module.exports = {
       'node/ is what the adapters stand on, not the other way round.',
       '^src/(node|testing)/',
       '^src/adapters/|^src/index\\.ts$',
+    ),
+    forbid(
+      'client-stands-alone',
+      'src/client/ (mcpkit/client) runs in browsers: it imports nothing of src/ but the completion types (type-only), and no package or Node built-in.',
+      '^src/client/',
+      { path: '^src/', pathNot: '^src/client/|^src/completions/types\\.ts$' },
+    ),
+    forbid(
+      'client-is-runtime-neutral',
+      'mcpkit/client runs in browsers: no Node built-in and no package (web globals only).',
+      '^src/client/',
+      { pathNot: '^src/' },
+    ),
+    forbid(
+      'client-names-only-types',
+      'mcpkit/client takes only types from the server side: a value import would pull server code into a browser bundle.',
+      '^src/client/',
+      { path: '^src/completions/', dependencyTypesNot: ['type-only'] },
+    ),
+    forbid(
+      'client-is-a-leaf',
+      'Nothing of the server imports mcpkit/client: it is a separate entry for the other side of the wire.',
+      { pathNot: '^src/client/' },
+      '^src/client/',
     ),
     forbid(
       'adapters-use-the-contract',

@@ -7,6 +7,7 @@ export default defineConfig({
     unstable: 'src/unstable.ts',
     node: 'src/node/index.ts',
     testing: 'src/testing/index.ts',
+    client: 'src/client/index.ts',
     express: 'src/adapters/express.ts',
     fastify: 'src/adapters/fastify.ts',
     hono: 'src/adapters/hono.ts',

@@ -9,6 +9,7 @@ export default defineConfig({
       { find: /^mcpkit\/node$/, replacement: r('./src/node/index.ts') },
       { find: /^mcpkit\/unstable$/, replacement: r('./src/unstable.ts') },
       { find: /^mcpkit\/testing$/, replacement: r('./src/testing/index.ts') },
+      { find: /^mcpkit\/client$/, replacement: r('./src/client/index.ts') },
       { find: /^mcpkit\/express$/, replacement: r('./src/adapters/express.ts') },
       { find: /^mcpkit\/fastify$/, replacement: r('./src/adapters/fastify.ts') },
       { find: /^mcpkit\/hono$/, replacement: r('./src/adapters/hono.ts') },

@@ -55,6 +55,7 @@ const FIXTURES = {
   'testing.ts': ['@modelcontextprotocol/client'],
   'websocket.ts': ['ws', '@types/ws'],
   'unstable.ts': [],
+  'client.ts': [],
 };
 
 /** Packages the fixture project installs besides mcpkit, at the versions this repository uses. */

@@ -68,6 +68,7 @@ const ENTRIES = {
   mcpkit: 'src/index.ts',
   'mcpkit/node': 'src/node/index.ts',
   'mcpkit/testing': 'src/testing/index.ts',
+  'mcpkit/client': 'src/client/index.ts',
   'mcpkit/express': 'src/adapters/express.ts',
   'mcpkit/fastify': 'src/adapters/fastify.ts',
   'mcpkit/hono': 'src/adapters/hono.ts',

@@ -12,9 +12,11 @@ import type { AddressInfo } from 'node:net';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { connectCompletions, type WebSocketConstructor } from 'mcpkit/client';
 import { WebSocketClientTransport } from 'mcpkit/node';
 import { createModelServer } from 'mcpkit/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { WebSocket as WsSocket } from 'ws';
 import { ERROR_CODES, type McpKitErrorCode } from '../src/core/errors.js';
 import {
   type Answer,
@@ -631,6 +633,45 @@ describe("4b. a model's tool calls run as the caller (REST completions)", () => 
     const prompt = await rest.post('/completions', { model: modelConfig, prompt: { name: 'secret-prompt' } });
     expectRefused(door, prompt, 'FORBIDDEN');
     expect(model.requests).toHaveLength(2);
+  });
+});
+
+describe("4c. completions over WebSocket: admitted like POST /completions, the model's calls as the caller's", () => {
+  it.each(MOUNTS)('%s', async (mountName) => {
+    const mount = mounts[mountName];
+    const model = await createModelServer({
+      turns: [
+        {
+          toolCalls: [
+            { name: 'secret.wipe', arguments: {} },
+            { name: 'public.echo', arguments: { text: 'from the model' } },
+          ],
+        },
+        { text: 'done' },
+      ],
+    });
+    cleanups.push(() => model.close());
+    const WebSocket = WsSocket as unknown as WebSocketConstructor;
+    await expect(connectCompletions(mount.wsUrl, { WebSocket })).rejects.toThrow(/refused/);
+    const request = {
+      model: { provider: 'custom', model: 'm', apiKey: 'k', baseUrl: `${model.url}/v1` },
+      messages: [{ role: 'user' as const, content: 'go' }],
+    };
+    const viewer = await connectCompletions(mount.wsUrl, { WebSocket, apiKey: KEYS.viewer });
+    cleanups.push(async () => viewer.close());
+    await expect(viewer.stream(request).result).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    const user = await connectCompletions(mount.wsUrl, { WebSocket, apiKey: KEYS.user });
+    cleanups.push(async () => user.close());
+    const job = await user.stream(request).result;
+    expect(job.status).toBe('succeeded');
+    const offered = model.requests[0]!.body.tools.map((t: { function: { name: string } }) => t.function.name);
+    expect(offered).toContain('public.echo');
+    expect(offered).not.toContain('secret.wipe');
+    expect(job.steps[0]!.toolCalls.map((c) => [c.name, c.isError === true])).toEqual([
+      ['secret.wipe', true],
+      ['public.echo', false],
+    ]);
+    expect(mount.world.secretRuns).toBe(0);
   });
 });
 

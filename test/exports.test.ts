@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import * as express from '../src/adapters/express.js';
 import * as fastify from '../src/adapters/fastify.js';
 import * as hono from '../src/adapters/hono.js';
+import * as client from '../src/client/index.js';
 import * as root from '../src/index.js';
 import * as node from '../src/node/index.js';
 import * as testing from '../src/testing/index.js';
@@ -51,6 +52,8 @@ const PINNED: Record<string, { module: object; values: string[] }> = {
   'mcpkit/node': {
     module: node,
     values: [
+      'BEARER_SUBPROTOCOL_PREFIX',
+      'COMPLETIONS_SUBPROTOCOL',
       'Isolation',
       'MCP_SUBPROTOCOL',
       'WebSocketClientTransport',
@@ -76,6 +79,18 @@ const PINNED: Record<string, { module: object; values: string[] }> = {
   'mcpkit/testing': {
     module: testing,
     values: ['connectClient', 'createModelServer', 'jsonRpcPost', 'readJsonRpc', 'request'],
+  },
+  'mcpkit/client': {
+    module: client,
+    values: [
+      'BEARER_SUBPROTOCOL_PREFIX',
+      'COMPLETIONS_SUBPROTOCOL',
+      'CompletionSocketClient',
+      'CompletionStreamError',
+      'connectCompletions',
+      'parseCompletionEvent',
+      'readCompletionEvents',
+    ],
   },
   'mcpkit/express': { module: express, values: ['mcpkitExpress'] },
   'mcpkit/fastify': { module: fastify, values: ['mcpkitFastify'] },

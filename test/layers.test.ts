@@ -84,6 +84,10 @@ describe('the layering lint', () => {
     ['adapters-use-the-contract', 'src/adapters/hono.ts', '../http/handler.js', 'src/http/handler.ts'],
     ['adapters-use-the-contract', 'src/adapters/express.ts', '../policy/refusal.js', 'src/policy/refusal.ts'],
     ['adapters-name-only-server-types', 'src/adapters/fastify.ts', '../server.js', 'src/server.ts'],
+    ['client-stands-alone', 'src/client/index.ts', '../core/errors.js', 'src/core/errors.ts'],
+    ['client-is-runtime-neutral', 'src/client/index.ts', 'node:fs', 'fs'],
+    ['client-names-only-types', 'src/client/index.ts', '../completions/types.js', 'src/completions/types.ts'],
+    ['client-is-a-leaf', 'src/node/websocket.ts', '../client/index.js', 'src/client/index.ts'],
   ])('%s: reports %s importing %s', async (rule, importer, specifier, to) => {
     const found = await violations(tree(importer, [specifier]));
     expect(found).toContainEqual({ rule, from: importer, to });

@@ -2,7 +2,8 @@
  * The root entry is runtime-neutral: bundled for a worker runtime from its source (as tsup builds
  * it, with esbuild; never from a `dist/` that may be stale) it pulls in no Node built-in, and the
  * bundle serves MCP over `fetch` in a context that has only web globals (no process, require,
- * Buffer). `mcpkit/unstable`, made of the same modules, is neutral too.
+ * Buffer). `mcpkit/unstable`, made of the same modules, is neutral too, and so is `mcpkit/client`, which
+ * browsers load.
  */
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
@@ -43,6 +44,19 @@ describe('the root entry', () => {
     const unstable = await bundleForWorker('src/unstable.ts');
     expect(unstable).toContain('UriTemplate');
     expect(unstable).not.toMatch(/from\s*["']node:|require\(["']node:/);
+  });
+
+  it('has a client entry that runs with web globals alone', async () => {
+    const client = await bundleForWorker('src/client/index.ts');
+    expect(client).toContain('mcpkit.completions');
+    expect(client).not.toMatch(/from\s*["']node:|require\(/);
+    const sandbox = vm.createContext({ TextEncoder, btoa });
+    const mod = vm.runInContext(`${client}; mcpkit`, sandbox) as typeof import('../src/client/index.js');
+    expect(mod.parseCompletionEvent('text', { step: 0, delta: 'a' })).toEqual({
+      type: 'text',
+      step: 0,
+      delta: 'a',
+    });
   });
 
   it('serves MCP over fetch in a context with only web globals', async () => {

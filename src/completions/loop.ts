@@ -29,6 +29,19 @@ import type {
   ModelConfig,
 } from './types.js';
 
+/** Waits for `waiting`, or for `signal` to abort (a cancelled run stops waiting for its reader). */
+function settledOrAborted(waiting: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    waiting.then(done, done);
+  });
+}
+
 /** The longest tool result the model is sent, in characters. */
 const MAX_RESULT_CHARS = 100_000;
 
@@ -195,9 +208,15 @@ export class CompletionLoop {
     };
     if (!run.options.stream) return span.run(() => provider.complete(turn));
     let response: ModelResponse | undefined;
+    const ready = run.options.ready;
     for await (const event of provider.stream(turn)) {
-      if (event.type === 'text') run.emit({ type: 'text', step: index, delta: event.delta });
-      else if (event.type === 'done') response = event.response;
+      if (event.type === 'text') {
+        run.emit({ type: 'text', step: index, delta: event.delta });
+        // A reader that is behind pauses the model stream: nothing more is read from the provider
+        // until it has caught up (or the run is cancelled).
+        const waiting = ready?.();
+        if (waiting) await settledOrAborted(waiting, run.signal);
+      } else if (event.type === 'done') response = event.response;
     }
     if (!response) throw new McpKitError('UPSTREAM_ERROR', `${provider.name} stream ended without a result`);
     return response;

@@ -60,6 +60,12 @@ export interface CompletionRunOptions {
   clientAddress?: string;
   /** Receives the job's events as they happen. */
   onEvent?: (event: CompletionEvent) => void;
+  /**
+   * Backpressure for a streamed run: asked after each text delta is delivered; when it returns a
+   * promise, the model's stream is not read again until it settles, so a slow reader slows the model
+   * request instead of filling memory. A cancelled run stops waiting at once. Default: never waits.
+   */
+  ready?: () => Promise<void> | undefined;
 }
 
 /** Status of a completion job. */

@@ -17,6 +17,11 @@ export interface EventStreamOptions {
   onEnd?: (cancelled: boolean) => void;
   /** Interval of the keepalive comment in ms. Default {@link SSE_KEEPALIVE_MS}. */
   keepaliveMs?: number;
+  /**
+   * Bytes written and not yet taken by the reader past which {@link EventStream.ready} asks the
+   * writer to wait. Default 64 KiB.
+   */
+  highWaterBytes?: number;
 }
 
 /** An open `text/event-stream` body and its writer. */
@@ -29,6 +34,12 @@ export interface EventStream {
   send(event: string, data: unknown): void;
   /** Ends the stream (the reader sees its end); a second call does nothing. */
   close(): void;
+  /**
+   * Backpressure: `undefined` while the reader keeps up, else a promise that settles once it has
+   * taken what waits (or the stream ended). A writer that can wait (a model stream) awaits it;
+   * writes never block.
+   */
+  ready(): Promise<void> | undefined;
 }
 
 /**
@@ -47,10 +58,17 @@ export function openEventStream(options: EventStreamOptions = {}): EventStream {
   const encoder = new TextEncoder();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
+  let waiters: Array<() => void> = [];
+  const wake = () => {
+    const woken = waiters;
+    waiters = [];
+    for (const resolve of woken) resolve();
+  };
   const end = (cancelled: boolean): boolean => {
     if (closed) return false;
     closed = true;
     clearInterval(keepalive);
+    wake();
     options.onEnd?.(cancelled);
     return true;
   };
@@ -70,14 +88,21 @@ export function openEventStream(options: EventStreamOptions = {}): EventStream {
       close();
     }
   };
-  const stream = new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        controller = c;
+      },
+      // The reader took what waited: writers held back by ready() go on.
+      pull() {
+        wake();
+      },
+      cancel() {
+        end(true);
+      },
     },
-    cancel() {
-      end(true);
-    },
-  });
+    { highWaterMark: options.highWaterBytes ?? 64 * 1024, size: (chunk) => chunk.byteLength },
+  );
   const keepalive = setInterval(() => write(': keepalive\n\n'), options.keepaliveMs ?? SSE_KEEPALIVE_MS);
   (keepalive as { unref?: () => void }).unref?.();
   return {
@@ -97,6 +122,10 @@ export function openEventStream(options: EventStreamOptions = {}): EventStream {
       write(text);
     },
     close,
+    ready() {
+      if (closed || (controller.desiredSize ?? 1) > 0) return undefined;
+      return new Promise<void>((resolve) => waiters.push(resolve));
+    },
   };
 }
 

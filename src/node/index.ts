@@ -1,5 +1,13 @@
 /** mcpkit's Node entry: node:http listener, stdio, WebSocket, and the Node request bridge. */
 export { toNodeListener, toWebRequest, writeWebResponse } from './bridge.js';
+export {
+  BEARER_SUBPROTOCOL_PREFIX,
+  COMPLETIONS_SUBPROTOCOL,
+  type CompletionSocket,
+  type CompletionSocketOptions,
+  type CompletionSocketPeer,
+  type CompletionWebSocket,
+} from './completionSocket.js';
 export { nodeDnsResolver } from './dns.js';
 export {
   type FileIntegrationStore,

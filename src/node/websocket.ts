@@ -27,6 +27,12 @@ import { SETTLING_METHODS } from '../protocol/methods.js';
 import { messageJson } from '../protocol/wireJson.js';
 import type { McpKitServer } from '../server.js';
 import { requestSource, toWebRequest } from './bridge.js';
+import {
+  BEARER_SUBPROTOCOL_PREFIX,
+  COMPLETIONS_SUBPROTOCOL,
+  CompletionSocket,
+  type CompletionSocketOptions,
+} from './completionSocket.js';
 
 /** The WebSocket subprotocol of MCP: offered by clients, echoed by the server. */
 export const MCP_SUBPROTOCOL = 'mcp';
@@ -487,6 +493,14 @@ export interface AttachWebSocketOptions {
   requireSubprotocol?: boolean;
   /** Called with each accepted connection, once its MCP session is being served. */
   onConnection?: (transport: WebSocketServerTransport, request: IncomingMessage) => void;
+  /**
+   * Completions over WebSocket on the same path, for clients that offer the `mcpkit.completions`
+   * subprotocol (docs/completions.md): `true`, `false`, or the door's per-socket limits. Each start
+   * is admitted like `POST /completions/stream`. Default `true`.
+   */
+  completions?: boolean | CompletionSocketOptions;
+  /** Called with each accepted completion socket (subprotocol `mcpkit.completions`). */
+  onCompletionSocket?: (socket: CompletionSocket, request: IncomingMessage) => void;
 }
 
 /** A WebSocket door attached to an HTTP server. */
@@ -559,6 +573,42 @@ function offeredProtocols(header: string | undefined): string[] {
     .filter((p) => p !== '');
 }
 
+/** A base64url credential of at most 4 KiB, as a bearer subprotocol carries it. */
+const BEARER_TOKEN = /^[A-Za-z0-9_-]{1,5462}$/;
+
+/**
+ * The credential a browser put in a subprotocol (`mcpkit.bearer.<base64url>`), when the upgrade
+ * carries no credential header: `undefined` when there is none, `null` when it is malformed.
+ */
+function subprotocolBearer(req: IncomingMessage, offered: readonly string[]): string | null | undefined {
+  const carriers = offered.filter((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX));
+  if (carriers.length === 0) return undefined;
+  if (
+    carriers.length > 1 ||
+    req.headers.authorization !== undefined ||
+    req.headers['x-api-key'] !== undefined
+  )
+    return null;
+  const encoded = carriers[0]!.slice(BEARER_SUBPROTOCOL_PREFIX.length);
+  if (!BEARER_TOKEN.test(encoded)) return null;
+  const token = Buffer.from(encoded, 'base64url').toString('utf8');
+  // The token travels in an HTTP header: nothing but visible ASCII.
+  return /^[\x21-\x7e]+$/.test(token) ? token : null;
+}
+
+/** The upgrade as the admission pipeline reads it, with a subprotocol's credential as its header. */
+function admissionRequest(
+  req: IncomingMessage,
+  source: ReturnType<typeof requestSource>,
+  bearer: string | undefined,
+): Request {
+  const request = toWebRequest(req, undefined, { source });
+  if (bearer === undefined) return request;
+  const headers = new Headers(request.headers);
+  headers.set('authorization', `Bearer ${bearer}`);
+  return new Request(request.url, { method: request.method, headers });
+}
+
 /**
  * Serves MCP over WebSocket on an HTTP server's `upgrade` event, on the same port as its HTTP routes:
  * a plain node:http server, the one `app.listen()` returns in Express, `fastify.server`, or the server
@@ -610,7 +660,15 @@ export async function attachWebSocket(
     heartbeatMs: nonNegativeInteger('heartbeatMs', options.heartbeatMs, DEFAULT_HEARTBEAT_MS),
   };
   const requireSubprotocol = options.requireSubprotocol ?? true;
-  const { onConnection } = options;
+  const { onConnection, onCompletionSocket } = options;
+  const completionOptions: CompletionSocketOptions | undefined =
+    options.completions === false
+      ? undefined
+      : {
+          heartbeatMs: transportOptions.heartbeatMs,
+          ...(typeof options.completions === 'object' && options.completions),
+        };
+  const served = completionOptions ? [MCP_SUBPROTOCOL, COMPLETIONS_SUBPROTOCOL] : [MCP_SUBPROTOCOL];
   const perCaller = new Shares(
     positiveInteger(
       'maxConnectionsPerCaller',
@@ -629,13 +687,14 @@ export async function attachWebSocket(
     clientTracking: false,
     perMessageDeflate: false,
     maxPayload,
-    handleProtocols: (protocols: Set<string>) => (protocols.has(MCP_SUBPROTOCOL) ? MCP_SUBPROTOCOL : false),
+    // The client's first choice among the doors served; a credential carrier is never echoed.
+    handleProtocols: (protocols: Set<string>) => [...protocols].find((p) => served.includes(p)) ?? false,
     // ws ≥ 8.19: how long a closing handshake may take before the socket is cut
     ...({ closeTimeout: CLOSE_TIMEOUT_MS } as object),
   });
 
   const logger = server.logger;
-  const live = new Set<WebSocketServerTransport>();
+  const live = new Set<{ closeWith(code: number, reason?: string): void }>();
   /** Accepted sockets until they are really gone (a closing handshake can outlive the session). */
   const sockets = new Set<WebSocket>();
   let count = 0;
@@ -652,10 +711,23 @@ export async function attachWebSocket(
     socket.on('error', swallow);
     if (closing) return refuseUpgrade(socket, SHUTTING_DOWN);
     const offered = offeredProtocols(req.headers['sec-websocket-protocol']);
-    if (offered.length > 0 ? !offered.includes(MCP_SUBPROTOCOL) : requireSubprotocol) {
+    if (offered.length > 0 ? !offered.some((p) => served.includes(p)) : requireSubprotocol) {
       return refuseUpgrade(
         socket,
-        refuse('INVALID_REQUEST', `Sec-WebSocket-Protocol must offer "${MCP_SUBPROTOCOL}"`),
+        refuse(
+          'INVALID_REQUEST',
+          `Sec-WebSocket-Protocol must offer ${served.map((p) => `"${p}"`).join(' or ')}`,
+        ),
+      );
+    }
+    const bearer = subprotocolBearer(req, offered);
+    if (bearer === null) {
+      return refuseUpgrade(
+        socket,
+        refuse(
+          'INVALID_REQUEST',
+          `A ${BEARER_SUBPROTOCOL_PREFIX}* subprotocol must carry one base64url credential, and only when no Authorization or X-API-Key header is sent`,
+        ),
       );
     }
     if (count >= maxConnections) {
@@ -677,7 +749,7 @@ export async function attachWebSocket(
     };
     // The same request stages as every HTTP request: Host, Origin, then the server's credentials.
     const source = requestSource(req, http.trustProxy);
-    const decision = await server.admit(toWebRequest(req, undefined, { source }), {
+    const decision = await server.admit(admissionRequest(req, source, bearer), {
       door: 'websocket',
       ...(source.address !== undefined && { clientAddress: source.address }),
     });
@@ -718,6 +790,17 @@ export async function attachWebSocket(
         sockets.delete(websocket);
         release();
       });
+      if (completionOptions && websocket.protocol === COMPLETIONS_SUBPROTOCOL) {
+        const door = new CompletionSocket(websocket, server, {
+          ...completionOptions,
+          facts,
+          ...(source.address !== undefined && { clientAddress: source.address }),
+        });
+        live.add(door);
+        void door.closed.then(() => live.delete(door));
+        onCompletionSocket?.(door, req);
+        return;
+      }
       const transport = new WebSocketServerTransport(websocket, {
         ...transportOptions,
         maxJsonDepth: http.maxJsonDepth,

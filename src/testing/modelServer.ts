@@ -29,6 +29,11 @@ export interface ModelServerRequest {
   body: any;
   /** Whether the client went away before the response ended. */
   aborted: boolean;
+  /**
+   * Streamed events written so far. The server honours backpressure (it waits for `drain`), so a
+   * client that stops reading its stream stops this count from growing.
+   */
+  eventsSent: number;
 }
 
 /** Options for {@link createModelServer}. */
@@ -55,6 +60,19 @@ export interface ModelServer {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves when `res` can take more (or is gone). */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
 
 function chunks(text: string, size: number): string[] {
   const out: string[] = [];
@@ -106,7 +124,13 @@ export async function createModelServer(options: ModelServerOptions = {}): Promi
     for await (const chunk of req) raw += chunk;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
-    const record: ModelServerRequest = { format, headers, body: JSON.parse(raw || '{}'), aborted: false };
+    const record: ModelServerRequest = {
+      format,
+      headers,
+      body: JSON.parse(raw || '{}'),
+      aborted: false,
+      eventsSent: 0,
+    };
     requests.push(record);
     let ended = false;
     res.on('close', () => {
@@ -188,9 +212,11 @@ export async function createModelServer(options: ModelServerOptions = {}): Promi
     res.flushHeaders();
     const send = async (event: string | undefined, data: unknown) => {
       if (res.destroyed) return;
-      res.write(
+      const flushed = res.write(
         `${event ? `event: ${event}\n` : ''}data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`,
       );
+      record.eventsSent++;
+      if (!flushed) await drained(res);
       if (turn.chunkDelayMs) await sleep(turn.chunkDelayMs);
     };
     if (format === 'openai') {

@@ -82,6 +82,8 @@ export const completionRoutes: Route[] = [
           stream: true,
           signal: ctx.request.signal,
           onEvent,
+          // A reader that falls behind pauses the model stream instead of filling memory.
+          ready: () => events.ready(),
         });
       } catch (error) {
         events.close();
