@@ -22,6 +22,8 @@ export interface EnvConfig {
   secretKey?: string;
   /** `MCP_SECRET_KEY_PREVIOUS`: keys retired by a rotation, which still open values sealed under them. */
   previousSecretKeys?: string[];
+  /** `MCP_DOCS`: whether `GET /docs` serves the interactive API reference. */
+  docs?: boolean;
 }
 
 /** Every variable mcpkit reads, with what it expects (for docs and error messages). */
@@ -34,6 +36,7 @@ export const ENV_VARIABLES = {
   MCP_RATE_LIMIT: 'a whole number of requests per minute from 1 to 1000000',
   MCP_SECRET_KEY: 'a 32-byte key as 64 hex characters or 44 base64 characters',
   MCP_SECRET_KEY_PREVIOUS: 'comma-separated 32-byte keys, each as 64 hex characters or 44 base64 characters',
+  MCP_DOCS: 'on or off (also true, false, 1, 0, yes, no; any case)',
 } as const;
 
 /** A configuration value that cannot be used. */
@@ -173,5 +176,23 @@ export function loadEnvConfig(env: Record<string, string | undefined> = processE
     if (!keys.every(isSecretKey)) throw new ConfigError('MCP_SECRET_KEY_PREVIOUS', '<hidden>');
     config.previousSecretKeys = keys;
   }
+  const docs = get('MCP_DOCS');
+  if (docs !== undefined) {
+    const flag = SWITCHES[docs.toLowerCase()];
+    if (flag === undefined) throw new ConfigError('MCP_DOCS', docs);
+    config.docs = flag;
+  }
   return config;
 }
+
+/** The spellings of a switch. */
+const SWITCHES: Readonly<Record<string, boolean>> = Object.assign(Object.create(null), {
+  on: true,
+  true: true,
+  '1': true,
+  yes: true,
+  off: false,
+  false: false,
+  '0': false,
+  no: false,
+});

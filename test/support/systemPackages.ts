@@ -12,7 +12,10 @@ export interface SystemProgram {
 }
 
 /** Every program the suite needs. Add an entry here, never an `apt-get` call in a test file. */
-export const SYSTEM_PROGRAMS: readonly SystemProgram[] = [];
+export const SYSTEM_PROGRAMS: readonly SystemProgram[] = [
+  // test/docs-page.test.ts opens the /docs page in it (driven by playwright-core).
+  { command: 'chromium', debianPackage: 'chromium' },
+];
 
 /** The absolute path of `command` on PATH, or undefined. */
 export function whichProgram(command: string): string | undefined {
