@@ -167,6 +167,7 @@ export class DocsPage {
   readonly #options: DocsOptions;
   readonly #assets = new Map<string, Asset>();
   #dir: string | undefined;
+  #found = false;
 
   constructor(options: DocsOptions = {}) {
     if (
@@ -232,10 +233,13 @@ serves itself. Install it beside mcpkit and reload: <code>npm install ${DOCS_PAC
   }
 
   #available(): boolean {
+    // Found once, kept; a missing package is looked for again on the next request.
+    if (this.#found) return true;
     this.#dir ??= findAssetsDir();
     const fs = builtin<NodeFs>('node:fs');
     const path = builtin<NodePath>('node:path');
-    return !!(this.#dir && fs && path && fs.existsSync(path.join(this.#dir, 'swagger-ui-bundle.js')));
+    this.#found = !!(this.#dir && fs && path && fs.existsSync(path.join(this.#dir, 'swagger-ui-bundle.js')));
+    return this.#found;
   }
 
   #asset(name: string): Asset {
