@@ -92,6 +92,7 @@ export type {
   ToolExecutorEvents,
   ToolExecutorOptions,
 } from './execution/index.js';
+export type { DocsOptions } from './http/docs.js';
 export { EventBytes, MemoryEventStore, type MemoryEventStoreOptions } from './http/eventStore.js';
 export type { AdmissionDecision } from './http/handler.js';
 export type { FetchOptions, HttpOptions, MemoryEventStoreLimits } from './http/options.js';

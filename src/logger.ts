@@ -48,6 +48,34 @@ export function isLogLevel(value: unknown): value is LogLevel {
   return typeof value === 'string' && Object.hasOwn(LEVELS, value);
 }
 
+/** Other names for a level, as Python's logging and syslog spell them (keys lower case). */
+const LEVEL_ALIASES: Readonly<Record<string, LogLevel>> = {
+  warning: 'warn',
+  critical: 'fatal',
+};
+
+/**
+ * The level a name means, in any case, with Python's `WARNING` and `CRITICAL` mapped to `warn` and
+ * `fatal`; `undefined` for a name that is not a level.
+ *
+ * @example
+ * ```ts
+ * toLogLevel('WARNING'); // 'warn'
+ * toLogLevel('Info'); // 'info'
+ * toLogLevel('loud'); // undefined
+ * ```
+ */
+export function toLogLevel(value: unknown): LogLevel | undefined {
+  if (typeof value !== 'string' || value.length > 16) return undefined;
+  const name = value.toLowerCase();
+  if (isLogLevel(name)) return name;
+  return Object.hasOwn(LEVEL_ALIASES, name) ? LEVEL_ALIASES[name] : undefined;
+}
+
+/** The level names {@link toLogLevel} accepts, for messages. */
+export const LOG_LEVEL_NAMES =
+  'trace, debug, info, warn (or warning), error, fatal (or critical), silent; any case';
+
 /**
  * A small JSON-lines logger with pino's call shape. Errors are logged with name and stack (the log is
  * the one place a stack may go); nothing here ever reaches a client.
@@ -59,7 +87,9 @@ export function isLogLevel(value: unknown): value is LogLevel {
  * ```
  */
 export function createLogger(options: CreateLoggerOptions = {}): Logger {
-  const threshold = LEVELS[options.level ?? 'info'];
+  const level = toLogLevel(options.level ?? 'info');
+  if (level === undefined) throw new TypeError(`level must be one of ${LOG_LEVEL_NAMES}`);
+  const threshold = LEVELS[level];
   const write = options.write ?? ((line: string) => console.error(line));
   const make = (bindings: object): Logger => {
     const method = (level: Exclude<LogLevel, 'silent'>): LogFn =>

@@ -9,6 +9,7 @@ import type { EnvConfig } from './config.js';
 import type { DeclarativeToolOptions } from './declarative.js';
 import type { ToolExecutor } from './execution/executor.js';
 import type { RetryPolicy } from './execution/retry.js';
+import { type DocsOptions, DocsPage } from './http/docs.js';
 import { type AdmissionDecision, HttpHandler } from './http/handler.js';
 import type { FetchOptions, HttpOptions, ResolvedHttpOptions } from './http/options.js';
 import type { LoadShedder, OverloadOptions } from './http/overload.js';
@@ -57,6 +58,13 @@ export interface CreateMcpServerOptions {
    * `false` for none. Default: whatever provider is registered globally with `@opentelemetry/api`.
    */
   tracing?: TracingOptions;
+  /**
+   * `GET /docs`: an interactive reference of the REST API (Swagger UI from the optional peer
+   * `swagger-ui-dist`, served by mcpkit itself). `false` turns it off; an object sets where its files
+   * are and its title. Default: on, unless `MCP_DOCS=off`. The page is public; the API document it
+   * shows and the calls it makes need a key like any other request.
+   */
+  docs?: boolean | DocsOptions;
   /** Tools to register at start. */
   tools?: ToolDefinition<any>[];
   /** Resources and templates to register at start. */
@@ -283,6 +291,8 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
           policy: services.policyLayer,
           ...(overload && { overload }),
         });
+  const docsOption = options.docs ?? services.env.docs ?? true;
+  const docs = docsOption === false ? undefined : new DocsPage(docsOption === true ? {} : docsOption);
   const http = new HttpHandler(
     {
       logger: services.logger,
@@ -296,6 +306,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       toolInputSchema: (name) => tools.get(name)?.descriptor.inputSchema,
       rest: {
         ...services,
+        ...(docs && { docs }),
         summary: (httpSessions) => summaryOf(services, { httpSessions, connections: connections.byOrigin() }),
       },
     },

@@ -25,7 +25,7 @@ import { LoadShedder, type OverloadOptions, resolveOverloadOptions } from './htt
 import { createEphemeralCipher } from './integrations/cipher.js';
 import { IntegrationManager } from './integrations/manager.js';
 import { createMemoryIntegrationStore } from './integrations/store.js';
-import { createLogger } from './logger.js';
+import { createLogger, LOG_LEVEL_NAMES, toLogLevel } from './logger.js';
 import type { OutboundPolicy } from './net/outbound.js';
 import { TOOLS_VIEW, visibleItems } from './policy/permissions.js';
 import { Policy } from './policy/policy.js';
@@ -101,7 +101,8 @@ export function buildServices(options: CreateMcpServerOptions): Services {
 
 function buildFoundation(options: CreateMcpServerOptions): Foundation {
   const env = loadEnvConfig();
-  const logLevel = options.logLevel ?? env.logLevel ?? 'info';
+  const logLevel = options.logLevel === undefined ? (env.logLevel ?? 'info') : toLogLevel(options.logLevel);
+  if (logLevel === undefined) throw new TypeError(`logLevel must be one of ${LOG_LEVEL_NAMES}`);
   const logs = new LogRing(options.logBufferSize ?? 1000);
   // Every line is redacted and kept in the ring behind GET /logs as well.
   const logger = teeLogger(options.logger ?? createLogger({ level: logLevel }), {

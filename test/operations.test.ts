@@ -3,7 +3,7 @@
  * by a third-party parser), bounded labels, structured logs behind GET /logs with redaction,
  * readiness checks, and configuration errors that name the variable.
  */
-import { ConfigError, createMcpServer, loadEnvConfig } from 'mcpkit';
+import { ConfigError, createLogger, createMcpServer, ENV_VARIABLES, loadEnvConfig } from 'mcpkit';
 import { connectClient, request } from 'mcpkit/testing';
 import { MetricsRegistry } from 'mcpkit/unstable';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -220,15 +220,29 @@ describe('configuration', () => {
     [
       'MCP_LOG_LEVEL',
       'loud',
-      /MCP_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent \(got "loud"\)/,
+      /MCP_LOG_LEVEL must be one of trace, debug, info, warn \(or warning\), error, fatal \(or critical\), silent; any case \(got "loud"\)/,
     ],
+    ['MCP_LOG_LEVEL', 'WARN\0', /MCP_LOG_LEVEL must be one of .* \(got "WARN\\u0000"\)/],
+    ['MCP_LOG_LEVEL', 'NOTSET', /MCP_LOG_LEVEL must be one of/],
     [
       'MCP_MAX_CONNECTIONS',
       '-5',
       /MCP_MAX_CONNECTIONS must be a whole number from 1 to 1000000 \(got "-5"\)/,
     ],
     ['MCP_MAX_CONNECTIONS', '0', /MCP_MAX_CONNECTIONS must be a whole number/],
-    ['MCP_CACHE_TTL', '5s', /MCP_CACHE_TTL must be a whole number of milliseconds/],
+    ['MCP_CACHE_TTL', 'five', /MCP_CACHE_TTL must be a number of seconds such as 300 .* \(got "five"\)/],
+    ['MCP_CACHE_TTL', '-1', /MCP_CACHE_TTL must be a number of seconds/],
+    ['MCP_CACHE_TTL', '1e3', /MCP_CACHE_TTL must be a number of seconds/],
+    ['MCP_CACHE_TTL', '5 min', /MCP_CACHE_TTL must be a number of seconds/],
+    ['MCP_CACHE_TTL', '1.5ms', /MCP_CACHE_TTL must be a number of seconds/],
+    ['MCP_CACHE_TTL', '25d', /MCP_CACHE_TTL must be a number of seconds/],
+    ['MCP_CACHE_TTL', '2147484', /MCP_CACHE_TTL .*at most 24 days/],
+    ['MCP_CACHE_TTL', '9999999999h', /MCP_CACHE_TTL must be a number of seconds/],
+    [
+      'MCP_SECRET_KEY_PREVIOUS',
+      `${'a'.repeat(64)},short`,
+      /MCP_SECRET_KEY_PREVIOUS must be .* \(got "<hidden>"\)/,
+    ],
     ['MCP_RATE_LIMIT', 'lots', /MCP_RATE_LIMIT must be a whole number of requests per minute/],
     ['MCP_SECRET_KEY', 'short', /MCP_SECRET_KEY must be a 32-byte key .* \(got "<hidden>"\)/],
     ['MCP_DATA_DIR', 'a\0b', /MCP_DATA_DIR must be a directory path/],
@@ -236,6 +250,82 @@ describe('configuration', () => {
   it.each(cases)('%s=%j fails with a message naming it', (name, bad, message) => {
     expect(() => loadEnvConfig({ [name]: bad })).toThrow(message);
     expect(() => loadEnvConfig({ [name]: bad })).toThrow(ConfigError);
+  });
+
+  it('reads MCP_CACHE_TTL in seconds, as the design documents it, or with an explicit unit', () => {
+    const ttl = (value: string) => loadEnvConfig({ MCP_CACHE_TTL: value }).cacheTtlMs;
+    expect(ttl('300')).toBe(300_000);
+    expect(ttl('0')).toBe(0);
+    expect(ttl('0.5')).toBe(500);
+    expect(ttl('0.001')).toBe(1);
+    expect(ttl('1500ms')).toBe(1500);
+    expect(ttl('1500 MS')).toBe(1500);
+    expect(ttl('90s')).toBe(90_000);
+    expect(ttl('5m')).toBe(300_000);
+    expect(ttl('1h')).toBe(3_600_000);
+    expect(ttl(' 300\r\n')).toBe(300_000);
+    expect(ttl('2147483647ms')).toBe(2_147_483_647);
+  });
+
+  it('caches a resource for the seconds MCP_CACHE_TTL names (300 is five minutes, not 0.3 s)', async () => {
+    const saved = process.env.MCP_CACHE_TTL;
+    process.env.MCP_CACHE_TTL = '300';
+    let clock = 1_000_000;
+    try {
+      const server = createMcpServer({ logLevel: 'silent', cache: { now: () => clock } });
+      let reads = 0;
+      server.resources.register({ uri: 'data://n', name: 'n', read: () => `read ${++reads}` });
+      const read = async () => {
+        const { contents } = await server.resources.read('data://n', {
+          signal: new AbortController().signal,
+        });
+        return (contents[0] as { text: string }).text;
+      };
+      expect(await read()).toBe('read 1');
+      clock += 299_000;
+      expect(await read()).toBe('read 1');
+      clock += 2_000;
+      expect(await read()).toBe('read 2');
+      await server.close();
+    } finally {
+      if (saved === undefined) delete process.env.MCP_CACHE_TTL;
+      else process.env.MCP_CACHE_TTL = saved;
+    }
+  });
+
+  it('reads log levels in any case, with WARNING and CRITICAL mapped', () => {
+    const level = (value: string) => loadEnvConfig({ MCP_LOG_LEVEL: value }).logLevel;
+    expect(level('INFO')).toBe('info');
+    expect(level('Debug')).toBe('debug');
+    expect(level('WARNING')).toBe('warn');
+    expect(level('warn')).toBe('warn');
+    expect(level('ERROR')).toBe('error');
+    expect(level('CRITICAL')).toBe('fatal');
+    expect(level('SILENT')).toBe('silent');
+    // A JavaScript caller that passes the same names in code gets the same reading, or a TypeError.
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'WARNING' as never, write: (line) => lines.push(line) });
+    logger.info('hidden');
+    logger.warn('shown');
+    expect(lines.map((line) => JSON.parse(line).msg)).toEqual(['shown']);
+    expect(() => createLogger({ level: 'loud' as never })).toThrow(/level must be one of trace/);
+    expect(() => createMcpServer({ logLevel: 'loud' as never })).toThrow(/logLevel must be one of trace/);
+    const server = createMcpServer({ logLevel: 'ERROR' as never });
+    void server.close();
+  });
+
+  it('names every variable it reads in ENV_VARIABLES, and every message names the variable and the value', () => {
+    for (const name of Object.keys(ENV_VARIABLES)) expect(name).toMatch(/^MCP_[A-Z_]+$/);
+    const error = (() => {
+      try {
+        loadEnvConfig({ MCP_RATE_LIMIT: '0' });
+      } catch (e) {
+        return e as ConfigError;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error?.variable).toBe('MCP_RATE_LIMIT');
+    expect(error?.message).toBe(`MCP_RATE_LIMIT must be ${ENV_VARIABLES.MCP_RATE_LIMIT} (got "0")`);
   });
 
   it('reads good values, and code options win over the environment', () => {
@@ -248,8 +338,10 @@ describe('configuration', () => {
         MCP_SECRET_KEY: key,
         MCP_DATA_DIR: '/tmp/x',
         MCP_RATE_LIMIT: '600',
+        MCP_SECRET_KEY_PREVIOUS: ` ${'b'.repeat(64)} , ${'c'.repeat(43)}= ,`,
       }),
     ).toEqual({
+      previousSecretKeys: ['b'.repeat(64), `${'c'.repeat(43)}=`],
       logLevel: 'debug',
       maxConnections: 50,
       cacheTtlMs: 0,

@@ -61,7 +61,7 @@ import {
 import { type LoadShedder, overloadRefusal, type ShedDoor } from './overload.js';
 import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
 import { problem } from './problem.js';
-import { type RestHost, serveRest } from './rest.js';
+import { isPublicRoute, type RestHost, serveRest } from './rest.js';
 import { LegacySessions } from './sessions.js';
 import { isPlainJsonRpc } from './sessionTransport.js';
 import { isSharedStatelessRequest, LADDER_REFUSED, StatelessTransport } from './statelessTransport.js';
@@ -370,8 +370,9 @@ export class HttpHandler {
       requestId,
       address: options.clientAddress,
       authInfo: options.authInfo,
-      // Only the liveness probe and the OAuth metadata answer without a credential.
-      public: metadata || (relative === '/health' && (request.method === 'GET' || request.method === 'HEAD')),
+      // Only the public routes (the liveness probe, the docs page's files) and the OAuth metadata
+      // answer without a credential; the MCP endpoint never does.
+      public: metadata || (!isMcp && this.#rest !== undefined && isPublicRoute(method, relative)),
       endpoint: () => this.#endpointUrl(url, base),
       target: isMcp ? this.#mcpRelative : relative,
     });

@@ -45,6 +45,7 @@ import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { restRefusal } from './answers.js';
 import { departureOf, textResponse } from './bodyText.js';
+import type { DocsPage } from './docs.js';
 import { buildOpenApi } from './openapi.js';
 import { json, problem, problemFromError } from './problem.js';
 import { completionRoutes } from './routes/completions.js';
@@ -74,6 +75,8 @@ export interface RestHost {
   readonly streams?: Shares;
   /** The MCP endpoint's path below the mount point, for the index's link. Default `/mcp`. */
   readonly mcpPath?: string;
+  /** The `/docs` page; without it (`docs: false`) its routes answer 404. */
+  readonly docs?: DocsPage;
   /** Live 2025-era HTTP sessions, which the HTTP handler holds. */
   readonly httpSessions?: () => number;
 }
@@ -329,6 +332,28 @@ export const ROUTES: Route[] = [
     summary: 'This API as OpenAPI 3.1',
     handler: (ctx, host) =>
       json(buildOpenApi(host, ROUTES, { url: ctx.url, visible: (name) => ctx.grant.canSee('tools', name) })),
+  },
+  {
+    method: 'GET',
+    path: '/docs',
+    // The page and its files hold nothing of the server's: the document they show needs a key.
+    public: true,
+    summary: 'An interactive reference of this API (Swagger UI, served locally)',
+    handler: (ctx, host) => {
+      if (!host.docs) throw new McpKitError('NOT_FOUND', 'The docs page is turned off');
+      const base = ctx.url.pathname.replace(/\/docs\/*$/, '');
+      return host.docs.page(base, host.info.title ?? host.info.name);
+    },
+  },
+  {
+    method: 'GET',
+    path: '/docs/:file',
+    public: true,
+    summary: 'A file of the docs page (its script and style sheet)',
+    handler: (ctx, host) => {
+      if (!host.docs) throw new McpKitError('NOT_FOUND', 'The docs page is turned off');
+      return host.docs.asset(ctx.params.file ?? '', ctx.request.headers.get('if-none-match'));
+    },
   },
   {
     method: 'GET',
@@ -718,6 +743,24 @@ export function matchRoute(
     allowed.push(route.method);
   }
   return { params: {}, allowed };
+}
+
+/**
+ * Whether `relative` (the path below the mount point, still encoded) is a route anyone may reach
+ * without a credential: the table's `public` routes (`GET /health`, the `/docs` page and its files).
+ *
+ * @example
+ * ```ts
+ * isPublicRoute('GET', '/health'); // true
+ * isPublicRoute('GET', '/tools'); // false
+ * ```
+ */
+export function isPublicRoute(method: string, relative: string): boolean {
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  const segments = relative.split('/').slice(1);
+  if (segments.at(-1) === '' && segments.length > 1) segments.pop();
+  const { route } = matchRoute(method, segments);
+  return route !== undefined && 'public' in route;
 }
 
 /** How large a request body may be, and how long it may take to arrive (the HTTP options). */

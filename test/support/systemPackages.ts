@@ -13,7 +13,7 @@ export interface SystemProgram {
 
 /** Every program the suite needs. Add an entry here, never an `apt-get` call in a test file. */
 export const SYSTEM_PROGRAMS: readonly SystemProgram[] = [
-  // test/browser-completions.test.ts drives it through playwright-core
+  // test/browser-completions.test.ts and test/docs-page.test.ts drive it through playwright-core.
   { command: 'chromium', debianPackage: 'chromium' },
 ];
 
