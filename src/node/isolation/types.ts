@@ -3,7 +3,7 @@
  * its own module, run in a worker thread or a child process) receives.
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
-import type { CallOrigin, ToolDefinition, ToolReturn } from '../../catalog/tools.js';
+import type { CallOrigin, ClientLog, ToolDefinition, ToolReturn } from '../../catalog/tools.js';
 import type { InferSchema, SchemaInput } from '../../schema.js';
 import type { CallerIdentity } from '../../types.js';
 
@@ -57,13 +57,8 @@ export type IsolatedToolDefinition<TInput extends SchemaInput | undefined = Sche
   isolate?: IsolateOptions;
 };
 
-/** MCP logging to the calling client, from an isolated handler. */
-export interface IsolatedClientLog {
-  debug(data: unknown, logger?: string): Promise<void>;
-  info(data: unknown, logger?: string): Promise<void>;
-  warning(data: unknown, logger?: string): Promise<void>;
-  error(data: unknown, logger?: string): Promise<void>;
-}
+/** MCP logging to the calling client, from an isolated handler: the same as a tool's own. */
+export type IsolatedClientLog = ClientLog;
 
 /** The server's log, from an isolated handler (`console.*` in the worker goes there too). */
 export interface IsolatedLogger {
