@@ -198,6 +198,7 @@ export {
   createMcpServer,
   type McpKitServer,
 } from './server.js';
+export type { SharedState, SharedStateContext } from './state/shared.js';
 export {
   isTaskContinuation,
   runAsTask,

@@ -29,6 +29,7 @@ import { createLogger } from './logger.js';
 import type { OutboundPolicy } from './net/outbound.js';
 import { TOOLS_VIEW, visibleItems } from './policy/permissions.js';
 import { Policy } from './policy/policy.js';
+import type { RateLimitOptions } from './policy/rateLimit.js';
 import type { CatalogEvents } from './protocol/session.js';
 import type { CreateMcpServerOptions } from './server.js';
 import { TaskManager } from './tasks/manager.js';
@@ -99,6 +100,13 @@ export function buildServices(options: CreateMcpServerOptions): Services {
   return { ...foundation, ...catalogs, ...execution, ...delegation };
 }
 
+/** The `rateLimit` option, with a shared state's store where the option names none. */
+function rateLimitOption(options: CreateMcpServerOptions): RateLimitOptions | false | undefined {
+  const { rateLimit, state } = options;
+  if (rateLimit === false || !state?.rateLimits || rateLimit?.store) return rateLimit;
+  return { ...rateLimit, store: state.rateLimits };
+}
+
 function buildFoundation(options: CreateMcpServerOptions): Foundation {
   const env = loadEnvConfig();
   const logLevel = options.logLevel ?? env.logLevel ?? 'info';
@@ -124,13 +132,20 @@ function buildFoundation(options: CreateMcpServerOptions): Foundation {
       ...(options.auth && { auth: options.auth }),
       ...(options.roles && { roles: options.roles }),
       ...(options.rules && { rules: options.rules }),
-      ...(options.rateLimit !== undefined && { rateLimit: options.rateLimit }),
+      ...(rateLimitOption(options) && { rateLimit: rateLimitOption(options) }),
       ...(options.audit && { audit: options.audit }),
     },
     env.rateLimitPerMinute,
     logger,
   );
   const startedAt = Date.now();
+  const health = new HealthChecks(startedAt);
+  const { state } = options;
+  if (state) {
+    state.attach?.({ logger });
+    const healthy = state.healthy?.bind(state);
+    if (healthy) health.register(`state:${state.name}`, () => ({ ok: healthy(), detail: state.name }));
+  }
   return {
     info: {
       name: options.name ?? 'mcpkit',
@@ -142,7 +157,7 @@ function buildFoundation(options: CreateMcpServerOptions): Foundation {
     logger,
     logs,
     metrics: new MetricsRegistry(),
-    health: new HealthChecks(startedAt),
+    health,
     tracing: options.tracing === undefined ? globalTracing : new Tracing(options.tracing),
     startedAt,
     events: new EventEmitter<CatalogEvents>(),

@@ -10,6 +10,7 @@ import * as fastify from '../src/adapters/fastify.js';
 import * as hono from '../src/adapters/hono.js';
 import * as root from '../src/index.js';
 import * as node from '../src/node/index.js';
+import * as redis from '../src/redis/index.js';
 import * as testing from '../src/testing/index.js';
 import * as unstable from '../src/unstable.js';
 
@@ -76,6 +77,7 @@ const PINNED: Record<string, { module: object; values: string[] }> = {
   'mcpkit/express': { module: express, values: ['mcpkitExpress'] },
   'mcpkit/fastify': { module: fastify, values: ['mcpkitFastify'] },
   'mcpkit/hono': { module: hono, values: ['mcpkitHono'] },
+  'mcpkit/redis': { module: redis, values: ['createRedisRateLimitStore', 'redisState'] },
   'mcpkit/unstable': {
     module: unstable,
     values: [

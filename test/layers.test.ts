@@ -84,6 +84,11 @@ describe('the layering lint', () => {
     ['adapters-use-the-contract', 'src/adapters/hono.ts', '../http/handler.js', 'src/http/handler.ts'],
     ['adapters-use-the-contract', 'src/adapters/express.ts', '../policy/refusal.js', 'src/policy/refusal.ts'],
     ['adapters-name-only-server-types', 'src/adapters/fastify.ts', '../server.js', 'src/server.ts'],
+    ['redis-is-a-leaf-over-services', 'src/redis/index.ts', '../http/handler.js', 'src/http/handler.ts'],
+    ['redis-is-a-leaf-over-services', 'src/redis/index.ts', '../server.js', 'src/server.ts'],
+    ['nothing-imports-redis', 'src/services.ts', './redis/index.js', 'src/redis/index.ts'],
+    ['nothing-imports-redis', 'src/node/listen.ts', '../redis/rateLimits.js', 'src/redis/rateLimits.ts'],
+    ['services-not-doors', 'src/state/shared.ts', '../http/handler.js', 'src/http/handler.ts'],
   ])('%s: reports %s importing %s', async (rule, importer, specifier, to) => {
     const found = await violations(tree(importer, [specifier]));
     expect(found).toContainEqual({ rule, from: importer, to });
@@ -104,6 +109,7 @@ describe('the layering lint', () => {
     ['src/tasks/manager.ts', ['../execution/executor.js']],
     ['src/adapters/express.ts', ['../node/bridge.js', '../core/refusal.js', './mount.js']],
     ['src/node/websocket.ts', ['../http/answers.js', '../protocol/fence.js', '../server.js']],
+    ['src/redis/index.ts', ['../state/shared.js', '../policy/rateLimit.js', './rateLimits.js']],
   ])('allows %s to import %j', async (importer, imports) => {
     expect(await violations(tree(importer, imports))).toEqual([]);
   });

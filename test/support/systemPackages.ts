@@ -12,7 +12,10 @@ export interface SystemProgram {
 }
 
 /** Every program the suite needs. Add an entry here, never an `apt-get` call in a test file. */
-export const SYSTEM_PROGRAMS: readonly SystemProgram[] = [];
+export const SYSTEM_PROGRAMS: readonly SystemProgram[] = [
+  // The shared-state suite (mcpkit/redis) runs against a real Redis, never a mock.
+  { command: 'redis-server', debianPackage: 'redis-server' },
+];
 
 /** The absolute path of `command` on PATH, or undefined. */
 export function whichProgram(command: string): string | undefined {

@@ -1,0 +1,43 @@
+/**
+ * The seam through which several mcpkit processes share state. Each piece of state mcpkit keeps has
+ * an interface of its own, implemented in memory by default; a `SharedState` supplies shared
+ * implementations of some of them (mcpkit/redis supplies one over Redis). A piece it leaves out stays
+ * in memory, per process.
+ */
+
+import type { RateLimitStore } from '../policy/rateLimit.js';
+import type { Logger } from '../types.js';
+
+/** What `createMcpServer` hands a shared state when it adopts it. */
+export interface SharedStateContext {
+  /** The server's logger: a shared state reports its outages and recoveries here. */
+  logger: Logger;
+}
+
+/**
+ * Shared implementations of mcpkit's state seams, passed as `createMcpServer({ state })`.
+ *
+ * Today one seam is shared: `rateLimits` (token buckets, so a limit holds once across every node).
+ * A `rateLimit.store` given explicitly wins over it.
+ *
+ * @example
+ * ```ts
+ * import { createMcpServer, createMemoryRateLimitStore, type SharedState } from 'mcpkit';
+ *
+ * // The in-memory store behind the interface: what every process uses when no state is given.
+ * const state: SharedState = { name: 'memory', rateLimits: createMemoryRateLimitStore() };
+ * const server = createMcpServer({ state, rateLimit: { execute: 60 } });
+ * ```
+ */
+export interface SharedState {
+  /** A short name for logs and `/health` (`redis`). */
+  readonly name: string;
+  /** Token buckets shared by every node. */
+  readonly rateLimits?: RateLimitStore;
+  /** Called once by `createMcpServer` before any request. */
+  attach?(context: SharedStateContext): void;
+  /** Whether the shared store answers now; `/health` reports it. */
+  healthy?(): boolean;
+  /** Called by the server's `close()`: releases what the state opened (connections, timers). */
+  close?(): Promise<void>;
+}

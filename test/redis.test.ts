@@ -1,0 +1,235 @@
+/**
+ * mcpkit/redis against a real redis-server: the shared rate-limit store keeps the memory store's
+ * semantics, is atomic across clients, holds one limit across two nodes on every door, and answers a
+ * retryable 503 while Redis is down, recovering by itself once it is back.
+ */
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Redis } from 'ioredis';
+import { createMcpServer, createMemoryRateLimitStore, type McpKitServer, type RateLimitStore } from 'mcpkit';
+import { type Listening, listen } from 'mcpkit/node';
+import { createRedisRateLimitStore, type RedisState, redisState } from 'mcpkit/redis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { type RedisServer, startRedis } from './support/redisServer.js';
+
+let redis: RedisServer;
+let prefixes = 0;
+/** A fresh key prefix, so no test sees another's buckets. */
+const freshPrefix = () => `t${process.pid}-${++prefixes}:`;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!().catch(() => {});
+});
+
+function client(): Redis {
+  const c = new Redis(redis.url, { lazyConnect: false });
+  cleanups.push(() => c.quit());
+  return c;
+}
+
+const RULE = { limit: 3, windowMs: 60_000 };
+
+describe.each([
+  ['memory', () => createMemoryRateLimitStore()],
+  ['redis', () => createRedisRateLimitStore(client(), { prefix: freshPrefix() })],
+] as [string, () => RateLimitStore][])('the %s rate-limit store', (_name, make) => {
+  it('spends a full bucket, then refuses with the time until one token is back', async () => {
+    const store = make();
+    const now = Date.now();
+    const decisions = [];
+    for (let i = 0; i < 4; i++) decisions.push(await store.take('execute:key:a', RULE, now));
+    expect(decisions.slice(0, 3).map((d) => [d.allowed, d.remaining, d.retryAfterMs])).toEqual([
+      [true, 2, 0],
+      [true, 1, 0],
+      [true, 0, 0],
+    ]);
+    const refused = decisions[3]!;
+    expect(refused.allowed).toBe(false);
+    expect(refused.remaining).toBe(0);
+    // One token comes back every 20 s; a few ms may have passed on the store's clock.
+    expect(refused.retryAfterMs).toBeGreaterThan(19_000);
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(20_000);
+    expect(refused.resetMs).toBeGreaterThan(59_000);
+    expect(refused.resetMs).toBeLessThanOrEqual(60_000);
+  });
+
+  it('keeps keys apart, whatever bytes they hold', async () => {
+    const store = make();
+    const now = Date.now();
+    for (let i = 0; i < 3; i++) await store.take('execute:key:a', RULE, now);
+    expect((await store.take('execute:key:a', RULE, now)).allowed).toBe(false);
+    for (const other of ['execute:key:b', 'execute:key:a\0', 'execute:key:a\r\nFLUSHALL', 'execute:key:ä']) {
+      expect((await store.take(other, RULE, now)).allowed).toBe(true);
+    }
+  });
+});
+
+describe('createRedisRateLimitStore', () => {
+  it('is atomic: 60 racing takes from three clients on a bucket of 10 admit exactly 10', async () => {
+    const prefix = freshPrefix();
+    const stores = [client(), client(), client()].map((c) => createRedisRateLimitStore(c, { prefix }));
+    const rule = { limit: 10, windowMs: 3_600_000 };
+    const decisions = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => stores[i % 3]!.take('execute:ip:1', rule, 0)),
+    );
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
+  });
+
+  it('takes its clock from Redis, not from the caller', async () => {
+    const store = createRedisRateLimitStore(client(), { prefix: freshPrefix() });
+    for (let i = 0; i < 3; i++) await store.take('k', RULE, 0);
+    // A node whose clock is an hour ahead gets no refill out of it.
+    expect((await store.take('k', RULE, Date.now() + 3_600_000)).allowed).toBe(false);
+  });
+
+  it('lets an idle bucket expire, so idle callers cost Redis no memory', async () => {
+    const c = client();
+    const prefix = freshPrefix();
+    const store = createRedisRateLimitStore(c, { prefix });
+    await store.take('k', { limit: 2, windowMs: 1000 }, 0);
+    const ttl = await c.pttl(`${prefix}rl:k`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(1500);
+  });
+});
+
+describe('redisState', () => {
+  it('refuses a bad url with a TypeError that never echoes it', () => {
+    expect(() => redisState({ url: 'http://user:hunter2@example.com' })).toThrow(TypeError);
+    expect(() => redisState({ url: 'http://user:hunter2@example.com' })).toThrow(/redis:\/\//);
+    let message = '';
+    try {
+      redisState({ url: 'not a url :hunter2' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/not a valid URL/);
+    expect(message).not.toContain('hunter2');
+    expect(() => redisState({ url: redis.url, commandTimeoutMs: 0 })).toThrow(/commandTimeoutMs/);
+    expect(() => redisState({ url: redis.url, prefix: 'a\r\nb' })).toThrow(/prefix/);
+  });
+
+  it('reads MCP_REDIS_URL when no url is given', async () => {
+    const before = process.env.MCP_REDIS_URL;
+    process.env.MCP_REDIS_URL = redis.url;
+    try {
+      const state = redisState({ prefix: freshPrefix() });
+      cleanups.push(() => state.close!());
+      await state.ready();
+      expect(await state.client.ping()).toBe('PONG');
+    } finally {
+      if (before === undefined) delete process.env.MCP_REDIS_URL;
+      else process.env.MCP_REDIS_URL = before;
+    }
+    expect(() => redisState()).toThrow(/MCP_REDIS_URL/);
+  });
+});
+
+interface Node {
+  server: McpKitServer;
+  listening: Listening;
+  state: RedisState;
+}
+
+/** One mcpkit node with its own server, port and Redis connection, sharing `prefix`. */
+async function startNode(prefix: string): Promise<Node> {
+  const state = redisState({ url: redis.url, prefix, commandTimeoutMs: 500 });
+  const server = createMcpServer({ state, rateLimit: { execute: { limit: 4, windowMs: 3_600_000 } } });
+  server.tools.register({
+    name: 'echo',
+    inputSchema: { text: z.string() },
+    handler: async ({ text }) => text,
+  });
+  const listening = await listen(server, { port: 0, websocket: false });
+  cleanups.push(async () => {
+    await listening.close();
+    await server.close();
+  });
+  await state.ready();
+  return { server, listening, state };
+}
+
+function execute(node: Node, text: string): Promise<Response> {
+  return fetch(`${node.listening.url}/tools/echo/execute`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ arguments: { text } }),
+  });
+}
+
+async function mcpClient(node: Node): Promise<Client> {
+  const c = new Client({ name: 'redis-test', version: '0.0.0' });
+  await c.connect(new StreamableHTTPClientTransport(new URL(`${node.listening.url}/mcp`)));
+  cleanups.push(() => c.close());
+  return c;
+}
+
+describe('two nodes sharing Redis', () => {
+  it('enforce one limit across both, on REST and /mcp, with the same headers', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const b = await startNode(prefix);
+    const first = await execute(a, 'one');
+    expect(first.status).toBe(200);
+    // One token of four an hour is back in 900 s (the memory store's arithmetic, rounded up).
+    expect(first.headers.get('ratelimit')).toMatch(/^"execute";r=3;t=90[01]$/);
+    expect((await execute(b, 'two')).status).toBe(200);
+    const overMcp = await mcpClient(a);
+    expect(await overMcp.callTool({ name: 'echo', arguments: { text: 'three' } })).toMatchObject({
+      content: [{ type: 'text', text: 'three' }],
+    });
+    expect((await execute(b, 'four')).headers.get('ratelimit')).toMatch(/^"execute";r=0;t=\d+$/);
+    // Four spent across the two nodes: the fifth is refused on either.
+    const refused = await execute(a, 'five');
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('ratelimit-policy')).toBe('"execute";q=4;w=3600');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(800);
+    const overB = await mcpClient(b);
+    await expect(overB.callTool({ name: 'echo', arguments: { text: 'six' } })).rejects.toMatchObject({
+      code: -32029,
+    });
+  });
+
+  it('answer a retryable 503 while Redis is down, never crash, and recover by themselves', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const b = await startNode(prefix);
+    const overMcp = await mcpClient(b);
+    expect((await execute(a, 'before')).status).toBe(200);
+    await redis.stop();
+    try {
+      const down = await execute(a, 'while down');
+      expect(down.status).toBe(503);
+      expect(down.headers.get('retry-after')).toBe('1');
+      const body = JSON.stringify(await down.json());
+      expect(body).toMatch(/rate limiter is unavailable/);
+      expect(body).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|at .*\.ts/);
+      await expect(overMcp.callTool({ name: 'echo', arguments: { text: 'x' } })).rejects.toMatchObject({
+        code: -32019,
+      });
+      const health = await fetch(`${b.listening.url}/health`);
+      expect(health.status).toBe(503);
+      expect(JSON.stringify(await health.json())).toContain('state:redis');
+      // Reads and routes that need no shared state still answer.
+      expect((await fetch(`${a.listening.url}/tools`)).status).toBe(200);
+    } finally {
+      await redis.start();
+    }
+    // Recovery: the clients reconnect on their own (within about a second of backoff).
+    for (const node of [a, b]) {
+      await expect.poll(() => node.state.healthy!(), { timeout: 5000, interval: 50 }).toBe(true);
+    }
+    expect((await execute(a, 'after')).status).toBe(200);
+    expect(await overMcp.callTool({ name: 'echo', arguments: { text: 'again' } })).toMatchObject({
+      content: [{ type: 'text', text: 'again' }],
+    });
+    expect((await fetch(`${b.listening.url}/health`)).status).toBe(200);
+  });
+});
