@@ -32,6 +32,7 @@ import { Policy } from './policy/policy.js';
 import type { RateLimitOptions } from './policy/rateLimit.js';
 import type { CatalogEvents } from './protocol/session.js';
 import type { CreateMcpServerOptions } from './server.js';
+import type { CatalogChange, ChangeBus } from './state/shared.js';
 import { TaskManager } from './tasks/manager.js';
 import { HealthChecks } from './telemetry/health.js';
 import { LogRing, teeLogger } from './telemetry/logs.js';
@@ -200,7 +201,45 @@ function buildCatalogs(
     onChange: () => events.emit('promptsChanged'),
     observe: observe('prompt'),
   });
+  if (options.state?.changes) shareChanges(options.state.changes, { events, resources, cache });
   return { tools, resources, prompts };
+}
+
+/**
+ * Publishes this node's catalog changes on the shared bus, and replays the other nodes' here: on the
+ * local bus (so sessions of every transport and 2026-07-28 listen streams hear them) and, for an
+ * updated resource, through `notifyUpdated` (its subscribers, its cached read).
+ */
+function shareChanges(
+  bus: ChangeBus,
+  {
+    events,
+    resources,
+    cache,
+  }: { events: EventEmitter<CatalogEvents>; resources: ResourceCatalog; cache: ResourceCache },
+): void {
+  let replaying = false;
+  const publish = (change: CatalogChange) => {
+    if (!replaying) bus.publish(change);
+  };
+  events.on('toolsChanged', () => publish({ kind: 'tools' }));
+  events.on('resourcesChanged', () => publish({ kind: 'resources' }));
+  events.on('promptsChanged', () => publish({ kind: 'prompts' }));
+  events.on('resourceUpdated', (uri) => publish({ kind: 'resourceUpdated', uri }));
+  const replay = (change: CatalogChange) => {
+    replaying = true;
+    try {
+      if (change.kind === 'resourceUpdated') resources.notifyUpdated(change.uri);
+      else events.emit(`${change.kind}Changed`);
+    } finally {
+      replaying = false;
+    }
+  };
+  bus.subscribe(replay, () => {
+    // Changes may have been missed while the bus was down: clients list again, cached reads go.
+    cache.clear();
+    for (const kind of ['tools', 'resources', 'prompts'] as const) replay({ kind });
+  });
 }
 
 function buildExecution(

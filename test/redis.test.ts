@@ -147,6 +147,13 @@ async function startNode(prefix: string): Promise<Node> {
     inputSchema: { text: z.string() },
     handler: async ({ text }) => text,
   });
+  let reads = 0;
+  server.resources.register({
+    uri: 'config://app',
+    name: 'app config',
+    ttlMs: 3_600_000,
+    read: () => `read ${++reads}`,
+  });
   const listening = await listen(server, { port: 0, websocket: false });
   cleanups.push(async () => {
     await listening.close();
@@ -154,6 +161,33 @@ async function startNode(prefix: string): Promise<Node> {
   });
   await state.ready();
   return { server, listening, state };
+}
+
+/** A promise of the next notification `method` on `c`, and a count of every one so far. */
+function notifications(c: Client, method: string): { next(): Promise<unknown>; count(): number } {
+  let seen = 0;
+  let waiting: ((value: unknown) => void) | undefined;
+  c.setNotificationHandler(method as 'notifications/tools/list_changed', (n: unknown) => {
+    seen++;
+    waiting?.(n);
+    waiting = undefined;
+  });
+  return {
+    next: () => new Promise((resolve) => (waiting = resolve)),
+    count: () => seen,
+  };
+}
+
+/**
+ * Resolves once every client hears a prompts list_changed made on `node`: their notification streams
+ * (the GET stream of a 2025-era session opens after `initialize`) are up, and the bus carries.
+ */
+async function streamsOpen(node: Node, clients: Client[]): Promise<void> {
+  const heard = clients.map((c) => notifications(c, 'notifications/prompts/list_changed'));
+  for (let i = 0; heard.some((h) => h.count() === 0); i++) {
+    node.server.prompts.register({ name: `warm-up-${i}`, messages: [{ role: 'user', content: 'hi' }] });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 function execute(node: Node, text: string): Promise<Response> {
@@ -231,5 +265,59 @@ describe('two nodes sharing Redis', () => {
       content: [{ type: 'text', text: 'again' }],
     });
     expect((await fetch(`${b.listening.url}/health`)).status).toBe(200);
+  });
+});
+
+describe('catalog changes across nodes', () => {
+  it("reach a subscriber on node A when a resource is updated on node B, and drop A's cached read", async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const b = await startNode(prefix);
+    const onA = await mcpClient(a);
+    const first = await onA.readResource({ uri: 'config://app' });
+    expect(first.contents[0]).toMatchObject({ text: 'read 1' });
+    // Cached on A: a second read does not call the reader.
+    expect((await onA.readResource({ uri: 'config://app' })).contents[0]).toMatchObject({ text: 'read 1' });
+    await streamsOpen(b, [onA]);
+    const updated = notifications(onA, 'notifications/resources/updated');
+    await onA.subscribeResource({ uri: 'config://app' });
+    const heard = updated.next();
+    b.server.resources.notifyUpdated('config://app');
+    expect(await heard).toMatchObject({ params: { uri: 'config://app' } });
+    expect((await onA.readResource({ uri: 'config://app' })).contents[0]).toMatchObject({ text: 'read 2' });
+  });
+
+  it("send list_changed to clients of every node, once, and never echo a node's own change back", async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const b = await startNode(prefix);
+    const onA = await mcpClient(a);
+    const onB = await mcpClient(b);
+    await streamsOpen(b, [onA, onB]);
+    const toolsOnA = notifications(onA, 'notifications/tools/list_changed');
+    const toolsOnB = notifications(onB, 'notifications/tools/list_changed');
+    const heardA = toolsOnA.next();
+    const heardB = toolsOnB.next();
+    b.server.tools.register({ name: 'added-on-b', handler: async () => 'b' });
+    await Promise.all([heardA, heardB]);
+    // A ping round trip on each node: anything still in flight has arrived by now.
+    const later = toolsOnA.next();
+    a.server.tools.register({ name: 'added-on-a', handler: async () => 'a' });
+    await later;
+    await Promise.all([onA.ping(), onB.ping()]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect([toolsOnA.count(), toolsOnB.count()]).toEqual([2, 2]);
+  });
+
+  it('tell every client to list again after Redis comes back, as changes may have been missed', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const onA = await mcpClient(a);
+    await streamsOpen(a, [onA]);
+    const prompts = notifications(onA, 'notifications/prompts/list_changed');
+    const resynced = prompts.next();
+    await redis.stop();
+    await redis.start();
+    expect(await resynced).toMatchObject({ method: 'notifications/prompts/list_changed' });
   });
 });

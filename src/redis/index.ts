@@ -4,6 +4,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { SharedState, SharedStateContext } from '../state/shared.js';
+import { createRedisChangeBus } from './changes.js';
 import { createRedisRateLimitStore } from './rateLimits.js';
 
 export { createRedisRateLimitStore } from './rateLimits.js';
@@ -65,8 +66,10 @@ function clientFor(url: string, commandTimeoutMs: number): Redis {
 }
 
 /**
- * Shared state over Redis: pass it as `createMcpServer({ state })` on every node. Rate limits then
- * hold once across all nodes (one atomic Lua script per request, on Redis's clock). While Redis is
+ * Shared state over Redis: pass it as `createMcpServer({ state })` on every node (one state per
+ * server). Rate limits then hold once across all nodes (one atomic Lua script per request, on
+ * Redis's clock), and catalog changes (`list_changed`, `resources/updated`) reach the clients of
+ * every node through pub/sub. While Redis is
  * unreachable, requests that need it are refused with 503 and `Retry-After` (JSON-RPC `-32019`); the
  * client reconnects by itself.
  *
@@ -132,10 +135,20 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
   const before = async () => {
     if (!everReady) await firstReady;
   };
+  // Subscribing needs a connection of its own; it queues its SUBSCRIBE until connected.
+  const subscriber = client.duplicate({ enableOfflineQueue: true });
+  subscriber.on('error', () => {
+    // Reported once through the main client's listener; reconnection is ioredis's own.
+  });
+  const changes = createRedisChangeBus(client, subscriber, {
+    prefix,
+    onDropped: (reason) => logger?.debug({ reason }, 'catalog change not shared with other nodes'),
+  });
   return {
     name: 'redis',
     client,
     rateLimits: createRedisRateLimitStore(client, { prefix, before }),
+    changes,
     ready: () => firstReady,
     attach(context) {
       logger = context.logger;
@@ -143,6 +156,7 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
     healthy: () => client.status === 'ready',
     async close() {
       closed = true;
+      subscriber.disconnect();
       if (!owned) return;
       try {
         await client.quit();

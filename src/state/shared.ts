@@ -8,6 +8,24 @@
 import type { RateLimitStore } from '../policy/rateLimit.js';
 import type { Logger } from '../types.js';
 
+/**
+ * One change to the catalog, as nodes tell each other: a list changed, or one resource's content.
+ */
+export type CatalogChange =
+  | { readonly kind: 'tools' | 'resources' | 'prompts' }
+  | { readonly kind: 'resourceUpdated'; readonly uri: string };
+
+/**
+ * Catalog changes between nodes. `publish` tells every other node (a node never hears its own
+ * changes back); `subscribe` hears the others'. Delivery is at most once: a change published while
+ * the bus is down is lost, and the bus calls `onResync` when it is back so the node can tell its
+ * clients to list again.
+ */
+export interface ChangeBus {
+  publish(change: CatalogChange): void;
+  subscribe(listener: (change: CatalogChange) => void, onResync?: () => void): () => void;
+}
+
 /** What `createMcpServer` hands a shared state when it adopts it. */
 export interface SharedStateContext {
   /** The server's logger: a shared state reports its outages and recoveries here. */
@@ -17,8 +35,8 @@ export interface SharedStateContext {
 /**
  * Shared implementations of mcpkit's state seams, passed as `createMcpServer({ state })`.
  *
- * Today one seam is shared: `rateLimits` (token buckets, so a limit holds once across every node).
- * A `rateLimit.store` given explicitly wins over it.
+ * Two seams are shared: `rateLimits` (token buckets, so a limit holds once across every node; a
+ * `rateLimit.store` given explicitly wins over it) and `changes` (catalog notifications).
  *
  * @example
  * ```ts
@@ -34,6 +52,12 @@ export interface SharedState {
   readonly name: string;
   /** Token buckets shared by every node. */
   readonly rateLimits?: RateLimitStore;
+  /**
+   * Catalog changes fanned out to every node: `list_changed` and `resources/updated` reach the
+   * subscribers on every node and every transport, and each node drops its cached read of an updated
+   * resource.
+   */
+  readonly changes?: ChangeBus;
   /** Called once by `createMcpServer` before any request. */
   attach?(context: SharedStateContext): void;
   /** Whether the shared store answers now; `/health` reports it. */
