@@ -10,7 +10,9 @@ import { type Listening, listen } from 'mcpkit/node';
 import { createRedisRateLimitStore, type RedisState, redisState } from 'mcpkit/redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { messagesOf, postMcp } from './fixtures.js';
 import { type RedisServer, startRedis } from './support/redisServer.js';
+import { rawPeer } from './websocketHelpers.js';
 
 let redis: RedisServer;
 let prefixes = 0;
@@ -139,9 +141,17 @@ interface Node {
 }
 
 /** One mcpkit node with its own server, port and Redis connection, sharing `prefix`. */
-async function startNode(prefix: string): Promise<Node> {
+async function startNode(
+  prefix: string,
+  options: { stateless?: boolean; websocket?: boolean } = {},
+): Promise<Node> {
   const state = redisState({ url: redis.url, prefix, commandTimeoutMs: 500 });
-  const server = createMcpServer({ state, rateLimit: { execute: { limit: 4, windowMs: 3_600_000 } } });
+  const server = createMcpServer({
+    state,
+    logLevel: 'silent',
+    rateLimit: { execute: { limit: 4, windowMs: 3_600_000 } },
+    ...(options.stateless && { http: { stateless: true } }),
+  });
   server.tools.register({
     name: 'echo',
     inputSchema: { text: z.string() },
@@ -154,7 +164,7 @@ async function startNode(prefix: string): Promise<Node> {
     ttlMs: 3_600_000,
     read: () => `read ${++reads}`,
   });
-  const listening = await listen(server, { port: 0, websocket: false });
+  const listening = await listen(server, { port: 0, websocket: options.websocket ?? false });
   cleanups.push(async () => {
     await listening.close();
     await server.close();
@@ -268,6 +278,34 @@ describe('two nodes sharing Redis', () => {
   });
 });
 
+describe('http.stateless behind a round-robin balancer', () => {
+  it('needs no affinity: requests alternate between nodes without a session, and the limit holds once', async () => {
+    const prefix = freshPrefix();
+    const nodes = [
+      await startNode(prefix, { stateless: true }),
+      await startNode(prefix, { stateless: true }),
+    ];
+    const answers = [];
+    for (let i = 0; i < 6; i++) {
+      const node = nodes[i % 2]!;
+      const res = await postMcp(
+        `${node.listening.url}/mcp`,
+        {
+          jsonrpc: '2.0',
+          id: i,
+          method: 'tools/call',
+          params: { name: 'echo', arguments: { text: `n${i}` } },
+        },
+        { 'mcp-protocol-version': '2025-06-18' },
+      );
+      expect(res.headers.get('mcp-session-id')).toBeNull();
+      answers.push((await messagesOf(res))[0]);
+    }
+    expect(answers.slice(0, 4).map((a) => a.result?.content?.[0]?.text)).toEqual(['n0', 'n1', 'n2', 'n3']);
+    expect(answers.slice(4).map((a) => a.error?.code)).toEqual([-32029, -32029]);
+  });
+});
+
 describe('catalog changes across nodes', () => {
   it("reach a subscriber on node A when a resource is updated on node B, and drop A's cached read", async () => {
     const prefix = freshPrefix();
@@ -285,6 +323,18 @@ describe('catalog changes across nodes', () => {
     b.server.resources.notifyUpdated('config://app');
     expect(await heard).toMatchObject({ params: { uri: 'config://app' } });
     expect((await onA.readResource({ uri: 'config://app' })).contents[0]).toMatchObject({ text: 'read 2' });
+  });
+
+  it('reach a WebSocket subscriber on node A when a resource is updated on node B', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix, { websocket: true });
+    const b = await startNode(prefix);
+    const peer = await rawPeer(`${a.listening.url.replace(/^http/, 'ws')}/mcp`);
+    cleanups.push(async () => peer.socket.close());
+    expect(await peer.request('resources/subscribe', { uri: 'config://app' })).toMatchObject({ result: {} });
+    const heard = peer.next((m) => m.method === 'notifications/resources/updated');
+    b.server.resources.notifyUpdated('config://app');
+    expect(await heard).toMatchObject({ params: { uri: 'config://app' } });
   });
 
   it("send list_changed to clients of every node, once, and never echo a node's own change back", async () => {
