@@ -14,7 +14,8 @@
  * integrations, capacity (servers in child processes under autocannon: MCP over HTTP in three modes
  * beside the bare SDK v2 and a raw node:http endpoint, REST on every mount beside a bare route, and
  * the same MCP servers at 512 connections), scale (10,000 tools registered and listed in fresh child
- * processes, mcpkit beside the bare SDK v2), websocket, policy.
+ * processes, mcpkit beside the bare SDK v2), websocket, policy, redis (rate-limit buckets in memory
+ * beside mcpkit/redis on a local redis-server).
  */
 import { performance } from 'node:perf_hooks';
 import { measureCapacity, measureOverload, renderCapacity, renderOverload } from './capacity.js';
@@ -24,6 +25,7 @@ import { measureIntegrations, renderIntegrations } from './integrations.js';
 import { canForceGc, median, sample, settle, throughput } from './measure.js';
 import { measureOperations, renderOperations } from './operations.js';
 import { measurePolicy, renderPolicy } from './policy.js';
+import { measureRedis, renderRedis } from './redis.js';
 import {
   type ListRow,
   machineInfo,
@@ -58,6 +60,7 @@ const MODULES = [
   'scale',
   'websocket',
   'policy',
+  'redis',
 ] as const;
 type Module = (typeof MODULES)[number];
 
@@ -270,6 +273,10 @@ async function main(): Promise<void> {
       })
     : undefined;
 
+  const redisFigures = runs('redis')
+    ? await measureRedis(log, { rounds: THROUGHPUT_ROUNDS, durationMs: DURATION_MS, warmupMs: WARMUP_MS })
+    : undefined;
+
   const blocks = [
     runs('core')
       ? renderSection(
@@ -297,6 +304,7 @@ async function main(): Promise<void> {
     scaleFigures && renderScale(scaleFigures),
     websocketFigures && renderWebSocket(websocketFigures),
     policyFigures && renderPolicy(policyFigures),
+    redisFigures && renderRedis(redisFigures),
   ];
   const section = blocks.filter((block): block is string => block !== undefined).join('\n\n');
   process.stdout.write(`\n${section}\n`);
