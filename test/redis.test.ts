@@ -278,6 +278,36 @@ describe('two nodes sharing Redis', () => {
   });
 });
 
+describe('a node started while Redis is down', () => {
+  it('answers 503 after a bounded wait, then serves once Redis is up, without a restart', async () => {
+    await redis.stop();
+    let node: Node | undefined;
+    try {
+      const state = redisState({ url: redis.url, prefix: freshPrefix() });
+      const server = createMcpServer({ logLevel: 'silent', state, rateLimit: { execute: 100 } });
+      server.tools.register({
+        name: 'echo',
+        inputSchema: { text: z.string() },
+        handler: async ({ text }) => text,
+      });
+      const listening = await listen(server, { port: 0, websocket: false });
+      node = { server, listening, state };
+      cleanups.push(async () => {
+        await listening.close();
+        await server.close();
+      });
+      await expect(state.ready()).rejects.toThrow(/did not become ready/);
+      const early = await execute(node, 'early');
+      expect(early.status).toBe(503);
+      expect(early.headers.get('retry-after')).toBe('1');
+    } finally {
+      await redis.start();
+    }
+    await expect.poll(() => node!.state.healthy!(), { timeout: 5000, interval: 50 }).toBe(true);
+    expect((await execute(node!, 'later')).status).toBe(200);
+  });
+});
+
 describe('http.stateless behind a round-robin balancer', () => {
   it('needs no affinity: requests alternate between nodes without a session, and the limit holds once', async () => {
     const prefix = freshPrefix();

@@ -108,32 +108,39 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
       'redis unreachable; requests needing shared state get 503',
     );
   });
+  let everReady = client.status === 'ready';
   client.on('ready', () => {
+    everReady = true;
     if (down) logger?.info('redis reachable again');
     down = false;
   });
-  const firstReady =
-    client.status === 'ready'
-      ? Promise.resolve()
-      : new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(
-            () => reject(new Error('redis did not become ready in time')),
-            CONNECT_TIMEOUT_MS,
-          );
-          timer.unref?.();
-          client.once('ready', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-  firstReady.catch(() => {});
-  let everReady = client.status === 'ready';
-  void firstReady.then(() => {
-    everReady = true;
-  });
-  // Before the first connection, a request waits for it (bounded); afterwards it never waits.
+  /** Resolves on the first `ready`, or after the connect timeout, whichever comes first. */
+  const firstReadyOrTimeout = () =>
+    new Promise<boolean>((resolve) => {
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        client.off('ready', onReady);
+        resolve(false);
+      }, CONNECT_TIMEOUT_MS);
+      timer.unref?.();
+      client.once('ready', onReady);
+    });
+  let pending: Promise<boolean> | undefined;
+  let gaveUp = false;
+  // Before the first connection a request waits for it (one shared, bounded wait); once connected,
+  // or once that wait timed out, nothing waits: a node that started while Redis was down answers 503
+  // at once and recovers like any other.
   const before = async () => {
-    if (!everReady) await firstReady;
+    if (everReady || gaveUp) return;
+    pending ??= firstReadyOrTimeout().then((ready) => {
+      gaveUp = !ready;
+      pending = undefined;
+      return ready;
+    });
+    await pending;
   };
   // Subscribing needs a connection of its own; it queues its SUBSCRIBE until connected.
   const subscriber = client.duplicate({ enableOfflineQueue: true });
@@ -149,7 +156,10 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
     client,
     rateLimits: createRedisRateLimitStore(client, { prefix, before }),
     changes,
-    ready: () => firstReady,
+    async ready() {
+      if (everReady) return;
+      if (!(await firstReadyOrTimeout()) && !everReady) throw new Error('redis did not become ready in time');
+    },
     attach(context) {
       logger = context.logger;
     },
