@@ -1,7 +1,11 @@
 /**
  * mcpkit/redis against a real redis-server: the shared rate-limit store keeps the memory store's
  * semantics, is atomic across clients, holds one limit across two nodes on every door, and answers a
- * retryable 503 while Redis is down, recovering by itself once it is back.
+ * retryable 503 while Redis is down, recovering by itself once it is back; catalog changes reach the
+ * clients of every node.
+ *
+ * Size: over 400 lines because it is one suite over one Redis server and one set of node helpers;
+ * split, each part would start its own redis-server and repeat the helpers.
  */
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Redis } from 'ioredis';
@@ -387,6 +391,38 @@ describe('catalog changes across nodes', () => {
     await Promise.all([onA.ping(), onB.ping()]);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect([toolsOnA.count(), toolsOnB.count()]).toEqual([2, 2]);
+  });
+
+  it('ignore malformed, oversized and forged messages on the channel, and keep serving', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const b = await startNode(prefix);
+    const onA = await mcpClient(a);
+    await streamsOpen(b, [onA]);
+    const updated = notifications(onA, 'notifications/resources/updated');
+    await onA.subscribeResource({ uri: 'config://app' });
+    const raw = client();
+    const channel = `${prefix}changes`;
+    for (const junk of [
+      'not json',
+      'null',
+      '[]',
+      JSON.stringify({ node: 'x', kind: 'resourceUpdated' }),
+      JSON.stringify({ node: 'x', kind: 'resourceUpdated', uri: 42 }),
+      JSON.stringify({ node: 'x', kind: '__proto__' }),
+      JSON.stringify({ kind: 'resourceUpdated', uri: 'config://app' }),
+      JSON.stringify({ node: 'x', kind: 'resourceUpdated', uri: 'config://app', pad: 'x'.repeat(70_000) }),
+      '{"node":"x","kind":"resourceUpdated","uri":"config://app"'.padEnd(200_000, ' '),
+    ]) {
+      await raw.publish(channel, junk);
+    }
+    const heard = updated.next();
+    b.server.resources.notifyUpdated('config://app');
+    expect(await heard).toMatchObject({ params: { uri: 'config://app' } });
+    await onA.ping();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Only the real change arrived: none of the junk made a notification.
+    expect(updated.count()).toBe(1);
   });
 
   it('tell every client to list again after Redis comes back, as changes may have been missed', async () => {
