@@ -10,6 +10,8 @@
  *   http/       the fetch handler, REST routes, HTTP session transports
  *   server.ts   the composition root
  *   node/, testing/   the Node doors and the test helpers
+ *   redis/      mcpkit/redis: shared implementations of the state seams (state/) over ioredis; it
+ *               stands on services and core only, and nothing in src/ imports it
  *   adapters/   Express, Fastify, Hono: only the public server contract
  *
  * A layer may import what is below it and never what is above it. Type-only imports count.
@@ -17,7 +19,7 @@
 
 /** Every service-layer module (the "core code"), by path below the repository root. */
 const SERVICES =
-  '^src/(catalog|execution|integrations|completions|tasks|providers|telemetry|policy|net)/' +
+  '^src/(catalog|execution|integrations|completions|tasks|providers|telemetry|policy|net|state)/' +
   '|^src/(schema|config|logger|types|declarative)\\.ts$';
 /** The doors and everything above them: what no service imports. */
 const DOORS_AND_ABOVE =
@@ -81,6 +83,18 @@ module.exports = {
       'The composition root (server.ts, and services.ts that it builds on) imports no entry of its own: not node/, adapters/, testing/, index.ts or unstable.ts.',
       '^src/(server|services)\\.ts$',
       '^src/(node|adapters|testing)/|^src/(index|unstable)\\.ts$',
+    ),
+    forbid(
+      'redis-is-a-leaf-over-services',
+      'redis/ (the mcpkit/redis entry) implements the state seams: it imports core/, state/, policy/ and the service types, never a door or the composition root.',
+      '^src/redis/',
+      '^src/(protocol|http|node|adapters|testing)/|^src/(server|services|index|unstable)\\.ts$',
+    ),
+    forbid(
+      'nothing-imports-redis',
+      'Only the mcpkit/redis entry loads ioredis: nothing else in src/ imports redis/, so the root stays free of it.',
+      '^src/(?!redis/)',
+      '^src/redis/',
     ),
     forbid(
       'node-not-adapters',

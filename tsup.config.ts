@@ -11,9 +11,10 @@ export default defineConfig({
     express: 'src/adapters/express.ts',
     fastify: 'src/adapters/fastify.ts',
     hono: 'src/adapters/hono.ts',
+    redis: 'src/redis/index.ts',
   },
-  // Optional peers (frameworks, ws, the SDK client of mcpkit/testing): never bundled.
-  external: ['express', 'fastify', 'hono', 'ws', '@modelcontextprotocol/client'],
+  // Optional peers (frameworks, ws, the SDK client of mcpkit/testing, ioredis): never bundled.
+  external: ['express', 'fastify', 'hono', 'ws', '@modelcontextprotocol/client', 'ioredis'],
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -13,6 +13,7 @@ export default defineConfig({
       { find: /^mcpkit\/express$/, replacement: r('./src/adapters/express.ts') },
       { find: /^mcpkit\/fastify$/, replacement: r('./src/adapters/fastify.ts') },
       { find: /^mcpkit\/hono$/, replacement: r('./src/adapters/hono.ts') },
+      { find: /^mcpkit\/redis$/, replacement: r('./src/redis/index.ts') },
       { find: /^mcpkit$/, replacement: r('./src/index.ts') },
     ],
   },

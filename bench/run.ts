@@ -15,7 +15,8 @@
  * beside the bare SDK v2 and a raw node:http endpoint, REST on every mount beside a bare route, and
  * the same MCP servers at 512 connections), scale (10,000 tools registered and listed in fresh child
  * processes, mcpkit beside the bare SDK v2), websocket, policy, isolation (tool isolation's cost
- * per call, a pool's start, and the server's answers while every worker burns CPU).
+ * per call, a pool's start, and the server's answers while every worker burns CPU), redis (rate-limit
+ * buckets in memory beside mcpkit/redis on a local redis-server).
  */
 import { performance } from 'node:perf_hooks';
 import { measureCapacity, measureOverload, renderCapacity, renderOverload } from './capacity.js';
@@ -27,6 +28,7 @@ import { measureIsolation, renderIsolation } from './isolation.js';
 import { canForceGc, median, sample, settle, throughput } from './measure.js';
 import { measureOperations, renderOperations } from './operations.js';
 import { measurePolicy, renderPolicy } from './policy.js';
+import { measureRedis, renderRedis } from './redis.js';
 import {
   type ListRow,
   machineInfo,
@@ -63,6 +65,7 @@ const MODULES = [
   'websocket',
   'policy',
   'isolation',
+  'redis',
 ] as const;
 type Module = (typeof MODULES)[number];
 
@@ -277,6 +280,9 @@ async function main(): Promise<void> {
     : undefined;
 
   const isolationFigures = runs('isolation') ? await measureIsolation(log, QUICK) : undefined;
+  const redisFigures = runs('redis')
+    ? await measureRedis(log, { rounds: THROUGHPUT_ROUNDS, durationMs: DURATION_MS, warmupMs: WARMUP_MS })
+    : undefined;
 
   const blocks = [
     runs('core')
@@ -307,6 +313,7 @@ async function main(): Promise<void> {
     websocketFigures && renderWebSocket(websocketFigures),
     policyFigures && renderPolicy(policyFigures),
     isolationFigures && renderIsolation(isolationFigures),
+    redisFigures && renderRedis(redisFigures),
   ];
   const section = blocks.filter((block): block is string => block !== undefined).join('\n\n');
   process.stdout.write(`\n${section}\n`);

@@ -72,6 +72,7 @@ const ENTRIES = {
   'mcpkit/express': 'src/adapters/express.ts',
   'mcpkit/fastify': 'src/adapters/fastify.ts',
   'mcpkit/hono': 'src/adapters/hono.ts',
+  'mcpkit/redis': 'src/redis/index.ts',
 };
 
 /** Every name an entry exports, under its exported name: name → its entry, and whether it is a type. */

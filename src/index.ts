@@ -205,6 +205,7 @@ export {
   createMcpServer,
   type McpKitServer,
 } from './server.js';
+export type { CatalogChange, ChangeBus, SharedState, SharedStateContext } from './state/shared.js';
 export {
   isTaskContinuation,
   runAsTask,

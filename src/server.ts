@@ -25,6 +25,7 @@ import type { RateLimitOptions } from './policy/rateLimit.js';
 import { type Connection, Connections, type ConnectOptions } from './protocol/connections.js';
 import { createSessionServer } from './protocol/session.js';
 import { buildServices, type Services } from './services.js';
+import type { SharedState } from './state/shared.js';
 import type { TaskManager, TaskOptions } from './tasks/manager.js';
 import type { HealthChecks } from './telemetry/health.js';
 import type { MetricsRegistry } from './telemetry/metrics.js';
@@ -165,6 +166,12 @@ export interface CreateMcpServerOptions {
    * none. `false` turns limits off even when `MCP_RATE_LIMIT` is set.
    */
   rateLimit?: RateLimitOptions | false;
+  /**
+   * State shared by several mcpkit processes (docs/scale-out.md), e.g. `redisState({ url })` from
+   * mcpkit/redis. Default: everything in this process's memory. A `rateLimit.store` given explicitly
+   * wins over the state's.
+   */
+  state?: SharedState;
   /** Audit sinks (`MemoryAuditSink`, `jsonLinesAuditSink`, or your own). Default: none. */
   audit?: { sinks?: AuditSink[] };
 }
@@ -353,6 +360,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       await Promise.all([http.close(), connections.close()]);
       await integrations.close();
       services.outbound.close();
+      await options.state?.close?.();
     },
   };
 }

@@ -29,8 +29,10 @@ import { createLogger, LOG_LEVEL_NAMES, toLogLevel } from './logger.js';
 import type { OutboundPolicy } from './net/outbound.js';
 import { TOOLS_VIEW, visibleItems } from './policy/permissions.js';
 import { Policy } from './policy/policy.js';
+import type { RateLimitOptions } from './policy/rateLimit.js';
 import type { CatalogEvents } from './protocol/session.js';
 import type { CreateMcpServerOptions } from './server.js';
+import type { CatalogChange, ChangeBus } from './state/shared.js';
 import { TaskManager } from './tasks/manager.js';
 import { HealthChecks } from './telemetry/health.js';
 import { LogRing, teeLogger } from './telemetry/logs.js';
@@ -99,6 +101,13 @@ export function buildServices(options: CreateMcpServerOptions): Services {
   return { ...foundation, ...catalogs, ...execution, ...delegation };
 }
 
+/** The `rateLimit` option, with a shared state's store where the option names none. */
+function rateLimitOption(options: CreateMcpServerOptions): RateLimitOptions | false | undefined {
+  const { rateLimit, state } = options;
+  if (rateLimit === false || !state?.rateLimits || rateLimit?.store) return rateLimit;
+  return { ...rateLimit, store: state.rateLimits };
+}
+
 function buildFoundation(options: CreateMcpServerOptions): Foundation {
   const env = loadEnvConfig();
   const logLevel = options.logLevel === undefined ? (env.logLevel ?? 'info') : toLogLevel(options.logLevel);
@@ -125,13 +134,20 @@ function buildFoundation(options: CreateMcpServerOptions): Foundation {
       ...(options.auth && { auth: options.auth }),
       ...(options.roles && { roles: options.roles }),
       ...(options.rules && { rules: options.rules }),
-      ...(options.rateLimit !== undefined && { rateLimit: options.rateLimit }),
+      ...(rateLimitOption(options) && { rateLimit: rateLimitOption(options) }),
       ...(options.audit && { audit: options.audit }),
     },
     env.rateLimitPerMinute,
     logger,
   );
   const startedAt = Date.now();
+  const health = new HealthChecks(startedAt);
+  const { state } = options;
+  if (state) {
+    state.attach?.({ logger });
+    const healthy = state.healthy?.bind(state);
+    if (healthy) health.register(`state:${state.name}`, () => ({ ok: healthy(), detail: state.name }));
+  }
   return {
     info: {
       name: options.name ?? 'mcpkit',
@@ -143,7 +159,7 @@ function buildFoundation(options: CreateMcpServerOptions): Foundation {
     logger,
     logs,
     metrics: new MetricsRegistry(),
-    health: new HealthChecks(startedAt),
+    health,
     tracing: options.tracing === undefined ? globalTracing : new Tracing(options.tracing),
     startedAt,
     events: new EventEmitter<CatalogEvents>(),
@@ -186,7 +202,45 @@ function buildCatalogs(
     onChange: () => events.emit('promptsChanged'),
     observe: observe('prompt'),
   });
+  if (options.state?.changes) shareChanges(options.state.changes, { events, resources, cache });
   return { tools, resources, prompts };
+}
+
+/**
+ * Publishes this node's catalog changes on the shared bus, and replays the other nodes' here: on the
+ * local bus (so sessions of every transport and 2026-07-28 listen streams hear them) and, for an
+ * updated resource, through `notifyUpdated` (its subscribers, its cached read).
+ */
+function shareChanges(
+  bus: ChangeBus,
+  {
+    events,
+    resources,
+    cache,
+  }: { events: EventEmitter<CatalogEvents>; resources: ResourceCatalog; cache: ResourceCache },
+): void {
+  let replaying = false;
+  const publish = (change: CatalogChange) => {
+    if (!replaying) bus.publish(change);
+  };
+  events.on('toolsChanged', () => publish({ kind: 'tools' }));
+  events.on('resourcesChanged', () => publish({ kind: 'resources' }));
+  events.on('promptsChanged', () => publish({ kind: 'prompts' }));
+  events.on('resourceUpdated', (uri) => publish({ kind: 'resourceUpdated', uri }));
+  const replay = (change: CatalogChange) => {
+    replaying = true;
+    try {
+      if (change.kind === 'resourceUpdated') resources.notifyUpdated(change.uri);
+      else events.emit(`${change.kind}Changed`);
+    } finally {
+      replaying = false;
+    }
+  };
+  bus.subscribe(replay, () => {
+    // Changes may have been missed while the bus was down: clients list again, cached reads go.
+    cache.clear();
+    for (const kind of ['tools', 'resources', 'prompts'] as const) replay({ kind });
+  });
 }
 
 function buildExecution(

@@ -11,6 +11,7 @@ import * as hono from '../src/adapters/hono.js';
 import * as client from '../src/client/index.js';
 import * as root from '../src/index.js';
 import * as node from '../src/node/index.js';
+import * as redis from '../src/redis/index.js';
 import * as testing from '../src/testing/index.js';
 import * as unstable from '../src/unstable.js';
 
@@ -95,6 +96,7 @@ const PINNED: Record<string, { module: object; values: string[] }> = {
   'mcpkit/express': { module: express, values: ['mcpkitExpress'] },
   'mcpkit/fastify': { module: fastify, values: ['mcpkitFastify'] },
   'mcpkit/hono': { module: hono, values: ['mcpkitHono'] },
+  'mcpkit/redis': { module: redis, values: ['createRedisRateLimitStore', 'redisState'] },
   'mcpkit/unstable': {
     module: unstable,
     values: [

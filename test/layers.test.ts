@@ -88,6 +88,11 @@ describe('the layering lint', () => {
     ['client-is-runtime-neutral', 'src/client/index.ts', 'node:fs', 'fs'],
     ['client-names-only-types', 'src/client/index.ts', '../completions/types.js', 'src/completions/types.ts'],
     ['client-is-a-leaf', 'src/node/websocket.ts', '../client/index.js', 'src/client/index.ts'],
+    ['redis-is-a-leaf-over-services', 'src/redis/index.ts', '../http/handler.js', 'src/http/handler.ts'],
+    ['redis-is-a-leaf-over-services', 'src/redis/index.ts', '../server.js', 'src/server.ts'],
+    ['nothing-imports-redis', 'src/services.ts', './redis/index.js', 'src/redis/index.ts'],
+    ['nothing-imports-redis', 'src/node/listen.ts', '../redis/rateLimits.js', 'src/redis/rateLimits.ts'],
+    ['services-not-doors', 'src/state/shared.ts', '../http/handler.js', 'src/http/handler.ts'],
   ])('%s: reports %s importing %s', async (rule, importer, specifier, to) => {
     const found = await violations(tree(importer, [specifier]));
     expect(found).toContainEqual({ rule, from: importer, to });
@@ -109,6 +114,7 @@ describe('the layering lint', () => {
     ['src/adapters/express.ts', ['../node/bridge.js', '../core/refusal.js', './mount.js']],
     ['src/adapters/fastify.ts', ['../node/bridge.js', '../node/pacer.js']],
     ['src/node/websocket.ts', ['../http/answers.js', '../protocol/fence.js', '../server.js']],
+    ['src/redis/index.ts', ['../state/shared.js', '../policy/rateLimit.js', './rateLimits.js']],
   ])('allows %s to import %j', async (importer, imports) => {
     expect(await violations(tree(importer, imports))).toEqual([]);
   });

@@ -94,7 +94,11 @@ export type Decision =
   | { readonly ok: false; readonly refusal: Refusal };
 
 const ADMITTED: Decision = Object.freeze({ ok: true });
-const STORE_DOWN = refuse('UNAVAILABLE', 'The rate limiter is unavailable; try again later');
+/** The rate store is out of reach (a shared store whose Redis is down): retryable, in a second. */
+const STORE_DOWN = refuse('UNAVAILABLE', 'The rate limiter is unavailable; try again later', {
+  headers: { 'retry-after': '1' },
+  data: { retryAfterSeconds: 1 },
+});
 
 /** Whatever pays for work done on a caller's behalf: `credit` tokens already paid are used first. */
 export interface CallMeter {

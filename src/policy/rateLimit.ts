@@ -27,11 +27,13 @@ export interface RateDecision {
 }
 
 /**
- * Where bucket state lives. `take` removes one token from the bucket `key` if it has one.
+ * Where bucket state lives. `take` removes one token from the bucket `key` if it has one; a store
+ * that rejects makes the request a 503 with `Retry-After`. `now` is the limiter's clock; a shared
+ * store may use its own (mcpkit/redis uses Redis's).
  *
  * @example
  * ```ts
- * // A store over Redis would run the same arithmetic in a Lua script, keyed by `key`.
+ * // In memory (the default); `createRedisRateLimitStore(client)` from mcpkit/redis shares one.
  * const store: RateLimitStore = createMemoryRateLimitStore();
  * ```
  */

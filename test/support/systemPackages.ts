@@ -15,6 +15,8 @@ export interface SystemProgram {
 export const SYSTEM_PROGRAMS: readonly SystemProgram[] = [
   // test/browser-completions.test.ts and test/docs-page.test.ts drive it through playwright-core.
   { command: 'chromium', debianPackage: 'chromium' },
+  // The shared-state suite (mcpkit/redis) runs against a real Redis, never a mock.
+  { command: 'redis-server', debianPackage: 'redis-server' },
 ];
 
 /** The absolute path of `command` on PATH, or undefined. */

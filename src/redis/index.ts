@@ -1,0 +1,178 @@
+/**
+ * mcpkit/redis: shared state over Redis for several mcpkit nodes behind one balancer
+ * (docs/scale-out.md). Node-only; `ioredis` is an optional peer dependency.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import type { SharedState, SharedStateContext } from '../state/shared.js';
+import { createRedisChangeBus } from './changes.js';
+import { createRedisRateLimitStore } from './rateLimits.js';
+
+export { createRedisRateLimitStore } from './rateLimits.js';
+
+/** Options of {@link redisState}. */
+export interface RedisStateOptions {
+  /** `redis://`, `rediss://` (TLS) or `unix://` URL. Default: the `MCP_REDIS_URL` environment variable. */
+  url?: string;
+  /**
+   * A client of your own (Sentinel, TLS options, …) instead of `url`. mcpkit leaves it open on
+   * `close()`. Give it `enableOfflineQueue: false` so requests fail fast while Redis is down.
+   */
+  client?: Redis;
+  /** Prefix of every key and channel, so several apps can share one Redis. Default `mcpkit:`. */
+  prefix?: string;
+  /** How long one command may take before the request gets a 503. Default 1000 ms. */
+  commandTimeoutMs?: number;
+}
+
+/** A {@link SharedState} over Redis, with the client it uses. */
+export interface RedisState extends SharedState {
+  /** The ioredis client. */
+  readonly client: Redis;
+  /** Resolves once the first connection is ready (rejects if it is not within the connect timeout). */
+  ready(): Promise<void>;
+}
+
+const CONNECT_TIMEOUT_MS = 2000;
+
+function checkedUrl(url: string | undefined): string {
+  if (url === undefined || url.trim() === '') {
+    throw new TypeError('redisState: give url (redis://host:port) or set MCP_REDIS_URL');
+  }
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    // Never echo the URL: it may hold a password.
+    throw new TypeError('redisState: url is not a valid URL (redis://, rediss:// or unix://)');
+  }
+  if (!['redis:', 'rediss:', 'unix:'].includes(protocol)) {
+    throw new TypeError(`redisState: url must use redis://, rediss:// or unix://, not ${protocol}//`);
+  }
+  return url;
+}
+
+function clientFor(url: string, commandTimeoutMs: number): Redis {
+  const options: RedisOptions = {
+    // While Redis is down a command fails at once (the request gets a 503) instead of queueing.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    // Reconnect forever, backing off to one attempt a second.
+    retryStrategy: (times) => Math.min(times * 100, 1000),
+  };
+  if (url.startsWith('unix:')) return new Redis({ ...options, path: new URL(url).pathname });
+  return new Redis(url, options);
+}
+
+/**
+ * Shared state over Redis: pass it as `createMcpServer({ state })` on every node (one state per
+ * server). Rate limits then hold once across all nodes (one atomic Lua script per request, on
+ * Redis's clock), and catalog changes (`list_changed`, `resources/updated`) reach the clients of
+ * every node through pub/sub. While Redis is
+ * unreachable, requests that need it are refused with 503 and `Retry-After` (JSON-RPC `-32019`); the
+ * client reconnects by itself.
+ *
+ * @example
+ * ```ts
+ * import { createMcpServer } from 'mcpkit';
+ * import { redisState } from 'mcpkit/redis';
+ *
+ * const server = createMcpServer({
+ *   state: redisState({ url: 'redis://127.0.0.1:6379' }),
+ *   rateLimit: { execute: 600 },
+ * });
+ * ```
+ */
+export function redisState(options: RedisStateOptions = {}): RedisState {
+  const commandTimeoutMs = options.commandTimeoutMs ?? 1000;
+  if (!(Number.isInteger(commandTimeoutMs) && commandTimeoutMs > 0)) {
+    throw new TypeError('redisState: commandTimeoutMs must be a positive whole number of milliseconds');
+  }
+  const prefix = options.prefix ?? 'mcpkit:';
+  if (typeof prefix !== 'string' || /[\0\r\n]/.test(prefix)) {
+    throw new TypeError('redisState: prefix must be a string without NUL, CR or LF');
+  }
+  const owned = options.client === undefined;
+  const client =
+    options.client ?? clientFor(checkedUrl(options.url ?? process.env.MCP_REDIS_URL), commandTimeoutMs);
+  let logger: SharedStateContext['logger'] | undefined;
+  let down = false;
+  let closed = false;
+  client.on('error', (error: Error) => {
+    // Without a listener ioredis prints every failed attempt; report an outage once.
+    if (down || closed) return;
+    down = true;
+    logger?.warn(
+      { err: { message: error.message } },
+      'redis unreachable; requests needing shared state get 503',
+    );
+  });
+  let everReady = client.status === 'ready';
+  client.on('ready', () => {
+    everReady = true;
+    if (down) logger?.info('redis reachable again');
+    down = false;
+  });
+  /** Resolves on the first `ready`, or after the connect timeout, whichever comes first. */
+  const firstReadyOrTimeout = () =>
+    new Promise<boolean>((resolve) => {
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        client.off('ready', onReady);
+        resolve(false);
+      }, CONNECT_TIMEOUT_MS);
+      timer.unref?.();
+      client.once('ready', onReady);
+    });
+  let pending: Promise<boolean> | undefined;
+  let gaveUp = false;
+  // Before the first connection a request waits for it (one shared, bounded wait); once connected,
+  // or once that wait timed out, nothing waits: a node that started while Redis was down answers 503
+  // at once and recovers like any other.
+  const before = async () => {
+    if (everReady || gaveUp) return;
+    pending ??= firstReadyOrTimeout().then((ready) => {
+      gaveUp = !ready;
+      pending = undefined;
+      return ready;
+    });
+    await pending;
+  };
+  // Subscribing needs a connection of its own; it queues its SUBSCRIBE until connected.
+  const subscriber = client.duplicate({ enableOfflineQueue: true });
+  subscriber.on('error', () => {
+    // Reported once through the main client's listener; reconnection is ioredis's own.
+  });
+  const changes = createRedisChangeBus(client, subscriber, {
+    prefix,
+    onDropped: (reason) => logger?.debug({ reason }, 'catalog change not shared with other nodes'),
+  });
+  return {
+    name: 'redis',
+    client,
+    rateLimits: createRedisRateLimitStore(client, { prefix, before }),
+    changes,
+    async ready() {
+      if (everReady) return;
+      if (!(await firstReadyOrTimeout()) && !everReady) throw new Error('redis did not become ready in time');
+    },
+    attach(context) {
+      logger = context.logger;
+    },
+    healthy: () => client.status === 'ready',
+    async close() {
+      closed = true;
+      subscriber.disconnect();
+      if (!owned) return;
+      try {
+        await client.quit();
+      } catch {
+        client.disconnect();
+      }
+    },
+  };
+}

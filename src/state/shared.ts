@@ -1,0 +1,67 @@
+/**
+ * The seam through which several mcpkit processes share state. Each piece of state mcpkit keeps has
+ * an interface of its own, implemented in memory by default; a `SharedState` supplies shared
+ * implementations of some of them (mcpkit/redis supplies one over Redis). A piece it leaves out stays
+ * in memory, per process.
+ */
+
+import type { RateLimitStore } from '../policy/rateLimit.js';
+import type { Logger } from '../types.js';
+
+/**
+ * One change to the catalog, as nodes tell each other: a list changed, or one resource's content.
+ */
+export type CatalogChange =
+  | { readonly kind: 'tools' | 'resources' | 'prompts' }
+  | { readonly kind: 'resourceUpdated'; readonly uri: string };
+
+/**
+ * Catalog changes between nodes. `publish` tells every other node (a node never hears its own
+ * changes back); `subscribe` hears the others'. Delivery is at most once: a change published while
+ * the bus is down is lost, and the bus calls `onResync` when it is back so the node can tell its
+ * clients to list again.
+ */
+export interface ChangeBus {
+  publish(change: CatalogChange): void;
+  subscribe(listener: (change: CatalogChange) => void, onResync?: () => void): () => void;
+}
+
+/** What `createMcpServer` hands a shared state when it adopts it. */
+export interface SharedStateContext {
+  /** The server's logger: a shared state reports its outages and recoveries here. */
+  logger: Logger;
+}
+
+/**
+ * Shared implementations of mcpkit's state seams, passed as `createMcpServer({ state })`.
+ *
+ * Two seams are shared: `rateLimits` (token buckets, so a limit holds once across every node; a
+ * `rateLimit.store` given explicitly wins over it) and `changes` (catalog notifications).
+ *
+ * @example
+ * ```ts
+ * import { createMcpServer, createMemoryRateLimitStore, type SharedState } from 'mcpkit';
+ *
+ * // The in-memory store behind the interface: what every process uses when no state is given.
+ * const state: SharedState = { name: 'memory', rateLimits: createMemoryRateLimitStore() };
+ * const server = createMcpServer({ state, rateLimit: { execute: 60 } });
+ * ```
+ */
+export interface SharedState {
+  /** A short name for logs and `/health` (`redis`). */
+  readonly name: string;
+  /** Token buckets shared by every node. */
+  readonly rateLimits?: RateLimitStore;
+  /**
+   * Catalog changes fanned out to every node: `list_changed` and `resources/updated` reach the
+   * subscribers on every node and every transport, and each node drops its cached read of an updated
+   * resource.
+   */
+  readonly changes?: ChangeBus;
+  /** Called once by `createMcpServer` before any request. */
+  attach?(context: SharedStateContext): void;
+  /** Whether the shared store answers now; `/health` reports it. */
+  healthy?(): boolean;
+  /** Called by the server's `close()`: releases what the state opened (connections, timers). */
+  close?(): Promise<void>;
+}
