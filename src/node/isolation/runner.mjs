@@ -60,13 +60,20 @@ function linkOf(task) {
   } else {
     post = (message) => process.send(message);
   }
-  return {
-    send: (message) => sendTo(post, { mcpkit: 1, ...message }),
+  const link = {
+    /** Whether its call still runs: a context kept past its call's end sends nothing more. */
+    open: true,
+    send: (message) => {
+      // A child process has one channel for every call: a late message would reach the call that
+      // runs next, another caller's. A worker's port is closed by then, but the rule is the same.
+      if (link.open) sendTo(post, { mcpkit: 1, ...message });
+    },
     receive: (message) => {
       for (const listener of listeners) listener(message);
     },
     listen: (listener) => listeners.add(listener),
   };
+  return link;
 }
 
 /** `process.exit` inside a tool ends its worker; the main thread is told which limit was hit first. */
@@ -177,6 +184,10 @@ function contextOf(task, link, controller) {
       return Promise.resolve();
     },
     callTool(name, args) {
+      if (!link.open) {
+        const ended = new Error('This call of the tool has ended: its ctx.callTool can no longer be used');
+        return Promise.reject(Object.assign(ended, { code: 'UNAVAILABLE' }));
+      }
       const id = ++nextId;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
@@ -254,5 +265,6 @@ export default async function runIsolatedCall(task) {
     // The port stays open: the main thread closes it once it has the answer (a close it did not
     // make means the worker died).
     if (current === link) current = undefined;
+    link.open = false;
   }
 }
