@@ -44,4 +44,63 @@ describe("a finished call's context", () => {
       }
     });
   }
+
+  for (const level of ['worker', 'process'] as IsolationLevel[]) {
+    it(`never hands the next call the answer of a nested call it left running (${level})`, async () => {
+      const server = createMcpServer({ logLevel: 'silent' });
+      const isolation = createIsolation({ maxWorkers: 1 });
+      const gates = new Map<string, () => void>();
+      const started = new Map<string, Promise<void>>();
+      const arrived = new Map<string, () => void>();
+      for (const id of ['alice', 'bob']) started.set(id, new Promise((resolve) => arrived.set(id, resolve)));
+      server.tools.register({
+        name: 'gated',
+        handler: async (_args, ctx) => {
+          const id = String(ctx.caller?.id);
+          await new Promise<void>((resolve) => {
+            gates.set(id, resolve);
+            arrived.get(id)!();
+          });
+          return `secret of ${id}`;
+        },
+      });
+      server.tools.register(
+        isolation.tool(TOOLS, {
+          name: 'leave',
+          inputSchema: { name: z.string() },
+          isolate: { level, export: 'leave' },
+        }),
+      );
+      server.tools.register(
+        isolation.tool(TOOLS, {
+          name: 'nested',
+          inputSchema: { name: z.string(), args: z.record(z.string(), z.unknown()) },
+          isolate: { level, export: 'nested' },
+        }),
+      );
+      try {
+        const left = await server.executor.execute('leave', { name: 'gated' }, { caller: { id: 'alice' } });
+        expect(left.isError).toBeUndefined();
+        await started.get('alice');
+        const bobs = server.executor.execute(
+          'nested',
+          { name: 'gated', args: {} },
+          { caller: { id: 'bob' } },
+        );
+        await started.get('bob');
+        gates.get('alice')!();
+        // Alice's nested call has answered; let its answer travel before bob's is released.
+        await new Promise((resolve) => setImmediate(resolve));
+        gates.get('bob')!();
+        const result = await bobs;
+        expect(JSON.stringify(result)).not.toContain('secret of alice');
+        expect(result.structuredContent).toMatchObject({
+          inner: { content: [{ type: 'text', text: 'secret of bob' }] },
+        });
+      } finally {
+        await server.close();
+        await isolation.close();
+      }
+    });
+  }
 });

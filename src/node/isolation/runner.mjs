@@ -142,8 +142,10 @@ async function handlerOf(module, exportName) {
   return handler;
 }
 
+/** Ids of nested calls, unique in the worker: an answer meant for one call never matches another's. */
+let nextCallId = 0;
+
 function contextOf(task, link, controller) {
-  let nextId = 0;
   const pending = new Map();
   link.listen((message) => {
     if (message.type === 'abort') controller.abort(new Error(message.reason ?? 'The call was cancelled'));
@@ -188,7 +190,7 @@ function contextOf(task, link, controller) {
         const ended = new Error('This call of the tool has ended: its ctx.callTool can no longer be used');
         return Promise.reject(Object.assign(ended, { code: 'UNAVAILABLE' }));
       }
-      const id = ++nextId;
+      const id = ++nextCallId;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
         link.send({ type: 'call', id, name, args: args ?? {} });
