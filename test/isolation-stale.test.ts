@@ -4,6 +4,7 @@
  */
 import { createMcpServer } from 'mcpkit';
 import { createIsolation, type IsolationLevel } from 'mcpkit/node';
+import { errorCodeOf } from 'mcpkit/unstable';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 
@@ -97,6 +98,31 @@ describe("a finished call's context", () => {
         expect(result.structuredContent).toMatchObject({
           inner: { content: [{ type: 'text', text: 'secret of bob' }] },
         });
+      } finally {
+        await server.close();
+        await isolation.close();
+      }
+    });
+  }
+
+  for (const level of ['worker', 'process'] as IsolationLevel[]) {
+    it(`counts binary data against maxResultBytes, not only the result's JSON (${level})`, async () => {
+      const server = createMcpServer({ logLevel: 'silent' });
+      const isolation = createIsolation({ maxWorkers: 1 });
+      server.tools.register(
+        isolation.tool(TOOLS, {
+          name: 'binary',
+          inputSchema: { bytes: z.number(), as: z.string().optional() },
+          isolate: { level, export: 'binary', maxResultBytes: 64 * 1024 },
+        }),
+      );
+      try {
+        const small = await server.executor.execute('binary', { bytes: 1024 });
+        expect(small.isError).toBeUndefined();
+        for (const as of ['buffer', 'map']) {
+          const big = await server.executor.execute('binary', { bytes: 8 * 1024 * 1024, as });
+          expect(errorCodeOf(big)).toBe('PAYLOAD_TOO_LARGE');
+        }
       } finally {
         await server.close();
         await isolation.close();

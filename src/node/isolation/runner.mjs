@@ -8,6 +8,7 @@
  * its signal. What the handler returns is checked here, before it leaves: it must be cloneable and
  * its JSON at most `maxResultBytes` long.
  */
+import { serialize } from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
 
 const inProcess = isMainThread;
@@ -221,13 +222,19 @@ function safeIssues(issues) {
   }
 }
 
-/** Checks a result before it leaves: cloneable, and its JSON within the byte limit. */
+/**
+ * Checks a result before it leaves: cloneable, and within the byte limit both as JSON (what goes on
+ * the wire) and as the copy that crosses to the main thread (binary data, a `Map`, whose JSON is `{}`).
+ */
 function checked(value, maxResultBytes) {
+  let copied;
   try {
-    structuredClone(value);
+    // The structured clone's own serializer: what the copy out of the worker will cost, in bytes.
+    copied = serialize(value).byteLength;
   } catch (error) {
     return { ok: false, fault: 'uncloneable', message: String(error?.message ?? error).split('\n')[0] };
   }
+  if (copied > maxResultBytes) return { ok: false, fault: 'result-too-large', bytes: copied };
   let text;
   try {
     text = value === undefined ? '' : JSON.stringify(value);
