@@ -129,4 +129,37 @@ describe("a finished call's context", () => {
       }
     });
   }
+
+  for (const level of ['worker', 'process'] as IsolationLevel[]) {
+    it(`counts binary data in logs against the call's message budget (${level})`, async () => {
+      const server = createMcpServer({ logLevel: 'silent' });
+      const isolation = createIsolation({ maxWorkers: 1 });
+      server.tools.register(
+        isolation.tool(TOOLS, {
+          name: 'binaryLogs',
+          inputSchema: { count: z.number(), bytes: z.number() },
+          isolate: { level, export: 'binaryLogs' },
+        }),
+      );
+      let received = 0;
+      const keep = async (data: unknown) => {
+        received += data instanceof ArrayBuffer ? data.byteLength : 0;
+      };
+      const log = { debug: keep, info: keep, warning: keep, error: keep };
+      try {
+        const result = await server.executor.execute(
+          'binaryLogs',
+          { count: 16, bytes: 512 * 1024 },
+          { log: log as never },
+        );
+        expect(result.isError).toBeUndefined();
+        // The budget is 1 MiB of messages per call: 8 MiB were sent, at most 1 MiB crossed.
+        expect(received).toBeGreaterThan(0);
+        expect(received).toBeLessThanOrEqual(1024 * 1024);
+      } finally {
+        await server.close();
+        await isolation.close();
+      }
+    });
+  }
 });

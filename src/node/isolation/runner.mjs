@@ -49,8 +49,23 @@ function sendTo(post, message) {
   }
 }
 
+/** What one call's progress and log messages may cost, copies included (the main thread's budget). */
+const MESSAGE_BUDGET_BYTES = 1024 * 1024;
+const BUDGETED = new Set(['progress', 'log', 'logger']);
+
+/** The bytes a message's copy costs, or 0 when it cannot be copied (it then goes as text). */
+function copyBytes(message) {
+  try {
+    return serialize(message).byteLength;
+  } catch {
+    return 0;
+  }
+}
+
 function linkOf(task) {
   const listeners = new Set();
+  /** What is left of the call's message budget: the main thread counts JSON, blind to binary data. */
+  let budget = MESSAGE_BUDGET_BYTES;
   let post;
   if (task.port) {
     const port = task.port;
@@ -67,7 +82,14 @@ function linkOf(task) {
     send: (message) => {
       // A child process has one channel for every call: a late message would reach the call that
       // runs next, another caller's. A worker's port is closed by then, but the rule is the same.
-      if (link.open) sendTo(post, { mcpkit: 1, ...message });
+      if (!link.open) return;
+      if (BUDGETED.has(message.type)) {
+        if (budget <= 0) return;
+        budget -= copyBytes(message);
+        // Past the budget nothing more is sent (the main thread's warning comes from its own count).
+        if (budget < 0) return;
+      }
+      sendTo(post, { mcpkit: 1, ...message });
     },
     receive: (message) => {
       for (const listener of listeners) listener(message);
