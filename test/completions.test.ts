@@ -345,3 +345,36 @@ describe('integrations as model configuration', () => {
     ).rejects.toThrow(/not found/);
   });
 });
+
+describe('maxRunning', () => {
+  const talk = (url: string) => ({
+    model: { provider: 'openai' as const, model: 'm', baseUrl: `${url}/v1` },
+    messages: [{ role: 'user' as const, content: 'talk' }],
+  });
+
+  it('holds when starts arrive together, while each still awaits its model (regression)', async () => {
+    model = await createModelServer({ turns: [{ text: 'x'.repeat(40), chunkDelayMs: 20 }], chunkSize: 1 });
+    server = createMcpServer({ logLevel: 'silent', outbound: LOOPBACK, completions: { maxRunning: 1 } });
+    const settled = await Promise.allSettled(
+      [1, 2, 3].map(() => server!.completions.start(talk(model!.url))),
+    );
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
+    for (const s of settled.slice(1)) expect((s as PromiseRejectedResult).reason.code).toBe('BUSY');
+    expect(server.completions.list().filter((job) => job.status === 'running')).toHaveLength(1);
+    const first = (settled[0] as PromiseFulfilledResult<{ cancel(): void; done: Promise<unknown> }>).value;
+    first.cancel();
+    await first.done;
+  });
+
+  it('gives back the place of a start refused before its job began', async () => {
+    model = await createModelServer({ turns: [{ text: 'ok' }] });
+    server = createMcpServer({ logLevel: 'silent', outbound: LOOPBACK, completions: { maxRunning: 1 } });
+    for (let i = 0; i < 3; i++) {
+      await expect(
+        server.completions.start({ ...talk(model.url), model: { provider: 'nope', model: 'm' } } as never),
+      ).rejects.toThrow();
+    }
+    const job = await server.completions.run(talk(model.url));
+    expect(job.status).toBe('succeeded');
+  });
+});

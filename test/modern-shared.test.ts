@@ -164,6 +164,21 @@ const CASES: Record<string, Call> = {
     name: 'fixture://none',
     params: { uri: 'fixture://none', _meta: envelope() },
   },
+  'a fractional id (regression: the shared server served it)': {
+    method: 'tools/call',
+    name: 'echo',
+    id: 1.5,
+    params: { name: 'echo', arguments: { text: 'f' }, _meta: envelope() },
+  },
+  'an object as progress token (regression: the shared server never answered)': {
+    method: 'tools/call',
+    name: 'progressive',
+    params: {
+      name: 'progressive',
+      arguments: { text: 'p' },
+      _meta: { ...envelope(), progressToken: { a: 1 } },
+    },
+  },
   'a string id': {
     method: 'tools/call',
     name: 'echo',

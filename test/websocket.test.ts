@@ -351,6 +351,24 @@ describe('messages', () => {
     expect(response.result.structuredContent).toEqual({ sum: 3 });
   });
 
+  it('answers requests the SDK would drop unanswered with -32600, and keeps their slots free (regression)', async () => {
+    const { url } = await start({ websocket: { maxInFlight: 2 } });
+    const peer = await rawPeer(url);
+    cleanups.push(() => peer.socket.terminate());
+    const invalid = [
+      { id: 2.5, params: { name: 'add', arguments: { a: 1, b: 2 } } },
+      { id: 'p', params: { name: 'add', arguments: { a: 1, b: 2 }, _meta: { progressToken: { a: 1 } } } },
+      { id: 'q', params: ['add'] },
+    ];
+    for (const { id, params } of invalid) {
+      const answered = peer.next((m) => m.id === id);
+      peer.send({ jsonrpc: '2.0', id, method: 'tools/call', params });
+      expect(await answered).toMatchObject({ jsonrpc: '2.0', id, error: { code: -32600 } });
+    }
+    const response = await peer.request('tools/call', { name: 'add', arguments: { a: 1, b: 2 } });
+    expect(response.result.structuredContent).toEqual({ sum: 3 });
+  });
+
   it('closes with 1003 on a binary frame', async () => {
     const { url } = await start();
     const peer = await rawPeer(url);

@@ -60,17 +60,27 @@ export class JobTable {
     return this.#running;
   }
 
-  /** Makes room for a new job: forgets expired ones, and refuses with `BUSY` when too many run. */
+  /**
+   * Makes room for a new job: forgets expired ones, refuses with `BUSY` when too many run, and holds
+   * a place for it at once (starts awaiting their model at the same time must not all pass the cap).
+   * The place is the job's once {@link add}ed; a start that fails before that gives it back with
+   * {@link release}.
+   */
   admit(): void {
     this.prune();
     const max = this.#options.maxRunning;
     if (this.#running >= max) throw new McpKitError('BUSY', `${max} completions are running already`);
+    this.#running++;
   }
 
-  /** Adds a running job. */
+  /** Gives back the place {@link admit} held for a start that failed before its job was added. */
+  release(): void {
+    this.#running--;
+  }
+
+  /** Adds a running job, in the place {@link admit} held for it. */
   add(job: Job): void {
     this.#jobs.set(job.snapshot.id, job);
-    this.#running++;
   }
 
   /**

@@ -95,15 +95,14 @@ export class CompletionManager {
     if (typeof request !== 'object' || request === null)
       throw new McpKitError('INVALID_ARGUMENT', 'The request must be an object');
     this.#jobs.admit();
-    const config = await this.#resolveModel(request, options);
-    const provider = this.#providers.of(config);
-    const maxSteps = checkMaxSteps(request.maxSteps, this.#maxSteps);
-    const listed = this.#host.tools.list();
-    // The model is offered only what the caller could run itself.
-    const visible =
-      options.caller && this.#host.visibleTools ? this.#host.visibleTools(listed, options.caller) : listed;
-    const tools = selectTools(visible, request.tools);
-    const messages = await initialMessages(request, options, this.#host);
+    let prepared: Omit<CompletionRun, 'job' | 'request' | 'options' | 'emit'>;
+    try {
+      prepared = await this.#prepare(request, options);
+    } catch (error) {
+      this.#jobs.release();
+      throw error;
+    }
+    const { provider, config, tools, messages, maxSteps } = prepared;
 
     const job = this.#newJob(config, options);
     const { snapshot, controller } = job;
@@ -125,6 +124,23 @@ export class CompletionManager {
       parent?.removeEventListener('abort', onParentAbort);
     });
     return { id: snapshot.id, done: job.done, cancel: () => this.cancel(snapshot.id) };
+  }
+
+  /** What a run needs before its job exists: its model, provider, tools and first messages. */
+  async #prepare(
+    request: CompletionRequest,
+    options: CompletionRunOptions,
+  ): Promise<Omit<CompletionRun, 'job' | 'request' | 'options' | 'emit'>> {
+    const config = await this.#resolveModel(request, options);
+    const provider = this.#providers.of(config);
+    const maxSteps = checkMaxSteps(request.maxSteps, this.#maxSteps);
+    const listed = this.#host.tools.list();
+    // The model is offered only what the caller could run itself.
+    const visible =
+      options.caller && this.#host.visibleTools ? this.#host.visibleTools(listed, options.caller) : listed;
+    const tools = selectTools(visible, request.tools);
+    const messages = await initialMessages(request, options, this.#host);
+    return { provider, config, tools, messages, maxSteps };
   }
 
   /** A new running job for `config`, owned by the run's caller. */

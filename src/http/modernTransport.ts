@@ -1,5 +1,6 @@
 import {
   type AuthInfo,
+  isJSONRPCRequest,
   type JSONRPCMessage,
   PerRequestHTTPServerTransport,
   type TransportSendOptions,
@@ -47,7 +48,7 @@ const PLAIN_HEADER = /^[\x21-\x7e]+$/;
 export function isSharedModernRequest(request: Request, body: unknown, revision: string): boolean {
   if (!isWireRequest(body) || !SHARED_MODERN_METHODS.has(body.method)) return false;
   const params = (body as { params?: unknown }).params;
-  if (typeof params !== 'object' || params === null) return false;
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return false;
   const meta = (params as { _meta?: unknown })._meta;
   if (
     typeof meta !== 'object' ||
@@ -59,10 +60,22 @@ export function isSharedModernRequest(request: Request, body: unknown, revision:
   if (headers.get('mcp-protocol-version') !== revision || headers.get('mcp-method') !== body.method)
     return false;
   const source = NAME_SOURCE[body.method];
-  if (source === undefined) return true;
+  if (source === undefined) return isValidRequest(body);
   const value = (params as Record<string, unknown>)[source];
   const name = headers.get('mcp-name');
-  return typeof value === 'string' && name === value && PLAIN_HEADER.test(name) && !name.startsWith('=?');
+  if (typeof value !== 'string' || name !== value || !PLAIN_HEADER.test(name) || name.startsWith('=?'))
+    return false;
+  return isValidRequest(body);
+}
+
+/**
+ * The SDK entry's own test of a JSON-RPC request (an integer or string id, a progress token that is
+ * one, …), last because it is the dearest: a body it refuses goes there to be refused, never to the
+ * shared server, which would otherwise serve it (a fractional id) or never answer it (an object as
+ * progress token).
+ */
+function isValidRequest(body: unknown): boolean {
+  return !Array.isArray(body) && isJSONRPCRequest(body);
 }
 
 /**

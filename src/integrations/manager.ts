@@ -440,6 +440,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       onOffer: (offer) => entries.apply(offer),
       onResourceUpdated: (uri) => entries.updated(uri),
       onRequest: ({ method, outcome }) => this.emit('upstreamRequest', { id, method, outcome }),
+      secrets: Object.values(live.secrets ?? {}),
     });
     entries.bind(link);
     live.upstream = { link, entries };

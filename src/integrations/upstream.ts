@@ -22,6 +22,7 @@ import type {
 import type { Transport } from '@modelcontextprotocol/server';
 import pRetry from 'p-retry';
 import { McpKitError, quote } from '../core/errors.js';
+import { redactText } from '../core/redaction.js';
 import type { Logger } from '../types.js';
 import type { UpstreamLimits, UpstreamState, UpstreamStatus } from './upstreamTypes.js';
 
@@ -93,6 +94,8 @@ export interface UpstreamLinkOptions {
   onResourceUpdated(uri: string): void;
   /** A forwarded request ended. */
   onRequest?(request: { method: string; outcome: 'ok' | 'error' | 'cancelled' }): void;
+  /** The integration's secrets in clear, kept out of every text from the upstream (it may echo them). */
+  secrets?: readonly string[];
 }
 
 /** Per-request options of a forwarded request. */
@@ -105,12 +108,16 @@ export interface ForwardOptions {
 /** A forwarded request never outlives the caller's signal; the SDK's own timeout is set out of the way. */
 const NO_SDK_TIMEOUT = 2_147_483_647;
 
-/** Text from an upstream, safe to show: control characters out, at most 300 characters. */
-export function upstreamText(value: unknown): string {
+/**
+ * Text from an upstream, safe to show: control characters out, credential-shaped strings and the
+ * given `secrets` (an upstream may echo the credential it was sent) redacted, at most 300 characters.
+ */
+export function upstreamText(value: unknown, secrets: readonly string[] = []): string {
   const text = typeof value === 'string' ? value : 'no message';
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
   const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
-  return clean.length > 300 ? `${clean.slice(0, 300)}…` : clean;
+  const safe = redactText(clean, { secrets, maxLength: 1200 });
+  return safe.length > 300 ? `${safe.slice(0, 300)}…` : safe;
 }
 
 /** Depth of a JSON value, stopping once past `max`. */
@@ -312,9 +319,13 @@ export class UpstreamLink {
           : e.code === -32601 || e.code === -32002
             ? 'NOT_FOUND'
             : 'UPSTREAM_ERROR';
-      return new McpKitError(code, `Upstream of ${quote(id)}: ${upstreamText(e.message)}`, {
-        details: { integration: id },
-      });
+      return new McpKitError(
+        code,
+        `Upstream of ${quote(id)}: ${upstreamText(e.message, this.#options.secrets)}`,
+        {
+          details: { integration: id },
+        },
+      );
     }
     if (e.code === 'CONNECTION_CLOSED' || this.#state.status !== 'ready') {
       return new McpKitError(
@@ -323,9 +334,13 @@ export class UpstreamLink {
         { details: { integration: id, retryable: true } },
       );
     }
-    return new McpKitError('UPSTREAM_ERROR', `Upstream of ${quote(id)} failed: ${upstreamText(e.message)}`, {
-      details: { integration: id },
-    });
+    return new McpKitError(
+      'UPSTREAM_ERROR',
+      `Upstream of ${quote(id)} failed: ${upstreamText(e.message, this.#options.secrets)}`,
+      {
+        details: { integration: id },
+      },
+    );
   }
 
   #setStatus(status: UpstreamStatus, lastError?: string): void {
@@ -353,7 +368,7 @@ export class UpstreamLink {
           shouldRetry: () => !signal.aborted,
           onFailedAttempt: ({ error }) => {
             this.#state.failures += 1;
-            const reason = upstreamText((error as Error).message);
+            const reason = upstreamText((error as Error).message, this.#options.secrets);
             this.#setStatus('unavailable', reason);
             if (this.#state.failures === 1) this.#options.onOffer(undefined);
             logger.warn({ integration: id, failures: this.#state.failures, reason }, 'upstream unavailable');

@@ -13,6 +13,7 @@ import type {
   Transport,
   TransportSendOptions,
 } from '@modelcontextprotocol/server';
+import { isJSONRPCRequest } from '@modelcontextprotocol/server';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { envMaxConnections } from '../config.js';
 import { ERROR_CODES } from '../core/errors.js';
@@ -376,6 +377,16 @@ export class WebSocketServerTransport implements Transport {
     }
     if (kind === 'request') {
       const { id, method } = message as { id: string | number; method: string };
+      if (!isJSONRPCRequest(message)) {
+        // What the SDK's schema refuses (a fractional id, a progress token that is an object, params
+        // that are not an object) it would drop without an answer, the request left in flight.
+        this.#reply(
+          id,
+          -32600,
+          'Invalid Request: not a valid JSON-RPC request (an id and a progress token are strings or integers, params an object)',
+        );
+        return;
+      }
       if (this.#inFlight.has(id)) {
         // Two requests with one id cannot both be answered: the second is refused, the first runs on.
         this.#reply(

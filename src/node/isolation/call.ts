@@ -231,6 +231,9 @@ export class IsolatedCall {
   }
 
   #send(message: Record<string, unknown>): void {
+    // After the answer the worker (a child process's one channel above all) may serve another call,
+    // another caller's: the answer of a nested call this one left running must not reach it.
+    if (this.#settled) return;
     const tagged = { mcpkit: 1, ...message };
     try {
       if (this.#port) this.#port.postMessage(tagged);

@@ -8,6 +8,7 @@
  * its signal. What the handler returns is checked here, before it leaves: it must be cloneable and
  * its JSON at most `maxResultBytes` long.
  */
+import { serialize } from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
 
 const inProcess = isMainThread;
@@ -48,8 +49,23 @@ function sendTo(post, message) {
   }
 }
 
+/** What one call's progress and log messages may cost, copies included (the main thread's budget). */
+const MESSAGE_BUDGET_BYTES = 1024 * 1024;
+const BUDGETED = new Set(['progress', 'log', 'logger']);
+
+/** The bytes a message's copy costs, or 0 when it cannot be copied (it then goes as text). */
+function copyBytes(message) {
+  try {
+    return serialize(message).byteLength;
+  } catch {
+    return 0;
+  }
+}
+
 function linkOf(task) {
   const listeners = new Set();
+  /** What is left of the call's message budget: the main thread counts JSON, blind to binary data. */
+  let budget = MESSAGE_BUDGET_BYTES;
   let post;
   if (task.port) {
     const port = task.port;
@@ -60,13 +76,27 @@ function linkOf(task) {
   } else {
     post = (message) => process.send(message);
   }
-  return {
-    send: (message) => sendTo(post, { mcpkit: 1, ...message }),
+  const link = {
+    /** Whether its call still runs: a context kept past its call's end sends nothing more. */
+    open: true,
+    send: (message) => {
+      // A child process has one channel for every call: a late message would reach the call that
+      // runs next, another caller's. A worker's port is closed by then, but the rule is the same.
+      if (!link.open) return;
+      if (BUDGETED.has(message.type)) {
+        if (budget <= 0) return;
+        budget -= copyBytes(message);
+        // Past the budget nothing more is sent (the main thread's warning comes from its own count).
+        if (budget < 0) return;
+      }
+      sendTo(post, { mcpkit: 1, ...message });
+    },
     receive: (message) => {
       for (const listener of listeners) listener(message);
     },
     listen: (listener) => listeners.add(listener),
   };
+  return link;
 }
 
 /** `process.exit` inside a tool ends its worker; the main thread is told which limit was hit first. */
@@ -135,8 +165,10 @@ async function handlerOf(module, exportName) {
   return handler;
 }
 
+/** Ids of nested calls, unique in the worker: an answer meant for one call never matches another's. */
+let nextCallId = 0;
+
 function contextOf(task, link, controller) {
-  let nextId = 0;
   const pending = new Map();
   link.listen((message) => {
     if (message.type === 'abort') controller.abort(new Error(message.reason ?? 'The call was cancelled'));
@@ -177,7 +209,11 @@ function contextOf(task, link, controller) {
       return Promise.resolve();
     },
     callTool(name, args) {
-      const id = ++nextId;
+      if (!link.open) {
+        const ended = new Error('This call of the tool has ended: its ctx.callTool can no longer be used');
+        return Promise.reject(Object.assign(ended, { code: 'UNAVAILABLE' }));
+      }
+      const id = ++nextCallId;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
         link.send({ type: 'call', id, name, args: args ?? {} });
@@ -208,13 +244,19 @@ function safeIssues(issues) {
   }
 }
 
-/** Checks a result before it leaves: cloneable, and its JSON within the byte limit. */
+/**
+ * Checks a result before it leaves: cloneable, and within the byte limit both as JSON (what goes on
+ * the wire) and as the copy that crosses to the main thread (binary data, a `Map`, whose JSON is `{}`).
+ */
 function checked(value, maxResultBytes) {
+  let copied;
   try {
-    structuredClone(value);
+    // The structured clone's own serializer: what the copy out of the worker will cost, in bytes.
+    copied = serialize(value).byteLength;
   } catch (error) {
     return { ok: false, fault: 'uncloneable', message: String(error?.message ?? error).split('\n')[0] };
   }
+  if (copied > maxResultBytes) return { ok: false, fault: 'result-too-large', bytes: copied };
   let text;
   try {
     text = value === undefined ? '' : JSON.stringify(value);
@@ -254,5 +296,6 @@ export default async function runIsolatedCall(task) {
     // The port stays open: the main thread closes it once it has the answer (a close it did not
     // make means the worker died).
     if (current === link) current = undefined;
+    link.open = false;
   }
 }
