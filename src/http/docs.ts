@@ -226,7 +226,7 @@ serves itself. Install it beside mcpkit and reload: <code>npm install ${DOCS_PAC
       'cache-control': 'public, max-age=3600',
       ...PAGE_HEADERS,
     };
-    if (ifNoneMatch !== null && ifNoneMatch.split(',').some((tag) => tag.trim() === asset.etag)) {
+    if (ifNoneMatch?.split(',').some((tag) => tag.trim() === asset.etag)) {
       return new Response(null, { status: 304, headers });
     }
     return new Response(asset.body as Uint8Array<ArrayBuffer>, { status: 200, headers });
