@@ -46,6 +46,13 @@ function build(): McpKitServer {
     },
   });
   server.tools.register({ name: 'job', task: 'required', handler: () => 'done' });
+  server.tools.register({
+    name: 'sampler',
+    handler: async (_args, ctx) => {
+      await ctx.sample({ messages: [{ role: 'user', content: { type: 'text', text: 'hi' } }], maxTokens: 5 });
+      return 'sampled';
+    },
+  });
   server.resources.register({ uri: 'fixture://note', name: 'note', read: () => 'a note' });
   server.prompts.register({
     name: 'greet',
@@ -147,6 +154,11 @@ const CASES: Record<string, Call> = {
       arguments: { text: 'x' },
       _meta: { ...envelope(), [CLIENT_INFO_META_KEY]: 'me' },
     },
+  },
+  'a tool that asks for sampling (none on this era)': {
+    method: 'tools/call',
+    name: 'sampler',
+    params: { name: 'sampler', arguments: {}, _meta: envelope({ sampling: {} }) },
   },
   'a prompt': {
     method: 'prompts/get',

@@ -239,6 +239,7 @@ class McpCallOptions implements ExecuteOptions {
   readonly span: SpanLike | undefined;
   readonly #ctx: ServerContext;
   readonly #server: Server;
+  readonly #modern: boolean;
   #log: ClientLog | undefined;
   #mcp: ServerContext | undefined;
 
@@ -249,6 +250,7 @@ class McpCallOptions implements ExecuteOptions {
     const admittedAtDoor = binding.host.policy !== undefined;
     this.#ctx = ctx;
     this.#server = server;
+    this.#modern = options.era === 'modern';
     this.signal = ctx.mcpReq.signal;
     this.requestId = clientIdOf(server, ctx.mcpReq.id);
     const facts = ctx.http?.req ? httpFacts(ctx) : undefined;
@@ -273,9 +275,13 @@ class McpCallOptions implements ExecuteOptions {
     }
   }
 
-  /** The capabilities the client declared at initialisation (2025 era). */
+  /**
+   * The capabilities the client declared at initialisation (2025 era). None on the 2026-07-28 era,
+   * which has no server-to-client requests: `ctx.sample` answers `UNAVAILABLE` there, whichever
+   * server (shared or per request) serves the call.
+   */
   clientCapabilities(): ReturnType<Server['getClientCapabilities']> {
-    return this.#server.getClientCapabilities();
+    return this.#modern ? undefined : this.#server.getClientCapabilities();
   }
 
   get log(): ClientLog {
