@@ -15,6 +15,7 @@ import { listen } from 'mcpkit/node';
 import { jsonRpcPost } from 'mcpkit/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
+import { MAX_UNREAD_SSE_BYTES } from '../src/http/sessionTransport.js';
 
 const MODERN = '2026-07-28';
 
@@ -339,5 +340,39 @@ describe('2026-07-28 requests on the shared modern server', () => {
     const shared = await server.fetch(post(call, 'literal'));
     expect(shared.status).toBe(200);
     expect((await shared.json()).result.taskId).toEqual(expect.any(String));
+  });
+
+  it('drops notifications, never the result, past the unread bytes an SSE answer may hold', async () => {
+    const server = build();
+    servers.push(server);
+    let finished!: () => void;
+    const done = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
+    const chunk = 'x'.repeat(32 * 1024);
+    server.tools.register({
+      name: 'chatty',
+      handler: async (_args, ctx) => {
+        // 400 × 32 KiB of progress while the client reads nothing: 12.5 MiB offered.
+        for (let i = 0; i < 400; i++) await ctx.progress(i, 400, chunk);
+        setImmediate(finished);
+        return 'finished';
+      },
+    });
+    const response = await server.fetch(
+      post(
+        {
+          method: 'tools/call',
+          name: 'chatty',
+          params: { name: 'chatty', arguments: {}, _meta: { ...envelope(), progressToken: 'p' } },
+        },
+        'literal',
+      ),
+    );
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    await done;
+    const body = await response.text();
+    expect(body.length).toBeLessThan(MAX_UNREAD_SSE_BYTES + 256 * 1024);
+    expect(body).toContain('"text":"finished"');
   });
 });

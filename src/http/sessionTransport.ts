@@ -31,6 +31,13 @@ const SSE_HEADERS = {
 const REQUEST_CANCELLED = -32800;
 const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params']);
 const encoder = new TextEncoder();
+
+/**
+ * How many bytes of an SSE answer may wait unread (the client reads slower than the handler sends)
+ * before notifications and keep-alives are dropped; responses and requests to the client always go
+ * out.
+ */
+export const MAX_UNREAD_SSE_BYTES = 4 * 1024 * 1024;
 /** The SDK's own schema of `notifications/cancelled`: a cancellation it ignores is ignored here too. */
 const CANCELLED = specTypeSchemas.CancelledNotification;
 
@@ -108,14 +115,16 @@ export class Exchange {
     if (response !== undefined) {
       const outward = this.#outward(message, response);
       this.#responses.set(response, outward);
-      if (this.#stream) this.#write(outward);
+      if (this.#stream) this.#write(outward, false);
       if (this.#responses.size < this.ids.length) return false;
       this.#finish();
       return true;
     }
     if (jsonOnly) return false;
     this.#upgrade();
-    this.#write(message);
+    // A notification may be dropped for a slow reader; a request to the client (sampling,
+    // elicitation) never is: the tool waits for its answer.
+    this.#write(message, !('id' in message));
     return false;
   }
 
@@ -192,25 +201,32 @@ export class Exchange {
 
   #upgrade(): void {
     if (this.#stream) return;
-    const stream = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#stream = controller;
+    // Counted in bytes, so `desiredSize` is minus what waits unread.
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.#stream = controller;
+        },
+        cancel: () => {
+          this.gone = true;
+        },
       },
-      cancel: () => {
-        this.gone = true;
-      },
-    });
+      { highWaterMark: 0, size: (chunk) => chunk.byteLength },
+    );
     this.#resolve(new Response(stream, { status: 200, headers: { ...SSE_HEADERS, ...this.#headers } }));
     // Responses already in (part of a batch) go first.
-    for (const message of this.#responses.values()) this.#write(message);
+    for (const message of this.#responses.values()) this.#write(message, false);
   }
 
-  #write(message: JSONRPCMessage): void {
-    this.#enqueue(`event: message\ndata: ${messageJson(message)}\n\n`);
+  #write(message: JSONRPCMessage, droppable: boolean): void {
+    this.#enqueue(`event: message\ndata: ${messageJson(message)}\n\n`, droppable);
   }
 
-  #enqueue(text: string): void {
+  /** Queues `text`; past {@link MAX_UNREAD_SSE_BYTES} unread, a droppable one is dropped. */
+  #enqueue(text: string, droppable = true): void {
     if (this.gone) return;
+    const unread = -(this.#stream!.desiredSize ?? 0);
+    if (droppable && unread > MAX_UNREAD_SSE_BYTES) return;
     try {
       this.#stream!.enqueue(encoder.encode(text));
     } catch {
