@@ -58,6 +58,8 @@ class TextResponse {
   readonly [BODY_TEXT]: BodyText;
   readonly #init: ResponseInit;
   #headers: Headers | undefined;
+  /** The headers as plain fields, while no `Headers` was asked for (see {@link plainFieldsOf}). */
+  #fields: Record<string, string> | undefined;
   #real: Response | undefined;
 
   constructor(text: BodyText, init: ResponseInit) {
@@ -77,8 +79,22 @@ class TextResponse {
   }
   get headers(): Headers {
     if (this.#real) return this.#real.headers;
-    this.#headers ??= new Headers(this.#init.headers);
+    if (!this.#headers) {
+      this.#headers = new Headers(this.#fields ?? this.#init.headers);
+      this.#fields = undefined;
+    }
     return this.#headers;
+  }
+
+  /**
+   * The headers as plain lower-case fields, exactly as `Headers` would hold them, while nothing has
+   * asked for the `Headers` object; `undefined` once it exists or when the initial headers are not
+   * plain (a `Headers`, pairs, or a value `Headers` would normalise).
+   */
+  fields(): Record<string, string> | undefined {
+    if (this.#real || this.#headers) return undefined;
+    this.#fields ??= plainCopy(this.#init.headers);
+    return this.#fields;
   }
   get bodyUsed(): boolean {
     return this.#real ? this.#real.bodyUsed : false;
@@ -91,7 +107,7 @@ class TextResponse {
     this.#real ??= new Response(typeof text === 'string' ? text : new Blob(text as BlobPart[]), {
       status: this.#init.status ?? 200,
       statusText: this.#init.statusText ?? '',
-      headers: this.#headers ?? this.#init.headers,
+      headers: this.#headers ?? this.#fields ?? this.#init.headers,
     });
     return this.#real;
   }
@@ -121,6 +137,44 @@ class TextResponse {
       }
     }
   }
+}
+
+/** A lower-case header name (an RFC 9110 token), which `Headers` keeps as it is. */
+const PLAIN_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+/** A header value `Headers` keeps unchanged: visible ASCII and inner spaces or tabs, or nothing. */
+const PLAIN_VALUE = /^(?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?$/;
+
+/** A copy of plain initial headers, or `undefined` when `Headers` would have to judge them. */
+function plainCopy(init: HeadersInit | undefined): Record<string, string> | undefined {
+  const fields: Record<string, string> = Object.create(null);
+  if (init === undefined) return fields;
+  if (Object.getPrototypeOf(init) !== Object.prototype) return undefined;
+  for (const [name, value] of Object.entries(init as Record<string, unknown>)) {
+    if (typeof value !== 'string' || !PLAIN_NAME.test(name) || !PLAIN_VALUE.test(value)) return undefined;
+    fields[name] = value;
+  }
+  return fields;
+}
+
+/**
+ * The headers of a response mcpkit built from a string, as plain lower-case fields, when no
+ * `Headers` object was built for it: what the Node bridge writes without building one.
+ */
+export function plainFieldsOf(response: Response): Record<string, string> | undefined {
+  return response instanceof TextResponse ? response.fields() : undefined;
+}
+
+/**
+ * Sets a header on a response mcpkit built from a string without building its `Headers`, when the
+ * name and value are ones `Headers` would keep as they are. Whether it did: otherwise the caller
+ * sets it through `response.headers`, which judges (or refuses) it as always.
+ */
+export function setPlainHeader(response: Response, name: string, value: string): boolean {
+  if (!PLAIN_NAME.test(name) || !PLAIN_VALUE.test(value)) return false;
+  const fields = plainFieldsOf(response);
+  if (fields === undefined) return false;
+  fields[name] = value;
+  return true;
 }
 
 /** The tagged body of `response`, if it has one and it was not read. */

@@ -1,6 +1,7 @@
 import { type Refusal, refuse } from '../core/refusal.js';
 import { isWireRequest, type RefusedMessage, refusedMessage } from '../protocol/gate.js';
 import { mcpMessageRefusals } from './answers.js';
+import { setPlainHeader } from './bodyText.js';
 
 /** The first protocol revision of the stateless (per-request envelope) era. */
 /**
@@ -148,6 +149,7 @@ export async function mergeRefused(
 
 /** `response` with one more header; rebuilt when its headers are immutable. */
 export function withHeader(response: Response, name: string, value: string): Response {
+  if (setPlainHeader(response, name, value)) return response;
   try {
     response.headers.set(name, value);
     return response;

@@ -44,7 +44,7 @@ import type { LogRing } from '../telemetry/logs.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { restRefusal } from './answers.js';
-import { departureOf, textResponse } from './bodyText.js';
+import { departureOf, setPlainHeader, textResponse } from './bodyText.js';
 import type { DocsPage } from './docs.js';
 import { buildOpenApi } from './openapi.js';
 import { json, problem, problemFromError } from './problem.js';
@@ -921,6 +921,7 @@ function refusalError(refusal: Refusal): McpKitError {
 
 /** Sets a header where the response allows it (responses built here always do). */
 function setHeader(response: Response, name: string, value: string): void {
+  if (setPlainHeader(response, name, value)) return;
   try {
     response.headers.set(name, value);
   } catch {

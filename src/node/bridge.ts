@@ -10,7 +10,7 @@ import { type RequestSource, sourceOf, type TrustProxy } from '../core/forwarded
 import { refuse } from '../core/refusal.js';
 import type { CancelSignal } from '../execution/signal.js';
 import { mcpRequestRefusal } from '../http/answers.js';
-import { BRIDGED, bodyTextOf, DEPARTURE } from '../http/bodyText.js';
+import { BRIDGED, bodyTextOf, DEPARTURE, plainFieldsOf } from '../http/bodyText.js';
 
 /** Options of {@link toWebRequest}. */
 export interface WebRequestOptions {
@@ -616,12 +616,18 @@ export async function writeWebResponse(
 ): Promise<void> {
   res.statusCode = response.status;
   if (response.statusText) res.statusMessage = response.statusText;
-  const cookies = response.headers.getSetCookie();
-  for (const [name, value] of response.headers) {
-    if (name === 'set-cookie') continue;
-    res.setHeader(name, value);
+  // An answer mcpkit built keeps its headers as plain fields: no `Headers` to build and walk.
+  const fields = plainFieldsOf(response);
+  if (fields !== undefined) {
+    for (const name in fields) res.setHeader(name, fields[name]!);
+  } else {
+    const cookies = response.headers.getSetCookie();
+    for (const [name, value] of response.headers) {
+      if (name === 'set-cookie') continue;
+      res.setHeader(name, value);
+    }
+    if (cookies.length > 0) res.setHeader('set-cookie', cookies);
   }
-  if (cookies.length > 0) res.setHeader('set-cookie', cookies);
   // A request body the handler did not read (refused as too large, say) would hold the socket.
   if (!req.complete) {
     res.setHeader('connection', 'close');
