@@ -35,7 +35,9 @@ describe('plain answer headers', () => {
       ['X-Upper', 'v'],
       ['bad name', 'v'],
     ] as const) {
-      expect(setPlainHeader(response, name, value), `${JSON.stringify(name)}: ${JSON.stringify(value)}`).toBe(false);
+      expect(setPlainHeader(response, name, value), `${JSON.stringify(name)}: ${JSON.stringify(value)}`).toBe(
+        false,
+      );
     }
     // What Headers does with them is what the client gets: a trimmed value, a refused line break.
     const trimmed = withHeader(response, 'x-a', ' padded ');
@@ -52,7 +54,12 @@ describe('plain answer headers', () => {
   });
 
   it('writes the same fields on the wire as the Headers path, with the exact length', async () => {
-    const server = createMcpServer({ name: 'plain', version: '1.0.0', logLevel: 'silent', http: { stateless: true } });
+    const server = createMcpServer({
+      name: 'plain',
+      version: '1.0.0',
+      logLevel: 'silent',
+      http: { stateless: true },
+    });
     const handle = await listen(server, { port: 0 });
     try {
       const raw = (path: string, headers: Record<string, string>, body?: string) =>
