@@ -629,6 +629,56 @@ describe('the policy on the completion socket', () => {
     expect(raw.protocol).toBe(COMPLETIONS_SUBPROTOCOL);
   });
 
+  it("counts each running completion against the caller's streams, across sockets and SSE", async () => {
+    const long = 'word '.repeat(40);
+    const { url } = await start({
+      policy: {
+        auth: { apiKeys: [{ id: 'user', key: USER_KEY, roles: ['user'] }] },
+        http: { maxStreamsPerCaller: 2 },
+      },
+      fallback: () => ({ text: long, chunkDelayMs: 15 }),
+    });
+    const ask = (content: string) => ({ messages: [{ role: 'user' as const, content }] });
+    const one = await connectCompletions(url, { WebSocket: WS, apiKey: USER_KEY });
+    const two = await connectCompletions(url, { WebSocket: WS, apiKey: USER_KEY });
+    cleanups.push(
+      () => one.close(),
+      () => two.close(),
+    );
+    const firstEvents: CompletionStreamEvent[] = [];
+    const first = one.stream(ask('a'), { onEvent: (e) => firstEvents.push(e) });
+    const second = two.stream(ask('b'));
+    await until(() => model!.requests.length === 2, 'both model requests');
+    // The caller holds both its streams, whichever socket they run on: a third start is refused...
+    const third = one.stream(ask('c')).result;
+    await expect(third).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    const error = (await third.catch((e: unknown) => e)) as CompletionStreamError;
+    expect(error.message).toMatch(/limit 2/);
+    // ...and so is a streamed completion over HTTP, which draws on the same share.
+    const sse = await fetch(`${listening!.url}/completions/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': USER_KEY },
+      body: JSON.stringify(ask('d')),
+    });
+    expect(sse.status).toBe(429);
+    await sse.body?.cancel();
+    // A completion that ends gives its stream back.
+    await until(() => firstEvents.some((e) => e.type === 'text'), 'the first text');
+    first.cancel();
+    expect((await first.result).status).toBe('cancelled');
+    expect((await one.stream(ask('e')).result).status).toBe('succeeded');
+    expect((await second.result).status).toBe('succeeded');
+    // Closing a socket gives back what its completions held.
+    const held = two.stream(ask('f'));
+    const running = one.stream(ask('g'));
+    await until(() => model!.requests.length === 5, 'the held model requests');
+    await expect(one.stream(ask('h')).result).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    two.close();
+    await held.result.catch(() => undefined);
+    expect((await one.stream(ask('i')).result).status).toBe('succeeded');
+    expect((await running.result).status).toBe('succeeded');
+  }, 30_000);
+
   it('refuses a start once the token the socket was opened with has expired', async () => {
     const expiresAt = Math.floor(Date.now() / 1000) + 60;
     const { url } = await start({

@@ -149,8 +149,17 @@ export type AdmissionDecision =
       readonly ok: true;
       readonly caller: CallerIdentity | undefined;
       readonly facts: RequestFacts | undefined;
+      /**
+       * Takes one of the caller's `http.maxStreamsPerCaller` streams, as a streamed HTTP answer does:
+       * the function that gives it back, or `undefined` when the caller holds its whole share. Free
+       * (a no-op release) without a policy.
+       */
+      readonly holdStream: () => (() => void) | undefined;
     }
   | { readonly ok: false; readonly refusal: Refusal };
+
+/** The release of a stream share nobody counts (no policy, so no caller to count it for). */
+const NOTHING_HELD = (): void => {};
 
 /** The operations of `/mcp` that carry no JSON-RPC request: each still pays one `read` token. */
 const MCP_HTTP_OPERATIONS = {
@@ -288,7 +297,14 @@ export class HttpHandler {
       target: `${base}${this.#mcpRelative}`,
     });
     if ('refusal' in admitted) return { ok: false, refusal: admitted.refusal };
-    return { ok: true, caller: admitted.facts?.caller, facts: admitted.facts };
+    const { facts } = admitted;
+    const policy = this.#host.policy;
+    return {
+      ok: true,
+      caller: facts?.caller,
+      facts,
+      holdStream: () => (facts && policy ? this.streams.take(policy.shareKey(facts)) : NOTHING_HELD),
+    };
   }
 
   /**

@@ -89,7 +89,7 @@ export interface HttpOptions {
   /**
    * Streams one caller may hold open at once, when the policy layer is on: 2025-era standalone GET
    * streams, 2026-07-28 `subscriptions/listen` streams, REST resource subscriptions and streamed
-   * completions. Past it, a new one gets 429. Default 100.
+   * completions (over SSE, and each one running on a completion socket). Past it, a new one gets 429. Default 100.
    */
   maxStreamsPerCaller?: number;
 }

@@ -105,6 +105,12 @@ export interface CompletionSocketPeer {
   readonly facts: RequestFacts | undefined;
   /** The client's network address. */
   readonly clientAddress?: string | undefined;
+  /**
+   * Takes one of the caller's `http.maxStreamsPerCaller` streams for a completion, as
+   * `POST /completions/stream` does (the upgrade's admission decision supplies it); `undefined`
+   * when the caller holds its whole share. Without it completions count against no share.
+   */
+  readonly holdStream?: (() => (() => void) | undefined) | undefined;
 }
 
 /** One completion the socket carries. */
@@ -112,6 +118,8 @@ interface Stream {
   readonly id: string;
   readonly abort: AbortController;
   handle?: CompletionHandle;
+  /** Gives back the caller's stream share the completion holds. */
+  release?: () => void;
   /** Its events are no longer sent (it ended, or failed as a slow reader). */
   over: boolean;
 }
@@ -329,6 +337,21 @@ export class CompletionSocket {
       }
     }
     if (stream.over) return;
+    // A streamed completion holds one of the caller's streams, on this door as over SSE.
+    const { holdStream } = this.#peer;
+    if (holdStream) {
+      const release = holdStream();
+      if (!release) {
+        const limit = server.httpOptions.maxStreamsPerCaller;
+        this.#fail(stream, {
+          code: 'RATE_LIMITED',
+          message: `Too many open streams for this caller (limit ${limit}); close one first`,
+          data: { retryAfterSeconds: 5, limit },
+        });
+        return;
+      }
+      stream.release = release;
+    }
     const caller = facts?.caller;
     try {
       stream.handle = await server.completions.start(request, {
@@ -411,6 +434,7 @@ export class CompletionSocket {
 
   #end(stream: Stream): void {
     stream.over = true;
+    stream.release?.();
     if (this.#streams.get(stream.id) === stream) this.#streams.delete(stream.id);
   }
 

@@ -768,7 +768,7 @@ export async function attachWebSocket(
       release();
       return refuseUpgrade(socket, decision.refusal);
     }
-    const { caller, facts } = decision;
+    const { caller, facts, holdStream } = decision;
     if (facts) {
       share = perCaller.take(server.policy.shareKey(facts));
       if (!share) {
@@ -805,6 +805,7 @@ export async function attachWebSocket(
         const door = new CompletionSocket(websocket, server, {
           ...completionOptions,
           facts,
+          holdStream,
           ...(source.address !== undefined && { clientAddress: source.address }),
         });
         live.add(door);
