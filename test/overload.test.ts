@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
+import { createConnection } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -386,6 +387,54 @@ describe('queue wait', () => {
       expect(seen[0]).toBeGreaterThanOrEqual(0);
     } finally {
       await listening.close();
+    }
+  });
+});
+
+describe('queue wait under Fastify', () => {
+  it('sheds the requests that waited in the plugin’s queue behind a slow one, and serves the rest', async () => {
+    const server = fixtureServer({ overload: { maxQueueWaitMs: 150 } });
+    const seen: Array<number | undefined> = [];
+    const fetchOf = server.fetch;
+    (server as { fetch: McpKitServer['fetch'] }).fetch = (request, options) => {
+      seen.push(options?.queuedMs);
+      // The first request holds the event loop, as a slow synchronous handler would.
+      if (seen.length === 1) busyWait(400);
+      return fetchOf(request, options);
+    };
+    const app = Fastify();
+    await app.register(mcpkitFastify, { server });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const port = (app.server.address() as { port: number }).port;
+      // Three requests pipelined in one write reach the plugin in the same turn, so the second and
+      // third wait in its queue while the first holds the loop.
+      const get = 'GET /tools HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+      const answers = await new Promise<string>((resolve, reject) => {
+        const socket = createConnection({ host: '127.0.0.1', port }, () => socket.write(get.repeat(3)));
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => {
+          text += chunk;
+          if ((text.match(/HTTP\/1\.1 \d{3}/g) ?? []).length === 3 && text.endsWith('}')) {
+            socket.destroy();
+            resolve(text);
+          }
+        });
+        socket.on('error', reject);
+      });
+      const statuses = [...answers.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+      expect(statuses).toEqual([200, 503, 503]);
+      expect(answers).toMatch(/^retry-after: \d+\r$/im);
+      expect(seen.slice(1).every((ms) => ms !== undefined && ms >= 390)).toBe(true);
+      expect(server.metrics.render()).toMatch(
+        /^mcpkit_overload_shed_total\{door="rest",reason="queue_wait"\} 2$/m,
+      );
+      // Once nothing waits, the next request is served.
+      expect((await fetch(`http://127.0.0.1:${port}/tools`)).status).toBe(200);
+    } finally {
+      await app.close();
+      await server.close();
     }
   });
 });
