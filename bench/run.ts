@@ -16,10 +16,12 @@
  * the same MCP servers at 512 connections), scale (10,000 tools registered and listed in fresh child
  * processes, mcpkit beside the bare SDK v2), websocket, policy, isolation (tool isolation's cost
  * per call, a pool's start, and the server's answers while every worker burns CPU), redis (rate-limit
- * buckets in memory beside mcpkit/redis on a local redis-server).
+ * buckets in memory beside mcpkit/redis on a local redis-server), cluster (one node without Redis,
+ * one with it, and three behind a round-robin proxy, each in its own process, under autocannon).
  */
 import { performance } from 'node:perf_hooks';
 import { measureCapacity, measureOverload, renderCapacity, renderOverload } from './capacity.js';
+import { measureCluster, renderCluster } from './cluster.js';
 import { measureCompletions, renderCompletions } from './completions.js';
 import { measureExecutor, renderExecutor } from './executor.js';
 import { measureGateway, renderGateway } from './gateway.js';
@@ -66,6 +68,7 @@ const MODULES = [
   'policy',
   'isolation',
   'redis',
+  'cluster',
 ] as const;
 type Module = (typeof MODULES)[number];
 
@@ -283,6 +286,9 @@ async function main(): Promise<void> {
   const redisFigures = runs('redis')
     ? await measureRedis(log, { rounds: THROUGHPUT_ROUNDS, durationMs: DURATION_MS, warmupMs: WARMUP_MS })
     : undefined;
+  const clusterFigures = runs('cluster')
+    ? await measureCluster(log, { rounds: QUICK ? 1 : 3, seconds: QUICK ? 2 : 4 })
+    : undefined;
 
   const blocks = [
     runs('core')
@@ -314,6 +320,7 @@ async function main(): Promise<void> {
     policyFigures && renderPolicy(policyFigures),
     isolationFigures && renderIsolation(isolationFigures),
     redisFigures && renderRedis(redisFigures),
+    clusterFigures && renderCluster(clusterFigures),
   ];
   const section = blocks.filter((block): block is string => block !== undefined).join('\n\n');
   process.stdout.write(`\n${section}\n`);
