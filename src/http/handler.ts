@@ -419,7 +419,7 @@ export class HttpHandler {
     if (metadata) return this.#protectedResourceMetadata(request, { url, base, requestId });
     if (isMcp) {
       if (facts) requestFacts.set(request, facts);
-      return this.#mcp(request, options, { facts, url, forwarded });
+      return this.#mcp(request, options, { facts, url, forwarded, requestId });
     }
     if (!this.#rest) return problem('NOT_FOUND', 'No such route', { requestId });
     const segments = relative.split('/').slice(1);
@@ -477,7 +477,12 @@ export class HttpHandler {
   async #mcp(
     request: Request,
     options: FetchOptions,
-    { facts, url, forwarded }: { facts: RequestFacts | undefined; url: URL; forwarded: boolean },
+    {
+      facts,
+      url,
+      forwarded,
+      requestId,
+    }: { facts: RequestFacts | undefined; url: URL; forwarded: boolean; requestId: string },
   ): Promise<Response> {
     const caller = facts?.caller;
     const method = request.method;
@@ -496,7 +501,7 @@ export class HttpHandler {
       !this.options.stateless &&
       !this.sessions.has(sessionId)
     ) {
-      const answer = await this.#forward(request, { url, sessionId, directory, options });
+      const answer = await this.#forward(request, { url, sessionId, directory, options, requestId });
       if (answer) return answer;
     }
     let parsedBody: unknown;
@@ -594,7 +599,8 @@ export class HttpHandler {
       sessionId,
       directory,
       options,
-    }: { url: URL; sessionId: string; directory: SessionDirectory; options: FetchOptions },
+      requestId,
+    }: { url: URL; sessionId: string; directory: SessionDirectory; options: FetchOptions; requestId: string },
   ): Promise<Response | undefined> {
     let owner: string | undefined;
     try {
@@ -634,6 +640,7 @@ export class HttpHandler {
       address: options.clientAddress,
       timeoutMs: directory.forwardTimeoutMs,
       departure: departureOf(request),
+      requestId,
     });
     if (answer instanceof Response) return answer;
     if (answer === 'gone') {

@@ -209,6 +209,8 @@ export interface ForwardRequest {
   readonly timeoutMs: number;
   /** The client's departure: the forward is cut when the client leaves. */
   readonly departure: CancelSignal;
+  /** This request's id, sent on so both nodes log the same one. */
+  readonly requestId?: string;
 }
 
 /**
@@ -227,6 +229,7 @@ export async function forwardToOwner(forward: ForwardRequest): Promise<Response 
   const headers = new Headers();
   for (const [name, value] of request.headers) if (!HOP_REQUEST.has(name)) headers.set(name, value);
   headers.set('accept-encoding', 'identity');
+  if (forward.requestId !== undefined) headers.set('x-request-id', forward.requestId);
   headers.set(
     FORWARDED_HEADER,
     await sign(
