@@ -205,7 +205,14 @@ export {
   createMcpServer,
   type McpKitServer,
 } from './server.js';
-export type { CatalogChange, ChangeBus, SharedState, SharedStateContext } from './state/shared.js';
+export type {
+  CatalogChange,
+  ChangeBus,
+  SessionDirectory,
+  SharedEventStore,
+  SharedState,
+  SharedStateContext,
+} from './state/shared.js';
 export {
   isTaskContinuation,
   runAsTask,

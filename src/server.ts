@@ -308,6 +308,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       ...(services.policy && { policy: services.policy }),
       ...(overload && { overload }),
       ...(httpMetrics && { metrics: httpMetrics }),
+      ...(options.state?.sessions && { sessionDirectory: options.state.sessions }),
       createServer: ({ era, live, onClose }) =>
         createSessionServer(services, { era, origin: 'http', live, ...(onClose && { onClose }) }),
       toolInputSchema: (name) => tools.get(name)?.descriptor.inputSchema,
@@ -317,7 +318,11 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
         summary: (httpSessions) => summaryOf(services, { httpSessions, connections: connections.byOrigin() }),
       },
     },
-    { ...options.http, maxSessions: options.http?.maxSessions ?? services.env.maxConnections },
+    {
+      ...options.http,
+      maxSessions: options.http?.maxSessions ?? services.env.maxConnections,
+      eventStore: options.http?.eventStore ?? options.state?.eventStore,
+    },
   );
   const connectionCounts = (): ConnectionCounts => ({
     httpSessions: http.sessions.size,

@@ -31,6 +31,11 @@ export interface RequestInfo {
   readonly endpoint: () => URL;
   /** What the audit event of a refused credential names (the MCP path, or the REST path). */
   readonly target: string;
+  /**
+   * Another node of the cluster forwarded the request and vouched (signed) for the URL's origin:
+   * the `Host` header names this node's internal address, not what the client addressed.
+   */
+  readonly vouched?: boolean;
 }
 
 /** The Host and Origin rules of the HTTP doors. */
@@ -67,7 +72,7 @@ export class RequestAdmission {
 
   /** Admits or refuses `request` (its URL already parsed as `url`). */
   admit(request: Request, url: URL, info: RequestInfo): RequestAdmitted | Promise<RequestAdmitted> {
-    const refused = this.checkOrigin(request, url);
+    const refused = this.checkOrigin(request, url, info.vouched);
     if (refused) return { refusal: refused };
     const policy = this.#policy;
     if (!policy) return NO_FACTS;
@@ -104,7 +109,7 @@ export class RequestAdmission {
    * `X-Forwarded-Host` when a trusted proxy says so; a fetch runtime from the request line; a request
    * built in process names it itself) and a `Host` header the request carries must be allowed.
    */
-  checkOrigin(request: Request, url: URL): Refusal | undefined {
+  checkOrigin(request: Request, url: URL, vouched = false): Refusal | undefined {
     const { allowedHosts, allowedOrigins } = this.#rules;
     if (allowedHosts !== 'any') {
       const header = request.headers.get('host');
@@ -112,7 +117,7 @@ export class RequestAdmission {
       if (refused) return refused;
       // Behind a trusted proxy the URL names the public host and `Host` the proxy's hop; otherwise
       // they agree, and a request built in process may carry a `Host` that says otherwise.
-      if (header !== null && header !== url.host && !this.#forwarded(request)) {
+      if (header !== null && header !== url.host && !vouched && !this.#forwarded(request)) {
         const refusedHeader = hostRefusal(header, allowedHosts);
         if (refusedHeader) return refusedHeader;
       }

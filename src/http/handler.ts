@@ -26,6 +26,7 @@ import { rateLimitHeaders } from '../policy/rateLimit.js';
 import { Shares } from '../policy/shares.js';
 import { admitRequest, isWireRequest, type RefusedMessage } from '../protocol/gate.js';
 import { type CatalogEvents, MODERN_REVISION } from '../protocol/session.js';
+import type { SessionDirectory } from '../state/shared.js';
 import type { HttpMetrics } from '../telemetry/standard.js';
 import {
   globalTracing,
@@ -37,8 +38,13 @@ import {
 import type { CallerIdentity, Logger } from '../types.js';
 import { RequestAdmission, type RequestAdmitted } from './admission.js';
 import { mcpMessageRefusals, mcpRequestRefusal, restRefusal } from './answers.js';
-import { answerFor } from './bodyText.js';
-import { JSONRPC_INTERNAL_ERROR, JSONRPC_PARSE_ERROR, jsonRpcError } from './jsonrpc.js';
+import { answerFor, departureOf } from './bodyText.js';
+import {
+  JSONRPC_INTERNAL_ERROR,
+  JSONRPC_PARSE_ERROR,
+  JSONRPC_SESSION_NOT_FOUND,
+  jsonRpcError,
+} from './jsonrpc.js';
 import { settleAnswer } from './lazyAnswer.js';
 import {
   boundedError,
@@ -62,6 +68,7 @@ import { type LoadShedder, overloadRefusal, type ShedDoor } from './overload.js'
 import { JSONRPC_HEADER_MISMATCH, paramHeaderMismatch } from './paramHeaders.js';
 import { problem } from './problem.js';
 import { isPublicRoute, type RestHost, serveRest } from './rest.js';
+import { FORWARDED_HEADER, forwardToOwner, verifyForwarded } from './sessionForwarding.js';
 import { LegacySessions } from './sessions.js';
 import { isPlainJsonRpc } from './sessionTransport.js';
 import { isSharedStatelessRequest, LADDER_REFUSED, StatelessTransport } from './statelessTransport.js';
@@ -96,6 +103,11 @@ export interface HttpHost {
   readonly policy?: Policy;
   /** Load shedding (`overload`); absent when turned off. */
   readonly overload?: LoadShedder;
+  /**
+   * Where the 2025-era sessions of every node are recorded (a shared state's): a request for a
+   * session another node holds is forwarded there. Absent: sessions are served by their own node.
+   */
+  readonly sessionDirectory?: SessionDirectory;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -243,6 +255,7 @@ export class HttpHandler {
       jsonResponse: this.options.jsonResponse,
       ...(eventStore && { eventStore: eventStoreFactory(eventStore) }),
       ...(sseRetryMs !== undefined && { retryIntervalMs: sseRetryMs }),
+      ...(host.sessionDirectory && { directory: host.sessionDirectory }),
       logger: host.logger,
     });
     this.#unsubscribe = host.events ? forwardCatalogEvents(host.events, this.modern.notify) : undefined;
@@ -344,8 +357,9 @@ export class HttpHandler {
     );
   }
 
-  async #route(request: Request, options: FetchOptions, out: RouteOut): Promise<Response> {
+  async #route(request: Request, given: FetchOptions, out: RouteOut): Promise<Response> {
     const { requestId } = out;
+    let options = given;
     let url: URL;
     try {
       url = new URL(request.url);
@@ -360,6 +374,21 @@ export class HttpHandler {
     const metadata = oauth !== undefined && pathname.startsWith(METADATA_PATH);
     const { inside, relative, isMcp } = locate(pathname, base, this.#mcpRelative);
     out.mcp = isMcp;
+    // Another node forwarded a request for a session held here: believed only when signed with the
+    // cluster's secret, and then only about the client's address and the origin it addressed.
+    let forwarded = false;
+    const directory = this.#host.sessionDirectory;
+    if (directory && request.headers.has(FORWARDED_HEADER)) {
+      const vouched = isMcp ? await verifyForwarded(request, url, directory.secret) : undefined;
+      if (!vouched) {
+        const refused = refuse('FORBIDDEN', 'Forbidden: the forwarding signature is not valid');
+        return isMcp ? mcpRequestRefusal(refused) : restRefusal(refused, requestId);
+      }
+      forwarded = true;
+      url = new URL(`${vouched.origin}${url.pathname}${url.search}`);
+      const { clientAddress: _, ...rest } = options;
+      options = vouched.address === '' ? rest : { ...rest, clientAddress: vouched.address };
+    }
     const door = isMcp ? 'mcp' : 'rest';
     if (!metadata && !inside) {
       // Not under the mount point: nothing here answers it, but Host and Origin still apply.
@@ -391,6 +420,7 @@ export class HttpHandler {
       public: metadata || (!isMcp && this.#rest !== undefined && isPublicRoute(method, relative)),
       endpoint: () => this.#endpointUrl(url, base),
       target: isMcp ? this.#mcpRelative : relative,
+      vouched: forwarded,
     });
     const admitted: RequestAdmitted = pending instanceof Promise ? await pending : pending;
     if ('refusal' in admitted) {
@@ -405,7 +435,7 @@ export class HttpHandler {
     if (metadata) return this.#protectedResourceMetadata(request, { url, base, requestId });
     if (isMcp) {
       if (facts) requestFacts.set(request, facts);
-      return this.#mcp(request, options, facts);
+      return this.#mcp(request, options, { facts, url, forwarded, requestId });
     }
     if (!this.#rest) return problem('NOT_FOUND', 'No such route', { requestId });
     const segments = relative.split('/').slice(1);
@@ -460,13 +490,35 @@ export class HttpHandler {
     });
   }
 
-  async #mcp(request: Request, options: FetchOptions, facts?: RequestFacts): Promise<Response> {
+  async #mcp(
+    request: Request,
+    options: FetchOptions,
+    {
+      facts,
+      url,
+      forwarded,
+      requestId,
+    }: { facts: RequestFacts | undefined; url: URL; forwarded: boolean; requestId: string },
+  ): Promise<Response> {
     const caller = facts?.caller;
     const method = request.method;
     if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
       return mcpRequestRefusal(
         refuse('METHOD_NOT_ALLOWED', 'Method not allowed', { headers: { allow: 'GET, POST, DELETE' } }),
       );
+    }
+    // A 2025-era session another node holds: that node serves it (a forwarded request never goes on).
+    const directory = this.#host.sessionDirectory;
+    const sessionId = request.headers.get('mcp-session-id');
+    if (
+      directory &&
+      !forwarded &&
+      sessionId !== null &&
+      !this.options.stateless &&
+      !this.sessions.has(sessionId)
+    ) {
+      const answer = await this.#forward(request, { url, sessionId, directory, options, requestId });
+      if (answer) return answer;
     }
     let parsedBody: unknown;
     if (method === 'POST') {
@@ -548,6 +600,78 @@ export class HttpHandler {
       for (const [name, value] of Object.entries(headers)) response = withHeader(response, name, value);
     }
     return response;
+  }
+
+  /**
+   * Forwards a request for session `sessionId` to the node holding it and streams its answer back;
+   * `undefined` when no other node holds it (this node answers, with 404). The body is read here,
+   * under this node's limits; the owner admits the request again, on the caller's own credentials,
+   * and spends its rate tokens.
+   */
+  async #forward(
+    request: Request,
+    {
+      url,
+      sessionId,
+      directory,
+      options,
+      requestId,
+    }: { url: URL; sessionId: string; directory: SessionDirectory; options: FetchOptions; requestId: string },
+  ): Promise<Response | undefined> {
+    let owner: string | undefined;
+    try {
+      owner = await directory.owner(sessionId);
+    } catch {
+      return mcpRequestRefusal(SESSIONS_DOWN);
+    }
+    if (owner === undefined || owner === directory.advertise) return undefined;
+    let body: Uint8Array | undefined;
+    if (request.method === 'POST') {
+      const { maxBodyBytes, bodyTimeoutMs } = this.options;
+      let read: Awaited<ReturnType<typeof readBodyLimited>>;
+      try {
+        read = await readBodyLimited(request, maxBodyBytes, bodyTimeoutMs);
+      } catch {
+        return mcpRequestRefusal(refuse('INVALID_REQUEST', 'Bad Request: the body could not be read'));
+      }
+      if (read.tooLarge) {
+        return mcpRequestRefusal(
+          refuse('PAYLOAD_TOO_LARGE', `Payload Too Large: the limit is ${maxBodyBytes} bytes`),
+        );
+      }
+      if (read.timedOut) {
+        return mcpRequestRefusal(
+          refuse('REQUEST_TIMEOUT', `Request Timeout: the body did not arrive within ${bodyTimeoutMs} ms`),
+        );
+      }
+      body = read.bytes;
+    }
+    const answer = await forwardToOwner({
+      request,
+      url,
+      sessionId,
+      body,
+      owner,
+      secret: directory.secret,
+      address: options.clientAddress,
+      timeoutMs: directory.forwardTimeoutMs,
+      departure: departureOf(request),
+      requestId,
+    });
+    if (answer instanceof Response) return answer;
+    if (answer === 'gone') {
+      // The owner is not there any more: its sessions died with it.
+      directory.forget(sessionId, owner);
+      this.#host.logger.debug({ sessionId }, 'the node holding a session is gone');
+      return jsonRpcError(404, { code: JSONRPC_SESSION_NOT_FOUND, message: 'Session not found' });
+    }
+    this.#host.logger.warn({ sessionId, reason: answer }, 'forwarding a session request failed');
+    return answer === 'timeout'
+      ? jsonRpcError(504, {
+          code: JSONRPC_INTERNAL_ERROR,
+          message: 'The node holding this session did not answer in time',
+        })
+      : mcpRequestRefusal(OWNER_UNREACHABLE);
   }
 
   /** Reads and parses a POST body under the limits: the JSON, or the refusal to answer with. */
@@ -715,6 +839,21 @@ export class HttpHandler {
     ]);
   }
 }
+
+/** The session directory is out of reach (a shared state whose Redis is down): retryable. */
+const SESSIONS_DOWN = refuse('UNAVAILABLE', 'The session directory is unavailable; try again later', {
+  headers: { 'retry-after': '1' },
+  data: { retryAfterSeconds: 1 },
+});
+/** The session's node answered nothing usable: retryable. */
+const OWNER_UNREACHABLE = refuse(
+  'UNAVAILABLE',
+  'The node holding this session did not answer; try again later',
+  {
+    headers: { 'retry-after': '1' },
+    data: { retryAfterSeconds: 1 },
+  },
+);
 
 /** Forwards the catalog's changes to the SDK's notifier of modern streams; the way to stop. */
 function forwardCatalogEvents(events: EventEmitter<CatalogEvents>, notify: ServerNotifier): () => void {

@@ -58,7 +58,8 @@ export interface HttpOptions {
    * sessions together (`{ maxBytesPerSession, maxBytes }` sets them); a session's events go when it
    * closes. A function returns the store for each new session (one store per session: stream ids
    * repeat across sessions; a store with `close()` has it called when its session ends).
-   * Default `false`.
+   * Default: the shared state's store when it brings one (`redisState({ eventStore: true })`, events
+   * in Redis; docs/scale-out.md), else `false`.
    */
   eventStore?: false | 'memory' | MemoryEventStoreLimits | (() => EventStore);
   /**

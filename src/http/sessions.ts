@@ -30,6 +30,8 @@ export interface LegacySessionOptions {
   maxSessionsPerCaller: number;
   /** Streams one caller may hold open at once (the standalone GET streams, with every other stream). */
   streams: Shares;
+  /** Told of every session opened and closed here, so other nodes can forward to it. */
+  directory?: { hold(id: string): void; release(id: string): void };
   logger: Logger;
 }
 
@@ -82,6 +84,11 @@ export class LegacySessions {
 
   get size(): number {
     return this.#sessions.size;
+  }
+
+  /** Whether this node holds session `id`. */
+  has(id: string): boolean {
+    return this.#sessions.has(id);
   }
 
   /**
@@ -207,6 +214,7 @@ export class LegacySessions {
         version,
       };
       this.#sessions.set(id, session);
+      this.#options.directory?.hold(id);
       if (shareKey !== undefined) {
         let mine = this.#byCaller.get(shareKey);
         if (!mine) {
@@ -281,6 +289,7 @@ export class LegacySessions {
     const session = this.#sessions.get(id);
     if (!session) return;
     this.#sessions.delete(id);
+    this.#options.directory?.release(id);
     session.events?.close?.();
     if (session.shareKey !== undefined) {
       const mine = this.#byCaller.get(session.shareKey);
@@ -319,6 +328,7 @@ export class LegacySessions {
     this.#closed = true;
     const sessions = [...this.#sessions.values()];
     this.#sessions.clear();
+    for (const session of sessions) this.#options.directory?.release(session.id);
     this.#byCaller.clear();
     for (const session of sessions) session.events?.close?.();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);

@@ -5,7 +5,9 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { SharedState, SharedStateContext } from '../state/shared.js';
 import { createRedisChangeBus } from './changes.js';
+import { createRedisEventStores } from './eventStore.js';
 import { createRedisRateLimitStore } from './rateLimits.js';
+import { createRedisSessionDirectory } from './sessions.js';
 
 export { createRedisRateLimitStore } from './rateLimits.js';
 
@@ -22,6 +24,30 @@ export interface RedisStateOptions {
   prefix?: string;
   /** How long one command may take before the request gets a 503. Default 1000 ms. */
   commandTimeoutMs?: number;
+  /**
+   * This node's base URL as the other nodes reach it (`http://10.0.0.11:3000`: scheme, host, port;
+   * a path is ignored). With it, a 2025-era session is served by any node: the node that opened it
+   * records it in Redis, and the others forward its requests there. Default: the
+   * `MCP_ADVERTISE_URL` environment variable; without either, sessions stay on their node.
+   */
+  advertise?: string;
+  /**
+   * The secret every node signs forwarded requests with (at least 32 characters, the same on every
+   * node). Required with `advertise`. Default: the `MCP_CLUSTER_SECRET` environment variable.
+   */
+  secret?: string;
+  /** How long a session's record outlives its owner's last refresh, in ms. Default 30 000. */
+  sessionTtlMs?: number;
+  /**
+   * How long a node forwarding a request waits for the owner's response headers, in ms (a JSON
+   * answer's headers come with its result). Default 120 000.
+   */
+  forwardTimeoutMs?: number;
+  /**
+   * Resumable 2025-era streams with their events in Redis (used when `http.eventStore` is not set):
+   * `true`, or `{ maxBytesPerStream (1 MiB), ttlMs (10 min) }`. Default: off.
+   */
+  eventStore?: boolean | { maxBytesPerStream?: number; ttlMs?: number };
 }
 
 /** A {@link SharedState} over Redis, with the client it uses. */
@@ -51,6 +77,32 @@ function checkedUrl(url: string | undefined): string {
   return url;
 }
 
+/** The advertised origin, or undefined; a TypeError for anything but an http(s) URL. */
+function checkedAdvertise(url: string | undefined): string | undefined {
+  if (url === undefined || url.trim() === '') return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError('redisState: advertise is not a valid URL (http://host:port)');
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new TypeError('redisState: advertise must be an http:// or https:// URL');
+  }
+  if (parsed.username !== '' || parsed.password !== '') {
+    throw new TypeError('redisState: advertise must not carry credentials');
+  }
+  return parsed.origin;
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  const resolved = value ?? fallback;
+  if (!(Number.isInteger(resolved) && resolved > 0)) {
+    throw new TypeError(`redisState: ${name} must be a positive whole number`);
+  }
+  return resolved;
+}
+
 function clientFor(url: string, commandTimeoutMs: number): Redis {
   const options: RedisOptions = {
     // While Redis is down a command fails at once (the request gets a 503) instead of queueing.
@@ -69,8 +121,9 @@ function clientFor(url: string, commandTimeoutMs: number): Redis {
  * Shared state over Redis: pass it as `createMcpServer({ state })` on every node (one state per
  * server). Rate limits then hold once across all nodes (one atomic Lua script per request, on
  * Redis's clock), and catalog changes (`list_changed`, `resources/updated`) reach the clients of
- * every node through pub/sub. While Redis is
- * unreachable, requests that need it are refused with 503 and `Retry-After` (JSON-RPC `-32019`); the
+ * every node through pub/sub. With `advertise` and `secret`, a 2025-era session is served by any
+ * node (the others forward its requests to the node holding it); with `eventStore`, resumable
+ * streams keep their events in Redis. While Redis is unreachable, requests that need it are refused with 503 and `Retry-After` (JSON-RPC `-32019`); the
  * client reconnects by itself.
  *
  * @example
@@ -79,7 +132,11 @@ function clientFor(url: string, commandTimeoutMs: number): Redis {
  * import { redisState } from 'mcpkit/redis';
  *
  * const server = createMcpServer({
- *   state: redisState({ url: 'redis://127.0.0.1:6379' }),
+ *   state: redisState({
+ *     url: 'redis://127.0.0.1:6379',
+ *     advertise: 'http://10.0.0.11:3000', // where the other nodes reach this one
+ *     secret: process.env.MCP_CLUSTER_SECRET, // the same on every node
+ *   }),
  *   rateLimit: { execute: 600 },
  * });
  * ```
@@ -93,6 +150,18 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
   if (typeof prefix !== 'string' || /[\0\r\n]/.test(prefix)) {
     throw new TypeError('redisState: prefix must be a string without NUL, CR or LF');
   }
+  const advertise = checkedAdvertise(options.advertise ?? process.env.MCP_ADVERTISE_URL);
+  const secret = options.secret ?? process.env.MCP_CLUSTER_SECRET;
+  if (advertise !== undefined && (typeof secret !== 'string' || secret.length < 32)) {
+    throw new TypeError(
+      'redisState: advertise needs secret (or MCP_CLUSTER_SECRET), the same on every node, at least 32 characters',
+    );
+  }
+  const sessionTtlMs = positive('sessionTtlMs', options.sessionTtlMs, 30_000);
+  const forwardTimeoutMs = positive('forwardTimeoutMs', options.forwardTimeoutMs, 120_000);
+  const events = options.eventStore === true ? {} : options.eventStore || undefined;
+  const eventBytes = positive('eventStore.maxBytesPerStream', events?.maxBytesPerStream, 1024 * 1024);
+  const eventTtlMs = positive('eventStore.ttlMs', events?.ttlMs, 10 * 60_000);
   const owned = options.client === undefined;
   const client =
     options.client ?? clientFor(checkedUrl(options.url ?? process.env.MCP_REDIS_URL), commandTimeoutMs);
@@ -151,11 +220,34 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
     prefix,
     onDropped: (reason) => logger?.debug({ reason }, 'catalog change not shared with other nodes'),
   });
+  const sessions =
+    advertise === undefined
+      ? undefined
+      : createRedisSessionDirectory(client, {
+          prefix,
+          advertise,
+          secret: secret as string,
+          ttlMs: sessionTtlMs,
+          forwardTimeoutMs,
+          before,
+          onError: (reason) => logger?.debug({ reason }, 'session directory not updated'),
+        });
+  const eventStore =
+    events === undefined
+      ? undefined
+      : createRedisEventStores(client, {
+          prefix,
+          maxBytesPerStream: eventBytes,
+          ttlMs: eventTtlMs,
+          onError: (reason) => logger?.debug({ reason }, 'resumable stream event'),
+        });
   return {
     name: 'redis',
     client,
     rateLimits: createRedisRateLimitStore(client, { prefix, before }),
     changes,
+    ...(sessions && { sessions }),
+    ...(eventStore && { eventStore }),
     async ready() {
       if (everReady) return;
       if (!(await firstReadyOrTimeout()) && !everReady) throw new Error('redis did not become ready in time');
@@ -166,6 +258,7 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
     healthy: () => client.status === 'ready',
     async close() {
       closed = true;
+      sessions?.close();
       subscriber.disconnect();
       if (!owned) return;
       try {

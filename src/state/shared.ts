@@ -5,6 +5,7 @@
  * in memory, per process.
  */
 
+import type { EventStore } from '@modelcontextprotocol/server';
 import type { RateLimitStore } from '../policy/rateLimit.js';
 import type { Logger } from '../types.js';
 
@@ -26,6 +27,37 @@ export interface ChangeBus {
   subscribe(listener: (change: CatalogChange) => void, onResync?: () => void): () => void;
 }
 
+/**
+ * Where 2025-era sessions live across nodes: each node records the sessions it holds under the
+ * address it advertises, and a node asked for a session it does not hold looks up its owner and
+ * forwards the request there, signed with the shared secret (docs/scale-out.md, "Sessions").
+ */
+export interface SessionDirectory {
+  /** This node's base URL as the other nodes reach it (`http://10.0.0.11:3000`), an origin. */
+  readonly advertise: string;
+  /** The secret every node signs forwarded requests with (at least 32 characters). */
+  readonly secret: string;
+  /**
+   * How long a forwarding node waits for the owner's response headers, in ms (a JSON answer's
+   * headers come with its result, so this bounds a forwarded call).
+   */
+  readonly forwardTimeoutMs: number;
+  /** Records that this node holds `id`; the record is kept alive while it does. Never throws. */
+  hold(id: string): void;
+  /** Forgets `id` (closed, expired, or this node is closing). Never throws. */
+  release(id: string): void;
+  /**
+   * The advertised address of the node holding `id`, or `undefined` when none does. Rejects when
+   * the directory cannot be reached (the request then gets a retryable 503).
+   */
+  owner(id: string): Promise<string | undefined>;
+  /** Forgets `id` if the record still names `address` (that node no longer answers). Never throws. */
+  forget(id: string, address: string): void;
+}
+
+/** An event store for one 2025-era session's resumable streams; `close()` when the session ends. */
+export type SharedEventStore = EventStore & { close?(): void };
+
 /** What `createMcpServer` hands a shared state when it adopts it. */
 export interface SharedStateContext {
   /** The server's logger: a shared state reports its outages and recoveries here. */
@@ -35,8 +67,9 @@ export interface SharedStateContext {
 /**
  * Shared implementations of mcpkit's state seams, passed as `createMcpServer({ state })`.
  *
- * Two seams are shared: `rateLimits` (token buckets, so a limit holds once across every node; a
- * `rateLimit.store` given explicitly wins over it) and `changes` (catalog notifications).
+ * The seams: `rateLimits` (token buckets, so a limit holds once across every node; a
+ * `rateLimit.store` given explicitly wins over it), `changes` (catalog notifications), `sessions`
+ * (which node holds each 2025-era session, for forwarding) and `eventStore` (resumable streams).
  *
  * @example
  * ```ts
@@ -58,6 +91,16 @@ export interface SharedState {
    * resource.
    */
   readonly changes?: ChangeBus;
+  /**
+   * 2025-era sessions served by any node: the owner of each session is recorded here and the other
+   * nodes forward its requests to it. Absent: a session is served only by the node that opened it.
+   */
+  readonly sessions?: SessionDirectory;
+  /**
+   * The event store of each new 2025-era session (resumable streams, `Last-Event-ID`), used when
+   * `http.eventStore` is not set.
+   */
+  readonly eventStore?: () => SharedEventStore;
   /** Called once by `createMcpServer` before any request. */
   attach?(context: SharedStateContext): void;
   /** Whether the shared store answers now; `/health` reports it. */
