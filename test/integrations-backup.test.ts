@@ -10,6 +10,11 @@ import { createMcpServer, type McpKitServer, MemoryAuditSink } from 'mcpkit';
 import { type Listening, listen, openFileIntegrations } from 'mcpkit/node';
 import { createModelServer, type ModelServer } from 'mcpkit/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PromptCatalog } from '../src/catalog/prompts.js';
+import { ResourceCatalog } from '../src/catalog/resources.js';
+import { ToolCatalog } from '../src/catalog/tools.js';
+import { IntegrationManager } from '../src/integrations/manager.js';
+import { OutboundPolicy } from '../src/net/outbound.js';
 
 const LOOPBACK = { allowedHosts: ['127.0.0.1'], allowPrivateNetworks: true };
 const KEYS = {
@@ -379,6 +384,70 @@ describe('import: dry run, conflicts, all or nothing', () => {
     const healed = await importInto(b, exported.raw, '?onConflict=replace');
     expect(healed.json).toMatchObject({ applied: true, replaced: ['crm'], created: ['billing', 'notes'] });
     expect(b.server.tools.has('billing__search')).toBe(true);
+  });
+});
+
+describe('a failure in the middle of an import', () => {
+  it('a catalog that refuses the third integration puts the first two back; the file is untouched', async () => {
+    const a = await startNode();
+    await a.server.integrations.create(crm('crm'));
+    await a.server.integrations.create({ ...crm('billing'), name: 'Billing' });
+    await a.server.integrations.create({ id: 'notes', name: 'Notes', prompts: crm().prompts });
+    const backup = await a.server.integrations.export({ transferKey: TRANSFER });
+
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'mcpkit-backup-mid-'));
+    cleanups.push(() => fs.rm(dataDir, { recursive: true, force: true }));
+    const { store, cipher } = await openFileIntegrations({ dataDir, env: {}, logger: { warn: () => {} } });
+    const prompts = new PromptCatalog({ onChange: () => {} });
+    let armed = true;
+    // Once billing's tool is in, someone else takes the prompt name notes is about to register.
+    const tools = new ToolCatalog({
+      onChange: () => {},
+      observe: (op, key) => {
+        if (armed && op === 'add' && key === 'billing__search') {
+          armed = false;
+          prompts.register({ name: 'notes__hello', messages: [{ role: 'user', content: 'taken' }] });
+        }
+      },
+    });
+    const resources = new ResourceCatalog({ onChange: () => {} });
+    const manager = new IntegrationManager({
+      store,
+      cipher,
+      tools,
+      resources,
+      prompts,
+      declarative: { outbound: new OutboundPolicy(LOOPBACK) },
+    });
+    cleanups.push(() => manager.close());
+    await manager.ready;
+    await manager.create({
+      id: 'crm',
+      name: 'Old CRM',
+      prompts: [{ name: 'old', messages: [{ role: 'user', content: 'old' }] }],
+    });
+    const file = path.join(dataDir, 'integrations.json');
+    const before = await fs.readFile(file);
+    const toolsBefore = tools.list().map((t) => t.name);
+
+    await expect(
+      manager.import(backup, { transferKey: TRANSFER, onConflict: 'replace' }),
+    ).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('notes__hello') });
+    expect(armed).toBe(false);
+    expect((await fs.readFile(file)).equals(before)).toBe(true);
+    expect(manager.list().map((i) => [i.id, i.name])).toEqual([['crm', 'Old CRM']]);
+    expect(tools.list().map((t) => t.name)).toEqual(toolsBefore);
+    expect(tools.has('billing__search')).toBe(false);
+    expect(prompts.has('crm__old')).toBe(true);
+    expect(prompts.has('crm__hello')).toBe(false);
+
+    // With the name free again, the same import goes through whole.
+    prompts.remove('notes__hello');
+    const report = await manager.import(backup, { transferKey: TRANSFER, onConflict: 'replace' });
+    expect(report).toMatchObject({ applied: true, replaced: ['crm'], created: ['billing', 'notes'] });
+    expect(manager.secret('billing', 'token')).toBe(TOKEN);
+    const stored = JSON.parse(await fs.readFile(file, 'utf8'));
+    expect(stored.integrations.map((i: { id: string }) => i.id)).toEqual(['crm', 'billing', 'notes']);
   });
 });
 
