@@ -14,8 +14,11 @@
  * commits and disconnected when it is replaced, disabled or deleted: `upstream.ts` (the connection),
  * `upstreamEntries.ts` (its catalog entries), `upstreamHttp.ts` (the HTTP transport).
  *
- * Size: about 480 lines, most of them the public methods' documentation; the upstream wiring lives
- * here because it follows the write queue's commits.
+ * Backups (`export`, `import`) go through the same queue: `backup.ts` writes and reads the document,
+ * and an import's integrations are checked whole, then swapped in and saved as one snapshot.
+ *
+ * Size: about 680 lines, most of them the public methods' documentation; the upstream wiring and the
+ * import's plan live here because they follow the write queue's commits.
  */
 import { EventEmitter } from 'eventemitter3';
 import type { PromptCatalog } from '../catalog/prompts.js';
