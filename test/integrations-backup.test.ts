@@ -233,10 +233,19 @@ describe('export from A, import into B (different secret keys)', () => {
     expect(plain.headers.get('mcpkit-warning')).toMatch(/in clear/);
     expect(plain.json.integrations[0].model.apiKey).toBe(API_KEY);
 
+    const bogus = await call(a, '/integrations/export?secrets=everything');
+    expect(bogus.status).toBe(400);
+    expect(bogus.json.detail).toMatch(/secrets must be one of sealed, plaintext, omit/);
+    await a.server.integrations.create({ id: 'other', name: 'Other' });
+    const one = await call(a, '/integrations/export?secrets=omit&ids=other');
+    expect(one.json.integrations.map((i: { id: string }) => i.id)).toEqual(['other']);
+    expect((await call(a, '/integrations/export?secrets=omit&ids=nope')).status).toBe(404);
+
     const omitted = await call(a, '/integrations/export?secrets=omit');
     expect(omitted.status).toBe(200);
     for (const secret of [API_KEY, TOKEN]) expect(omitted.raw.includes(Buffer.from(secret))).toBe(false);
     expect(omitted.json.integrations[0].secrets).toBeUndefined();
+    expect(omitted.json.integrations.map((i: { id: string }) => i.id)).toEqual(['crm', 'other']);
 
     // A plaintext document imports without a transfer key.
     const b = await startNode();

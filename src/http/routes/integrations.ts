@@ -14,10 +14,11 @@
 import { McpKitError, quote } from '../../core/errors.js';
 import { restPage } from '../../core/paginate.js';
 import { chainStepTools } from '../../declarative.js';
-import type {
-  ExportSecretsMode,
-  IntegrationExport,
-  IntegrationImportReport,
+import {
+  conflictPolicy,
+  exportMode,
+  type IntegrationExport,
+  type IntegrationImportReport,
 } from '../../integrations/backup.js';
 import type { Integration, IntegrationInput } from '../../integrations/types.js';
 import { json, problem } from '../problem.js';
@@ -140,7 +141,7 @@ const backupRoutes: Route[] = [
     handler: async (ctx, host) => {
       const integrations = manager(host);
       const q = ctx.url.searchParams;
-      const secrets = (q.get('secrets') ?? 'sealed') as ExportSecretsMode;
+      const secrets = exportMode(q.get('secrets') ?? undefined);
       const idsParam = q.get('ids');
       const ids = idsParam === null ? undefined : idsParam.split(',').filter((id) => id !== '');
       const transferKey = transferKeyOf(ctx);
@@ -199,7 +200,7 @@ const backupRoutes: Route[] = [
     handler: async (ctx, host) => {
       const integrations = manager(host);
       const dryRun = flag(ctx, 'dryRun');
-      const onConflict = ctx.url.searchParams.get('onConflict') ?? 'fail';
+      const onConflict = conflictPolicy(ctx.url.searchParams.get('onConflict') ?? undefined);
       const transferKey = transferKeyOf(ctx);
       const document = await ctx.body();
       // A chain tool runs its steps as its caller: who imports one must be able to run each step.
@@ -231,7 +232,7 @@ const backupRoutes: Route[] = [
         () =>
           integrations.import(document, {
             dryRun,
-            onConflict: onConflict as never,
+            onConflict,
             ...(transferKey !== undefined && { transferKey }),
           }),
       );
