@@ -27,7 +27,14 @@ export const EXPORT_VERSION = 1;
 /** How an export carries secrets: sealed under a transfer key, in clear, or not at all. */
 export type ExportSecretsMode = 'sealed' | 'plaintext' | 'omit';
 
-/** What {@link IntegrationManager.export} takes. */
+/**
+ * What `IntegrationManager.export` takes.
+ *
+ * @example
+ * ```ts
+ * const options: IntegrationExportOptions = { transferKey: process.env.TRANSFER_KEY, ids: ['crm'] };
+ * ```
+ */
 export interface IntegrationExportOptions {
   /** Default `sealed`, which needs `transferKey`. */
   secrets?: ExportSecretsMode;
@@ -47,7 +54,14 @@ export type ExportSecrets =
   | { mode: 'plaintext' }
   | { mode: 'omit' };
 
-/** An export document (JSON). */
+/**
+ * An export document (JSON), as `GET /integrations/export` answers it.
+ *
+ * @example
+ * ```ts
+ * const backup: IntegrationExport = await server.integrations.export({ secrets: 'omit' });
+ * ```
+ */
 export interface IntegrationExport {
   format: typeof EXPORT_FORMAT;
   version: number;
@@ -60,7 +74,14 @@ export interface IntegrationExport {
 /** What an import does with an integration whose id the server already has. */
 export type ImportConflictPolicy = 'fail' | 'skip' | 'replace';
 
-/** What {@link IntegrationManager.import} takes. */
+/**
+ * What `IntegrationManager.import` takes.
+ *
+ * @example
+ * ```ts
+ * const options: IntegrationImportOptions = { transferKey: process.env.TRANSFER_KEY, onConflict: 'skip', dryRun: true };
+ * ```
+ */
 export interface IntegrationImportOptions {
   /** The passphrase the export was sealed under (needed for a `sealed` document). */
   transferKey?: string;
@@ -87,7 +108,15 @@ export interface ImportIssue {
   message: string;
 }
 
-/** What an import did, or (dry run) would do. */
+/**
+ * What an import did, or (dry run) would do.
+ *
+ * @example
+ * ```ts
+ * const report: IntegrationImportReport = await server.integrations.import(backup, { dryRun: true });
+ * for (const issue of report.issues) console.warn(issue.field, issue.message);
+ * ```
+ */
 export interface IntegrationImportReport {
   dryRun: boolean;
   /** Whether anything was written: `false` for a dry run and whenever `issues` is not empty. */
@@ -260,6 +289,9 @@ async function openFrame(
     if (Object.keys(secrets).length !== 1) throw invalid('secrets', 'holds a field its mode does not have');
     return { mode, integrations };
   }
+  for (const key of Object.keys(secrets))
+    if (key !== 'mode' && key !== 'kdf' && key !== 'check')
+      throw invalid('secrets', 'holds a field its mode does not have');
   const kdf = secrets.kdf;
   if (
     !isObject(kdf) ||
