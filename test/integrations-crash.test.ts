@@ -129,6 +129,63 @@ describe('file store under SIGKILL', () => {
     );
   }, 90_000);
 
+  it('an import killed at any moment leaves all of its integrations or none', async () => {
+    const dataDir = await tempDir();
+    let state = 0;
+    let midWrite = 0;
+    const kills = 20;
+    for (let i = 0; i < kills; i++) {
+      const { child, lines, exited } = run(['import', dataDir]);
+      const deadline = Date.now() + 5000;
+      while (!lines.some((l) => l.startsWith('ready')) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      // An import of 20 takes tens of milliseconds: a random moment among the first few.
+      await new Promise((r) => setTimeout(r, Math.random() * 300));
+      child.kill('SIGKILL');
+      await exited;
+      expect(lines.find((l) => l.startsWith('error'))).toBeUndefined();
+      const last = lines.filter((l) => /^(begin|ok) \d+$/.test(l)).at(-1);
+      const { store, cipher } = await openFileIntegrations({ dataDir, env: { MCP_SECRET_KEY: key } });
+      const manager = new IntegrationManager({
+        store,
+        cipher,
+        tools: new ToolCatalog({ onChange: () => {} }),
+        resources: new ResourceCatalog({ onChange: () => {} }),
+        prompts: new PromptCatalog({ onChange: () => {} }),
+      });
+      let n: number;
+      try {
+        await manager.ready;
+        const all = manager.list();
+        n = all.length === 0 ? 0 : Number(all[0]!.description);
+        // Every integration, key included, comes from the same import.
+        expect(all).toHaveLength(n === 0 ? 0 : 20);
+        for (const integration of all) {
+          expect(integration.description).toBe(String(n));
+          expect(manager.modelConfig(integration.id)?.apiKey).toBe(`sk-import-${n}-${integration.id}`);
+        }
+      } finally {
+        await manager.close();
+      }
+      if (last !== undefined) {
+        const [kind, value] = last.split(' ') as [string, string];
+        if (kind === 'ok') expect(n).toBe(Number(value));
+        else {
+          midWrite++;
+          expect([Number(value) - 1, Number(value)]).toContain(n);
+        }
+      } else expect(n).toBe(state);
+      expect(n).toBeGreaterThanOrEqual(state);
+      state = n;
+    }
+    expect(state).toBeGreaterThan(kills);
+    expect(midWrite).toBeGreaterThan(kills / 3);
+    console.log(
+      `import crash test: ${kills} kills, ${midWrite} with an import in flight, final state ${state}`,
+    );
+  }, 90_000);
+
   it('refuses a second process on the same data directory, naming the holder', async () => {
     const dataDir = await tempDir();
     const { store } = await openFileIntegrations({ dataDir, env: { MCP_SECRET_KEY: key } });

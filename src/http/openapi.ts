@@ -134,6 +134,7 @@ export function buildOpenApi(
       tags: [pathWords(route)[0]!],
       parameters: [
         ...params,
+        ...(route.parameters ?? []).map((p) => ({ ...p, required: false })),
         ...(isList
           ? [
               { name: 'cursor', in: 'query', required: false, schema: { type: 'string' } },

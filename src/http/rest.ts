@@ -113,6 +113,13 @@ interface RouteDefinition {
   path: string;
   /** OpenAPI summary. */
   summary: string;
+  /** Query and header parameters, for the OpenAPI document only (the handler reads them). */
+  parameters?: ReadonlyArray<{
+    name: string;
+    in: 'query' | 'header';
+    description: string;
+    schema: Record<string, unknown>;
+  }>;
   handler(ctx: RestContext, host: RestHost): Promise<Response> | Response;
 }
 
@@ -841,7 +848,14 @@ export async function serveRest(
     response = problemFromError(error, requestId);
   }
   if (rateHeaders) for (const [name, value] of Object.entries(rateHeaders)) setHeader(response, name, value);
-  if (policy && facts && route.method !== 'GET' && route.path.startsWith('/integrations')) {
+  // The backup routes record their own events (integration.export, integration.import).
+  if (
+    policy &&
+    facts &&
+    route.method !== 'GET' &&
+    route.path.startsWith('/integrations') &&
+    route.path !== '/integrations/import'
+  ) {
     policy.record(facts, {
       action: 'integration.change',
       outcome: response.ok ? 'success' : 'failure',

@@ -16,7 +16,7 @@ import {
   compileContributions,
   namespacedName,
 } from './contributions.js';
-import type { Live } from './live.js';
+import { type Live, nothingContributed } from './live.js';
 import type { Integration } from './types.js';
 import { fieldError, LOCAL_NAME, validateId } from './validation.js';
 
@@ -71,6 +71,39 @@ export class CatalogEntries {
       throw error;
     }
     next.contributes = this.#names(next, contributions);
+  }
+
+  /**
+   * What {@link swap} would refuse, found without touching the catalogs: a contribution that does
+   * not compile (an error naming its field), or a name another entry already holds (`CONFLICT`):
+   * a tool registered in code, another upstream's entry, a tool attached in code under the same name.
+   */
+  check(swap: EntrySwap): void {
+    const { next, current } = swap;
+    const c = this.#compile(next, 'write');
+    if (!next.stored.enabled) return;
+    const id = next.stored.id;
+    // What the current version holds is swapped out first, so it is no conflict.
+    const owned = current?.stored.enabled ? current.contributes : nothingContributed();
+    const attached = [...(this.#attached.get(id)?.keys() ?? [])].map((n) => namespacedName(id, n));
+    const { tools, resources, prompts } = this.#options;
+    const taken = (field: string, name: string) =>
+      new McpKitError('CONFLICT', `${field}: ${quote(name)} is already in the catalog`, {
+        details: { field },
+      });
+    for (const [i, tool] of c.tools.entries()) {
+      if (attached.includes(tool.name)) throw taken(`tools[${i}]`, tool.name);
+      if (!owned.tools.includes(tool.name) && tools.has(tool.name)) throw taken(`tools[${i}]`, tool.name);
+    }
+    for (const name of attached)
+      if (!owned.tools.includes(name) && tools.has(name)) throw taken(`attached tool ${name}`, name);
+    for (const [i, resource] of c.resources.entries()) {
+      const uri = (resource as { uri: string }).uri;
+      if (!owned.resources.includes(uri) && resources.hasReference(uri)) throw taken(`resources[${i}]`, uri);
+    }
+    for (const [i, prompt] of c.prompts.entries())
+      if (!owned.prompts.includes(prompt.name) && prompts.has(prompt.name))
+        throw taken(`prompts[${i}]`, prompt.name);
   }
 
   /**

@@ -54,7 +54,11 @@ export async function createEphemeralCipher(): Promise<SecretCipher> {
     'encrypt',
     'decrypt',
   ]);
-  const keyId = b64url(crypto.getRandomValues(new Uint8Array(6)));
+  return cipherOfKey(key, b64url(crypto.getRandomValues(new Uint8Array(6))));
+}
+
+/** A {@link SecretCipher} over a Web Crypto AES-GCM key, writing `keyId` into what it seals. */
+export function cipherOfKey(key: CryptoKey, keyId: string): SecretCipher {
   const encoder = new TextEncoder();
   return {
     keyId,
@@ -94,3 +98,45 @@ export async function createEphemeralCipher(): Promise<SecretCipher> {
     isCurrent: (sealed) => parseSealed(sealed)?.keyId === keyId,
   };
 }
+
+/** How a transfer key is stretched into an AES-256-GCM key: PBKDF2 over SHA-256. */
+export interface TransferKdf {
+  name: 'PBKDF2-SHA-256';
+  iterations: number;
+  /** 16 random bytes, base64url. */
+  salt: string;
+}
+
+/**
+ * A cipher under the AES-256-GCM key a transfer key (a passphrase the admin chooses) derives with
+ * `kdf`: what an export's secrets are sealed under, so only who holds the transfer key opens them.
+ * A fresh `kdf` (random salt) when none is given.
+ */
+export async function transferCipher(
+  transferKey: string,
+  kdf?: TransferKdf,
+): Promise<{ cipher: SecretCipher; kdf: TransferKdf }> {
+  const used: TransferKdf = kdf ?? {
+    name: 'PBKDF2-SHA-256',
+    iterations: TRANSFER_ITERATIONS,
+    salt: b64url(crypto.getRandomValues(new Uint8Array(16))),
+  };
+  const material = await crypto.subtle.importKey(
+    'raw',
+    new TextEncoder().encode(transferKey),
+    'PBKDF2',
+    false,
+    ['deriveKey'],
+  );
+  const key = await crypto.subtle.deriveKey(
+    { name: 'PBKDF2', hash: 'SHA-256', salt: fromB64url(used.salt), iterations: used.iterations },
+    material,
+    { name: 'AES-GCM', length: 256 },
+    false,
+    ['encrypt', 'decrypt'],
+  );
+  return { cipher: cipherOfKey(key, 'transfer'), kdf: used };
+}
+
+/** PBKDF2 iterations of a new export (OWASP's figure for PBKDF2-HMAC-SHA-256). */
+export const TRANSFER_ITERATIONS = 600_000;

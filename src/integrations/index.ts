@@ -1,4 +1,14 @@
 /** Integrations: the runtime-neutral core (manager, types, validation, stores, cipher format). */
+export type {
+  ExportSecrets,
+  ExportSecretsMode,
+  ImportConflictPolicy,
+  ImportIssue,
+  IntegrationExport,
+  IntegrationExportOptions,
+  IntegrationImportOptions,
+  IntegrationImportReport,
+} from './backup.js';
 export {
   createEphemeralCipher,
   KEY_CHECK_AAD,

@@ -14,8 +14,11 @@
  * commits and disconnected when it is replaced, disabled or deleted: `upstream.ts` (the connection),
  * `upstreamEntries.ts` (its catalog entries), `upstreamHttp.ts` (the HTTP transport).
  *
- * Size: about 480 lines, most of them the public methods' documentation; the upstream wiring lives
- * here because it follows the write queue's commits.
+ * Backups (`export`, `import`) go through the same queue: `backup.ts` writes and reads the document,
+ * and an import's integrations are checked whole, then swapped in and saved as one snapshot.
+ *
+ * Size: about 680 lines, most of them the public methods' documentation; the upstream wiring and the
+ * import's plan live here because they follow the write queue's commits.
  */
 import { EventEmitter } from 'eventemitter3';
 import type { PromptCatalog } from '../catalog/prompts.js';
@@ -25,6 +28,17 @@ import { McpKitError, quote } from '../core/errors.js';
 import { type DeclarativeToolOptions, outboundOf } from '../declarative.js';
 import { silentLogger } from '../logger.js';
 import type { Logger } from '../types.js';
+import {
+  buildExport,
+  conflictPolicy,
+  type ImportIssue,
+  type IntegrationExport,
+  type IntegrationExportOptions,
+  type IntegrationImportOptions,
+  type IntegrationImportReport,
+  issueOf,
+  readExport,
+} from './backup.js';
 import { CatalogEntries, type EntrySwap } from './catalogEntries.js';
 import { type BuildContext, buildNext } from './changes.js';
 import { firstRevision, inputOf, type Live, modelConfigOf, nextRevision, viewOf } from './live.js';
@@ -282,6 +296,137 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   }
 
   /**
+   * A backup of the integrations (all, or `options.ids`) that another server can import. Secrets are
+   * sealed under `options.transferKey` by default (the importer needs the same passphrase); this
+   * server's secret key never leaves it. `secrets: 'plaintext'` puts them in clear and
+   * `secrets: 'omit'` leaves them out. Runs after the writes before it, so it sees one state.
+   *
+   * @example
+   * ```ts
+   * const backup = await server.integrations.export({ transferKey: process.env.TRANSFER_KEY });
+   * await other.integrations.import(backup, { transferKey: process.env.TRANSFER_KEY, onConflict: 'skip' });
+   * ```
+   */
+  export(options: IntegrationExportOptions = {}): Promise<IntegrationExport> {
+    return this.#run(async () => {
+      const ids = options.ids;
+      const lives = ids
+        ? [...new Set(ids)].map((id) => {
+            validateId(id, 'ids');
+            return this.#table.require(id);
+          })
+        : [...this.#table.values()];
+      const document = await buildExport(lives, options);
+      this.#logger.info(
+        { integrations: lives.length, secrets: document.secrets.mode },
+        'integrations exported',
+      );
+      this.emit('exported', { count: lives.length, secrets: document.secrets.mode });
+      return document;
+    });
+  }
+
+  /**
+   * Imports an export of {@link export}, all or nothing: every integration is read, its secrets
+   * opened with `options.transferKey` and sealed again under this server's key, validated, checked
+   * against the outbound policy and the catalogs; only when none has a problem are they all put in
+   * the catalogs and saved as one snapshot (a failed save puts everything back). An id the server
+   * already has follows `onConflict` (`fail` by default, `skip`, `replace`). With problems it throws
+   * (`INVALID_ARGUMENT` if any integration is invalid, else `CONFLICT`) with `details.issues` and
+   * writes nothing; `dryRun` reports instead of writing, problems or not. A document that cannot be
+   * read at all (its format, a wrong transfer key) throws `INVALID_ARGUMENT`, dry run or not.
+   *
+   * @example
+   * ```ts
+   * const report = await server.integrations.import(backup, { transferKey, dryRun: true });
+   * if (report.issues.length === 0) await server.integrations.import(backup, { transferKey });
+   * ```
+   */
+  import(document: unknown, options: IntegrationImportOptions = {}): Promise<IntegrationImportReport> {
+    const onConflict = conflictPolicy(options.onConflict);
+    const dryRun = options.dryRun === true;
+    return this.#run(async () => {
+      const read = await readExport(document, options.transferKey);
+      const report: IntegrationImportReport = {
+        dryRun,
+        applied: false,
+        onConflict,
+        secrets: read.mode,
+        created: [],
+        replaced: [],
+        skipped: [],
+        issues: [],
+      };
+      const plans: EntrySwap[] = [];
+      const seen = new Set<string>();
+      for (const entry of read.entries) {
+        if ('issue' in entry) {
+          report.issues.push(entry.issue);
+          continue;
+        }
+        const { index, input } = entry;
+        const id = input.id;
+        const at = `integrations[${index}]`;
+        if (seen.has(id)) {
+          report.issues.push({
+            index,
+            id,
+            kind: 'duplicate',
+            field: `${at}.id`,
+            message: `${at}.id ${quote(id)} is in the document twice`,
+          });
+          continue;
+        }
+        seen.add(id);
+        const current = this.#table.get(id);
+        if (current && onConflict === 'skip') {
+          report.skipped.push(id);
+          continue;
+        }
+        if (current && onConflict === 'fail') {
+          report.issues.push({
+            index,
+            id,
+            kind: 'exists',
+            field: `${at}.id`,
+            message: `${at}: integration ${quote(id)} already exists (onConflict: fail)`,
+          });
+          continue;
+        }
+        try {
+          this.#checkUpstreamInput(input);
+          const revision = current ? nextRevision(current.stored) : firstRevision();
+          const next = await buildNext({ input, current, revision }, this.#build);
+          this.#entries.check({ next, current });
+          plans.push({ next, current });
+          (current ? report.replaced : report.created).push(id);
+        } catch (error) {
+          report.issues.push(issueOf(error, { index, id }));
+        }
+      }
+      if (dryRun) return report;
+      if (report.issues.length > 0) throw importRefused(report.issues);
+      await this.#commitAll(plans);
+      for (const { next, current } of plans) {
+        if (current) await this.#stopUpstream(current);
+        this.#startUpstream(next);
+      }
+      report.applied = true;
+      this.#logger.info(
+        { created: report.created.length, replaced: report.replaced.length, skipped: report.skipped.length },
+        'integrations imported',
+      );
+      for (const { next, current } of plans) {
+        const integration = viewOf(next);
+        if (current) this.emit('updated', { integration, previous: viewOf(current) });
+        else this.emit('created', { integration });
+      }
+      this.emit('imported', { created: report.created, replaced: report.replaced, skipped: report.skipped });
+      return report;
+    });
+  }
+
+  /**
    * Attaches an upstream MCP server to the integration `id` in code: a program over stdio
    * (`stdioUpstream()` from `mcpkit/node`), or any SDK transport. Like attached tools, it lives in
    * memory only and is connected while an integration with this id exists and is enabled; its
@@ -467,6 +612,30 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     await this.#table.write({ id: next.stored.id, next, undo });
   }
 
+  /**
+   * Swaps every plan into the catalogs and saves them as one snapshot; if a swap or the save fails,
+   * every swap made is undone (last first) and nothing is saved.
+   */
+  async #commitAll(plans: readonly EntrySwap[]): Promise<void> {
+    const undo = ({ next, current }: EntrySwap) => {
+      this.#entries.remove(next);
+      if (current) this.#entries.restore(current);
+    };
+    const swapped: EntrySwap[] = [];
+    try {
+      for (const plan of plans) {
+        this.#entries.swap(plan);
+        swapped.push(plan);
+      }
+    } catch (error) {
+      for (const plan of swapped.reverse()) undo(plan);
+      throw error;
+    }
+    await this.#table.writeAll(
+      plans.map((plan) => ({ id: plan.next.stored.id, next: plan.next, undo: () => undo(plan) })),
+    );
+  }
+
   /** Re-seals every secret under `cipher` (`under` says which key, for the log); emits `keyRotated`. */
   async #reseal(cipher: SecretCipher, under: string): Promise<void> {
     const count = await this.#table.reseal(cipher);
@@ -494,4 +663,14 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     this.#logger.debug({ count: this.#table.size }, 'integrations loaded');
     this.emit('loaded', { count: this.#table.size });
   }
+}
+
+/** The error of an import with problems: nothing was written. */
+function importRefused(issues: ImportIssue[]): McpKitError {
+  const invalid = issues.some((i) => i.kind === 'invalid' || i.kind === 'duplicate');
+  return new McpKitError(
+    invalid ? 'INVALID_ARGUMENT' : 'CONFLICT',
+    `The import was refused, nothing was written: ${issues.length} problem${issues.length === 1 ? '' : 's'} (the first: ${issues[0]!.message})`,
+    { details: { issues } },
+  );
 }

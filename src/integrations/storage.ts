@@ -94,19 +94,31 @@ export class IntegrationTable {
   }
 
   /** Saves the table with `write` applied and commits it; if the save fails, undoes and rethrows. */
-  async write(write: TableWrite): Promise<void> {
+  write(write: TableWrite): Promise<void> {
+    return this.writeAll([write]);
+  }
+
+  /**
+   * Saves the table with every write applied, as one snapshot, and commits them all; if the save
+   * fails, undoes each (last first) and rethrows: the table and the store stay as they were.
+   */
+  async writeAll(writes: readonly TableWrite[]): Promise<void> {
     const next = new Map(this.#live);
-    if (write.next) next.set(write.id, write.next);
-    else next.delete(write.id);
+    for (const write of writes) {
+      if (write.next) next.set(write.id, write.next);
+      else next.delete(write.id);
+    }
     try {
       const keyCheck = await this.#sealer.keyCheck();
       await this.#store.save({ keyCheck, integrations: [...next.values()].map((live) => live.stored) });
     } catch (error) {
-      write.undo();
+      for (const write of [...writes].reverse()) write.undo();
       throw error;
     }
-    if (write.next) this.#live.set(write.id, write.next);
-    else this.#live.delete(write.id);
+    for (const write of writes) {
+      if (write.next) this.#live.set(write.id, write.next);
+      else this.#live.delete(write.id);
+    }
   }
 
   /**

@@ -177,4 +177,8 @@ export interface IntegrationEvents {
   upstreamRequest: (event: { id: string; method: string; outcome: 'ok' | 'error' | 'cancelled' }) => void;
   /** Every secret was re-sealed under a new key. */
   keyRotated: (event: { keyId: string; secrets: number }) => void;
+  /** An export was made: how many integrations, and how it carries their secrets. */
+  exported: (event: { count: number; secrets: 'sealed' | 'plaintext' | 'omit' }) => void;
+  /** An import was written (after the `created` and `updated` events of each integration). */
+  imported: (event: { created: string[]; replaced: string[]; skipped: string[] }) => void;
 }

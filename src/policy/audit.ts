@@ -15,7 +15,9 @@ export type AuditAction =
   | 'auth.failure'
   | 'permission.denied'
   | 'rate_limit.exceeded'
-  | 'integration.change';
+  | 'integration.change'
+  | 'integration.export'
+  | 'integration.import';
 
 /** One audit event. */
 export interface AuditEvent {

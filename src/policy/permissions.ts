@@ -16,6 +16,7 @@ export const PERMISSIONS = [
   'prompts:manage',
   'integrations:read',
   'integrations:manage',
+  'integrations:backup',
   'completions:create',
   'admin:read',
 ] as const;
