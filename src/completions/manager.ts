@@ -86,6 +86,9 @@ export class CompletionManager {
       beat: () => {
         for (const job of this.#jobs.all()) if (job.snapshot.status === 'running') this.#mirror(job);
       },
+      resync: () => {
+        for (const job of this.#jobs.all()) this.#mirror(job);
+      },
     });
     this.#loop = new CompletionLoop({
       executor: host.executor,
@@ -101,7 +104,11 @@ export class CompletionManager {
 
   #mirror(job: Job): void {
     if (this.#closing) return;
-    this.#store?.save(job.snapshot.id, () => this.#jobs.view(job), this.#keepFinishedMs);
+    this.#store?.save(
+      job.snapshot.id,
+      () => ({ snapshot: this.#jobs.view(job), ...(job.owner !== undefined && { owner: job.owner }) }),
+      this.#keepFinishedMs,
+    );
   }
 
   /** Jobs running now. */

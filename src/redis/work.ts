@@ -17,20 +17,19 @@ import type { TaskSnapshot } from '../tasks/manager.js';
 const TERMINAL_LUA = `local function ended(s) return s == 'completed' or s == 'failed' or s == 'cancelled' or s == 'succeeded' end`;
 
 /**
- * The running node writes its record. KEYS[1] the record; ARGV: doc, status, create ('1'/'0'),
- * ttl ms (0: leave it), node, owner. A record another node ended (cancelled, or failed as an
- * orphan) is left as it is and its status answered, so the runner stops; a record that expired
- * is not brought back ('gone').
+ * The running node writes its record. KEYS[1] the record; ARGV: doc, status, ttl ms, whether to
+ * renew the TTL of a record that exists ('1'/'0'), node, owner (JSON). A record another node ended
+ * (cancelled, or failed as an orphan) is left as it is and its status answered, so the runner
+ * stops. A missing record (new, or lost with a Redis restart) is written whole with the TTL, unless
+ * that TTL has run out ('gone').
  */
 const SAVE = `${TERMINAL_LUA}
 local cur = redis.call('HGET', KEYS[1], 'status')
-if ARGV[3] == '0' then
-  if not cur then return 'gone' end
-  if ended(cur) and redis.call('HEXISTS', KEYS[1], 'override') == 1 then return cur end
-end
-redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'status', ARGV[2])
-if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'node', ARGV[5], 'owner', ARGV[6]) end
-if tonumber(ARGV[4]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+if cur and ended(cur) and redis.call('HEXISTS', KEYS[1], 'override') == 1 then return cur end
+local ttl = tonumber(ARGV[3])
+if not cur and ttl <= 0 then return 'gone' end
+redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'status', ARGV[2], 'node', ARGV[5], 'owner', ARGV[6])
+if not cur or ARGV[4] == '1' then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 'ok'
 `;
 
@@ -81,13 +80,15 @@ interface Message {
   inputResponses?: Record<string, unknown>;
 }
 
-/** What the running node writes: the record's JSON, status and TTL (0: left as it is). */
+/** What the running node writes: the record's JSON, status, owner and TTL. */
 interface RecordWrite {
   doc: string;
   status: string;
+  /** The TTL of a record written anew; with `renew`, of an existing record too. */
   ttlMs: number;
-  /** The owner as JSON (`null` for none), on the write that creates the record. */
-  owner?: string;
+  renew: boolean;
+  /** The caller that owns it, or undefined. */
+  owner: string | undefined;
 }
 
 /** A record as read. */
@@ -142,6 +143,9 @@ export class RedisWork {
   #subscribed = false;
   #lost = false;
   #closed = false;
+  #down = false;
+  /** Whether this node's lease was set at least once (new work needs it before it is announced). */
+  #leased = false;
 
   constructor(client: Redis, subscriber: Redis, options: RedisWorkOptions) {
     this.#client = client;
@@ -164,9 +168,20 @@ export class RedisWork {
       this.#lost = false;
       void this.#beat();
     });
+    client.on('close', () => {
+      this.#down = true;
+    });
     client.on('ready', () => {
-      // Back after an outage: renew the lease at once and send what waited.
-      if (this.#timer) void this.#beat();
+      if (!this.#down) {
+        if (this.#timer) void this.#beat();
+        return;
+      }
+      this.#down = false;
+      // Back after an outage: renew the lease at once, and write every record held again (a Redis
+      // that restarted without persistence lost them; records another node ended stay ended).
+      void this.#beat().then(() => {
+        for (const runner of this.#runners.values()) runner.resync?.();
+      });
     });
   }
 
@@ -219,7 +234,7 @@ export class RedisWork {
   async #beat(): Promise<void> {
     if (this.#closed || this.#client.status !== 'ready') return;
     try {
-      await this.#client.set(this.#lease(this.node), '1', 'PX', this.#options.leaseMs);
+      await this.#renewLease();
     } catch {
       return;
     }
@@ -237,6 +252,11 @@ export class RedisWork {
         // Checked again on the next beat.
       }
     }
+  }
+
+  async #renewLease(): Promise<void> {
+    await this.#client.set(this.#lease(this.node), '1', 'PX', this.#options.leaseMs);
+    this.#leased = true;
   }
 
   /** Queues the latest write of one record; one write per record is in flight at a time. */
@@ -265,19 +285,17 @@ export class RedisWork {
     );
   }
 
-  /**
-   * Writes a record as its running node (a new one when `write.owner` is given); stops the local
-   * work when another node ended it.
-   */
+  /** Writes a record as its running node; stops the local work when another node ended it. */
   async #write(kind: Kind, id: string, write: RecordWrite): Promise<void> {
     const outcome = await this.#scripted.mcpkitWorkSave(
       this.#key(kind, id),
       write.doc,
       write.status,
-      write.owner === undefined ? '0' : '1',
-      write.ttlMs,
+      Math.floor(write.ttlMs),
+      write.renew ? '1' : '0',
       this.node,
-      write.owner ?? '',
+      // As JSON, so "no owner" and an empty id stay apart.
+      JSON.stringify(write.owner ?? null),
     );
     if (outcome === 'cancelled') this.#runners.get(kind)?.cancel(id, 'Cancelled by the client');
     else if (outcome === 'failed') this.#runners.get(kind)?.cancel(id, ORPHAN_MESSAGE);
@@ -287,6 +305,7 @@ export class RedisWork {
   async #create(kind: Kind, id: string, write: RecordWrite): Promise<void> {
     await this.#options.before?.();
     try {
+      if (!this.#leased) await this.#renewLease();
       await this.#write(kind, id, write);
     } catch (error) {
       throw storeDown(error);
@@ -379,13 +398,20 @@ export class RedisWork {
           doc: JSON.stringify(task),
           status: task.status,
           ttlMs: task.ttlMs,
-          // As JSON, so "no owner" and an empty id stay apart.
-          owner: JSON.stringify(task.owner ?? null),
+          renew: false,
+          owner: task.owner,
         }),
       save: (taskId, task) => {
         this.#enqueue(this.#key('task', taskId), () => {
           const now = task();
-          return this.#write('task', taskId, { doc: JSON.stringify(now), status: now.status, ttlMs: 0 });
+          // A task lives ttlMs from its creation; written anew (after a Redis restart) with what is left.
+          return this.#write('task', taskId, {
+            doc: JSON.stringify(now),
+            status: now.status,
+            ttlMs: now.createdAt + now.ttlMs - Date.now(),
+            renew: false,
+            owner: now.owner,
+          });
         });
       },
       get: async (taskId) => {
@@ -448,15 +474,18 @@ export class RedisWork {
           doc: bounded(job.snapshot),
           status: job.snapshot.status,
           ttlMs: ttl(job.snapshot.status, keepFinishedMs),
-          owner: JSON.stringify(job.owner ?? null),
+          renew: true,
+          owner: job.owner,
         }),
       save: (id, job, keepFinishedMs) => {
         this.#enqueue(this.#key('job', id), () => {
-          const now = job();
+          const { snapshot, owner } = job();
           return this.#write('job', id, {
-            doc: bounded(now),
-            status: now.status,
-            ttlMs: ttl(now.status, keepFinishedMs),
+            doc: bounded(snapshot),
+            status: snapshot.status,
+            ttlMs: ttl(snapshot.status, keepFinishedMs),
+            renew: true,
+            owner,
           });
         });
       },

@@ -41,6 +41,8 @@ export interface WorkRunner {
   update?(id: string, inputResponses: Record<string, unknown>): void;
   /** Called on each heartbeat of the node (every few seconds while the store answers). */
   beat?(): void;
+  /** Writes every task or job held again: the store came back and may have lost its records. */
+  resync?(): void;
 }
 
 /**
@@ -88,7 +90,7 @@ export interface JobStore {
   /** Records a new running job; it runs only once this resolves. */
   create(job: SharedJob, keepFinishedMs: number): Promise<void>;
   /** Records the job's current state (coalesced, retried while the store is down). */
-  save(id: string, job: () => CompletionSnapshot, keepFinishedMs: number): void;
+  save(id: string, job: () => SharedJob, keepFinishedMs: number): void;
   /** The job as its node last recorded it, or `undefined` when unknown or expired. */
   get(id: string): Promise<SharedJob | undefined>;
   /** Cancels a job another node runs; answers it after, or `undefined` when unknown. */

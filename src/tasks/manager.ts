@@ -246,6 +246,9 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
         if (record) this.#cancel(record, reason);
       },
       update: (taskId, inputResponses) => void this.update(taskId, inputResponses),
+      resync: () => {
+        for (const record of this.#tasks.values()) if (record.shared) this.#mirror(record);
+      },
     });
   }
 
