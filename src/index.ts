@@ -205,7 +205,16 @@ export {
   createMcpServer,
   type McpKitServer,
 } from './server.js';
-export type { CatalogChange, ChangeBus, SharedState, SharedStateContext } from './state/shared.js';
+export type {
+  CatalogChange,
+  ChangeBus,
+  JobStore,
+  SharedJob,
+  SharedState,
+  SharedStateContext,
+  TaskStore,
+  WorkRunner,
+} from './state/shared.js';
 export {
   isTaskContinuation,
   runAsTask,

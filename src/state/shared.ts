@@ -31,6 +31,19 @@ export interface ChangeBus {
 /**
  * What a node's task runtime or completion manager answers the shared store with: the work it runs
  * now, and how to stop it when another node (or the store) asks.
+ *
+ * @example
+ * ```ts
+ * import type { TaskStore, WorkRunner } from 'mcpkit';
+ *
+ * declare const store: TaskStore;
+ * const running = new Map<string, AbortController>();
+ * const runner: WorkRunner = {
+ *   running: () => running.keys(),
+ *   cancel: (id, reason) => running.get(id)?.abort(new Error(reason)),
+ * };
+ * const stop = store.serve(runner);
+ * ```
  */
 export interface WorkRunner {
   /** The ids of the tasks or jobs this node runs now (not finished). */
@@ -54,6 +67,18 @@ export interface WorkRunner {
  * Methods that answer a request reject with an `UNAVAILABLE` `McpKitError` (503, JSON-RPC `-32019`)
  * while the store is out of reach; `save` never rejects: it keeps the latest write of each task and
  * retries it until the store takes it.
+ *
+ * @example
+ * ```ts
+ * import { createMcpServer } from 'mcpkit';
+ * import { redisState } from 'mcpkit/redis';
+ *
+ * // redisState() supplies a TaskStore (and a JobStore): tasks/get, tasks/update and tasks/cancel
+ * // then answer on every node for a task started on any of them.
+ * const state = redisState({ url: 'redis://127.0.0.1:6379' });
+ * const server = createMcpServer({ state });
+ * console.log(state.tasks?.maxRecordBytes); // 8388608
+ * ```
  */
 export interface TaskStore {
   /** The largest task (its JSON) the store keeps; a larger result fails the task as too large. */
@@ -72,7 +97,18 @@ export interface TaskStore {
   serve(runner: WorkRunner): () => void;
 }
 
-/** A completion job as the shared store keeps it: the snapshot and the caller who started it. */
+/**
+ * A completion job as the shared store keeps it: the snapshot and the caller who started it.
+ *
+ * @example
+ * ```ts
+ * import type { JobStore } from 'mcpkit';
+ *
+ * declare const jobs: JobStore;
+ * const job = await jobs.get('0b0c…');
+ * if (job?.owner === 'alice') console.log(job.snapshot.status);
+ * ```
+ */
 export interface SharedJob {
   readonly snapshot: CompletionSnapshot;
   /** The id of the caller who started the job, when one was named. */
@@ -83,6 +119,15 @@ export interface SharedJob {
  * Completion jobs shared between nodes, as {@link TaskStore} shares tasks: status and result
  * readable, and the job cancellable, from any node; a job whose node stopped heartbeating is
  * reported `failed`.
+ *
+ * @example
+ * ```ts
+ * import { createMcpServer } from 'mcpkit';
+ * import { redisState } from 'mcpkit/redis';
+ *
+ * // GET and DELETE /completions/{id} then find and cancel a job started on any node.
+ * const server = createMcpServer({ state: redisState({ url: 'redis://127.0.0.1:6379' }) });
+ * ```
  */
 export interface JobStore {
   /** The largest job (its JSON) the store keeps; a larger one is kept without its steps. */
