@@ -11,13 +11,14 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { acceptedContent, inputRequired } from '@modelcontextprotocol/server';
 import { build } from 'esbuild';
 import { Redis } from 'ioredis';
 import { createMcpServer, type McpKitServer, TASKS_EXTENSION_ID } from 'mcpkit';
 import { type Listening, listen } from 'mcpkit/node';
 import { redisState } from 'mcpkit/redis';
 import { createModelServer, type ModelServer } from 'mcpkit/testing';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { type RedisServer, startRedis } from './support/redisServer.js';
 
@@ -144,6 +145,22 @@ async function node(
       return `gated on ${name}`;
     },
   });
+  server.tools.register({
+    name: 'ask',
+    task: 'optional',
+    handler: (_args, ctx) => {
+      const answer = acceptedContent(ctx.mcp?.mcpReq.inputResponses, 'who');
+      if (typeof answer?.name === 'string') return `Hello ${answer.name}, from ${name}`;
+      return inputRequired({
+        inputRequests: {
+          who: inputRequired.elicit({
+            message: 'Who?',
+            requestedSchema: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] },
+          }),
+        },
+      });
+    },
+  });
   const listening = await listen(server, { port: 0, host: '127.0.0.1' });
   let closed = false;
   const close = async () => {
@@ -190,8 +207,13 @@ async function as(who: keyof typeof KEYS, url: string) {
     },
     get: (taskId: string) => client.request({ method: 'tasks/get', params: { taskId } }, anyResult),
     cancel: (taskId: string) => client.request({ method: 'tasks/cancel', params: { taskId } }, anyResult),
+    update: (taskId: string, inputResponses: Record<string, unknown>) =>
+      client.request({ method: 'tasks/update', params: { taskId, inputResponses } }, anyResult),
   };
 }
+
+// Several nodes, a child process and a Redis restart per test, on a machine that may be busy.
+vi.setConfig({ testTimeout: 30_000, hookTimeout: 30_000 });
 
 const UNKNOWN = (taskId: string) => ({ code: -32602, message: `Unknown task: ${taskId}` });
 
@@ -252,6 +274,30 @@ describe('MCP tasks across nodes', () => {
     );
     expect((await aliceA.get(taskId)).status).toBe('cancelled');
     expect(a.server.tasks!.running).toBe(0);
+  });
+
+  it('input asked for by a task on A is answered on B, and the task resumes on A', async () => {
+    const prefix = freshPrefix();
+    const a = await node('A', prefix);
+    const b = await node('B', prefix);
+    const aliceA = await as('alice', a.url);
+    const aliceB = await as('alice', b.url);
+    const bobB = await as('bob', b.url);
+    const taskId = await aliceA.startTask('ask');
+    const parked = await until(
+      () => aliceB.get(taskId),
+      (t) => t.status === 'input_required',
+    );
+    expect(Object.keys(parked.inputRequests as object)).toEqual(['who']);
+    const answer = { who: { action: 'accept', content: { name: 'Ada' } } };
+    await expect(bobB.update(taskId, answer)).rejects.toMatchObject(UNKNOWN(taskId));
+    expect((await aliceA.get(taskId)).status).toBe('input_required');
+    await aliceB.update(taskId, answer);
+    const done = await until(
+      () => aliceB.get(taskId),
+      (t) => t.status === 'completed',
+    );
+    expect(done.result).toMatchObject({ content: [{ text: 'Hello Ada, from A' }] });
   });
 
   it('a cancel whose message the owner missed is caught from the flag on its next heartbeat', async () => {
