@@ -240,6 +240,7 @@ describe('MCP tasks across nodes', () => {
     await expect(bobA.get(taskId)).rejects.toMatchObject(UNKNOWN(taskId));
     await expect(bobB.cancel(taskId)).rejects.toMatchObject(UNKNOWN(taskId));
     await expect(aliceB.get('never-was')).rejects.toMatchObject(UNKNOWN('never-was'));
+    await expect(aliceB.get('x'.repeat(300))).rejects.toMatchObject({ code: -32602 });
 
     a.release();
     const done = await until(

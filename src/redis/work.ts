@@ -48,6 +48,9 @@ if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'cancel', '1') end
 return { 'ok', node }
 `;
 
+/** The longest id looked up in Redis (mcpkit's ids are 36-character UUIDs). */
+const MAX_ID_LENGTH = 256;
+
 /** The largest message between nodes (input answers included), in bytes. */
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 
@@ -314,6 +317,8 @@ export class RedisWork {
 
   /** Reads a record; one whose node's lease lapsed while it ran is ended as failed first. */
   async #read(kind: Kind, id: string, orphan: (raw: RawRecord) => string): Promise<RawRecord | undefined> {
+    // Ids are UUIDs: a longer one names nothing, and is not worth a round trip.
+    if (id.length > MAX_ID_LENGTH) return undefined;
     await this.#options.before?.();
     const key = this.#key(kind, id);
     try {
@@ -346,6 +351,7 @@ export class RedisWork {
   /** Ends a record another node runs as cancelled, and tells that node. */
   async #cancel(kind: Kind, id: string, end: { override: string; reason: string }): Promise<boolean> {
     const { override, reason } = end;
+    if (id.length > MAX_ID_LENGTH) return false;
     await this.#options.before?.();
     try {
       const ended = await this.#scripted.mcpkitWorkEnd(this.#key(kind, id), 'cancelled', override, '1');
