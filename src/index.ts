@@ -216,10 +216,14 @@ export {
 export type {
   CatalogChange,
   ChangeBus,
+  JobStore,
   SessionDirectory,
   SharedEventStore,
+  SharedJob,
   SharedState,
   SharedStateContext,
+  TaskStore,
+  WorkRunner,
 } from './state/shared.js';
 export {
   isTaskContinuation,

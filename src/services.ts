@@ -258,7 +258,10 @@ function buildExecution(
     ...(policy && { authorize: (name, caller, call) => policy.admitCall(name, caller, call) }),
   });
   if (policyLayer.audit.enabled) policyLayer.auditToolCalls(executor);
-  const tasks = options.tasks === false ? undefined : new TaskManager(executor, logger, options.tasks ?? {});
+  const tasks =
+    options.tasks === false
+      ? undefined
+      : new TaskManager(executor, logger, { ...options.tasks, store: options.state?.tasks });
   return { executor, tasks };
 }
 
@@ -326,6 +329,7 @@ function buildDelegation(
       // Who may reach a completion job: its owner, or a caller the policy lets act for others.
       reachesJob: (caller: CallerIdentity, owner: string | undefined) =>
         policyLayer.reachesWorkOf(caller, owner),
+      ...(options.state?.jobs && { sharedJobs: options.state.jobs }),
       ...(policy && {
         visibleTools: (listed: readonly Tool[], caller: CallerIdentity) =>
           visibleItems(policy.grantOf(caller), TOOLS_VIEW, listed),

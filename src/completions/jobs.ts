@@ -43,6 +43,8 @@ export interface JobTableOptions {
   maxRunning: number;
   /** Whether `caller` may reach a job `owner` started that is not its own (the policy's decision). */
   reaches?: ((caller: CallerIdentity, owner: string | undefined) => boolean) | undefined;
+  /** Called once a job ends (the shared store mirrors it). */
+  onFinish?: ((job: Job) => void) | undefined;
 }
 
 /** The jobs of one manager, newest last. */
@@ -89,8 +91,23 @@ export class JobTable {
    */
   reach(id: string, caller: CallerIdentity | undefined): Job | undefined {
     const job = this.#jobs.get(id);
-    if (!job || caller === undefined || job.owner === caller.id) return job;
-    return this.#options.reaches?.(caller, job.owner) ? job : undefined;
+    return job && this.reaches(caller, job.owner) ? job : undefined;
+  }
+
+  /** Whether `caller` may reach a job `owner` started (always without a caller). */
+  reaches(caller: CallerIdentity | undefined, owner: string | undefined): boolean {
+    if (caller === undefined || owner === caller.id) return true;
+    return this.#options.reaches?.(caller, owner) === true;
+  }
+
+  /** Whether the job `id` is kept here (whoever may reach it). */
+  has(id: string): boolean {
+    return this.#jobs.has(id);
+  }
+
+  /** Forgets a job whose start failed after it was added (its place is given back). */
+  drop(id: string): void {
+    if (this.#jobs.delete(id)) this.#running--;
   }
 
   /** Every job kept, newest last. */
@@ -108,6 +125,7 @@ export class JobTable {
     job.finished = performance.now();
     snapshot.finishedAt = new Date().toISOString();
     this.#running--;
+    this.#options.onFinish?.(job);
     this.prune();
   }
 

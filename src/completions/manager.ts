@@ -7,6 +7,7 @@
  * hook like any other.
  */
 import { McpKitError } from '../core/errors.js';
+import type { JobStore } from '../state/shared.js';
 import { globalTracing, markError, type Tracing } from '../telemetry/tracing.js';
 import type { CallerIdentity } from '../types.js';
 import { cancelledEnd, type Job, JobTable } from './jobs.js';
@@ -44,6 +45,9 @@ export class CompletionManager {
   readonly #providers: ModelProviders;
   readonly #jobs: JobTable;
   readonly #loop: CompletionLoop;
+  readonly #store: JobStore | undefined;
+  readonly #keepFinishedMs: number;
+  #closing = false;
 
   constructor(host: CompletionHost, options: CompletionManagerOptions = {}) {
     this.#host = host;
@@ -62,11 +66,29 @@ export class CompletionManager {
     const maxFinished = options.maxFinished ?? 1000;
     if (!(Number.isInteger(maxFinished) && maxFinished >= 0))
       throw new TypeError('completions.maxFinished must be a non-negative integer');
+    const store = host.sharedJobs;
+    this.#store = store;
+    this.#keepFinishedMs = keepFinishedMs;
     this.#jobs = new JobTable({
       keepFinishedMs,
       maxFinished,
       maxRunning: options.maxRunning ?? 256,
       reaches: host.reachesJob?.bind(host),
+      ...(store && { onFinish: (job: Job) => this.#mirror(job) }),
+    });
+    store?.serve({
+      running: () => this.#runningIds(),
+      cancel: (id: string) => {
+        const job = this.#jobs.reach(id, undefined);
+        if (job) this.#cancel(job);
+      },
+      // Progress (steps, usage) reaches the other nodes on each heartbeat, and the record's TTL with it.
+      beat: () => {
+        for (const job of this.#jobs.all()) if (job.snapshot.status === 'running') this.#mirror(job);
+      },
+      resync: () => {
+        for (const job of this.#jobs.all()) this.#mirror(job);
+      },
     });
     this.#loop = new CompletionLoop({
       executor: host.executor,
@@ -74,6 +96,19 @@ export class CompletionManager {
       tracing: this.#tracing,
       logger: host.logger,
     });
+  }
+
+  *#runningIds(): Iterable<string> {
+    for (const job of this.#jobs.all()) if (job.snapshot.status === 'running') yield job.snapshot.id;
+  }
+
+  #mirror(job: Job): void {
+    if (this.#closing) return;
+    this.#store?.save(
+      job.snapshot.id,
+      () => ({ snapshot: this.#jobs.view(job), ...(job.owner !== undefined && { owner: job.owner }) }),
+      this.#keepFinishedMs,
+    );
   }
 
   /** Jobs running now. */
@@ -107,6 +142,18 @@ export class CompletionManager {
     const job = this.#newJob(config, options);
     const { snapshot, controller } = job;
     this.#jobs.add(job);
+    if (this.#store) {
+      try {
+        // Recorded before its id is handed out, so any node finds it.
+        await this.#store.create(
+          { snapshot: this.#jobs.view(job), ...(job.owner !== undefined && { owner: job.owner }) },
+          this.#keepFinishedMs,
+        );
+      } catch (error) {
+        this.#jobs.drop(snapshot.id);
+        throw error;
+      }
+    }
     const parent = options.signal;
     const onParentAbort = () => controller.abort(parent?.reason);
     if (parent?.aborted) controller.abort(parent.reason);
@@ -204,6 +251,34 @@ export class CompletionManager {
     return this.#jobs.view(job);
   }
 
+  /**
+   * The job `id` on this node or, with a shared store (`createMcpServer({ state })`), on any node,
+   * with the same reach rules as {@link get}. A job whose node stopped heartbeating reads as
+   * `failed`. Rejects with `UNAVAILABLE` when the job is not here and the store is out of reach.
+   */
+  async find(id: string, options: { caller?: CallerIdentity } = {}): Promise<CompletionSnapshot | undefined> {
+    const local = this.get(id, options);
+    if (local || !this.#store || this.#jobs.has(id)) return local;
+    const shared = await this.#store.get(id);
+    if (!shared || !this.#jobs.reaches(options.caller, shared.owner)) return undefined;
+    return shared.snapshot;
+  }
+
+  /**
+   * Cancels the job `id` on this node or, with a shared store, on the node that runs it (its model
+   * request and tool calls are aborted there). Same reach rules and answer as {@link cancel}.
+   */
+  async cancelAnywhere(
+    id: string,
+    options: { caller?: CallerIdentity } = {},
+  ): Promise<CompletionSnapshot | undefined> {
+    if (!this.#store || this.#jobs.has(id)) return this.cancel(id, options);
+    const shared = await this.#store.get(id);
+    if (!shared || !this.#jobs.reaches(options.caller, shared.owner)) return undefined;
+    if (shared.snapshot.status !== 'running') return shared.snapshot;
+    return this.#store.cancel(id);
+  }
+
   /** Jobs kept, newest last. */
   list(): CompletionSnapshot[] {
     this.#jobs.prune();
@@ -228,8 +303,12 @@ export class CompletionManager {
     this.#jobs.finish(job, cancelledEnd());
   }
 
-  /** Cancels every running job. */
+  /**
+   * Cancels every running job. With a shared store, the jobs this node ran read as `failed` on the
+   * other nodes once its lease is given up (the state's `close()`).
+   */
   close(): void {
+    this.#closing = true;
     for (const job of this.#jobs.all()) this.#cancel(job);
   }
 

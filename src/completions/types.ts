@@ -1,10 +1,12 @@
 /** The shapes of completions: requests, jobs and their events, and what the manager needs of the server. */
+
 import type { CallToolResult, Tool } from '@modelcontextprotocol/server';
 import type { CallOrigin } from '../catalog/tools.js';
 import type { McpKitErrorCode } from '../core/errors.js';
 import type { OutboundPolicy } from '../net/outbound.js';
 import type { ProviderHttpOptions } from '../providers/http.js';
 import type { ChatMessage, ModelProvider, ModelResponse, ModelUsage } from '../providers/types.js';
+import type { JobStore } from '../state/shared.js';
 import type { Tracing } from '../telemetry/tracing.js';
 import type { CallerIdentity, Logger } from '../types.js';
 
@@ -147,6 +149,11 @@ export interface CompletionHost {
    * caller), when it is not its own: the policy layer's decision. Default: only its own.
    */
   reachesJob?(caller: CallerIdentity, owner: string | undefined): boolean;
+  /**
+   * Jobs shared with other nodes (`createMcpServer({ state })`): each job is recorded there, and a
+   * job another node runs is read and cancelled through it. Default: jobs live on this node only.
+   */
+  sharedJobs?: JobStore;
   /**
    * Runs the model's tool calls. With a caller, each is `delegated`: the server's executor checks
    * and charges it as the caller's own through the policy (`Policy.admitCall`), as it does for a

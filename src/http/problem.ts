@@ -45,7 +45,14 @@ export function problemFromError(error: unknown, requestId: string): Response {
   const e = toMcpKitError(error);
   const fields =
     e instanceof McpKitError && e.expose && e.details !== undefined ? { details: e.details } : undefined;
-  return problem(e.code, publicErrorMessage(e), { requestId, ...(fields && { fields }) });
+  // A retryable refusal (a shared store out of reach) tells the client when to try again.
+  const retry = (fields?.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+  const headers = typeof retry === 'number' ? { 'retry-after': String(retry) } : undefined;
+  return problem(e.code, publicErrorMessage(e), {
+    requestId,
+    ...(fields && { fields }),
+    ...(headers && { headers }),
+  });
 }
 
 /** A JSON response. */

@@ -48,7 +48,12 @@ import {
 } from '../policy/permissions.js';
 import { type Policy, type RequestFacts, requestFacts } from '../policy/policy.js';
 import { isTaskContinuation, type TaskWork } from '../tasks/continuation.js';
-import { TASKS_EXTENSION_ID, type TaskManager } from '../tasks/manager.js';
+import {
+  type StartTaskOptions,
+  TASKS_EXTENSION_ID,
+  type TaskManager,
+  type TaskSnapshot,
+} from '../tasks/manager.js';
 import { createTaskResult, declaresTasks, detailedTask, TASKS_REQUIRED_CAPABILITIES } from '../tasks/wire.js';
 import {
   globalTracing,
@@ -501,9 +506,9 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     traced(binding, { method, handler, custom });
 
   /** Starts `tool` as a task and answers with its `CreateTaskResult`. */
-  const startTask = ({ tool, args, call, ctx, work }: TaskStart): CallToolResult => {
+  const startTask = async ({ tool, args, call, ctx, work }: TaskStart): Promise<CallToolResult> => {
     try {
-      const task = tasks!.start({
+      const options: StartTaskOptions = {
         tool,
         args,
         execute: {
@@ -522,7 +527,9 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
           }),
         }),
         ...(work && { work }),
-      });
+      };
+      // With a shared store the task is recorded there before its id is handed out.
+      const task = tasks!.shared ? await tasks!.begin(options) : tasks!.start(options);
       return createTaskResult(task) as unknown as CallToolResult;
     } catch (error) {
       throw toProtocolError(error);
@@ -562,7 +569,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
               `Tool ${name} runs only as a task: the request must declare the ${TASKS_EXTENSION_ID} extension`,
             );
           }
-          if (declared && tool.task.start === 'call') return startTask({ tool, args, call, ctx });
+          if (declared && tool.task.start === 'call') return await startTask({ tool, args, call, ctx });
           call.acceptTaskContinuation = declared;
         }
         if (settled) {
@@ -571,7 +578,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
           handed = true;
         }
         const result = await executor.executeTool(tool, args, call);
-        if (isTaskContinuation(result)) return startTask({ tool, args, call, ctx, work: result.work });
+        if (isTaskContinuation(result)) return await startTask({ tool, args, call, ctx, work: result.work });
         if (isInputRequiredResult(result)) return result;
         return server.projectCallToolResult(result, tool.output?.jsonSchema);
       } finally {
@@ -735,14 +742,20 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   );
 
   if (tasks) {
-    const findTask = (taskId: string, ctx: ServerContext) => {
+    const findTask = async (taskId: string, ctx: ServerContext) => {
       if (!declaresTasks(ctx)) {
         throw new MissingRequiredClientCapabilityError(
           { requiredCapabilities: TASKS_REQUIRED_CAPABILITIES },
           `Task methods need the ${TASKS_EXTENSION_ID} extension declared in the request's client capabilities`,
         );
       }
-      const task = tasks.get(taskId);
+      let task: TaskSnapshot | undefined;
+      try {
+        // On this node, or (with a shared store) on the node that runs it.
+        task = tasks.shared ? await tasks.find(taskId) : tasks.get(taskId);
+      } catch (error) {
+        throw toProtocolError(error);
+      }
       // Another caller's task is as unknown as a task that never existed.
       if (!task || task.owner !== callerOf(ctx, options.caller)?.id) {
         throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task: ${quote(taskId)}`);
@@ -754,8 +767,8 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
       { params: TaskIdParams },
       trace(
         'tasks/get',
-        (params: z.infer<typeof TaskIdParams>, ctx) => {
-          const task = findTask(params.taskId, ctx);
+        async (params: z.infer<typeof TaskIdParams>, ctx) => {
+          const task = await findTask(params.taskId, ctx);
           const outputSchema = tools.get(task.tool)?.output?.jsonSchema;
           return detailedTask(task, (result) => server.projectCallToolResult(result, outputSchema));
         },
@@ -767,9 +780,17 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
       { params: TaskUpdateParams },
       trace(
         'tasks/update',
-        (params: z.infer<typeof TaskUpdateParams>, ctx) => {
-          const task = findTask(params.taskId, ctx);
-          tasks.update(task.taskId, params.inputResponses ?? ctx.mcpReq.inputResponses ?? {});
+        async (params: z.infer<typeof TaskUpdateParams>, ctx) => {
+          const task = await findTask(params.taskId, ctx);
+          const answers = params.inputResponses ?? ctx.mcpReq.inputResponses ?? {};
+          if (!tasks.shared) tasks.update(task.taskId, answers);
+          else if (
+            !(await tasks
+              .updateAnywhere(task.taskId, answers)
+              .catch((e) => Promise.reject(toProtocolError(e))))
+          ) {
+            throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task: ${quote(task.taskId)}`);
+          }
           return {};
         },
         true,
@@ -780,8 +801,10 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
       { params: TaskIdParams },
       trace(
         'tasks/cancel',
-        (params: z.infer<typeof TaskIdParams>, ctx) => {
-          tasks.cancel(findTask(params.taskId, ctx).taskId);
+        async (params: z.infer<typeof TaskIdParams>, ctx) => {
+          const task = await findTask(params.taskId, ctx);
+          if (!tasks.shared) tasks.cancel(task.taskId);
+          else await tasks.cancelAnywhere(task.taskId).catch((e) => Promise.reject(toProtocolError(e)));
           return {};
         },
         true,

@@ -8,6 +8,7 @@ import { createRedisChangeBus } from './changes.js';
 import { createRedisEventStores } from './eventStore.js';
 import { createRedisRateLimitStore } from './rateLimits.js';
 import { createRedisSessionDirectory } from './sessions.js';
+import { RedisWork } from './work.js';
 
 export { createRedisRateLimitStore } from './rateLimits.js';
 
@@ -48,6 +49,16 @@ export interface RedisStateOptions {
    * `true`, or `{ maxBytesPerStream (1 MiB), ttlMs (10 min) }`. Default: off.
    */
   eventStore?: boolean | { maxBytesPerStream?: number; ttlMs?: number };
+  /**
+   * How long a node's MCP tasks and completion jobs outlive its last heartbeat (it beats every third
+   * of this): past it, another node reports them `failed`. Default 15 000 ms.
+   */
+  leaseMs?: number;
+  /**
+   * The largest task or completion job kept in Redis, as JSON, in bytes. A task whose result is larger
+   * fails as too large (`-32016`); a larger job is kept without its steps. Default 8 MiB.
+   */
+  maxRecordBytes?: number;
 }
 
 /** A {@link SharedState} over Redis, with the client it uses. */
@@ -120,10 +131,12 @@ function clientFor(url: string, commandTimeoutMs: number): Redis {
 /**
  * Shared state over Redis: pass it as `createMcpServer({ state })` on every node (one state per
  * server). Rate limits then hold once across all nodes (one atomic Lua script per request, on
- * Redis's clock), and catalog changes (`list_changed`, `resources/updated`) reach the clients of
- * every node through pub/sub. With `advertise` and `secret`, a 2025-era session is served by any
- * node (the others forward its requests to the node holding it); with `eventStore`, resumable
- * streams keep their events in Redis. While Redis is unreachable, requests that need it are refused with 503 and `Retry-After` (JSON-RPC `-32019`); the
+ * Redis's clock), catalog changes (`list_changed`, `resources/updated`) reach the clients of
+ * every node through pub/sub, and MCP tasks and completion jobs are read and cancelled from any node
+ * (a cancel on one node stops the work running on another). With `advertise` and `secret`, a
+ * 2025-era session is served by any node (the others forward its requests to the node holding it);
+ * with `eventStore`, resumable streams keep their events in Redis. While Redis is
+ * unreachable, requests that need it are refused with 503 and `Retry-After` (JSON-RPC `-32019`); the
  * client reconnects by itself.
  *
  * @example
@@ -145,6 +158,14 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
   const commandTimeoutMs = options.commandTimeoutMs ?? 1000;
   if (!(Number.isInteger(commandTimeoutMs) && commandTimeoutMs > 0)) {
     throw new TypeError('redisState: commandTimeoutMs must be a positive whole number of milliseconds');
+  }
+  const leaseMs = options.leaseMs ?? 15_000;
+  if (!(Number.isInteger(leaseMs) && leaseMs >= 300)) {
+    throw new TypeError('redisState: leaseMs must be a whole number of milliseconds, at least 300');
+  }
+  const maxRecordBytes = options.maxRecordBytes ?? 8 * 1024 * 1024;
+  if (!(Number.isInteger(maxRecordBytes) && maxRecordBytes >= 1024)) {
+    throw new TypeError('redisState: maxRecordBytes must be a whole number of bytes, at least 1024');
   }
   const prefix = options.prefix ?? 'mcpkit:';
   if (typeof prefix !== 'string' || /[\0\r\n]/.test(prefix)) {
@@ -241,6 +262,13 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
           ttlMs: eventTtlMs,
           onError: (reason) => logger?.debug({ reason }, 'resumable stream event'),
         });
+  const work = new RedisWork(client, subscriber, {
+    prefix,
+    leaseMs,
+    maxRecordBytes,
+    before,
+    onDeferred: (reason) => logger?.debug({ reason }, 'shared write deferred'),
+  });
   return {
     name: 'redis',
     client,
@@ -248,6 +276,8 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
     changes,
     ...(sessions && { sessions }),
     ...(eventStore && { eventStore }),
+    tasks: work.tasks(),
+    jobs: work.jobs(),
     async ready() {
       if (everReady) return;
       if (!(await firstReadyOrTimeout()) && !everReady) throw new Error('redis did not become ready in time');
@@ -259,6 +289,7 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
     async close() {
       closed = true;
       sessions?.close();
+      await work.close();
       subscriber.disconnect();
       if (!owned) return;
       try {

@@ -6,7 +6,9 @@
  */
 
 import type { EventStore } from '@modelcontextprotocol/server';
+import type { CompletionSnapshot } from '../completions/types.js';
 import type { RateLimitStore } from '../policy/rateLimit.js';
+import type { TaskSnapshot } from '../tasks/manager.js';
 import type { Logger } from '../types.js';
 
 /**
@@ -58,6 +60,122 @@ export interface SessionDirectory {
 /** An event store for one 2025-era session's resumable streams; `close()` when the session ends. */
 export type SharedEventStore = EventStore & { close?(): void };
 
+/**
+ * What a node's task runtime or completion manager answers the shared store with: the work it runs
+ * now, and how to stop it when another node (or the store) asks.
+ *
+ * @example
+ * ```ts
+ * import type { TaskStore, WorkRunner } from 'mcpkit';
+ *
+ * declare const store: TaskStore;
+ * const running = new Map<string, AbortController>();
+ * const runner: WorkRunner = {
+ *   running: () => running.keys(),
+ *   cancel: (id, reason) => running.get(id)?.abort(new Error(reason)),
+ * };
+ * const stop = store.serve(runner);
+ * ```
+ */
+export interface WorkRunner {
+  /** The ids of the tasks or jobs this node runs now (not finished). */
+  running(): Iterable<string>;
+  /** Stops one of them: another node cancelled it, or the store reports it ended elsewhere. */
+  cancel(id: string, reason: string): void;
+  /** Delivers a client's answers to a task waiting for input (tasks only). */
+  update?(id: string, inputResponses: Record<string, unknown>): void;
+  /** Called on each heartbeat of the node (every few seconds while the store answers). */
+  beat?(): void;
+  /** Writes every task or job held again: the store came back and may have lost its records. */
+  resync?(): void;
+}
+
+/**
+ * MCP tasks shared between nodes. The node that runs a task keeps it in its own table (the
+ * in-memory runtime is unchanged) and mirrors each change into the store; another node reads the
+ * task from the store, and cancels it or answers its input requests through the store, which tells
+ * the node that runs it. A task whose node stopped heartbeating is reported `failed`.
+ *
+ * Methods that answer a request reject with an `UNAVAILABLE` `McpKitError` (503, JSON-RPC `-32019`)
+ * while the store is out of reach; `save` never rejects: it keeps the latest write of each task and
+ * retries it until the store takes it.
+ *
+ * @example
+ * ```ts
+ * import { createMcpServer } from 'mcpkit';
+ * import { redisState } from 'mcpkit/redis';
+ *
+ * // redisState() supplies a TaskStore (and a JobStore): tasks/get, tasks/update and tasks/cancel
+ * // then answer on every node for a task started on any of them.
+ * const state = redisState({ url: 'redis://127.0.0.1:6379' });
+ * const server = createMcpServer({ state });
+ * console.log(state.tasks?.maxRecordBytes); // 8388608
+ * ```
+ */
+export interface TaskStore {
+  /** The largest task (its JSON) the store keeps; a larger result fails the task as too large. */
+  readonly maxRecordBytes: number;
+  /** Records a new task; the task runs (and is announced) only once this resolves. */
+  create(task: TaskSnapshot): Promise<void>;
+  /** Records the task's current state (coalesced, retried while the store is down). */
+  save(taskId: string, task: () => TaskSnapshot): void;
+  /** The task as its node last recorded it, or `undefined` when unknown or expired. */
+  get(taskId: string): Promise<TaskSnapshot | undefined>;
+  /** Cancels a task another node runs; answers the task after, or `undefined` when unknown. */
+  cancel(taskId: string, reason: string): Promise<TaskSnapshot | undefined>;
+  /** Delivers input answers to the node running the task; `false` when that node is gone. */
+  update(taskId: string, inputResponses: Record<string, unknown>): Promise<boolean>;
+  /** Serves requests for the tasks this node runs; returns a function that stops serving. */
+  serve(runner: WorkRunner): () => void;
+}
+
+/**
+ * A completion job as the shared store keeps it: the snapshot and the caller who started it.
+ *
+ * @example
+ * ```ts
+ * import type { JobStore } from 'mcpkit';
+ *
+ * declare const jobs: JobStore;
+ * const job = await jobs.get('0b0c…');
+ * if (job?.owner === 'alice') console.log(job.snapshot.status);
+ * ```
+ */
+export interface SharedJob {
+  readonly snapshot: CompletionSnapshot;
+  /** The id of the caller who started the job, when one was named. */
+  readonly owner?: string;
+}
+
+/**
+ * Completion jobs shared between nodes, as {@link TaskStore} shares tasks: status and result
+ * readable, and the job cancellable, from any node; a job whose node stopped heartbeating is
+ * reported `failed`.
+ *
+ * @example
+ * ```ts
+ * import { createMcpServer } from 'mcpkit';
+ * import { redisState } from 'mcpkit/redis';
+ *
+ * // GET and DELETE /completions/{id} then find and cancel a job started on any node.
+ * const server = createMcpServer({ state: redisState({ url: 'redis://127.0.0.1:6379' }) });
+ * ```
+ */
+export interface JobStore {
+  /** The largest job (its JSON) the store keeps; a larger one is kept without its steps. */
+  readonly maxRecordBytes: number;
+  /** Records a new running job; it runs only once this resolves. */
+  create(job: SharedJob, keepFinishedMs: number): Promise<void>;
+  /** Records the job's current state (coalesced, retried while the store is down). */
+  save(id: string, job: () => SharedJob, keepFinishedMs: number): void;
+  /** The job as its node last recorded it, or `undefined` when unknown or expired. */
+  get(id: string): Promise<SharedJob | undefined>;
+  /** Cancels a job another node runs; answers it after, or `undefined` when unknown. */
+  cancel(id: string): Promise<CompletionSnapshot | undefined>;
+  /** Serves requests for the jobs this node runs; returns a function that stops serving. */
+  serve(runner: WorkRunner): () => void;
+}
+
 /** What `createMcpServer` hands a shared state when it adopts it. */
 export interface SharedStateContext {
   /** The server's logger: a shared state reports its outages and recoveries here. */
@@ -69,7 +187,8 @@ export interface SharedStateContext {
  *
  * The seams: `rateLimits` (token buckets, so a limit holds once across every node; a
  * `rateLimit.store` given explicitly wins over it), `changes` (catalog notifications), `sessions`
- * (which node holds each 2025-era session, for forwarding) and `eventStore` (resumable streams).
+ * (which node holds each 2025-era session, for forwarding), `eventStore` (resumable streams),
+ * `tasks` (MCP tasks) and `jobs` (completion jobs). A seam left out stays in memory, per node.
  *
  * @example
  * ```ts
@@ -101,6 +220,10 @@ export interface SharedState {
    * `http.eventStore` is not set.
    */
   readonly eventStore?: () => SharedEventStore;
+  /** MCP tasks readable, cancellable and answerable from every node. */
+  readonly tasks?: TaskStore;
+  /** Completion jobs readable and cancellable from every node. */
+  readonly jobs?: JobStore;
   /** Called once by `createMcpServer` before any request. */
   attach?(context: SharedStateContext): void;
   /** Whether the shared store answers now; `/health` reports it. */

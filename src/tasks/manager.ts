@@ -18,6 +18,7 @@ import { ERROR_CODES, McpKitError, publicErrorMessage, toMcpKitError } from '../
 import { positiveInteger } from '../core/options.js';
 import type { ToolExecutor } from '../execution/executor.js';
 import type { ExecuteOptions } from '../execution/options.js';
+import type { TaskStore } from '../state/shared.js';
 import type { Logger } from '../types.js';
 import type { TaskWork } from './continuation.js';
 
@@ -163,6 +164,8 @@ interface TaskRecord {
   /** Resumes the handler once every pending request is answered (or with `undefined` on cancel). */
   resume?: (answers: Record<string, unknown> | undefined) => void;
   readonly controller: AbortController;
+  /** Whether the shared store holds the task (its changes are then mirrored there). */
+  shared?: boolean;
 }
 
 const TERMINAL = new Set<TaskStatus>(['completed', 'failed', 'cancelled']);
@@ -211,12 +214,21 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
   readonly #runningByOwner = new Map<string, number>();
   #running = 0;
   #resultBytes = 0;
+  /** The store shared with other nodes (`createMcpServer({ state })`), if any. */
+  readonly #store: TaskStore | undefined;
+  #closing = false;
 
   /** @internal Built by `createMcpServer`; reach it as `server.tasks`. */
-  constructor(executor: ToolExecutor, logger: Logger, options: TaskOptions = {}) {
+  constructor(
+    executor: ToolExecutor,
+    logger: Logger,
+    options: TaskOptions & { readonly store?: TaskStore | undefined } = {},
+  ) {
     super();
     this.#executor = executor;
     this.#logger = logger;
+    const store = options.store;
+    this.#store = store;
     this.maxTasks = positiveInteger('tasks.maxTasks', options.maxTasks, 1000);
     this.maxRunningPerOwner = positiveInteger(
       'tasks.maxRunningPerOwner',
@@ -227,6 +239,26 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
     this.ttlMs = positiveInteger('tasks.ttlMs', options.ttlMs, 60 * 60 * 1000);
     this.pollIntervalMs = positiveInteger('tasks.pollIntervalMs', options.pollIntervalMs, 500);
     this.#now = options.now ?? Date.now;
+    store?.serve({
+      running: () => this.#runningIds(),
+      cancel: (taskId, reason) => {
+        const record = this.#tasks.get(taskId);
+        if (record) this.#cancel(record, reason);
+      },
+      update: (taskId, inputResponses) => void this.update(taskId, inputResponses),
+      resync: () => {
+        for (const record of this.#tasks.values()) if (record.shared) this.#mirror(record);
+      },
+    });
+  }
+
+  /** Whether tasks are shared with other nodes (`createMcpServer({ state })` with a task store). */
+  get shared(): boolean {
+    return this.#store !== undefined;
+  }
+
+  *#runningIds(): Iterable<string> {
+    for (const record of this.#tasks.values()) if (!TERMINAL.has(record.status)) yield record.taskId;
   }
 
   /** Tasks held now, running or finished (expired ones are dropped first). */
@@ -287,8 +319,73 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
     this.#running++;
     this.#runningByOwner.set(share, mine + 1);
     this.#emitStatus(record);
-    void this.#run(record, options);
+    if (this.#store) {
+      record.shared = true;
+      const created = this.#store.create(this.#snapshot(record));
+      this.#created.set(record.taskId, created);
+      created.then(
+        () => {
+          this.#created.delete(record.taskId);
+          if (!TERMINAL.has(record.status)) void this.#run(record, options);
+          else this.#mirror(record);
+        },
+        () => {
+          this.#created.delete(record.taskId);
+          record.shared = false;
+          this.#cancel(record, 'The shared task store is unavailable');
+          this.#forget(record, 'evicted');
+        },
+      );
+    } else {
+      void this.#run(record, options);
+    }
     return this.#snapshot(record);
+  }
+
+  /** Creations waiting for the shared store, by task id. */
+  readonly #created = new Map<string, Promise<void>>();
+
+  /**
+   * Starts a task like {@link start}, and with a shared store (`createMcpServer({ state })`) resolves
+   * only once the store holds it, so any node can find the task as soon as its id is known. Rejects
+   * with `UNAVAILABLE` (and the task never runs) when the store is out of reach.
+   */
+  async begin(options: StartTaskOptions): Promise<TaskSnapshot> {
+    const task = this.start(options);
+    const created = this.#created.get(task.taskId);
+    if (created) await created;
+    return task;
+  }
+
+  /**
+   * The task, on this node or, with a shared store, on any node: `undefined` when unknown or
+   * forgotten. A task whose node stopped heartbeating reads as `failed`. Rejects with `UNAVAILABLE`
+   * when the task is not on this node and the shared store is out of reach.
+   */
+  async find(taskId: string): Promise<TaskSnapshot | undefined> {
+    const local = this.get(taskId);
+    if (local || !this.#store) return local;
+    return this.#store.get(taskId);
+  }
+
+  /**
+   * Cancels a task on this node or, with a shared store, on the node that runs it (its handler's
+   * signal is aborted there). Returns `false` for an unknown task.
+   */
+  async cancelAnywhere(taskId: string, reason = 'Cancelled by the client'): Promise<boolean> {
+    if (this.cancel(taskId, reason)) return true;
+    if (!this.#store) return false;
+    return (await this.#store.cancel(taskId, reason)) !== undefined;
+  }
+
+  /**
+   * Delivers input answers to a task on this node or, with a shared store, on the node that runs
+   * it. Returns `false` for an unknown task (or one whose node is gone).
+   */
+  async updateAnywhere(taskId: string, inputResponses: Record<string, unknown>): Promise<boolean> {
+    if (this.update(taskId, inputResponses)) return true;
+    if (!this.#store) return false;
+    return this.#store.update(taskId, inputResponses);
   }
 
   /** The task, or `undefined` when it is unknown or was forgotten (expired or evicted). */
@@ -346,8 +443,12 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
     return true;
   }
 
-  /** Cancels every running task and forgets them all. */
+  /**
+   * Cancels every running task and forgets them all. With a shared store, the tasks this node ran
+   * read as `failed` on the other nodes once its lease is given up (the state's `close()`).
+   */
   close(): void {
+    this.#closing = true;
     for (const record of this.#tasks.values()) this.#cancel(record, 'The server is closing');
     this.#tasks.clear();
     this.#finished.clear();
@@ -481,7 +582,10 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
       // A cycle or a BigInt: no client could be sent it either.
       size = undefined;
     }
-    if (size !== undefined && size <= this.maxResultBytes) return size;
+    const limit = this.#store
+      ? Math.min(this.maxResultBytes, this.#store.maxRecordBytes)
+      : this.maxResultBytes;
+    if (size !== undefined && size <= limit) return size;
     const what = record.result ? 'result' : 'error';
     this.#logger.warn({ tool: record.tool, taskId: record.taskId, bytes: size }, `task ${what} not kept`);
     record.result = undefined;
@@ -491,8 +595,8 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
         ? { code: ProtocolErrorCode.InternalError, message: `The task's ${what} cannot be written as JSON` }
         : {
             code: TOO_LARGE_CODE,
-            message: `The task's ${what} is too large to keep: about ${size} bytes, over the server's limit of ${this.maxResultBytes} bytes for task results`,
-            data: { resultBytes: size, maxResultBytes: this.maxResultBytes },
+            message: `The task's ${what} is too large to keep: about ${size} bytes, over the server's limit of ${limit} bytes for task results`,
+            data: { resultBytes: size, maxResultBytes: limit },
           };
     return Math.min(JSON.stringify(record.error).length, this.maxResultBytes);
   }
@@ -506,6 +610,13 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
   #touch(record: TaskRecord): void {
     record.lastUpdatedAt = Math.max(this.#now(), record.lastUpdatedAt);
     this.#emitStatus(record);
+    if (record.shared) this.#mirror(record);
+  }
+
+  /** Writes the task's current state to the shared store (the latest one, when several queue). */
+  #mirror(record: TaskRecord): void {
+    if (this.#closing || this.#created.has(record.taskId)) return;
+    this.#store?.save(record.taskId, () => this.#snapshot(record));
   }
 
   #emitStatus(record: TaskRecord): void {

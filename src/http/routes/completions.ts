@@ -98,9 +98,10 @@ export const completionRoutes: Route[] = [
     permission: 'completions:create',
     rate: 'read',
     summary: 'A completion job: status, steps, tool calls, usage, timing',
-    handler: (ctx, host) => {
-      // With a caller, another caller's job is as unknown as one that never existed.
-      const job = manager(host).get(ctx.params.id!, ctx.caller ? { caller: ctx.caller } : {});
+    handler: async (ctx, host) => {
+      // With a caller, another caller's job is as unknown as one that never existed; with a shared
+      // state, a job another node runs is found there.
+      const job = await manager(host).find(ctx.params.id!, ctx.caller ? { caller: ctx.caller } : {});
       if (!job) throw new McpKitError('NOT_FOUND', `Completion ${quote(ctx.params.id)} not found`);
       return json(job, 200, { 'cache-control': 'no-store' });
     },
@@ -111,8 +112,11 @@ export const completionRoutes: Route[] = [
     permission: 'completions:create',
     rate: 'completions',
     summary: 'Cancel a completion job (aborts the model request and running tool calls)',
-    handler: (ctx, host) => {
-      const job = manager(host).cancel(ctx.params.id!, ctx.caller ? { caller: ctx.caller } : {});
+    handler: async (ctx, host) => {
+      const job = await manager(host).cancelAnywhere(
+        ctx.params.id!,
+        ctx.caller ? { caller: ctx.caller } : {},
+      );
       if (!job) throw new McpKitError('NOT_FOUND', `Completion ${quote(ctx.params.id)} not found`);
       return json(job);
     },
