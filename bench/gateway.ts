@@ -5,8 +5,11 @@
  *
  * Both paths have one SDK v2 client in this process: straight to the upstream over stdio, or to
  * mcpkit over an in-memory pair, mcpkit then calling the upstream over stdio. This process's CPU
- * time per call (user + system, `process.cpuUsage`) minus the direct path's is mcpkit's share: the
- * session, the executor, the upstream link and its client.
+ * time per call (user + system, `process.cpuUsage`) minus the direct path's is what the forwarded
+ * path adds; that includes the bench's own client on the in-memory pair, which is not mcpkit's, so
+ * a third path measures that client alone (against a transport that answers at once, no server),
+ * and mcpkit's share is forwarded − direct − that: the session, the executor, the upstream link
+ * and what its client costs beyond a direct one.
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -24,9 +27,13 @@ export interface GatewayFigures {
   rounds: number;
   direct: { latencyUs: number; cpuUs: number };
   forwarded: { latencyUs: number; cpuUs: number };
-  /** Forwarded minus direct CPU per call: mcpkit's share. */
+  /** The bench's client alone on an in-memory pair whose other end answers at once. */
+  clientAlone: { latencyUs: number; cpuUs: number };
+  /** Forwarded minus direct, per call: what the forwarded path adds, the bench's own client included. */
   overheadCpuUs: number;
   overheadLatencyUs: number;
+  /** Forwarded minus direct minus the client alone, per call: mcpkit's own CPU. */
+  mcpkitCpuUs: number;
 }
 
 /** Sequential calls; wall time and this process's CPU time per call, in µs. */
@@ -48,6 +55,39 @@ async function direct(calls: number) {
   await client.connect(
     new StdioClientTransport({ command: process.execPath, args: [UPSTREAM], stderr: 'ignore' }),
   );
+  try {
+    currentName = 'echo';
+    return await timeCalls(client, calls);
+  } finally {
+    await client.close();
+  }
+}
+
+/** The client alone: its other end answers `initialize` and `tools/call` at once, with no server. */
+async function clientAlone(calls: number) {
+  const [clientSide, answering] = InMemoryTransport.createLinkedPair();
+  answering.onmessage = (message) => {
+    const m = message as { id?: number; method?: string; params?: Record<string, unknown> };
+    if (m.id === undefined) return;
+    const result =
+      m.method === 'initialize'
+        ? {
+            protocolVersion: m.params?.protocolVersion,
+            capabilities: { tools: {} },
+            serverInfo: { name: 'answering', version: '1.0.0' },
+          }
+        : m.method === 'tools/call'
+          ? { content: [{ type: 'text', text: String((m.params?.arguments as { text?: unknown })?.text) }] }
+          : undefined;
+    void answering.send(
+      (result
+        ? { jsonrpc: '2.0', id: m.id, result }
+        : { jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } }) as never,
+    );
+  };
+  await answering.start();
+  const client = new Client({ name: 'bench', version: '1.0.0' });
+  await client.connect(clientSide);
   try {
     currentName = 'echo';
     return await timeCalls(client, calls);
@@ -86,13 +126,16 @@ export async function measureGateway(
   const rounds = quick ? 1 : 5;
   const d: Array<{ latencyUs: number; cpuUs: number }> = [];
   const f: Array<{ latencyUs: number; cpuUs: number }> = [];
+  const a: Array<{ latencyUs: number; cpuUs: number }> = [];
   for (let r = 0; r < rounds; r++) {
-    // Alternate which goes first, so drift on a shared machine falls on both.
+    // Alternate the order, so drift on a shared machine falls on every path.
     if (r % 2 === 0) {
       d.push(await direct(calls));
+      a.push(await clientAlone(calls));
       f.push(await forwarded(calls));
     } else {
       f.push(await forwarded(calls));
+      a.push(await clientAlone(calls));
       d.push(await direct(calls));
     }
   }
@@ -105,11 +148,13 @@ export async function measureGateway(
     rounds,
     direct: pick(d),
     forwarded: pick(f),
+    clientAlone: pick(a),
     overheadCpuUs: median(f.map((x, i) => x.cpuUs - d[i]!.cpuUs)),
     overheadLatencyUs: median(f.map((x, i) => x.latencyUs - d[i]!.latencyUs)),
+    mcpkitCpuUs: median(f.map((x, i) => x.cpuUs - d[i]!.cpuUs - a[i]!.cpuUs)),
   };
   log(
-    `  gateway over stdio: direct ${figures.direct.latencyUs.toFixed(0)} µs/call (${figures.direct.cpuUs.toFixed(0)} µs CPU), forwarded ${figures.forwarded.latencyUs.toFixed(0)} µs/call (${figures.forwarded.cpuUs.toFixed(0)} µs CPU): mcpkit adds ${figures.overheadCpuUs.toFixed(0)} µs CPU`,
+    `  gateway over stdio: direct ${figures.direct.latencyUs.toFixed(0)} µs/call (${figures.direct.cpuUs.toFixed(0)} µs CPU), forwarded ${figures.forwarded.latencyUs.toFixed(0)} µs/call (${figures.forwarded.cpuUs.toFixed(0)} µs CPU), client alone ${figures.clientAlone.cpuUs.toFixed(0)} µs CPU: mcpkit's own ${figures.mcpkitCpuUs.toFixed(0)} µs CPU`,
   );
   return figures;
 }
@@ -124,7 +169,9 @@ export function renderGateway(f: GatewayFigures): string {
     '| --- | ---: | ---: |',
     `| direct: SDK client → upstream (stdio) | ${us(f.direct.latencyUs)} | ${us(f.direct.cpuUs)} |`,
     `| forwarded: SDK client → mcpkit (in memory) → upstream (stdio) | ${us(f.forwarded.latencyUs)} | ${us(f.forwarded.cpuUs)} |`,
-    `| mcpkit's share (forwarded − direct) | ${us(f.overheadLatencyUs)} | ${us(f.overheadCpuUs)} |`,
+    `| forwarded − direct | ${us(f.overheadLatencyUs)} | ${us(f.overheadCpuUs)} |`,
+    `| the bench's client alone (in memory, answered at once) | ${us(f.clientAlone.latencyUs)} | ${us(f.clientAlone.cpuUs)} |`,
+    `| **mcpkit's own** (forwarded − direct − client alone) | | **${us(f.mcpkitCpuUs)}** |`,
     '',
     'Goal: under 100 µs of mcpkit CPU per forwarded call.',
   ].join('\n');

@@ -275,18 +275,32 @@ function upstreamMetrics(integrations: IntegrationManager, metrics: MetricsRegis
   integrations.on('upstreamRequest', ({ id, method, outcome }) => {
     requests.inc({ integration: id, method, outcome });
   });
-  metrics.gauge('mcpkit_upstream_up', 'Whether each upstream MCP server is connected (1) or not (0)', {
-    labels: ['integration'],
-    collect: (gauge) => {
-      for (const [id, state] of Object.entries(integrations.upstreams()))
-        gauge.set({ integration: id }, state.status === 'ready' ? 1 : 0);
+  let shown: string[] = [];
+  const up = metrics.gauge(
+    'mcpkit_upstream_up',
+    'Whether each upstream MCP server is connected (1) or not (0)',
+    {
+      labels: ['integration'],
+      collect: (gauge) => {
+        const upstreams = integrations.upstreams();
+        // An upstream that is no longer there (its integration disabled, or deleted) leaves the gauge.
+        for (const id of shown) if (!(id in upstreams)) gauge.remove({ integration: id });
+        shown = Object.keys(upstreams);
+        for (const [id, state] of Object.entries(upstreams))
+          gauge.set({ integration: id }, state.status === 'ready' ? 1 : 0);
+      },
     },
+  );
+  // A deleted integration's series go with it: a scrape must not show an upstream that is gone.
+  integrations.on('deleted', ({ integration }) => {
+    requests.remove({ integration: integration.id });
+    up.remove({ integration: integration.id });
   });
 }
 
 function buildDelegation(
   options: CreateMcpServerOptions,
-  { logger, tracing, policy, policyLayer, health, metrics }: Foundation,
+  { logger, tracing, policy, policyLayer, health, metrics, events }: Foundation,
   { tools, resources, prompts, executor }: Catalogs & Execution,
 ): Delegation {
   const declared = options.declarativeTools ?? {};
@@ -309,6 +323,8 @@ function buildDelegation(
     ...(options.integrations?.upstreams && { upstreams: options.integrations.upstreams }),
   });
   upstreamMetrics(integrations, metrics);
+  // An upstream's log messages outside its calls reach the live sessions that have used it.
+  integrations.on('upstreamLog', (event) => events.emit('upstreamLog', event));
   // An upstream that is down degrades its own entries, not the server: the check reports, never fails.
   health.register('upstreams', () => {
     const states = Object.entries(integrations.upstreams());

@@ -53,7 +53,7 @@ import type {
   SecretCipher,
 } from './types.js';
 import { type ResolvedLimits, resolveLimits, UpstreamLink } from './upstream.js';
-import { UpstreamEntries } from './upstreamEntries.js';
+import { loggerName, UpstreamEntries } from './upstreamEntries.js';
 import { httpOpener, upstreamTarget } from './upstreamHttp.js';
 import type { UpstreamLimits, UpstreamSource, UpstreamState } from './upstreamTypes.js';
 import { validateId, validateIntegrationInput } from './validation.js';
@@ -585,6 +585,8 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       onOffer: (offer) => entries.apply(offer),
       onResourceUpdated: (uri) => entries.updated(uri),
       onRequest: ({ method, outcome }) => this.emit('upstreamRequest', { id, method, outcome }),
+      onLog: ({ level, logger, data }) =>
+        this.emit('upstreamLog', { id, level, logger: loggerName(id, logger), data }),
       secrets: Object.values(live.secrets ?? {}),
     });
     entries.bind(link);

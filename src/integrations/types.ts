@@ -162,6 +162,15 @@ export interface IntegrationEvent {
   integration: Integration;
 }
 
+/** An upstream's log message, as {@link IntegrationEvents.upstreamLog} reports it. */
+export interface UpstreamLogEvent {
+  /** The integration whose upstream sent it. */
+  id: string;
+  level: 'debug' | 'info' | 'notice' | 'warning' | 'error' | 'critical' | 'alert' | 'emergency';
+  logger: string;
+  data: unknown;
+}
+
 /** Typed events of the {@link IntegrationManager}. */
 export interface IntegrationEvents {
   /** Every integration loaded from the store (once, at start). */
@@ -175,6 +184,11 @@ export interface IntegrationEvents {
   toolDetached: (event: { id: string; tool: string }) => void;
   /** A request was forwarded to an integration's upstream (for metrics): its method and outcome. */
   upstreamRequest: (event: { id: string; method: string; outcome: 'ok' | 'error' | 'cancelled' }) => void;
+  /**
+   * An upstream logged something that belongs to no one forwarded call (bounded, redacted and rate
+   * limited already); `logger` is `<id>` or `<id>/<the upstream's logger>`.
+   */
+  upstreamLog: (event: UpstreamLogEvent) => void;
   /** Every secret was re-sealed under a new key. */
   keyRotated: (event: { keyId: string; secrets: number }) => void;
   /** An export was made: how many integrations, and how it carries their secrets. */

@@ -11,18 +11,20 @@
  * forwarding, errors), kept in one file so its states read in one place.
  */
 import type {
+  CallToolResult,
   Client,
   GetPromptResult,
+  LoggingLevel,
   Prompt,
   ReadResourceResult,
   Resource,
   ResourceTemplateType as ResourceTemplate,
   Tool,
 } from '@modelcontextprotocol/client';
-import type { Transport } from '@modelcontextprotocol/server';
+import type { StandardSchemaV1, Transport } from '@modelcontextprotocol/server';
 import pRetry from 'p-retry';
 import { McpKitError, quote } from '../core/errors.js';
-import { redactText } from '../core/redaction.js';
+import { maskSecrets, redactText, redactValue } from '../core/redaction.js';
 import type { Logger } from '../types.js';
 import type { UpstreamLimits, UpstreamState, UpstreamStatus } from './upstreamTypes.js';
 
@@ -94,6 +96,11 @@ export interface UpstreamLinkOptions {
   onResourceUpdated(uri: string): void;
   /** A forwarded request ended. */
   onRequest?(request: { method: string; outcome: 'ok' | 'error' | 'cancelled' }): void;
+  /**
+   * A log message from the upstream that belongs to no one call (sent outside calls, or while
+   * several calls were in flight, when it cannot be told whose it is); already bounded and redacted.
+   */
+  onLog?(message: UpstreamLogMessage): void;
   /** The integration's secrets in clear, kept out of every text from the upstream (it may echo them). */
   secrets?: readonly string[];
 }
@@ -103,6 +110,102 @@ export interface ForwardOptions {
   signal: AbortSignal;
   onprogress?: (progress: { progress: number; total?: number; message?: string }) => void;
   meta?: Record<string, unknown>;
+  /** Where the upstream's log messages during this call go (a forwarded `tools/call` only). */
+  onlog?: (message: UpstreamLogMessage) => void;
+}
+
+/** A log message an upstream sent (`notifications/message`), made safe to pass on. */
+export interface UpstreamLogMessage {
+  level: LoggingLevel;
+  /** The upstream's logger name, cleaned; absent when it gave none. */
+  logger?: string;
+  /** Its data, redacted and bounded to about {@link LOG_BYTES} bytes of JSON. */
+  data: unknown;
+}
+
+const LOG_LEVELS: ReadonlySet<string> = new Set([
+  'debug',
+  'info',
+  'notice',
+  'warning',
+  'error',
+  'critical',
+  'alert',
+  'emergency',
+]);
+/** Bytes of JSON one passed-on log message's data may take. */
+export const LOG_BYTES = 8 * 1024;
+/**
+ * What one upstream may log through mcpkit, as token buckets: `burst` messages (or bytes) at once,
+ * refilled at `perSecond`. Past either, messages are dropped (and the drops counted in mcpkit's log).
+ */
+export const LOG_RATE = {
+  messages: { burst: 50, perSecond: 20 },
+  bytes: { burst: 256 * 1024, perSecond: 64 * 1024 },
+} as const;
+
+/** A token bucket. */
+class Bucket {
+  #tokens: number;
+  #at: number;
+  constructor(
+    readonly burst: number,
+    readonly perSecond: number,
+  ) {
+    this.#tokens = burst;
+    this.#at = Date.now();
+  }
+  /** Whether `cost` tokens are there now (taking them if so). */
+  take(cost: number, now: number): boolean {
+    this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#at) / 1000) * this.perSecond);
+    this.#at = now;
+    if (this.#tokens < cost) return false;
+    this.#tokens -= cost;
+    return true;
+  }
+}
+
+/** Every string in an already bounded value with `secrets` masked. */
+function maskDeep(value: unknown, secrets: readonly string[]): unknown {
+  if (typeof value === 'string') return maskSecrets(value, secrets);
+  if (Array.isArray(value)) return value.map((v) => maskDeep(v, secrets));
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = maskDeep(v, secrets);
+    return out;
+  }
+  return value;
+}
+
+/**
+ * The shape of a `tools/call` answer, checked without a schema library: an object whose `content`
+ * (`[]` when missing) is an array of objects with a string `type`, and whose `isError`, when
+ * present, is a boolean. The blocks themselves, and `structuredContent` against the tool's output
+ * schema, are checked by the executor (`toCallToolResult`, `checkOutput`) on the way out; the answer's
+ * size is bounded by the transport and its depth by {@link UpstreamLink}.
+ */
+export const CALL_RESULT: StandardSchemaV1<unknown, CallToolResult> = {
+  '~standard': {
+    version: 1,
+    vendor: 'mcpkit',
+    validate(value) {
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        return { issues: [{ message: 'the result is not an object' }] };
+      const result = value as Record<string, unknown>;
+      const content = result.content ?? [];
+      if (!Array.isArray(content) || !content.every(isBlock))
+        return { issues: [{ message: 'content is not an array of content blocks' }] };
+      if (result.isError !== undefined && typeof result.isError !== 'boolean')
+        return { issues: [{ message: 'isError is not a boolean' }] };
+      return { value: (result.content === undefined ? { ...result, content } : result) as CallToolResult };
+    },
+  },
+};
+
+function isBlock(block: unknown): boolean {
+  return (
+    typeof block === 'object' && block !== null && typeof (block as { type?: unknown }).type === 'string'
+  );
 }
 
 /** A forwarded request never outlives the caller's signal; the SDK's own timeout is set out of the way. */
@@ -158,6 +261,13 @@ export class UpstreamLink {
   #refreshing: Promise<void> | undefined;
   #refreshAgain = false;
   readonly #subscribed = new Set<string>();
+  /** Where the log messages of each forwarded `tools/call` in flight go. */
+  readonly #logSinks = new Set<(message: UpstreamLogMessage) => void>();
+  readonly #logMessages = new Bucket(LOG_RATE.messages.burst, LOG_RATE.messages.perSecond);
+  readonly #logBytes = new Bucket(LOG_RATE.bytes.burst, LOG_RATE.bytes.perSecond);
+  #logsDropped = 0;
+  /** The key under which a 2026-07-28 request asks for log messages, when the era has one. */
+  #logLevelKey: string | undefined;
 
   constructor(options: UpstreamLinkOptions) {
     this.#options = options;
@@ -191,12 +301,39 @@ export class UpstreamLink {
     await client?.close().catch(() => {});
   }
 
-  /** Calls an upstream tool by its own name. */
-  callTool(name: string, args: Record<string, unknown>, options: ForwardOptions) {
+  /**
+   * Calls an upstream tool by its own name. The request goes out through the client's lower-level
+   * `request` with {@link CALL_RESULT}, a shape check, rather than `callTool`, which parses every
+   * result against the whole `CallToolResult` schema and checks `structuredContent` against the
+   * tool's output schema: mcpkit's executor does both already, once, on the result this returns.
+   */
+  callTool(name: string, args: Record<string, unknown>, options: ForwardOptions): Promise<CallToolResult> {
     const client = this.#ready();
+    const sink = options.onlog;
+    if (!sink) return this.#sendCall(client, { name, arguments: args }, options);
+    this.#logSinks.add(sink);
+    const call = this.#sendCall(client, { name, arguments: args }, options);
+    const done = () => this.#logSinks.delete(sink);
+    call.then(done, done);
+    return call;
+  }
+
+  #sendCall(
+    client: Client,
+    tool: { name: string; arguments: Record<string, unknown> },
+    options: ForwardOptions,
+  ): Promise<CallToolResult> {
+    // A 2026-07-28 upstream logs during a request only when the request asks (its `_meta` envelope);
+    // what each client then sees is filtered by that client's own level, on mcpkit's side.
+    const logKey = options.onlog ? this.#logLevelKey : undefined;
+    const meta = logKey ? { ...options.meta, [logKey]: 'debug' } : options.meta;
     return this.#forward('tools/call', () =>
-      client.callTool(
-        { name, arguments: args, ...(options.meta && { _meta: options.meta }) },
+      client.request(
+        {
+          method: 'tools/call',
+          params: { ...tool, ...(meta && { _meta: meta }) },
+        },
+        CALL_RESULT,
         {
           signal: options.signal,
           timeout: NO_SDK_TIMEOUT,
@@ -417,6 +554,7 @@ export class UpstreamLink {
       ended();
     };
     client.onerror = () => {}; // failures surface as the close, or as the request's error
+    client.setNotificationHandler('notifications/message', (n) => this.#onLog(n.params));
     client.setNotificationHandler('notifications/resources/updated', (n) => {
       const uri = n.params?.uri;
       if (typeof uri === 'string' && this.#subscribed.has(uri)) this.#options.onResourceUpdated(uri);
@@ -438,6 +576,8 @@ export class UpstreamLink {
         this.#state.server = { name: upstreamText(server.name), version: upstreamText(server.version) };
       const version = client.getNegotiatedProtocolVersion();
       if (version) this.#state.protocolVersion = upstreamText(version);
+      const { LOG_LEVEL_META_KEY } = await loadClientModule();
+      this.#logLevelKey = client.getProtocolEra() === 'modern' ? LOG_LEVEL_META_KEY : undefined;
       this.#publish(offer);
       this.#setStatus('ready');
       this.#options.logger.info({ integration: this.#options.id }, 'upstream connected');
@@ -447,6 +587,42 @@ export class UpstreamLink {
       throw new Error(this.#reason(error));
     }
     return { closed };
+  }
+
+  /**
+   * A log message from the upstream: checked, bounded, redacted, rate limited, then handed to the
+   * one call in flight, or to `onLog` when there is none, or several (whose it is cannot be told).
+   */
+  #onLog(params: unknown): void {
+    const p = (params ?? {}) as { level?: unknown; logger?: unknown; data?: unknown };
+    if (typeof p.level !== 'string' || !LOG_LEVELS.has(p.level)) return;
+    const now = Date.now();
+    if (!this.#logMessages.take(1, now)) {
+      this.#logsDropped += 1;
+      return;
+    }
+    const secrets = this.#options.secrets ?? [];
+    let data = redactValue(p.data, { budget: LOG_BYTES, maxDepth: 8, scrubPaths: true });
+    if (secrets.length > 0) data = maskDeep(data, secrets);
+    const bytes = JSON.stringify(data ?? null).length;
+    if (!this.#logBytes.take(bytes, now)) {
+      this.#logsDropped += 1;
+      return;
+    }
+    const message: UpstreamLogMessage = {
+      level: p.level as LoggingLevel,
+      ...(typeof p.logger === 'string' && { logger: upstreamText(p.logger, secrets).slice(0, 100) }),
+      data,
+    };
+    if (this.#logsDropped > 0) {
+      this.#options.logger.warn(
+        { integration: this.#options.id, dropped: this.#logsDropped },
+        'upstream log messages dropped: over the rate limit',
+      );
+      this.#logsDropped = 0;
+    }
+    if (this.#logSinks.size === 1) for (const sink of this.#logSinks) sink(message);
+    else this.#options.onLog?.(message);
   }
 
   #reason(error: unknown): string {

@@ -6,7 +6,7 @@
  * or leave the catalog then when the integration says `hideUnavailable`. An upstream entry never
  * replaces an entry that is already there: it is skipped with a warning.
  */
-import type { CallToolResult, ReadResourceResult } from '@modelcontextprotocol/server';
+import type { ReadResourceResult } from '@modelcontextprotocol/server';
 import type { PromptCatalog, PromptDefinition } from '../catalog/prompts.js';
 import type { RegistrationHandle } from '../catalog/registry.js';
 import type { ResourceCatalog, ResourceContext } from '../catalog/resources.js';
@@ -14,7 +14,13 @@ import type { ToolCatalog, ToolContext, ToolDefinition } from '../catalog/tools.
 import type { CallerIdentity, Logger } from '../types.js';
 import { namespacedName } from './contributions.js';
 import type { Integration, IntegrationType } from './types.js';
-import { type ForwardOptions, type UpstreamLink, type UpstreamOffer, upstreamText } from './upstream.js';
+import {
+  type ForwardOptions,
+  type UpstreamLink,
+  type UpstreamLogMessage,
+  type UpstreamOffer,
+  upstreamText,
+} from './upstream.js';
 
 /** Catalog names: what the tool catalog accepts. */
 const CATALOG_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
@@ -35,6 +41,15 @@ export interface UpstreamEntriesOptions {
   types: readonly IntegrationType[];
   forwardCaller: 'none' | 'meta';
   hideUnavailable: boolean;
+}
+
+/** The logger name an upstream's log message carries to mcpkit's clients: `<id>` or `<id>/<its own>`. */
+export function loggerName(id: string, logger: string | undefined): string {
+  return logger ? `${id}/${logger}` : id;
+}
+
+function isSchemaObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The `_meta` a forwarded request carries: the caller's id only when the integration says so. */
@@ -150,15 +165,29 @@ export class UpstreamEntries {
       ...(typeof tool.title === 'string' && { title: tool.title }),
       ...(typeof tool.description === 'string' && { description: tool.description }),
       inputSchema: (tool.inputSchema ?? { type: 'object' }) as ToolDefinition['inputSchema'],
+      // Listed as the upstream gave it; the executor checks each result's structuredContent against
+      // it, once (the link does not: it asks with a shape check only, see UpstreamLink.callTool).
+      ...(isSchemaObject(tool.outputSchema) && {
+        outputSchema: tool.outputSchema as ToolDefinition['outputSchema'],
+      }),
       ...(tool.annotations && { annotations: tool.annotations }),
       _meta: { 'io.mcpkit/integration': id, 'io.mcpkit/upstream': { name: local } },
-      handler: (args: unknown, ctx: ToolContext) =>
-        link.callTool(local, args as Record<string, unknown>, {
+      handler: (args: unknown, ctx: ToolContext) => {
+        const mcp = ctx.mcp;
+        return link.callTool(local, args as Record<string, unknown>, {
           ...this.#forwardOptions(ctx),
           onprogress: (p) => {
             void ctx.progress(p.progress, p.total, p.message).catch(() => {});
           },
-        }) as Promise<CallToolResult>,
+          // The upstream's log messages during the call reach the caller's client (at its own level),
+          // under the integration's name.
+          ...(mcp && {
+            onlog: (m: UpstreamLogMessage) => {
+              void mcp.mcpReq.log(m.level, m.data, loggerName(id, m.logger)).catch(() => {});
+            },
+          }),
+        });
+      },
     };
     return [definition];
   }

@@ -36,6 +36,7 @@ import { McpKitError, publicErrorMessage, quote, toMcpKitError } from '../core/e
 import { cutPage } from '../core/paginate.js';
 import type { ToolExecutor } from '../execution/executor.js';
 import type { ExecuteOptions } from '../execution/options.js';
+import type { UpstreamLogEvent } from '../integrations/types.js';
 import {
   FULL_GRANT,
   type Grant,
@@ -72,6 +73,8 @@ export interface CatalogEvents {
   resourcesChanged: () => void;
   promptsChanged: () => void;
   resourceUpdated: (uri: string) => void;
+  /** An upstream's log message that belongs to no one call (the gateway): for sessions that used it. */
+  upstreamLog: (event: UpstreamLogEvent) => void;
 }
 
 /** What a session needs from the server that hosts it. */
@@ -197,6 +200,13 @@ function visibleList<T extends U, U>(grant: Grant, view: ListView<U>, listed: re
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+/** Notes the integration of an upstream tool (the gateway's) a session calls. */
+function noteUpstream(used: Set<string>, tool: RegisteredTool): void {
+  const meta = tool.definition._meta;
+  const id = meta?.['io.mcpkit/upstream'] ? meta['io.mcpkit/integration'] : undefined;
+  if (typeof id === 'string') used.add(id);
 }
 
 function clientLog(ctx: ServerContext): ClientLog {
@@ -545,6 +555,9 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     }),
   );
 
+  // The gateway's upstreams this live 2025-era session has called: their log messages outside calls
+  // come here too (a modern-era client has no channel for messages outside its requests).
+  const usedUpstreams = options.live && options.era === 'legacy' ? new Set<string>() : undefined;
   server.setRequestHandler(
     'tools/call',
     trace('tools/call', async (request: CallToolRequest, ctx, span) => {
@@ -560,6 +573,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
             tools.has(name) ? `Tool ${quote(name)} disabled` : `Tool ${quote(name)} not found`,
           );
         }
+        if (usedUpstreams) noteUpstream(usedUpstreams, tool);
         const call = new McpCallOptions(binding, { ctx, progressToken: _meta?.progressToken, span });
         if (tool.task) {
           const declared = tasks !== undefined && declaresTasks(ctx);
@@ -823,6 +837,12 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
     // instance forwards every update; on a legacy one, resources/subscribe above chooses.
     const onUpdated = (uri: string) => void server.sendResourceUpdated({ uri }).catch(() => {});
     if (options.era === 'modern') host.events.on('resourceUpdated', onUpdated);
+    // Sent at the client's logging/setLevel threshold (the SDK's `sendLoggingMessage` checks it).
+    const onUpstreamLog = ({ id, level, logger, data }: UpstreamLogEvent) => {
+      if (!usedUpstreams?.has(id)) return;
+      void server.sendLoggingMessage({ level, logger, data }, server.transport?.sessionId).catch(() => {});
+    };
+    if (usedUpstreams) host.events.on('upstreamLog', onUpstreamLog);
     let closed = false;
     const previous = server.onclose;
     server.onclose = () => {
@@ -833,6 +853,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
       host.events.off('resourcesChanged', onResources);
       host.events.off('promptsChanged', onPrompts);
       host.events.off('resourceUpdated', onUpdated);
+      host.events.off('upstreamLog', onUpstreamLog);
       for (const stop of subscriptions.values()) stop();
       subscriptions.clear();
       options.onClose?.();

@@ -87,6 +87,31 @@ abstract class Metric<TSeries> {
     return entry;
   }
 
+  /**
+   * Drops every series whose labels include all of `match` (a metric about something that is gone,
+   * such as a deleted integration's upstream), so a scrape no longer shows its last value. Returns
+   * how many series went.
+   *
+   * @example
+   * ```ts
+   * metrics.counter('jobs_total', 'Jobs', ['queue']).remove({ queue: 'retired' });
+   * ```
+   */
+  remove(match: Labels): number {
+    const keys = Object.keys(match);
+    let removed = 0;
+    for (const [key, entry] of this.series) {
+      if (!keys.every((k) => entry.labels[k] === match[k])) continue;
+      this.series.delete(key);
+      removed += 1;
+    }
+    if (removed === 0) return 0;
+    // Rebuild the index from what is left: removals are rare, lookups are the hot path.
+    this.#index = this.labelNames.length > 0 ? new Map() : undefined;
+    for (const entry of this.series.values()) this.#indexEntry(entry.labels, entry);
+    return removed;
+  }
+
   #indexEntry(labels: Labels, entry: { labels: Labels; value: TSeries }): void {
     const names = this.labelNames;
     if (names.length === 0) {
