@@ -70,9 +70,9 @@ export interface CreateMcpServerOptions {
   /**
    * `GET /usage`: how many bytes its counts may take (`maxBytes`, default 8 MiB, shared equally by
    * callers, tools and models; past it the least active keys fold into `other`). See
-   * docs/operations.md, "Usage analytics".
+   * docs/operations.md, "Usage analytics". `false` keeps no usage (and `GET /usage` answers 404).
    */
-  usage?: UsageOptions;
+  usage?: UsageOptions | false;
   /** Tools to register at start. */
   tools?: ToolDefinition<any>[];
   /** Resources and templates to register at start. */
@@ -224,8 +224,11 @@ export interface McpKitServer {
   readonly metrics: MetricsRegistry;
   /** Readiness checks behind `GET /health`. */
   readonly health: HealthChecks;
-  /** Calls, errors, durations and model tokens per caller, tool and model (`GET /usage`). */
-  readonly usage: UsageMeter;
+  /**
+   * Calls, errors, durations and model tokens per caller, tool and model (`GET /usage`);
+   * `undefined` with `usage: false`.
+   */
+  readonly usage: UsageMeter | undefined;
   /**
    * The load shedder (the `overload` option): whether the server is overloaded, the event-loop
    * delay it measures, how many requests it shed. `undefined` with `overload: false`.

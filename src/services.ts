@@ -51,8 +51,8 @@ export interface Foundation {
   /** The redacted ring behind `GET /logs`. */
   readonly logs: LogRing;
   readonly metrics: MetricsRegistry;
-  /** Calls and model tokens per caller, tool and model, behind `GET /usage`. */
-  readonly usage: UsageMeter;
+  /** Calls and model tokens per caller, tool and model, behind `GET /usage`; `undefined` with `usage: false`. */
+  readonly usage: UsageMeter | undefined;
   readonly health: HealthChecks;
   readonly tracing: Tracing;
   readonly startedAt: number;
@@ -162,7 +162,7 @@ function buildFoundation(options: CreateMcpServerOptions): Foundation {
     logger,
     logs,
     metrics: new MetricsRegistry(),
-    usage: new UsageMeter(options.usage),
+    usage: options.usage === false ? undefined : new UsageMeter(options.usage),
     health,
     tracing: options.tracing === undefined ? globalTracing : new Tracing(options.tracing),
     startedAt,
@@ -291,7 +291,9 @@ function buildDelegation(
   { tools, resources, prompts, executor }: Catalogs & Execution,
 ): Delegation {
   // Usage hears every tool call at the executor, and every completion at its end: one place per kind.
-  const finished = observeUsage(usage, { executor, ...(options.metrics !== false && { metrics }) });
+  const finished = usage
+    ? observeUsage(usage, { executor, ...(options.metrics !== false && { metrics }) })
+    : undefined;
   const declared = options.declarativeTools ?? {};
   const outbound = outboundOf(declared, options.outbound);
   const declarative: DeclarativeToolOptions = { ...declared, outbound };
@@ -329,7 +331,7 @@ function buildDelegation(
       logger,
       tracing,
       outbound,
-      finished,
+      ...(finished && { finished }),
       // Who may reach a completion job: its owner, or a caller the policy lets act for others.
       reachesJob: (caller: CallerIdentity, owner: string | undefined) =>
         policyLayer.reachesWorkOf(caller, owner),

@@ -9,7 +9,7 @@ import vm from 'node:vm';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { createMcpServer, type McpKitServer } from 'mcpkit';
 import { listen, WebSocketClientTransport } from 'mcpkit/node';
-import { createModelServer, type ModelServer } from 'mcpkit/testing';
+import { createModelServer, type ModelServer, request } from 'mcpkit/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { USAGE_ROW_BYTES, UsageMeter } from '../src/telemetry/usage.js';
@@ -100,6 +100,19 @@ describe('UsageMeter', () => {
     );
     expect(delta).toBeLessThan(maxBytes * 1.25);
     expect(meter).toBeDefined(); // keeps the meter alive until after the measurement
+  });
+});
+
+describe('usage: false', () => {
+  it('keeps nothing and answers GET /usage with 404', async () => {
+    const server = createMcpServer({ logLevel: 'silent', usage: false });
+    server.tools.register({ name: 'noop', handler: () => 'ok' });
+    await server.executor.execute('noop', {});
+    expect(server.usage).toBeUndefined();
+    const res = await request(server, '/usage');
+    expect(res.status).toBe(404);
+    expect(server.metrics.render()).not.toContain('mcpkit_usage_');
+    await server.close();
   });
 });
 
