@@ -31,6 +31,7 @@ import type { HealthChecks } from './telemetry/health.js';
 import type { MetricsRegistry } from './telemetry/metrics.js';
 import { installConnectionMetrics, installStandardMetrics } from './telemetry/standard.js';
 import type { TracingOptions } from './telemetry/tracing.js';
+import type { UsageMeter, UsageOptions } from './telemetry/usage.js';
 import type { Logger, LogLevel } from './types.js';
 
 /** What the server's doors take per request: the adapters' contract, with {@link McpKitServer}. */
@@ -66,6 +67,12 @@ export interface CreateMcpServerOptions {
    * shows and the calls it makes need a key like any other request.
    */
   docs?: boolean | DocsOptions;
+  /**
+   * `GET /usage`: how many bytes its counts may take (`maxBytes`, default 8 MiB, shared equally by
+   * callers, tools and models; past it the least active keys fold into `other`). See
+   * docs/operations.md, "Usage analytics". `false` keeps no usage (and `GET /usage` answers 404).
+   */
+  usage?: UsageOptions | false;
   /** Tools to register at start. */
   tools?: ToolDefinition<any>[];
   /** Resources and templates to register at start. */
@@ -218,6 +225,11 @@ export interface McpKitServer {
   /** Readiness checks behind `GET /health`. */
   readonly health: HealthChecks;
   /**
+   * Calls, errors, durations and model tokens per caller, tool and model (`GET /usage`);
+   * `undefined` with `usage: false`.
+   */
+  readonly usage: UsageMeter | undefined;
+  /**
    * The load shedder (the `overload` option): whether the server is overloaded, the event-loop
    * delay it measures, how many requests it shed. `undefined` with `overload: false`.
    */
@@ -336,6 +348,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
     policy: services.policyLayer,
     metrics: services.metrics,
     health: services.health,
+    usage: services.usage,
     logger: services.logger,
     outbound: services.outbound,
     overload,

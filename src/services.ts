@@ -38,6 +38,7 @@ import { HealthChecks } from './telemetry/health.js';
 import { LogRing, teeLogger } from './telemetry/logs.js';
 import { MetricsRegistry } from './telemetry/metrics.js';
 import { globalTracing, Tracing } from './telemetry/tracing.js';
+import { observeUsage, UsageMeter } from './telemetry/usage.js';
 import type { CallerIdentity, Logger } from './types.js';
 
 /** What everything rests on: identity, settings, logs, metrics, tracing, the bus and the policy. */
@@ -50,6 +51,8 @@ export interface Foundation {
   /** The redacted ring behind `GET /logs`. */
   readonly logs: LogRing;
   readonly metrics: MetricsRegistry;
+  /** Calls and model tokens per caller, tool and model, behind `GET /usage`; `undefined` with `usage: false`. */
+  readonly usage: UsageMeter | undefined;
   readonly health: HealthChecks;
   readonly tracing: Tracing;
   readonly startedAt: number;
@@ -159,6 +162,7 @@ function buildFoundation(options: CreateMcpServerOptions): Foundation {
     logger,
     logs,
     metrics: new MetricsRegistry(),
+    usage: options.usage === false ? undefined : new UsageMeter(options.usage),
     health,
     tracing: options.tracing === undefined ? globalTracing : new Tracing(options.tracing),
     startedAt,
@@ -300,9 +304,13 @@ function upstreamMetrics(integrations: IntegrationManager, metrics: MetricsRegis
 
 function buildDelegation(
   options: CreateMcpServerOptions,
-  { logger, tracing, policy, policyLayer, health, metrics, events }: Foundation,
+  { logger, tracing, policy, policyLayer, health, metrics, events, usage }: Foundation,
   { tools, resources, prompts, executor }: Catalogs & Execution,
 ): Delegation {
+  // Usage hears every tool call at the executor, and every completion at its end: one place per kind.
+  const finished = usage
+    ? observeUsage(usage, { executor, ...(options.metrics !== false && { metrics }) })
+    : undefined;
   const declared = options.declarativeTools ?? {};
   const outbound = outboundOf(declared, options.outbound);
   const declarative: DeclarativeToolOptions = { ...declared, outbound };
@@ -342,6 +350,7 @@ function buildDelegation(
       logger,
       tracing,
       outbound,
+      ...(finished && { finished }),
       // Who may reach a completion job: its owner, or a caller the policy lets act for others.
       reachesJob: (caller: CallerIdentity, owner: string | undefined) =>
         policyLayer.reachesWorkOf(caller, owner),

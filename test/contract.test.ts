@@ -462,12 +462,27 @@ describe.each(mounts)('%s', (_name, setup) => {
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
     expect(doc.openapi).toBe('3.1.0');
+    expect(doc.paths['/usage'].get.parameters.map((p: { name: string }) => p.name)).toEqual([
+      'window',
+      'limit',
+    ]);
     expect(
       doc.paths['/tools/add/execute'].post.requestBody.content['application/json'].schema.properties
         .arguments,
     ).toMatchObject({
       properties: { a: { type: 'number' }, b: { type: 'number' } },
     });
+  });
+
+  it('serves GET /usage with the calls made through this mount', async () => {
+    await mount.call('/tools/add/execute', post({ arguments: { a: 1, b: 2 } }));
+    const usage = await (await mount.call('/usage?window=start')).json();
+    expect(usage.scope).toBe('node');
+    const add = usage.tools.items.find((r: { key: string }) => r.key === 'add');
+    expect(add.start.calls).toBeGreaterThanOrEqual(1);
+    expect(add.hour).toBeUndefined();
+    expect(usage.callers.items.map((r: { key: string }) => r.key)).toContain('(none)');
+    await expectProblem(await mount.call('/usage?limit=0'), 400, 'INVALID_ARGUMENT');
   });
 
   it('answers GET / at the mount point with an index whose links work', async () => {

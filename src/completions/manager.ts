@@ -218,6 +218,15 @@ export class CompletionManager {
       'completion',
       async (span) => {
         const final = await this.#loop.run(run);
+        try {
+          this.#host.finished?.({
+            snapshot: final,
+            caller: options.caller,
+            integrationId: run.request.integrationId,
+          });
+        } catch (error) {
+          this.#host.logger.warn({ err: error }, 'completion observer threw');
+        }
         if (span) {
           span.setAttribute('mcpkit.completion.status', final.status);
           span.setAttribute('mcpkit.completion.steps', final.steps.length);

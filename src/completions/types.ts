@@ -125,6 +125,13 @@ export type CompletionEvent =
   | { type: 'usage'; step: number; usage: ModelUsage }
   | { type: 'done'; job: CompletionSnapshot };
 
+/** A job that ended, as {@link CompletionHost.finished} hears of it. */
+export interface FinishedCompletion {
+  snapshot: CompletionSnapshot;
+  caller: CallerIdentity | undefined;
+  integrationId: string | undefined;
+}
+
 /** What the manager needs from the server. */
 export interface CompletionHost {
   tools: { list(): readonly Tool[]; get(name: string): unknown };
@@ -149,6 +156,8 @@ export interface CompletionHost {
    * caller), when it is not its own: the policy layer's decision. Default: only its own.
    */
   reachesJob?(caller: CallerIdentity, owner: string | undefined): boolean;
+  /** Told of every job that ended (its final snapshot, who ran it, the integration it named): usage analytics. */
+  finished?(job: FinishedCompletion): void;
   /**
    * Jobs shared with other nodes (`createMcpServer({ state })`): each job is recorded there, and a
    * job another node runs is read and cancelled through it. Default: jobs live on this node only.

@@ -51,6 +51,69 @@ const INDEX = {
   },
 };
 
+const USAGE_STATS = {
+  type: 'object',
+  properties: {
+    calls: { type: 'integer' },
+    errors: { type: 'integer' },
+    p50Ms: { type: ['number', 'null'] },
+    p95Ms: { type: ['number', 'null'] },
+    inputTokens: { type: 'integer' },
+    outputTokens: { type: 'integer' },
+  },
+};
+const USAGE_WINDOWS = {
+  type: 'object',
+  properties: { hour: USAGE_STATS, day: USAGE_STATS, start: USAGE_STATS },
+};
+const USAGE_SECTION = {
+  type: 'object',
+  required: ['items', 'folded', 'other'],
+  properties: {
+    items: {
+      type: 'array',
+      items: {
+        ...USAGE_WINDOWS,
+        required: ['key'],
+        properties: { key: { type: 'string' }, ...USAGE_WINDOWS.properties },
+      },
+    },
+    folded: { type: 'integer', description: 'Keys folded into `other` past the memory bound' },
+    other: { oneOf: [USAGE_WINDOWS, { type: 'null' }] },
+  },
+};
+
+/** `GET /usage`: per caller (key id), per tool, per model, over each window asked for. */
+const USAGE = {
+  type: 'object',
+  required: ['startedAt', 'scope', 'totals', 'callers', 'tools', 'models'],
+  properties: {
+    startedAt: { type: 'string', format: 'date-time' },
+    scope: { type: 'string', enum: ['node'], description: 'The figures are this process’s' },
+    totals: { type: 'object', properties: { tools: USAGE_WINDOWS, models: USAGE_WINDOWS } },
+    callers: USAGE_SECTION,
+    tools: USAGE_SECTION,
+    models: USAGE_SECTION,
+  },
+};
+
+/** Query parameters of the routes that take them (beside the lists' cursor and limit). */
+const QUERY: Record<string, object[]> = {
+  '/usage': [
+    {
+      name: 'window',
+      in: 'query',
+      required: false,
+      description: 'hour, day or start (comma-separated or repeated); default all three',
+      schema: { type: 'string' },
+    },
+    { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+  ],
+};
+
+/** Response schemas of routes that declare theirs. */
+const SCHEMAS: Record<string, object> = { '/': INDEX, '/usage': USAGE };
+
 function problemResponse(description: string) {
   return {
     description,
@@ -146,6 +209,7 @@ export function buildOpenApi(
               },
             ]
           : []),
+        ...(QUERY[route.path] ?? []),
       ],
       ...(hasBody && {
         requestBody: { required: !stream, content: { 'application/json': { schema: ANY_OBJECT } } },
@@ -162,7 +226,7 @@ export function buildOpenApi(
             }
           : route.method === 'DELETE'
             ? { description: 'Removed' }
-            : jsonResponse(route.summary, route.path === '/' ? INDEX : ANY_OBJECT),
+            : jsonResponse(route.summary, SCHEMAS[route.path] ?? ANY_OBJECT),
         default: problemResponse('An error (RFC 9457 problem details)'),
       },
     };

@@ -42,6 +42,7 @@ import { MAX_NAME_LENGTH, type Target } from '../policy/targets.js';
 import type { HealthChecks } from '../telemetry/health.js';
 import type { LogRing } from '../telemetry/logs.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
+import type { UsageMeter, UsageWindow } from '../telemetry/usage.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { restRefusal } from './answers.js';
 import { departureOf, setPlainHeader, textResponse } from './bodyText.js';
@@ -64,6 +65,8 @@ export interface RestHost {
   readonly metrics: MetricsRegistry;
   readonly logs: LogRing;
   readonly health: HealthChecks;
+  /** Usage analytics, for `GET /usage`; without it that route answers 404. */
+  readonly usage?: UsageMeter;
   summary(httpSessions: number): Record<string, unknown>;
   /** Persisted integrations, for `/integrations`; without them those routes answer 404. */
   readonly integrations?: IntegrationManager;
@@ -304,6 +307,36 @@ export const ROUTES: Route[] = [
     rate: 'read',
     summary: 'Counts, sessions and cache statistics',
     handler: (_ctx, host) => json(host.summary(host.httpSessions?.() ?? 0)),
+  },
+  {
+    method: 'GET',
+    path: '/usage',
+    permission: 'admin:read',
+    rate: 'read',
+    summary:
+      'Calls, errors, p50/p95 duration and model tokens per caller, tool and model (?window=hour|day|start&limit=)',
+    handler: (ctx, host) => {
+      if (!host.usage) throw new McpKitError('NOT_FOUND', 'Usage analytics are not kept by this server');
+      const q = ctx.url.searchParams;
+      const windows = q.getAll('window').flatMap((w) => w.split(','));
+      for (const w of windows) {
+        if (!['hour', 'day', 'start'].includes(w))
+          throw new McpKitError('INVALID_ARGUMENT', 'window must be hour, day or start');
+      }
+      const limitParam = q.get('limit');
+      const limit = limitParam === null ? 100 : Number(limitParam);
+      if (!(Number.isInteger(limit) && limit >= 1 && limit <= 1000)) {
+        throw new McpKitError('INVALID_ARGUMENT', 'limit must be 1-1000');
+      }
+      return json(
+        host.usage.report({
+          limit,
+          ...(windows.length > 0 && { windows: [...new Set(windows)] as UsageWindow[] }),
+        }),
+        200,
+        { 'cache-control': 'no-store' },
+      );
+    },
   },
   {
     method: 'GET',
