@@ -242,6 +242,7 @@ export {
 export type { CheckResult, HealthCheck, HealthChecks, HealthReport } from './telemetry/health.js';
 export type { LogRecord, LogRing } from './telemetry/logs.js';
 export type { Counter, Gauge, Histogram, MetricsRegistry } from './telemetry/metrics.js';
+export type { UsageMeter, UsageOptions, UsageReport } from './telemetry/usage.js';
 export type {
   ActiveSpan,
   ContextLike,

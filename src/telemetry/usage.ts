@@ -59,7 +59,18 @@ export interface UsageRow extends Partial<UsageByWindow> {
   key: string;
 }
 
-/** What `GET /usage` answers. */
+/**
+ * What `GET /usage` answers, and `server.usage.report()` returns.
+ *
+ * @example
+ * ```ts
+ * import { createMcpServer, type UsageReport } from 'mcpkit';
+ *
+ * const server = createMcpServer();
+ * const report: UsageReport | undefined = server.usage?.report();
+ * console.log(report?.totals.tools.hour?.calls);
+ * ```
+ */
 export interface UsageReport {
   startedAt: string;
   /** Whether the figures are this process's only (always, until a shared state carries them). */
@@ -78,7 +89,17 @@ export interface UsageSection {
   other: Partial<UsageByWindow> | null;
 }
 
-/** Options of {@link UsageMeter}. */
+/**
+ * Options of {@link UsageMeter}: `createMcpServer({ usage })`.
+ *
+ * @example
+ * ```ts
+ * import { createMcpServer } from 'mcpkit';
+ *
+ * // Room for more callers, tools and models before the least active fold into `other`.
+ * const server = createMcpServer({ usage: { maxBytes: 32 * 1024 * 1024 } });
+ * ```
+ */
 export interface UsageOptions {
   /** Bytes all rows may take, shared equally by callers, tools and models. Default 8 MiB. */
   maxBytes?: number;
