@@ -441,13 +441,13 @@ export class IsolatedCall {
       this.#endedFault();
       return;
     }
-    // A thread that ran out of heap or threw outside the call closes its port too, and its pool's
-    // verdict may come a moment later: that verdict wins. One that exits on its own gets none.
+    // A thread that ran out of heap closes its port too, and its pool's verdict may come a moment
+    // later: that verdict wins. `process.exit` and an error outside the call always send word first
+    // (the runner's), so a thread that ended without one was ended by V8: out of heap.
     const verdict = setTimeout(() => {
       if (this.#settled) return;
-      this.#ended ??= { kind: 'exit', detail: 'process.exit()' };
-      // tinypool does not notice a thread that exits on its own: terminating it frees its slot.
-      this.#endedFault();
+      // tinypool may not notice a thread that ended on its own: terminating it frees its slot.
+      this.#memoryFault();
     }, 100);
     verdict.unref?.();
   }
