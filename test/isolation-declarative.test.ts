@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { getPriority } from 'node:os';
 import { createMcpServer, type DeclarativeToolOptions, type McpKitServer } from 'mcpkit';
 import { createIsolation, type Isolation } from 'mcpkit/node';
 import { request } from 'mcpkit/testing';
@@ -284,5 +285,28 @@ describe('isolation levels an operator allows', () => {
     expect((await request(strict, '/integrations/crm')).status).toBe(404);
     const allowed = await post(strict, '/integrations', { ...crm, isolation: 'worker' });
     expect(allowed.status).toBe(201);
+  });
+});
+
+describe('worker priority', () => {
+  it('workers run 10 nice levels below the server by default, at its level with workerPriority 0', async () => {
+    const module = new URL('./fixtures/isolated/priority.mjs', import.meta.url);
+    const server = createMcpServer({ logLevel: 'silent' });
+    const lowered = createIsolation({ maxWorkers: 1 });
+    const level = createIsolation({ maxWorkers: 1, workerPriority: 0 });
+    open.push(
+      { server, isolation: lowered },
+      { server: createMcpServer({ logLevel: 'silent' }), isolation: level },
+    );
+    server.tools.register(lowered.tool(module, { name: 'lowered' }));
+    server.tools.register(level.tool(module, { name: 'level', isolate: { level: 'process' } }));
+    const own = getPriority(0);
+    expect((await server.executor.execute('lowered', {})).structuredContent).toEqual({
+      nice: Math.min(19, own + 10),
+    });
+    expect((await server.executor.execute('level', {})).structuredContent).toEqual({ nice: own });
+    // The server's own thread keeps its priority.
+    expect(getPriority(0)).toBe(own);
+    expect(() => createIsolation({ workerPriority: 20 })).toThrow(/0 to 19/);
   });
 });
