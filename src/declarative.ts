@@ -81,6 +81,11 @@ export function outboundOf(options: DeclarativeToolOptions, overrides: OutboundO
  * Where a declarative HTTP tool reads its upstream's answer: `none`, in the server's thread; `worker`,
  * in a worker thread with a heap limit and a hard timeout; `process`, in a child process under Node's
  * permission model.
+ *
+ * @example
+ * ```ts
+ * const spec: HttpToolSpec = { name: 'search', kind: 'http', isolation: 'worker', http: { url } };
+ * ```
  */
 export type DeclarativeIsolationLevel = 'none' | 'worker' | 'process';
 
@@ -91,7 +96,14 @@ export const DECLARATIVE_ISOLATION_LEVELS: readonly DeclarativeIsolationLevel[] 
   'process',
 ];
 
-/** An upstream's answer, as it goes to be read in isolation: its text (secrets masked already). */
+/**
+ * An upstream's answer, as it goes to be read in isolation: its text (secrets masked already).
+ *
+ * @example
+ * ```ts
+ * const answer: UpstreamAnswer = { text: '{"a":1}', ok: true, json: true, maxDepth: 64, maxResultBytes: 1 << 20 };
+ * ```
+ */
 export interface UpstreamAnswer {
   /** The body as text, at most `maxResponseBytes` of it, with the tool's secrets masked. */
   text: string;
@@ -105,14 +117,28 @@ export interface UpstreamAnswer {
   maxResultBytes: number;
 }
 
-/** One read of an upstream's answer in isolation: where, what, within which limits. */
+/**
+ * One read of an upstream's answer in isolation: where, what, within which limits.
+ *
+ * @example
+ * ```ts
+ * await pools.readUpstreamAnswer({ level: 'worker', answer, limits: { timeoutMs: 5_000, maxMemoryMb: 128 } }, ctx);
+ * ```
+ */
 export interface UpstreamRead {
   level: Exclude<DeclarativeIsolationLevel, 'none'>;
   answer: UpstreamAnswer;
   limits: { timeoutMs: number; maxMemoryMb: number };
 }
 
-/** What reading an upstream's answer gives: its JSON object, or the message of its error. */
+/**
+ * What reading an upstream's answer gives: its JSON object, or the message of its error.
+ *
+ * @example
+ * ```ts
+ * const { value, message } = await pools.readUpstreamAnswer(read, ctx);
+ * ```
+ */
 export interface UpstreamReading {
   /** A 2xx JSON answer's object (absent: the answer is its text). */
   value?: Record<string, unknown>;
@@ -136,7 +162,14 @@ export interface DeclarativeIsolationPools {
   readUpstreamAnswer(read: UpstreamRead, ctx: ToolContext): Promise<UpstreamReading>;
 }
 
-/** How declarative HTTP tools may be isolated (`createMcpServer({ declarativeTools: { isolation } })`). */
+/**
+ * How declarative HTTP tools may be isolated (`createMcpServer({ declarativeTools: { isolation } })`).
+ *
+ * @example
+ * ```ts
+ * createMcpServer({ declarativeTools: { isolation: { pools: createIsolation(), default: 'worker' } } });
+ * ```
+ */
 export interface DeclarativeIsolationOptions {
   /** The pools: `createIsolation()` from `mcpkit/node` (close it after the server). */
   pools: DeclarativeIsolationPools;
