@@ -23,10 +23,11 @@ export default defineConfig({
   splitting: true,
   treeshake: true,
   // Which build a module is in, for the few places that must differ (mcpkit/testing's client load).
-  // The isolation runner is plain JavaScript loaded by worker threads and child processes, from
+  // The isolation runner (and the reader of declarative tools' answers) is plain JavaScript loaded by worker threads and child processes, from
   // beside the chunk that starts them (src/node/isolation/pools.ts finds it).
   async onSuccess() {
     copyFileSync('src/node/isolation/runner.mjs', 'dist/isolation-runner.mjs');
+    copyFileSync('src/node/isolation/httpAnswer.mjs', 'dist/isolation-http-answer.mjs');
   },
   esbuildOptions(options, context) {
     options.define = { ...options.define, __MCPKIT_CJS__: context.format === 'cjs' ? 'true' : 'false' };

@@ -5,7 +5,7 @@
  * the same run without the load. Server and load generator share this process (and the machine's
  * cores with the burning workers), so the figures are what one process on this machine sees.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { createMcpServer } from 'mcpkit';
 import { createIsolation, listen } from 'mcpkit/node';
@@ -22,8 +22,17 @@ export interface IsolationFigures {
   processStartMs: number;
   workers: number;
   loadSeconds: number;
+  /** Rounds of idle → burning → burning at the server's priority; figures are their medians. */
+  rounds: number;
+  /** The machine's 1-minute load average before and after the phases. */
+  loadAverage: [number, number];
   idle: LoadPhase;
+  /** Burning workers at the default priority (10 nice levels below the server). */
   loaded: LoadPhase;
+  /** Burning workers at the server's own priority (`workerPriority: 0`). */
+  loadedLevel: LoadPhase;
+  /** Each round's echo rate while burning, as a share of the same round's idle rate. */
+  ratios: number[];
 }
 
 interface LoadPhase {
@@ -104,33 +113,67 @@ async function phase(url: string, seconds: number): Promise<LoadPhase> {
   return { echoPerSec: run.opsPerSec, loopP99Ms: histogram.percentile(99) / 1e6, healthP99Ms: p99(health) };
 }
 
+/** The median of each figure of several phases. */
+function medianPhase(phases: readonly LoadPhase[]): LoadPhase {
+  return {
+    echoPerSec: median(phases.map((p) => p.echoPerSec)),
+    loopP99Ms: median(phases.map((p) => p.loopP99Ms)),
+    healthP99Ms: median(phases.map((p) => p.healthP99Ms)),
+  };
+}
+
+/**
+ * Idle and burning phases, alternating (idle, burning at the default worker priority, burning at the
+ * server's priority) for `rounds` rounds, so the machine's other work falls on every kind alike; each
+ * figure is the median over the rounds.
+ */
 async function underLoad(quick: boolean) {
   const workers = Math.max(1, availableParallelism() - 1);
   const seconds = quick ? 3 : 10;
+  const rounds = quick ? 1 : 3;
   const server = createMcpServer({ logLevel: 'silent' });
-  const isolation = createIsolation({ maxWorkers: workers });
+  const lowered = createIsolation({ maxWorkers: workers });
+  const level = createIsolation({ maxWorkers: workers, workerPriority: 0 });
   server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
-  server.tools.register(
-    isolation.tool(TOOLS, {
-      name: 'burn',
-      inputSchema: { ms: z.number() },
-      isolate: { export: 'burn', timeoutMs: 120_000 },
-    }),
-  );
+  const burner = { inputSchema: { ms: z.number() }, isolate: { export: 'burn', timeoutMs: 120_000 } };
+  server.tools.register(lowered.tool(TOOLS, { name: 'burn', ...burner }));
+  server.tools.register(level.tool(TOOLS, { name: 'burn_level', ...burner }));
   const listening = await listen(server, { port: 0 });
+  const loadBefore = loadavg()[0]!;
   await phase(listening.url, 1); // warm-up
-  const idle = await phase(listening.url, seconds);
-  // One burning call per worker, for a little longer than the phase.
-  const burning = Array.from({ length: workers }, () =>
-    server.executor.execute('burn', { ms: seconds * 1000 + 1500 }),
-  );
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  const loaded = await phase(listening.url, seconds);
-  const results = await Promise.all(burning);
-  if (results.some((r) => r.isError)) throw new Error('a burning call failed');
+  const burningPhase = async (tool: string) => {
+    // One burning call per worker, for a little longer than the phase.
+    const burning = Array.from({ length: workers }, () =>
+      server.executor.execute(tool, { ms: seconds * 1000 + 1500 }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const figures = await phase(listening.url, seconds);
+    const results = await Promise.all(burning);
+    if (results.some((r) => r.isError)) throw new Error('a burning call failed');
+    return figures;
+  };
+  const idle: LoadPhase[] = [];
+  const loaded: LoadPhase[] = [];
+  const loadedLevel: LoadPhase[] = [];
+  for (let round = 0; round < rounds; round++) {
+    idle.push(await phase(listening.url, seconds));
+    loaded.push(await burningPhase('burn'));
+    loadedLevel.push(await burningPhase('burn_level'));
+  }
+  const loadAfter = loadavg()[0]!;
   await listening.close();
-  await isolation.close();
-  return { workers, loadSeconds: seconds, idle, loaded };
+  await lowered.close();
+  await level.close();
+  return {
+    workers,
+    loadSeconds: seconds,
+    rounds,
+    loadAverage: [loadBefore, loadAfter] as [number, number],
+    idle: medianPhase(idle),
+    loaded: medianPhase(loaded),
+    loadedLevel: medianPhase(loadedLevel),
+    ratios: loaded.map((p, i) => p.echoPerSec / idle[i]!.echoPerSec),
+  };
 }
 
 export async function measureIsolation(log: (m: string) => void, quick: boolean): Promise<IsolationFigures> {
@@ -142,15 +185,19 @@ export async function measureIsolation(log: (m: string) => void, quick: boolean)
   const load = await underLoad(quick);
   log(
     `  isolation under load: echo ${load.idle.echoPerSec.toFixed(0)} → ${load.loaded.echoPerSec.toFixed(0)}/s, ` +
-      `loop p99 ${load.idle.loopP99Ms.toFixed(1)} → ${load.loaded.loopP99Ms.toFixed(1)} ms`,
+      `loop p99 ${load.idle.loopP99Ms.toFixed(1)} → ${load.loaded.loopP99Ms.toFixed(1)} ms ` +
+      `(at the server's priority: ${load.loadedLevel.echoPerSec.toFixed(0)}/s, ${load.loadedLevel.loopP99Ms.toFixed(1)} ms); ` +
+      `health p99 ${load.idle.healthP99Ms.toFixed(1)} → ${load.loaded.healthP99Ms.toFixed(1)} ms; ` +
+      `rounds ${load.ratios.map((r) => `${(r * 100).toFixed(0)} %`).join(', ')}; load average ${load.loadAverage.map((l) => l.toFixed(1)).join(' → ')}`,
   );
   return { ...cost, ...load };
 }
 
 export function renderIsolation(f: IsolationFigures): string {
   const ratio = (f.loaded.echoPerSec / f.idle.echoPerSec) * 100;
+  const levelRatio = (f.loadedLevel.echoPerSec / f.idle.echoPerSec) * 100;
   return [
-    '**Tool isolation** (`createIsolation`, in process; load generator in the same process):',
+    `**Tool isolation** (\`createIsolation\`, in process; load generator in the same process; load phases: medians of ${f.rounds} alternating rounds, load average ${f.loadAverage.map((l) => l.toFixed(1)).join(' → ')}):`,
     '',
     '| Measurement | Figure |',
     '| --- | ---: |',
@@ -159,7 +206,8 @@ export function renderIsolation(f: IsolationFigures): string {
     `| echo call, process level (p50) | ${f.processUs.toFixed(0)} µs (+${(f.processUs - f.inThreadUs).toFixed(0)} µs) |`,
     `| first call of a pool (its worker starting): worker / process | ${f.workerStartMs.toFixed(0)} ms / ${f.processStartMs.toFixed(0)} ms |`,
     `| REST echo, 4 callers, ${f.loadSeconds} s: idle → ${f.workers} worker(s) burning CPU | ${f.idle.echoPerSec.toFixed(0)} → ${f.loaded.echoPerSec.toFixed(0)} calls/s (${ratio.toFixed(0)} %) |`,
-    `| event-loop delay p99: idle → burning | ${f.idle.loopP99Ms.toFixed(1)} → ${f.loaded.loopP99Ms.toFixed(1)} ms |`,
+    `| the same, workers at the server's priority (\`workerPriority: 0\`) | ${f.loadedLevel.echoPerSec.toFixed(0)} calls/s (${levelRatio.toFixed(0)} %) |`,
+    `| event-loop delay p99: idle → burning (→ at the server's priority) | ${f.idle.loopP99Ms.toFixed(1)} → ${f.loaded.loopP99Ms.toFixed(1)} ms (${f.loadedLevel.loopP99Ms.toFixed(1)} ms) |`,
     `| \`GET /health\` p99: idle → burning | ${f.idle.healthP99Ms.toFixed(1)} → ${f.loaded.healthP99Ms.toFixed(1)} ms |`,
   ].join('\n');
 }

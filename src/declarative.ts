@@ -7,14 +7,15 @@
  * was checked. Error answers are summarised, never passed on.
  */
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/server';
-import type { ToolDefinition } from './catalog/tools.js';
+import type { ToolContext, ToolDefinition } from './catalog/tools.js';
 import { readStreamLimited } from './core/bodyLimit.js';
 import { isAbortError, McpKitError, quote } from './core/errors.js';
 import { maskSecrets } from './core/redaction.js';
-import { jsonDepth, parseJsonSafe } from './core/safeJson.js';
+import { jsonDepth, MAX_JSON_DEPTH, parseJsonSafe } from './core/safeJson.js';
 import { resolveRefs } from './execution/chain.js';
 import {
   connectionFailure,
+  describeUpstreamError,
   isHeaderText,
   type OutboundOptions,
   OutboundPolicy,
@@ -41,6 +42,14 @@ export interface DeclarativeToolOptions {
    * (an integration passes the secrets its tools' headers hold).
    */
   secrets?: readonly string[];
+  /**
+   * Where HTTP tools read their upstream's answers (parse its JSON, pick an error's message): in the
+   * server's thread unless this says otherwise. It gives the pools (`createIsolation()` from
+   * `mcpkit/node`), the levels a definition may ask for in its `isolation` field (an integration's for
+   * all of its HTTP tools), and the level of a definition that asks for none. Without it, a
+   * definition that asks for `worker` or `process` is refused.
+   */
+  isolation?: DeclarativeIsolationOptions;
   /** @deprecated Use `outbound.allowedHosts` (`createMcpServer({ outbound })`). */
   allowedHosts?: readonly string[];
   /** @deprecated Use `outbound.allowPrivateNetworks`. */
@@ -68,6 +77,115 @@ export function outboundOf(options: DeclarativeToolOptions, overrides: OutboundO
   });
 }
 
+/**
+ * Where a declarative HTTP tool reads its upstream's answer: `none`, in the server's thread; `worker`,
+ * in a worker thread with a heap limit and a hard timeout; `process`, in a child process under Node's
+ * permission model.
+ *
+ * @example
+ * ```ts
+ * const spec: HttpToolSpec = { name: 'search', kind: 'http', isolation: 'worker', http: { url } };
+ * ```
+ */
+export type DeclarativeIsolationLevel = 'none' | 'worker' | 'process';
+
+/** The levels a definition's `isolation` field may name. */
+export const DECLARATIVE_ISOLATION_LEVELS: readonly DeclarativeIsolationLevel[] = [
+  'none',
+  'worker',
+  'process',
+];
+
+/**
+ * An upstream's answer, as it goes to be read in isolation: its text (secrets masked already).
+ *
+ * @example
+ * ```ts
+ * const answer: UpstreamAnswer = { text: '{"a":1}', ok: true, json: true, maxDepth: 64, maxResultBytes: 1 << 20 };
+ * ```
+ */
+export interface UpstreamAnswer {
+  /** The body as text, at most `maxResponseBytes` of it, with the tool's secrets masked. */
+  text: string;
+  /** Whether the upstream answered 2xx. */
+  ok: boolean;
+  /** Whether its content type says JSON. */
+  json: boolean;
+  /** How deep its JSON may nest before it is taken as text. */
+  maxDepth: number;
+  /** The longest copy of the read that may come back, in bytes. */
+  maxResultBytes: number;
+}
+
+/**
+ * One read of an upstream's answer in isolation: where, what, within which limits.
+ *
+ * @example
+ * ```ts
+ * await pools.readUpstreamAnswer({ level: 'worker', answer, limits: { timeoutMs: 5_000, maxMemoryMb: 128 } }, ctx);
+ * ```
+ */
+export interface UpstreamRead {
+  level: Exclude<DeclarativeIsolationLevel, 'none'>;
+  answer: UpstreamAnswer;
+  limits: { timeoutMs: number; maxMemoryMb: number };
+}
+
+/**
+ * What reading an upstream's answer gives: its JSON object, or the message of its error.
+ *
+ * @example
+ * ```ts
+ * const { value, message } = await pools.readUpstreamAnswer(read, ctx);
+ * ```
+ */
+export interface UpstreamReading {
+  /** A 2xx JSON answer's object (absent: the answer is its text). */
+  value?: Record<string, unknown>;
+  /** A failed answer's own message (`error.message`, `error` or `message` of its JSON), if any. */
+  message?: string;
+}
+
+/**
+ * Pools that read upstream answers in isolation. `createIsolation()` from `mcpkit/node` returns one;
+ * another implementation must hold the same limits.
+ *
+ * @example
+ * ```ts
+ * import { createIsolation } from 'mcpkit/node';
+ *
+ * const pools: DeclarativeIsolationPools = createIsolation();
+ * ```
+ */
+export interface DeclarativeIsolationPools {
+  /** Reads `read.answer` at `read.level`, within `read.limits`, for the call `ctx` (its signal cancels it). */
+  readUpstreamAnswer(read: UpstreamRead, ctx: ToolContext): Promise<UpstreamReading>;
+}
+
+/**
+ * How declarative HTTP tools may be isolated (`createMcpServer({ declarativeTools: { isolation } })`).
+ *
+ * @example
+ * ```ts
+ * createMcpServer({ declarativeTools: { isolation: { pools: createIsolation(), default: 'worker' } } });
+ * ```
+ */
+export interface DeclarativeIsolationOptions {
+  /** The pools: `createIsolation()` from `mcpkit/node` (close it after the server). */
+  pools: DeclarativeIsolationPools;
+  /**
+   * The levels a definition may name in its `isolation` field, beside `default`. Default
+   * `['worker']`: `process` starts programs, so it is taken only when the operator lists it here.
+   */
+  allow?: readonly DeclarativeIsolationLevel[];
+  /** The level of a definition that names none. Default `'none'`. */
+  default?: DeclarativeIsolationLevel;
+  /** Hard time limit of one read, in ms. Default 5 000. */
+  timeoutMs?: number;
+  /** Heap limit of the worker or process that reads, in MB. Default 128. */
+  maxMemoryMb?: number;
+}
+
 interface CommonSpec {
   name: string;
   title?: string;
@@ -86,6 +204,12 @@ export interface HttpToolSpec extends CommonSpec {
     /** The request body: `"$arguments"` sends the arguments as JSON; an object may hold `$ref`s into `input`. */
     body?: unknown;
   };
+  /**
+   * Where its upstream's answers are read (see {@link DeclarativeIsolationLevel}): one of the levels
+   * the server allows (`declarativeTools.isolation`). Default: the server's default level, or its
+   * integration's `isolation`.
+   */
+  isolation?: DeclarativeIsolationLevel;
 }
 
 /** A chain of existing tools, in the executor's declarative form. */
@@ -216,7 +340,11 @@ export function compileDeclarativeTool(
     ...(spec.annotations !== undefined && { annotations: spec.annotations }),
     _meta: { 'io.mcpkit/declarative': spec },
   };
-  if (spec.kind === 'chain') return { ...common, handler: chainHandler(spec) };
+  if (spec.kind === 'chain') {
+    if ((spec as { isolation?: unknown }).isolation !== undefined)
+      throw invalid('isolation applies to http tools only: a chain runs its steps, each under its own');
+    return { ...common, handler: chainHandler(spec) };
+  }
   if (spec.kind === 'http') return { ...common, handler: httpHandler(spec, options) };
   throw invalid('kind must be "http" or "chain"');
 }
@@ -285,6 +413,7 @@ function httpHandler(spec: HttpToolSpec, options: DeclarativeToolOptions): ToolD
     maxRedirects: options.maxRedirects ?? 3,
   };
   const secrets = [...(options.secrets ?? [])];
+  const read = answerReader(spec, options, limits.maxResponseBytes);
   return async (args, ctx) => {
     const input = args as Record<string, unknown>;
     let url = new URL(fill(http.url, input, 'url'));
@@ -349,14 +478,21 @@ function httpHandler(spec: HttpToolSpec, options: DeclarativeToolOptions): ToolD
           `The request to ${quote(host)} failed: ${connectionFailure(error)}`,
         );
       }
+      const contentType = response.headers.get('content-type');
+      const json = contentType?.includes('json') === true;
+      const reading = read && (await read({ text, ok: response.ok, json }, ctx));
       if (!response.ok) {
-        const summary = summariseUpstreamError(text, response.headers.get('content-type'), secrets);
+        const summary = reading
+          ? // read in isolation: the body's own message, or none; it is not parsed here again
+            describeUpstreamError({ message: reading.message, body: text, contentType, secrets })
+          : summariseUpstreamError(text, contentType, secrets);
         return {
           content: [{ type: 'text', text: `HTTP ${response.status} from ${quote(host)}: ${summary}` }],
           isError: true,
         };
       }
-      if (response.headers.get('content-type')?.includes('json')) {
+      if (reading) return reading.value ?? text;
+      if (json) {
         try {
           const parsed = parseJsonSafe(text);
           if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed;
@@ -367,4 +503,79 @@ function httpHandler(spec: HttpToolSpec, options: DeclarativeToolOptions): ToolD
       return text;
     }
   };
+}
+
+/**
+ * Checks the operator's `declarativeTools.isolation` once, when the server is built: a wrong level or
+ * limit is the operator's mistake, reported at start rather than as every definition's.
+ *
+ * @example
+ * ```ts
+ * checkDeclarativeIsolation({ pools: createIsolation(), allow: ['worker', 'process'] });
+ * ```
+ */
+export function checkDeclarativeIsolation(isolation: DeclarativeIsolationOptions | undefined): void {
+  if (isolation === undefined) return;
+  const where = 'declarativeTools.isolation';
+  if (typeof isolation?.pools?.readUpstreamAnswer !== 'function')
+    throw new TypeError(`${where}.pools must be an isolation (createIsolation() from mcpkit/node)`);
+  const levels = [
+    ...(isolation.allow ?? []),
+    ...(isolation.default === undefined ? [] : [isolation.default]),
+  ];
+  if (isolation.allow !== undefined && !Array.isArray(isolation.allow))
+    throw new TypeError(`${where}.allow must be an array of levels`);
+  for (const level of levels) {
+    if (!DECLARATIVE_ISOLATION_LEVELS.includes(level))
+      throw new TypeError(
+        `${where}: ${JSON.stringify(level)} is not a level ("none", "worker" or "process")`,
+      );
+  }
+  for (const option of ['timeoutMs', 'maxMemoryMb'] as const) {
+    const value = isolation[option];
+    if (value !== undefined && !(Number.isInteger(value) && value > 0))
+      throw new TypeError(`${where}.${option} must be a positive integer`);
+  }
+}
+
+/** A definition's isolation level, checked: one of {@link DECLARATIVE_ISOLATION_LEVELS}. */
+function levelOf(value: unknown): DeclarativeIsolationLevel | undefined {
+  if (value === undefined) return undefined;
+  if (!DECLARATIVE_ISOLATION_LEVELS.includes(value as DeclarativeIsolationLevel))
+    throw invalid('isolation must be "none", "worker" or "process"');
+  return value as DeclarativeIsolationLevel;
+}
+
+/**
+ * How an HTTP tool reads its upstream's answers: `undefined` in the server's thread, else a function
+ * that reads one in the pools. A level the operator does not allow is refused here, when the tool is
+ * compiled (a REST write answers 400), never at call time.
+ */
+function answerReader(
+  spec: HttpToolSpec,
+  options: DeclarativeToolOptions,
+  maxResponseBytes: number,
+):
+  | ((answer: Pick<UpstreamAnswer, 'text' | 'ok' | 'json'>, ctx: ToolContext) => Promise<UpstreamReading>)
+  | undefined {
+  const isolation = options.isolation;
+  const asked = levelOf(spec.isolation);
+  const fallback = levelOf(isolation?.default) ?? 'none';
+  const level = asked ?? fallback;
+  if (asked !== undefined && asked !== fallback) {
+    const allowed = isolation ? (isolation.allow ?? ['worker']) : [];
+    if (!allowed.includes(asked))
+      throw invalid(`isolation "${asked}" is not allowed on this server for declarative tools`);
+  }
+  if (level === 'none') return undefined;
+  if (!isolation) throw invalid(`isolation "${level}" is not allowed on this server for declarative tools`);
+  const limits = { timeoutMs: isolation.timeoutMs ?? 5_000, maxMemoryMb: isolation.maxMemoryMb ?? 128 };
+  // What comes back is a copy of the parsed answer: its size tracks the text's, with room for the
+  // copy's own overhead (numbers and tags), so a parse that explodes cannot copy back unbounded.
+  const maxResultBytes = maxResponseBytes * 4 + 64 * 1024;
+  return (answer, ctx) =>
+    isolation.pools.readUpstreamAnswer(
+      { level, answer: { ...answer, maxDepth: MAX_JSON_DEPTH, maxResultBytes }, limits },
+      ctx,
+    );
 }

@@ -73,9 +73,15 @@ export {
 export type { Refusal, RefusalCode } from './core/refusal.js';
 export type {
   ChainToolSpec,
+  DeclarativeIsolationLevel,
+  DeclarativeIsolationOptions,
+  DeclarativeIsolationPools,
   DeclarativeToolOptions,
   DeclarativeToolSpec,
   HttpToolSpec,
+  UpstreamAnswer,
+  UpstreamRead,
+  UpstreamReading,
 } from './declarative.js';
 export type {
   CancelSignal,

@@ -19,7 +19,7 @@ import { CompletionManager } from './completions/manager.js';
 import type { CompletionRunOptions } from './completions/types.js';
 import { type EnvConfig, loadEnvConfig } from './config.js';
 import { McpKitError, quote } from './core/errors.js';
-import { type DeclarativeToolOptions, outboundOf } from './declarative.js';
+import { checkDeclarativeIsolation, type DeclarativeToolOptions, outboundOf } from './declarative.js';
 import { ToolExecutor } from './execution/executor.js';
 import { LoadShedder, type OverloadOptions, resolveOverloadOptions } from './http/overload.js';
 import { createEphemeralCipher } from './integrations/cipher.js';
@@ -312,6 +312,7 @@ function buildDelegation(
     ? observeUsage(usage, { executor, ...(options.metrics !== false && { metrics }) })
     : undefined;
   const declared = options.declarativeTools ?? {};
+  checkDeclarativeIsolation(declared.isolation);
   const outbound = outboundOf(declared, options.outbound);
   const declarative: DeclarativeToolOptions = { ...declared, outbound };
   if (options.integrations?.store && !options.integrations.cipher) {

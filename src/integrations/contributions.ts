@@ -10,6 +10,7 @@ import type { ToolDefinition } from '../catalog/tools.js';
 import { McpKitError } from '../core/errors.js';
 import {
   compileDeclarativeTool,
+  type DeclarativeIsolationLevel,
   type DeclarativeToolOptions,
   type DeclarativeToolSpec,
 } from '../declarative.js';
@@ -52,6 +53,8 @@ interface ToolSource {
   index: number;
   /** The integration's secrets in clear. */
   secrets: Record<string, string>;
+  /** The integration's isolation level, for its http tools that name none. */
+  isolation: DeclarativeIsolationLevel | undefined;
 }
 
 /** A tool attached in code, as the catalog lists it: namespaced and marked with its integration. */
@@ -74,7 +77,8 @@ export function compileContributions(live: Live, options: CompileOptions): Contr
   const out: Contributions = { tools: [], resources: [], prompts: [] };
   stored.tools.forEach((spec, index) => {
     try {
-      out.tools.push(compileTool({ id, spec, index, secrets: live.secrets }, options.declarative));
+      const source = { id, spec, index, secrets: live.secrets, isolation: stored.isolation };
+      out.tools.push(compileTool(source, options.declarative));
     } catch (error) {
       if (options.mode === 'write') throw error;
       options.logger.warn(
@@ -114,6 +118,8 @@ function compileTool(source: ToolSource, declarative: DeclarativeToolOptions): T
   const { id, spec, index: i, secrets } = source;
   const name = namespacedName(id, spec.name);
   let compiled: DeclarativeToolSpec = { ...spec, name };
+  if (spec.kind === 'http' && spec.isolation === undefined && source.isolation !== undefined)
+    compiled = { ...compiled, isolation: source.isolation } as DeclarativeToolSpec;
   const carried: string[] = [];
   if (spec.kind === 'http' && spec.http?.headers) {
     const headers: Record<string, string> = {};
@@ -129,7 +135,7 @@ function compileTool(source: ToolSource, declarative: DeclarativeToolOptions): T
         return resolved;
       });
     }
-    compiled = { ...spec, name, http: { ...spec.http, headers } } as DeclarativeToolSpec;
+    compiled = { ...compiled, http: { ...spec.http, headers } } as DeclarativeToolSpec;
   }
   let definition: ToolDefinition;
   try {

@@ -105,6 +105,7 @@ export function storedOf(change: Change & { revision: Revision }): StoredIntegra
     id: input.id,
     name: input.name,
     ...(input.description !== undefined && { description: input.description }),
+    ...(input.isolation !== undefined && { isolation: input.isolation }),
     types: typesOf(input),
     enabled: input.enabled ?? current?.stored.enabled ?? true,
     ...(input.model && { model: withoutApiKey(input.model) as StoredIntegration['model'] }),
@@ -129,6 +130,7 @@ function describedBy(s: StoredIntegration) {
     id: s.id,
     name: s.name,
     ...(s.description !== undefined && { description: s.description }),
+    ...(s.isolation !== undefined && { isolation: s.isolation }),
     types: s.types,
     enabled: s.enabled,
   };

@@ -3,7 +3,7 @@
  * brings), how it is stored, and the small interfaces storage and encryption come in through.
  */
 import type { PromptArgumentSpec, PromptMessageTemplate } from '../catalog/prompts.js';
-import type { DeclarativeToolSpec } from '../declarative.js';
+import type { DeclarativeIsolationLevel, DeclarativeToolSpec } from '../declarative.js';
 import type { UpstreamSpec, UpstreamState } from './upstreamTypes.js';
 
 /** What an integration contributes. */
@@ -63,6 +63,12 @@ export interface IntegrationInput {
    * form keeps; omitting `secrets` keeps them all.
    */
   secrets?: Record<string, string | null>;
+  /**
+   * Where its declarative HTTP tools read their upstreams' answers: `none` (the server's thread),
+   * `worker` or `process`, one the server allows (`declarativeTools.isolation`); a tool's own
+   * `isolation` wins. Default: the server's default level.
+   */
+  isolation?: DeclarativeIsolationLevel;
   /** Declarative tools (`http` or `chain`), registered as `<id>__<name>`. */
   tools?: DeclarativeToolSpec[];
   resources?: IntegrationResourceSpec[];
@@ -85,6 +91,8 @@ export interface Integration {
   model?: Omit<ModelConfig, 'apiKey'> & { apiKey?: string };
   /** Secret names with redacted values. */
   secrets?: Record<string, string>;
+  /** Where its declarative HTTP tools read their upstreams' answers, when it names a level. */
+  isolation?: DeclarativeIsolationLevel;
   tools: DeclarativeToolSpec[];
   resources: IntegrationResourceSpec[];
   prompts: IntegrationPromptSpec[];
@@ -111,6 +119,7 @@ export interface StoredIntegration {
   enabled: boolean;
   model?: Omit<ModelConfig, 'apiKey'> & { apiKey?: string };
   secrets?: Record<string, string>;
+  isolation?: DeclarativeIsolationLevel;
   tools: DeclarativeToolSpec[];
   resources: IntegrationResourceSpec[];
   prompts: IntegrationPromptSpec[];

@@ -5,7 +5,11 @@
  */
 
 import { McpKitError } from '../core/errors.js';
-import type { DeclarativeToolSpec } from '../declarative.js';
+import {
+  DECLARATIVE_ISOLATION_LEVELS,
+  type DeclarativeIsolationLevel,
+  type DeclarativeToolSpec,
+} from '../declarative.js';
 import type {
   IntegrationInput,
   IntegrationPromptSpec,
@@ -149,7 +153,22 @@ function tool(value: unknown, i: number): DeclarativeToolSpec {
     throw fieldError(`${field}.inputSchema`, 'must be a JSON Schema object');
   optionalString(value.description, `${field}.description`);
   optionalString(value.title, `${field}.title`, 200);
+  if (value.isolation !== undefined) {
+    isolationLevel(value.isolation, `${field}.isolation`);
+    if (value.kind !== 'http')
+      throw fieldError(
+        `${field}.isolation`,
+        'applies to http tools only: a chain runs its steps, each under its own',
+      );
+  }
   return structuredClone(value) as unknown as DeclarativeToolSpec;
+}
+
+/** A declarative isolation level; which ones the server allows is checked when the tools compile. */
+function isolationLevel(value: unknown, field: string): DeclarativeIsolationLevel {
+  if (!DECLARATIVE_ISOLATION_LEVELS.includes(value as DeclarativeIsolationLevel))
+    throw fieldError(field, 'must be "none", "worker" or "process"');
+  return value as DeclarativeIsolationLevel;
 }
 
 function resource(value: unknown, i: number): IntegrationResourceSpec {
@@ -288,6 +307,7 @@ const KNOWN = [
   'resources',
   'prompts',
   'upstream',
+  'isolation',
   // read-only fields a client may echo back from GET; ignored
   'contributes',
   'revision',
@@ -326,6 +346,10 @@ export function validateIntegrationInput(value: unknown, idFromPath?: string): I
   );
   const modelConfig = model(value.model);
   const upstreamSpec = upstream(value.upstream);
+  const isolation =
+    value.isolation === undefined || value.isolation === null
+      ? undefined
+      : isolationLevel(value.isolation, 'isolation');
   let types: IntegrationType[] | undefined;
   if (value.types !== undefined) {
     const list = array(value.types, 'types');
@@ -354,6 +378,7 @@ export function validateIntegrationInput(value: unknown, idFromPath?: string): I
     ...(modelConfig !== undefined && { model: modelConfig }),
     ...(value.secrets !== undefined && { secrets: secrets(value.secrets) }),
     ...(upstreamSpec !== undefined && { upstream: upstreamSpec }),
+    ...(isolation !== undefined && { isolation }),
     tools,
     resources,
     prompts,

@@ -95,6 +95,30 @@ export function connectionFailure(error: unknown): string {
 const UPSTREAM_MESSAGE_LENGTH = 200;
 
 /**
+ * The message an upstream's error body gives for itself: `error.message`, `error` or `message` of its
+ * JSON (a body up to 1 MiB), else `undefined`. (`src/node/isolation/httpAnswer.mjs` reads it the same
+ * way in a worker.)
+ *
+ * @example
+ * ```ts
+ * upstreamErrorMessage('{"error":{"message":"model not found"}}'); // 'model not found'
+ * ```
+ */
+export function upstreamErrorMessage(body: string): unknown {
+  if (body.length > 1024 * 1024) return undefined;
+  try {
+    const parsed = JSON.parse(body) as { error?: { message?: unknown } | string; message?: unknown };
+    return typeof parsed?.error === 'object' && parsed.error !== null
+      ? parsed.error.message
+      : typeof parsed?.error === 'string'
+        ? parsed.error
+        : parsed?.message;
+  } catch {
+    return undefined; // not JSON: summarised by type and size
+  }
+}
+
+/**
  * What a caller may learn from an upstream error answer: the `error.message` (or `message`, or
  * `error` string) of a JSON body, redacted, without control characters and cut to 200 characters;
  * for any other body only its type and size. The body itself is never passed on.
@@ -110,20 +134,25 @@ export function summariseUpstreamError(
   contentType: string | null,
   secrets: ReadonlyArray<string | undefined> = [],
 ): string {
-  let message: unknown;
-  if (body.length <= 1024 * 1024) {
-    try {
-      const parsed = JSON.parse(body) as { error?: { message?: unknown } | string; message?: unknown };
-      message =
-        typeof parsed?.error === 'object' && parsed.error !== null
-          ? parsed.error.message
-          : typeof parsed?.error === 'string'
-            ? parsed.error
-            : parsed?.message;
-    } catch {
-      // not JSON: summarised by type and size below
-    }
-  }
+  return describeUpstreamError({ message: upstreamErrorMessage(body), body, contentType, secrets });
+}
+
+/**
+ * {@link summariseUpstreamError} with the body's own message read already (in isolation, by
+ * `declarativeTools.isolation`): the body is not parsed again.
+ *
+ * @example
+ * ```ts
+ * describeUpstreamError({ message: 'model not found', body, contentType: 'application/json', secrets: [] });
+ * ```
+ */
+export function describeUpstreamError(error: {
+  message: unknown;
+  body: string;
+  contentType: string | null;
+  secrets: ReadonlyArray<string | undefined>;
+}): string {
+  const { message, body, contentType, secrets } = error;
   if (typeof message === 'string' && message.trim() !== '') {
     // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes
     const plain = message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();

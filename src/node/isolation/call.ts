@@ -23,6 +23,10 @@ export interface CallSpec {
   readonly graceMs: number;
   readonly maxMemoryMb: number;
   readonly maxResultBytes: number;
+  /** How many nice levels below the server's the worker's thread runs (0 to 19). */
+  readonly priority: number;
+  /** Where its limits are set, as fault messages name them. Default `'isolate'`. */
+  readonly option?: string;
 }
 
 /** What the call reports to its isolation. */
@@ -161,6 +165,7 @@ export class IsolatedCall {
       exportName: spec.exportName,
       args,
       maxResultBytes: spec.maxResultBytes,
+      priority: spec.priority,
       meta: {
         toolName: ctx.toolName,
         origin: ctx.origin,
@@ -348,7 +353,7 @@ export class IsolatedCall {
       this.#fail(
         faultError(
           'result-too-large',
-          `Tool ${tool}'s result is ${Number(answer.bytes)} bytes, over its limit of ${this.#spec.maxResultBytes} bytes (isolate.maxResultBytes)`,
+          `Tool ${tool}'s result is ${Number(answer.bytes)} bytes, over its limit of ${this.#spec.maxResultBytes} bytes (${this.#spec.option ?? 'isolate'}.maxResultBytes)`,
         ),
       );
       return;
@@ -412,7 +417,7 @@ export class IsolatedCall {
     this.#fail(
       faultError(
         'memory',
-        `Tool ${tool}'s ${where} ran out of memory: it reached its heap limit of ${this.#spec.maxMemoryMb} MB (isolate.maxMemoryMb) ${more}`,
+        `Tool ${tool}'s ${where} ran out of memory: it reached its heap limit of ${this.#spec.maxMemoryMb} MB (${this.#spec.option ?? 'isolate'}.maxMemoryMb) ${more}`,
       ),
       true,
     );
@@ -436,13 +441,13 @@ export class IsolatedCall {
       this.#endedFault();
       return;
     }
-    // A thread that ran out of heap or threw outside the call closes its port too, and its pool's
-    // verdict may come a moment later: that verdict wins. One that exits on its own gets none.
+    // A thread that ran out of heap closes its port too, and its pool's verdict may come a moment
+    // later: that verdict wins. `process.exit` and an error outside the call always send word first
+    // (the runner's), so a thread that ended without one was ended by V8: out of heap.
     const verdict = setTimeout(() => {
       if (this.#settled) return;
-      this.#ended ??= { kind: 'exit', detail: 'process.exit()' };
-      // tinypool does not notice a thread that exits on its own: terminating it frees its slot.
-      this.#endedFault();
+      // tinypool may not notice a thread that ended on its own: terminating it frees its slot.
+      this.#memoryFault();
     }, 100);
     verdict.unref?.();
   }

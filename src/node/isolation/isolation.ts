@@ -10,10 +10,11 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import type { Tinypool } from 'tinypool';
 import type { ToolContext, ToolDefinition } from '../../catalog/tools.js';
 import { McpKitError } from '../../core/errors.js';
+import type { DeclarativeIsolationPools, UpstreamRead, UpstreamReading } from '../../declarative.js';
 import type { SchemaInput } from '../../schema.js';
 import type { Counter, MetricsRegistry } from '../../telemetry/metrics.js';
 import { type CallSpec, IsolatedCall } from './call.js';
-import { type PoolSpec, poolKey, startPool } from './pools.js';
+import { httpAnswerModule, type PoolSpec, poolKey, startPool } from './pools.js';
 import type { IsolatedToolDefinition, IsolateOptions, IsolationFault, IsolationStats } from './types.js';
 
 /** Options of {@link createIsolation}. */
@@ -27,6 +28,13 @@ export interface IsolationOptions {
    * and the gauge `mcpkit_isolation_workers`.
    */
   metrics?: MetricsRegistry;
+  /**
+   * How many nice levels below the server's own priority workers and processes run, 0 to 19: a
+   * worker that burns CPU then gives way to the server's thread on a busy core. Linux lowers only
+   * the worker's thread; elsewhere the setting may apply to the whole process, or not at all. 0 keeps
+   * the server's priority. Default 10.
+   */
+  workerPriority?: number;
 }
 
 /** One pool, the slots its calls take, and the pool once started (for its counts). */
@@ -89,9 +97,10 @@ function moduleUrl(module: URL | string, tool: string): string {
  * await isolation.close();
  * ```
  */
-export class Isolation {
+export class Isolation implements DeclarativeIsolationPools {
   readonly #maxWorkers: number;
   readonly #maxQueue: number;
+  readonly #priority: number;
   readonly #pools = new Map<string, PoolEntry>();
   readonly #faults = Object.fromEntries(FAULTS.map((kind) => [kind, 0])) as Record<IsolationFault, number>;
   readonly #counter: Counter | undefined;
@@ -103,6 +112,12 @@ export class Isolation {
     this.#maxQueue = options.maxQueue ?? 256;
     if (!(Number.isInteger(this.#maxQueue) && this.#maxQueue >= 0)) {
       throw new TypeError(`maxQueue must be a non-negative integer (got ${String(options.maxQueue)})`);
+    }
+    this.#priority = options.workerPriority ?? 10;
+    if (!(Number.isInteger(this.#priority) && this.#priority >= 0 && this.#priority <= 19)) {
+      throw new TypeError(
+        `workerPriority must be an integer from 0 to 19 (got ${String(options.workerPriority)})`,
+      );
     }
     const metrics = options.metrics;
     if (metrics) {
@@ -141,6 +156,29 @@ export class Isolation {
     };
   }
 
+  /**
+   * Reads a declarative HTTP tool's upstream answer at `level` (`declarativeTools.isolation` of
+   * `createMcpServer`): the parse of its JSON runs in a worker or a child process of this isolation,
+   * under `limits`, and its faults are counted under the tool's name like an isolated tool's.
+   */
+  readUpstreamAnswer(read: UpstreamRead, ctx: ToolContext): Promise<UpstreamReading> {
+    const { level, answer, limits } = read;
+    const tool = ctx.toolName;
+    const call = this.#callSpec(tool, httpAnswerModule(), {
+      level,
+      timeoutMs: limits.timeoutMs,
+      maxMemoryMb: limits.maxMemoryMb,
+      maxResultBytes: answer.maxResultBytes,
+    });
+    const spec: CallSpec = { ...call, option: 'declarativeTools.isolation' };
+    return this.#run({
+      call: spec,
+      pool: this.#poolSpec(spec, {}),
+      args: answer,
+      ctx,
+    }) as Promise<UpstreamReading>;
+  }
+
   #callSpec(tool: string, module: URL | string, isolate: IsolateOptions): CallSpec {
     const level = isolate.level ?? 'worker';
     if (level !== 'worker' && level !== 'process') {
@@ -162,6 +200,7 @@ export class Isolation {
           : positive(isolate.graceMs, `tool "${tool}": isolate.graceMs`, 100),
       maxMemoryMb: positive(isolate.maxMemoryMb, `tool "${tool}": isolate.maxMemoryMb`, 256),
       maxResultBytes: positive(isolate.maxResultBytes, `tool "${tool}": isolate.maxResultBytes`, 1024 * 1024),
+      priority: this.#priority,
     };
   }
 

@@ -41,19 +41,34 @@ function hereUrl(): string {
   return IN_CJS ? pathToFileURL(__filename).href : import.meta.url;
 }
 
-let runner: string | undefined;
+const located = new Map<string, string>();
+
+/**
+ * A plain-JavaScript file of the isolation: `dist/<packaged>` in the package (tsup.config.ts copies
+ * it there), `<source>` beside this file in the source.
+ */
+function locate(packaged: string, source: string): string {
+  const known = located.get(source);
+  if (known !== undefined) return known;
+  const here = dirname(fileURLToPath(hereUrl()));
+  for (const candidate of [join(here, packaged), join(here, source)]) {
+    if (existsSync(candidate)) {
+      const path = realpathSync(candidate);
+      located.set(source, path);
+      return path;
+    }
+  }
+  throw new Error(`mcpkit's isolation file ${source} is missing beside ${here}; reinstall mcpkit`);
+}
 
 /** The runner's path: `dist/isolation-runner.mjs` in the package, `runner.mjs` beside this file in the source. */
 export function runnerPath(): string {
-  if (runner !== undefined) return runner;
-  const here = dirname(fileURLToPath(hereUrl()));
-  for (const candidate of [join(here, 'isolation-runner.mjs'), join(here, 'runner.mjs')]) {
-    if (existsSync(candidate)) {
-      runner = realpathSync(candidate);
-      return runner;
-    }
-  }
-  throw new Error(`mcpkit's isolation runner is missing beside ${here}; reinstall mcpkit`);
+  return locate('isolation-runner.mjs', 'runner.mjs');
+}
+
+/** The module that reads declarative HTTP tools' upstream answers in isolation (`httpAnswer.mjs`). */
+export function httpAnswerModule(): string {
+  return pathToFileURL(locate('isolation-http-answer.mjs', 'httpAnswer.mjs')).href;
 }
 
 type TinypoolClass = typeof Tinypool;

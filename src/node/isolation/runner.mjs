@@ -8,6 +8,7 @@
  * its signal. What the handler returns is checked here, before it leaves: it must be cloneable and
  * its JSON at most `maxResultBytes` long.
  */
+import { getPriority, setPriority } from 'node:os';
 import { serialize } from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
 
@@ -278,8 +279,29 @@ function answer(link, task, outcome) {
   return { viaPort: true };
 }
 
+/** Whether this thread's scheduling priority was lowered already (by its first call). */
+let lowered = false;
+
+/**
+ * Lowers this thread's scheduling priority by `steps` nice levels below the one it started with (the
+ * server's), once: a worker that burns CPU then yields a shared core to the server's own thread. On
+ * Linux a thread has a priority of its own, so this lowers the worker thread (or the child process's
+ * main thread) only. Where the system refuses, the worker keeps the server's priority.
+ */
+function lowerPriority(steps) {
+  if (lowered) return;
+  lowered = true;
+  if (typeof steps !== 'number' || steps <= 0) return;
+  try {
+    setPriority(0, Math.min(19, getPriority(0) + steps));
+  } catch {
+    // not permitted here: the worker keeps the server's priority
+  }
+}
+
 /** Tinypool's task function: one call of an isolated tool. */
 export default async function runIsolatedCall(task) {
+  lowerPriority(task.priority);
   const link = linkOf(task);
   current = link;
   const controller = new AbortController();
