@@ -248,7 +248,6 @@ export {
 export type { CheckResult, HealthCheck, HealthChecks, HealthReport } from './telemetry/health.js';
 export type { LogRecord, LogRing } from './telemetry/logs.js';
 export type { Counter, Gauge, Histogram, MetricsRegistry } from './telemetry/metrics.js';
-export type { UsageMeter, UsageOptions, UsageReport } from './telemetry/usage.js';
 export type {
   ActiveSpan,
   ContextLike,
@@ -259,4 +258,5 @@ export type {
   Tracing,
   TracingOptions,
 } from './telemetry/tracing.js';
+export type { UsageMeter, UsageOptions, UsageReport } from './telemetry/usage.js';
 export type { CallerIdentity, LogFn, Logger, LogLevel } from './types.js';
