@@ -207,6 +207,12 @@ function buildCatalogs(
 }
 
 /**
+ * For a server whose catalog changes are shared: runs catalog changes that this node makes after
+ * another node (an integration written there) without publishing them again.
+ */
+const unpublished = new WeakMap<EventEmitter<CatalogEvents>, (apply: () => void) => void>();
+
+/**
  * Publishes this node's catalog changes on the shared bus, and replays the other nodes' here: on the
  * local bus (so sessions of every transport and 2026-07-28 listen streams hear them) and, for an
  * updated resource, through `notifyUpdated` (its subscribers, its cached read).
@@ -227,6 +233,15 @@ function shareChanges(
   events.on('resourcesChanged', () => publish({ kind: 'resources' }));
   events.on('promptsChanged', () => publish({ kind: 'prompts' }));
   events.on('resourceUpdated', (uri) => publish({ kind: 'resourceUpdated', uri }));
+  unpublished.set(events, (apply) => {
+    const was = replaying;
+    replaying = true;
+    try {
+      apply();
+    } finally {
+      replaying = was;
+    }
+  });
   const replay = (change: CatalogChange) => {
     replaying = true;
     try {
@@ -281,9 +296,26 @@ function upstreamMetrics(integrations: IntegrationManager, metrics: MetricsRegis
   });
 }
 
+/**
+ * The integration store: the option's, else a shared state's (which needs `integrations.cipher`: the
+ * same key on every node), else one in memory.
+ */
+function integrationStore(options: CreateMcpServerOptions, logger: Logger) {
+  const given = options.integrations?.store;
+  if (given) return given;
+  const shared = options.state?.integrations;
+  if (shared && options.integrations?.cipher) return shared;
+  if (shared) {
+    logger.warn(
+      'integrations are kept on this node only: sharing them needs integrations.cipher, the same key on every node',
+    );
+  }
+  return createMemoryIntegrationStore();
+}
+
 function buildDelegation(
   options: CreateMcpServerOptions,
-  { logger, tracing, policy, policyLayer, health, metrics }: Foundation,
+  { logger, tracing, policy, policyLayer, health, metrics, events }: Foundation,
   { tools, resources, prompts, executor }: Catalogs & Execution,
 ): Delegation {
   const declared = options.declarativeTools ?? {};
@@ -294,8 +326,9 @@ function buildDelegation(
       'integrations.cipher is required with integrations.store (loadSecretCipher from mcpkit/node)',
     );
   }
+  const replaying = unpublished.get(events);
   const integrations = new IntegrationManager({
-    store: options.integrations?.store ?? createMemoryIntegrationStore(),
+    store: integrationStore(options, logger),
     cipher: options.integrations?.cipher ?? createEphemeralCipher(),
     tools,
     resources,
@@ -304,6 +337,7 @@ function buildDelegation(
     logger,
     ...(options.integrations?.upstreamLimits && { upstreamLimits: options.integrations.upstreamLimits }),
     ...(options.integrations?.upstreams && { upstreams: options.integrations.upstreams }),
+    ...(replaying && { replaying }),
   });
   upstreamMetrics(integrations, metrics);
   // An upstream that is down degrades its own entries, not the server: the check reports, never fails.

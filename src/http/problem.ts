@@ -45,7 +45,17 @@ export function problemFromError(error: unknown, requestId: string): Response {
   const e = toMcpKitError(error);
   const fields =
     e instanceof McpKitError && e.expose && e.details !== undefined ? { details: e.details } : undefined;
-  return problem(e.code, publicErrorMessage(e), { requestId, ...(fields && { fields }) });
+  // A retryable refusal that says when (a shared store out of reach) carries it as Retry-After.
+  const retry = (e.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+  const headers =
+    e.code === 'UNAVAILABLE' && Number.isInteger(retry) && (retry as number) > 0
+      ? { 'retry-after': String(retry) }
+      : undefined;
+  return problem(e.code, publicErrorMessage(e), {
+    requestId,
+    ...(fields && { fields }),
+    ...(headers && { headers }),
+  });
 }
 
 /** A JSON response. */

@@ -31,6 +31,7 @@ export type {
   IntegrationEvents,
   IntegrationInput,
   IntegrationPromptSpec,
+  IntegrationRecordWrite,
   IntegrationResourceSpec,
   IntegrationSnapshot,
   IntegrationStore,
@@ -38,6 +39,7 @@ export type {
   ModelConfig,
   ModelProvider,
   SecretCipher,
+  SharedIntegrationStore,
   StoredIntegration,
 } from './types.js';
 export type {

@@ -5,6 +5,7 @@
  * in memory, per process.
  */
 
+import type { SharedIntegrationStore } from '../integrations/types.js';
 import type { RateLimitStore } from '../policy/rateLimit.js';
 import type { Logger } from '../types.js';
 
@@ -35,8 +36,9 @@ export interface SharedStateContext {
 /**
  * Shared implementations of mcpkit's state seams, passed as `createMcpServer({ state })`.
  *
- * Two seams are shared: `rateLimits` (token buckets, so a limit holds once across every node; a
- * `rateLimit.store` given explicitly wins over it) and `changes` (catalog notifications).
+ * Three seams are shared: `rateLimits` (token buckets, so a limit holds once across every node; a
+ * `rateLimit.store` given explicitly wins over it), `changes` (catalog notifications) and
+ * `integrations` (the integration store, with compare-and-set writes and a change feed).
  *
  * @example
  * ```ts
@@ -58,6 +60,13 @@ export interface SharedState {
    * resource.
    */
   readonly changes?: ChangeBus;
+  /**
+   * The integrations, stored once for every node: writes are compare-and-set (of two racing
+   * conditional writes exactly one wins), and each node applies the others' writes to its own
+   * catalogs. An `integrations.store` given explicitly wins over it. Needs `integrations.cipher`
+   * (the same key on every node).
+   */
+  readonly integrations?: SharedIntegrationStore;
   /** Called once by `createMcpServer` before any request. */
   attach?(context: SharedStateContext): void;
   /** Whether the shared store answers now; `/health` reports it. */

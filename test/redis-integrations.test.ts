@@ -1,0 +1,275 @@
+/**
+ * Integrations shared through Redis (mcpkit/redis), against a real redis-server and two (or three)
+ * mcpkit nodes in this process, each on its own port and Redis connection, driven over HTTP: an
+ * integration written on one node is served fresh on the others (catalog, list_changed, ETag);
+ * racing conditional writes on two nodes let exactly one win; secrets stay sealed in Redis; while
+ * Redis is down writes answer 503 with Retry-After and reads are served from each node's copy, and
+ * once it is back (empty: the test server keeps no data) nothing acknowledged is lost.
+ */
+import { randomBytes } from 'node:crypto';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Redis } from 'ioredis';
+import { createMcpServer, type McpKitServer } from 'mcpkit';
+import { createAesGcmCipher, type Listening, listen } from 'mcpkit/node';
+import { type RedisState, redisState } from 'mcpkit/redis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisServer, startRedis } from './support/redisServer.js';
+
+let redis: RedisServer;
+let prefixes = 0;
+/** A fresh key prefix, so no test sees another's integrations. */
+const freshPrefix = () => `ti${process.pid}-${++prefixes}:`;
+const cleanups: (() => Promise<unknown>)[] = [];
+const KEY = randomBytes(32);
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!().catch(() => {});
+});
+
+interface Node {
+  server: McpKitServer;
+  listening: Listening;
+  state: RedisState;
+  url: string;
+}
+
+/** One node sharing `prefix`, with the same secret key as every other. */
+async function startNode(prefix: string): Promise<Node> {
+  const state = redisState({ url: redis.url, prefix, commandTimeoutMs: 500 });
+  const server = createMcpServer({
+    state,
+    logLevel: 'silent',
+    integrations: { cipher: createAesGcmCipher(KEY) },
+  });
+  const listening = await listen(server, { port: 0, websocket: false });
+  cleanups.push(async () => {
+    await listening.close();
+    await server.close();
+  });
+  await state.ready();
+  await server.integrations.ready;
+  return { server, listening, state, url: listening.url };
+}
+
+function send(
+  node: Node,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
+  return fetch(`${node.url}${path}`, {
+    method,
+    headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+}
+
+/** Resolves once `check` holds, polling every 20 ms, or fails after `ms`. */
+async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function mcpClient(node: Node): Promise<Client> {
+  const c = new Client({ name: 'redis-integrations-test', version: '0.0.0' });
+  await c.connect(new StreamableHTTPClientTransport(new URL(`${node.url}/mcp`)));
+  cleanups.push(() => c.close());
+  return c;
+}
+
+const crm = (text: string) => ({
+  id: 'crm',
+  name: 'CRM',
+  secrets: { token: 'sk-very-secret-token' },
+  resources: [{ name: 'readme', text }],
+  prompts: [{ name: 'hello', messages: [{ role: 'user', content: `Hello ${text}` }] }],
+});
+
+describe('integrations shared through Redis', () => {
+  it('serves on node A, fresh, what node B wrote: catalog, list_changed, the same ETag', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const b = await startNode(prefix);
+    const client = await mcpClient(a);
+    let changed = 0;
+    client.setNotificationHandler('notifications/resources/list_changed', () => {
+      changed++;
+    });
+    // The GET stream that carries notifications opens after initialize: wait until A's own change arrives.
+    for (let i = 0; changed === 0; i++) {
+      a.server.resources.register({ uri: `warm://${i}`, name: 'warm', read: () => 'x' });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const before = changed;
+
+    const created = await send(b, 'POST', '/integrations', crm('first'));
+    expect(created.status).toBe(201);
+    const etag = created.headers.get('etag')!;
+    await until(() => a.server.integrations.get('crm') !== undefined);
+    expect(a.server.integrations.get('crm')!.etag).toBe(etag);
+    await until(() => changed > before);
+    const listed = await client.listResources();
+    expect(listed.resources.map((r) => r.uri)).toContain('integration://crm/readme');
+    const read = await client.readResource({ uri: 'integration://crm/readme' });
+    expect(read.contents[0]).toMatchObject({ text: 'first' });
+
+    // Edited on B with If-Match: A serves the new content (its cached read dropped) under the same ETag.
+    const edited = await send(b, 'PUT', '/integrations/crm', crm('second'), { 'if-match': etag });
+    expect(edited.status).toBe(200);
+    const etag2 = edited.headers.get('etag')!;
+    expect(etag2).not.toBe(etag);
+    await until(() => a.server.integrations.get('crm')?.etag === etag2);
+    const onA = await send(a, 'GET', '/integrations/crm');
+    expect(onA.headers.get('etag')).toBe(etag2);
+    expect((await onA.json()).secrets.token).not.toContain('very-secret');
+    expect((await client.readResource({ uri: 'integration://crm/readme' })).contents[0]).toMatchObject({
+      text: 'second',
+    });
+    // The old ETag is refused on A too.
+    expect((await send(a, 'PUT', '/integrations/crm', crm('third'), { 'if-match': etag })).status).toBe(412);
+    // The secret was opened on A (same key), and is sealed at rest in Redis.
+    expect(a.server.integrations.secret('crm', 'token')).toBe('sk-very-secret-token');
+    const raw = new Redis(redis.url);
+    cleanups.push(() => raw.quit());
+    const stored = await raw.hget(`${prefix}integrations`, 'crm');
+    expect(stored).not.toContain('sk-very-secret-token');
+    expect(JSON.parse(stored!).secrets.token).toMatch(/^enc:v1:/);
+
+    // Deleted on B: gone from A's catalog, with list_changed.
+    const beforeDelete = changed;
+    expect((await send(b, 'DELETE', '/integrations/crm')).status).toBe(204);
+    await until(() => a.server.integrations.get('crm') === undefined);
+    await until(() => changed > beforeDelete);
+    expect((await client.listResources()).resources.map((r) => r.uri)).not.toContain(
+      'integration://crm/readme',
+    );
+    expect((await send(a, 'GET', '/integrations/crm')).status).toBe(404);
+  });
+
+  it('lets exactly one of two racing If-Match writes on two nodes win, every time', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const b = await startNode(prefix);
+    const created = await send(a, 'POST', '/integrations', { id: 'race', name: 'Race' });
+    let etag = created.headers.get('etag')!;
+    await until(() => b.server.integrations.get('race')?.etag === etag);
+    for (let round = 0; round < 40; round++) {
+      const [ra, rb] = await Promise.all([
+        send(a, 'PUT', '/integrations/race', { name: `A${round}` }, { 'if-match': etag }),
+        send(b, 'PUT', '/integrations/race', { name: `B${round}` }, { 'if-match': etag }),
+      ]);
+      const statuses = [ra.status, rb.status].sort();
+      expect(statuses).toEqual([200, 412]);
+      const winner = ra.status === 200 ? ra : rb;
+      const loser = ra.status === 200 ? rb : ra;
+      const next = winner.headers.get('etag')!;
+      // The loser is told the winner's tag.
+      expect((await loser.json()).details.etag).toBe(next);
+      etag = next;
+      await until(
+        () =>
+          a.server.integrations.get('race')?.etag === etag &&
+          b.server.integrations.get('race')?.etag === etag,
+      );
+      expect(a.server.integrations.get('race')!.name).toBe(b.server.integrations.get('race')!.name);
+    }
+    expect(a.server.integrations.get('race')!.revision).toBe(41);
+  });
+
+  it('lets exactly one of two racing creates of one id win', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const b = await startNode(prefix);
+    for (let round = 0; round < 20; round++) {
+      const id = `dup-${round}`;
+      const [ra, rb] = await Promise.all([
+        send(a, 'POST', '/integrations', { id, name: 'A' }),
+        send(b, 'POST', '/integrations', { id, name: 'B' }),
+      ]);
+      expect([ra.status, rb.status].sort()).toEqual([201, 409]);
+    }
+    await until(() => a.server.integrations.size === 20 && b.server.integrations.size === 20);
+  });
+
+  it('answers writes 503 with Retry-After while Redis is down, serves reads, and loses nothing acknowledged', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const b = await startNode(prefix);
+    const acknowledged = new Map<string, string>();
+    for (let i = 0; i < 5; i++) {
+      const node = i % 2 === 0 ? a : b;
+      const res = await send(node, 'POST', '/integrations', { id: `keep-${i}`, name: `Keep ${i}` });
+      expect(res.status).toBe(201);
+      acknowledged.set(`keep-${i}`, res.headers.get('etag')!);
+    }
+    const edited = await send(
+      b,
+      'PUT',
+      '/integrations/keep-0',
+      { name: 'Edited' },
+      { 'if-match': acknowledged.get('keep-0')! },
+    );
+    expect(edited.status).toBe(200);
+    acknowledged.set('keep-0', edited.headers.get('etag')!);
+    await until(() => a.server.integrations.get('keep-0')?.etag === acknowledged.get('keep-0'));
+
+    await redis.stop();
+    try {
+      const refused = await send(a, 'POST', '/integrations', { id: 'lost', name: 'Lost' });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      const problem = await refused.json();
+      expect(problem.code).toBe('UNAVAILABLE');
+      expect(JSON.stringify(problem)).not.toMatch(/127\.0\.0\.1|ECONNREFUSED|at .*\.ts/);
+      const put = await send(b, 'PUT', '/integrations/keep-1', { name: 'x' }, { 'if-match': '*' });
+      expect(put.status).toBe(503);
+      // Reads come from each node's last good copy.
+      const read = await send(a, 'GET', '/integrations/keep-0');
+      expect(read.status).toBe(200);
+      expect(read.headers.get('etag')).toBe(acknowledged.get('keep-0'));
+      expect(
+        ((await (await send(b, 'GET', '/integrations')).json()) as { items: unknown[] }).items,
+      ).toHaveLength(5);
+      // Nothing refused was applied anywhere.
+      expect(a.server.integrations.get('lost')).toBeUndefined();
+    } finally {
+      // The test server keeps no data: it comes back empty, and the nodes put their copy back.
+      await redis.start();
+    }
+    const raw = new Redis(redis.url);
+    cleanups.push(() => raw.quit());
+    await until(async () => (await raw.hlen(`${prefix}integrations`)) === 5, 10_000);
+    // Writes work again by themselves, against the acknowledged state.
+    await until(
+      async () => (await send(b, 'POST', '/integrations', { id: 'after', name: 'After' })).status === 201,
+      10_000,
+    );
+    const again = await send(
+      a,
+      'PUT',
+      '/integrations/keep-0',
+      { name: 'Again' },
+      { 'if-match': acknowledged.get('keep-0')! },
+    );
+    expect(again.status).toBe(200);
+    // A node started now sees every acknowledged integration, with the same ETags.
+    const c = await startNode(prefix);
+    for (const [id, etag] of acknowledged) {
+      if (id === 'keep-0') continue;
+      expect(c.server.integrations.get(id)?.etag).toBe(etag);
+    }
+    expect(c.server.integrations.get('keep-0')?.name).toBe('Again');
+    expect(c.server.integrations.get('after')).toBeDefined();
+    expect(c.server.integrations.get('lost')).toBeUndefined();
+  }, 30_000);
+});
