@@ -207,7 +207,14 @@ export {
   createMcpServer,
   type McpKitServer,
 } from './server.js';
-export type { CatalogChange, ChangeBus, SharedState, SharedStateContext } from './state/shared.js';
+export type {
+  CatalogChange,
+  CatalogEntryKind,
+  ChangeBus,
+  SharedCatalogEntries,
+  SharedState,
+  SharedStateContext,
+} from './state/shared.js';
 export {
   isTaskContinuation,
   runAsTask,

@@ -32,6 +32,7 @@ import { Policy } from './policy/policy.js';
 import type { RateLimitOptions } from './policy/rateLimit.js';
 import type { CatalogEvents } from './protocol/session.js';
 import type { CreateMcpServerOptions } from './server.js';
+import { SharedEntries } from './state/catalogEntries.js';
 import type { CatalogChange, ChangeBus } from './state/shared.js';
 import { TaskManager } from './tasks/manager.js';
 import { HealthChecks } from './telemetry/health.js';
@@ -87,6 +88,8 @@ export interface Delegation {
   readonly declarative: DeclarativeToolOptions;
   readonly integrations: IntegrationManager;
   readonly completions: CompletionManager;
+  /** With a shared state's `catalog`: the entries written over REST, kept the same on every node. */
+  readonly sharedEntries?: SharedEntries;
 }
 
 /** Everything a server is made of. */
@@ -395,5 +398,14 @@ function buildDelegation(
       ...options.completions,
     },
   );
-  return { outbound, declarative, integrations, completions };
+  const shared = options.state?.catalog;
+  const sharedEntries =
+    shared &&
+    new SharedEntries({
+      store: shared,
+      catalogs: { tools, resources, prompts, declarative },
+      logger,
+      ...(replaying && { replaying }),
+    });
+  return { outbound, declarative, integrations, completions, ...(sharedEntries && { sharedEntries }) };
 }

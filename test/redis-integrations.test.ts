@@ -47,6 +47,10 @@ async function startNode(prefix: string): Promise<Node> {
     logLevel: 'silent',
     integrations: { cipher: createAesGcmCipher(KEY) },
   });
+  server.tools.register({
+    name: 'echo',
+    handler: (args) => `echo ${(args as { text?: string }).text ?? ''}`,
+  });
   const listening = await listen(server, { port: 0, websocket: false });
   cleanups.push(async () => {
     await listening.close();
@@ -54,6 +58,7 @@ async function startNode(prefix: string): Promise<Node> {
   });
   await state.ready();
   await server.integrations.ready;
+  await until(() => state.healthy!());
   return { server, listening, state, url: listening.url };
 }
 
@@ -271,5 +276,123 @@ describe('integrations shared through Redis', () => {
     expect(c.server.integrations.get('keep-0')?.name).toBe('Again');
     expect(c.server.integrations.get('after')).toBeDefined();
     expect(c.server.integrations.get('lost')).toBeUndefined();
+  }, 30_000);
+});
+
+describe('REST catalog writes shared through Redis', () => {
+  it('registers on every node what POST /tools, /resources and /prompts add on one, and removes it everywhere', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const b = await startNode(prefix);
+    const client = await mcpClient(a);
+    let changed = 0;
+    client.setNotificationHandler('notifications/tools/list_changed', () => {
+      changed++;
+    });
+    for (let i = 0; changed === 0; i++) {
+      a.server.tools.register({ name: `warm-${i}`, handler: () => 'x' });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const before = changed;
+    const tool = { name: 'shout', kind: 'chain', steps: [{ tool: 'echo', args: { text: 'hi' } }] };
+    expect((await send(b, 'POST', '/tools', tool)).status).toBe(201);
+    await until(() => changed > before);
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('shout');
+    const called = await client.callTool({ name: 'shout', arguments: {} });
+    expect(JSON.stringify(called.content)).toContain('echo hi');
+
+    expect(
+      (await send(a, 'POST', '/resources', { uri: 'memo://one', name: 'one', text: 'from A' })).status,
+    ).toBe(201);
+    expect(
+      (
+        await send(b, 'POST', '/prompts', {
+          name: 'greet',
+          messages: [{ role: 'user', content: 'Hi {{who}}' }],
+        })
+      ).status,
+    ).toBe(201);
+    await until(async () => (await send(b, 'GET', '/resources/memo%3A%2F%2Fone')).status === 200);
+    expect((await (await send(b, 'GET', '/resources/memo%3A%2F%2Fone')).json()).contents[0].text).toBe(
+      'from A',
+    );
+    await until(() => a.server.prompts.get('greet') !== undefined);
+
+    // A name added on one node is taken on every node.
+    expect((await send(a, 'POST', '/tools', tool)).status).toBe(409);
+    // An entry registered in code is each node's own: REST cannot remove it with shared state.
+    const refused = await send(a, 'DELETE', '/tools/echo');
+    expect(refused.status).toBe(409);
+    expect((await refused.json()).detail).toMatch(/not added over REST/);
+    expect(a.server.tools.get('echo')).toBeDefined();
+
+    expect((await send(a, 'DELETE', '/tools/shout')).status).toBe(204);
+    expect((await send(b, 'DELETE', '/prompts/greet')).status).toBe(204);
+    expect((await send(b, 'DELETE', '/resources/memo%3A%2F%2Fone')).status).toBe(204);
+    await until(
+      () =>
+        b.server.tools.get('shout') === undefined &&
+        a.server.prompts.get('greet') === undefined &&
+        a.server.resources.resolve('memo://one') === undefined,
+    );
+    expect((await send(b, 'DELETE', '/tools/shout')).status).toBe(404);
+  });
+
+  it('lets exactly one of two nodes adding one name win, and both end with the winner', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const b = await startNode(prefix);
+    for (let round = 0; round < 15; round++) {
+      const name = `p${round}`;
+      const [ra, rb] = await Promise.all([
+        send(a, 'POST', '/prompts', { name, messages: [{ role: 'user', content: 'from A' }] }),
+        send(b, 'POST', '/prompts', { name, messages: [{ role: 'user', content: 'from B' }] }),
+      ]);
+      expect([ra.status, rb.status].sort()).toEqual([201, 409]);
+      const winner = ra.status === 201 ? 'from A' : 'from B';
+      await until(
+        () =>
+          JSON.stringify(a.server.prompts.get(name) ?? null) !== 'null' &&
+          JSON.stringify(b.server.prompts.get(name) ?? null) !== 'null',
+      );
+      for (const node of [a, b]) {
+        const rendered = await send(node, 'POST', `/prompts/${name}/generate`, { arguments: {} });
+        expect(JSON.stringify(await rendered.json())).toContain(winner);
+      }
+    }
+  });
+
+  it('answers 503 while Redis is down and keeps every entry added before across a restart', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    const b = await startNode(prefix);
+    const tool = (name: string) => ({ name, kind: 'chain', steps: [{ tool: 'echo' }] });
+    expect((await send(a, 'POST', '/tools', tool('kept-a'))).status).toBe(201);
+    expect((await send(b, 'POST', '/tools', tool('kept-b'))).status).toBe(201);
+    await until(
+      () => a.server.tools.get('kept-b') !== undefined && b.server.tools.get('kept-a') !== undefined,
+    );
+    await redis.stop();
+    try {
+      const refused = await send(a, 'POST', '/tools', tool('refused'));
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(a.server.tools.get('refused')).toBeUndefined();
+      expect((await send(b, 'DELETE', '/tools/kept-a')).status).toBe(503);
+      expect(b.server.tools.get('kept-a')).toBeDefined();
+    } finally {
+      await redis.start();
+    }
+    const raw = new Redis(redis.url);
+    cleanups.push(() => raw.quit());
+    await until(async () => (await raw.hlen(`${prefix}catalog`)) === 2, 10_000);
+    const c = await startNode(prefix);
+    await until(
+      () => c.server.tools.get('kept-a') !== undefined && c.server.tools.get('kept-b') !== undefined,
+    );
+    expect((await send(c, 'DELETE', '/tools/kept-a')).status).toBe(204);
+    await until(
+      () => a.server.tools.get('kept-a') === undefined && b.server.tools.get('kept-a') === undefined,
+    );
   }, 30_000);
 });

@@ -4,6 +4,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { SharedState, SharedStateContext } from '../state/shared.js';
+import { createRedisCatalogEntries } from './catalog.js';
 import { createRedisChangeBus } from './changes.js';
 import { createRedisIntegrationStore } from './integrations.js';
 import { createRedisRateLimitStore } from './rateLimits.js';
@@ -72,7 +73,8 @@ function clientFor(url: string, commandTimeoutMs: number): Redis {
  * server). Rate limits then hold once across all nodes (one atomic Lua script per request, on
  * Redis's clock), and catalog changes (`list_changed`, `resources/updated`) reach the clients of
  * every node through pub/sub. Integrations (given `integrations.cipher`, the same key on every
- * node) are stored once, written by compare-and-set, and applied on every node. While Redis is
+ * node) are stored once, written by compare-and-set, and applied on every node, as are the catalog
+ * entries written over REST (`POST /tools`, `/resources`, `/prompts`). While Redis is
  * unreachable, requests that need it are refused with 503 and `Retry-After` (JSON-RPC `-32019`); the
  * client reconnects by itself.
  *
@@ -160,6 +162,7 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
     rateLimits: createRedisRateLimitStore(client, { prefix, before }),
     changes,
     integrations: createRedisIntegrationStore(client, subscriber, { prefix, before }),
+    catalog: createRedisCatalogEntries(client, subscriber, { prefix, before }),
     async ready() {
       if (everReady) return;
       if (!(await firstReadyOrTimeout()) && !everReady) throw new Error('redis did not become ready in time');

@@ -27,6 +27,32 @@ export interface ChangeBus {
   subscribe(listener: (change: CatalogChange) => void, onResync?: () => void): () => void;
 }
 
+/** The kinds of catalog entry written over REST (`POST /tools`, `/resources`, `/prompts`). */
+export type CatalogEntryKind = 'tools' | 'resources' | 'prompts';
+
+/**
+ * The catalog entries written over REST, stored once for every node: each is its JSON body (a
+ * declarative tool, a resource with fixed content, a template prompt), keyed by kind and name.
+ * `add` and `remove` are atomic across nodes; `watch` hears the other nodes' (`changed` with the
+ * entry as stored now, `undefined` once removed), and `resync` when some may have been missed.
+ */
+export interface SharedCatalogEntries {
+  /** Stores the entry unless one of this kind and name is stored; resolves whether it was. */
+  add(kind: CatalogEntryKind, name: string, spec: unknown): Promise<boolean>;
+  /** Removes the entry; resolves whether one was stored. */
+  remove(kind: CatalogEntryKind, name: string): Promise<boolean>;
+  /**
+   * Every stored entry, and the epoch of the data (a new one once the store lost its data and was
+   * written again); `undefined` while it holds none.
+   */
+  load(): Promise<
+    { entries: Array<{ kind: CatalogEntryKind; name: string; spec: unknown }>; epoch: string } | undefined
+  >;
+  /** The entry as stored now. */
+  fetch(kind: CatalogEntryKind, name: string): Promise<unknown>;
+  watch(listener: { changed(kind: CatalogEntryKind, name: string): void; resync(): void }): () => void;
+}
+
 /** What `createMcpServer` hands a shared state when it adopts it. */
 export interface SharedStateContext {
   /** The server's logger: a shared state reports its outages and recoveries here. */
@@ -36,9 +62,10 @@ export interface SharedStateContext {
 /**
  * Shared implementations of mcpkit's state seams, passed as `createMcpServer({ state })`.
  *
- * Three seams are shared: `rateLimits` (token buckets, so a limit holds once across every node; a
- * `rateLimit.store` given explicitly wins over it), `changes` (catalog notifications) and
- * `integrations` (the integration store, with compare-and-set writes and a change feed).
+ * Four seams are shared: `rateLimits` (token buckets, so a limit holds once across every node; a
+ * `rateLimit.store` given explicitly wins over it), `changes` (catalog notifications),
+ * `integrations` (the integration store, with compare-and-set writes and a change feed) and
+ * `catalog` (the entries written over REST).
  *
  * @example
  * ```ts
@@ -67,6 +94,12 @@ export interface SharedState {
    * (the same key on every node).
    */
   readonly integrations?: SharedIntegrationStore;
+  /**
+   * The entries written over REST (`POST /tools`, `/resources`, `/prompts` and their `DELETE`),
+   * registered on every node. With it, `DELETE` refuses (409) an entry registered in code, which
+   * every node registers for itself.
+   */
+  readonly catalog?: SharedCatalogEntries;
   /** Called once by `createMcpServer` before any request. */
   attach?(context: SharedStateContext): void;
   /** Whether the shared store answers now; `/health` reports it. */
