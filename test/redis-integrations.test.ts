@@ -189,6 +189,16 @@ describe('integrations shared through Redis', () => {
       expect(a.server.integrations.get('race')!.name).toBe(b.server.integrations.get('race')!.name);
     }
     expect(a.server.integrations.get('race')!.revision).toBe(41);
+    // Unconditional writes racing on two nodes both apply, one after the other: none is lost.
+    for (let round = 0; round < 10; round++) {
+      const results = await Promise.all([
+        a.server.integrations.update('race', { description: `A${round}` }),
+        b.server.integrations.update('race', { description: `B${round}` }),
+      ]);
+      expect(results.map((r) => r.revision).sort()).toEqual([42 + round * 2, 43 + round * 2]);
+    }
+    await until(() => a.server.integrations.get('race')?.revision === 61);
+    expect(b.server.integrations.get('race')!.etag).toBe(a.server.integrations.get('race')!.etag);
   });
 
   it('lets exactly one of two racing creates of one id win', async () => {
