@@ -147,6 +147,14 @@ export interface IntegrationStore {
  * One record of a {@link SharedIntegrationStore.commit}: the integration `id` must be stored now
  * with the tag `expected` (`<generation>-<revision>`, the ETag without its quotes), or be absent
  * when `expected` is `null`; it becomes `next`, or is removed when `next` is `null`.
+ *
+ * @example
+ * ```ts
+ * import type { IntegrationRecordWrite } from 'mcpkit';
+ *
+ * // Delete "crm" only if it is still at revision 3 of generation 9f2c01aa77e4.
+ * const write: IntegrationRecordWrite = { id: 'crm', expected: '9f2c01aa77e4-3', next: null };
+ * ```
  */
 export interface IntegrationRecordWrite {
   id: string;

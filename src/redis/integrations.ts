@@ -123,7 +123,16 @@ interface Scripted {
   mcpkitIntegrationsReplace(...args: string[]): Promise<number>;
 }
 
-/** Options of {@link createRedisIntegrationStore}. */
+/**
+ * Options of {@link createRedisIntegrationStore}.
+ *
+ * @example
+ * ```ts
+ * import type { RedisIntegrationStoreOptions } from 'mcpkit/redis';
+ *
+ * const options: RedisIntegrationStoreOptions = { prefix: 'billing:' };
+ * ```
+ */
 export interface RedisIntegrationStoreOptions {
   /** Prefix of every key and of the channel. Default `mcpkit:`. */
   prefix?: string;

@@ -27,14 +27,35 @@ export interface ChangeBus {
   subscribe(listener: (change: CatalogChange) => void, onResync?: () => void): () => void;
 }
 
-/** The kinds of catalog entry written over REST (`POST /tools`, `/resources`, `/prompts`). */
+/**
+ * The kinds of catalog entry written over REST (`POST /tools`, `/resources`, `/prompts`).
+ *
+ * @example
+ * ```ts
+ * import type { CatalogEntryKind } from 'mcpkit';
+ *
+ * const kind: CatalogEntryKind = 'prompts';
+ * ```
+ */
 export type CatalogEntryKind = 'tools' | 'resources' | 'prompts';
 
 /**
  * The catalog entries written over REST, stored once for every node: each is its JSON body (a
  * declarative tool, a resource with fixed content, a template prompt), keyed by kind and name.
  * `add` and `remove` are atomic across nodes; `watch` hears the other nodes' (`changed` with the
- * entry as stored now, `undefined` once removed), and `resync` when some may have been missed.
+ * kind and name of each entry they added or removed, read again with `fetch`), and `resync` when
+ * some may have been missed.
+ *
+ * @example
+ * ```ts
+ * import type { SharedCatalogEntries } from 'mcpkit';
+ *
+ * // How many tools were added over REST, on every node.
+ * async function restTools(store: SharedCatalogEntries): Promise<number> {
+ *   const loaded = await store.load();
+ *   return (loaded?.entries ?? []).filter((entry) => entry.kind === 'tools').length;
+ * }
+ * ```
  */
 export interface SharedCatalogEntries {
   /** Stores the entry unless one of this kind and name is stored; resolves whether it was. */
