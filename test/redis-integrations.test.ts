@@ -197,7 +197,11 @@ describe('integrations shared through Redis', () => {
       ]);
       expect(results.map((r) => r.revision).sort()).toEqual([42 + round * 2, 43 + round * 2]);
     }
-    await until(() => a.server.integrations.get('race')?.revision === 61);
+    await until(
+      () =>
+        a.server.integrations.get('race')?.revision === 61 &&
+        b.server.integrations.get('race')?.revision === 61,
+    );
     expect(b.server.integrations.get('race')!.etag).toBe(a.server.integrations.get('race')!.etag);
   });
 
@@ -269,13 +273,24 @@ describe('integrations shared through Redis', () => {
       async () => (await send(b, 'POST', '/integrations', { id: 'after', name: 'After' })).status === 201,
       10_000,
     );
-    const again = await send(
+    // A node answers 503 until it has read the store again (it acts on no data Redis lost).
+    let again = await send(
       a,
       'PUT',
       '/integrations/keep-0',
       { name: 'Again' },
       { 'if-match': acknowledged.get('keep-0')! },
     );
+    for (let i = 0; again.status === 503 && i < 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      again = await send(
+        a,
+        'PUT',
+        '/integrations/keep-0',
+        { name: 'Again' },
+        { 'if-match': acknowledged.get('keep-0')! },
+      );
+    }
     expect(again.status).toBe(200);
     // A node started now sees every acknowledged integration, with the same ETags.
     const c = await startNode(prefix);
@@ -286,6 +301,43 @@ describe('integrations shared through Redis', () => {
     expect(c.server.integrations.get('keep-0')?.name).toBe('Again');
     expect(c.server.integrations.get('after')).toBeDefined();
     expect(c.server.integrations.get('lost')).toBeUndefined();
+  }, 30_000);
+});
+
+describe('a node started while Redis is down', () => {
+  it('starts, refuses integration writes with 503, and reads the store once Redis is back', async () => {
+    const prefix = freshPrefix();
+    const a = await startNode(prefix);
+    expect((await send(a, 'POST', '/integrations', { id: 'early', name: 'Early' })).status).toBe(201);
+    await redis.stop();
+    let late: Node;
+    try {
+      const state = redisState({ url: redis.url, prefix, commandTimeoutMs: 500 });
+      const server = createMcpServer({
+        state,
+        logLevel: 'silent',
+        integrations: { cipher: createAesGcmCipher(KEY) },
+      });
+      const listening = await listen(server, { port: 0, websocket: false });
+      cleanups.push(async () => {
+        await listening.close();
+        await server.close();
+      });
+      await server.integrations.ready;
+      late = { server, listening, state, url: listening.url };
+      expect(server.integrations.get('early')).toBeUndefined();
+      const refused = await send(late, 'POST', '/integrations', { id: 'x', name: 'X' });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+    } finally {
+      await redis.start();
+    }
+    await until(
+      async () => (await send(late, 'POST', '/integrations', { id: 'x', name: 'X' })).status === 201,
+      10_000,
+    );
+    await until(() => late.server.integrations.get('early') !== undefined, 10_000);
+    await until(() => a.server.integrations.get('x') !== undefined, 10_000);
   }, 30_000);
 });
 

@@ -465,21 +465,20 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   }
 
   /**
-   * Reads the whole shared store and applies every difference. A store that lost its data (Redis
-   * restarted without persistence) gets this server's copy back, unless another server's more recent
-   * one is there first.
+   * Reads the whole shared store and applies every difference. A store that lost the data this
+   * server read (Redis restarted without persistence) first gets back every record of this server's
+   * copy it does not hold now.
    */
   async #resync(): Promise<void> {
     const shared = this.#table.shared!;
-    let snapshot = await this.#table.reload();
-    if (!snapshot && shared.restore) {
-      if (await shared.restore(await this.#table.snapshot()))
-        this.#logger.warn(
-          { count: this.#table.size },
-          "the shared integration store lost its data; this server's copy was put back",
-        );
-      snapshot = await this.#table.reload();
+    // First: if the store lost the data this server read, its copy goes back (what is there stays).
+    if (shared.restore && (await shared.restore(await this.#table.snapshot()))) {
+      this.#logger.warn(
+        { count: this.#table.size },
+        "the shared integration store lost its data; this server's copy was put back",
+      );
     }
+    const snapshot = await this.#table.reload();
     this.#unsynced = false;
     if (!snapshot) return;
     const ids = new Set<string>();

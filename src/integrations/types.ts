@@ -194,9 +194,9 @@ export interface SharedIntegrationStore extends IntegrationStore {
    */
   watch(listener: { changed(ids: readonly string[]): void; resync(): void }): () => void;
   /**
-   * After the store lost its data (it loads `undefined` again), puts back this server's last copy,
-   * unless another server's more recent copy is there first. Resolves whether this one was written;
-   * an empty copy writes nothing, and the store starts afresh.
+   * Called before each full read: if the store lost the data this server last read or wrote (Redis
+   * restarted without persistence), puts back every record of `snapshot` (this server's copy) that
+   * it does not hold now, and resolves `true`; otherwise writes nothing and resolves `false`.
    */
   restore?(snapshot: IntegrationSnapshot): Promise<boolean>;
 }

@@ -22,6 +22,11 @@ import type {
 const MAX_MESSAGE_BYTES = 64 * 1024;
 /** A write of more records than this announces a full read instead of its ids. */
 const MAX_IDS_PER_MESSAGE = 100;
+/**
+ * How often a node compares the store's version and epoch with its own, in case it missed a message
+ * without noticing (a subscription made late, a message lost in a reconnection): one `MGET`.
+ */
+const CHECK_INTERVAL_MS = 2000;
 /** How long a load waits for the subscription to the change feed before reading anyway. */
 const SUBSCRIBE_WAIT_MS = 2000;
 
@@ -31,18 +36,19 @@ const delay = (ms: number) =>
   });
 
 /**
- * KEYS: records, tags, version, meta. ARGV: channel, node, keyCheck, keyCheck mode (`nx` or `set`),
- * whether the store must hold data already (`1`: this node loaded some, so a missing version means
- * Redis lost it), then per record: id, expected tag (`''`: must be absent), new tag, record JSON
- * (`''`: delete). Returns { 1, version }, { 0, id of the first record that did not match }, or
- * { -1 } when the data is gone.
+ * KEYS: records, tags, version, meta, epoch. ARGV: channel, node, keyCheck, keyCheck mode (`nx` or
+ * `set`), the epoch this node read (`''`: none yet), a new epoch in case the store is empty, then
+ * per record: id, expected tag (`''`: must be absent), new tag, record JSON (`''`: delete).
+ * Returns { 1, version, epoch }, { 0, id of the first record that did not match }, or { -1 } when
+ * the data this node read is gone (Redis lost it).
  */
 const COMMIT = `
-if ARGV[5] == '1' and redis.call('EXISTS', KEYS[3]) == 0 then return { -1 } end
-local n = (#ARGV - 5) / 4
+local epoch = redis.call('GET', KEYS[5])
+if ARGV[5] ~= '' and epoch ~= ARGV[5] then return { -1 } end
+local n = (#ARGV - 6) / 4
 for i = 0, n - 1 do
-  local id = ARGV[6 + i * 4]
-  local expected = ARGV[7 + i * 4]
+  local id = ARGV[7 + i * 4]
+  local expected = ARGV[8 + i * 4]
   local current = redis.call('HGET', KEYS[2], id)
   if expected == '' then
     if current then return { 0, id } end
@@ -50,16 +56,20 @@ for i = 0, n - 1 do
     return { 0, id }
   end
 end
+if not epoch then
+  epoch = ARGV[6]
+  redis.call('SET', KEYS[5], epoch)
+end
 local ids = {}
 for i = 0, n - 1 do
-  local id = ARGV[6 + i * 4]
-  local json = ARGV[9 + i * 4]
+  local id = ARGV[7 + i * 4]
+  local json = ARGV[10 + i * 4]
   if json == '' then
     redis.call('HDEL', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
   else
     redis.call('HSET', KEYS[1], id, json)
-    redis.call('HSET', KEYS[2], id, ARGV[8 + i * 4])
+    redis.call('HSET', KEYS[2], id, ARGV[9 + i * 4])
   end
   ids[#ids + 1] = id
 end
@@ -74,43 +84,44 @@ if #ids > ${MAX_IDS_PER_MESSAGE} then
 else
   redis.call('PUBLISH', ARGV[1], cjson.encode({ node = ARGV[2], version = version, ids = ids }))
 end
-return { 1, version }
+return { 1, version, epoch }
 `;
 
 /**
- * Puts a node's copy back into a store that lost its data, or over another node's copy put back
- * with an older version and not written since. KEYS: records, tags, version, meta, restored.
- * ARGV: channel, node, version of the copy, keyCheck, then per record: id, tag, JSON. Returns 1 if
- * written.
+ * Puts a node's copy back into a store that lost the data the node read (its epoch is gone or
+ * another): each record the store does not hold now is added; one it holds (written since) stays.
+ * KEYS: records, tags, version, meta, epoch. ARGV: channel, node, the epoch the node read, a new
+ * epoch, keyCheck, then per record: id, tag, JSON. Returns 1 if the store had lost the data.
  */
 const RESTORE = `
-local current = tonumber(redis.call('GET', KEYS[3]) or '-1')
-local restored = tonumber(redis.call('GET', KEYS[5]) or '-1')
-local mine = tonumber(ARGV[3])
-if current >= 0 and not (restored == current and mine > current) then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
-for i = 5, #ARGV, 3 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+local epoch = redis.call('GET', KEYS[5])
+if epoch == ARGV[3] then return 0 end
+if not epoch then redis.call('SET', KEYS[5], ARGV[4]) end
+for i = 6, #ARGV, 3 do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  end
 end
-redis.call('HSET', KEYS[4], 'keyCheck', ARGV[4])
-redis.call('SET', KEYS[3], mine)
-redis.call('SET', KEYS[5], mine)
-redis.call('PUBLISH', ARGV[1], cjson.encode({ node = ARGV[2], version = mine, resync = true }))
+redis.call('HSETNX', KEYS[4], 'keyCheck', ARGV[5])
+local version = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[1], cjson.encode({ node = ARGV[2], version = version, resync = true }))
 return 1
 `;
 
 /**
- * Replaces everything (the plain `save` of the store interface). KEYS: records, tags, version,
- * meta, restored. ARGV: channel, node, keyCheck (`''`: none), then per record: id, tag, JSON.
+ * Replaces everything (the plain `save` of the store interface); the epoch stays. KEYS: records,
+ * tags, version, meta, epoch. ARGV: channel, node, keyCheck (`''`: none), a new epoch in case there
+ * is none, then per record: id, tag, JSON.
  */
 const REPLACE = `
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[4], KEYS[5])
-for i = 4, #ARGV, 3 do
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
+for i = 5, #ARGV, 3 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
 end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], 'keyCheck', ARGV[3]) end
+redis.call('SETNX', KEYS[5], ARGV[4])
 local version = redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', ARGV[1], cjson.encode({ node = ARGV[2], version = version, resync = true }))
 return version
@@ -118,7 +129,7 @@ return version
 
 /** The client with the scripts defined on it. */
 interface Scripted {
-  mcpkitIntegrationsCommit(...args: string[]): Promise<[number, number | string]>;
+  mcpkitIntegrationsCommit(...args: string[]): Promise<[number, (number | string)?, string?]>;
   mcpkitIntegrationsRestore(...args: string[]): Promise<number>;
   mcpkitIntegrationsReplace(...args: string[]): Promise<number>;
 }
@@ -175,7 +186,7 @@ function parseMessage(text: string): Message | undefined {
  * A {@link SharedIntegrationStore} over Redis: `client` reads and writes, `subscriber` (a connection
  * of its own, as Redis requires for subscribing) hears the other nodes' writes on
  * `<prefix>integrations:changes`. Keys: `<prefix>integrations` (records), `…:tags`, `…:version`,
- * `…:meta` (the key check), `…:restored`. A command that cannot reach Redis rejects with a
+ * `…:meta` (the key check), `…:epoch`. A command that cannot reach Redis rejects with a
  * retryable `UNAVAILABLE` (503 with `Retry-After: 1` over REST).
  *
  * @example
@@ -200,13 +211,13 @@ export function createRedisIntegrationStore(
   const tags = `${records}:tags`;
   const versionKey = `${records}:version`;
   const meta = `${records}:meta`;
-  const restoredKey = `${records}:restored`;
+  const epochKey = `${records}:epoch`;
   const channel = `${records}:changes`;
   const node = randomUUID();
   const label = 'redis integration store';
   const scripted = client as unknown as Partial<Scripted>;
   if (!scripted.mcpkitIntegrationsCommit) {
-    client.defineCommand('mcpkitIntegrationsCommit', { numberOfKeys: 4, lua: COMMIT });
+    client.defineCommand('mcpkitIntegrationsCommit', { numberOfKeys: 5, lua: COMMIT });
     client.defineCommand('mcpkitIntegrationsRestore', { numberOfKeys: 5, lua: RESTORE });
     client.defineCommand('mcpkitIntegrationsReplace', { numberOfKeys: 5, lua: REPLACE });
   }
@@ -241,13 +252,13 @@ export function createRedisIntegrationStore(
 
   /** The last version this node knows it has every change up to (`undefined` until loaded). */
   let seen: number | undefined;
-  /** The highest version one of this node's own writes made. */
-  let committed = 0;
-  /** The highest version this node knew of before the store was found empty. */
-  let peak = 0;
+  /**
+   * The epoch of the data this node read or wrote (a random id set when the store is first written):
+   * another one, or none, means Redis lost that data.
+   */
+  let epoch: string | undefined;
   let listener: { changed(ids: readonly string[]): void; resync(): void } | undefined;
   let subscribed: Promise<unknown> | undefined;
-  let lost = false;
   const onMessage = (from: string, text: string) => {
     if (from !== channel || !listener) return;
     const message = parseMessage(text);
@@ -266,24 +277,20 @@ export function createRedisIntegrationStore(
     if (seen !== undefined) seen = version;
     if (message.node !== node) listener.changed(ids);
   };
-  /** Whether this node has known the store to hold data (so a missing version means it was lost). */
-  const hadData = () => (seen ?? 0) > 0 || committed > 0 || peak > 0;
   /** Redis lost the data: a full read (which puts this node's copy back) and a retryable refusal. */
   const dataLost = () => {
     listener?.resync();
     return UNREACHABLE();
   };
-  const onClose = () => {
-    lost = true;
-  };
   const onReady = () => {
-    if (!lost || !listener) return;
-    lost = false;
-    // Whatever was published meanwhile is gone: read everything again if the version moved (or
-    // the data is gone altogether).
-    client.get(versionKey).then(
-      (value) => {
-        if (value === null || Number(value) !== seen) listener?.resync();
+    // On every (re)connection, the first one too (it may come after writes this node never heard):
+    // whatever was published meanwhile is gone, so read everything again if the version moved, or
+    // the data is not the data this node read (Redis lost it; the version may be back where it was).
+    if (!listener || seen === undefined) return;
+    client.mget(versionKey, epochKey).then(
+      ([version, current]) => {
+        if (version === null || Number(version) !== seen || (current ?? undefined) !== epoch)
+          listener?.resync();
       },
       () => listener?.resync(),
     );
@@ -295,35 +302,34 @@ export function createRedisIntegrationStore(
       // Subscribed first, so no write made after this read goes unheard (bounded: Redis may be down).
       if (subscribed) await Promise.race([subscribed.catch(() => {}), delay(SUBSCRIBE_WAIT_MS)]);
       const result = await command(() =>
-        client.multi().get(versionKey).hgetall(records).hget(meta, 'keyCheck').exec(),
+        client.multi().get(versionKey).hgetall(records).hget(meta, 'keyCheck').get(epochKey).exec(),
       );
       if (!result || result.some(([error]) => error)) throw UNREACHABLE();
-      const [version, all, keyCheck] = result.map(([, value]) => value) as [
+      const [version, all, keyCheck, current] = result.map(([, value]) => value) as [
         string | null,
         Record<string, string>,
         string | null,
+        string | null,
       ];
-      if (version === null) {
-        // Never written, or lost (Redis restarted without persistence): remember how far it went.
-        peak = Math.max(peak, seen ?? 0);
-        seen = 0;
-        return undefined;
-      }
-      seen = Number(version);
+      seen = version === null ? 0 : Number(version);
+      // Never written, or lost (Redis restarted without persistence).
+      if (current === null) return undefined;
+      epoch = current;
       const integrations = Object.entries(all).map(([id, text]) => parseRecord(id, text));
       // Creation order, as the file store keeps it.
       integrations.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
       return { ...(keyCheck !== null && { keyCheck }), integrations };
     },
     async save(snapshot: IntegrationSnapshot) {
-      const args = [channel, node, snapshot.keyCheck ?? ''];
+      const args = [channel, node, snapshot.keyCheck ?? '', randomUUID()];
       for (const stored of snapshot.integrations) args.push(stored.id, tagOf(stored), JSON.stringify(stored));
       await command(() =>
-        scripts.mcpkitIntegrationsReplace(records, tags, versionKey, meta, restoredKey, ...args),
+        scripts.mcpkitIntegrationsReplace(records, tags, versionKey, meta, epochKey, ...args),
       );
     },
     async commit(writes: readonly IntegrationRecordWrite[], keyCheck) {
-      const args = [channel, node, keyCheck.value, keyCheck.replace ? 'set' : 'nx', hadData() ? '1' : '0'];
+      const mode = keyCheck.replace ? 'set' : 'nx';
+      const args = [channel, node, keyCheck.value, mode, epoch ?? '', randomUUID()];
       for (const write of writes) {
         args.push(
           write.id,
@@ -332,33 +338,28 @@ export function createRedisIntegrationStore(
           write.next ? JSON.stringify(write.next) : '',
         );
       }
-      const [ok, value] = await command(() =>
-        scripts.mcpkitIntegrationsCommit(records, tags, versionKey, meta, ...args),
+      const [ok, , written] = await command(() =>
+        scripts.mcpkitIntegrationsCommit(records, tags, versionKey, meta, epochKey, ...args),
       );
       if (ok === -1) throw dataLost();
       if (ok !== 1) return false;
-      committed = Math.max(committed, Number(value));
+      epoch ??= written;
       return true;
     },
     async fetch(id) {
-      const result = await command(() => client.multi().exists(versionKey).hget(records, id).exec());
+      const result = await command(() => client.multi().get(epochKey).hget(records, id).exec());
       if (!result || result.some(([error]) => error)) throw UNREACHABLE();
-      const [exists, text] = result.map(([, value]) => value) as [number, string | null];
-      // Gone with all the rest (Redis lost its data): not a deletion to apply.
-      if (exists === 0 && hadData()) throw dataLost();
+      const [current, text] = result.map(([, value]) => value) as [string | null, string | null];
+      // Gone with all the rest (Redis lost the data this node read): not a deletion to apply.
+      if (epoch !== undefined && current !== epoch) throw dataLost();
       return text === null ? undefined : parseRecord(id, text);
     },
     async restore(snapshot) {
-      if (snapshot.integrations.length === 0) {
-        // Nothing to put back: the store starts afresh.
-        peak = committed = 0;
-        return false;
-      }
-      const mine = Math.max(seen ?? 0, committed, peak, 1);
-      const args = [channel, node, String(mine), snapshot.keyCheck ?? ''];
+      if (epoch === undefined) return false;
+      const args = [channel, node, epoch, randomUUID(), snapshot.keyCheck ?? ''];
       for (const stored of snapshot.integrations) args.push(stored.id, tagOf(stored), JSON.stringify(stored));
       const written = await command(() =>
-        scripts.mcpkitIntegrationsRestore(records, tags, versionKey, meta, restoredKey, ...args),
+        scripts.mcpkitIntegrationsRestore(records, tags, versionKey, meta, epochKey, ...args),
       );
       return written === 1;
     },
@@ -366,8 +367,9 @@ export function createRedisIntegrationStore(
       if (listener) throw new TypeError('this integration store is watched already (one server per store)');
       listener = next;
       subscriber.on('message', onMessage);
-      subscriber.on('close', onClose);
       subscriber.on('ready', onReady);
+      const check = setInterval(onReady, CHECK_INTERVAL_MS);
+      check.unref?.();
       subscribed = subscriber.subscribe(channel);
       subscribed.catch(() => {
         // Subscribed again by ioredis once connected; the reconnect check covers the gap.
@@ -375,8 +377,8 @@ export function createRedisIntegrationStore(
       return () => {
         listener = undefined;
         subscriber.off('message', onMessage);
-        subscriber.off('close', onClose);
         subscriber.off('ready', onReady);
+        clearInterval(check);
         subscriber.unsubscribe(channel).catch(() => {});
       };
     },
