@@ -129,6 +129,7 @@ export {
   type IntegrationManager,
   type IntegrationManagerOptions,
   type IntegrationPromptSpec,
+  type IntegrationRecordWrite,
   type IntegrationResourceSpec,
   type IntegrationSnapshot,
   type IntegrationStore,
@@ -138,6 +139,7 @@ export {
   type ModelConfig,
   type ModelProvider,
   type SecretCipher,
+  type SharedIntegrationStore,
   type StoredIntegration,
   type UpstreamLimits,
   type UpstreamSource,
@@ -221,9 +223,11 @@ export {
 } from './server.js';
 export type {
   CatalogChange,
+  CatalogEntryKind,
   ChangeBus,
   JobStore,
   SessionDirectory,
+  SharedCatalogEntries,
   SharedEventStore,
   SharedJob,
   SharedState,

@@ -377,6 +377,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       completions.close();
       await Promise.all([http.close(), connections.close()]);
       await integrations.close();
+      services.sharedEntries?.close();
       services.outbound.close();
       await options.state?.close?.();
     },

@@ -32,6 +32,7 @@ import { Policy } from './policy/policy.js';
 import type { RateLimitOptions } from './policy/rateLimit.js';
 import type { CatalogEvents } from './protocol/session.js';
 import type { CreateMcpServerOptions } from './server.js';
+import { SharedEntries } from './state/catalogEntries.js';
 import type { CatalogChange, ChangeBus } from './state/shared.js';
 import { TaskManager } from './tasks/manager.js';
 import { HealthChecks } from './telemetry/health.js';
@@ -90,6 +91,8 @@ export interface Delegation {
   readonly declarative: DeclarativeToolOptions;
   readonly integrations: IntegrationManager;
   readonly completions: CompletionManager;
+  /** With a shared state's `catalog`: the entries written over REST, kept the same on every node. */
+  readonly sharedEntries?: SharedEntries;
 }
 
 /** Everything a server is made of. */
@@ -211,6 +214,12 @@ function buildCatalogs(
 }
 
 /**
+ * For a server whose catalog changes are shared: runs catalog changes that this node makes after
+ * another node (an integration written there) without publishing them again.
+ */
+const unpublished = new WeakMap<EventEmitter<CatalogEvents>, (apply: () => void) => void>();
+
+/**
  * Publishes this node's catalog changes on the shared bus, and replays the other nodes' here: on the
  * local bus (so sessions of every transport and 2026-07-28 listen streams hear them) and, for an
  * updated resource, through `notifyUpdated` (its subscribers, its cached read).
@@ -231,6 +240,15 @@ function shareChanges(
   events.on('resourcesChanged', () => publish({ kind: 'resources' }));
   events.on('promptsChanged', () => publish({ kind: 'prompts' }));
   events.on('resourceUpdated', (uri) => publish({ kind: 'resourceUpdated', uri }));
+  unpublished.set(events, (apply) => {
+    const was = replaying;
+    replaying = true;
+    try {
+      apply();
+    } finally {
+      replaying = was;
+    }
+  });
   const replay = (change: CatalogChange) => {
     replaying = true;
     try {
@@ -302,6 +320,23 @@ function upstreamMetrics(integrations: IntegrationManager, metrics: MetricsRegis
   });
 }
 
+/**
+ * The integration store: the option's, else a shared state's (which needs `integrations.cipher`: the
+ * same key on every node), else one in memory.
+ */
+function integrationStore(options: CreateMcpServerOptions, logger: Logger) {
+  const given = options.integrations?.store;
+  if (given) return given;
+  const shared = options.state?.integrations;
+  if (shared && options.integrations?.cipher) return shared;
+  if (shared) {
+    logger.warn(
+      'integrations are kept on this node only: sharing them needs integrations.cipher, the same key on every node',
+    );
+  }
+  return createMemoryIntegrationStore();
+}
+
 function buildDelegation(
   options: CreateMcpServerOptions,
   { logger, tracing, policy, policyLayer, health, metrics, events, usage }: Foundation,
@@ -320,8 +355,9 @@ function buildDelegation(
       'integrations.cipher is required with integrations.store (loadSecretCipher from mcpkit/node)',
     );
   }
+  const replaying = unpublished.get(events);
   const integrations = new IntegrationManager({
-    store: options.integrations?.store ?? createMemoryIntegrationStore(),
+    store: integrationStore(options, logger),
     cipher: options.integrations?.cipher ?? createEphemeralCipher(),
     tools,
     resources,
@@ -330,6 +366,7 @@ function buildDelegation(
     logger,
     ...(options.integrations?.upstreamLimits && { upstreamLimits: options.integrations.upstreamLimits }),
     ...(options.integrations?.upstreams && { upstreams: options.integrations.upstreams }),
+    ...(replaying && { replaying }),
   });
   upstreamMetrics(integrations, metrics);
   // An upstream's log messages outside its calls reach the live sessions that have used it.
@@ -391,5 +428,14 @@ function buildDelegation(
       ...options.completions,
     },
   );
-  return { outbound, declarative, integrations, completions };
+  const shared = options.state?.catalog;
+  const sharedEntries =
+    shared &&
+    new SharedEntries({
+      store: shared,
+      catalogs: { tools, resources, prompts, declarative },
+      logger,
+      ...(replaying && { replaying }),
+    });
+  return { outbound, declarative, integrations, completions, ...(sharedEntries && { sharedEntries }) };
 }

@@ -96,7 +96,10 @@ const PINNED: Record<string, { module: object; values: string[] }> = {
   'mcpkit/express': { module: express, values: ['mcpkitExpress'] },
   'mcpkit/fastify': { module: fastify, values: ['mcpkitFastify'] },
   'mcpkit/hono': { module: hono, values: ['mcpkitHono'] },
-  'mcpkit/redis': { module: redis, values: ['createRedisRateLimitStore', 'redisState'] },
+  'mcpkit/redis': {
+    module: redis,
+    values: ['createRedisIntegrationStore', 'createRedisRateLimitStore', 'redisState'],
+  },
   'mcpkit/unstable': {
     module: unstable,
     values: [

@@ -45,9 +45,12 @@ export function problemFromError(error: unknown, requestId: string): Response {
   const e = toMcpKitError(error);
   const fields =
     e instanceof McpKitError && e.expose && e.details !== undefined ? { details: e.details } : undefined;
-  // A retryable refusal (a shared store out of reach) tells the client when to try again.
-  const retry = (fields?.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
-  const headers = typeof retry === 'number' ? { 'retry-after': String(retry) } : undefined;
+  // A retryable refusal that says when (a shared store out of reach) carries it as Retry-After.
+  const retry = (e.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+  const headers =
+    e.code === 'UNAVAILABLE' && Number.isInteger(retry) && (retry as number) > 0
+      ? { 'retry-after': String(retry) }
+      : undefined;
   return problem(e.code, publicErrorMessage(e), {
     requestId,
     ...(fields && { fields }),

@@ -7,6 +7,7 @@
  */
 import type { CallToolResult, Prompt, Resource, Tool } from '@modelcontextprotocol/server';
 import type { PromptCatalog } from '../catalog/prompts.js';
+import type { RegistrationHandle } from '../catalog/registry.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolCatalog } from '../catalog/tools.js';
 import type { CompletionManager } from '../completions/manager.js';
@@ -39,6 +40,8 @@ import type { Operation, Policy, RequestFacts } from '../policy/policy.js';
 import { type RateClass, rateLimitHeaders } from '../policy/rateLimit.js';
 import type { Shares } from '../policy/shares.js';
 import { MAX_NAME_LENGTH, type Target } from '../policy/targets.js';
+import { restPrompt, restResource, type SharedEntries } from '../state/catalogEntries.js';
+import type { CatalogEntryKind } from '../state/shared.js';
 import type { HealthChecks } from '../telemetry/health.js';
 import type { LogRing } from '../telemetry/logs.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
@@ -82,6 +85,8 @@ export interface RestHost {
   readonly docs?: DocsPage;
   /** Live 2025-era HTTP sessions, which the HTTP handler holds. */
   readonly httpSessions?: () => number;
+  /** With a shared state: the entries written over REST, kept the same on every node. */
+  readonly sharedEntries?: SharedEntries;
 }
 
 /** One REST request, parsed just enough for the routes. */
@@ -205,6 +210,51 @@ function onBehalf(ctx: RestContext) {
     ...(ctx.caller && { caller: ctx.caller }),
     meter: { credit: 1 },
   };
+}
+
+/**
+ * Registers an entry a REST body describes: on every node with a shared state (stored first, so of
+ * two nodes adding one name exactly one succeeds), else here.
+ */
+async function addEntry(
+  ctx: RestContext,
+  host: RestHost,
+  entry: { kind: CatalogEntryKind; name: string; spec: unknown; register: () => RegistrationHandle },
+): Promise<void> {
+  const register = () => act(ctx, host, entry.register);
+  try {
+    if (host.sharedEntries) await host.sharedEntries.add(entry, register);
+    else register();
+  } catch (error) {
+    if (error instanceof TypeError) throw new McpKitError('INVALID_ARGUMENT', error.message);
+    throw error;
+  }
+}
+
+/**
+ * Removes an entry: from every node with a shared state, where only entries added over REST may be
+ * removed over REST (one registered in code is registered by every node's own code: 409).
+ */
+async function removeEntry(
+  ctx: RestContext,
+  host: RestHost,
+  entry: { kind: CatalogEntryKind; name: string; remove: () => boolean },
+): Promise<boolean> {
+  const { kind, name, remove } = entry;
+  const shared = host.sharedEntries;
+  if (!shared) return act(ctx, host, remove);
+  const here =
+    kind === 'tools' ? host.tools.get(name) : kind === 'prompts' ? host.prompts.get(name) : undefined;
+  const inCode =
+    !shared.has(kind, name) &&
+    (here !== undefined || (kind === 'resources' && host.resources.resolve(name) !== undefined));
+  if (inCode) {
+    throw new McpKitError(
+      'CONFLICT',
+      `${quote(name)} was not added over REST: with shared state, every node registers it in code, so it is removed there`,
+    );
+  }
+  return shared.remove(kind, name, () => act(ctx, host, remove));
 }
 
 function created(body: unknown, location: string): Response {
@@ -424,11 +474,16 @@ export const ROUTES: Route[] = [
             'tools:execute',
           );
         }
-        act(ctx, host, () => host.tools.register(definition));
       } catch (error) {
         if (error instanceof TypeError) throw new McpKitError('INVALID_ARGUMENT', error.message);
         throw error;
       }
+      await addEntry(ctx, host, {
+        kind: 'tools',
+        name: definition.name,
+        spec,
+        register: () => host.tools.register(definition),
+      });
       return created(toolOr404(host, definition.name), `tools/${encodeURIComponent(definition.name)}`);
     },
   },
@@ -511,8 +566,11 @@ export const ROUTES: Route[] = [
     rate: 'manage',
     target: { kind: 'tools', param: 'name' },
     summary: 'Remove a tool',
-    handler: (ctx, host) => {
-      if (!act(ctx, host, () => host.tools.remove(ctx.params.name!)))
+    handler: async (ctx, host) => {
+      const name = ctx.params.name!;
+      if (
+        !(await removeEntry(ctx, host, { kind: 'tools', name: name, remove: () => host.tools.remove(name) }))
+      )
         throw new McpKitError('NOT_FOUND', `Tool ${quote(ctx.params.name)} not found`);
       return new Response(null, { status: 204 });
     },
@@ -559,34 +617,16 @@ export const ROUTES: Route[] = [
     rate: 'manage',
     summary: 'Register a resource with fixed content',
     handler: async (ctx, host) => {
-      const body = asObject(await ctx.body(), 'body');
-      const { uri, name, title, description, mimeType, text, blob } = body;
-      if (typeof uri !== 'string' || typeof name !== 'string') {
-        throw new McpKitError('INVALID_ARGUMENT', 'uri and name must be strings');
-      }
-      if ((typeof text === 'string') === (typeof blob === 'string')) {
-        throw new McpKitError('INVALID_ARGUMENT', 'give exactly one of text (a string) or blob (base64)');
-      }
-      if (typeof blob === 'string' && !/^[A-Za-z0-9+/]*={0,2}$/.test(blob)) {
-        throw new McpKitError('INVALID_ARGUMENT', 'blob must be base64');
-      }
-      const content = typeof text === 'string' ? { text } : { blob: blob as string };
+      const spec = await ctx.body();
+      const definition = restResource(spec);
+      const uri = definition.uri;
       ctx.require([{ kind: 'resources', name: uri }]);
-      try {
-        act(ctx, host, () =>
-          host.resources.register({
-            uri,
-            name,
-            ...(typeof title === 'string' && { title }),
-            ...(typeof description === 'string' && { description }),
-            ...(typeof mimeType === 'string' && { mimeType }),
-            read: () => ({ ...(typeof mimeType === 'string' && { mimeType }), ...content }),
-          }),
-        );
-      } catch (error) {
-        if (error instanceof TypeError) throw new McpKitError('INVALID_ARGUMENT', error.message);
-        throw error;
-      }
+      await addEntry(ctx, host, {
+        kind: 'resources',
+        name: uri,
+        spec,
+        register: () => host.resources.register(definition),
+      });
       const listed = host.resources.listStatic().find((r) => r.uri === uri);
       return created(listed, `resources/${encodeURIComponent(uri)}`);
     },
@@ -614,8 +654,15 @@ export const ROUTES: Route[] = [
     rate: 'manage',
     target: { kind: 'resources', param: 'uri' },
     summary: 'Remove a resource or template',
-    handler: (ctx, host) => {
-      if (!act(ctx, host, () => host.resources.remove(ctx.params.uri!)))
+    handler: async (ctx, host) => {
+      const uri = ctx.params.uri!;
+      if (
+        !(await removeEntry(ctx, host, {
+          kind: 'resources',
+          name: uri,
+          remove: () => host.resources.remove(uri),
+        }))
+      )
         throw new McpKitError('NOT_FOUND', `Resource ${quote(ctx.params.uri)} not found`);
       return new Response(null, { status: 204 });
     },
@@ -664,18 +711,14 @@ export const ROUTES: Route[] = [
     rate: 'manage',
     summary: 'Register a template prompt',
     handler: async (ctx, host) => {
-      const body = asObject(await ctx.body(), 'body');
-      if (body.render !== undefined)
-        throw new McpKitError('INVALID_ARGUMENT', 'render cannot be given over REST');
-      if (!Array.isArray(body.messages))
-        throw new McpKitError('INVALID_ARGUMENT', 'messages must be an array');
+      const body = restPrompt(await ctx.body());
       if (typeof body.name === 'string') ctx.require([{ kind: 'prompts', name: body.name }]);
-      try {
-        act(ctx, host, () => host.prompts.register(body as never));
-      } catch (error) {
-        if (error instanceof TypeError) throw new McpKitError('INVALID_ARGUMENT', error.message);
-        throw error;
-      }
+      await addEntry(ctx, host, {
+        kind: 'prompts',
+        name: String(body.name),
+        spec: body,
+        register: () => host.prompts.register(body as never),
+      });
       return created(host.prompts.get(String(body.name)), `prompts/${encodeURIComponent(String(body.name))}`);
     },
   },
@@ -715,8 +758,15 @@ export const ROUTES: Route[] = [
     rate: 'manage',
     target: { kind: 'prompts', param: 'name' },
     summary: 'Remove a prompt',
-    handler: (ctx, host) => {
-      if (!act(ctx, host, () => host.prompts.remove(ctx.params.name!)))
+    handler: async (ctx, host) => {
+      const name = ctx.params.name!;
+      if (
+        !(await removeEntry(ctx, host, {
+          kind: 'prompts',
+          name: name,
+          remove: () => host.prompts.remove(name),
+        }))
+      )
         throw new McpKitError('NOT_FOUND', `Prompt ${quote(ctx.params.name)} not found`);
       return new Response(null, { status: 204 });
     },

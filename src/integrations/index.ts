@@ -41,6 +41,7 @@ export type {
   IntegrationEvents,
   IntegrationInput,
   IntegrationPromptSpec,
+  IntegrationRecordWrite,
   IntegrationResourceSpec,
   IntegrationSnapshot,
   IntegrationStore,
@@ -48,6 +49,7 @@ export type {
   ModelConfig,
   ModelProvider,
   SecretCipher,
+  SharedIntegrationStore,
   StoredIntegration,
 } from './types.js';
 export type {

@@ -41,9 +41,9 @@ import {
 } from './backup.js';
 import { CatalogEntries, type EntrySwap } from './catalogEntries.js';
 import { type BuildContext, buildNext } from './changes.js';
-import { firstRevision, inputOf, type Live, modelConfigOf, nextRevision, viewOf } from './live.js';
+import { etagOf, firstRevision, inputOf, type Live, modelConfigOf, nextRevision, viewOf } from './live.js';
 import { SecretSealer } from './sealing.js';
-import { IntegrationTable } from './storage.js';
+import { IntegrationTable, StaleWrite } from './storage.js';
 import type {
   Integration,
   IntegrationEvents,
@@ -51,6 +51,8 @@ import type {
   IntegrationStore,
   ModelConfig,
   SecretCipher,
+  SharedIntegrationStore,
+  StoredIntegration,
 } from './types.js';
 import { type ResolvedLimits, resolveLimits, UpstreamLink } from './upstream.js';
 import { loggerName, UpstreamEntries } from './upstreamEntries.js';
@@ -81,7 +83,28 @@ export interface IntegrationManagerOptions {
    * an integration that does not exist yet is created (named by `name`, else its id) once loaded.
    */
   upstreams?: Record<string, UpstreamSource & { name?: string }>;
+  /**
+   * Runs the catalog changes that apply another server's write (with a shared store): the server
+   * passes one that keeps them from being announced to the other servers, which made them already.
+   */
+  replaying?: (apply: () => void) => void;
 }
+
+/** A retryable refusal while a shared store is out of reach. */
+function unreachableStore(): McpKitError {
+  return new McpKitError('UNAVAILABLE', 'The integration store is unavailable; try again later', {
+    details: { retryAfterSeconds: 1 },
+  });
+}
+
+function isUnavailable(error: unknown): boolean {
+  return error instanceof McpKitError && error.code === 'UNAVAILABLE';
+}
+
+/** How many times a write is run again on a record another server changed meanwhile. */
+const MAX_WRITE_ATTEMPTS = 5;
+/** How long after a failed attempt to apply another server's write the store is read again. */
+const RESYNC_RETRY_MS = 1000;
 
 /** Options of a write: `ifMatch` makes it conditional on the integration's current ETag. */
 export interface IntegrationWriteOptions {
@@ -131,6 +154,14 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   readonly #limits: ResolvedLimits;
   /** Upstreams attached in code, by integration id. */
   readonly #sources = new Map<string, UpstreamSource>();
+  readonly #replaying: (apply: () => void) => void;
+  /** With a shared store: stops hearing the other servers' writes. */
+  #unwatch: (() => void) | undefined;
+  /** With a shared store: a full read of it is queued and not started yet. */
+  #resyncQueued = false;
+  /** With a shared store that could not be read at start: writes wait (503) until it has been. */
+  #unsynced = false;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: IntegrationManagerOptions) {
     super();
@@ -149,8 +180,12 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
     this.#build = { sealer, outbound, logger: this.#logger };
     this.#catalogs = { tools: options.tools, resources: options.resources, prompts: options.prompts };
     this.#limits = resolveLimits(options.upstreamLimits);
+    this.#replaying = options.replaying ?? ((apply) => apply());
     const configured = Object.entries(options.upstreams ?? {});
     for (const [id, source] of configured) this.attachUpstream(id, source);
+    // A shared store is watched before it is loaded, so no write made meanwhile goes unheard.
+    const shared = this.#table.shared;
+    if (shared) this.#watch(shared);
     this.ready = this.#load(options.cipher).then(() => this.#createConfigured(configured));
     // A load failure is logged here and rejects `ready`; writes then fail with UNAVAILABLE.
     this.#queue = this.ready.catch((error: unknown) => {
@@ -199,7 +234,9 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   /** Creates the integrations of configured upstreams that do not exist yet. */
   async #createConfigured(configured: Array<[string, { name?: string }]>): Promise<void> {
     for (const [id, source] of configured) {
-      if (!this.#table.get(id)) await this.#createNow({ id, name: source.name ?? id });
+      await this.#attempts(async () => {
+        if (!this.#table.get(id)) await this.#createNow({ id, name: source.name ?? id });
+      });
     }
   }
 
@@ -472,6 +509,8 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unwatch?.();
+    clearTimeout(this.#retryTimer);
     await this.#queue.catch(() => {});
     await Promise.all([...this.#table.values()].map((live) => this.#stopUpstream(live)));
     await this.#table.close();
@@ -488,10 +527,162 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       } catch {
         throw new McpKitError('UNAVAILABLE', 'Integrations failed to load; see the server log');
       }
-      return fn();
+      if (this.#unsynced) throw unreachableStore();
+      return this.#attempts(fn);
     });
     this.#queue = result.catch(() => {});
     return result;
+  }
+
+  /**
+   * Runs a write; with a shared store, a write refused because another server changed a record it
+   * replaces reads those records again and runs once more on them: an `If-Match` write then fails
+   * with `PRECONDITION_FAILED`, a create with `ALREADY_EXISTS`, and an unconditional one applies to
+   * the fresh record.
+   */
+  async #attempts<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (error) {
+        if (!(error instanceof StaleWrite)) throw error;
+        if (attempt >= MAX_WRITE_ATTEMPTS) {
+          throw new McpKitError(
+            'CONFLICT',
+            'The integration kept changing on other servers while this write was made; try again',
+          );
+        }
+        await this.#refresh(error.ids);
+      }
+    }
+  }
+
+  // ---- a store shared with other servers ---------------------------------------------------
+
+  /** Hears the other servers' writes, and applies them in this manager's queue. */
+  #watch(shared: SharedIntegrationStore): void {
+    this.#unwatch = shared.watch({
+      changed: (ids) => this.#remote(() => this.#refresh(ids)),
+      resync: () => this.#queueResync(),
+    });
+  }
+
+  #queueResync(): void {
+    if (this.#resyncQueued || this.#closed) return;
+    this.#resyncQueued = true;
+    this.#remote(async () => {
+      this.#resyncQueued = false;
+      await this.#resync();
+    });
+  }
+
+  /** Runs `fn` in the write queue once loaded; if it fails, the whole store is read again later. */
+  #remote(fn: () => Promise<void>): void {
+    const result = this.#queue.then(async () => {
+      if (this.#closed) return;
+      try {
+        await this.ready;
+      } catch {
+        return;
+      }
+      await fn();
+    });
+    this.#queue = result.catch((error: unknown) => {
+      this.#logger.warn({ err: error }, 'integrations changed on another server not applied yet; retrying');
+      this.#resyncLater();
+    });
+  }
+
+  /** Reads the shared store again in a moment (once, however often it is asked). */
+  #resyncLater(): void {
+    if (this.#closed || this.#retryTimer) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#queueResync();
+    }, RESYNC_RETRY_MS);
+    this.#retryTimer.unref?.();
+  }
+
+  /** Reads the records `ids` from the shared store again and applies them. */
+  async #refresh(ids: readonly string[]): Promise<void> {
+    const shared = this.#table.shared!;
+    for (const id of ids) await this.#applyRemote(id, await shared.fetch(id));
+  }
+
+  /**
+   * Reads the whole shared store and applies every difference. A store that lost the data this
+   * server read (Redis restarted without persistence) first gets back every record of this server's
+   * copy it does not hold now.
+   */
+  async #resync(): Promise<void> {
+    const shared = this.#table.shared!;
+    // First: if the store lost the data this server read, its copy goes back (what is there stays).
+    if (shared.restore && (await shared.restore(await this.#table.snapshot()))) {
+      this.#logger.warn(
+        { count: this.#table.size },
+        "the shared integration store lost its data; this server's copy was put back",
+      );
+    }
+    const snapshot = await this.#table.reload();
+    this.#unsynced = false;
+    if (!snapshot) return;
+    const ids = new Set<string>();
+    for (const stored of snapshot.integrations) {
+      ids.add(stored.id);
+      await this.#applyRemote(stored.id, stored);
+    }
+    for (const live of [...this.#table.values()])
+      if (!ids.has(live.stored.id)) await this.#applyRemote(live.stored.id, undefined);
+  }
+
+  /**
+   * Makes the integration `id` what another server stored (`undefined`: deleted): the table, the
+   * catalogs (announced to this server's clients only), the upstream and the events.
+   */
+  async #applyRemote(id: string, stored: StoredIntegration | undefined): Promise<void> {
+    const current = this.#table.get(id);
+    if (!stored) {
+      if (!current) return;
+      const integration = viewOf(current);
+      this.#replaying(() => this.#entries.remove(current));
+      this.#table.set(id, undefined);
+      await this.#stopUpstream(current);
+      this.#logger.debug({ integration: id }, 'integration deleted on another server');
+      this.emit('deleted', { integration });
+      return;
+    }
+    if (current && etagOf(current.stored) === etagOf(stored)) {
+      // The same revision (re-sealed under another key, perhaps): the record, nothing else.
+      current.stored = { ...current.stored, ...stored };
+      return;
+    }
+    let live: Live;
+    try {
+      live = (await this.#table.open(stored)).live;
+    } catch (error) {
+      // A record this server cannot open (another key): it keeps its copy, and says so.
+      this.#logger.error(
+        { integration: id, err: error },
+        'integration changed on another server not applied',
+      );
+      return;
+    }
+    const previous = current && viewOf(current);
+    this.#replaying(() => {
+      if (current) this.#entries.remove(current);
+      this.#table.set(id, live);
+      this.#entries.load(live);
+    });
+    if (current) await this.#stopUpstream(current);
+    this.#startUpstream(live);
+    const integration = viewOf(live);
+    this.#logger.debug({ integration: id }, 'integration changed on another server');
+    if (!previous) this.emit('created', { integration });
+    else {
+      if (previous.enabled !== integration.enabled)
+        this.emit(integration.enabled ? 'enabled' : 'disabled', { integration });
+      this.emit('updated', { integration, previous });
+    }
   }
 
   async #setEnabled(id: string, enabled: boolean, options: IntegrationWriteOptions): Promise<Integration> {
@@ -651,7 +842,18 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
   /** Loads the store, puts what it holds in the catalogs, and re-seals what an old key sealed. */
   async #load(cipherOption: SecretCipher | Promise<SecretCipher>): Promise<void> {
     const cipher = await cipherOption;
-    const loaded = await this.#table.load(cipher);
+    let loaded: Awaited<ReturnType<IntegrationTable['load']>>;
+    try {
+      loaded = await this.#table.load(cipher);
+    } catch (error) {
+      if (!(this.#table.shared && isUnavailable(error))) throw error;
+      // A shared store out of reach at start: the server starts, and reads it once it is back.
+      this.#logger.warn('the shared integration store is unreachable; integrations are read once it is back');
+      this.#unsynced = true;
+      this.#resyncLater();
+      this.emit('loaded', { count: 0 });
+      return;
+    }
     if (!loaded) {
       this.emit('loaded', { count: 0 });
       return;
@@ -661,7 +863,7 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
       this.#startUpstream(live);
     }
     // Sealed under a previous key: re-seal everything under the current one in one atomic write.
-    if (loaded.stale) await this.#reseal(cipher, 'the current key');
+    if (loaded.stale) await this.#attempts(() => this.#reseal(cipher, 'the current key'));
     this.#logger.debug({ count: this.#table.size }, 'integrations loaded');
     this.emit('loaded', { count: this.#table.size });
   }

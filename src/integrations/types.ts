@@ -153,6 +153,64 @@ export interface IntegrationStore {
 }
 
 /**
+ * One record of a {@link SharedIntegrationStore.commit}: the integration `id` must be stored now
+ * with the tag `expected` (`<generation>-<revision>`, the ETag without its quotes), or be absent
+ * when `expected` is `null`; it becomes `next`, or is removed when `next` is `null`.
+ *
+ * @example
+ * ```ts
+ * import type { IntegrationRecordWrite } from 'mcpkit';
+ *
+ * // Delete "crm" only if it is still at revision 3 of generation 9f2c01aa77e4.
+ * const write: IntegrationRecordWrite = { id: 'crm', expected: '9f2c01aa77e4-3', next: null };
+ * ```
+ */
+export interface IntegrationRecordWrite {
+  id: string;
+  expected: string | null;
+  next: StoredIntegration | null;
+}
+
+/**
+ * A store several servers share (mcpkit/redis supplies one): besides the whole snapshot, it writes
+ * records by compare-and-set, so a write made on a stale copy fails instead of overwriting another
+ * server's, and it tells each server about the others' writes.
+ *
+ * @example
+ * ```ts
+ * import type { SharedIntegrationStore } from 'mcpkit';
+ *
+ * // Whether a store is one the manager treats as shared.
+ * const isShared = (store: { commit?: unknown }): store is SharedIntegrationStore =>
+ *   typeof store.commit === 'function';
+ * ```
+ */
+export interface SharedIntegrationStore extends IntegrationStore {
+  /**
+   * Writes every record in one atomic step if each `expected` holds, and resolves `true`; writes
+   * nothing and resolves `false` if one does not. `keyCheck` is saved when none is yet (`replace`:
+   * always). Rejects (with a retryable `UNAVAILABLE`) when the store cannot be reached.
+   */
+  commit(
+    writes: readonly IntegrationRecordWrite[],
+    keyCheck: { value: string; replace?: boolean },
+  ): Promise<boolean>;
+  /** The record `id` as stored now (`undefined`: none). */
+  fetch(id: string): Promise<StoredIntegration | undefined>;
+  /**
+   * Hears the other servers' commits: `changed` with the ids they wrote, in order; `resync` when
+   * some may have been missed (after an outage), so the whole store is loaded again.
+   */
+  watch(listener: { changed(ids: readonly string[]): void; resync(): void }): () => void;
+  /**
+   * Called before each full read: if the store lost the data this server last read or wrote (Redis
+   * restarted without persistence), puts back every record of `snapshot` (this server's copy) that
+   * it does not hold now, and resolves `true`; otherwise writes nothing and resolves `false`.
+   */
+  restore?(snapshot: IntegrationSnapshot): Promise<boolean>;
+}
+
+/**
  * Authenticated encryption of secret fields. `aad` binds a sealed value to where it belongs (the
  * integration id and field name), so a ciphertext moved to another field fails to open.
  */

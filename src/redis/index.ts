@@ -4,12 +4,15 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { SharedState, SharedStateContext } from '../state/shared.js';
+import { createRedisCatalogEntries } from './catalog.js';
 import { createRedisChangeBus } from './changes.js';
 import { createRedisEventStores } from './eventStore.js';
+import { createRedisIntegrationStore } from './integrations.js';
 import { createRedisRateLimitStore } from './rateLimits.js';
 import { createRedisSessionDirectory } from './sessions.js';
 import { RedisWork } from './work.js';
 
+export { createRedisIntegrationStore, type RedisIntegrationStoreOptions } from './integrations.js';
 export { createRedisRateLimitStore } from './rateLimits.js';
 
 /** Options of {@link redisState}. */
@@ -133,9 +136,12 @@ function clientFor(url: string, commandTimeoutMs: number): Redis {
  * server). Rate limits then hold once across all nodes (one atomic Lua script per request, on
  * Redis's clock), catalog changes (`list_changed`, `resources/updated`) reach the clients of
  * every node through pub/sub, and MCP tasks and completion jobs are read and cancelled from any node
- * (a cancel on one node stops the work running on another). With `advertise` and `secret`, a
- * 2025-era session is served by any node (the others forward its requests to the node holding it);
- * with `eventStore`, resumable streams keep their events in Redis. While Redis is
+ * (a cancel on one node stops the work running on another). Integrations (given
+ * `integrations.cipher`, the same key on every node) are stored once, written by compare-and-set,
+ * and applied on every node, as are the catalog entries written over REST (`POST /tools`,
+ * `/resources`, `/prompts`). With `advertise` and `secret`, a 2025-era session is served by any
+ * node (the others forward its requests to the node holding it); with `eventStore`, resumable
+ * streams keep their events in Redis. While Redis is
  * unreachable, requests that need it are refused with 503 and `Retry-After` (JSON-RPC `-32019`); the
  * client reconnects by itself.
  *
@@ -278,6 +284,8 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
     ...(eventStore && { eventStore }),
     tasks: work.tasks(),
     jobs: work.jobs(),
+    integrations: createRedisIntegrationStore(client, subscriber, { prefix, before }),
+    catalog: createRedisCatalogEntries(client, subscriber, { prefix, before }),
     async ready() {
       if (everReady) return;
       if (!(await firstReadyOrTimeout()) && !everReady) throw new Error('redis did not become ready in time');

@@ -7,6 +7,7 @@
 
 import type { EventStore } from '@modelcontextprotocol/server';
 import type { CompletionSnapshot } from '../completions/types.js';
+import type { SharedIntegrationStore } from '../integrations/types.js';
 import type { RateLimitStore } from '../policy/rateLimit.js';
 import type { TaskSnapshot } from '../tasks/manager.js';
 import type { Logger } from '../types.js';
@@ -176,6 +177,53 @@ export interface JobStore {
   serve(runner: WorkRunner): () => void;
 }
 
+/**
+ * The kinds of catalog entry written over REST (`POST /tools`, `/resources`, `/prompts`).
+ *
+ * @example
+ * ```ts
+ * import type { CatalogEntryKind } from 'mcpkit';
+ *
+ * const kind: CatalogEntryKind = 'prompts';
+ * ```
+ */
+export type CatalogEntryKind = 'tools' | 'resources' | 'prompts';
+
+/**
+ * The catalog entries written over REST, stored once for every node: each is its JSON body (a
+ * declarative tool, a resource with fixed content, a template prompt), keyed by kind and name.
+ * `add` and `remove` are atomic across nodes; `watch` hears the other nodes' (`changed` with the
+ * kind and name of each entry they added or removed, read again with `fetch`), and `resync` when
+ * some may have been missed.
+ *
+ * @example
+ * ```ts
+ * import type { SharedCatalogEntries } from 'mcpkit';
+ *
+ * // How many tools were added over REST, on every node.
+ * async function restTools(store: SharedCatalogEntries): Promise<number> {
+ *   const loaded = await store.load();
+ *   return (loaded?.entries ?? []).filter((entry) => entry.kind === 'tools').length;
+ * }
+ * ```
+ */
+export interface SharedCatalogEntries {
+  /** Stores the entry unless one of this kind and name is stored; resolves whether it was. */
+  add(kind: CatalogEntryKind, name: string, spec: unknown): Promise<boolean>;
+  /** Removes the entry; resolves whether one was stored. */
+  remove(kind: CatalogEntryKind, name: string): Promise<boolean>;
+  /**
+   * Every stored entry, and the epoch of the data (a new one once the store lost its data and was
+   * written again); `undefined` while it holds none.
+   */
+  load(): Promise<
+    { entries: Array<{ kind: CatalogEntryKind; name: string; spec: unknown }>; epoch: string } | undefined
+  >;
+  /** The entry as stored now. */
+  fetch(kind: CatalogEntryKind, name: string): Promise<unknown>;
+  watch(listener: { changed(kind: CatalogEntryKind, name: string): void; resync(): void }): () => void;
+}
+
 /** What `createMcpServer` hands a shared state when it adopts it. */
 export interface SharedStateContext {
   /** The server's logger: a shared state reports its outages and recoveries here. */
@@ -186,9 +234,11 @@ export interface SharedStateContext {
  * Shared implementations of mcpkit's state seams, passed as `createMcpServer({ state })`.
  *
  * The seams: `rateLimits` (token buckets, so a limit holds once across every node; a
- * `rateLimit.store` given explicitly wins over it), `changes` (catalog notifications), `sessions`
- * (which node holds each 2025-era session, for forwarding), `eventStore` (resumable streams),
- * `tasks` (MCP tasks) and `jobs` (completion jobs). A seam left out stays in memory, per node.
+ * `rateLimit.store` given explicitly wins over it), `changes` (catalog notifications),
+ * `integrations` (the integration store, with compare-and-set writes and a change feed), `catalog`
+ * (the entries written over REST), `sessions` (which node holds each 2025-era session, for
+ * forwarding), `eventStore` (resumable streams), `tasks` (MCP tasks) and `jobs` (completion jobs).
+ * A seam left out stays in memory, per node.
  *
  * @example
  * ```ts
@@ -224,6 +274,19 @@ export interface SharedState {
   readonly tasks?: TaskStore;
   /** Completion jobs readable and cancellable from every node. */
   readonly jobs?: JobStore;
+  /**
+   * The integrations, stored once for every node: writes are compare-and-set (of two racing
+   * conditional writes exactly one wins), and each node applies the others' writes to its own
+   * catalogs. An `integrations.store` given explicitly wins over it. Needs `integrations.cipher`
+   * (the same key on every node).
+   */
+  readonly integrations?: SharedIntegrationStore;
+  /**
+   * The entries written over REST (`POST /tools`, `/resources`, `/prompts` and their `DELETE`),
+   * registered on every node. With it, `DELETE` refuses (409) an entry registered in code, which
+   * every node registers for itself.
+   */
+  readonly catalog?: SharedCatalogEntries;
   /** Called once by `createMcpServer` before any request. */
   attach?(context: SharedStateContext): void;
   /** Whether the shared store answers now; `/health` reports it. */
