@@ -21,7 +21,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
-import { forkServer, median } from './measure.js';
+import { forkServer, median, serveParent } from './measure.js';
 
 /** What one child process serves. */
 type Kind =
@@ -229,14 +229,7 @@ async function startChild(kind: Kind): Promise<number> {
 
 async function child(kind: Kind): Promise<void> {
   const port = await startChild(kind);
-  process.on('message', (message: string) => {
-    if (message === 'cpu') {
-      const { user, system } = process.cpuUsage();
-      process.send!({ type: 'cpu', micros: user + system, rssBytes: process.memoryUsage.rss() });
-    }
-    if (message === 'exit') process.exit(0);
-  });
-  process.send!({ type: 'ready', port });
+  serveParent(port);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { startRedis } from '../test/support/redisServer.js';
-import { type ChildServer, forkServer, median } from './measure.js';
+import { type ChildServer, forkServer, median, serveParent } from './measure.js';
 
 const CHILD_FLAG = '--cluster-child';
 const CONNECTIONS = 64;
@@ -103,14 +103,7 @@ async function startProxy(): Promise<number> {
 
 async function child(kind: Kind): Promise<void> {
   const port = kind === 'node' ? await startNode() : await startProxy();
-  process.on('message', (message: string) => {
-    if (message === 'cpu') {
-      const { user, system } = process.cpuUsage();
-      process.send!({ type: 'cpu', micros: user + system, rssBytes: process.memoryUsage.rss() });
-    }
-    if (message === 'exit') process.exit(0);
-  });
-  process.send!({ type: 'ready', port });
+  serveParent(port);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -83,6 +83,21 @@ export async function settle(): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
+/**
+ * The child's side of {@link forkServer}: tells the parent the server listens on `port`, then
+ * answers `cpu` with its CPU time so far (µs) and resident memory, and exits on `exit`.
+ */
+export function serveParent(port: number): void {
+  process.on('message', (message: string) => {
+    if (message === 'cpu') {
+      const { user, system } = process.cpuUsage();
+      process.send!({ type: 'cpu', micros: user + system, rssBytes: process.memoryUsage.rss() });
+    }
+    if (message === 'exit') process.exit(0);
+  });
+  process.send!({ type: 'ready', port });
+}
+
 /** A server running in a child process, spoken to over IPC. */
 export interface ChildServer {
   readonly port: number;

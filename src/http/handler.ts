@@ -627,24 +627,9 @@ export class HttpHandler {
     if (owner === undefined || owner === directory.advertise) return undefined;
     let body: Uint8Array | undefined;
     if (request.method === 'POST') {
-      const { maxBodyBytes, bodyTimeoutMs } = this.options;
-      let read: Awaited<ReturnType<typeof readBodyLimited>>;
-      try {
-        read = await readBodyLimited(request, maxBodyBytes, bodyTimeoutMs);
-      } catch {
-        return mcpRequestRefusal(refuse('INVALID_REQUEST', 'Bad Request: the body could not be read'));
-      }
-      if (read.tooLarge) {
-        return mcpRequestRefusal(
-          refuse('PAYLOAD_TOO_LARGE', `Payload Too Large: the limit is ${maxBodyBytes} bytes`),
-        );
-      }
-      if (read.timedOut) {
-        return mcpRequestRefusal(
-          refuse('REQUEST_TIMEOUT', `Request Timeout: the body did not arrive within ${bodyTimeoutMs} ms`),
-        );
-      }
-      body = read.bytes;
+      const read = await this.#readBytes(request);
+      if (read instanceof Response) return read;
+      body = read;
     }
     const answer = await forwardToOwner({
       request,
@@ -674,14 +659,9 @@ export class HttpHandler {
       : mcpRequestRefusal(OWNER_UNREACHABLE);
   }
 
-  /** Reads and parses a POST body under the limits: the JSON, or the refusal to answer with. */
-  async #readBody(request: Request): Promise<{ body: unknown } | Response> {
-    if (!isJsonContentType(request.headers.get('content-type'))) {
-      return mcpRequestRefusal(
-        refuse('UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: Content-Type must be application/json'),
-      );
-    }
-    const { maxBodyBytes, bodyTimeoutMs, maxJsonDepth } = this.options;
+  /** Reads a POST body under the size and time limits: its bytes, or the refusal to answer with. */
+  async #readBytes(request: Request): Promise<Uint8Array | Response> {
+    const { maxBodyBytes, bodyTimeoutMs } = this.options;
     let read: Awaited<ReturnType<typeof readBodyLimited>>;
     try {
       read = await readBodyLimited(request, maxBodyBytes, bodyTimeoutMs);
@@ -698,9 +678,21 @@ export class HttpHandler {
         refuse('REQUEST_TIMEOUT', `Request Timeout: the body did not arrive within ${bodyTimeoutMs} ms`),
       );
     }
+    return read.bytes;
+  }
+
+  /** Reads and parses a POST body under the limits: the JSON, or the refusal to answer with. */
+  async #readBody(request: Request): Promise<{ body: unknown } | Response> {
+    if (!isJsonContentType(request.headers.get('content-type'))) {
+      return mcpRequestRefusal(
+        refuse('UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: Content-Type must be application/json'),
+      );
+    }
+    const read = await this.#readBytes(request);
+    if (read instanceof Response) return read;
     let body: unknown;
     try {
-      body = parseJsonSafe(new TextDecoder().decode(read.bytes), maxJsonDepth);
+      body = parseJsonSafe(new TextDecoder().decode(read), this.options.maxJsonDepth);
     } catch (error) {
       if (error instanceof JsonDepthError) {
         return mcpRequestRefusal(refuse('INVALID_REQUEST', `Invalid Request: ${error.message}`));
