@@ -204,6 +204,93 @@ describe('shared state across the three nodes', { timeout: 30_000 }, () => {
   });
 });
 
+describe('catalog and integration writes across the three nodes', { timeout: 30_000 }, () => {
+  const send = (index: number, method: string, path: string, body?: unknown, headers = {}) =>
+    fetch(`${cluster.nodes[index]!.url}${path}`, {
+      method,
+      headers: {
+        ...bearer('erin'),
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+        ...headers,
+      },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+
+  it("lists on node A a resource added over REST on node B, with list_changed to A's client", async () => {
+    const { client: onA } = await v2(cluster.nodes[0]!.url, 'erin');
+    let changed = 0;
+    onA.setNotificationHandler('notifications/resources/list_changed', () => {
+      changed++;
+    });
+    // The client's GET stream opens after initialize: wait until it is there to hear the change.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const added = await send(1, 'POST', '/resources', {
+      uri: 'memo://from-b',
+      name: 'from-b',
+      text: 'made on B',
+    });
+    expect(added.status).toBe(201);
+    await eventually(async () => {
+      const { resources } = await onA.listResources();
+      expect(resources.map((r) => r.uri)).toContain('memo://from-b');
+      expect(changed).toBeGreaterThan(0);
+    });
+    const read = await onA.readResource({ uri: 'memo://from-b' });
+    expect((read.contents[0] as { text: string }).text).toBe('made on B');
+    // Removed on C: gone from A too.
+    expect((await send(2, 'DELETE', `/resources/${encodeURIComponent('memo://from-b')}`)).status).toBe(204);
+    await eventually(async () => {
+      const { resources } = await onA.listResources();
+      expect(resources.map((r) => r.uri)).not.toContain('memo://from-b');
+    });
+  });
+
+  it('serves on node A an integration edited on node B, and lets one of two racing If-Match writes win', async () => {
+    const created = await send(0, 'POST', '/integrations', {
+      id: 'shared',
+      name: 'Shared',
+      secrets: { token: 'sk-cluster-secret-token' },
+      resources: [{ name: 'readme', text: 'first' }],
+    });
+    expect(created.status).toBe(201);
+    const etag = created.headers.get('etag')!;
+    const edited = await send(
+      1,
+      'PUT',
+      '/integrations/shared',
+      { name: 'Shared', resources: [{ name: 'readme', text: 'second' }] },
+      { 'if-match': etag },
+    );
+    expect(edited.status).toBe(200);
+    const fresh = edited.headers.get('etag')!;
+    await eventually(async () => {
+      const onA = await send(0, 'GET', '/integrations/shared');
+      expect(onA.headers.get('etag')).toBe(fresh);
+      expect(JSON.stringify(await onA.json())).toContain('second');
+    });
+    // The secret stays sealed in Redis.
+    const stored = await redis.hget(`${cluster.prefix}integrations`, 'shared');
+    expect(stored).not.toContain('sk-cluster-secret-token');
+    // Racing conditional writes on B and C: exactly one wins, the other is told the winner's tag.
+    for (let round = 0; round < 5; round++) {
+      const current = (await send(0, 'GET', '/integrations/shared')).headers.get('etag')!;
+      const answers = await Promise.all(
+        [1, 2].map((node) =>
+          send(
+            node,
+            'PUT',
+            '/integrations/shared',
+            { name: `Node ${node} round ${round}` },
+            { 'if-match': current },
+          ),
+        ),
+      );
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 412]);
+    }
+    expect((await send(2, 'DELETE', '/integrations/shared')).status).toBe(204);
+  });
+});
+
 describe('Redis restarting', { timeout: 30_000 }, () => {
   it('recovers when Redis restarts mid-run: the same session goes on through every node', async () => {
     const { client, transport } = await v2(cluster.url, 'erin');

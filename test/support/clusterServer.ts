@@ -2,10 +2,14 @@
  * The server module of the multi-node tests (test/redis-cluster.test.ts): every node shares Redis
  * (rate limits, catalog changes, the session directory, resumable streams' events), takes API keys,
  * and offers a tool naming the node that ran it and one that updates a resource from any node.
+ * Integrations and REST catalog entries are shared too, sealed with one key every node derives
+ * from the cluster's secret.
  * `CLUSTER_STATELESS=1` serves 2025-era clients with `http.stateless`.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { createMcpServer, type McpKitServer } from '../../src/index.js';
+import { createAesGcmCipher } from '../../src/node/index.js';
 import { redisState } from '../../src/redis/index.js';
 import type { ClusterNodeContext } from './cluster.js';
 
@@ -40,6 +44,8 @@ export function createNode(node: ClusterNodeContext): McpKitServer {
     rateLimit: { execute: { limit: CLUSTER_EXECUTE_LIMIT, windowMs: 3_600_000 } },
     http: { stateless: node.env.CLUSTER_STATELESS === '1', sseRetryMs: 100 },
     resources: [{ uri: 'mem://doc', name: 'doc', read: () => 'the document' }],
+    // The same key on every node: each opens the secrets another sealed.
+    integrations: { cipher: createAesGcmCipher(createHash('sha256').update(node.secret).digest()) },
   });
   server.tools.register({
     name: 'whoami',
