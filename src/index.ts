@@ -262,5 +262,5 @@ export type {
   Tracing,
   TracingOptions,
 } from './telemetry/tracing.js';
-export type { UsageMeter, UsageOptions, UsageReport } from './telemetry/usage.js';
+export type { UsageMeter, UsageOptions, UsageReport, UsageShare } from './telemetry/usage.js';
 export type { CallerIdentity, LogFn, Logger, LogLevel } from './types.js';

@@ -31,7 +31,7 @@ import type { HealthChecks } from './telemetry/health.js';
 import type { MetricsRegistry } from './telemetry/metrics.js';
 import { installConnectionMetrics, installStandardMetrics } from './telemetry/standard.js';
 import type { TracingOptions } from './telemetry/tracing.js';
-import type { UsageMeter, UsageOptions } from './telemetry/usage.js';
+import { clusterUsage, type UsageMeter, type UsageOptions } from './telemetry/usage.js';
 import type { Logger, LogLevel } from './types.js';
 
 /** What the server's doors take per request: the adapters' contract, with {@link McpKitServer}. */
@@ -312,6 +312,13 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
         });
   const docsOption = options.docs ?? services.env.docs ?? true;
   const docs = docsOption === false ? undefined : new DocsPage(docsOption === true ? {} : docsOption);
+  // With a shared state that carries usage, `GET /usage` adds up every node's figures.
+  const cluster =
+    services.usage && options.state?.usage
+      ? clusterUsage(services.usage, options.state.usage, (reason) =>
+          services.logger.debug({ reason }, 'usage'),
+        )
+      : undefined;
   const http = new HttpHandler(
     {
       logger: services.logger,
@@ -327,6 +334,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       rest: {
         ...services,
         ...(docs && { docs }),
+        ...(cluster && { usageReport: cluster.report }),
         summary: (httpSessions) => summaryOf(services, { httpSessions, connections: connections.byOrigin() }),
       },
     },
@@ -374,6 +382,7 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       tools.close();
       if (services.ownsOverload) overload?.close();
       tasks?.close();
+      cluster?.close();
       completions.close();
       await Promise.all([http.close(), connections.close()]);
       await integrations.close();

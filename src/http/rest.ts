@@ -45,7 +45,7 @@ import type { CatalogEntryKind } from '../state/shared.js';
 import type { HealthChecks } from '../telemetry/health.js';
 import type { LogRing } from '../telemetry/logs.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
-import type { UsageMeter, UsageWindow } from '../telemetry/usage.js';
+import type { UsageMeter, UsageReport, UsageWindow } from '../telemetry/usage.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { restRefusal } from './answers.js';
 import { departureOf, setPlainHeader, textResponse } from './bodyText.js';
@@ -70,6 +70,8 @@ export interface RestHost {
   readonly health: HealthChecks;
   /** Usage analytics, for `GET /usage`; without it that route answers 404. */
   readonly usage?: UsageMeter;
+  /** With a shared state: the report of every node's usage, which `GET /usage` answers instead. */
+  readonly usageReport?: (options: Parameters<UsageMeter['report']>[0]) => Promise<UsageReport>;
   summary(httpSessions: number): Record<string, unknown>;
   /** Persisted integrations, for `/integrations`; without them those routes answer 404. */
   readonly integrations?: IntegrationManager;
@@ -365,7 +367,7 @@ export const ROUTES: Route[] = [
     rate: 'read',
     summary:
       'Calls, errors, p50/p95 duration and model tokens per caller, tool and model (?window=hour|day|start&limit=)',
-    handler: (ctx, host) => {
+    handler: async (ctx, host) => {
       if (!host.usage) throw new McpKitError('NOT_FOUND', 'Usage analytics are not kept by this server');
       const q = ctx.url.searchParams;
       const windows = q.getAll('window').flatMap((w) => w.split(','));
@@ -378,14 +380,12 @@ export const ROUTES: Route[] = [
       if (!(Number.isInteger(limit) && limit >= 1 && limit <= 1000)) {
         throw new McpKitError('INVALID_ARGUMENT', 'limit must be 1-1000');
       }
-      return json(
-        host.usage.report({
-          limit,
-          ...(windows.length > 0 && { windows: [...new Set(windows)] as UsageWindow[] }),
-        }),
-        200,
-        { 'cache-control': 'no-store' },
-      );
+      const options = {
+        limit,
+        ...(windows.length > 0 && { windows: [...new Set(windows)] as UsageWindow[] }),
+      };
+      const report = host.usageReport ? await host.usageReport(options) : host.usage.report(options);
+      return json(report, 200, { 'cache-control': 'no-store' });
     },
   },
   {

@@ -10,6 +10,7 @@ import { createRedisEventStores } from './eventStore.js';
 import { createRedisIntegrationStore } from './integrations.js';
 import { createRedisRateLimitStore } from './rateLimits.js';
 import { createRedisSessionDirectory } from './sessions.js';
+import { createRedisUsageShare } from './usage.js';
 import { RedisWork } from './work.js';
 
 export { createRedisIntegrationStore, type RedisIntegrationStoreOptions } from './integrations.js';
@@ -286,6 +287,7 @@ export function redisState(options: RedisStateOptions = {}): RedisState {
     jobs: work.jobs(),
     integrations: createRedisIntegrationStore(client, subscriber, { prefix, before }),
     catalog: createRedisCatalogEntries(client, subscriber, { prefix, before }),
+    usage: createRedisUsageShare(client, { prefix, before }),
     async ready() {
       if (everReady) return;
       if (!(await firstReadyOrTimeout()) && !everReady) throw new Error('redis did not become ready in time');

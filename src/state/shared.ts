@@ -10,6 +10,7 @@ import type { CompletionSnapshot } from '../completions/types.js';
 import type { SharedIntegrationStore } from '../integrations/types.js';
 import type { RateLimitStore } from '../policy/rateLimit.js';
 import type { TaskSnapshot } from '../tasks/manager.js';
+import type { UsageShare } from '../telemetry/usage.js';
 import type { Logger } from '../types.js';
 
 /**
@@ -270,6 +271,11 @@ export interface SharedState {
    * `http.eventStore` is not set.
    */
   readonly eventStore?: () => SharedEventStore;
+  /**
+   * Usage analytics added up across nodes: each node publishes its counts here, and `GET /usage` on
+   * any node reports every live node's (`scope: 'cluster'`).
+   */
+  readonly usage?: UsageShare;
   /** MCP tasks readable, cancellable and answerable from every node. */
   readonly tasks?: TaskStore;
   /** Completion jobs readable and cancellable from every node. */

@@ -73,8 +73,15 @@ export interface UsageRow extends Partial<UsageByWindow> {
  */
 export interface UsageReport {
   startedAt: string;
-  /** Whether the figures are this process's only (always, until a shared state carries them). */
-  scope: 'node';
+  /**
+   * Whose figures these are: this process's (`node`), or every node's that shares a state
+   * (`cluster`, with `nodes` the number of nodes counted).
+   */
+  scope: 'node' | 'cluster';
+  /** With `scope: 'cluster'`: how many nodes' figures were added up. */
+  nodes?: number;
+  /** Set when the figures should have been the cluster's but the shared state did not answer. */
+  cluster?: 'unavailable';
   totals: { tools: Partial<UsageByWindow>; models: Partial<UsageByWindow> };
   callers: UsageSection;
   tools: UsageSection;
@@ -162,6 +169,56 @@ class Row {
     this.activity += from.activity;
   }
 
+  /** The row as plain data: its live slots only, each with its counters and its non-zero bins. */
+  toData(): UsageRowData {
+    const slots: UsageRowData['slots'] = [];
+    for (let slot = 0; slot < SLOTS; slot++) {
+      const stamp = slot === START_SLOT ? 0 : this.stamps[slot]!;
+      if (stamp < 0) continue;
+      const counters = Array.from(this.counters.subarray(slot * COUNTERS, (slot + 1) * COUNTERS));
+      const bins: Array<[number, number]> = [];
+      for (let i = 0; i < BINS; i++) {
+        const n = this.bins[slot * BINS + i]!;
+        if (n > 0) bins.push([i, n]);
+      }
+      if (bins.length === 0 && counters.every((c) => c === 0)) continue;
+      slots.push([slot, stamp, counters, bins]);
+    }
+    return { key: this.key, activity: this.activity, slots };
+  }
+
+  /** A row from {@link toData}'s data, or `undefined` when it is not such data. */
+  static fromData(data: unknown): Row | undefined {
+    if (typeof data !== 'object' || data === null) return undefined;
+    const { key, activity, slots } = data as Partial<UsageRowData>;
+    if (typeof key !== 'string' || !count(activity) || !Array.isArray(slots)) return undefined;
+    const row = new Row();
+    row.reset(key.slice(0, MAX_KEY_CHARS));
+    row.activity = activity;
+    for (const entry of slots) {
+      if (!Array.isArray(entry) || entry.length !== 4) return undefined;
+      const [slot, stamp, counters, bins] = entry as unknown[];
+      if (!(Number.isInteger(slot) && (slot as number) >= 0 && (slot as number) < SLOTS)) return undefined;
+      if (!count(stamp) || !Array.isArray(counters) || counters.length !== COUNTERS || !Array.isArray(bins))
+        return undefined;
+      if (!counters.every(count)) return undefined;
+      if (slot !== START_SLOT) row.stamps[slot as number] = stamp;
+      row.counters.set(counters as number[], (slot as number) * COUNTERS);
+      for (const bin of bins) {
+        if (
+          !Array.isArray(bin) ||
+          !Number.isInteger(bin[0]) ||
+          bin[0] < 0 ||
+          bin[0] >= BINS ||
+          !count(bin[1])
+        )
+          return undefined;
+        row.bins[(slot as number) * BINS + bin[0]] = bin[1];
+      }
+    }
+    return row;
+  }
+
   /** The figures over the slots live within `window` at `now`. */
   stats(window: UsageWindow, minute: number): UsageStats {
     const counters = [0, 0, 0, 0];
@@ -192,6 +249,27 @@ class Row {
       outputTokens: counters[3]!,
     };
   }
+}
+
+/** A finite count that is not negative. */
+function count(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0;
+}
+
+/** A row as nodes exchange it: `[slot, stamp, counters, [bin, count] pairs]` per live slot. */
+interface UsageRowData {
+  key: string;
+  activity: number;
+  slots: Array<[slot: number, stamp: number, counters: number[], bins: Array<[number, number]>]>;
+}
+
+/** A meter as nodes exchange it (see {@link UsageMeter.snapshot}). */
+export interface UsageSnapshot {
+  startedAt: number;
+  dimensions: Record<
+    UsageDimension,
+    { rows: UsageRowData[]; other: UsageRowData; total: UsageRowData; folded: number }
+  >;
 }
 
 /** The bin of a duration. */
@@ -336,6 +414,50 @@ export class UsageMeter {
     }
   }
 
+  /** The meter as plain data, for the other nodes of a cluster: live slots only. */
+  snapshot(): UsageSnapshot {
+    const dimension = (d: Dimension) => ({
+      rows: [...d.rows.values()].map((row) => row.toData()),
+      other: d.other.toData(),
+      total: d.total.toData(),
+      folded: d.folded,
+    });
+    const { callers, tools, models } = this.#dimensions;
+    return {
+      startedAt: this.startedAt,
+      dimensions: { callers: dimension(callers), tools: dimension(tools), models: dimension(models) },
+    };
+  }
+
+  /**
+   * A meter holding this one's counts and those of `snapshots` (other nodes'), within this one's
+   * bound: what `GET /usage` reports for a cluster. A snapshot that is not well formed is skipped.
+   */
+  merged(snapshots: readonly unknown[]): { meter: UsageMeter; nodes: number } {
+    const meter = new UsageMeter({ maxBytes: this.maxBytes, now: this.#now });
+    let nodes = 0;
+    for (const snapshot of [this.snapshot(), ...snapshots]) {
+      if (meter.#absorb(snapshot)) nodes++;
+    }
+    return { meter, nodes };
+  }
+
+  /** Adds a snapshot's counts; whether it was one (nothing is added from one that is not). */
+  #absorb(snapshot: unknown): boolean {
+    const parsed = parseSnapshot(snapshot);
+    if (!parsed) return false;
+    for (const name of ['callers', 'tools', 'models'] as const) {
+      const into = this.#dimensions[name];
+      const from = parsed[name];
+      for (const row of from.rows) into.row(row.key).absorb(row);
+      into.other.absorb(from.other);
+      into.total.absorb(from.total);
+      into.folded += from.folded;
+    }
+    if (parsed.startedAt < this.startedAt) (this as { startedAt: number }).startedAt = parsed.startedAt;
+    return true;
+  }
+
   /** The report of `GET /usage`: `windows` (default all three), the `limit` busiest rows per dimension. */
   report(options: { windows?: readonly UsageWindow[]; limit?: number } = {}): UsageReport {
     const windows = options.windows ?? (['hour', 'day', 'start'] as const);
@@ -361,6 +483,101 @@ export class UsageMeter {
       models: section(models),
     };
   }
+}
+
+/** A snapshot's rows, read back; `undefined` when anything in it is not what a snapshot holds. */
+function parseSnapshot(
+  value: unknown,
+):
+  | (Record<UsageDimension, { rows: Row[]; other: Row; total: Row; folded: number }> & { startedAt: number })
+  | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { startedAt, dimensions } = value as Partial<UsageSnapshot>;
+  if (!count(startedAt) || typeof dimensions !== 'object' || dimensions === null) return undefined;
+  const out: Partial<Record<UsageDimension, { rows: Row[]; other: Row; total: Row; folded: number }>> = {};
+  for (const name of ['callers', 'tools', 'models'] as const) {
+    const d = (dimensions as Partial<UsageSnapshot['dimensions']>)[name];
+    if (!d || !Array.isArray(d.rows) || !count(d.folded)) return undefined;
+    const rows = d.rows.map((r) => Row.fromData(r));
+    const other = Row.fromData(d.other);
+    const total = Row.fromData(d.total);
+    if (!other || !total || rows.some((r) => r === undefined)) return undefined;
+    out[name] = { rows: rows as Row[], other, total, folded: d.folded };
+  }
+  return {
+    ...(out as Record<UsageDimension, { rows: Row[]; other: Row; total: Row; folded: number }>),
+    startedAt,
+  };
+}
+
+/**
+ * Where the nodes of a cluster leave their usage for each other (a shared state's `usage` seam):
+ * each node publishes its meter's snapshot every few seconds, and `GET /usage` on any node adds up
+ * every live node's.
+ *
+ * @example
+ * ```ts
+ * import type { UsageShare } from 'mcpkit';
+ *
+ * // Everyone's snapshots in one process's memory: what a shared store does across processes.
+ * const published = new Map<string, string>();
+ * const share: UsageShare = {
+ *   node: 'node-a',
+ *   publish: async (text) => void published.set('node-a', text),
+ *   collect: async () => new Map(published),
+ * };
+ * ```
+ */
+export interface UsageShare {
+  /** This node's id among the others. */
+  readonly node: string;
+  /** Publishes this node's snapshot (JSON), replacing its last one; it lapses if not renewed. */
+  publish(snapshot: string): Promise<void>;
+  /** The latest snapshot of every live node, this one's included, by node id. */
+  collect(): Promise<Map<string, string>>;
+}
+
+/** How often a node publishes its usage to the others, in ms. */
+export const USAGE_PUBLISH_MS = 5_000;
+
+/**
+ * Usage across the nodes that share `share`: publishes `meter` every {@link USAGE_PUBLISH_MS}, and
+ * reports the sum of every live node's figures (this node's counted as they are now). While the share
+ * does not answer, the report is this node's, marked `cluster: 'unavailable'`.
+ */
+export function clusterUsage(
+  meter: UsageMeter,
+  share: UsageShare,
+  onError?: (reason: string) => void,
+): { report(options?: Parameters<UsageMeter['report']>[0]): Promise<UsageReport>; close(): void } {
+  const publish = () => {
+    share.publish(JSON.stringify(meter.snapshot())).catch(() => onError?.('usage not published'));
+  };
+  publish();
+  const timer = setInterval(publish, USAGE_PUBLISH_MS);
+  (timer as { unref?: () => void }).unref?.();
+  return {
+    async report(options) {
+      let texts: Map<string, string>;
+      try {
+        texts = await share.collect();
+      } catch {
+        return { ...meter.report(options), cluster: 'unavailable' };
+      }
+      const others: unknown[] = [];
+      for (const [node, text] of texts) {
+        if (node === share.node) continue;
+        try {
+          others.push(JSON.parse(text));
+        } catch {
+          // a snapshot that is not JSON counts for nothing
+        }
+      }
+      const { meter: merged, nodes } = meter.merged(others);
+      return { ...merged.report(options), scope: 'cluster', nodes };
+    },
+    close: () => clearInterval(timer),
+  };
 }
 
 /** What {@link observeUsage} listens to. */
