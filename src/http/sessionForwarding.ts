@@ -270,7 +270,8 @@ export async function forwardToOwner(forward: ForwardRequest): Promise<Response 
   }
   const answerHeaders = new Headers();
   // Appended, not set: each `Set-Cookie` comes on its own and must not replace the one before.
-  for (const [name, value] of response.headers) if (!HOP_RESPONSE.has(name)) answerHeaders.append(name, value);
+  for (const [name, value] of response.headers)
+    if (!HOP_RESPONSE.has(name)) answerHeaders.append(name, value);
   const body = response.body;
   if (!body) {
     departure.removeEventListener('abort', onDeparture);
