@@ -226,3 +226,56 @@ describe('two nodes in process', () => {
       .toBe(200);
   }, 30_000);
 });
+
+/** A POST over node:http, sending its body only after the server's `100 Continue`, as curl does. */
+async function postExpectingContinue(
+  url: string,
+  body: unknown,
+  headers: Record<string, string>,
+): Promise<{ status: number; text: string }> {
+  const { request } = await import('node:http');
+  const payload = Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: 'POST',
+      headers: {
+        ...headers,
+        expect: '100-continue',
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'content-length': String(payload.length),
+      },
+    });
+    req.on('continue', () => req.end(payload));
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+  });
+}
+
+describe('forwarding keeps what a client may send', () => {
+  it('forwards a POST that asked for 100-continue (curl does for large bodies)', async () => {
+    const prefix = freshPrefix();
+    const [pa, pb] = [await freePort(), await freePort()];
+    const a = await node(prefix, pa);
+    const b = await node(prefix, pb);
+    const headers = { authorization: 'Bearer alice-key-0123456789abcdef0123' };
+    const onA = new StreamableHTTPClientTransport(new URL(`${a.listening.url}/mcp`), {
+      requestInit: { headers },
+    });
+    const client = new Client({ name: 't', version: '1' });
+    await client.connect(onA);
+    cleanups.push(() => client.close());
+    const body = { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'whoami', arguments: {} } };
+    const session = { ...headers, 'mcp-session-id': onA.sessionId!, 'mcp-protocol-version': '2025-06-18' };
+    // On the owner itself, and through the other node: the same answer.
+    const direct = await postExpectingContinue(`${a.listening.url}/mcp`, body, session);
+    expect(direct.status).toBe(200);
+    const viaB = await postExpectingContinue(`${b.listening.url}/mcp`, body, session);
+    expect(viaB.status).toBe(200);
+    expect(viaB.text).toContain(`"text":"${pa}"`);
+  }, 30_000);
+});

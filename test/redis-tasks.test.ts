@@ -322,6 +322,42 @@ describe('MCP tasks across nodes', () => {
     expect((await aliceA.get(taskId)).status).toBe('cancelled');
   });
 
+  it('a cancel that reached the store while the task finished on A: A answers cancelled too, as B does', async () => {
+    const prefix = freshPrefix();
+    // Heartbeats 20 s apart: the flag is not read before the task finishes.
+    const a = await node('A', prefix, { leaseMs: 60_000 });
+    const b = await node('B', prefix, { leaseMs: 60_000 });
+    const aliceA = await as('alice', a.url);
+    const aliceB = await as('alice', b.url);
+    const taskId = await aliceA.startTask('gated');
+    await until(
+      () => a.signals.length,
+      (n) => n === 1,
+    );
+    // What B's tasks/cancel writes, its message to A still on the way (or lost): the store holds the
+    // task as cancelled; then the handler on A returns.
+    const raw = new Redis(redis.url);
+    cleanups.push(() => raw.quit());
+    const override = JSON.stringify({ status: 'cancelled', lastUpdatedAt: Date.now() });
+    await raw.hset(`${prefix}task:${taskId}`, 'status', 'cancelled', 'override', override, 'cancel', '1');
+    a.release();
+    expect((await aliceB.get(taskId)).status).toBe('cancelled');
+    // A's write of the completion is refused by the store; A adopts the cancellation it reports.
+    const onA = await until(
+      () => aliceA.get(taskId),
+      (t) => t.status !== 'working',
+    );
+    await until(
+      () => aliceA.get(taskId),
+      (t) => t.status === 'cancelled',
+      3000,
+    );
+    expect(['completed', 'cancelled']).toContain(onA.status);
+    const final = await aliceA.get(taskId);
+    expect(final.result).toBeUndefined();
+    expect(await raw.hget(`${prefix}task:${taskId}`, 'status')).toBe('cancelled');
+  });
+
   it('the record holds the owner, the node and a TTL, and a result too large to share fails the task', async () => {
     const prefix = freshPrefix();
     const server = createMcpServer({
@@ -407,6 +443,43 @@ describe('completion jobs across nodes', () => {
     );
     expect(a.server.completions.get(id)?.status).toBe('cancelled');
     await reading;
+  });
+
+  it('a cancel that reached the store while the job finished on A: A answers cancelled too', async () => {
+    const prefix = freshPrefix();
+    // Heartbeats 20 s apart: the flag is not read before the job finishes.
+    const a = await node('A', prefix, { model, leaseMs: 60_000 });
+    const b = await node('B', prefix, { model, leaseMs: 60_000 });
+    model.enqueue({ text: 'x'.repeat(10), chunkDelayMs: 30 });
+    const started = await rest(`${a.url}/completions/stream`, 'alice', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: body(),
+    });
+    const id = started.headers.get('x-completion-id')!;
+    // What B's DELETE writes, its message to A still on the way (or lost).
+    const raw = new Redis(redis.url);
+    cleanups.push(() => raw.quit());
+    const override = JSON.stringify({
+      status: 'cancelled',
+      stopReason: 'cancelled',
+      finishedAt: new Date().toISOString(),
+      error: { code: 'CANCELLED', message: 'The completion was cancelled' },
+    });
+    await raw.hset(`${prefix}job:${id}`, 'status', 'cancelled', 'override', override, 'cancel', '1');
+    await started.text();
+    expect(await (await rest(`${b.url}/completions/${id}`, 'alice')).json()).toMatchObject({
+      status: 'cancelled',
+    });
+    await until(
+      () => a.server.completions.get(id)?.status,
+      (status) => status === 'cancelled',
+      3000,
+    );
+    expect(await (await rest(`${a.url}/completions/${id}`, 'alice')).json()).toMatchObject({
+      status: 'cancelled',
+      stopReason: 'cancelled',
+    });
   });
 
   it('a job that finished on A is read whole on B', async () => {

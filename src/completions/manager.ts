@@ -82,6 +82,15 @@ export class CompletionManager {
         const job = this.#jobs.reach(id, undefined);
         if (job) this.#cancel(job);
       },
+      ended: (id: string, status: 'cancelled' | 'failed') => {
+        const job = this.#jobs.reach(id, undefined);
+        if (!job) return;
+        this.#cancel(job);
+        // Cancelled on another node while it finished here: the store says cancelled, so does this node.
+        const { snapshot } = job;
+        if (status === 'cancelled' && snapshot.status !== 'cancelled')
+          Object.assign(snapshot, cancelledEnd());
+      },
       // Progress (steps, usage) reaches the other nodes on each heartbeat, and the record's TTL with it.
       beat: () => {
         for (const job of this.#jobs.all()) if (job.snapshot.status === 'running') this.#mirror(job);

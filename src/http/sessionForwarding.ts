@@ -143,8 +143,13 @@ export async function verifyForwarded(
   return vouched;
 }
 
-/** Request headers a hop must not pass on (RFC 9110 §7.6.1), and the ones fetch sets itself. */
+/**
+ * Request headers a hop must not pass on (RFC 9110 §7.6.1), the ones fetch sets itself, and
+ * `Expect` (this node answered the client's `100-continue` and read the body already; fetch
+ * refuses to send the header at all).
+ */
 const HOP_REQUEST = new Set([
+  'expect',
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -264,7 +269,9 @@ export async function forwardToOwner(forward: ForwardRequest): Promise<Response 
     clearTimeout(timer);
   }
   const answerHeaders = new Headers();
-  for (const [name, value] of response.headers) if (!HOP_RESPONSE.has(name)) answerHeaders.set(name, value);
+  // Appended, not set: each `Set-Cookie` comes on its own and must not replace the one before.
+  for (const [name, value] of response.headers)
+    if (!HOP_RESPONSE.has(name)) answerHeaders.append(name, value);
   const body = response.body;
   if (!body) {
     departure.removeEventListener('abort', onDeparture);

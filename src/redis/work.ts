@@ -300,8 +300,12 @@ export class RedisWork {
       // As JSON, so "no owner" and an empty id stay apart.
       JSON.stringify(write.owner ?? null),
     );
-    if (outcome === 'cancelled') this.#runners.get(kind)?.cancel(id, 'Cancelled by the client');
-    else if (outcome === 'failed') this.#runners.get(kind)?.cancel(id, ORPHAN_MESSAGE);
+    if (outcome !== 'cancelled' && outcome !== 'failed') return;
+    // Another node ended the record first, and the store keeps that end: this node adopts it.
+    const runner = this.#runners.get(kind);
+    const reason = outcome === 'cancelled' ? 'Cancelled by the client' : ORPHAN_MESSAGE;
+    if (runner?.ended) runner.ended(id, outcome, reason);
+    else runner?.cancel(id, reason);
   }
 
   /** Records new work; rejects with `UNAVAILABLE` while Redis is out of reach. */

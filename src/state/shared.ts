@@ -84,6 +84,13 @@ export interface WorkRunner {
   running(): Iterable<string>;
   /** Stops one of them: another node cancelled it, or the store reports it ended elsewhere. */
   cancel(id: string, reason: string): void;
+  /**
+   * The store holds one of this node's tasks or jobs as ended by another node (`cancelled`, or
+   * `failed` because this node's lease lapsed), and it will keep that end: this node adopts it even
+   * when the work finished here in the meantime (a cancel that raced the completion), so every node
+   * answers the same. Without it, {@link cancel} is called.
+   */
+  ended?(id: string, status: 'cancelled' | 'failed', reason: string): void;
   /** Delivers a client's answers to a task waiting for input (tasks only). */
   update?(id: string, inputResponses: Record<string, unknown>): void;
   /** Called on each heartbeat of the node (every few seconds while the store answers). */

@@ -245,6 +245,13 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
         const record = this.#tasks.get(taskId);
         if (record) this.#cancel(record, reason);
       },
+      ended: (taskId, status, reason) => {
+        const record = this.#tasks.get(taskId);
+        if (!record) return;
+        this.#cancel(record, reason);
+        // Cancelled on another node while it finished here: the store says cancelled, so does this node.
+        if (status === 'cancelled' && record.status !== 'cancelled') this.#adoptCancel(record);
+      },
       update: (taskId, inputResponses) => void this.update(taskId, inputResponses),
       resync: () => {
         for (const record of this.#tasks.values()) if (record.shared) this.#mirror(record);
@@ -466,6 +473,17 @@ export class TaskManager extends EventEmitter<TaskManagerEvents> {
     const resume = record.resume;
     record.resume = undefined;
     resume?.(undefined);
+  }
+
+  /** A task that finished here but was cancelled first in the shared store: it reads as cancelled. */
+  #adoptCancel(record: TaskRecord): void {
+    this.#resultBytes -= record.bytes;
+    record.bytes = 0;
+    record.result = undefined;
+    record.error = undefined;
+    record.status = 'cancelled';
+    record.lastUpdatedAt = Math.max(this.#now(), record.lastUpdatedAt);
+    this.#emitStatus(record);
   }
 
   #record(taskId: string): TaskRecord | undefined {
