@@ -29,6 +29,8 @@ interface ScaleSample {
   maxLagMs: number;
   firstListMs: number;
   listMs: number;
+  /** `tools/list` answered to a bare JSON-RPC request on the same pair: the server's own time. */
+  bareListMs: number;
   rssMb: number;
   heapMb: number;
   rssBeforeMb: number;
@@ -64,12 +66,31 @@ async function child(impl: Impl, count: number): Promise<void> {
   const firstListMs = await list();
   const lists: number[] = [];
   for (let i = 0; i < 5; i++) lists.push(await list());
+  // The same request without the client: what the server itself takes, the client's parse of ten
+  // thousand tools (the SDK client checks each against its schema) left out.
+  const clientReceives = clientSide.onmessage!;
+  const bareList = async (id: number) => {
+    const t0 = performance.now();
+    const answered = new Promise<void>((resolve) => {
+      clientSide.onmessage = (message, extra) => {
+        if ((message as { id?: unknown }).id !== `bare-${id}`) return clientReceives(message, extra);
+        clientSide.onmessage = clientReceives;
+        resolve();
+      };
+    });
+    await clientSide.send({ jsonrpc: '2.0', id: `bare-${id}`, method: 'tools/list' });
+    await answered;
+    return performance.now() - t0;
+  };
+  const bareLists: number[] = [];
+  for (let i = 0; i < 5; i++) bareLists.push(await bareList(i));
   await settle();
   const sample: ScaleSample = {
     registerMs,
     maxLagMs,
     firstListMs,
     listMs: median(lists),
+    bareListMs: median(bareLists),
     rssMb: process.memoryUsage.rss() / 1e6,
     heapMb: process.memoryUsage().heapUsed / 1e6,
     rssBeforeMb: rssBefore / 1e6,
@@ -158,6 +179,10 @@ export function renderScale(f: ScaleFigures): string {
     row('longest event-loop hold in the next second (ms)', 'maxLagMs'),
     row('first `tools/list` via Client (ms)', 'firstListMs'),
     row('later `tools/list` via Client (ms, median of 5)', 'listMs'),
+    row(
+      "`tools/list` answered to a bare JSON-RPC request, no client's checks (ms, median of 5)",
+      'bareListMs',
+    ),
     row('process RSS holding the catalog, after listing (MB)', 'rssMb'),
     row('heap used (MB)', 'heapMb'),
     row("process RSS before registering, with the tools' zod schemas built (MB)", 'rssBeforeMb'),

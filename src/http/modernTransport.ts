@@ -5,6 +5,7 @@ import {
   PerRequestHTTPServerTransport,
   type TransportSendOptions,
 } from '@modelcontextprotocol/server';
+import { isPlainRequest } from '../protocol/fastServer.js';
 import { isWireRequest } from '../protocol/gate.js';
 import { type LADDER_REFUSED, StatelessTransport } from './statelessTransport.js';
 
@@ -75,7 +76,8 @@ export function isSharedModernRequest(request: Request, body: unknown, revision:
  * progress token).
  */
 function isValidRequest(body: unknown): boolean {
-  return !Array.isArray(body) && isJSONRPCRequest(body);
+  // A plain request is one the SDK's schema accepts as it is; only other shapes need the schema.
+  return isPlainRequest(body) || (!Array.isArray(body) && isJSONRPCRequest(body));
 }
 
 /**

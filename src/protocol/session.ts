@@ -20,7 +20,7 @@ import {
   ProtocolErrorCode,
   type ReadResourceRequest,
   ResourceNotFoundError,
-  Server,
+  type Server,
   type ServerCapabilities,
   type ServerContext,
   SUPPORTED_PROTOCOL_VERSIONS,
@@ -64,6 +64,7 @@ import {
   type Tracing,
 } from '../telemetry/tracing.js';
 import type { CallerIdentity, Logger } from '../types.js';
+import { CatalogServer } from './fastServer.js';
 import type { McpMethodName } from './methods.js';
 import { isStable, markStable } from './wireJson.js';
 
@@ -497,7 +498,7 @@ function clientAddressOf(ctx: ServerContext, options: SessionOptions): string | 
 export function createSessionServer(host: SessionHost, options: SessionOptions): Server {
   // The tasks extension (SEP-2663) lives on the 2026-07-28 wire only.
   const tasks = options.era === 'modern' ? host.tasks : undefined;
-  const server = new Server(host.info, {
+  const server = new CatalogServer(host.info, {
     capabilities: tasks ? TASKS_CAPABILITIES : SERVER_CAPABILITIES,
     ...(options.era === 'modern' && { supportedProtocolVersions: MODERN_ERA_VERSIONS }),
     ...(host.instructions !== undefined && { instructions: host.instructions }),
@@ -558,8 +559,7 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
   // The gateway's upstreams this live 2025-era session has called: their log messages outside calls
   // come here too (a modern-era client has no channel for messages outside its requests).
   const usedUpstreams = options.live && options.era === 'legacy' ? new Set<string>() : undefined;
-  server.setRequestHandler(
-    'tools/call',
+  server.setToolCallHandler(
     trace('tools/call', async (request: CallToolRequest, ctx, span) => {
       const settled = options.onRequestSettled;
       // Whether the executor reports the end of the tool's handler; otherwise it is reported here.

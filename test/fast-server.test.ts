@@ -1,0 +1,216 @@
+/**
+ * CatalogServer's shortcuts (src/protocol/fastServer.ts) against the SDK's own path: the same
+ * handler behind a plain SDK `Server` and behind a `CatalogServer`, fed the same raw JSON-RPC
+ * messages, must answer the same. Plain shapes take the shortcuts, everything else the SDK's path,
+ * so both kinds are sent: the answers are the oracle, not a list of expected values.
+ */
+import { type JSONRPCMessage, Server } from '@modelcontextprotocol/server';
+import { InMemoryTransport } from '@modelcontextprotocol/server';
+import { createMcpServer } from 'mcpkit';
+import { listen } from 'mcpkit/node';
+import { jsonRpcPost, readJsonRpc } from 'mcpkit/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  CatalogServer,
+  isPlainCall,
+  isPlainCallResult,
+  isPlainRequest,
+} from '../src/protocol/fastServer.js';
+
+/** What each tool name answers: the shapes the shortcuts take and the ones they must hand back. */
+const RESULTS: Record<string, () => unknown> = {
+  text: () => ({ content: [{ type: 'text', text: 'hi' }] }),
+  error: () => ({ content: [{ type: 'text', text: 'bad' }], isError: true }),
+  structured: () => ({ content: [{ type: 'text', text: '{"n":1}' }], structuredContent: { n: 1 } }),
+  image: () => ({ content: [{ type: 'image', data: 'AAAA', mimeType: 'image/png' }] }),
+  extraBlockKey: () => ({ content: [{ type: 'text', text: 'hi', stray: 1 }] }),
+  annotated: () => ({ content: [{ type: 'text', text: 'hi', annotations: { priority: 1 } }] }),
+  meta: () => ({ content: [], _meta: { trace: 'x' } }),
+  noContent: () => ({ structuredContent: { n: 2 } }),
+  badIsError: () => ({ content: [], isError: 'yes' }),
+  badBlock: () => ({ content: [{ type: 'text', text: 5 }] }),
+  notObject: () => 'just a string',
+  arrayStructured: () => ({ content: [], structuredContent: [1, 2] }),
+  throws: () => {
+    throw Object.assign(new Error('boom'), { code: -32001 });
+  },
+};
+
+const handler = async (request: { params: { name: string; arguments?: unknown; _meta?: unknown } }) => {
+  const make = RESULTS[request.params.name];
+  if (!make) return { content: [{ type: 'text', text: `args ${JSON.stringify(request.params.arguments ?? null)}` }] };
+  return make();
+};
+
+async function connect(kind: 'sdk' | 'catalog') {
+  const info = { name: 'diff', version: '1.0.0' };
+  const options = { capabilities: { tools: {} } };
+  const server = kind === 'sdk' ? new Server(info, options) : new CatalogServer(info, options);
+  if (server instanceof CatalogServer) server.setToolCallHandler(handler);
+  else server.setRequestHandler('tools/call', handler as never);
+  server.setRequestHandler('tools/list', async () => ({ tools: [] }));
+  const [client, serverSide] = InMemoryTransport.createLinkedPair();
+  await server.connect(serverSide);
+  const answers = new Map<unknown, (message: JSONRPCMessage) => void>();
+  client.onmessage = (message) => {
+    const id = (message as { id?: unknown }).id;
+    answers.get(id)?.(message);
+    answers.delete(id);
+  };
+  await client.start();
+  const ask = (message: Record<string, unknown>) =>
+    new Promise<JSONRPCMessage | undefined>((resolve) => {
+      answers.set(message.id, resolve);
+      void client.send(message as JSONRPCMessage);
+      // A message the server drops (or that is not a request) gets no answer.
+      setTimeout(() => resolve(undefined), 200);
+    });
+  await ask({
+    jsonrpc: '2.0',
+    id: 'init',
+    method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'c', version: '1' } },
+  });
+  await client.send({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage);
+  return { server, ask, close: () => server.close() };
+}
+
+/** Sorts object keys, so answers compare by content, not by the order fields were written. */
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
+    );
+  }
+  return value;
+}
+
+const call = (id: unknown, params: unknown, extra: Record<string, unknown> = {}) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'tools/call',
+  ...(params !== undefined && { params }),
+  ...extra,
+});
+
+/** Messages, plain and not: every tool above, then shapes the shortcuts must not take. */
+const MESSAGES: Record<string, unknown>[] = [
+  ...Object.keys(RESULTS).map((name, i) => call(i + 1, { name })),
+  call(100, { name: 'echo', arguments: { a: 1 } }),
+  call(101, { name: 'echo', arguments: { a: 1 }, _meta: { progressToken: 'p1' } }),
+  call(102, { name: 'echo', _meta: { progressToken: 7 } }),
+  call(103, { name: 'echo', _meta: { progressToken: 1.5 } }),
+  call(104, { name: 'echo', _meta: { progressToken: { x: 1 } } }),
+  call(105, { name: 'echo', _meta: { 'io.modelcontextprotocol/related-task': { taskId: 't' } } }),
+  call(106, { name: 'echo', task: { ttl: 1000 } }),
+  call(107, { name: 'echo', stray: true }),
+  call(108, { name: 42 }),
+  call(109, { name: 'echo', arguments: [1, 2] }),
+  call(110, { name: 'echo', arguments: 'text' }),
+  call(111, undefined),
+  call(112, { name: 'echo' }, { extra: 1 }),
+  call(113.5, { name: 'echo' }),
+  call('str-id', { name: 'text' }),
+  call(114, { name: 'echo', _meta: 'not an object' }),
+  { jsonrpc: '2.0', id: 115, method: 'tools/list' },
+  { jsonrpc: '2.0', id: 116, method: 'tools/list', params: { _meta: { progressToken: 'x' } } },
+  { jsonrpc: '1.0', id: 117, method: 'tools/list' },
+  { jsonrpc: '2.0', id: 118, method: 'no/such/method' },
+];
+
+describe('CatalogServer shortcuts', () => {
+  it('are active on the installed SDK (its private members are where the shortcuts expect them)', async () => {
+    const { server, close } = await connect('catalog');
+    expect((server as CatalogServer).fastPathActive()).toBe(true);
+    await close();
+  });
+
+  it('answer every message exactly as the SDK alone does', async () => {
+    const sdk = await connect('sdk');
+    const catalog = await connect('catalog');
+    const plainSeen = { request: 0, call: 0, result: 0 };
+    for (const message of MESSAGES) {
+      if (isPlainRequest(message)) plainSeen.request++;
+      if (message.method === 'tools/call' && isPlainCall(message.params)) plainSeen.call++;
+      const [expected, actual] = await Promise.all([sdk.ask(message), catalog.ask(message)]);
+      expect(canonical(actual), JSON.stringify(message)).toEqual(canonical(expected));
+    }
+    for (const make of Object.values(RESULTS)) {
+      try {
+        if (isPlainCallResult(make())) plainSeen.result++;
+      } catch {}
+    }
+    // Both kinds were exercised: shapes the shortcuts took and shapes they handed to the SDK.
+    expect(plainSeen.request).toBeGreaterThan(10);
+    expect(plainSeen.request).toBeLessThan(MESSAGES.length);
+    expect(plainSeen.call).toBeGreaterThan(5);
+    expect(plainSeen.result).toBeGreaterThan(2);
+    expect(plainSeen.result).toBeLessThan(Object.keys(RESULTS).length);
+    await sdk.close();
+    await catalog.close();
+  });
+
+  it('take plain shapes only', () => {
+    expect(isPlainRequest({ jsonrpc: '2.0', id: 1, method: 'm' })).toBe(true);
+    expect(isPlainRequest({ jsonrpc: '2.0', id: 1, method: 'm', params: {} })).toBe(true);
+    expect(isPlainRequest({ jsonrpc: '2.0', id: 1, method: 'm', result: {} })).toBe(false);
+    expect(isPlainRequest({ jsonrpc: '2.0', id: 2 ** 53, method: 'm' })).toBe(false);
+    expect(isPlainRequest({ jsonrpc: '2.0', id: null, method: 'm' })).toBe(false);
+    expect(isPlainRequest({ jsonrpc: '2.0', method: 'm' })).toBe(false);
+    expect(isPlainRequest(Object.assign(Object.create({ inherited: 1 }), { jsonrpc: '2.0', id: 1, method: 'm' }))).toBe(
+      false,
+    );
+    expect(isPlainCallResult({ content: [{ type: 'text', text: 'a' }] })).toBe(true);
+    expect(isPlainCallResult({ content: [{ type: 'text', text: 'a', _meta: {} }] })).toBe(false);
+    expect(isPlainCallResult({ content: [], resultType: 'complete' })).toBe(false);
+  });
+});
+
+describe('the 2026-07-28 envelope check', () => {
+  let close: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await close?.();
+    close = undefined;
+  });
+
+  const modernCall = (id: number, meta: Record<string, unknown>) => ({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name: 'echo', arguments: { text: 'hi' }, _meta: meta },
+  });
+  const envelope = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientInfo': { name: 'c', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': {},
+  };
+
+  it('still refuses a bad envelope after the same client sent good ones', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
+    const listening = await listen(server, { port: 0 });
+    close = () => listening.close();
+    const url = `${listening.url}/mcp`;
+    const headers = { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' };
+    for (let i = 1; i <= 3; i++) {
+      const good = await fetch(url, jsonRpcPost(modernCall(i, envelope), headers));
+      expect(good.status).toBe(200);
+      expect(JSON.stringify(await readJsonRpc(good))).toContain('"text":"hi"');
+    }
+    // The same keys with values the schema refuses: a capabilities array, a client info without a name.
+    for (const bad of [
+      { ...envelope, 'io.modelcontextprotocol/clientCapabilities': [] },
+      { ...envelope, 'io.modelcontextprotocol/clientInfo': { version: '1' } },
+      { ...envelope, 'io.modelcontextprotocol/logLevel': 'loud' },
+    ]) {
+      const refused = await fetch(url, jsonRpcPost(modernCall(9, bad), headers));
+      const text = JSON.stringify(await readJsonRpc(refused));
+      expect(text, JSON.stringify(bad)).toContain('envelope');
+      expect(text).not.toContain('"text":"hi"');
+    }
+  });
+});
