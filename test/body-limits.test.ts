@@ -4,9 +4,13 @@
  * stall or drip forever get 408 after `http.bodyTimeoutMs`; and the server keeps serving. Timing
  * bounds are generous: they only tell "promptly" from "after the whole body" or "never".
  */
+import type { AddressInfo } from 'node:net';
 import { connect, type Socket } from 'node:net';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
 import { ERROR_CODES, type McpKitErrorCode, type McpKitServer } from 'mcpkit';
-import { type Listening, listen } from 'mcpkit/node';
+import { mcpkitHono } from 'mcpkit/hono';
+import { listen } from 'mcpkit/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureServer } from './fixtures.js';
 
@@ -162,12 +166,47 @@ async function within(promise: Promise<void>, ms: number): Promise<boolean> {
   return result;
 }
 
-describe.each(['/mcp', '/tools/echo/execute'])('body limits on a real socket: POST %s', (path) => {
+/** A server on a real port: mcpkit's own `listen()`, or Hono on `@hono/node-server` (its own reader). */
+interface Mounted {
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+async function mount(kind: 'listen' | 'hono', server: McpKitServer): Promise<Mounted> {
+  if (kind === 'listen') {
+    const listening = await listen(server, { port: 0, websocket: false });
+    return { port: listening.port, url: listening.url, close: () => listening.close() };
+  }
+  const app = new Hono();
+  app.route('/', mcpkitHono(server));
+  const port = await new Promise<number>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () =>
+      resolve((s.address() as AddressInfo).port),
+    );
+    closers.push(
+      () =>
+        new Promise<void>((done) => {
+          s.close(() => done());
+          (s as unknown as { closeAllConnections?(): void }).closeAllConnections?.();
+        }),
+    );
+  });
+  return { port, url: `http://127.0.0.1:${port}`, close: () => closers.pop()!() };
+}
+const closers: (() => Promise<void>)[] = [];
+
+describe.each([
+  ['listen', '/mcp'],
+  ['listen', '/tools/echo/execute'],
+  ['hono', '/mcp'],
+  ['hono', '/tools/echo/execute'],
+] as const)('body limits on a real socket, %s: POST %s', (kind, path) => {
   let server: McpKitServer;
-  let listening: Listening;
+  let listening: Mounted;
   beforeAll(async () => {
     server = fixtureServer({ http: { maxBodyBytes: LIMIT, bodyTimeoutMs: BODY_TIMEOUT_MS } });
-    listening = await listen(server, { port: 0, websocket: false });
+    listening = await mount(kind, server);
   });
   afterAll(async () => {
     const health = await fetch(`${listening.url}/health`);
@@ -211,9 +250,10 @@ describe.each(['/mcp', '/tools/echo/execute'])('body limits on a real socket: PO
       },
     );
     // The 10 declared bytes are the body; what follows is not HTTP: node:http's parser fails at
-    // once, listen() answers 400 (in the form of the route the request named) and closes, and nothing
-    // past the 10 bytes is read as body.
-    expectErrorBody(path, result, 400, 'INVALID_REQUEST');
+    // once, listen() answers 400 (in the form of the route the request named; under Hono, the
+    // host's own 400) and closes, and nothing past the 10 bytes is read as body.
+    if (kind === 'listen') expectErrorBody(path, result, 400, 'INVALID_REQUEST');
+    else expect(result.status).toBe(400);
     expect(result.elapsedMs).toBeLessThan(PROMPT_MS);
     expect(await within(result.closed, 5_000)).toBe(true);
   });
@@ -355,5 +395,33 @@ describe('listen() node:http timeouts', () => {
     } finally {
       await listening.close();
     }
+  });
+});
+
+describe('Hono on @hono/node-server: a body a middleware read first', () => {
+  it('is still served (mcpkit reads it from the request Hono rebuilt, not from the socket)', async () => {
+    const server = fixtureServer({ http: { maxBodyBytes: LIMIT, bodyTimeoutMs: BODY_TIMEOUT_MS } });
+    const app = new Hono();
+    const seen: unknown[] = [];
+    app.use('*', async (c, next) => {
+      if (c.req.method === 'POST') seen.push(await c.req.json());
+      await next();
+    });
+    app.route('/', mcpkitHono(server));
+    const { port } = await new Promise<{ port: number; close(): void }>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () =>
+        resolve({ port: (s.address() as AddressInfo).port, close: () => s.close() }),
+      );
+      closers.push(() => new Promise<void>((done) => s.close(() => done())));
+    });
+    const rest = await fetch(`http://127.0.0.1:${port}/tools/echo/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ arguments: { text: 'read twice' } }),
+    });
+    expect(rest.status).toBe(200);
+    expect(await rest.text()).toContain('read twice');
+    expect(seen).toEqual([{ arguments: { text: 'read twice' } }]);
+    await closers.pop()!();
   });
 });

@@ -1,12 +1,32 @@
 import { Hono } from 'hono';
+import { directBodyReader, type NodeBodySource, RAW_BODY, type RawBodyReader } from '../core/bodyLimit.js';
 import { sourceOf } from '../core/forwarded.js';
 import type { FetchOptions, McpKitServer } from '../server.js';
 import { joinPaths } from './mount.js';
 
 /** What `@hono/node-server` puts in the environment as `incoming`: the node:http request. */
-interface NodeIncoming {
+interface NodeIncoming extends Partial<Omit<NodeBodySource, 'headers'>> {
   socket?: { remoteAddress?: string; encrypted?: boolean };
   headers?: Record<string, string | string[] | undefined>;
+}
+
+/**
+ * Whether mcpkit may read the body of `request` straight from `incoming` (under its limits) instead
+ * of through the web stream, which `@hono/node-server` builds only when something asks for it (a
+ * `Request` with a stream and a signal: most of a small request's cost). Only for a body nothing
+ * has touched: a request rebuilt here, or one a middleware read, keeps its stream.
+ */
+function readsDirectly(request: Request, incoming: NodeIncoming): incoming is NodeIncoming & NodeBodySource {
+  return (
+    request.method !== 'GET' &&
+    request.method !== 'HEAD' &&
+    !request.bodyUsed &&
+    typeof incoming.on === 'function' &&
+    typeof incoming.once === 'function' &&
+    typeof incoming.off === 'function' &&
+    typeof incoming.pause === 'function' &&
+    incoming.headers !== undefined
+  );
 }
 
 /** Options for {@link mcpkitHono}. */
@@ -38,7 +58,9 @@ export function mcpkitHono(server: McpKitServer, options: McpkitHonoOptions = {}
     // `http.basePath` sits below it, as below an Express mount point.
     const basePath = joinPaths(c.req.routePath.replace(/\/?\*$/, ''), server.httpOptions.basePath);
     let request = c.req.raw;
+    let rebuilt = false;
     if (request.bodyUsed) {
+      rebuilt = true;
       // A middleware read the body already (c.req.json()); Hono keeps it, so rebuild the request.
       request = new Request(request, { body: await c.req.arrayBuffer() });
     }
@@ -57,8 +79,15 @@ export function mcpkitHono(server: McpKitServer, options: McpkitHonoOptions = {}
       );
       clientAddress = source.address;
       const url = new URL(request.url);
-      if (url.origin !== source.origin)
+      if (url.origin !== source.origin) {
         request = new Request(`${source.origin}${url.pathname}${url.search}`, request);
+        rebuilt = true;
+      }
+      if (!rebuilt && readsDirectly(request, incoming)) {
+        (request as Request & { [RAW_BODY]?: RawBodyReader })[RAW_BODY] = directBodyReader(incoming, {
+          taken: false,
+        });
+      }
     }
     return server.fetch(request, {
       ...(clientAddress !== undefined && { clientAddress }),

@@ -10,6 +10,18 @@
  */
 export const RAW_BODY: unique symbol = Symbol.for('mcpkit.rawBody');
 
+/**
+ * The cause of a refusal given while a body was still arriving (too large, too slow): its answer
+ * carries `Connection: close`, so whatever server writes it (`listen()`, `@hono/node-server`,
+ * Express) drops the connection rather than keep it open behind a body nobody will read.
+ */
+export const ABANDONED_BODY: Error = Object.freeze(new Error('the request body was left unread'));
+
+/** The headers of an answer to a request whose body was left unread: the connection goes. */
+export const ABANDONED_BODY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  connection: 'close',
+});
+
 /** How long a request body may take to arrive whole, by default (`http.bodyTimeoutMs`). */
 export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 
@@ -90,6 +102,91 @@ function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
     offset += chunk.byteLength;
   }
   return bytes;
+}
+
+/**
+ * What {@link directBodyReader} needs of a Node `IncomingMessage` (typed here by shape, so this module
+ * stays free of `node:` imports): its headers, its state, and its events.
+ */
+export interface NodeBodySource {
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly destroyed: boolean;
+  readonly readableEnded: boolean;
+  pause(): unknown;
+  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
+  once(event: 'end' | 'close', listener: () => void): unknown;
+  once(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/**
+ * A direct reader of a Node request's body straight into memory (for {@link RAW_BODY}), once:
+ * `state.taken` says whether it (or the web stream sharing `state`) has started. Past `limit` bytes
+ * (declared or received), or once `timeoutMs` has passed before the body ended, it stops: nothing
+ * more is buffered or read (the request is paused), and the door closes the connection once the
+ * answer is out.
+ */
+export function directBodyReader(req: NodeBodySource, state: { taken: boolean }): RawBodyReader {
+  return (limit, timeoutMs) => {
+    if (state.taken) return undefined;
+    state.taken = true;
+    return new Promise((resolve, reject) => {
+      const declared = Number(req.headers['content-length']);
+      if (declared > limit) {
+        req.pause();
+        resolve({ tooLarge: true });
+        return;
+      }
+      // The connection closed before anything read the body (a host app's middleware ran meanwhile):
+      // neither its end nor its close will come.
+      if (req.destroyed && !req.readableEnded) {
+        reject(new Error('the request body ended early: the connection closed'));
+        return;
+      }
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      let done = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stop = () => {
+        done = true;
+        if (timer !== undefined) clearTimeout(timer);
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('error', onError);
+        req.off('close', onClose);
+      };
+      const abandon = (result: LimitedRead) => {
+        if (done) return;
+        stop();
+        chunks.length = 0;
+        req.pause();
+        resolve(result);
+      };
+      const onData = (chunk: Uint8Array) => {
+        size += chunk.byteLength;
+        if (size > limit) abandon({ tooLarge: true });
+        else chunks.push(chunk);
+      };
+      const onEnd = () => {
+        if (done) return;
+        stop();
+        resolve({ tooLarge: false, bytes: concat(chunks, size) });
+      };
+      const onError = (error: Error) => {
+        if (done) return;
+        stop();
+        reject(error);
+      };
+      // the connection closed before the body ended (the client went away)
+      const onClose = () => onError(new Error('the request body ended early: the connection closed'));
+      if (timeoutMs !== undefined)
+        timer = setTimeout(() => abandon({ tooLarge: false, timedOut: true }), timeoutMs);
+      req.on('data', onData);
+      req.once('end', onEnd);
+      req.once('error', onError);
+      req.once('close', onClose);
+    });
+  };
 }
 
 /**

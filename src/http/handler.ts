@@ -14,7 +14,7 @@ import {
   type ServerNotifier,
 } from '@modelcontextprotocol/server';
 import type { EventEmitter } from 'eventemitter3';
-import { readBodyLimited } from '../core/bodyLimit.js';
+import { ABANDONED_BODY_HEADERS, readBodyLimited } from '../core/bodyLimit.js';
 import { checkTrustProxy } from '../core/forwarded.js';
 import { normalisePath } from '../core/paths.js';
 import { type Refusal, refuse } from '../core/refusal.js';
@@ -670,12 +670,16 @@ export class HttpHandler {
     }
     if (read.tooLarge) {
       return mcpRequestRefusal(
-        refuse('PAYLOAD_TOO_LARGE', `Payload Too Large: the limit is ${maxBodyBytes} bytes`),
+        refuse('PAYLOAD_TOO_LARGE', `Payload Too Large: the limit is ${maxBodyBytes} bytes`, {
+          headers: ABANDONED_BODY_HEADERS,
+        }),
       );
     }
     if (read.timedOut) {
       return mcpRequestRefusal(
-        refuse('REQUEST_TIMEOUT', `Request Timeout: the body did not arrive within ${bodyTimeoutMs} ms`),
+        refuse('REQUEST_TIMEOUT', `Request Timeout: the body did not arrive within ${bodyTimeoutMs} ms`, {
+          headers: ABANDONED_BODY_HEADERS,
+        }),
       );
     }
     return read.bytes;

@@ -1,3 +1,4 @@
+import { ABANDONED_BODY, ABANDONED_BODY_HEADERS } from '../core/bodyLimit.js';
 import {
   ERROR_CODES,
   McpKitError,
@@ -50,7 +51,9 @@ export function problemFromError(error: unknown, requestId: string): Response {
   const headers =
     e.code === 'UNAVAILABLE' && Number.isInteger(retry) && (retry as number) > 0
       ? { 'retry-after': String(retry) }
-      : undefined;
+      : e.cause === ABANDONED_BODY
+        ? ABANDONED_BODY_HEADERS
+        : undefined;
   return problem(e.code, publicErrorMessage(e), {
     requestId,
     ...(fields && { fields }),

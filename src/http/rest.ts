@@ -11,7 +11,7 @@ import type { RegistrationHandle } from '../catalog/registry.js';
 import type { ResourceCatalog } from '../catalog/resources.js';
 import type { ToolCatalog } from '../catalog/tools.js';
 import type { CompletionManager } from '../completions/manager.js';
-import { type LimitedRead, readBodyLimited } from '../core/bodyLimit.js';
+import { ABANDONED_BODY, type LimitedRead, readBodyLimited } from '../core/bodyLimit.js';
 import { McpKitError, type McpKitErrorCode, quote } from '../core/errors.js';
 import { restPage } from '../core/paginate.js';
 import type { Refusal } from '../core/refusal.js';
@@ -1053,10 +1053,16 @@ async function readJson(
   } catch (error) {
     throw new McpKitError('INVALID_REQUEST', 'The body could not be read', { cause: error });
   }
-  if (read.tooLarge)
-    throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`);
-  if (read.timedOut)
-    throw new McpKitError('REQUEST_TIMEOUT', `The body did not arrive within ${bodyTimeoutMs} ms`);
+  if (read.tooLarge) {
+    throw new McpKitError('PAYLOAD_TOO_LARGE', `The body is larger than ${maxBodyBytes} bytes`, {
+      cause: ABANDONED_BODY,
+    });
+  }
+  if (read.timedOut) {
+    throw new McpKitError('REQUEST_TIMEOUT', `The body did not arrive within ${bodyTimeoutMs} ms`, {
+      cause: ABANDONED_BODY,
+    });
+  }
   return parseJson(read.bytes, maxJsonDepth);
 }
 

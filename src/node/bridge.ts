@@ -5,7 +5,7 @@
  * touch, and keeping those pieces together is how that is checked.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type LimitedRead, RAW_BODY, type RawBodyReader } from '../core/bodyLimit.js';
+import { directBodyReader, RAW_BODY, type RawBodyReader } from '../core/bodyLimit.js';
 import { type RequestSource, sourceOf, type TrustProxy } from '../core/forwarded.js';
 import { refuse } from '../core/refusal.js';
 import type { CancelSignal } from '../execution/signal.js';
@@ -148,7 +148,7 @@ function buildAs(method: string, { req, res, options, lazy }: Build): Request {
     }
     const request = new Request(url, init);
     if (hasBody && !replaced)
-      (request as Request & { [RAW_BODY]?: RawBodyReader })[RAW_BODY] = readDirect(req, state);
+      (request as Request & { [RAW_BODY]?: RawBodyReader })[RAW_BODY] = directBodyReader(req, state);
     return request;
   }
   const departure = new Departure(res);
@@ -167,7 +167,7 @@ function buildAs(method: string, { req, res, options, lazy }: Build): Request {
   if (!hasBody || replaced) return bridged(state);
   const read = { taken: false };
   const request = bridged({ ...state, stream: () => bodyStream(req, read) });
-  request[RAW_BODY] = readDirect(req, read);
+  request[RAW_BODY] = directBodyReader(req, read);
   return request;
 }
 
@@ -537,75 +537,6 @@ function bodyStream(req: IncomingMessage, state: { taken: boolean }): ReadableSt
     },
     { highWaterMark: 0 },
   );
-}
-
-/**
- * Reads the Node body straight into memory. Past `limit` bytes (declared or received), or once
- * `timeoutMs` has passed before the body ended, it stops: nothing more is buffered or read (the
- * request is paused), and `writeWebResponse` closes the connection once the answer is out.
- */
-function readDirect(req: IncomingMessage, state: { taken: boolean }): RawBodyReader {
-  return (limit, timeoutMs) => {
-    if (state.taken) return undefined;
-    state.taken = true;
-    return new Promise((resolve, reject) => {
-      const declared = Number(req.headers['content-length']);
-      if (declared > limit) {
-        req.pause();
-        resolve({ tooLarge: true });
-        return;
-      }
-      // The connection closed before anything read the body (a host app's middleware ran meanwhile):
-      // neither its end nor its close will come.
-      if (req.destroyed && !req.readableEnded) {
-        reject(new Error('the request body ended early: the connection closed'));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let done = false;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const stop = () => {
-        done = true;
-        if (timer !== undefined) clearTimeout(timer);
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.off('error', onError);
-        req.off('close', onClose);
-      };
-      const abandon = (result: LimitedRead) => {
-        if (done) return;
-        stop();
-        chunks.length = 0;
-        req.pause();
-        resolve(result);
-      };
-      const onData = (chunk: Buffer) => {
-        size += chunk.byteLength;
-        if (size > limit) abandon({ tooLarge: true });
-        else chunks.push(chunk);
-      };
-      const onEnd = () => {
-        if (done) return;
-        stop();
-        const all = Buffer.concat(chunks, size);
-        resolve({ tooLarge: false, bytes: new Uint8Array(all.buffer, all.byteOffset, all.byteLength) });
-      };
-      const onError = (error: Error) => {
-        if (done) return;
-        stop();
-        reject(error);
-      };
-      // the connection closed before the body ended (the client went away)
-      const onClose = () => onError(new Error('the request body ended early: the connection closed'));
-      if (timeoutMs !== undefined)
-        timer = setTimeout(() => abandon({ tooLarge: false, timedOut: true }), timeoutMs);
-      req.on('data', onData);
-      req.once('end', onEnd);
-      req.once('error', onError);
-      req.once('close', onClose);
-    });
-  };
 }
 
 /** Writes a web `Response` to a node:http response, streaming the body with backpressure. */
