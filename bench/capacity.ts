@@ -531,13 +531,15 @@ export function renderCapacity(figures: CapacityFigures): string {
   ];
   if (mcp.length > 0) {
     lines.push(
-      '| MCP `tools/call` (echo) | req/s | ÷ raw | server CPU per request | p99 |',
-      '| --- | ---: | ---: | ---: | ---: |',
+      '| MCP `tools/call` (echo) | req/s | ÷ raw | server CPU per request | p99 | server RSS after the load |',
+      '| --- | ---: | ---: | ---: | ---: | ---: |',
       ...mcp.map(
         (r) =>
           `| ${r.label} | ${range(r.rps, (v) => int.format(v))} | ${
             raw ? `${(median(r.rps) / median(raw.rps)).toFixed(2)}×` : '—'
-          } | ${range(r.cpuUs, (v) => `${int.format(v)} µs`)} | ${int.format(median(r.p99Ms))} ms |`,
+          } | ${range(r.cpuUs, (v) => `${int.format(v)} µs`)} | ${int.format(median(r.p99Ms))} ms | ${int.format(
+            median(r.rssBytes) / 1e6,
+          )} MB |`,
       ),
       '',
     );
