@@ -405,49 +405,54 @@ function traced<TInput>(
   binding: Binding,
   { method, handler, custom = false }: TracedHandler<TInput>,
 ): (input: TInput, ctx: ServerContext) => any {
-  const { host, options } = binding;
-  const tracing = host.tracing ?? globalTracing;
-  const settled = options.onRequestSettled;
   // `tools/call` reports its end itself: its tool's handler can outlive the request.
-  if (settled && method !== 'tools/call') {
-    const run = traced(
-      { ...binding, options: { ...options, onRequestSettled: undefined } },
-      { method, handler, custom },
-    );
-    return (input, ctx) => {
-      const id = ctx.mcpReq.id;
-      try {
-        const result = run(input, ctx);
-        if (isPromiseLike(result)) {
-          result.then(
-            () => settled(id),
-            () => settled(id),
-          );
-        } else settled(id);
-        return result;
-      } catch (error) {
-        settled(id);
-        throw error;
-      }
-    };
-  }
+  const settled = method === 'tools/call' ? undefined : binding.options.onRequestSettled;
+  // One closure per handler and server: a WebSocket connection holds one server, idle or not.
+  if (!settled) return (input, ctx) => runTraced(binding, method, handler, custom, input, ctx);
   return (input, ctx) => {
-    if (!tracing.enabled) return handler(input, ctx);
-    const params = (custom ? input : (input as { params?: unknown } | undefined)?.params) as
-      | { name?: unknown; uri?: unknown; _meta?: unknown }
-      | undefined;
-    const target = spanTarget(host, method, params);
-    const remote = tracing.extractMeta(params?._meta);
-    return tracing.span(
-      target === undefined ? method : `${method} ${target}`,
-      (span) => handler(input, ctx, span),
-      {
-        kind: SPAN_KIND.SERVER,
-        ...(remote && { parent: remote.parent, links: remote.links }),
-        attributes: () => requestAttributes(binding, { method, params, ctx }),
-      },
-    );
+    const id = ctx.mcpReq.id;
+    try {
+      const result = runTraced(binding, method, handler, custom, input, ctx);
+      if (isPromiseLike(result)) {
+        result.then(
+          () => settled(id),
+          () => settled(id),
+        );
+      } else settled(id);
+      return result;
+    } catch (error) {
+      settled(id);
+      throw error;
+    }
   };
+}
+
+/** Runs `handler` for one request, in its span when tracing is on (see {@link traced}). */
+function runTraced<TInput>(
+  binding: Binding,
+  method: McpMethodName,
+  handler: Handler<TInput>,
+  custom: boolean,
+  input: TInput,
+  ctx: ServerContext,
+): unknown {
+  const { host } = binding;
+  const tracing = host.tracing ?? globalTracing;
+  if (!tracing.enabled) return handler(input, ctx);
+  const params = (custom ? input : (input as { params?: unknown } | undefined)?.params) as
+    | { name?: unknown; uri?: unknown; _meta?: unknown }
+    | undefined;
+  const target = spanTarget(host, method, params);
+  const remote = tracing.extractMeta(params?._meta);
+  return tracing.span(
+    target === undefined ? method : `${method} ${target}`,
+    (span) => handler(input, ctx, span),
+    {
+      kind: SPAN_KIND.SERVER,
+      ...(remote && { parent: remote.parent, links: remote.links }),
+      attributes: () => requestAttributes(binding, { method, params, ctx }),
+    },
+  );
 }
 
 /**
