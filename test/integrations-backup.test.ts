@@ -21,6 +21,8 @@ const KEYS = {
   admin: 'admin-key-0123456789abcdef',
   operator: 'operator-key-0123456789abcdef',
   user: 'user-key-0123456789abcdef',
+  wildcard: 'wildcard-key-0123456789abcdef',
+  backup: 'backup-key-0123456789abcdef',
 };
 const API_KEY = 'sk-live-PLAINTEXT-4f9a2c';
 const TOKEN = 'tok-PLAINTEXT-77d1e0';
@@ -59,7 +61,14 @@ async function startNode(options: { maxBodyBytes?: number } = {}): Promise<Node>
         { id: 'admin', roles: ['admin'], key: KEYS.admin },
         { id: 'operator', roles: ['operator'], key: KEYS.operator },
         { id: 'user', roles: ['user'], key: KEYS.user },
+        { id: 'wildcard', roles: ['integrator'], key: KEYS.wildcard },
+        { id: 'backup', roles: ['backup'], key: KEYS.backup },
       ],
+    },
+    roles: {
+      // Every integrations permission an area wildcard reaches; the backup one is not among them.
+      integrator: { permissions: ['integrations:*'] },
+      backup: { permissions: ['integrations:read', 'integrations:backup'] },
     },
     audit: { sinks: [audit] },
     integrations,
@@ -274,6 +283,50 @@ describe('export from A, import into B (different secret keys)', () => {
     }
     const noCredential = await fetch(`${a.url}/integrations/export`);
     expect(noCredential.status).toBe(401);
+  });
+
+  it('integrations:* does not reach integrations:backup; naming it (or admin) does', async () => {
+    const a = await startNode();
+    await a.server.integrations.create(crm());
+    const exported = await exportFrom(a);
+    // The wildcard role manages integrations, but neither exports nor imports them.
+    expect((await call(a, '/integrations', { key: KEYS.wildcard })).status).toBe(200);
+    for (const secrets of ['plaintext', 'sealed']) {
+      const out = await call(a, `/integrations/export?secrets=${secrets}`, {
+        key: KEYS.wildcard,
+        headers: { 'mcpkit-transfer-key': TRANSFER },
+      });
+      expect(out.status).toBe(403);
+      expect(out.raw.includes(Buffer.from(API_KEY))).toBe(false);
+    }
+    const refused = await call(a, '/integrations/import?onConflict=replace', {
+      method: 'POST',
+      key: KEYS.wildcard,
+      body: exported.raw,
+      headers: { 'mcpkit-transfer-key': TRANSFER },
+    });
+    expect(refused.status).toBe(403);
+    expect(a.server.policy.grantOf({ id: 'w', roles: ['integrator'] }).has('integrations:manage')).toBe(true);
+    expect(a.server.policy.grantOf({ id: 'w', roles: ['integrator'] }).has('integrations:backup')).toBe(
+      false,
+    );
+
+    // A role that names the permission, and admin (`*`), may.
+    for (const key of [KEYS.backup, KEYS.admin]) {
+      const out = await call(a, '/integrations/export', {
+        key,
+        headers: { 'mcpkit-transfer-key': TRANSFER },
+      });
+      expect(out.status).toBe(200);
+      const into = await call(a, '/integrations/import?onConflict=replace', {
+        method: 'POST',
+        key,
+        body: out.raw,
+        headers: { 'mcpkit-transfer-key': TRANSFER },
+      });
+      expect(into.status).toBe(200);
+      expect(into.json).toMatchObject({ applied: true, replaced: ['crm'] });
+    }
   });
 
   it('a wrong transfer key or an altered value is a 400 that echoes nothing', async () => {

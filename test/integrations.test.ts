@@ -202,6 +202,51 @@ describe('integrations end to end (REST, MCP client, restart)', () => {
   });
 });
 
+describe('reserved integration ids', () => {
+  it('refuses export and import on create, on import of a backup and for an upstream, naming them', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    servers.push(server);
+    for (const id of ['export', 'import']) {
+      const res = await request(server, '/integrations', json({ id, name: 'Shadowed' }));
+      expect(res.status, id).toBe(400);
+      const body = await res.json();
+      expect(body.details.field).toBe('id');
+      expect(body.detail).toContain(`"${id}" is reserved`);
+      expect(body.detail).toContain('reserved ids: export, import');
+      await expect(server.integrations.create({ id, name: 'Shadowed' })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      });
+      // A configured upstream creates its integration under its id: refused the same way.
+      expect(() => server.integrations.attachUpstream(id, { connect: async () => ({}) as never })).toThrow(
+        /is reserved/,
+      );
+    }
+    // Ids that merely start with a reserved word are fine.
+    expect((await request(server, '/integrations', json({ id: 'export-crm', name: 'Fine' }))).status).toBe(
+      201,
+    );
+
+    // A backup document carrying a reserved id: a 400 naming the entry, nothing written.
+    const exported = await (await request(server, '/integrations/export?secrets=omit')).json();
+    expect(exported.integrations.map((i: { id: string }) => i.id)).toEqual(['export-crm']);
+    exported.integrations.push({ ...exported.integrations[0], id: 'import' });
+    const dry = await request(server, '/integrations/import?dryRun=true&onConflict=skip', json(exported));
+    expect(dry.status).toBe(200);
+    expect((await dry.json()).issues).toMatchObject([
+      {
+        index: 1,
+        kind: 'invalid',
+        field: 'integrations[1].id',
+        message: expect.stringContaining('is reserved'),
+      },
+    ]);
+    const refused = await request(server, '/integrations/import?onConflict=skip', json(exported));
+    expect(refused.status).toBe(400);
+    expect(JSON.stringify(await refused.json())).toContain('reserved ids: export, import');
+    expect(server.integrations.list().map((i) => i.id)).toEqual(['export-crm']);
+  });
+});
+
 describe('IntegrationManager (in memory)', () => {
   it('namespaces contributions, attaches code tools, and emits typed events', async () => {
     const server = createMcpServer({ logLevel: 'silent' });

@@ -156,6 +156,33 @@ describe('roles and permissions', () => {
     expect(access.grant({ id: 'x', roles: ['viewer', 'support'] })).toBe(both);
   });
 
+  it('an area wildcard leaves out sensitive permissions; a name, a direct permission or * grants them', () => {
+    const access = new AccessControl({
+      integrator: { permissions: ['integrations:*'] },
+      backup: { permissions: ['integrations:backup'] },
+      everything: { permissions: ['*'] },
+      areas: {
+        permissions: ['tools:*', 'resources:*', 'prompts:*', 'completions:*', 'admin:*', 'integrations:*'],
+      },
+    });
+    const integrator = access.grant({ id: 'i', roles: ['integrator'] });
+    expect(integrator.has('integrations:read')).toBe(true);
+    expect(integrator.has('integrations:manage')).toBe(true);
+    expect(integrator.has('integrations:backup')).toBe(false);
+    // Every area wildcard together: every permission but the backup one.
+    const areas = access.grant({ id: 'a', roles: ['areas'] });
+    expect(PERMISSIONS.filter((p) => !areas.has(p))).toEqual(['integrations:backup']);
+    expect(access.grant({ id: 'b', roles: ['backup'] }).has('integrations:backup')).toBe(true);
+    expect(access.grant({ id: 'e', roles: ['everything'] }).has('integrations:backup')).toBe(true);
+    expect(access.grant({ id: 'a', roles: ['admin'] }).has('integrations:backup')).toBe(true);
+    // An OAuth scope naming it grants it; a scope with a wildcard names no permission.
+    expect(access.grant({ id: 'o', permissions: ['integrations:backup'] }).has('integrations:backup')).toBe(
+      true,
+    );
+    expect(access.grant({ id: 'w', permissions: ['integrations:*'] }).has('integrations:backup')).toBe(false);
+    expect(access.grant({ id: 'w', permissions: ['*'] }).has('integrations:backup')).toBe(false);
+  });
+
   it('filters resources, templates and prompts by pattern and rule, in REST and MCP alike', async () => {
     const { server } = secured();
     const restResources = await (await request(server, '/resources', { headers: bearer(READER) })).json();

@@ -52,6 +52,12 @@ export class JobTable {
   readonly #jobs = new Map<string, Job>();
   readonly #options: JobTableOptions;
   #running = 0;
+  /**
+   * The jobs that hold a place in {@link running}: a job gives its place back once, whichever of
+   * {@link finish} (its end, a cancel, `close`) and {@link drop} (its start failed) comes first. A job
+   * cancelled while its first write to a shared store was under way, which then fails, meets both.
+   */
+  readonly #placed = new WeakSet<Job>();
 
   constructor(options: JobTableOptions) {
     this.#options = options;
@@ -83,6 +89,12 @@ export class JobTable {
   /** Adds a running job, in the place {@link admit} held for it. */
   add(job: Job): void {
     this.#jobs.set(job.snapshot.id, job);
+    this.#placed.add(job);
+  }
+
+  /** Gives back the place of `job`, if it still holds one. */
+  #vacate(job: Job): void {
+    if (this.#placed.delete(job)) this.#running--;
   }
 
   /**
@@ -105,9 +117,12 @@ export class JobTable {
     return this.#jobs.has(id);
   }
 
-  /** Forgets a job whose start failed after it was added (its place is given back). */
+  /** Forgets a job whose start failed after it was added (its place is given back, if it still holds it). */
   drop(id: string): void {
-    if (this.#jobs.delete(id)) this.#running--;
+    const job = this.#jobs.get(id);
+    if (!job) return;
+    this.#jobs.delete(id);
+    this.#vacate(job);
   }
 
   /** Every job kept, newest last. */
@@ -124,7 +139,7 @@ export class JobTable {
     if (end.error) snapshot.error = end.error;
     job.finished = performance.now();
     snapshot.finishedAt = new Date().toISOString();
-    this.#running--;
+    this.#vacate(job);
     this.#options.onFinish?.(job);
     this.prune();
   }

@@ -17,7 +17,13 @@ import { jsonDepth, MAX_JSON_DEPTH } from '../core/safeJson.js';
 import { parseSealed, type TransferKdf, transferCipher } from './cipher.js';
 import { inputOf, type Live } from './live.js';
 import type { IntegrationInput, SecretCipher } from './types.js';
-import { fieldError, INTEGRATION_ID, LOCAL_NAME, validateIntegrationInput } from './validation.js';
+import {
+  fieldError,
+  INTEGRATION_ID,
+  LOCAL_NAME,
+  RESERVED_INTEGRATION_IDS,
+  validateIntegrationInput,
+} from './validation.js';
 
 /** The `format` of an export document. */
 export const EXPORT_FORMAT = 'mcpkit.integrations.export';
@@ -396,6 +402,11 @@ export async function readExport(document: unknown, transferKey: string | undefi
     }
     if (typeof raw.id !== 'string' || !INTEGRATION_ID.test(raw.id)) {
       const message = `${at}.id must be 1-64 characters of lowercase letters, digits and "-", starting with a letter or digit`;
+      entries.push({ index, issue: { index, kind: 'invalid', field: `${at}.id`, message } });
+      continue;
+    }
+    if (RESERVED_INTEGRATION_IDS.includes(raw.id)) {
+      const message = `${at}.id "${raw.id}" is reserved (reserved ids: ${RESERVED_INTEGRATION_IDS.join(', ')})`;
       entries.push({ index, issue: { index, kind: 'invalid', field: `${at}.id`, message } });
       continue;
     }

@@ -58,7 +58,7 @@ import { type ResolvedLimits, resolveLimits, UpstreamLink } from './upstream.js'
 import { loggerName, UpstreamEntries } from './upstreamEntries.js';
 import { httpOpener, upstreamTarget } from './upstreamHttp.js';
 import type { UpstreamLimits, UpstreamSource, UpstreamState } from './upstreamTypes.js';
-import { validateId, validateIntegrationInput } from './validation.js';
+import { validateId, validateIntegrationInput, validateNewId } from './validation.js';
 
 export { integrationResourceUri, namespacedName } from './contributions.js';
 
@@ -478,7 +478,8 @@ export class IntegrationManager extends EventEmitter<IntegrationEvents> {
    * ```
    */
   attachUpstream(id: string, source: UpstreamSource): AttachedUpstream {
-    validateId(id);
+    // An upstream's integration is created under this id when it does not exist yet.
+    validateNewId(id);
     if (typeof source?.connect !== 'function') throw new TypeError('source.connect must be a function');
     if (this.#sources.has(id))
       throw new TypeError(`Integration ${quote(id)} already has an upstream attached`);

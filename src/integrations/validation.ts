@@ -59,6 +59,27 @@ function array(value: unknown, field: string): unknown[] {
   return value;
 }
 
+/**
+ * Ids no integration may take: `GET /integrations/export` and `POST /integrations/import` are the
+ * backup routes, so an integration with one of these ids could not be read at its own path.
+ */
+export const RESERVED_INTEGRATION_IDS: readonly string[] = Object.freeze(['export', 'import']);
+
+/**
+ * Checks the id of an integration being created (REST, code, an import, a configured upstream): a
+ * valid id ({@link validateId}) that is not one of the {@link RESERVED_INTEGRATION_IDS}.
+ */
+export function validateNewId(value: unknown, field = 'id'): string {
+  const id = validateId(value, field);
+  if (RESERVED_INTEGRATION_IDS.includes(id)) {
+    throw fieldError(
+      field,
+      `"${id}" is reserved (reserved ids: ${RESERVED_INTEGRATION_IDS.join(', ')}; /integrations/export and /integrations/import are the backup routes)`,
+    );
+  }
+  return id;
+}
+
 /** Checks an integration id. */
 export function validateId(value: unknown, field = 'id'): string {
   if (typeof value !== 'string' || !INTEGRATION_ID.test(value)) {
@@ -322,7 +343,7 @@ export function validateIntegrationInput(value: unknown, idFromPath?: string): I
   if (!isObject(value)) throw fieldError('body', 'must be a JSON object');
   for (const key of Object.keys(value))
     if (!KNOWN.includes(key)) throw fieldError(key, 'is not a known field');
-  const id = idFromPath ?? validateId(value.id);
+  const id = idFromPath ?? validateNewId(value.id);
   if (idFromPath !== undefined && value.id !== undefined && value.id !== idFromPath)
     throw fieldError('id', 'cannot be changed');
   const name = requiredString(value.name, 'name', 200);

@@ -24,7 +24,22 @@ export const PERMISSIONS = [
 /** A permission: `area:action`. */
 export type Permission = (typeof PERMISSIONS)[number];
 
-/** A permission, `area:*` for every action in an area, or `*` for all. */
+/**
+ * Permissions an `area:*` pattern does not reach: a role holds one only by naming it, or through
+ * `*` (the built-in `admin`). `integrations:backup` exports secrets (in clear when asked), which is
+ * more than managing an area should silently bring.
+ *
+ * @example
+ * ```ts
+ * SENSITIVE_PERMISSIONS.has('integrations:backup'); // true: `integrations:*` does not grant it
+ * ```
+ */
+export const SENSITIVE_PERMISSIONS: ReadonlySet<Permission> = new Set<Permission>(['integrations:backup']);
+
+/**
+ * A permission, `area:*` for every action in an area but the {@link SENSITIVE_PERMISSIONS}, or `*`
+ * for all.
+ */
 export type PermissionPattern =
   | Permission
   | `${'tools' | 'resources' | 'prompts' | 'integrations' | 'completions' | 'admin'}:*`
@@ -175,8 +190,9 @@ function expand(pattern: string): Permission[] {
   if (pattern === '*') return [...PERMISSIONS];
   if (pattern.endsWith(':*')) {
     const area = pattern.slice(0, -1);
-    const found = PERMISSIONS.filter((p) => p.startsWith(area));
-    if (found.length > 0) return found;
+    const inArea = PERMISSIONS.filter((p) => p.startsWith(area));
+    // A sensitive permission is granted by name (or `*`), never by its area's wildcard.
+    if (inArea.length > 0) return inArea.filter((p) => !SENSITIVE_PERMISSIONS.has(p));
   } else if ((PERMISSIONS as readonly string[]).includes(pattern)) {
     return [pattern as Permission];
   }
