@@ -74,6 +74,14 @@ export class CallContext implements ToolContext {
     return this.#call.options.mcp;
   }
 
+  /**
+   * Whether {@link progress} reaches anyone (the caller asked for progress). Not part of
+   * `ToolContext`: mcpkit's gateway reads it to ask an upstream for progress only when it is taken.
+   */
+  get takesProgress(): boolean {
+    return this.#call.options.onProgress !== undefined;
+  }
+
   progress(progress: number, total?: number, message?: string): Promise<void> {
     const onProgress = this.#call.options.onProgress;
     return onProgress ? onProgress(progress, total, message).catch(() => {}) : Promise.resolve();

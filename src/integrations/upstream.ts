@@ -26,6 +26,7 @@ import pRetry from 'p-retry';
 import { McpKitError, quote } from '../core/errors.js';
 import { maskSecrets, redactText, redactValue } from '../core/redaction.js';
 import type { Logger } from '../types.js';
+import { isPlainResult } from './upstreamMessages.js';
 import type { UpstreamLimits, UpstreamState, UpstreamStatus } from './upstreamTypes.js';
 
 type ClientModule = typeof import('@modelcontextprotocol/client');
@@ -232,6 +233,26 @@ function depthOf(value: unknown, max: number, depth = 0): number {
     if (deepest > max) break;
   }
   return deepest;
+}
+
+/**
+ * Hands the client's result responses straight to its response dispatch (`_onresponse`, which the
+ * SDK documents for subclasses), past the classification its `connect` puts on the transport: that
+ * runs a zod parse of the message (`isJSONRPCResultResponse`) before `_onresponse` runs it again.
+ * Only a result the parse would accept beyond doubt ({@link isPlainResult}) goes around it, and
+ * only on a transport that had no `onmessage` of its own before `connect` (which the
+ * classification would have called first); everything else, and any SDK without `_onresponse`,
+ * keeps the SDK's path. Returns whether the shortcut is in place.
+ */
+export function answerDirectly(client: Client, transport: Transport): boolean {
+  const classify = transport.onmessage;
+  const dispatch = (client as unknown as { _onresponse?: unknown })._onresponse;
+  if (typeof classify !== 'function' || typeof dispatch !== 'function') return false;
+  transport.onmessage = (message, extra) => {
+    if (isPlainResult(message)) dispatch.call(client, message);
+    else classify.call(transport, message, extra);
+  };
+  return true;
 }
 
 /** A connection that ends sooner than this after it opened counts as dropped at once. */
@@ -562,7 +583,9 @@ export class UpstreamLink {
     let transport: Transport;
     try {
       transport = await this.#options.open();
+      const unclaimed = transport.onmessage === undefined;
       await client.connect(transport as never, { timeout: limits.connectTimeoutMs });
+      if (unclaimed) answerDirectly(client, transport);
       const offer = await this.#list(client);
       if (this.#stop.signal.aborted) {
         await client.close().catch(() => {});

@@ -52,6 +52,11 @@ function isSchemaObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Whether the caller of a call takes progress: `false` only when the context says so. */
+function takesProgress(ctx: ToolContext): boolean {
+  return (ctx as { takesProgress?: unknown }).takesProgress !== false;
+}
+
 /** The `_meta` a forwarded request carries: the caller's id only when the integration says so. */
 function metaFor(forward: 'none' | 'meta', caller: CallerIdentity | undefined) {
   return forward === 'meta' && caller ? { 'io.mcpkit/caller': { id: caller.id } } : undefined;
@@ -176,9 +181,13 @@ export class UpstreamEntries {
         const mcp = ctx.mcp;
         return link.callTool(local, args as Record<string, unknown>, {
           ...this.#forwardOptions(ctx),
-          onprogress: (p) => {
-            void ctx.progress(p.progress, p.total, p.message).catch(() => {});
-          },
+          // Progress is asked of the upstream only when the caller takes it (the executor's context
+          // says so; any other context is asked as before).
+          ...(takesProgress(ctx) && {
+            onprogress: (p: { progress: number; total?: number; message?: string }) => {
+              void ctx.progress(p.progress, p.total, p.message).catch(() => {});
+            },
+          }),
           // The upstream's log messages during the call reach the caller's client (at its own level),
           // under the integration's name.
           ...(mcp && {
