@@ -75,6 +75,21 @@ export class CallContext implements ToolContext {
   }
 
   /**
+   * Whether the call came with an MCP request context ({@link mcp}), told without building one: a
+   * door may hand it as a getter that builds it on first use (an MCP session does), which counts as
+   * one; a plain property counts when it holds a value. Not part of `ToolContext`: mcpkit's gateway
+   * reads it on every forwarded call, and reaches for `mcp` itself only when an upstream logs.
+   */
+  get hasMcp(): boolean {
+    const options = this.#call.options;
+    for (let at: object | null = options; at !== null; at = Object.getPrototypeOf(at)) {
+      const found = Object.getOwnPropertyDescriptor(at, 'mcp');
+      if (found) return found.get !== undefined || (found.value !== undefined && found.value !== null);
+    }
+    return false;
+  }
+
+  /**
    * Whether {@link progress} reaches anyone (the caller asked for progress). Not part of
    * `ToolContext`: mcpkit's gateway reads it to ask an upstream for progress only when it is taken.
    */

@@ -111,8 +111,12 @@ export interface ForwardOptions {
   signal: AbortSignal;
   onprogress?: (progress: { progress: number; total?: number; message?: string }) => void;
   meta?: Record<string, unknown>;
-  /** Where the upstream's log messages during this call go (a forwarded `tools/call` only). */
-  onlog?: (message: UpstreamLogMessage) => void;
+  /**
+   * Where the upstream's log messages during this call go (a forwarded `tools/call` only). A sink
+   * that answers `false` did not take the message, which then goes where a message outside calls
+   * goes (`UpstreamLinkOptions.onLog`).
+   */
+  onlog?: (message: UpstreamLogMessage) => boolean | undefined;
 }
 
 /** A log message an upstream sent (`notifications/message`), made safe to pass on. */
@@ -283,7 +287,7 @@ export class UpstreamLink {
   #refreshAgain = false;
   readonly #subscribed = new Set<string>();
   /** Where the log messages of each forwarded `tools/call` in flight go. */
-  readonly #logSinks = new Set<(message: UpstreamLogMessage) => void>();
+  readonly #logSinks = new Set<(message: UpstreamLogMessage) => boolean | undefined>();
   readonly #logMessages = new Bucket(LOG_RATE.messages.burst, LOG_RATE.messages.perSecond);
   readonly #logBytes = new Bucket(LOG_RATE.bytes.burst, LOG_RATE.bytes.perSecond);
   #logsDropped = 0;
@@ -644,8 +648,9 @@ export class UpstreamLink {
       );
       this.#logsDropped = 0;
     }
-    if (this.#logSinks.size === 1) for (const sink of this.#logSinks) sink(message);
-    else this.#options.onLog?.(message);
+    if (this.#logSinks.size === 1) {
+      for (const sink of this.#logSinks) if (sink(message) === false) this.#options.onLog?.(message);
+    } else this.#options.onLog?.(message);
   }
 
   #reason(error: unknown): string {

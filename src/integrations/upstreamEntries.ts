@@ -57,6 +57,12 @@ function takesProgress(ctx: ToolContext): boolean {
   return (ctx as { takesProgress?: unknown }).takesProgress !== false;
 }
 
+/** Whether a call came with an MCP request context, asked without building it where the context can tell. */
+function hasMcp(ctx: ToolContext): boolean {
+  const told = (ctx as { hasMcp?: unknown }).hasMcp;
+  return typeof told === 'boolean' ? told : ctx.mcp !== undefined;
+}
+
 /** The `_meta` a forwarded request carries: the caller's id only when the integration says so. */
 function metaFor(forward: 'none' | 'meta', caller: CallerIdentity | undefined) {
   return forward === 'meta' && caller ? { 'io.mcpkit/caller': { id: caller.id } } : undefined;
@@ -178,7 +184,6 @@ export class UpstreamEntries {
       ...(tool.annotations && { annotations: tool.annotations }),
       _meta: { 'io.mcpkit/integration': id, 'io.mcpkit/upstream': { name: local } },
       handler: (args: unknown, ctx: ToolContext) => {
-        const mcp = ctx.mcp;
         return link.callTool(local, args as Record<string, unknown>, {
           ...this.#forwardOptions(ctx),
           // Progress is asked of the upstream only when the caller takes it (the executor's context
@@ -189,10 +194,14 @@ export class UpstreamEntries {
             },
           }),
           // The upstream's log messages during the call reach the caller's client (at its own level),
-          // under the integration's name.
-          ...(mcp && {
+          // under the integration's name. The call's MCP context is reached for on the first message:
+          // a session builds it on first use.
+          ...(hasMcp(ctx) && {
             onlog: (m: UpstreamLogMessage) => {
+              const mcp = ctx.mcp;
+              if (!mcp) return false;
               void mcp.mcpReq.log(m.level, m.data, loggerName(id, m.logger)).catch(() => {});
+              return true;
             },
           }),
         });
