@@ -14,6 +14,7 @@ import type { CallerIdentity, Logger } from '../types.js';
 import type { Call } from './events.js';
 import type { ExecuteOptions, ToolRunner } from './options.js';
 import type { CallScope } from './scope.js';
+import type { CancelSignal } from './signal.js';
 
 const NOOP_LOG: ClientLog = {
   debug: async () => {},
@@ -43,6 +44,13 @@ export class CallContext implements ToolContext {
 
   get signal(): AbortSignal {
     return this.#scope.signal;
+  }
+  /**
+   * The call's cancellation without an `AbortController` (see `CallScope.cancellation`). Not part
+   * of `ToolContext`: mcpkit's gateway passes it to the upstream request instead of {@link signal}.
+   */
+  get cancellation(): CancelSignal {
+    return this.#scope.cancellation;
   }
   get toolName(): string {
     return this.#call.tool.name;

@@ -25,6 +25,7 @@ import type { StandardSchemaV1, Transport } from '@modelcontextprotocol/server';
 import pRetry from 'p-retry';
 import { McpKitError, quote } from '../core/errors.js';
 import { maskSecrets, redactText, redactValue } from '../core/redaction.js';
+import type { CancelSignal } from '../execution/signal.js';
 import type { Logger } from '../types.js';
 import { isPlainResult } from './upstreamMessages.js';
 import type { UpstreamLimits, UpstreamState, UpstreamStatus } from './upstreamTypes.js';
@@ -108,7 +109,8 @@ export interface UpstreamLinkOptions {
 
 /** Per-request options of a forwarded request. */
 export interface ForwardOptions {
-  signal: AbortSignal;
+  /** The caller's cancellation: an `AbortSignal`, or the executor's lighter `CancelSignal`. */
+  signal: CancelSignal;
   onprogress?: (progress: { progress: number; total?: number; message?: string }) => void;
   meta?: Record<string, unknown>;
   /**
@@ -360,7 +362,8 @@ export class UpstreamLink {
         },
         CALL_RESULT,
         {
-          signal: options.signal,
+          // The SDK reads `aborted`, `reason` and the `abort` listeners of it: a CancelSignal's all.
+          signal: options.signal as AbortSignal,
           timeout: NO_SDK_TIMEOUT,
           ...(options.onprogress && { onprogress: options.onprogress, resetTimeoutOnProgress: true }),
         },
@@ -374,7 +377,7 @@ export class UpstreamLink {
     return this.#forward('resources/read', () =>
       client.readResource(
         { uri, ...(options.meta && { _meta: options.meta }) },
-        { signal: options.signal, timeout: NO_SDK_TIMEOUT },
+        { signal: options.signal as AbortSignal, timeout: NO_SDK_TIMEOUT },
       ),
     );
   }
@@ -385,7 +388,7 @@ export class UpstreamLink {
     return this.#forward('prompts/get', () =>
       client.getPrompt(
         { name, arguments: args, ...(options.meta && { _meta: options.meta }) },
-        { signal: options.signal, timeout: NO_SDK_TIMEOUT },
+        { signal: options.signal as AbortSignal, timeout: NO_SDK_TIMEOUT },
       ),
     );
   }
