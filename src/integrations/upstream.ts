@@ -230,12 +230,19 @@ export function upstreamText(value: unknown, secrets: readonly string[] = []): s
   return safe.length > 300 ? `${safe.slice(0, 300)}…` : safe;
 }
 
-/** Depth of a JSON value, stopping once past `max`. */
+/** Depth of a JSON value, stopping once past `max` (walked without copying its values out). */
 function depthOf(value: unknown, max: number, depth = 0): number {
   if (depth > max || typeof value !== 'object' || value === null) return depth;
   let deepest = depth + 1;
-  for (const child of Object.values(value)) {
-    deepest = Math.max(deepest, depthOf(child, max, depth + 1));
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length && deepest <= max; i++)
+      deepest = Math.max(deepest, depthOf(value[i], max, depth + 1));
+    return deepest;
+  }
+  const record = value as Record<string, unknown>;
+  for (const key in record) {
+    if (!Object.hasOwn(record, key)) continue;
+    deepest = Math.max(deepest, depthOf(record[key], max, depth + 1));
     if (deepest > max) break;
   }
   return deepest;
