@@ -90,9 +90,15 @@ export class CallContext implements ToolContext {
    */
   get hasMcp(): boolean {
     const options = this.#call.options;
-    for (let at: object | null = options; at !== null; at = Object.getPrototypeOf(at)) {
+    if (!('mcp' in options)) return false;
+    if (Object.hasOwn(options, 'mcp')) return options.mcp != null;
+    for (
+      let at: object | null = Object.getPrototypeOf(options);
+      at !== null;
+      at = Object.getPrototypeOf(at)
+    ) {
       const found = Object.getOwnPropertyDescriptor(at, 'mcp');
-      if (found) return found.get !== undefined || (found.value !== undefined && found.value !== null);
+      if (found) return found.get !== undefined || found.value != null;
     }
     return false;
   }
