@@ -14,6 +14,7 @@ import type { CallerIdentity, Logger } from '../types.js';
 import type { Call } from './events.js';
 import type { ExecuteOptions, ToolRunner } from './options.js';
 import type { CallScope } from './scope.js';
+import type { CancelSignal } from './signal.js';
 
 const NOOP_LOG: ClientLog = {
   debug: async () => {},
@@ -44,6 +45,13 @@ export class CallContext implements ToolContext {
   get signal(): AbortSignal {
     return this.#scope.signal;
   }
+  /**
+   * The call's cancellation without an `AbortController` (see `CallScope.cancellation`). Not part
+   * of `ToolContext`: mcpkit's gateway passes it to the upstream request instead of {@link signal}.
+   */
+  get cancellation(): CancelSignal {
+    return this.#scope.cancellation;
+  }
   get toolName(): string {
     return this.#call.tool.name;
   }
@@ -72,6 +80,35 @@ export class CallContext implements ToolContext {
   }
   get mcp(): ServerContext | undefined {
     return this.#call.options.mcp;
+  }
+
+  /**
+   * Whether the call came with an MCP request context ({@link mcp}), told without building one: a
+   * door may hand it as a getter that builds it on first use (an MCP session does), which counts as
+   * one; a plain property counts when it holds a value. Not part of `ToolContext`: mcpkit's gateway
+   * reads it on every forwarded call, and reaches for `mcp` itself only when an upstream logs.
+   */
+  get hasMcp(): boolean {
+    const options = this.#call.options;
+    if (!('mcp' in options)) return false;
+    if (Object.hasOwn(options, 'mcp')) return options.mcp != null;
+    for (
+      let at: object | null = Object.getPrototypeOf(options);
+      at !== null;
+      at = Object.getPrototypeOf(at)
+    ) {
+      const found = Object.getOwnPropertyDescriptor(at, 'mcp');
+      if (found) return found.get !== undefined || found.value != null;
+    }
+    return false;
+  }
+
+  /**
+   * Whether {@link progress} reaches anyone (the caller asked for progress). Not part of
+   * `ToolContext`: mcpkit's gateway reads it to ask an upstream for progress only when it is taken.
+   */
+  get takesProgress(): boolean {
+    return this.#call.options.onProgress !== undefined;
   }
 
   progress(progress: number, total?: number, message?: string): Promise<void> {

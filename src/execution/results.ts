@@ -28,6 +28,31 @@ function isContentBlock(value: unknown): value is ContentBlock {
   );
 }
 
+/** A `{ type: 'text', text }` block with nothing else. */
+function isBareText(block: unknown): boolean {
+  if (typeof block !== 'object' || block === null) return false;
+  const b = block as { type?: unknown; text?: unknown };
+  if (b.type !== 'text' || typeof b.text !== 'string') return false;
+  let keys = 0;
+  for (const key in b) if (Object.hasOwn(b, key)) keys += 1;
+  return keys === 2;
+}
+
+/**
+ * Whether `value` is a result the SDK's `isCallToolResult` (a zod parse of the whole result) accepts
+ * beyond doubt, told without it: an object whose `content` is an array of bare text blocks, whose
+ * `isError` is absent or a boolean and whose `_meta` is absent or an object. The common answer (a
+ * forwarded upstream's, most handlers') is recognised here; anything else is left to the SDK.
+ */
+function isPlainCallToolResult(value: object): boolean {
+  const v = value as { content?: unknown; isError?: unknown; _meta?: unknown };
+  if (!Array.isArray(v.content) || !v.content.every(isBareText)) return false;
+  if (v.isError !== undefined && typeof v.isError !== 'boolean') return false;
+  return (
+    v._meta === undefined || (typeof v._meta === 'object' && v._meta !== null && !Array.isArray(v._meta))
+  );
+}
+
 /** Normalises whatever a handler returned into a `CallToolResult`. */
 export function toCallToolResult(value: unknown): CallToolResult {
   if (value === undefined || value === null) return { content: [] };
@@ -36,7 +61,7 @@ export function toCallToolResult(value: unknown): CallToolResult {
     return { content: [{ type: 'text', text: String(value) }] };
   }
   if (Array.isArray(value) && value.every(isContentBlock)) return { content: value };
-  if (isCallToolResult(value)) return value as CallToolResult;
+  if (isPlainCallToolResult(value) || isCallToolResult(value)) return value as CallToolResult;
   if (isContentBlock(value)) return { content: [value] };
   if (typeof value === 'object' && !Array.isArray(value)) {
     return {

@@ -19,7 +19,7 @@ export function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
  * retries may follow), for what is left of the timeout by then: a handler that answers
  * synchronously is done before any timer could fire, so it costs no timer at all.
  */
-export class CallScope {
+export class CallScope implements CancelSignal {
   ended = false;
   timedOut = false;
   /** The handler's own promise, when it answered with one (the last attempt's). */
@@ -34,6 +34,8 @@ export class CallScope {
   readonly #parent: CancelSignal | undefined;
   #onParentAbort: (() => void) | undefined;
   #reject: ((reason: unknown) => void) | undefined;
+  /** Listeners of {@link cancellation}: told once, when the call ends. */
+  #listeners: Array<() => void> | undefined;
 
   /**
    * `eager` joins the caller's signal at once, so a cancel ends the call even before the handler asks
@@ -70,6 +72,39 @@ export class CallScope {
       else this.#joinParent();
     }
     return this.#controller.signal;
+  }
+
+  /**
+   * The call's end as a {@link CancelSignal} (`aborted`, `reason`, `abort` listeners), without the
+   * `AbortController` that {@link signal} builds (which costs several microseconds a call): for
+   * mcpkit's own handlers that only pass cancellation on, as the gateway does to an upstream.
+   * Aborts when the call times out or its caller cancels, as {@link signal} does.
+   */
+  get cancellation(): CancelSignal {
+    if (!this.ended) this.#joinParent();
+    return this;
+  }
+
+  /** Whether the call has ended (timed out or cancelled): {@link cancellation}'s `aborted`. */
+  get aborted(): boolean {
+    return this.ended;
+  }
+
+  /** Why the call ended, once it has: {@link cancellation}'s `reason`. */
+  get reason(): unknown {
+    return this.#reason;
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (this.ended) return;
+    if (this.#listeners) this.#listeners.push(listener);
+    else this.#listeners = [listener];
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const listeners = this.#listeners;
+    const at = listeners ? listeners.indexOf(listener) : -1;
+    if (at >= 0) listeners!.splice(at, 1);
   }
 
   /** Ends this call when the caller's signal aborts (once). */
@@ -113,6 +148,9 @@ export class CallScope {
     this.timedOut = timedOut;
     this.#reason = reason;
     this.#controller?.abort(reason);
+    const listeners = this.#listeners;
+    this.#listeners = undefined;
+    if (listeners) for (const listener of listeners) listener();
     this.#reject?.(reason);
   }
 

@@ -25,7 +25,9 @@ import type { StandardSchemaV1, Transport } from '@modelcontextprotocol/server';
 import pRetry from 'p-retry';
 import { McpKitError, quote } from '../core/errors.js';
 import { maskSecrets, redactText, redactValue } from '../core/redaction.js';
+import type { CancelSignal } from '../execution/signal.js';
 import type { Logger } from '../types.js';
+import { isPlainResult } from './upstreamMessages.js';
 import type { UpstreamLimits, UpstreamState, UpstreamStatus } from './upstreamTypes.js';
 
 type ClientModule = typeof import('@modelcontextprotocol/client');
@@ -107,11 +109,16 @@ export interface UpstreamLinkOptions {
 
 /** Per-request options of a forwarded request. */
 export interface ForwardOptions {
-  signal: AbortSignal;
+  /** The caller's cancellation: an `AbortSignal`, or the executor's lighter `CancelSignal`. */
+  signal: CancelSignal;
   onprogress?: (progress: { progress: number; total?: number; message?: string }) => void;
   meta?: Record<string, unknown>;
-  /** Where the upstream's log messages during this call go (a forwarded `tools/call` only). */
-  onlog?: (message: UpstreamLogMessage) => void;
+  /**
+   * Where the upstream's log messages during this call go (a forwarded `tools/call` only). A sink
+   * that answers `false` did not take the message, which then goes where a message outside calls
+   * goes (`UpstreamLinkOptions.onLog`).
+   */
+  onlog?: (message: UpstreamLogMessage) => boolean | undefined;
 }
 
 /** A log message an upstream sent (`notifications/message`), made safe to pass on. */
@@ -223,15 +230,42 @@ export function upstreamText(value: unknown, secrets: readonly string[] = []): s
   return safe.length > 300 ? `${safe.slice(0, 300)}…` : safe;
 }
 
-/** Depth of a JSON value, stopping once past `max`. */
+/** Depth of a JSON value, stopping once past `max` (walked without copying its values out). */
 function depthOf(value: unknown, max: number, depth = 0): number {
   if (depth > max || typeof value !== 'object' || value === null) return depth;
   let deepest = depth + 1;
-  for (const child of Object.values(value)) {
-    deepest = Math.max(deepest, depthOf(child, max, depth + 1));
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length && deepest <= max; i++)
+      deepest = Math.max(deepest, depthOf(value[i], max, depth + 1));
+    return deepest;
+  }
+  const record = value as Record<string, unknown>;
+  for (const key in record) {
+    if (!Object.hasOwn(record, key)) continue;
+    deepest = Math.max(deepest, depthOf(record[key], max, depth + 1));
     if (deepest > max) break;
   }
   return deepest;
+}
+
+/**
+ * Hands the client's result responses straight to its response dispatch (`_onresponse`, which the
+ * SDK documents for subclasses), past the classification its `connect` puts on the transport: that
+ * runs a zod parse of the message (`isJSONRPCResultResponse`) before `_onresponse` runs it again.
+ * Only a result the parse would accept beyond doubt ({@link isPlainResult}) goes around it, and
+ * only on a transport that had no `onmessage` of its own before `connect` (which the
+ * classification would have called first); everything else, and any SDK without `_onresponse`,
+ * keeps the SDK's path. Returns whether the shortcut is in place.
+ */
+export function answerDirectly(client: Client, transport: Transport): boolean {
+  const classify = transport.onmessage;
+  const dispatch = (client as unknown as { _onresponse?: unknown })._onresponse;
+  if (typeof classify !== 'function' || typeof dispatch !== 'function') return false;
+  transport.onmessage = (message, extra) => {
+    if (isPlainResult(message)) dispatch.call(client, message);
+    else classify.call(transport, message, extra);
+  };
+  return true;
 }
 
 /** A connection that ends sooner than this after it opened counts as dropped at once. */
@@ -262,7 +296,7 @@ export class UpstreamLink {
   #refreshAgain = false;
   readonly #subscribed = new Set<string>();
   /** Where the log messages of each forwarded `tools/call` in flight go. */
-  readonly #logSinks = new Set<(message: UpstreamLogMessage) => void>();
+  readonly #logSinks = new Set<(message: UpstreamLogMessage) => boolean | undefined>();
   readonly #logMessages = new Bucket(LOG_RATE.messages.burst, LOG_RATE.messages.perSecond);
   readonly #logBytes = new Bucket(LOG_RATE.bytes.burst, LOG_RATE.bytes.perSecond);
   #logsDropped = 0;
@@ -335,7 +369,8 @@ export class UpstreamLink {
         },
         CALL_RESULT,
         {
-          signal: options.signal,
+          // The SDK reads `aborted`, `reason` and the `abort` listeners of it: a CancelSignal's all.
+          signal: options.signal as AbortSignal,
           timeout: NO_SDK_TIMEOUT,
           ...(options.onprogress && { onprogress: options.onprogress, resetTimeoutOnProgress: true }),
         },
@@ -349,7 +384,7 @@ export class UpstreamLink {
     return this.#forward('resources/read', () =>
       client.readResource(
         { uri, ...(options.meta && { _meta: options.meta }) },
-        { signal: options.signal, timeout: NO_SDK_TIMEOUT },
+        { signal: options.signal as AbortSignal, timeout: NO_SDK_TIMEOUT },
       ),
     );
   }
@@ -360,7 +395,7 @@ export class UpstreamLink {
     return this.#forward('prompts/get', () =>
       client.getPrompt(
         { name, arguments: args, ...(options.meta && { _meta: options.meta }) },
-        { signal: options.signal, timeout: NO_SDK_TIMEOUT },
+        { signal: options.signal as AbortSignal, timeout: NO_SDK_TIMEOUT },
       ),
     );
   }
@@ -562,7 +597,9 @@ export class UpstreamLink {
     let transport: Transport;
     try {
       transport = await this.#options.open();
+      const unclaimed = transport.onmessage === undefined;
       await client.connect(transport as never, { timeout: limits.connectTimeoutMs });
+      if (unclaimed) answerDirectly(client, transport);
       const offer = await this.#list(client);
       if (this.#stop.signal.aborted) {
         await client.close().catch(() => {});
@@ -621,8 +658,9 @@ export class UpstreamLink {
       );
       this.#logsDropped = 0;
     }
-    if (this.#logSinks.size === 1) for (const sink of this.#logSinks) sink(message);
-    else this.#options.onLog?.(message);
+    if (this.#logSinks.size === 1) {
+      for (const sink of this.#logSinks) if (sink(message) === false) this.#options.onLog?.(message);
+    } else this.#options.onLog?.(message);
   }
 
   #reason(error: unknown): string {

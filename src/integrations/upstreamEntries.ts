@@ -11,6 +11,7 @@ import type { PromptCatalog, PromptDefinition } from '../catalog/prompts.js';
 import type { RegistrationHandle } from '../catalog/registry.js';
 import type { ResourceCatalog, ResourceContext } from '../catalog/resources.js';
 import type { ToolCatalog, ToolContext, ToolDefinition } from '../catalog/tools.js';
+import type { CancelSignal } from '../execution/signal.js';
 import type { CallerIdentity, Logger } from '../types.js';
 import { namespacedName } from './contributions.js';
 import type { Integration, IntegrationType } from './types.js';
@@ -50,6 +51,17 @@ export function loggerName(id: string, logger: string | undefined): string {
 
 function isSchemaObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Whether the caller of a call takes progress: `false` only when the context says so. */
+function takesProgress(ctx: ToolContext): boolean {
+  return (ctx as { takesProgress?: unknown }).takesProgress !== false;
+}
+
+/** Whether a call came with an MCP request context, asked without building it where the context can tell. */
+function hasMcp(ctx: ToolContext): boolean {
+  const told = (ctx as { hasMcp?: unknown }).hasMcp;
+  return typeof told === 'boolean' ? told : ctx.mcp !== undefined;
 }
 
 /** The `_meta` a forwarded request carries: the caller's id only when the integration says so. */
@@ -173,20 +185,31 @@ export class UpstreamEntries {
       ...(tool.annotations && { annotations: tool.annotations }),
       _meta: { 'io.mcpkit/integration': id, 'io.mcpkit/upstream': { name: local } },
       handler: (args: unknown, ctx: ToolContext) => {
-        const mcp = ctx.mcp;
-        return link.callTool(local, args as Record<string, unknown>, {
-          ...this.#forwardOptions(ctx),
-          onprogress: (p) => {
+        // The call's cancellation as the executor hands it without an AbortController, where it can.
+        const options: ForwardOptions = {
+          signal: (ctx as { cancellation?: CancelSignal }).cancellation ?? ctx.signal,
+        };
+        const meta = metaFor(this.#options.forwardCaller, ctx.caller);
+        if (meta) options.meta = meta;
+        // Progress is asked of the upstream only when the caller takes it (the executor's context
+        // says so; any other context is asked as before).
+        if (takesProgress(ctx)) {
+          options.onprogress = (p) => {
             void ctx.progress(p.progress, p.total, p.message).catch(() => {});
-          },
-          // The upstream's log messages during the call reach the caller's client (at its own level),
-          // under the integration's name.
-          ...(mcp && {
-            onlog: (m: UpstreamLogMessage) => {
-              void mcp.mcpReq.log(m.level, m.data, loggerName(id, m.logger)).catch(() => {});
-            },
-          }),
-        });
+          };
+        }
+        // The upstream's log messages during the call reach the caller's client (at its own level),
+        // under the integration's name. The call's MCP context is reached for on the first message:
+        // a session builds it on first use.
+        if (hasMcp(ctx)) {
+          options.onlog = (m: UpstreamLogMessage) => {
+            const mcp = ctx.mcp;
+            if (!mcp) return false;
+            void mcp.mcpReq.log(m.level, m.data, loggerName(id, m.logger)).catch(() => {});
+            return true;
+          };
+        }
+        return link.callTool(local, args as Record<string, unknown>, options);
       },
     };
     return [definition];

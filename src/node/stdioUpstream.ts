@@ -2,7 +2,9 @@
  * `stdioUpstream()`: an upstream MCP server that is a program mcpkit starts and speaks to over its
  * stdin and stdout (the SDK's stdio client transport). Only code can attach one; no request can.
  */
+import { loadClientModule } from '../integrations/upstream.js';
 import type { UpstreamSource } from '../integrations/upstreamTypes.js';
+import { UpstreamLineReader } from './upstreamLines.js';
 
 /** Options of {@link stdioUpstream}. */
 export interface StdioUpstreamOptions {
@@ -62,14 +64,41 @@ export function stdioUpstream(options: StdioUpstreamOptions): UpstreamSource {
           { cause: error },
         );
       }
-      return new module.StdioClientTransport({
+      const transport = new module.StdioClientTransport({
         command: options.command,
         ...(options.args && { args: options.args }),
         ...(options.env && { env: options.env }),
         ...(options.cwd && { cwd: options.cwd }),
         ...(options.maxBufferSize && { maxBufferSize: options.maxBufferSize }),
         stderr: 'ignore',
-      }) as never;
+      });
+      await readFaster(transport, options.maxBufferSize);
+      return transport as never;
     },
   };
+}
+
+/**
+ * Gives the SDK's stdio transport mcpkit's reader of its program's output ({@link UpstreamLineReader}:
+ * the same messages, without a zod parse of each common one), when the transport is built as this
+ * was written against: a `_readBuffer` with `append`, `readMessage` and `clear`. Any other shape
+ * (a later SDK) keeps the SDK's own reader. Returns whether the reader was swapped.
+ */
+export async function readFaster(transport: object, maxBufferSize: number | undefined): Promise<boolean> {
+  const target = transport as { _readBuffer?: Record<string, unknown> };
+  const current = target._readBuffer;
+  if (
+    typeof current?.append !== 'function' ||
+    typeof current.readMessage !== 'function' ||
+    typeof current.clear !== 'function'
+  )
+    return false;
+  const sdk = await loadClientModule();
+  if (typeof sdk.parseJSONRPCMessage !== 'function' || typeof sdk.STDIO_DEFAULT_MAX_BUFFER_SIZE !== 'number')
+    return false;
+  target._readBuffer = new UpstreamLineReader({
+    maxBufferSize: maxBufferSize || sdk.STDIO_DEFAULT_MAX_BUFFER_SIZE,
+    parse: sdk.parseJSONRPCMessage,
+  }) as unknown as Record<string, unknown>;
+  return true;
 }
