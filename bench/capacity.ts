@@ -252,7 +252,7 @@ async function spawnServer(kind: Kind, dist?: string): Promise<ServerHandle> {
 }
 
 /** One HTTP request to replay: its headers and a body whose JSON-RPC id autocannon varies per request. */
-interface Replay {
+export interface Replay {
   path: string;
   headers: Record<string, string>;
   /** The body for JSON-RPC id `n`. */
@@ -277,7 +277,7 @@ async function post(url: string, headers: Record<string, string>, body: string):
 }
 
 /** Opens a 2025-era session (initialize, then initialized) and returns the call to replay on it. */
-async function session(port: number): Promise<Replay> {
+export async function session(port: number): Promise<Replay> {
   const url = `http://127.0.0.1:${port}/mcp`;
   const init = await post(
     url,
@@ -331,7 +331,7 @@ const RAW: Replay = {
   body: (n) => call(n),
 };
 
-const REST = (path: string): Replay => ({
+export const REST = (path: string): Replay => ({
   path,
   headers: { 'content-type': 'application/json' },
   body: () => JSON.stringify({ arguments: { text: 'hello' } }),
@@ -402,8 +402,8 @@ interface Round {
 }
 
 /** Runs autocannon against `server` with `replay` from `connections` connections. */
-function cannon(
-  server: ServerHandle,
+export function cannon(
+  server: { port: number },
   replay: Replay,
   seconds: number,
   connections: number,

@@ -1,18 +1,35 @@
 /**
  * Tool isolation: what a worker thread or a child process adds to an echo call (p50, sequential),
  * what a pool's first call costs (its worker starting), and whether the server keeps answering while
- * every worker burns CPU: event-loop delay p99, `GET /health` latency, and REST echo throughput beside
- * the same run without the load. Server and load generator share this process (and the machine's
- * cores with the burning workers), so the figures are what one process on this machine sees.
+ * every worker burns CPU. For the last, the server (mcpkit on `listen()`, with the burning tool) runs
+ * in a child process of its own, and autocannon drives it from this process: REST echo and MCP
+ * `tools/call` echo from 4 connections, `/health` polled 20 times a second. The event-loop delay and
+ * the CPU time of the server's main thread are measured in the server's process, so the load
+ * generator's own work is on neither its loop nor its thread.
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
 import { createMcpServer } from 'mcpkit';
 import { createIsolation, listen } from 'mcpkit/node';
 import { z } from 'zod';
-import { median, sample, settle, throughput } from './measure.js';
+import { cannon, REST, type Replay, session } from './capacity.js';
+import { type ChildServer, forkServer, median, sample, serveParent, settle } from './measure.js';
 
 const TOOLS = new URL('./isolatedTools.mjs', import.meta.url);
+const CHILD_FLAG = '--isolation-child';
+/** Echo connections of the load generator: a modest, fixed number. */
+const CONNECTIONS = 4;
+/** `/health` polls per second, from one more connection. */
+const HEALTH_RATE = 20;
+/**
+ * The period of `monitorEventLoopDelay`'s timer, ms. Its histogram holds the intervals between the
+ * timer's runs, so a loop that is never late reads this much: the delay reported is the interval
+ * minus the period.
+ */
+const RESOLUTION_MS = 10;
 
 export interface IsolationFigures {
   inThreadUs: number;
@@ -21,6 +38,7 @@ export interface IsolationFigures {
   workerStartMs: number;
   processStartMs: number;
   workers: number;
+  /** Seconds of each half of a phase (REST echo, then MCP echo). */
   loadSeconds: number;
   /** Rounds of idle → burning → burning at the server's priority; figures are their medians. */
   rounds: number;
@@ -31,19 +49,26 @@ export interface IsolationFigures {
   loaded: LoadPhase;
   /** Burning workers at the server's own priority (`workerPriority: 0`). */
   loadedLevel: LoadPhase;
-  /** Each round's echo rate while burning, as a share of the same round's idle rate. */
-  ratios: number[];
+  /** Each round's echo rate while burning (default priority), as a share of the same round's idle rate. */
+  ratios: { rest: number[]; mcp: number[] };
+}
+
+/** One half of a phase: one kind of echo call under autocannon, `/health` polled beside it. */
+interface Half {
+  echoPerSec: number;
+  echoP99Ms: number;
+  healthP99Ms: number;
+  /** Event-loop delay p99 in the server's process: how late its 10 ms timer ran. */
+  loopP99Ms: number;
+  /** CPU time of the server's main thread, as a share of one core (`undefined` off Linux). */
+  mainCpu: number | undefined;
+  /** CPU time of the load generator (this process), as a share of one core. */
+  clientCpu: number;
 }
 
 interface LoadPhase {
-  echoPerSec: number;
-  loopP99Ms: number;
-  healthP99Ms: number;
-}
-
-function p99(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!;
+  rest: Half;
+  mcp: Half;
 }
 
 async function overhead(quick: boolean) {
@@ -80,57 +105,29 @@ async function overhead(quick: boolean) {
   return figures;
 }
 
-/** Echo over REST and `/health` polls for `seconds`, with the event loop's delay watched. */
-async function phase(url: string, seconds: number): Promise<LoadPhase> {
-  const histogram = monitorEventLoopDelay({ resolution: 10 });
-  histogram.enable();
-  const health: number[] = [];
-  const deadline = performance.now() + seconds * 1000;
-  const polling = (async () => {
-    while (performance.now() < deadline) {
-      const started = performance.now();
-      const res = await fetch(`${url}/health`);
-      await res.arrayBuffer();
-      health.push(performance.now() - started);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  })();
-  const run = await throughput(
-    async () => {
-      const res = await fetch(`${url}/tools/echo/execute`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: '{"arguments":{"text":"hi"}}',
-      });
-      if (res.status !== 200) throw new Error(`echo answered ${res.status}`);
-      await res.arrayBuffer();
-    },
-    4,
-    seconds * 1000,
-  );
-  await polling;
-  histogram.disable();
-  return { echoPerSec: run.opsPerSec, loopP99Ms: histogram.percentile(99) / 1e6, healthP99Ms: p99(health) };
-}
+// ---------------------------------------------------------------------------------------------------
+// child: the server, with its event loop watched
 
-/** The median of each figure of several phases. */
-function medianPhase(phases: readonly LoadPhase[]): LoadPhase {
-  return {
-    echoPerSec: median(phases.map((p) => p.echoPerSec)),
-    loopP99Ms: median(phases.map((p) => p.loopP99Ms)),
-    healthP99Ms: median(phases.map((p) => p.healthP99Ms)),
-  };
+/** CPU time of this process's main thread so far, in ms, from /proc (Linux); `undefined` elsewhere. */
+function mainThreadCpuMs(): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, fields 14 and 15 of stat(5), in clock ticks of 10 ms
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
- * Idle and burning phases, alternating (idle, burning at the default worker priority, burning at the
- * server's priority) for `rounds` rounds, so the machine's other work falls on every kind alike; each
- * figure is the median over the rounds.
+ * The server: echo, and the burning tool in two pools (workers at the default priority and at the
+ * server's). Answers the parent's `loop-start` / `loop-stop` (event-loop delay and main-thread CPU
+ * over the span between them), `burn` / `burn_level` (one burning call per worker, for `burnMs`) and
+ * `burned` (once those calls have answered).
  */
-async function underLoad(quick: boolean) {
+async function child(burnMs: number): Promise<void> {
   const workers = Math.max(1, availableParallelism() - 1);
-  const seconds = quick ? 3 : 10;
-  const rounds = quick ? 1 : 3;
   const server = createMcpServer({ logLevel: 'silent' });
   const lowered = createIsolation({ maxWorkers: workers });
   const level = createIsolation({ maxWorkers: workers, workerPriority: 0 });
@@ -139,42 +136,155 @@ async function underLoad(quick: boolean) {
   server.tools.register(lowered.tool(TOOLS, { name: 'burn', ...burner }));
   server.tools.register(level.tool(TOOLS, { name: 'burn_level', ...burner }));
   const listening = await listen(server, { port: 0 });
-  const loadBefore = loadavg()[0]!;
-  await phase(listening.url, 1); // warm-up
-  const burningPhase = async (tool: string) => {
-    // One burning call per worker, for a little longer than the phase.
-    const burning = Array.from({ length: workers }, () =>
-      server.executor.execute(tool, { ms: seconds * 1000 + 1500 }),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const figures = await phase(listening.url, seconds);
-    const results = await Promise.all(burning);
-    if (results.some((r) => r.isError)) throw new Error('a burning call failed');
-    return figures;
-  };
-  const idle: LoadPhase[] = [];
-  const loaded: LoadPhase[] = [];
-  const loadedLevel: LoadPhase[] = [];
-  for (let round = 0; round < rounds; round++) {
-    idle.push(await phase(listening.url, seconds));
-    loaded.push(await burningPhase('burn'));
-    loadedLevel.push(await burningPhase('burn_level'));
+  const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+  let span = { started: 0, cpuMs: undefined as number | undefined };
+  let burning: Promise<boolean> | undefined;
+  process.on('message', (message: string) => {
+    if (message === 'loop-start') {
+      histogram.reset();
+      histogram.enable();
+      span = { started: performance.now(), cpuMs: mainThreadCpuMs() };
+      process.send!({ type: message });
+    } else if (message === 'loop-stop') {
+      histogram.disable();
+      const cpuMs = mainThreadCpuMs();
+      const mainCpu =
+        cpuMs === undefined || span.cpuMs === undefined
+          ? undefined
+          : (cpuMs - span.cpuMs) / (performance.now() - span.started);
+      process.send!({
+        type: message,
+        loopP99Ms: Math.max(0, histogram.percentile(99) / 1e6 - RESOLUTION_MS),
+        mainCpu,
+      });
+    } else if (message === 'burn' || message === 'burn_level') {
+      const calls = Array.from({ length: workers }, () => server.executor.execute(message, { ms: burnMs }));
+      burning = Promise.all(calls).then((results) => results.every((r) => !r.isError));
+      process.send!({ type: message });
+    } else if (message === 'burned') {
+      void burning!.then((ok) => process.send!({ type: message, ok }));
+    }
+  });
+  serveParent(listening.port);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// parent: the load generator
+
+type Result = Record<string, any>;
+
+function failures(result: Result): number {
+  return (result.non2xx as number) + (result.errors as number) + (result.timeouts as number);
+}
+
+/** One kind of echo call for `seconds` from {@link CONNECTIONS} connections, `/health` polled beside it. */
+async function half(server: ChildServer, replay: Replay, seconds: number): Promise<Half> {
+  await server.ask('loop-start');
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const [echo, health] = (await Promise.all([
+    cannon(server, replay, seconds, CONNECTIONS),
+    autocannon({
+      url: `http://127.0.0.1:${server.port}/health`,
+      connections: 1,
+      overallRate: HEALTH_RATE,
+      duration: seconds,
+    }),
+  ])) as [Result, Result];
+  const used = process.cpuUsage(cpu);
+  const clientCpu = (used.user + used.system) / 1000 / (performance.now() - started);
+  const loop = await server.ask<{ loopP99Ms: number; mainCpu: number | undefined }>('loop-stop');
+  if (failures(echo) > 0 || failures(health) > 0) {
+    throw new Error(`${replay.path}: ${failures(echo)} echo and ${failures(health)} /health failures`);
   }
-  const loadAfter = loadavg()[0]!;
-  await listening.close();
-  await lowered.close();
-  await level.close();
   return {
-    workers,
-    loadSeconds: seconds,
-    rounds,
-    loadAverage: [loadBefore, loadAfter] as [number, number],
-    idle: medianPhase(idle),
-    loaded: medianPhase(loaded),
-    loadedLevel: medianPhase(loadedLevel),
-    ratios: loaded.map((p, i) => p.echoPerSec / idle[i]!.echoPerSec),
+    echoPerSec: (echo.requests.total as number) / (echo.duration as number),
+    echoP99Ms: echo.latency.p99 as number,
+    healthP99Ms: health.latency.p99 as number,
+    loopP99Ms: loop.loopP99Ms,
+    mainCpu: loop.mainCpu,
+    clientCpu,
   };
 }
+
+function medianHalf(halves: readonly Half[]): Half {
+  const cpu = halves.map((h) => h.mainCpu);
+  return {
+    echoPerSec: median(halves.map((h) => h.echoPerSec)),
+    echoP99Ms: median(halves.map((h) => h.echoP99Ms)),
+    healthP99Ms: median(halves.map((h) => h.healthP99Ms)),
+    loopP99Ms: median(halves.map((h) => h.loopP99Ms)),
+    mainCpu: cpu.every((c) => c !== undefined) ? median(cpu as number[]) : undefined,
+    clientCpu: median(halves.map((h) => h.clientCpu)),
+  };
+}
+
+function medianPhase(phases: readonly LoadPhase[]): LoadPhase {
+  return { rest: medianHalf(phases.map((p) => p.rest)), mcp: medianHalf(phases.map((p) => p.mcp)) };
+}
+
+/**
+ * Idle and burning phases, alternating (idle, burning at the default worker priority, burning at the
+ * server's priority) for `rounds` rounds, so the machine's other work falls on every kind alike; each
+ * figure is the median over the rounds. A phase is a REST half and an MCP half.
+ */
+async function underLoad(quick: boolean) {
+  const workers = Math.max(1, availableParallelism() - 1);
+  const seconds = quick ? 3 : 10;
+  const rounds = quick ? 1 : 3;
+  // One burning call per worker covers both halves, the second of warm-up and the gaps between.
+  const burnMs = (2 * seconds + 3) * 1000;
+  const server = await forkServer(fileURLToPath(import.meta.url), [CHILD_FLAG, String(burnMs)], {
+    name: 'isolation',
+  });
+  try {
+    const rest = REST('/tools/echo/execute');
+    const mcp = await session(server.port);
+    const loadBefore = loadavg()[0]!;
+    await half(server, rest, 3); // warm-up
+    await half(server, mcp, 3);
+    const phase = async (): Promise<LoadPhase> => ({
+      rest: await half(server, rest, seconds),
+      mcp: await half(server, mcp, seconds),
+    });
+    const burningPhase = async (tool: 'burn' | 'burn_level') => {
+      await server.ask(tool);
+      // A pool's worker takes a few hundred ms to start (they leave after 30 s idle).
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const figures = await phase();
+      const { ok } = await server.ask<{ ok: boolean }>('burned');
+      if (!ok) throw new Error('a burning call failed');
+      return figures;
+    };
+    const idle: LoadPhase[] = [];
+    const loaded: LoadPhase[] = [];
+    const loadedLevel: LoadPhase[] = [];
+    for (let round = 0; round < rounds; round++) {
+      idle.push(await phase());
+      loaded.push(await burningPhase('burn'));
+      loadedLevel.push(await burningPhase('burn_level'));
+    }
+    const loadAfter = loadavg()[0]!;
+    return {
+      workers,
+      loadSeconds: seconds,
+      rounds,
+      loadAverage: [loadBefore, loadAfter] as [number, number],
+      idle: medianPhase(idle),
+      loaded: medianPhase(loaded),
+      loadedLevel: medianPhase(loadedLevel),
+      ratios: {
+        rest: loaded.map((p, i) => p.rest.echoPerSec / idle[i]!.rest.echoPerSec),
+        mcp: loaded.map((p, i) => p.mcp.echoPerSec / idle[i]!.mcp.echoPerSec),
+      },
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+const pct = (share: number | undefined) => (share === undefined ? 'n/a' : `${(share * 100).toFixed(0)} %`);
+const ms = (value: number) => `${value.toFixed(1)} ms`;
 
 export async function measureIsolation(log: (m: string) => void, quick: boolean): Promise<IsolationFigures> {
   const cost = await overhead(quick);
@@ -183,21 +293,30 @@ export async function measureIsolation(log: (m: string) => void, quick: boolean)
       `process ${cost.processUs.toFixed(0)} µs; first call ${cost.workerStartMs.toFixed(0)} / ${cost.processStartMs.toFixed(0)} ms`,
   );
   const load = await underLoad(quick);
+  const rate = (kind: 'rest' | 'mcp') =>
+    `${load.idle[kind].echoPerSec.toFixed(0)} → ${load.loaded[kind].echoPerSec.toFixed(0)}/s ` +
+    `(${pct(load.loaded[kind].echoPerSec / load.idle[kind].echoPerSec)}; rounds ${load.ratios[kind].map(pct).join(', ')}; ` +
+    `at the server's priority ${load.loadedLevel[kind].echoPerSec.toFixed(0)}/s)`;
   log(
-    `  isolation under load: echo ${load.idle.echoPerSec.toFixed(0)} → ${load.loaded.echoPerSec.toFixed(0)}/s, ` +
-      `loop p99 ${load.idle.loopP99Ms.toFixed(1)} → ${load.loaded.loopP99Ms.toFixed(1)} ms ` +
-      `(at the server's priority: ${load.loadedLevel.echoPerSec.toFixed(0)}/s, ${load.loadedLevel.loopP99Ms.toFixed(1)} ms); ` +
-      `health p99 ${load.idle.healthP99Ms.toFixed(1)} → ${load.loaded.healthP99Ms.toFixed(1)} ms; ` +
-      `rounds ${load.ratios.map((r) => `${(r * 100).toFixed(0)} %`).join(', ')}; load average ${load.loadAverage.map((l) => l.toFixed(1)).join(' → ')}`,
+    `  isolation under load: REST echo ${rate('rest')}, MCP echo ${rate('mcp')}; ` +
+      `loop p99 ${ms(load.idle.rest.loopP99Ms)} → ${ms(load.loaded.rest.loopP99Ms)} (${ms(load.loadedLevel.rest.loopP99Ms)}); ` +
+      `main thread ${pct(load.idle.rest.mainCpu)} → ${pct(load.loaded.rest.mainCpu)} of a core, load generator ${pct(load.idle.rest.clientCpu)} → ${pct(load.loaded.rest.clientCpu)}; ` +
+      `health p99 ${ms(load.idle.rest.healthP99Ms)} → ${ms(load.loaded.rest.healthP99Ms)}; ` +
+      `load average ${load.loadAverage.map((l) => l.toFixed(1)).join(' → ')}`,
   );
   return { ...cost, ...load };
 }
 
 export function renderIsolation(f: IsolationFigures): string {
-  const ratio = (f.loaded.echoPerSec / f.idle.echoPerSec) * 100;
-  const levelRatio = (f.loadedLevel.echoPerSec / f.idle.echoPerSec) * 100;
+  const three = (pick: (h: LoadPhase) => Half, format: (h: Half) => string) =>
+    `${format(pick(f.idle))} → ${format(pick(f.loaded))} (${format(pick(f.loadedLevel))})`;
+  const echo = (kind: 'rest' | 'mcp') =>
+    `${f.idle[kind].echoPerSec.toFixed(0)} → ${f.loaded[kind].echoPerSec.toFixed(0)} calls/s ` +
+    `(${pct(f.loaded[kind].echoPerSec / f.idle[kind].echoPerSec)}; rounds ${f.ratios[kind].map(pct).join(', ')}) → ` +
+    `${f.loadedLevel[kind].echoPerSec.toFixed(0)} calls/s (${pct(f.loadedLevel[kind].echoPerSec / f.idle[kind].echoPerSec)})`;
   return [
-    `**Tool isolation** (\`createIsolation\`, in process; load generator in the same process; load phases: medians of ${f.rounds} alternating rounds, load average ${f.loadAverage.map((l) => l.toFixed(1)).join(' → ')}):`,
+    `**Tool isolation** (\`createIsolation\`; under load: the server in a child process, autocannon in the bench process with ${CONNECTIONS} echo connections and \`/health\` at ${HEALTH_RATE}/s; ` +
+      `${f.workers} worker(s) burning CPU; medians of ${f.rounds} alternating rounds of ${f.loadSeconds} s per half; load average ${f.loadAverage.map((l) => l.toFixed(1)).join(' → ')}):`,
     '',
     '| Measurement | Figure |',
     '| --- | ---: |',
@@ -205,9 +324,33 @@ export function renderIsolation(f: IsolationFigures): string {
     `| echo call, worker level (p50) | ${f.workerUs.toFixed(0)} µs (+${(f.workerUs - f.inThreadUs).toFixed(0)} µs) |`,
     `| echo call, process level (p50) | ${f.processUs.toFixed(0)} µs (+${(f.processUs - f.inThreadUs).toFixed(0)} µs) |`,
     `| first call of a pool (its worker starting): worker / process | ${f.workerStartMs.toFixed(0)} ms / ${f.processStartMs.toFixed(0)} ms |`,
-    `| REST echo, 4 callers, ${f.loadSeconds} s: idle → ${f.workers} worker(s) burning CPU | ${f.idle.echoPerSec.toFixed(0)} → ${f.loaded.echoPerSec.toFixed(0)} calls/s (${ratio.toFixed(0)} %) |`,
-    `| the same, workers at the server's priority (\`workerPriority: 0\`) | ${f.loadedLevel.echoPerSec.toFixed(0)} calls/s (${levelRatio.toFixed(0)} %) |`,
-    `| event-loop delay p99: idle → burning (→ at the server's priority) | ${f.idle.loopP99Ms.toFixed(1)} → ${f.loaded.loopP99Ms.toFixed(1)} ms (${f.loadedLevel.loopP99Ms.toFixed(1)} ms) |`,
-    `| \`GET /health\` p99: idle → burning | ${f.idle.healthP99Ms.toFixed(1)} → ${f.loaded.healthP99Ms.toFixed(1)} ms |`,
+    `| REST echo: idle → burning → burning at the server's priority | ${echo('rest')} |`,
+    `| MCP \`tools/call\` echo (one 2025 session): the same | ${echo('mcp')} |`,
+    `| event-loop delay p99 (lateness of a 10 ms timer), REST half: idle → burning (at the server's priority) | ${three(
+      (p) => p.rest,
+      (h) => ms(h.loopP99Ms),
+    )} |`,
+    `| event-loop delay p99, MCP half | ${three(
+      (p) => p.mcp,
+      (h) => ms(h.loopP99Ms),
+    )} |`,
+    `| REST echo p99 | ${three(
+      (p) => p.rest,
+      (h) => ms(h.echoP99Ms),
+    )} |`,
+    `| \`GET /health\` p99 (REST half) | ${three(
+      (p) => p.rest,
+      (h) => ms(h.healthP99Ms),
+    )} |`,
+    `| server's main thread CPU, share of a core (REST half) | ${three(
+      (p) => p.rest,
+      (h) => pct(h.mainCpu),
+    )} |`,
+    `| load generator's CPU (autocannon, bench process), share of a core (REST half) | ${three(
+      (p) => p.rest,
+      (h) => pct(h.clientCpu),
+    )} |`,
   ].join('\n');
 }
+
+if (process.argv[2] === CHILD_FLAG) await child(Number(process.argv[3]));

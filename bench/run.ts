@@ -15,7 +15,8 @@
  * beside the bare SDK v2 and a raw node:http endpoint, REST on every mount beside a bare route, and
  * the same MCP servers at 512 connections), scale (10,000 tools registered and listed in fresh child
  * processes, mcpkit beside the bare SDK v2), websocket, policy, isolation (tool isolation's cost
- * per call, a pool's start, and the server's answers while every worker burns CPU), redis (rate-limit
+ * per call, a pool's start, and the server's answers while every worker burns CPU: the server in a
+ * child process under autocannon), redis (rate-limit
  * buckets in memory beside mcpkit/redis on a local redis-server), cluster (one node without Redis,
  * one with it, and three behind a round-robin proxy, each in its own process, under autocannon).
  */
