@@ -214,3 +214,32 @@ describe('the 2026-07-28 envelope check', () => {
     }
   });
 });
+
+describe('the remembered 2026-07-28 envelopes', () => {
+  it('are not fed by a 2025-era server, whose envelope check accepts anything', async () => {
+    // A 2025-era session answers a call whose _meta carries an envelope the 2026 schema refuses.
+    const legacy = await connect('catalog');
+    const bad = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 'c', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': ['poisoned'],
+    };
+    const answer = await legacy.ask(call(1, { name: 'text', _meta: bad }));
+    expect(JSON.stringify(answer)).toContain('"text":"hi"');
+    await legacy.close();
+    // The same envelope toward a 2026-07-28 server of the same process is still refused.
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
+    const listening = await listen(server, { port: 0 });
+    try {
+      const headers = { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' };
+      const message = call(2, { name: 'echo', arguments: { text: 'hi' }, _meta: bad });
+      const refused = await fetch(`${listening.url}/mcp`, jsonRpcPost(message, headers));
+      const text = JSON.stringify(await readJsonRpc(refused));
+      expect(text).toContain('envelope');
+      expect(text).not.toContain('"text":"hi"');
+    } finally {
+      await listening.close();
+    }
+  });
+});

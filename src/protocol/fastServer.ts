@@ -77,10 +77,9 @@ const SUPPORTED = (() => {
   );
 })();
 
-/** Envelopes (as JSON text) the SDK's schema accepted; cleared when full. */
-const acceptedEnvelopes = new Set<string>();
+/** Envelopes remembered per codec; each codec's set is cleared when full. */
 const MAX_ENVELOPES = 256;
-/** Longer envelopes are parsed every time: the set stays under about 512 KiB. */
+/** Longer envelopes are parsed every time: each codec's set stays under about 512 KiB. */
 const MAX_ENVELOPE_CHARS = 1024;
 
 /** Each era codec with the envelope check remembered, made once per codec. */
@@ -89,11 +88,14 @@ const rememberingCodecs = new WeakMap<WireCodec, WireCodec>();
 /**
  * `codec` with its envelope check remembering envelopes it accepted. Envelopes arrive parsed from
  * JSON, so two with the same JSON text are the same value to the schema; only acceptances are
- * remembered, so a refusal is always the schema's own, worded by it.
+ * remembered, so a refusal is always the schema's own, worded by it. Each codec remembers what it
+ * accepted itself: the 2025 era's check accepts anything, which the 2026 era's must not inherit.
  */
 function rememberingEnvelopes(codec: WireCodec): WireCodec {
   let remembering = rememberingCodecs.get(codec);
   if (remembering) return remembering;
+  /** Envelopes (as JSON text) this codec's check accepted. */
+  const acceptedEnvelopes = new Set<string>();
   const check = (material: { envelope?: unknown }): string | undefined => {
     const envelope = material.envelope;
     if (!isPlainObject(envelope)) return codec.checkInboundEnvelope(material);
