@@ -32,6 +32,8 @@ const RESULTS: Record<string, () => unknown> = {
   badBlock: () => ({ content: [{ type: 'text', text: 5 }] }),
   notObject: () => 'just a string',
   arrayStructured: () => ({ content: [], structuredContent: [1, 2] }),
+  // An own `__proto__` key (as JSON.parse makes one): the SDK's record schema drops it.
+  protoStructured: () => ({ content: [], structuredContent: JSON.parse('{"__proto__":{"x":1},"n":1}') }),
   throws: () => {
     throw Object.assign(new Error('boom'), { code: -32001 });
   },
@@ -116,6 +118,12 @@ const MESSAGES: Record<string, unknown>[] = [
   call(113.5, { name: 'echo' }),
   call('str-id', { name: 'text' }),
   call(114, { name: 'echo', _meta: 'not an object' }),
+  call(119, { name: 'echo', arguments: JSON.parse('{"__proto__":{"x":1},"b":2}') }),
+  call(120, { name: 'echo', _meta: JSON.parse('{"__proto__":{"progressToken":1.5},"k":1}') }),
+  call(121, { name: 'echo', arguments: { a: 1e21, b: -0, c: 2 ** 53, d: '\u{1F600}' } }),
+  call(-0, { name: 'text' }),
+  call(1e21, { name: 'text' }),
+  call(2 ** 53, { name: 'text' }),
   { jsonrpc: '2.0', id: 115, method: 'tools/list' },
   { jsonrpc: '2.0', id: 116, method: 'tools/list', params: { _meta: { progressToken: 'x' } } },
   { jsonrpc: '1.0', id: 117, method: 'tools/list' },

@@ -125,6 +125,14 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+/**
+ * Whether `value` is a plain object the SDK's record and loose-object schemas return key for key:
+ * they drop an own `__proto__` key (one JSON.parse makes), so an object holding one is not plain.
+ */
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  return isPlainObject(value) && !Object.hasOwn(value, '__proto__');
+}
+
 /** A JSON-RPC id or progress token as the SDK's schemas accept it: a string or a safe integer. */
 function isToken(value: unknown): value is string | number {
   return typeof value === 'string' || Number.isSafeInteger(value);
@@ -136,7 +144,7 @@ function isToken(value: unknown): value is string | number {
  */
 function isPlainMeta(meta: unknown): boolean {
   if (meta === undefined) return true;
-  if (!isPlainObject(meta)) return false;
+  if (!isPlainRecord(meta)) return false;
   const token = meta.progressToken;
   return (token === undefined || isToken(token)) && meta[RELATED_TASK_KEY] === undefined;
 }
@@ -170,7 +178,7 @@ export function isPlainCall(params: unknown): boolean {
   const args = params.arguments;
   return (
     typeof params.name === 'string' &&
-    (args === undefined || isPlainObject(args)) &&
+    (args === undefined || isPlainRecord(args)) &&
     isPlainMeta(params._meta)
   );
 }
@@ -188,7 +196,7 @@ export function isPlainCallResult(result: unknown): boolean {
   const { content, isError, structuredContent } = result;
   if (!Array.isArray(content)) return false;
   if (isError !== undefined && typeof isError !== 'boolean') return false;
-  if (structuredContent !== undefined && !isPlainObject(structuredContent)) return false;
+  if (structuredContent !== undefined && !isPlainRecord(structuredContent)) return false;
   for (const block of content) {
     if (!isPlainObject(block) || block.type !== 'text' || typeof block.text !== 'string') return false;
     for (const key in block) if (key !== 'type' && key !== 'text') return false;
