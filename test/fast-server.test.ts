@@ -4,19 +4,13 @@
  * messages, must answer the same. Plain shapes take the shortcuts, everything else the SDK's path,
  * so both kinds are sent: the answers are the oracle, not a list of expected values.
  */
-import { type JSONRPCMessage, Server } from '@modelcontextprotocol/server';
-import { InMemoryTransport } from '@modelcontextprotocol/server';
+import { InMemoryTransport, type JSONRPCMessage, Server } from '@modelcontextprotocol/server';
 import { createMcpServer } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { jsonRpcPost, readJsonRpc } from 'mcpkit/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import {
-  CatalogServer,
-  isPlainCall,
-  isPlainCallResult,
-  isPlainRequest,
-} from '../src/protocol/fastServer.js';
+import { CatalogServer, isPlainCall, isPlainCallResult, isPlainRequest } from '../src/protocol/fastServer.js';
 
 /** What each tool name answers: the shapes the shortcuts take and the ones they must hand back. */
 const RESULTS: Record<string, () => unknown> = {
@@ -41,7 +35,8 @@ const RESULTS: Record<string, () => unknown> = {
 
 const handler = async (request: { params: { name: string; arguments?: unknown; _meta?: unknown } }) => {
   const make = RESULTS[request.params.name];
-  if (!make) return { content: [{ type: 'text', text: `args ${JSON.stringify(request.params.arguments ?? null)}` }] };
+  if (!make)
+    return { content: [{ type: 'text', text: `args ${JSON.stringify(request.params.arguments ?? null)}` }] };
   return make();
 };
 
@@ -169,9 +164,9 @@ describe('CatalogServer shortcuts', () => {
     expect(isPlainRequest({ jsonrpc: '2.0', id: 2 ** 53, method: 'm' })).toBe(false);
     expect(isPlainRequest({ jsonrpc: '2.0', id: null, method: 'm' })).toBe(false);
     expect(isPlainRequest({ jsonrpc: '2.0', method: 'm' })).toBe(false);
-    expect(isPlainRequest(Object.assign(Object.create({ inherited: 1 }), { jsonrpc: '2.0', id: 1, method: 'm' }))).toBe(
-      false,
-    );
+    expect(
+      isPlainRequest(Object.assign(Object.create({ inherited: 1 }), { jsonrpc: '2.0', id: 1, method: 'm' })),
+    ).toBe(false);
     expect(isPlainCallResult({ content: [{ type: 'text', text: 'a' }] })).toBe(true);
     expect(isPlainCallResult({ content: [{ type: 'text', text: 'a', _meta: {} }] })).toBe(false);
     expect(isPlainCallResult({ content: [], resultType: 'complete' })).toBe(false);
@@ -240,7 +235,11 @@ describe('the remembered 2026-07-28 envelopes', () => {
     server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
     const listening = await listen(server, { port: 0 });
     try {
-      const headers = { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' };
+      const headers = {
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'echo',
+      };
       const message = call(2, { name: 'echo', arguments: { text: 'hi' }, _meta: bad });
       const refused = await fetch(`${listening.url}/mcp`, jsonRpcPost(message, headers));
       const text = JSON.stringify(await readJsonRpc(refused));
