@@ -34,6 +34,9 @@ const RESULTS: Record<string, () => unknown> = {
 };
 
 const handler = async (request: { params: { name: string; arguments?: unknown; _meta?: unknown } }) => {
+  // What the handler is given: the SDK hands it the request its schema returned (method and params).
+  if (request.params.name === 'keys')
+    return { content: [{ type: 'text', text: Object.keys(request).join() }] };
   const make = RESULTS[request.params.name];
   if (!make)
     return { content: [{ type: 'text', text: `args ${JSON.stringify(request.params.arguments ?? null)}` }] };
@@ -113,6 +116,7 @@ const MESSAGES: Record<string, unknown>[] = [
   call(113.5, { name: 'echo' }),
   call('str-id', { name: 'text' }),
   call(114, { name: 'echo', _meta: 'not an object' }),
+  call(122, { name: 'keys' }),
   call(119, { name: 'echo', arguments: JSON.parse('{"__proto__":{"x":1},"b":2}') }),
   call(120, { name: 'echo', _meta: JSON.parse('{"__proto__":{"progressToken":1.5},"k":1}') }),
   call(121, { name: 'echo', arguments: { a: 1e21, b: -0, c: 2 ** 53, d: '\u{1F600}' } }),

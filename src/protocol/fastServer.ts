@@ -247,7 +247,10 @@ export class CatalogServer extends Server {
     const internals = this as unknown as ServerInternals;
     const full = internals._requestHandlers.get('tools/call');
     if (!full) return;
-    const run: StoredHandler = async (request, ctx) => handler(request, ctx);
+    // The SDK hands `handler` what its schema returned: method and params, params (and their
+    // arguments and _meta) copied one level deep. The same here, without the parse.
+    const run: StoredHandler = async (request, ctx) =>
+      handler({ method: request.method, params: copiedParams(request.params) }, ctx);
     internals._requestHandlers.set('tools/call', async (request, ctx) => {
       if (!isPlainCall(request.params)) return full(request, ctx);
       const result = await internals._invokeInputRequiredCapableHandler('tools/call', run, request, ctx);
@@ -256,6 +259,15 @@ export class CatalogServer extends Server {
     });
     this.#fast = true;
   }
+}
+
+/** Plain call params copied as the SDK's schema copies them: params, arguments and _meta, one level. */
+function copiedParams(params: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (params === undefined) return undefined;
+  const copy = { ...params };
+  if (params.arguments !== undefined) copy.arguments = { ...(params.arguments as object) };
+  if (params._meta !== undefined) copy._meta = { ...(params._meta as object) };
+  return copy;
 }
 
 /** Fields of result families other than a tool's (a task, an input request): never given content. */
