@@ -10,6 +10,7 @@ import { listen } from 'mcpkit/node';
 import { jsonRpcPost, readJsonRpc } from 'mcpkit/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { SharedModernTransport } from '../src/http/modernTransport.js';
 import { CatalogServer, isPlainCall, isPlainCallResult, isPlainRequest } from '../src/protocol/fastServer.js';
 
 /** What each tool name answers: the shapes the shortcuts take and the ones they must hand back. */
@@ -252,5 +253,86 @@ describe('the remembered 2026-07-28 envelopes', () => {
     } finally {
       await listening.close();
     }
+  });
+});
+
+describe('CatalogServer shortcuts on the 2026-07-28 era', () => {
+  const ENVELOPE = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientInfo': { name: 'c', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': {},
+  };
+
+  /** A server of `kind` bound to the 2026-07-28 era through the transport mcpkit's HTTP door uses. */
+  async function modern(kind: 'sdk' | 'catalog') {
+    const info = { name: 'diff', version: '1.0.0' };
+    const options = { capabilities: { tools: {} }, supportedProtocolVersions: ['2026-07-28'] };
+    const server = kind === 'sdk' ? new Server(info, options) : new CatalogServer(info, options);
+    if (server instanceof CatalogServer) server.setToolCallHandler(handler);
+    else server.setRequestHandler('tools/call', handler as never);
+    server.setRequestHandler('tools/list', async () => ({ tools: [] }));
+    const transport = new SharedModernTransport('2026-07-28');
+    await server.connect(transport);
+    const ask = async (message: Record<string, unknown>) => {
+      const request = new Request('http://localhost/mcp', {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2026-07-28',
+        },
+        body: JSON.stringify(message),
+      });
+      const answered = (async () => {
+        const answer = await transport.serve(request, message, undefined);
+        if (typeof answer === 'symbol') return answer.toString();
+        return { status: answer.status, body: await answer.text() };
+      })();
+      // A message the server drops gets no answer.
+      return Promise.race([answered, new Promise((resolve) => setTimeout(() => resolve('no answer'), 300))]);
+    };
+    return { ask, close: () => server.close() };
+  }
+
+  const withEnvelope = (message: Record<string, unknown>, envelope: unknown = ENVELOPE) => {
+    const params = (message.params ?? {}) as Record<string, unknown>;
+    const meta = params._meta;
+    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return message;
+    return { ...message, params: { ...params, _meta: { ...meta, ...(envelope as object) } } };
+  };
+
+  it('answer every message exactly as the SDK alone does', async () => {
+    const sdk = await modern('sdk');
+    const catalog = await modern('catalog');
+    const messages = [
+      ...MESSAGES.map((message) => {
+        const params = (message.params ?? {}) as Record<string, unknown>;
+        return withEnvelope({ ...message, params: { _meta: {}, ...params } });
+      }),
+      // Envelopes the schema refuses, each sent twice (the second time the memo could answer).
+      ...[
+        { ...ENVELOPE, 'io.modelcontextprotocol/clientCapabilities': [] },
+        { ...ENVELOPE, 'io.modelcontextprotocol/clientInfo': { version: '1' } },
+        { ...ENVELOPE, 'io.modelcontextprotocol/protocolVersion': 7 },
+        JSON.parse(`{"__proto__":{"x":1},${JSON.stringify(ENVELOPE).slice(1)}`),
+      ].flatMap((envelope, i) => [
+        withEnvelope(call(300 + i, { name: 'text', _meta: {} }), envelope),
+        withEnvelope(call(400 + i, { name: 'text', _meta: {} }), envelope),
+      ]),
+      call(500, { name: 'text' }),
+      withEnvelope(call(501, { name: 'text', _meta: {}, requestState: 'abc' })),
+      withEnvelope(call(502, { name: 'text', _meta: {}, inputResponses: { a: { action: 'cancel' } } })),
+    ];
+    let shortcuts = 0;
+    for (const message of messages) {
+      if (isPlainRequest(message) && message.method === 'tools/call' && isPlainCall(message.params))
+        shortcuts++;
+      const expected = await sdk.ask(message);
+      const actual = await catalog.ask(message);
+      expect(actual, JSON.stringify(message)).toEqual(expected);
+    }
+    expect(shortcuts).toBeGreaterThan(10);
+    await sdk.close();
+    await catalog.close();
   });
 });
