@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { SharedModernTransport } from '../src/http/modernTransport.js';
 import { CatalogServer, isPlainCall, isPlainCallResult, isPlainRequest } from '../src/protocol/fastServer.js';
+import { openRaw } from './websocketHelpers.js';
 
 /** What each tool name answers: the shapes the shortcuts take and the ones they must hand back. */
 const RESULTS: Record<string, () => unknown> = {
@@ -224,6 +225,53 @@ describe('the 2026-07-28 envelope check', () => {
 });
 
 describe('the remembered 2026-07-28 envelopes', () => {
+  it('are not fed by a 2025-era WebSocket connection of the same server', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
+    const listening = await listen(server, { port: 0 });
+    const bad = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 'ws', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': 'poisoned',
+    };
+    const socket = await openRaw(`${listening.url.replace(/^http/, 'ws')}/mcp`);
+    try {
+      const answers = new Map<unknown, (message: unknown) => void>();
+      socket.on('message', (data) => {
+        const message = JSON.parse(String(data));
+        answers.get(message.id)?.(message);
+      });
+      const ask = (message: Record<string, unknown>) =>
+        new Promise<unknown>((resolve) => {
+          answers.set(message.id, resolve);
+          socket.send(JSON.stringify(message));
+        });
+      await ask({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'ws', version: '1' } },
+      });
+      socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+      // The 2025 era has no envelope: its check lets this one through.
+      const legacy = await ask(call(2, { name: 'echo', arguments: { text: 'hi' }, _meta: bad }));
+      expect(JSON.stringify(legacy)).toContain('"text":"hi"');
+      const headers = {
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'echo',
+      };
+      const message = call(3, { name: 'echo', arguments: { text: 'hi' }, _meta: bad });
+      const refused = await fetch(`${listening.url}/mcp`, jsonRpcPost(message, headers));
+      const text = JSON.stringify(await readJsonRpc(refused));
+      expect(text).toContain('envelope');
+      expect(text).not.toContain('"text":"hi"');
+    } finally {
+      socket.close();
+      await listening.close();
+    }
+  });
+
   it('are not fed by a 2025-era server, whose envelope check accepts anything', async () => {
     // A 2025-era session answers a call whose _meta carries an envelope the 2026 schema refuses.
     const legacy = await connect('catalog');
