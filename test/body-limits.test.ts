@@ -425,3 +425,70 @@ describe('Hono on @hono/node-server: a body a middleware read first', () => {
     await closers.pop()!();
   });
 });
+
+describe('Hono on @hono/node-server: a body a middleware read through a clone', () => {
+  it('is still served (the Node request is drained already: mcpkit reads the web stream)', async () => {
+    const server = fixtureServer({ http: { maxBodyBytes: LIMIT, bodyTimeoutMs: BODY_TIMEOUT_MS } });
+    const app = new Hono();
+    const seen: string[] = [];
+    app.use('*', async (c, next) => {
+      // A logging middleware's habit: read a copy, leave the request itself unread.
+      if (c.req.method === 'POST') seen.push(await c.req.raw.clone().text());
+      await next();
+    });
+    app.route('/', mcpkitHono(server));
+    const { port } = await new Promise<{ port: number }>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () =>
+        resolve({ port: (s.address() as AddressInfo).port }),
+      );
+      closers.push(() => new Promise<void>((done) => s.close(() => done())));
+    });
+    const body = JSON.stringify({ arguments: { text: 'read by a clone' } });
+    const rest = await fetch(`http://127.0.0.1:${port}/tools/echo/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect(await rest.text()).toContain('read by a clone');
+    expect(rest.status).toBe(200);
+    expect(seen).toEqual([body]);
+    await closers.pop()!();
+  });
+});
+
+describe('Hono on @hono/node-server: a clone a middleware reads after mcpkit answered', () => {
+  it('still gets the body, and the answer goes out', async () => {
+    const server = fixtureServer({ http: { maxBodyBytes: LIMIT, bodyTimeoutMs: BODY_TIMEOUT_MS } });
+    const app = new Hono();
+    const seen: string[] = [];
+    app.use('*', async (c, next) => {
+      // A logging middleware's other habit: copy the request first, read the copy afterwards.
+      const copy = c.req.method === 'POST' ? c.req.raw.clone() : undefined;
+      await next();
+      if (copy) seen.push(await copy.text());
+    });
+    app.route('/', mcpkitHono(server));
+    const { port } = await new Promise<{ port: number }>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () =>
+        resolve({ port: (s.address() as AddressInfo).port }),
+      );
+      closers.push(
+        () =>
+          new Promise<void>((done) => {
+            s.close(() => done());
+            (s as unknown as { closeAllConnections?(): void }).closeAllConnections?.();
+          }),
+      );
+    });
+    const body = JSON.stringify({ arguments: { text: 'copied first' } });
+    const rest = fetch(`http://127.0.0.1:${port}/tools/echo/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      signal: AbortSignal.timeout(5000),
+    }).then(async (response) => ({ status: response.status, text: await response.text() }));
+    await expect(rest).resolves.toMatchObject({ status: 200, text: expect.stringContaining('copied first') });
+    expect(seen).toEqual([body]);
+    await closers.pop()!();
+  });
+});

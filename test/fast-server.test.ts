@@ -4,19 +4,15 @@
  * messages, must answer the same. Plain shapes take the shortcuts, everything else the SDK's path,
  * so both kinds are sent: the answers are the oracle, not a list of expected values.
  */
-import { type JSONRPCMessage, Server } from '@modelcontextprotocol/server';
-import { InMemoryTransport } from '@modelcontextprotocol/server';
+import { InMemoryTransport, type JSONRPCMessage, Server } from '@modelcontextprotocol/server';
 import { createMcpServer } from 'mcpkit';
 import { listen } from 'mcpkit/node';
 import { jsonRpcPost, readJsonRpc } from 'mcpkit/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import {
-  CatalogServer,
-  isPlainCall,
-  isPlainCallResult,
-  isPlainRequest,
-} from '../src/protocol/fastServer.js';
+import { SharedModernTransport } from '../src/http/modernTransport.js';
+import { CatalogServer, isPlainCall, isPlainCallResult, isPlainRequest } from '../src/protocol/fastServer.js';
+import { openRaw } from './websocketHelpers.js';
 
 /** What each tool name answers: the shapes the shortcuts take and the ones they must hand back. */
 const RESULTS: Record<string, () => unknown> = {
@@ -32,14 +28,20 @@ const RESULTS: Record<string, () => unknown> = {
   badBlock: () => ({ content: [{ type: 'text', text: 5 }] }),
   notObject: () => 'just a string',
   arrayStructured: () => ({ content: [], structuredContent: [1, 2] }),
+  // An own `__proto__` key (as JSON.parse makes one): the SDK's record schema drops it.
+  protoStructured: () => ({ content: [], structuredContent: JSON.parse('{"__proto__":{"x":1},"n":1}') }),
   throws: () => {
     throw Object.assign(new Error('boom'), { code: -32001 });
   },
 };
 
 const handler = async (request: { params: { name: string; arguments?: unknown; _meta?: unknown } }) => {
+  // What the handler is given: the SDK hands it the request its schema returned (method and params).
+  if (request.params.name === 'keys')
+    return { content: [{ type: 'text', text: Object.keys(request).join() }] };
   const make = RESULTS[request.params.name];
-  if (!make) return { content: [{ type: 'text', text: `args ${JSON.stringify(request.params.arguments ?? null)}` }] };
+  if (!make)
+    return { content: [{ type: 'text', text: `args ${JSON.stringify(request.params.arguments ?? null)}` }] };
   return make();
 };
 
@@ -116,6 +118,13 @@ const MESSAGES: Record<string, unknown>[] = [
   call(113.5, { name: 'echo' }),
   call('str-id', { name: 'text' }),
   call(114, { name: 'echo', _meta: 'not an object' }),
+  call(122, { name: 'keys' }),
+  call(119, { name: 'echo', arguments: JSON.parse('{"__proto__":{"x":1},"b":2}') }),
+  call(120, { name: 'echo', _meta: JSON.parse('{"__proto__":{"progressToken":1.5},"k":1}') }),
+  call(121, { name: 'echo', arguments: { a: 1e21, b: -0, c: 2 ** 53, d: '\u{1F600}' } }),
+  call(-0, { name: 'text' }),
+  call(1e21, { name: 'text' }),
+  call(2 ** 53, { name: 'text' }),
   { jsonrpc: '2.0', id: 115, method: 'tools/list' },
   { jsonrpc: '2.0', id: 116, method: 'tools/list', params: { _meta: { progressToken: 'x' } } },
   { jsonrpc: '1.0', id: 117, method: 'tools/list' },
@@ -161,9 +170,9 @@ describe('CatalogServer shortcuts', () => {
     expect(isPlainRequest({ jsonrpc: '2.0', id: 2 ** 53, method: 'm' })).toBe(false);
     expect(isPlainRequest({ jsonrpc: '2.0', id: null, method: 'm' })).toBe(false);
     expect(isPlainRequest({ jsonrpc: '2.0', method: 'm' })).toBe(false);
-    expect(isPlainRequest(Object.assign(Object.create({ inherited: 1 }), { jsonrpc: '2.0', id: 1, method: 'm' }))).toBe(
-      false,
-    );
+    expect(
+      isPlainRequest(Object.assign(Object.create({ inherited: 1 }), { jsonrpc: '2.0', id: 1, method: 'm' })),
+    ).toBe(false);
     expect(isPlainCallResult({ content: [{ type: 'text', text: 'a' }] })).toBe(true);
     expect(isPlainCallResult({ content: [{ type: 'text', text: 'a', _meta: {} }] })).toBe(false);
     expect(isPlainCallResult({ content: [], resultType: 'complete' })).toBe(false);
@@ -212,5 +221,166 @@ describe('the 2026-07-28 envelope check', () => {
       expect(text, JSON.stringify(bad)).toContain('envelope');
       expect(text).not.toContain('"text":"hi"');
     }
+  });
+});
+
+describe('the remembered 2026-07-28 envelopes', () => {
+  it('are not fed by a 2025-era WebSocket connection of the same server', async () => {
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
+    const listening = await listen(server, { port: 0 });
+    const bad = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 'ws', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': 'poisoned',
+    };
+    const socket = await openRaw(`${listening.url.replace(/^http/, 'ws')}/mcp`);
+    try {
+      const answers = new Map<unknown, (message: unknown) => void>();
+      socket.on('message', (data) => {
+        const message = JSON.parse(String(data));
+        answers.get(message.id)?.(message);
+      });
+      const ask = (message: Record<string, unknown>) =>
+        new Promise<unknown>((resolve) => {
+          answers.set(message.id, resolve);
+          socket.send(JSON.stringify(message));
+        });
+      await ask({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'ws', version: '1' } },
+      });
+      socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+      // The 2025 era has no envelope: its check lets this one through.
+      const legacy = await ask(call(2, { name: 'echo', arguments: { text: 'hi' }, _meta: bad }));
+      expect(JSON.stringify(legacy)).toContain('"text":"hi"');
+      const headers = {
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'echo',
+      };
+      const message = call(3, { name: 'echo', arguments: { text: 'hi' }, _meta: bad });
+      const refused = await fetch(`${listening.url}/mcp`, jsonRpcPost(message, headers));
+      const text = JSON.stringify(await readJsonRpc(refused));
+      expect(text).toContain('envelope');
+      expect(text).not.toContain('"text":"hi"');
+    } finally {
+      socket.close();
+      await listening.close();
+    }
+  });
+
+  it('are not fed by a 2025-era server, whose envelope check accepts anything', async () => {
+    // A 2025-era session answers a call whose _meta carries an envelope the 2026 schema refuses.
+    const legacy = await connect('catalog');
+    const bad = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 'c', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': ['poisoned'],
+    };
+    const answer = await legacy.ask(call(1, { name: 'text', _meta: bad }));
+    expect(JSON.stringify(answer)).toContain('"text":"hi"');
+    await legacy.close();
+    // The same envelope toward a 2026-07-28 server of the same process is still refused.
+    const server = createMcpServer({ logLevel: 'silent' });
+    server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
+    const listening = await listen(server, { port: 0 });
+    try {
+      const headers = {
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'echo',
+      };
+      const message = call(2, { name: 'echo', arguments: { text: 'hi' }, _meta: bad });
+      const refused = await fetch(`${listening.url}/mcp`, jsonRpcPost(message, headers));
+      const text = JSON.stringify(await readJsonRpc(refused));
+      expect(text).toContain('envelope');
+      expect(text).not.toContain('"text":"hi"');
+    } finally {
+      await listening.close();
+    }
+  });
+});
+
+describe('CatalogServer shortcuts on the 2026-07-28 era', () => {
+  const ENVELOPE = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientInfo': { name: 'c', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': {},
+  };
+
+  /** A server of `kind` bound to the 2026-07-28 era through the transport mcpkit's HTTP door uses. */
+  async function modern(kind: 'sdk' | 'catalog') {
+    const info = { name: 'diff', version: '1.0.0' };
+    const options = { capabilities: { tools: {} }, supportedProtocolVersions: ['2026-07-28'] };
+    const server = kind === 'sdk' ? new Server(info, options) : new CatalogServer(info, options);
+    if (server instanceof CatalogServer) server.setToolCallHandler(handler);
+    else server.setRequestHandler('tools/call', handler as never);
+    server.setRequestHandler('tools/list', async () => ({ tools: [] }));
+    const transport = new SharedModernTransport('2026-07-28');
+    await server.connect(transport);
+    const ask = async (message: Record<string, unknown>) => {
+      const request = new Request('http://localhost/mcp', {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2026-07-28',
+        },
+        body: JSON.stringify(message),
+      });
+      const answered = (async () => {
+        const answer = await transport.serve(request, message, undefined);
+        if (typeof answer === 'symbol') return answer.toString();
+        return { status: answer.status, body: await answer.text() };
+      })();
+      // A message the server drops gets no answer.
+      return Promise.race([answered, new Promise((resolve) => setTimeout(() => resolve('no answer'), 300))]);
+    };
+    return { ask, close: () => server.close() };
+  }
+
+  const withEnvelope = (message: Record<string, unknown>, envelope: unknown = ENVELOPE) => {
+    const params = (message.params ?? {}) as Record<string, unknown>;
+    const meta = params._meta;
+    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return message;
+    return { ...message, params: { ...params, _meta: { ...meta, ...(envelope as object) } } };
+  };
+
+  it('answer every message exactly as the SDK alone does', async () => {
+    const sdk = await modern('sdk');
+    const catalog = await modern('catalog');
+    const messages = [
+      ...MESSAGES.map((message) => {
+        const params = (message.params ?? {}) as Record<string, unknown>;
+        return withEnvelope({ ...message, params: { _meta: {}, ...params } });
+      }),
+      // Envelopes the schema refuses, each sent twice (the second time the memo could answer).
+      ...[
+        { ...ENVELOPE, 'io.modelcontextprotocol/clientCapabilities': [] },
+        { ...ENVELOPE, 'io.modelcontextprotocol/clientInfo': { version: '1' } },
+        { ...ENVELOPE, 'io.modelcontextprotocol/protocolVersion': 7 },
+        JSON.parse(`{"__proto__":{"x":1},${JSON.stringify(ENVELOPE).slice(1)}`),
+      ].flatMap((envelope, i) => [
+        withEnvelope(call(300 + i, { name: 'text', _meta: {} }), envelope),
+        withEnvelope(call(400 + i, { name: 'text', _meta: {} }), envelope),
+      ]),
+      call(500, { name: 'text' }),
+      withEnvelope(call(501, { name: 'text', _meta: {}, requestState: 'abc' })),
+      withEnvelope(call(502, { name: 'text', _meta: {}, inputResponses: { a: { action: 'cancel' } } })),
+    ];
+    let shortcuts = 0;
+    for (const message of messages) {
+      if (isPlainRequest(message) && message.method === 'tools/call' && isPlainCall(message.params))
+        shortcuts++;
+      const expected = await sdk.ask(message);
+      const actual = await catalog.ask(message);
+      expect(actual, JSON.stringify(message)).toEqual(expected);
+    }
+    expect(shortcuts).toBeGreaterThan(10);
+    await sdk.close();
+    await catalog.close();
   });
 });

@@ -21,12 +21,30 @@ function readsDirectly(request: Request, incoming: NodeIncoming): incoming is No
     request.method !== 'GET' &&
     request.method !== 'HEAD' &&
     !request.bodyUsed &&
+    !webRequestBuilt(request) &&
     typeof incoming.on === 'function' &&
     typeof incoming.once === 'function' &&
     typeof incoming.off === 'function' &&
     typeof incoming.pause === 'function' &&
     incoming.headers !== undefined
   );
+}
+
+/**
+ * Whether `@hono/node-server` has built the web `Request` behind its lightweight one (something
+ * touched `body`, or called `clone()`): a clone's branch of the body stream then waits for data that
+ * only the web stream delivers, so the body must be read through it. Looked up by the symbol's name
+ * (`requestCache`), which `@hono/node-server` keeps private.
+ */
+function webRequestBuilt(request: Request): boolean {
+  for (const symbol of Object.getOwnPropertySymbols(request)) {
+    if (
+      symbol.description === 'requestCache' &&
+      (request as unknown as Record<symbol, unknown>)[symbol] !== undefined
+    )
+      return true;
+  }
+  return false;
 }
 
 /** Options for {@link mcpkitHono}. */

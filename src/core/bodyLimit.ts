@@ -112,6 +112,10 @@ export interface NodeBodySource {
   readonly headers: Record<string, string | string[] | undefined>;
   readonly destroyed: boolean;
   readonly readableEnded: boolean;
+  /** Whether anything has read from it yet (a web stream a middleware built and read, say). */
+  readonly readableDidRead: boolean;
+  /** `true` once something listens to its data (`null` while nothing has asked for it). */
+  readonly readableFlowing: boolean | null;
   pause(): unknown;
   on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
   once(event: 'end' | 'close', listener: () => void): unknown;
@@ -128,7 +132,9 @@ export interface NodeBodySource {
  */
 export function directBodyReader(req: NodeBodySource, state: { taken: boolean }): RawBodyReader {
   return (limit, timeoutMs) => {
-    if (state.taken) return undefined;
+    // Something else reads the Node request already (under Hono, the web stream a middleware's
+    // clone of the request pulled): the body is in that stream, so the caller reads the stream.
+    if (state.taken || req.readableDidRead || req.readableFlowing === true) return undefined;
     state.taken = true;
     return new Promise((resolve, reject) => {
       const declared = Number(req.headers['content-length']);

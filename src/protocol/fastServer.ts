@@ -77,10 +77,9 @@ const SUPPORTED = (() => {
   );
 })();
 
-/** Envelopes (as JSON text) the SDK's schema accepted; cleared when full. */
-const acceptedEnvelopes = new Set<string>();
+/** Envelopes remembered per codec; each codec's set is cleared when full. */
 const MAX_ENVELOPES = 256;
-/** Longer envelopes are parsed every time: the set stays under about 512 KiB. */
+/** Longer envelopes are parsed every time: each codec's set stays under about 512 KiB. */
 const MAX_ENVELOPE_CHARS = 1024;
 
 /** Each era codec with the envelope check remembered, made once per codec. */
@@ -89,11 +88,14 @@ const rememberingCodecs = new WeakMap<WireCodec, WireCodec>();
 /**
  * `codec` with its envelope check remembering envelopes it accepted. Envelopes arrive parsed from
  * JSON, so two with the same JSON text are the same value to the schema; only acceptances are
- * remembered, so a refusal is always the schema's own, worded by it.
+ * remembered, so a refusal is always the schema's own, worded by it. Each codec remembers what it
+ * accepted itself: the 2025 era's check accepts anything, which the 2026 era's must not inherit.
  */
 function rememberingEnvelopes(codec: WireCodec): WireCodec {
   let remembering = rememberingCodecs.get(codec);
   if (remembering) return remembering;
+  /** Envelopes (as JSON text) this codec's check accepted. */
+  const acceptedEnvelopes = new Set<string>();
   const check = (material: { envelope?: unknown }): string | undefined => {
     const envelope = material.envelope;
     if (!isPlainObject(envelope)) return codec.checkInboundEnvelope(material);
@@ -123,6 +125,14 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+/**
+ * Whether `value` is a plain object the SDK's record and loose-object schemas return key for key:
+ * they drop an own `__proto__` key (one JSON.parse makes), so an object holding one is not plain.
+ */
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  return isPlainObject(value) && !Object.hasOwn(value, '__proto__');
+}
+
 /** A JSON-RPC id or progress token as the SDK's schemas accept it: a string or a safe integer. */
 function isToken(value: unknown): value is string | number {
   return typeof value === 'string' || Number.isSafeInteger(value);
@@ -134,7 +144,7 @@ function isToken(value: unknown): value is string | number {
  */
 function isPlainMeta(meta: unknown): boolean {
   if (meta === undefined) return true;
-  if (!isPlainObject(meta)) return false;
+  if (!isPlainRecord(meta)) return false;
   const token = meta.progressToken;
   return (token === undefined || isToken(token)) && meta[RELATED_TASK_KEY] === undefined;
 }
@@ -168,7 +178,7 @@ export function isPlainCall(params: unknown): boolean {
   const args = params.arguments;
   return (
     typeof params.name === 'string' &&
-    (args === undefined || isPlainObject(args)) &&
+    (args === undefined || isPlainRecord(args)) &&
     isPlainMeta(params._meta)
   );
 }
@@ -186,7 +196,7 @@ export function isPlainCallResult(result: unknown): boolean {
   const { content, isError, structuredContent } = result;
   if (!Array.isArray(content)) return false;
   if (isError !== undefined && typeof isError !== 'boolean') return false;
-  if (structuredContent !== undefined && !isPlainObject(structuredContent)) return false;
+  if (structuredContent !== undefined && !isPlainRecord(structuredContent)) return false;
   for (const block of content) {
     if (!isPlainObject(block) || block.type !== 'text' || typeof block.text !== 'string') return false;
     for (const key in block) if (key !== 'type' && key !== 'text') return false;
@@ -237,7 +247,10 @@ export class CatalogServer extends Server {
     const internals = this as unknown as ServerInternals;
     const full = internals._requestHandlers.get('tools/call');
     if (!full) return;
-    const run: StoredHandler = async (request, ctx) => handler(request, ctx);
+    // The SDK hands `handler` what its schema returned: method and params, params (and their
+    // arguments and _meta) copied one level deep. The same here, without the parse.
+    const run: StoredHandler = async (request, ctx) =>
+      handler({ method: request.method, params: copiedParams(request.params) }, ctx);
     internals._requestHandlers.set('tools/call', async (request, ctx) => {
       if (!isPlainCall(request.params)) return full(request, ctx);
       const result = await internals._invokeInputRequiredCapableHandler('tools/call', run, request, ctx);
@@ -246,6 +259,15 @@ export class CatalogServer extends Server {
     });
     this.#fast = true;
   }
+}
+
+/** Plain call params copied as the SDK's schema copies them: params, arguments and _meta, one level. */
+function copiedParams(params: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (params === undefined) return undefined;
+  const copy = { ...params };
+  if (params.arguments !== undefined) copy.arguments = { ...(params.arguments as object) };
+  if (params._meta !== undefined) copy._meta = { ...(params._meta as object) };
+  return copy;
 }
 
 /** Fields of result families other than a tool's (a task, an input request): never given content. */
