@@ -408,11 +408,12 @@ function traced<TInput>(
   // `tools/call` reports its end itself: its tool's handler can outlive the request.
   const settled = method === 'tools/call' ? undefined : binding.options.onRequestSettled;
   // One closure per handler and server: a WebSocket connection holds one server, idle or not.
-  if (!settled) return (input, ctx) => runTraced(binding, method, handler, custom, input, ctx);
+  const call: TracedCall<TInput> = { binding, method, handler, custom };
+  if (!settled) return (input, ctx) => runTraced(call, input, ctx);
   return (input, ctx) => {
     const id = ctx.mcpReq.id;
     try {
-      const result = runTraced(binding, method, handler, custom, input, ctx);
+      const result = runTraced(call, input, ctx);
       if (isPromiseLike(result)) {
         result.then(
           () => settled(id),
@@ -427,12 +428,17 @@ function traced<TInput>(
   };
 }
 
+/** A traced handler as {@link runTraced} runs it: what {@link traced} was given. */
+interface TracedCall<TInput> {
+  readonly binding: Binding;
+  readonly method: McpMethodName;
+  readonly handler: Handler<TInput>;
+  readonly custom: boolean;
+}
+
 /** Runs `handler` for one request, in its span when tracing is on (see {@link traced}). */
 function runTraced<TInput>(
-  binding: Binding,
-  method: McpMethodName,
-  handler: Handler<TInput>,
-  custom: boolean,
+  { binding, method, handler, custom }: TracedCall<TInput>,
   input: TInput,
   ctx: ServerContext,
 ): unknown {
