@@ -11,7 +11,7 @@ import { Hono } from 'hono';
 import { ERROR_CODES, type McpKitErrorCode, type McpKitServer } from 'mcpkit';
 import { mcpkitHono } from 'mcpkit/hono';
 import { listen } from 'mcpkit/node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { fixtureServer } from './fixtures.js';
 
 const LIMIT = 1024 * 1024;
@@ -180,21 +180,33 @@ async function mount(kind: 'listen' | 'hono', server: McpKitServer): Promise<Mou
   }
   const app = new Hono();
   app.route('/', mcpkitHono(server));
-  const port = await new Promise<number>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () =>
-      resolve((s.address() as AddressInfo).port),
-    );
-    closers.push(
-      () =>
+  return serveHono(app);
+}
+
+/** `app` on `@hono/node-server`, port 0; closing it drops its connections too. */
+function serveHono(app: Hono): Promise<Mounted> {
+  return new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => {
+      const port = (s.address() as AddressInfo).port;
+      const close = () =>
         new Promise<void>((done) => {
           s.close(() => done());
           (s as unknown as { closeAllConnections?(): void }).closeAllConnections?.();
-        }),
-    );
+        });
+      resolve({ port, url: `http://127.0.0.1:${port}`, close });
+    });
   });
-  return { port, url: `http://127.0.0.1:${port}`, close: () => closers.pop()!() };
 }
-const closers: (() => Promise<void>)[] = [];
+
+/** POSTs `args` to the echo tool's REST route of `m`. */
+function echo(m: Mounted, args: unknown, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${m.url}/tools/echo/execute`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ arguments: args }),
+    ...init,
+  });
+}
 
 describe.each([
   ['listen', '/mcp'],
@@ -408,21 +420,12 @@ describe('Hono on @hono/node-server: a body a middleware read first', () => {
       await next();
     });
     app.route('/', mcpkitHono(server));
-    const { port } = await new Promise<{ port: number; close(): void }>((resolve) => {
-      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () =>
-        resolve({ port: (s.address() as AddressInfo).port, close: () => s.close() }),
-      );
-      closers.push(() => new Promise<void>((done) => s.close(() => done())));
-    });
-    const rest = await fetch(`http://127.0.0.1:${port}/tools/echo/execute`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ arguments: { text: 'read twice' } }),
-    });
+    const mounted = await serveHono(app);
+    onTestFinished(() => mounted.close());
+    const rest = await echo(mounted, { text: 'read twice' });
     expect(rest.status).toBe(200);
     expect(await rest.text()).toContain('read twice');
     expect(seen).toEqual([{ arguments: { text: 'read twice' } }]);
-    await closers.pop()!();
   });
 });
 
@@ -437,22 +440,12 @@ describe('Hono on @hono/node-server: a body a middleware read through a clone', 
       await next();
     });
     app.route('/', mcpkitHono(server));
-    const { port } = await new Promise<{ port: number }>((resolve) => {
-      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () =>
-        resolve({ port: (s.address() as AddressInfo).port }),
-      );
-      closers.push(() => new Promise<void>((done) => s.close(() => done())));
-    });
-    const body = JSON.stringify({ arguments: { text: 'read by a clone' } });
-    const rest = await fetch(`http://127.0.0.1:${port}/tools/echo/execute`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-    });
+    const mounted = await serveHono(app);
+    onTestFinished(() => mounted.close());
+    const rest = await echo(mounted, { text: 'read by a clone' });
     expect(await rest.text()).toContain('read by a clone');
     expect(rest.status).toBe(200);
-    expect(seen).toEqual([body]);
-    await closers.pop()!();
+    expect(seen).toEqual([JSON.stringify({ arguments: { text: 'read by a clone' } })]);
   });
 });
 
@@ -468,27 +461,12 @@ describe('Hono on @hono/node-server: a clone a middleware reads after mcpkit ans
       if (copy) seen.push(await copy.text());
     });
     app.route('/', mcpkitHono(server));
-    const { port } = await new Promise<{ port: number }>((resolve) => {
-      const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () =>
-        resolve({ port: (s.address() as AddressInfo).port }),
-      );
-      closers.push(
-        () =>
-          new Promise<void>((done) => {
-            s.close(() => done());
-            (s as unknown as { closeAllConnections?(): void }).closeAllConnections?.();
-          }),
-      );
-    });
-    const body = JSON.stringify({ arguments: { text: 'copied first' } });
-    const rest = fetch(`http://127.0.0.1:${port}/tools/echo/execute`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-      signal: AbortSignal.timeout(5000),
-    }).then(async (response) => ({ status: response.status, text: await response.text() }));
+    const mounted = await serveHono(app);
+    onTestFinished(() => mounted.close());
+    const rest = echo(mounted, { text: 'copied first' }, { signal: AbortSignal.timeout(5000) }).then(
+      async (response) => ({ status: response.status, text: await response.text() }),
+    );
     await expect(rest).resolves.toMatchObject({ status: 200, text: expect.stringContaining('copied first') });
-    expect(seen).toEqual([body]);
-    await closers.pop()!();
+    expect(seen).toEqual([JSON.stringify({ arguments: { text: 'copied first' } })]);
   });
 });

@@ -99,6 +99,15 @@ const call = (id: unknown, params: unknown, extra: Record<string, unknown> = {})
   ...extra,
 });
 
+/** A 2026-07-28 `tools/call` of echo with `meta` as its envelope, sent to `url`: refused, never run. */
+async function expectEnvelopeRefused(url: string, id: number, meta: Record<string, unknown>) {
+  const headers = { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' };
+  const message = call(id, { name: 'echo', arguments: { text: 'hi' }, _meta: meta });
+  const text = JSON.stringify(await readJsonRpc(await fetch(`${url}/mcp`, jsonRpcPost(message, headers))));
+  expect(text).toContain('envelope');
+  expect(text).not.toContain('"text":"hi"');
+}
+
 /** Messages, plain and not: every tool above, then shapes the shortcuts must not take. */
 const MESSAGES: Record<string, unknown>[] = [
   ...Object.keys(RESULTS).map((name, i) => call(i + 1, { name })),
@@ -256,16 +265,7 @@ describe('the remembered 2026-07-28 envelopes', () => {
       // The 2025 era has no envelope: its check lets this one through.
       const legacy = await ask(call(2, { name: 'echo', arguments: { text: 'hi' }, _meta: bad }));
       expect(JSON.stringify(legacy)).toContain('"text":"hi"');
-      const headers = {
-        'mcp-protocol-version': '2026-07-28',
-        'mcp-method': 'tools/call',
-        'mcp-name': 'echo',
-      };
-      const message = call(3, { name: 'echo', arguments: { text: 'hi' }, _meta: bad });
-      const refused = await fetch(`${listening.url}/mcp`, jsonRpcPost(message, headers));
-      const text = JSON.stringify(await readJsonRpc(refused));
-      expect(text).toContain('envelope');
-      expect(text).not.toContain('"text":"hi"');
+      await expectEnvelopeRefused(listening.url, 3, bad);
     } finally {
       socket.close();
       await listening.close();
@@ -288,16 +288,7 @@ describe('the remembered 2026-07-28 envelopes', () => {
     server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
     const listening = await listen(server, { port: 0 });
     try {
-      const headers = {
-        'mcp-protocol-version': '2026-07-28',
-        'mcp-method': 'tools/call',
-        'mcp-name': 'echo',
-      };
-      const message = call(2, { name: 'echo', arguments: { text: 'hi' }, _meta: bad });
-      const refused = await fetch(`${listening.url}/mcp`, jsonRpcPost(message, headers));
-      const text = JSON.stringify(await readJsonRpc(refused));
-      expect(text).toContain('envelope');
-      expect(text).not.toContain('"text":"hi"');
+      await expectEnvelopeRefused(listening.url, 2, bad);
     } finally {
       await listening.close();
     }

@@ -5,6 +5,7 @@
  */
 import { type CallToolResult, type ContentBlock, isCallToolResult } from '@modelcontextprotocol/server';
 import { McpKitError, type McpKitErrorCode, publicErrorMessage } from '../core/errors.js';
+import { isBareTextBlock } from '../core/plainJson.js';
 import { redactText } from '../core/redaction.js';
 import { isValidationError } from '../schema.js';
 
@@ -28,16 +29,6 @@ function isContentBlock(value: unknown): value is ContentBlock {
   );
 }
 
-/** A `{ type: 'text', text }` block with nothing else. */
-function isBareText(block: unknown): boolean {
-  if (typeof block !== 'object' || block === null) return false;
-  const b = block as { type?: unknown; text?: unknown };
-  if (b.type !== 'text' || typeof b.text !== 'string') return false;
-  let keys = 0;
-  for (const key in b) if (Object.hasOwn(b, key)) keys += 1;
-  return keys === 2;
-}
-
 /**
  * Whether `value` is a result the SDK's `isCallToolResult` (a zod parse of the whole result) accepts
  * beyond doubt, told without it: an object whose `content` is an array of bare text blocks, whose
@@ -46,7 +37,7 @@ function isBareText(block: unknown): boolean {
  */
 function isPlainCallToolResult(value: object): boolean {
   const v = value as { content?: unknown; isError?: unknown; _meta?: unknown };
-  if (!Array.isArray(v.content) || !v.content.every(isBareText)) return false;
+  if (!Array.isArray(v.content) || !v.content.every(isBareTextBlock)) return false;
   if (v.isError !== undefined && typeof v.isError !== 'boolean') return false;
   return (
     v._meta === undefined || (typeof v._meta === 'object' && v._meta !== null && !Array.isArray(v._meta))

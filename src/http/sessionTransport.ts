@@ -13,6 +13,7 @@ import {
   type Transport,
   type TransportSendOptions,
 } from '@modelcontextprotocol/server';
+import { isJsonRpcId } from '../core/plainJson.js';
 import { messageBody, messageJson } from '../protocol/wireJson.js';
 import { textResponse } from './bodyText.js';
 import { jsonRpcError } from './jsonrpc.js';
@@ -567,7 +568,7 @@ export function isPlainJsonRpc(message: unknown): boolean {
   const m = message as Record<string, unknown>;
   if (m.jsonrpc !== '2.0' || typeof m.method !== 'string') return false;
   for (const key in m) if (!REQUEST_KEYS.has(key)) return false;
-  if ('id' in m && !(typeof m.id === 'string' || Number.isSafeInteger(m.id))) return false;
+  if ('id' in m && !isJsonRpcId(m.id)) return false;
   if ('params' in m) {
     const params = m.params;
     if (typeof params !== 'object' || params === null || Array.isArray(params) || '_meta' in params)

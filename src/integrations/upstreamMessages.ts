@@ -8,6 +8,7 @@
  * takes the SDK's own path.
  */
 import type { JSONRPCMessage } from '@modelcontextprotocol/client';
+import { isJsonRpcId } from '../core/plainJson.js';
 
 /** Whether `value` is a non-null object that is not an array. */
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -49,6 +50,6 @@ export function quickMessage(value: unknown): JSONRPCMessage | undefined {
 export function isPlainResult(value: unknown): boolean {
   if (!isRecord(value) || value.jsonrpc !== '2.0' || !('id' in value) || !('result' in value)) return false;
   const { id, result } = value;
-  if (typeof id !== 'string' && !Number.isSafeInteger(id)) return false;
+  if (!isJsonRpcId(id)) return false;
   return isRecord(result) && !('_meta' in result) && keyCount(value) === 3;
 }

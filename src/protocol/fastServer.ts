@@ -1,5 +1,5 @@
 /**
- * `CatalogServer`: the SDK's `Server` with two shortcuts on its hot path, each taken only for
+ * `CatalogServer`: the SDK's `Server` with three shortcuts on its hot path, each taken only for
  * messages a cheap structural check proves the SDK's own zod schemas would accept unchanged.
  *
  * - **Classification.** The SDK classifies every incoming message with up to four `safeParse`
@@ -33,6 +33,7 @@ import {
   type ServerContext,
   type Transport,
 } from '@modelcontextprotocol/server';
+import { isBareTextBlock, isJsonRpcId, isPlainObject } from '../core/plainJson.js';
 
 /** A request handler as the SDK stores it. */
 type StoredHandler = (request: WireCall, ctx: ServerContext) => Promise<unknown>;
@@ -119,23 +120,12 @@ function rememberingEnvelopes(codec: WireCodec): WireCodec {
   return remembering;
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
 /**
  * Whether `value` is a plain object the SDK's record and loose-object schemas return key for key:
  * they drop an own `__proto__` key (one JSON.parse makes), so an object holding one is not plain.
  */
 function isPlainRecord(value: unknown): value is Record<string, unknown> {
   return isPlainObject(value) && !Object.hasOwn(value, '__proto__');
-}
-
-/** A JSON-RPC id or progress token as the SDK's schemas accept it: a string or a safe integer. */
-function isToken(value: unknown): value is string | number {
-  return typeof value === 'string' || Number.isSafeInteger(value);
 }
 
 /**
@@ -146,7 +136,7 @@ function isPlainMeta(meta: unknown): boolean {
   if (meta === undefined) return true;
   if (!isPlainRecord(meta)) return false;
   const token = meta.progressToken;
-  return (token === undefined || isToken(token)) && meta[RELATED_TASK_KEY] === undefined;
+  return (token === undefined || isJsonRpcId(token)) && meta[RELATED_TASK_KEY] === undefined;
 }
 
 /**
@@ -161,7 +151,12 @@ export function isPlainRequest(message: unknown): boolean {
     if (key !== 'jsonrpc' && key !== 'id' && key !== 'method' && key !== 'params') return false;
     keys++;
   }
-  if (keys < 3 || message.jsonrpc !== '2.0' || typeof message.method !== 'string' || !isToken(message.id)) {
+  if (
+    keys < 3 ||
+    message.jsonrpc !== '2.0' ||
+    typeof message.method !== 'string' ||
+    !isJsonRpcId(message.id)
+  ) {
     return false;
   }
   const params = message.params;
@@ -197,11 +192,7 @@ export function isPlainCallResult(result: unknown): boolean {
   if (!Array.isArray(content)) return false;
   if (isError !== undefined && typeof isError !== 'boolean') return false;
   if (structuredContent !== undefined && !isPlainRecord(structuredContent)) return false;
-  for (const block of content) {
-    if (!isPlainObject(block) || block.type !== 'text' || typeof block.text !== 'string') return false;
-    for (const key in block) if (key !== 'type' && key !== 'text') return false;
-  }
-  return true;
+  return content.every(isBareTextBlock);
 }
 
 /** The SDK `Server` with the shortcuts described above. */
@@ -245,7 +236,8 @@ export class CatalogServer extends Server {
     this.setRequestHandler('tools/call', handler as never);
     if (!SUPPORTED) return;
     const internals = this as unknown as ServerInternals;
-    const full = internals._requestHandlers.get('tools/call');
+    const handlers: unknown = internals._requestHandlers;
+    const full = handlers instanceof Map ? internals._requestHandlers.get('tools/call') : undefined;
     if (!full) return;
     // The SDK hands `handler` what its schema returned: method and params, params (and their
     // arguments and _meta) copied one level deep. The same here, without the parse.
