@@ -31,7 +31,9 @@ const holds = new Map<string, () => void>();
 const cancelled: string[] = [];
 
 function buildServer(): McpKitServer {
-  const server = createMcpServer({ name: 'answers', version: '1.0.0', logLevel: 'silent' });
+  // What an answer looks like is the subject here, not load shedding (test/overload.test.ts): a busy
+  // test host must not turn one of 64 concurrent calls into a 503.
+  const server = createMcpServer({ name: 'answers', version: '1.0.0', logLevel: 'silent', overload: false });
   server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
   server.tools.register({
     name: 'count',
@@ -268,11 +270,11 @@ describe.each(['listen', 'express', 'fastify', 'hono'] as const)('2025-era answe
 
   it('keeps 64 concurrent requests that all share one id apart', async () => {
     const headers = await openSession(mounted.url);
-    const answers = await Promise.all(
-      Array.from({ length: 64 }, async (_, i) =>
-        (await post(mounted.url, headers, call(1, 'echo', { text: `t${i}` }))).json(),
-      ),
+    const responses = await Promise.all(
+      Array.from({ length: 64 }, (_, i) => post(mounted.url, headers, call(1, 'echo', { text: `t${i}` }))),
     );
+    expect(responses.map((r) => r.status)).toEqual(Array.from({ length: 64 }, () => 200));
+    const answers = await Promise.all(responses.map((r) => r.json()));
     expect(answers.map((a) => a.id)).toEqual(Array.from({ length: 64 }, () => 1));
     expect(answers.map((a) => a.result.content[0].text)).toEqual(
       Array.from({ length: 64 }, (_, i) => `t${i}`),

@@ -47,14 +47,19 @@ describe('http.stateless, one shared server', () => {
         return `tag ${tag} for request ${JSON.stringify(ctx.requestId)}`;
       },
     });
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
     const first = post(call(1, 'wait', { tag: 'a' }));
+    await settle();
+    // A client id spelled like the private id a repeat would get: the repeat gets another one.
+    const fourth = post(call('mcpkit-stateless-1', 'wait', { tag: 'd' }));
+    await settle();
     const second = post(call(1, 'wait', { tag: 'b' }));
     const third = post(call('1', 'wait', { tag: 'c' }));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await settle();
     gate.resolve();
-    const answers = await Promise.all([first, second, third]);
+    const answers = await Promise.all([first, second, third, fourth]);
     for (const answer of answers) expect(answer.headers.get('content-type')).toBe('application/json');
-    const [a, b, c] = await Promise.all(answers.map((r) => r.json()));
+    const [a, b, c, d] = await Promise.all(answers.map((r) => r.json()));
     // Each handler saw the id its client sent, not the private one it was served under.
     expect(a).toEqual({
       jsonrpc: '2.0',
@@ -70,6 +75,11 @@ describe('http.stateless, one shared server', () => {
       jsonrpc: '2.0',
       id: '1',
       result: { content: [{ type: 'text', text: 'tag c for request "1"' }] },
+    });
+    expect(d).toEqual({
+      jsonrpc: '2.0',
+      id: 'mcpkit-stateless-1',
+      result: { content: [{ type: 'text', text: 'tag d for request "mcpkit-stateless-1"' }] },
     });
   });
 

@@ -244,6 +244,45 @@ describe('SDK v2 Client in the 2026-07-28 era over WebSocket', () => {
   });
 });
 
+describe('a tool over WebSocket reaches its client as over any transport', () => {
+  it('sends its log messages and progress, and samples the client (regression: the door lost them)', async () => {
+    const server = fixtureServer();
+    server.tools.register({
+      name: 'chatty',
+      handler: async (_args, ctx) => {
+        await ctx.log.info('working');
+        await ctx.progress(1, 2);
+        const sampled = await ctx.sample({
+          messages: [{ role: 'user', content: { type: 'text', text: 'hi' } }],
+          maxTokens: 5,
+        });
+        return `sampled: ${(sampled.content as { text: string }).text}`;
+      },
+    });
+    const { url } = await start({ server });
+    const client = new ClientV2(info, { capabilities: { sampling: {} } });
+    client.setRequestHandler('sampling/createMessage', async () => ({
+      role: 'assistant',
+      model: 'loopback',
+      content: { type: 'text', text: 'hello back' },
+    }));
+    const logged: unknown[] = [];
+    client.setNotificationHandler('notifications/message', (n) => {
+      logged.push(n.params.data);
+    });
+    await client.connect(new WebSocketClientTransport(url));
+    cleanups.push(() => client.close());
+    const progress: number[] = [];
+    const result = await client.callTool(
+      { name: 'chatty' },
+      { onprogress: (p: { progress: number }) => progress.push(p.progress) },
+    );
+    expect(result.content).toEqual([{ type: 'text', text: 'sampled: hello back' }]);
+    expect(logged).toEqual(['working']);
+    expect(progress).toEqual([1]);
+  });
+});
+
 describe('the upgrade', () => {
   it('echoes the mcp subprotocol', async () => {
     const { url } = await start();

@@ -105,6 +105,17 @@ export function parseJsonSafe(text: string, maxDepth = MAX_JSON_DEPTH): unknown 
   }
 }
 
+/** One decoder for every body: `decode` without `stream` keeps no state between calls. */
+const UTF8 = new TextDecoder();
+
+/**
+ * {@link parseJsonSafe} of UTF-8 bytes (a request body), decoded as `TextDecoder` decodes them: a
+ * leading byte-order mark dropped, invalid sequences replaced.
+ */
+export function parseJsonBytes(bytes: Uint8Array, maxDepth?: number): unknown {
+  return parseJsonSafe(UTF8.decode(bytes), maxDepth);
+}
+
 /**
  * Removes pollution keys (see the module comment) from an already parsed value, in place, at any
  * depth, and returns it: for messages parsed by code mcpkit does not own (the SDK's stdio reader).

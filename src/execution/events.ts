@@ -38,6 +38,11 @@ export interface ToolExecutorEvents {
   retry: (event: ToolCallEvent & { attempt: number }) => void;
 }
 
+/** Where a call's handler promise is put once the handler ran (for `onSettled`). */
+export interface HandlerOf {
+  handler?: PromiseLike<unknown>;
+}
+
 /** The events that end (or start) a call, as opposed to `retry`. */
 export type CallEventName = 'start' | 'success' | 'error' | 'timeout' | 'cancel';
 
@@ -56,6 +61,8 @@ export class Call {
   readonly started: number;
   /** Nesting depth of `ctx.callTool`: 0 for a call from outside. */
   readonly depth: number;
+  /** Where the executor's `onSettled` learns of the handler's own promise, for a call that has one. */
+  handlerOf: HandlerOf | undefined = undefined;
 
   constructor(tool: RegisteredTool, args: unknown, options: ExecuteOptions) {
     this.started = performance.now();

@@ -20,6 +20,7 @@ import { CallContext, type CallRuntime } from './context.js';
 import {
   Call,
   type CallEventName,
+  type HandlerOf,
   START_EXTRA,
   type ToolCallEvent,
   type ToolExecutorEvents,
@@ -90,31 +91,41 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
    * onto `options.span` when the caller has one for it.
    */
   executeTool(tool: RegisteredTool, args: unknown, options: ExecuteOptions = {}): Promise<CallToolResult> {
-    if (options.onSettled) return this.#settling(tool, args, options);
-    const given = options.span;
-    if (given) return this.#executeTool(tool, args, options).then((result) => recordOutcome(given, result));
-    if (!this.#tracing.enabled) return this.#executeTool(tool, args, options);
-    return inToolSpan(this.#tracing, { tool, options }, () => this.#executeTool(tool, args, options));
+    const call = new Call(tool, args, options);
+    if (options.onSettled) return this.#settling(call, options.onSettled);
+    return this.#traced(call);
   }
 
-  /** Runs the call, then calls `options.onSettled` once its handler (if it ran) has finished too. */
-  #settling(tool: RegisteredTool, args: unknown, options: ExecuteOptions): Promise<CallToolResult> {
-    const onSettled = options.onSettled!;
-    const handlerOf: { handler?: PromiseLike<unknown> } = {};
+  /** The call in its span (the caller's, or one of its own when tracing is on). */
+  #traced(call: Call): Promise<CallToolResult> {
+    const given = call.options.span;
+    if (given) return this.#started(call).then((result) => recordOutcome(given, result));
+    if (!this.#tracing.enabled) return this.#started(call);
+    return inToolSpan(this.#tracing, { tool: call.tool, options: call.options }, () => this.#started(call));
+  }
+
+  /**
+   * Runs the call, then calls `onSettled` once its handler (if it ran) has finished too. The options
+   * go on as they are: a copy would lose what a class instance keeps on its prototype (an MCP call's
+   * client log, its request context, its client's capabilities).
+   */
+  #settling(call: Call, onSettled: () => void): Promise<CallToolResult> {
+    const handlerOf: HandlerOf = {};
+    call.handlerOf = handlerOf;
     const settle = () => {
       const handler = handlerOf.handler;
       if (handler) handler.then(onSettled, onSettled);
       else onSettled();
     };
-    const running = this.executeTool(tool, args, { ...options, onSettled: undefined, handlerOf });
+    const running = this.#traced(call);
     running.then(settle, settle);
     return running;
   }
 
   /** {@link ToolExecutor.#check}, with anything it throws turned into a rejection, as an `async` function would. */
-  #executeTool(tool: RegisteredTool, args: unknown, options: ExecuteOptions): Promise<CallToolResult> {
+  #started(call: Call): Promise<CallToolResult> {
     try {
-      return this.#check(new Call(tool, args, options));
+      return this.#check(call);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -232,7 +243,7 @@ export class ToolExecutor extends EventEmitter<ToolExecutorEvents> {
       return this.#failed(call, error, { scope, attempts: tries?.count ?? 1 });
     } finally {
       scope.dispose();
-      if (options.handlerOf) options.handlerOf.handler = scope.handler;
+      if (call.handlerOf) call.handlerOf.handler = scope.handler;
     }
   }
 

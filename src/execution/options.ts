@@ -53,8 +53,6 @@ export interface ExecuteOptions {
    * when the handler never ran (refused, invalid arguments, busy).
    */
   onSettled?: () => void;
-  /** @internal Where `onSettled` learns of the handler's own promise. */
-  handlerOf?: { handler?: PromiseLike<unknown> };
   /** @internal The door the root call came through (nested calls keep it for rate limits). */
   via?: CallOrigin;
   /**

@@ -18,7 +18,7 @@ import { ABANDONED_BODY_HEADERS, readBodyLimited } from '../core/bodyLimit.js';
 import { checkTrustProxy } from '../core/forwarded.js';
 import { normalisePath } from '../core/paths.js';
 import { type Refusal, refuse } from '../core/refusal.js';
-import { JsonDepthError, parseJsonSafe } from '../core/safeJson.js';
+import { JsonDepthError, parseJsonBytes } from '../core/safeJson.js';
 import { metadataUrlFor } from '../policy/auth.js';
 import { PERMISSIONS } from '../policy/permissions.js';
 import { type Policy, type RateState, type RequestFacts, requestFacts } from '../policy/policy.js';
@@ -696,7 +696,7 @@ export class HttpHandler {
     if (read instanceof Response) return read;
     let body: unknown;
     try {
-      body = parseJsonSafe(new TextDecoder().decode(read), this.options.maxJsonDepth);
+      body = parseJsonBytes(read, this.options.maxJsonDepth);
     } catch (error) {
       if (error instanceof JsonDepthError) {
         return mcpRequestRefusal(refuse('INVALID_REQUEST', `Invalid Request: ${error.message}`));

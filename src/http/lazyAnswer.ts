@@ -2,6 +2,8 @@ import { textResponse } from './bodyText.js';
 
 const EVENT_PREFIX = 'event: message\ndata: ';
 const EVENT_SUFFIX = '\n\n';
+/** One decoder for every chunk: `decode` without `stream` keeps no state between calls. */
+const UTF8 = new TextDecoder();
 /** Headers that describe an SSE stream, not the answer. */
 const STREAM_HEADERS = new Set(['content-type', 'cache-control', 'connection', 'x-accel-buffering']);
 
@@ -58,7 +60,7 @@ export async function settleAnswer(response: Response, id: unknown, signal: Abor
  * response (result or error) to `id`.
  */
 function responsePayload(chunk: Uint8Array, id: unknown): string | undefined {
-  const text = new TextDecoder().decode(chunk);
+  const text = UTF8.decode(chunk);
   if (!text.startsWith(EVENT_PREFIX) || !text.endsWith(EVENT_SUFFIX)) return undefined;
   const payload = text.slice(EVENT_PREFIX.length, -EVENT_SUFFIX.length);
   // One `data:` line: JSON.stringify never writes a raw line break.

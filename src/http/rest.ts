@@ -15,7 +15,7 @@ import { ABANDONED_BODY, type LimitedRead, readBodyLimited } from '../core/bodyL
 import { McpKitError, type McpKitErrorCode, quote } from '../core/errors.js';
 import { restPage } from '../core/paginate.js';
 import type { Refusal } from '../core/refusal.js';
-import { JsonDepthError, parseJsonSafe } from '../core/safeJson.js';
+import { JsonDepthError, parseJsonBytes } from '../core/safeJson.js';
 import { eventStreamResponse, openEventStream } from '../core/sse.js';
 import {
   chainStepTools,
@@ -1070,7 +1070,7 @@ async function readJson(
 function parseJson(bytes: Uint8Array, maxDepth: number | undefined): unknown {
   if (bytes.byteLength === 0) return undefined;
   try {
-    return parseJsonSafe(new TextDecoder().decode(bytes), maxDepth);
+    return parseJsonBytes(bytes, maxDepth);
   } catch (error) {
     if (error instanceof JsonDepthError)
       throw new McpKitError('INVALID_REQUEST', `The body nests deeper than ${error.maxDepth} levels`);

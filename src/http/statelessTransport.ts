@@ -40,6 +40,9 @@ export function isSharedStatelessRequest(body: unknown): boolean {
   );
 }
 
+/** The extra headers of a JSON answer: none (the exchange copies them into each answer). */
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 /** JSON-RPC `MissingRequiredClientCapability`: answered with HTTP 400 even from a handler. */
 const MISSING_CLIENT_CAPABILITY = -32021;
 
@@ -64,9 +67,9 @@ export interface StatelessTransportOptions {
 
 /**
  * The transport of the one server that serves `http.stateless` requests of the 2025 era (and, with
- * `modern`, plain 2026-07-28 requests). Without a
- * session nothing ties one POST to another, so each request is served under a private id of its own
- * (two clients may both send id 1) and answered under the id it came with; the answer is one JSON
+ * `modern`, plain 2026-07-28 requests). Without a session nothing ties one POST to another, so two
+ * clients may both send id 1 at once: a request is served under its own id unless another in flight
+ * holds it, then under a private id, and always answered under the id it came with; the answer is one JSON
  * body unless something must precede the result (a progress or log notification, a request to the
  * client, keep-alives on a long call), then SSE. A client that leaves before its answer cancels the
  * handler, as the end of a per-request server would.
@@ -131,7 +134,10 @@ export class StatelessTransport implements Transport {
     const departure = departureOf(request);
     if (departure.aborted)
       return jsonRpcError(499, { code: -32800, message: 'Request cancelled: the client disconnected' });
-    const id = `mcpkit-stateless-${++this.#next}`;
+    // Served under the client's own id unless another request in flight holds it (two clients may
+    // both send id 1): then under a private id, and answered under the client's.
+    const own = message.id!;
+    const id = this.#inFlight.has(own) ? this.#privateId() : own;
     const extra: { request: Request; authInfo?: AuthInfo; classification?: MessageClassification } = {
       request,
     };
@@ -139,7 +145,7 @@ export class StatelessTransport implements Transport {
     if (this.#modern) extra.classification = this.#modern;
     return new Promise<Response | typeof LADDER_REFUSED>((resolve) => {
       const exchange = new Exchange(
-        { ids: [id], headers: {}, originals: new Map([[id, message.id!]]) },
+        { ids: [id], headers: NO_HEADERS, originals: id === own ? undefined : new Map([[id, own]]) },
         resolve,
       );
       this.#inFlight.set(id, exchange);
@@ -152,7 +158,7 @@ export class StatelessTransport implements Transport {
       const dispatching = { id, refused: false };
       this.#dispatching = dispatching;
       try {
-        this.onmessage?.({ ...message, id } as JSONRPCMessage, extra);
+        this.onmessage?.((id === own ? message : { ...message, id }) as JSONRPCMessage, extra);
       } finally {
         this.#dispatching = undefined;
       }
@@ -165,7 +171,15 @@ export class StatelessTransport implements Transport {
     });
   }
 
-  /** Cancels the handler of private id `id` (its client left) and drops its exchange. */
+  /** A private id no request in flight holds. */
+  #privateId(): string {
+    let id: string;
+    do id = `mcpkit-stateless-${++this.#next}`;
+    while (this.#inFlight.has(id));
+    return id;
+  }
+
+  /** Cancels the handler of id `id` (its client left) and drops its exchange. */
   #cancel(id: Id, exchange: Exchange): void {
     if (this.#inFlight.get(id) !== exchange || exchange.answered(id)) return;
     this.#inFlight.delete(id);
