@@ -27,6 +27,7 @@ import { NotificationFence } from '../protocol/fence.js';
 import { SETTLING_METHODS } from '../protocol/methods.js';
 import { messageJson } from '../protocol/wireJson.js';
 import type { McpKitServer } from '../server.js';
+import type { CallerIdentity } from '../types.js';
 import { requestSource, toWebRequest } from './bridge.js';
 import {
   BEARER_SUBPROTOCOL_PREFIX,
@@ -140,6 +141,17 @@ type MessageKind = 'request' | 'notification' | 'response';
 /** The methods whose handlers report when they end (`requestSettled`): the ones mcpkit serves. */
 const SETTLES = new Set<string>(SETTLING_METHODS);
 
+/** Where a request in flight stands. */
+const InFlight = {
+  /** Running; one of the SDK's own methods, which gives its slot back with its response. */
+  answering: 0,
+  /** Running; its handler reports its end (`requestSettled`), even after a cancellation. */
+  settling: 1,
+  /** Cancelled by the client; its slot is held until its handler reports its end. */
+  cancelled: 2,
+} as const;
+type InFlight = (typeof InFlight)[keyof typeof InFlight];
+
 /** A cheap structural check of one JSON-RPC 2.0 message; the SDK validates each method's params. */
 function classify(value: unknown): MessageKind | undefined {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
@@ -204,8 +216,11 @@ export class WebSocketServerTransport implements Transport {
   readonly #maxInFlight: number;
   readonly #maxJsonDepth: number;
   readonly #extra: MessageExtraInfo | undefined;
-  /** Requests in flight by id: `true` once the client cancelled one whose handler still runs. */
-  readonly #inFlight = new Map<string | number, boolean>();
+  /**
+   * Requests in flight by id and their state; made when one arrives and dropped when the last ends,
+   * so an idle connection carries none.
+   */
+  #inFlight: Map<string | number, InFlight> | undefined;
   #pending: string[] | undefined = [];
   /**
    * Holds a response until the client has dispatched its request's progress (see
@@ -260,7 +275,7 @@ export class WebSocketServerTransport implements Transport {
 
   /** Client requests waiting for their response. */
   get inFlight(): number {
-    return this.#inFlight.size;
+    return this.#inFlight?.size ?? 0;
   }
 
   /** Bytes waiting in the outgoing buffer. */
@@ -302,10 +317,7 @@ export class WebSocketServerTransport implements Transport {
       );
       throw new Error('WebSocket connection closed: the client is not reading its messages');
     }
-    if ('id' in message && !('method' in message)) {
-      this.#inFlight.delete(message.id as string | number);
-      this.#methods.delete(message.id as string | number);
-    }
+    if ('id' in message && !('method' in message)) this.#ended(message.id as string | number);
     socket.send(messageJson(message));
   }
 
@@ -315,9 +327,7 @@ export class WebSocketServerTransport implements Transport {
    * the sessions it serves on this transport.
    */
   requestSettled(id: string | number): void {
-    if (this.#inFlight.get(id) !== true) return;
-    this.#inFlight.delete(id);
-    this.#methods.delete(id);
+    if (this.#inFlight?.get(id) === InFlight.cancelled) this.#ended(id);
   }
 
   async close(): Promise<void> {
@@ -387,7 +397,9 @@ export class WebSocketServerTransport implements Transport {
         );
         return;
       }
-      if (this.#inFlight.has(id)) {
+      this.#inFlight ??= new Map();
+      const inFlight = this.#inFlight;
+      if (inFlight.has(id)) {
         // Two requests with one id cannot both be answered: the second is refused, the first runs on.
         this.#reply(
           id,
@@ -396,7 +408,7 @@ export class WebSocketServerTransport implements Transport {
         );
         return;
       }
-      if (this.#inFlight.size >= this.#maxInFlight) {
+      if (inFlight.size >= this.#maxInFlight) {
         this.#reply(
           id,
           ERROR_CODES.BUSY.jsonRpc,
@@ -404,8 +416,7 @@ export class WebSocketServerTransport implements Transport {
         );
         return;
       }
-      this.#inFlight.set(id, false);
-      this.#methods.set(id, method);
+      inFlight.set(id, SETTLES.has(method) ? InFlight.settling : InFlight.answering);
       if (method === 'initialize' && this.#handshake === undefined) this.#handshake = id;
     } else if (kind === 'notification') {
       const m = message as { method: string; params?: { requestId?: unknown } };
@@ -415,19 +426,24 @@ export class WebSocketServerTransport implements Transport {
     this.onmessage?.(message as JSONRPCMessage, this.#extra);
   }
 
-  /** Request ids in flight and their methods (to know whose handler reports its end). */
-  readonly #methods = new Map<string | number, string>();
-
   /**
    * A cancelled request gets no response, but its handler may still be running: one that mcpkit
    * serves keeps its slot until it reports its end (`requestSettled`); the SDK's own methods (which
    * answer at once) give it back now.
    */
   #cancelled(id: unknown): void {
-    if ((typeof id !== 'string' && typeof id !== 'number') || !this.#inFlight.has(id)) return;
-    const method = this.#methods.get(id);
-    if (method !== undefined && SETTLES.has(method)) this.#inFlight.set(id, true);
-    else this.#inFlight.delete(id);
+    if (typeof id !== 'string' && typeof id !== 'number') return;
+    const inFlight = this.#inFlight;
+    const state = inFlight?.get(id);
+    if (state === undefined) return;
+    if (state === InFlight.answering) this.#ended(id);
+    else inFlight?.set(id, InFlight.cancelled);
+  }
+
+  /** Request `id` no longer holds a slot. */
+  #ended(id: string | number): void {
+    const inFlight = this.#inFlight;
+    if (inFlight?.delete(id) && inFlight.size === 0) this.#inFlight = undefined;
   }
 
   #reply(id: string | number | null, code: number, message: string): void {
@@ -464,8 +480,7 @@ export class WebSocketServerTransport implements Transport {
     this.#finished = true;
     this.#pending = undefined;
     this.#fence?.close();
-    this.#inFlight.clear();
-    this.#methods.clear();
+    this.#inFlight = undefined;
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#resolveClosed(info);
     this.onclose?.();
@@ -582,6 +597,12 @@ function offeredProtocols(header: string | undefined): string[] {
     .split(',')
     .map((p) => p.trim())
     .filter((p) => p !== '');
+}
+
+/** One connection's place under the connection caps: the server's, and its caller's share. */
+interface Slot {
+  released: boolean;
+  share?: (() => void) | undefined;
 }
 
 /** A base64url credential of at most 4 KiB, as a bearer subprotocol carries it. */
@@ -750,14 +771,8 @@ export async function attachWebSocket(
       );
     }
     count++;
-    let released = false;
-    let share: (() => void) | undefined;
-    const release = () => {
-      if (released) return;
-      released = true;
-      count--;
-      share?.();
-    };
+    const slot: Slot = { released: false };
+    const release = () => releaseSlot(slot);
     // The same request stages as every HTTP request: Host, Origin, then the server's credentials.
     const source = requestSource(req, http.trustProxy);
     const decision = await server.admit(admissionRequest(req, source, bearer), {
@@ -770,8 +785,8 @@ export async function attachWebSocket(
     }
     const { caller, facts, holdStream } = decision;
     if (facts) {
-      share = perCaller.take(server.policy.shareKey(facts));
-      if (!share) {
+      slot.share = perCaller.take(server.policy.shareKey(facts));
+      if (!slot.share) {
         release();
         return refuseUpgrade(
           socket,
@@ -796,11 +811,7 @@ export async function attachWebSocket(
     wss.handleUpgrade(req, socket, head, (websocket) => {
       accepted = true;
       socket.off('error', swallow);
-      sockets.add(websocket);
-      websocket.once('close', () => {
-        sockets.delete(websocket);
-        release();
-      });
+      track(websocket, slot);
       if (completionOptions && websocket.protocol === COMPLETIONS_SUBPROTOCOL) {
         const door = new CompletionSocket(websocket, server, {
           ...completionOptions,
@@ -813,33 +824,66 @@ export async function attachWebSocket(
         onCompletionSocket?.(door, req);
         return;
       }
-      const transport = new WebSocketServerTransport(websocket, {
-        ...transportOptions,
-        maxJsonDepth: http.maxJsonDepth,
-        ...(caller?.authInfo && { authInfo: caller.authInfo }),
-      });
-      live.add(transport);
-      void transport.closed.then((info) => {
-        live.delete(transport);
-        logger.debug({ code: info.code, reason: info.reason }, 'WebSocket connection closed');
-      });
-      server
-        .connect(transport, {
-          origin: 'websocket',
-          ...(caller && { caller }),
-          ...(source.address !== undefined && { clientAddress: source.address }),
-          onRequestSettled: (id) => transport.requestSettled(id),
-        })
-        .then(
-          () => onConnection?.(transport, req),
-          (error: unknown) => {
-            logger.debug({ err: error }, 'WebSocket connection failed to start');
-            websocket.terminate();
-          },
-        );
+      const transport = serveMcp(websocket, caller, source.address);
+      if (onConnection) void transport.started.then((ok) => ok && onConnection(transport.transport, req));
     });
     // ws refused the handshake itself (bad key or version) and already answered it
     if (!accepted) release();
+  };
+
+  // What an open socket keeps until it closes is made below, apart from the upgrade's scope: a
+  // closure made inside `upgrade` would keep its whole scope (the request, its headers, the
+  // admission decision) alive as long as the connection.
+
+  /** Gives a connection's place back, once. */
+  const releaseSlot = (slot: Slot): void => {
+    if (slot.released) return;
+    slot.released = true;
+    count--;
+    slot.share?.();
+  };
+
+  /** Keeps `websocket` among the open sockets until it is really gone, and its slot until then. */
+  const track = (websocket: WebSocket, slot: Slot): void => {
+    sockets.add(websocket);
+    websocket.once('close', () => {
+      sockets.delete(websocket);
+      releaseSlot(slot);
+    });
+  };
+
+  /** Serves MCP on an accepted socket; `started` says whether its session began. */
+  const serveMcp = (
+    websocket: WebSocket,
+    caller: CallerIdentity | undefined,
+    clientAddress: string | undefined,
+  ): { transport: WebSocketServerTransport; started: Promise<boolean> } => {
+    const transport = new WebSocketServerTransport(websocket, {
+      ...transportOptions,
+      maxJsonDepth: http.maxJsonDepth,
+      ...(caller?.authInfo && { authInfo: caller.authInfo }),
+    });
+    live.add(transport);
+    void transport.closed.then((info) => {
+      live.delete(transport);
+      logger.debug({ code: info.code, reason: info.reason }, 'WebSocket connection closed');
+    });
+    const started = server
+      .connect(transport, {
+        origin: 'websocket',
+        ...(caller && { caller }),
+        ...(clientAddress !== undefined && { clientAddress }),
+        onRequestSettled: (id) => transport.requestSettled(id),
+      })
+      .then(
+        () => true,
+        (error: unknown) => {
+          logger.debug({ err: error }, 'WebSocket connection failed to start');
+          websocket.terminate();
+          return false;
+        },
+      );
+    return { transport, started };
   };
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -66,6 +66,7 @@ import {
 import type { CallerIdentity, Logger } from '../types.js';
 import { CatalogServer } from './fastServer.js';
 import type { McpMethodName } from './methods.js';
+import { type SharedHandler, type SharedHandlers, serveShared } from './sharedHandlers.js';
 import { isStable, markStable } from './wireJson.js';
 
 /** Catalog change events every live session listens to. */
@@ -201,13 +202,6 @@ function visibleList<T extends U, U>(grant: Grant, view: ListView<U>, listed: re
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
-}
-
-/** Notes the integration of an upstream tool (the gateway's) a session calls. */
-function noteUpstream(used: Set<string>, tool: RegisteredTool): void {
-  const meta = tool.definition._meta;
-  const id = meta?.['io.mcpkit/upstream'] ? meta['io.mcpkit/integration'] : undefined;
-  if (typeof id === 'string') used.add(id);
 }
 
 function clientLog(ctx: ServerContext): ClientLog {
@@ -361,9 +355,6 @@ function requestAttributes(
   return attributes;
 }
 
-/** A request handler as registered with the SDK, with the request's span as an optional third argument. */
-type Handler<TInput> = (input: TInput, ctx: ServerContext, span?: SpanLike) => unknown;
-
 /** One SDK server bound to its host, as the handlers registered on it see it. */
 interface Binding {
   readonly host: SessionHost;
@@ -374,7 +365,7 @@ interface Binding {
 /** A handler to trace: its method, and whether it is registered in the SDK's custom-method form. */
 interface TracedHandler<TInput> {
   method: McpMethodName;
-  handler: Handler<TInput>;
+  handler: SessionHandler<TInput>;
   custom?: boolean;
 }
 
@@ -402,13 +393,13 @@ interface TaskStart {
  * registered in the SDK's custom-method form, which hands it the params themselves.
  */
 function traced<TInput>(
-  binding: Binding,
+  session: Session,
   { method, handler, custom = false }: TracedHandler<TInput>,
 ): (input: TInput, ctx: ServerContext) => any {
   // `tools/call` reports its end itself: its tool's handler can outlive the request.
-  const settled = method === 'tools/call' ? undefined : binding.options.onRequestSettled;
-  // One closure per handler and server: a WebSocket connection holds one server, idle or not.
-  const call: TracedCall<TInput> = { binding, method, handler, custom };
+  const settled = method === 'tools/call' ? undefined : session.options.onRequestSettled;
+  // One closure per handler and server, made when the server's client first calls the method.
+  const call: TracedCall<TInput> = { session, method, handler, custom };
   if (!settled) return (input, ctx) => runTraced(call, input, ctx);
   return (input, ctx) => {
     const id = ctx.mcpReq.id;
@@ -430,21 +421,19 @@ function traced<TInput>(
 
 /** A traced handler as {@link runTraced} runs it: what {@link traced} was given. */
 interface TracedCall<TInput> {
-  readonly binding: Binding;
+  readonly session: Session;
   readonly method: McpMethodName;
-  readonly handler: Handler<TInput>;
+  readonly handler: SessionHandler<TInput>;
   readonly custom: boolean;
 }
 
 /** Runs `handler` for one request, in its span when tracing is on (see {@link traced}). */
-function runTraced<TInput>(
-  { binding, method, handler, custom }: TracedCall<TInput>,
-  input: TInput,
-  ctx: ServerContext,
-): unknown {
-  const { host } = binding;
+function runTraced<TInput>(call: TracedCall<TInput>, input: TInput, ctx: ServerContext): unknown {
+  const { session, method, handler, custom } = call;
+  const { host } = session;
   const tracing = host.tracing ?? globalTracing;
-  if (!tracing.enabled) return handler(input, ctx);
+  // Untraced, the handler is served the call itself: it holds the session.
+  if (!tracing.enabled) return handler(call, input, ctx);
   const params = (custom ? input : (input as { params?: unknown } | undefined)?.params) as
     | { name?: unknown; uri?: unknown; _meta?: unknown }
     | undefined;
@@ -452,11 +441,11 @@ function runTraced<TInput>(
   const remote = tracing.extractMeta(params?._meta);
   return tracing.span(
     target === undefined ? method : `${method} ${target}`,
-    (span) => handler(input, ctx, span),
+    (span) => handler({ session, span }, input, ctx),
     {
       kind: SPAN_KIND.SERVER,
       ...(remote && { parent: remote.parent, links: remote.links }),
-      attributes: () => requestAttributes(binding, { method, params, ctx }),
+      attributes: () => requestAttributes(session, { method, params, ctx }),
     },
   );
 }
@@ -501,34 +490,70 @@ function clientAddressOf(ctx: ServerContext, options: SessionOptions): string | 
   return (ctx.http?.req ? httpFacts(ctx)?.address : undefined) ?? options.clientAddress;
 }
 
+/** A session's own state, beside its binding: made when its handlers first need it. */
+interface Session extends Binding {
+  /** 2025-era resource subscriptions of a live session, by URI: each one's stop. */
+  subscriptions?: Map<string, () => void>;
+  /**
+   * The gateway's upstreams this live 2025-era session has called: their log messages outside calls
+   * come here too (a modern-era client has no channel for messages outside its requests).
+   */
+  usedUpstreams?: Set<string>;
+}
+
+/** The tasks runtime a session serves: the tasks extension (SEP-2663) lives on the 2026-07-28 wire only. */
+function tasksOf({ host, options }: Binding): TaskManager | undefined {
+  return options.era === 'modern' ? host.tasks : undefined;
+}
+
+/** What a handler of the shared table serves: its session, and the request's span when traced. */
+interface Served {
+  readonly session: Session;
+  readonly span?: SpanLike | undefined;
+}
+
+/** A handler of the shared table. */
+type SessionHandler<TInput> = (served: Served, input: TInput, ctx: ServerContext) => unknown;
+
+/** Each host's handler tables, without and with the tasks methods; made at its first session. */
+const tables = new WeakMap<
+  SessionHost,
+  { plain?: SharedHandlers<Session>; tasks?: SharedHandlers<Session> }
+>();
+
+function tableOf(host: SessionHost, withTasks: boolean): SharedHandlers<Session> {
+  let entry = tables.get(host);
+  if (!entry) {
+    entry = {};
+    tables.set(host, entry);
+  }
+  if (withTasks) {
+    entry.tasks ??= buildTable(host, true);
+    return entry.tasks;
+  }
+  entry.plain ??= buildTable(host, false);
+  return entry.plain;
+}
+
 /**
- * Builds one SDK `Server` bound to the shared catalog. The SDK refuses to connect one instance to
- * two transports, so every connection, session or per-request exchange gets its own; they share
- * everything else.
+ * The handlers of every MCP method mcpkit serves, once per host (and tasks extension): each is
+ * given its session, so no session carries handlers of its own until its client uses a method.
  */
-export function createSessionServer(host: SessionHost, options: SessionOptions): Server {
-  // The tasks extension (SEP-2663) lives on the 2026-07-28 wire only.
-  const tasks = options.era === 'modern' ? host.tasks : undefined;
-  const server = new CatalogServer(host.info, {
-    capabilities: tasks ? TASKS_CAPABILITIES : SERVER_CAPABILITIES,
-    ...(options.era === 'modern' && { supportedProtocolVersions: MODERN_ERA_VERSIONS }),
-    ...(host.instructions !== undefined && { instructions: host.instructions }),
-  });
+function buildTable(host: SessionHost, withTasks: boolean): SharedHandlers<Session> {
+  const table = new Map<string, SharedHandler<Session>>();
   // Admission (permissions, visibility of the entries a request names, rate limits) happened at the
   // door, before the SDK dispatched the request; handlers only filter lists by what the caller sees.
   const policy = host.policy;
   /** The grant of the caller behind `ctx`: unrestricted without a policy or a caller. */
-  const grantOf = (ctx: ServerContext): Grant =>
-    policy ? policy.grantOf(callerOf(ctx, options.caller)) : FULL_GRANT;
+  const grantOf = (s: Session, ctx: ServerContext): Grant =>
+    policy ? policy.grantOf(callerOf(ctx, s.options.caller)) : FULL_GRANT;
   const { tools, resources, prompts, executor } = host;
-  const subscriptions = new Map<string, () => void>();
-  /** Traces a handler of a method declared in `MCP_METHODS` (only those are registered). */
-  const binding: Binding = { host, options, server };
-  const trace = <TInput>(method: McpMethodName, handler: Handler<TInput>, custom = false) =>
-    traced(binding, { method, handler, custom });
 
   /** Starts `tool` as a task and answers with its `CreateTaskResult`. */
-  const startTask = async ({ tool, args, call, ctx, work }: TaskStart): Promise<CallToolResult> => {
+  const startTask = async (
+    tasks: TaskManager,
+    { tool, args, call, ctx, work }: TaskStart,
+  ): Promise<CallToolResult> => {
     try {
       const options: StartTaskOptions = {
         tool,
@@ -551,223 +576,257 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
         ...(work && { work }),
       };
       // With a shared store the task is recorded there before its id is handed out.
-      const task = tasks!.shared ? await tasks!.begin(options) : tasks!.start(options);
+      const task = tasks.shared ? await tasks.begin(options) : tasks.start(options);
       return createTaskResult(task) as unknown as CallToolResult;
     } catch (error) {
       throw toProtocolError(error);
     }
   };
 
-  server.setRequestHandler(
-    'tools/list',
-    trace('tools/list', (request: ListToolsRequest, ctx) => {
-      const listed = visibleList(grantOf(ctx), TOOLS_VIEW, tools.list());
-      const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
-      return nextCursor === undefined ? { tools: page } : { tools: page, nextCursor };
-    }),
-  );
+  const listTools: SessionHandler<ListToolsRequest> = ({ session: s }, request, ctx) => {
+    const listed = visibleList(grantOf(s, ctx), TOOLS_VIEW, tools.list());
+    const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
+    return nextCursor === undefined ? { tools: page } : { tools: page, nextCursor };
+  };
+  table.set('tools/list', {
+    install: (server, s) =>
+      server.setRequestHandler('tools/list', traced(s, { method: 'tools/list', handler: listTools })),
+  });
 
-  // The gateway's upstreams this live 2025-era session has called: their log messages outside calls
-  // come here too (a modern-era client has no channel for messages outside its requests).
-  const usedUpstreams = options.live && options.era === 'legacy' ? new Set<string>() : undefined;
-  server.setToolCallHandler(
-    trace('tools/call', async (request: CallToolRequest, ctx, span) => {
-      const settled = options.onRequestSettled;
-      // Whether the executor reports the end of the tool's handler; otherwise it is reported here.
-      let handed = false;
-      try {
-        const { name, arguments: args, _meta } = request.params;
-        const tool = tools.get(name);
-        if (!tool) {
-          throw new ProtocolError(
-            ProtocolErrorCode.InvalidParams,
-            tools.has(name) ? `Tool ${quote(name)} disabled` : `Tool ${quote(name)} not found`,
-          );
-        }
-        if (usedUpstreams) noteUpstream(usedUpstreams, tool);
-        const call = new McpCallOptions(binding, { ctx, progressToken: _meta?.progressToken, span });
-        if (tool.task) {
-          const declared = tasks !== undefined && declaresTasks(ctx);
-          if (!declared && tool.task.support === 'required') {
-            throw new MissingRequiredClientCapabilityError(
-              { requiredCapabilities: TASKS_REQUIRED_CAPABILITIES },
-              `Tool ${name} runs only as a task: the request must declare the ${TASKS_EXTENSION_ID} extension`,
-            );
-          }
-          if (declared && tool.task.start === 'call') return await startTask({ tool, args, call, ctx });
-          call.acceptTaskContinuation = declared;
-        }
-        if (settled) {
-          const id = ctx.mcpReq.id;
-          call.onSettled = () => settled(id);
-          handed = true;
-        }
-        const result = await executor.executeTool(tool, args, call);
-        if (isTaskContinuation(result)) return await startTask({ tool, args, call, ctx, work: result.work });
-        if (isInputRequiredResult(result)) return result;
-        return server.projectCallToolResult(result, tool.output?.jsonSchema);
-      } finally {
-        if (settled && !handed) settled(ctx.mcpReq.id);
-      }
-    }),
-  );
-
-  server.setRequestHandler(
-    'resources/list',
-    trace('resources/list', async (request: ListResourcesRequest, ctx) => {
-      const fixed = resources.fixedList();
-      const all = fixed
-        ? visibleList(grantOf(ctx), RESOURCES_VIEW, fixed)
-        : visibleItems(grantOf(ctx), RESOURCES_VIEW, await resources.list({ signal: ctx.mcpReq.signal }));
-      const { page, nextCursor } = paginate(all, request.params?.cursor, host.pageSize);
-      return nextCursor === undefined ? { resources: page } : { resources: page, nextCursor };
-    }),
-  );
-
-  server.setRequestHandler(
-    'resources/templates/list',
-    trace('resources/templates/list', (request: ListResourceTemplatesRequest, ctx) => {
-      const listed = visibleList(grantOf(ctx), TEMPLATES_VIEW, resources.listTemplates());
-      const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
-      return nextCursor === undefined ? { resourceTemplates: page } : { resourceTemplates: page, nextCursor };
-    }),
-  );
-
-  server.setRequestHandler(
-    'resources/read',
-    trace('resources/read', async (request: ReadResourceRequest, ctx) => {
-      const { uri } = request.params;
-      const caller = callerOf(ctx, options.caller);
-      try {
-        return await resources.read(uri, {
-          signal: ctx.mcpReq.signal,
-          ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
-          ...(caller && { caller }),
-        });
-      } catch (error) {
-        if (error instanceof McpKitError && error.code === 'NOT_FOUND') {
-          // Named back only as a short prefix, in the message and in `data.uri` alike.
-          throw new ResourceNotFoundError(quote(uri), `Resource not found: ${quote(uri)}`);
-        }
-        host.logger.error({ uri, err: error }, 'resource read failed');
-        throw toProtocolError(error);
-      }
-    }),
-  );
-
-  server.setRequestHandler(
-    'resources/subscribe',
-    trace('resources/subscribe', (request: SubscribeRequest) => {
-      const { uri } = request.params;
-      // A per-request instance has nowhere to deliver updates later; only live ones track them.
-      if (options.live && !subscriptions.has(uri)) {
-        subscriptions.set(
-          uri,
-          resources.subscribe(uri, () => {
-            server.sendResourceUpdated({ uri }).catch(() => {});
-          }),
+  const callTool: SessionHandler<CallToolRequest> = async ({ session: s, span }, request, ctx) => {
+    const { server, options } = s;
+    const settled = options.onRequestSettled;
+    const tasks = tasksOf(s);
+    // Whether the executor reports the end of the tool's handler; otherwise it is reported here.
+    let handed = false;
+    try {
+      const { name, arguments: args, _meta } = request.params;
+      const tool = tools.get(name);
+      if (!tool) {
+        throw new ProtocolError(
+          ProtocolErrorCode.InvalidParams,
+          tools.has(name) ? `Tool ${quote(name)} disabled` : `Tool ${quote(name)} not found`,
         );
       }
-      return {};
-    }),
-  );
-
-  server.setRequestHandler(
-    'resources/unsubscribe',
-    trace('resources/unsubscribe', (request: UnsubscribeRequest) => {
-      const { uri } = request.params;
-      subscriptions.get(uri)?.();
-      subscriptions.delete(uri);
-      return {};
-    }),
-  );
-
-  server.setRequestHandler(
-    'prompts/list',
-    trace('prompts/list', (request: ListPromptsRequest, ctx) => {
-      const listed = visibleList(grantOf(ctx), PROMPTS_VIEW, prompts.list());
-      const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
-      return nextCursor === undefined ? { prompts: page } : { prompts: page, nextCursor };
-    }),
-  );
-
-  server.setRequestHandler(
-    'prompts/get',
-    trace('prompts/get', async (request: GetPromptRequest, ctx) => {
-      const caller = callerOf(ctx, options.caller);
-      try {
-        return await prompts.render(request.params.name, request.params.arguments, {
-          signal: ctx.mcpReq.signal,
-          ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
-          ...(caller && { caller }),
-          mcp: relatedContext(ctx),
-        });
-      } catch (error) {
-        if (!(error instanceof McpKitError))
-          host.logger.error({ prompt: request.params.name, err: error }, 'prompt failed');
-        throw toProtocolError(error);
-      }
-    }),
-  );
-
-  server.setRequestHandler(
-    'completion/complete',
-    trace('completion/complete', async (request: CompleteRequest, ctx) => {
-      const { ref, argument, context } = request.params;
-      const caller = callerOf(ctx, options.caller);
-      let completer: Completer | undefined;
-      let template: string | undefined;
-      if (ref.type === 'ref/prompt') {
-        if (!prompts.get(ref.name))
-          throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Prompt ${quote(ref.name)} not found`);
-        completer = prompts.completer(ref.name, argument.name);
-      } else if (ref.type === 'ref/resource') {
-        const found = resources.hasReference(ref.uri);
-        if (!found) {
-          throw new ProtocolError(
-            ProtocolErrorCode.InvalidParams,
-            `Resource template ${quote(ref.uri)} not found`,
+      if (options.live && options.era === 'legacy') noteUpstream(s, tool);
+      const call = new McpCallOptions(s, { ctx, progressToken: _meta?.progressToken, span });
+      if (tool.task) {
+        const declared = tasks !== undefined && declaresTasks(ctx);
+        if (!declared && tool.task.support === 'required') {
+          throw new MissingRequiredClientCapabilityError(
+            { requiredCapabilities: TASKS_REQUIRED_CAPABILITIES },
+            `Tool ${name} runs only as a task: the request must declare the ${TASKS_EXTENSION_ID} extension`,
           );
         }
-        completer = resources.completer(ref.uri, argument.name);
-        if (found === 'template') template = ref.uri;
-      } else {
-        throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid completion reference');
+        if (declared && tool.task.start === 'call') return await startTask(tasks, { tool, args, call, ctx });
+        call.acceptTaskContinuation = declared;
       }
-      if (!completer) return { completion: { values: [], hasMore: false } };
-      let values: string[];
-      try {
-        const produced = await completer(argument.value, {
-          ...(context?.arguments && { arguments: context.arguments }),
-          ...(caller && { caller }),
-        });
-        values = Array.isArray(produced) ? produced.map(String) : [];
-      } catch (error) {
-        host.logger.error({ err: error }, 'completion failed');
-        throw toProtocolError(error);
+      if (settled) {
+        const id = ctx.mcpReq.id;
+        call.onSettled = () => settled(id);
+        handed = true;
       }
-      // A value is suggested only when the resource it completes is one the caller may read.
-      if (template !== undefined && policy && caller) {
-        const grant = policy.grantOf(caller);
-        if (!grant.unrestricted) {
-          values = values.filter((value) =>
-            policy.canSee(
-              caller,
-              'resources',
-              resources.expand(template, { ...context?.arguments, [argument.name]: value }),
-            ),
-          );
-        }
+      const result = await executor.executeTool(tool, args, call);
+      if (isTaskContinuation(result)) {
+        // Only a call that accepted a continuation (a declared tasks extension) gets one back.
+        return await startTask(tasks!, { tool, args, call, ctx, work: result.work });
       }
-      const max = host.maxCompletions;
-      return {
-        completion: { values: values.slice(0, max), total: values.length, hasMore: values.length > max },
-      };
-    }),
-  );
+      if (isInputRequiredResult(result)) return result;
+      return server.projectCallToolResult(result, tool.output?.jsonSchema);
+    } finally {
+      if (settled && !handed) settled(ctx.mcpReq.id);
+    }
+  };
+  table.set('tools/call', {
+    install: (server, s) => server.setToolCallHandler(traced(s, { method: 'tools/call', handler: callTool })),
+  });
 
-  if (tasks) {
-    const findTask = async (taskId: string, ctx: ServerContext) => {
+  const listResources: SessionHandler<ListResourcesRequest> = async ({ session: s }, request, ctx) => {
+    const fixed = resources.fixedList();
+    const all = fixed
+      ? visibleList(grantOf(s, ctx), RESOURCES_VIEW, fixed)
+      : visibleItems(grantOf(s, ctx), RESOURCES_VIEW, await resources.list({ signal: ctx.mcpReq.signal }));
+    const { page, nextCursor } = paginate(all, request.params?.cursor, host.pageSize);
+    return nextCursor === undefined ? { resources: page } : { resources: page, nextCursor };
+  };
+  table.set('resources/list', {
+    install: (server, s) =>
+      server.setRequestHandler(
+        'resources/list',
+        traced(s, { method: 'resources/list', handler: listResources }),
+      ),
+  });
+
+  const listTemplates: SessionHandler<ListResourceTemplatesRequest> = ({ session: s }, request, ctx) => {
+    const listed = visibleList(grantOf(s, ctx), TEMPLATES_VIEW, resources.listTemplates());
+    const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
+    return nextCursor === undefined ? { resourceTemplates: page } : { resourceTemplates: page, nextCursor };
+  };
+  table.set('resources/templates/list', {
+    install: (server, s) =>
+      server.setRequestHandler(
+        'resources/templates/list',
+        traced(s, { method: 'resources/templates/list', handler: listTemplates }),
+      ),
+  });
+
+  const readResource: SessionHandler<ReadResourceRequest> = async ({ session: s }, request, ctx) => {
+    const { uri } = request.params;
+    const caller = callerOf(ctx, s.options.caller);
+    try {
+      return await resources.read(uri, {
+        signal: ctx.mcpReq.signal,
+        ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
+        ...(caller && { caller }),
+      });
+    } catch (error) {
+      if (error instanceof McpKitError && error.code === 'NOT_FOUND') {
+        // Named back only as a short prefix, in the message and in `data.uri` alike.
+        throw new ResourceNotFoundError(quote(uri), `Resource not found: ${quote(uri)}`);
+      }
+      host.logger.error({ uri, err: error }, 'resource read failed');
+      throw toProtocolError(error);
+    }
+  };
+  table.set('resources/read', {
+    install: (server, s) =>
+      server.setRequestHandler(
+        'resources/read',
+        traced(s, { method: 'resources/read', handler: readResource }),
+      ),
+  });
+
+  const subscribe: SessionHandler<SubscribeRequest> = ({ session: s }, request) => {
+    const { uri } = request.params;
+    // A per-request instance has nowhere to deliver updates later; only live ones track them.
+    if (!s.options.live) return {};
+    s.subscriptions ??= new Map();
+    if (!s.subscriptions.has(uri)) {
+      const { server } = s;
+      s.subscriptions.set(
+        uri,
+        resources.subscribe(uri, () => {
+          server.sendResourceUpdated({ uri }).catch(() => {});
+        }),
+      );
+    }
+    return {};
+  };
+  table.set('resources/subscribe', {
+    install: (server, s) =>
+      server.setRequestHandler(
+        'resources/subscribe',
+        traced(s, { method: 'resources/subscribe', handler: subscribe }),
+      ),
+  });
+
+  const unsubscribe: SessionHandler<UnsubscribeRequest> = ({ session: s }, request) => {
+    const { uri } = request.params;
+    s.subscriptions?.get(uri)?.();
+    s.subscriptions?.delete(uri);
+    return {};
+  };
+  table.set('resources/unsubscribe', {
+    install: (server, s) =>
+      server.setRequestHandler(
+        'resources/unsubscribe',
+        traced(s, { method: 'resources/unsubscribe', handler: unsubscribe }),
+      ),
+  });
+
+  const listPrompts: SessionHandler<ListPromptsRequest> = ({ session: s }, request, ctx) => {
+    const listed = visibleList(grantOf(s, ctx), PROMPTS_VIEW, prompts.list());
+    const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
+    return nextCursor === undefined ? { prompts: page } : { prompts: page, nextCursor };
+  };
+  table.set('prompts/list', {
+    install: (server, s) =>
+      server.setRequestHandler('prompts/list', traced(s, { method: 'prompts/list', handler: listPrompts })),
+  });
+
+  const getPrompt: SessionHandler<GetPromptRequest> = async ({ session: s }, request, ctx) => {
+    const caller = callerOf(ctx, s.options.caller);
+    try {
+      return await prompts.render(request.params.name, request.params.arguments, {
+        signal: ctx.mcpReq.signal,
+        ...(ctx.sessionId !== undefined && { sessionId: ctx.sessionId }),
+        ...(caller && { caller }),
+        mcp: relatedContext(ctx),
+      });
+    } catch (error) {
+      if (!(error instanceof McpKitError))
+        host.logger.error({ prompt: request.params.name, err: error }, 'prompt failed');
+      throw toProtocolError(error);
+    }
+  };
+  table.set('prompts/get', {
+    install: (server, s) =>
+      server.setRequestHandler('prompts/get', traced(s, { method: 'prompts/get', handler: getPrompt })),
+  });
+
+  const complete: SessionHandler<CompleteRequest> = async ({ session: s }, request, ctx) => {
+    const { ref, argument, context } = request.params;
+    const caller = callerOf(ctx, s.options.caller);
+    let completer: Completer | undefined;
+    let template: string | undefined;
+    if (ref.type === 'ref/prompt') {
+      if (!prompts.get(ref.name))
+        throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Prompt ${quote(ref.name)} not found`);
+      completer = prompts.completer(ref.name, argument.name);
+    } else if (ref.type === 'ref/resource') {
+      const found = resources.hasReference(ref.uri);
+      if (!found) {
+        throw new ProtocolError(
+          ProtocolErrorCode.InvalidParams,
+          `Resource template ${quote(ref.uri)} not found`,
+        );
+      }
+      completer = resources.completer(ref.uri, argument.name);
+      if (found === 'template') template = ref.uri;
+    } else {
+      throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Invalid completion reference');
+    }
+    if (!completer) return { completion: { values: [], hasMore: false } };
+    let values: string[];
+    try {
+      const produced = await completer(argument.value, {
+        ...(context?.arguments && { arguments: context.arguments }),
+        ...(caller && { caller }),
+      });
+      values = Array.isArray(produced) ? produced.map(String) : [];
+    } catch (error) {
+      host.logger.error({ err: error }, 'completion failed');
+      throw toProtocolError(error);
+    }
+    // A value is suggested only when the resource it completes is one the caller may read.
+    if (template !== undefined && policy && caller) {
+      const grant = policy.grantOf(caller);
+      if (!grant.unrestricted) {
+        values = values.filter((value) =>
+          policy.canSee(
+            caller,
+            'resources',
+            resources.expand(template, { ...context?.arguments, [argument.name]: value }),
+          ),
+        );
+      }
+    }
+    const max = host.maxCompletions;
+    return {
+      completion: { values: values.slice(0, max), total: values.length, hasMore: values.length > max },
+    };
+  };
+  table.set('completion/complete', {
+    install: (server, s) =>
+      server.setRequestHandler(
+        'completion/complete',
+        traced(s, { method: 'completion/complete', handler: complete }),
+      ),
+  });
+
+  if (withTasks) {
+    const findTask = async (s: Session, taskId: string, ctx: ServerContext) => {
+      const tasks = host.tasks!;
       if (!declaresTasks(ctx)) {
         throw new MissingRequiredClientCapabilityError(
           { requiredCapabilities: TASKS_REQUIRED_CAPABILITIES },
@@ -782,91 +841,144 @@ export function createSessionServer(host: SessionHost, options: SessionOptions):
         throw toProtocolError(error);
       }
       // Another caller's task is as unknown as a task that never existed.
-      if (!task || task.owner !== callerOf(ctx, options.caller)?.id) {
+      if (!task || task.owner !== callerOf(ctx, s.options.caller)?.id) {
         throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task: ${quote(taskId)}`);
       }
       return task;
     };
-    server.setRequestHandler(
-      'tasks/get',
-      { params: TaskIdParams },
-      trace(
-        'tasks/get',
-        async (params: z.infer<typeof TaskIdParams>, ctx) => {
-          const task = await findTask(params.taskId, ctx);
-          const outputSchema = tools.get(task.tool)?.output?.jsonSchema;
-          return detailedTask(task, (result) => server.projectCallToolResult(result, outputSchema));
-        },
-        true,
-      ),
-    );
-    server.setRequestHandler(
-      'tasks/update',
-      { params: TaskUpdateParams },
-      trace(
-        'tasks/update',
-        async (params: z.infer<typeof TaskUpdateParams>, ctx) => {
-          const task = await findTask(params.taskId, ctx);
-          const answers = params.inputResponses ?? ctx.mcpReq.inputResponses ?? {};
-          if (!tasks.shared) tasks.update(task.taskId, answers);
-          else if (
-            !(await tasks
-              .updateAnywhere(task.taskId, answers)
-              .catch((e) => Promise.reject(toProtocolError(e))))
-          ) {
-            throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task: ${quote(task.taskId)}`);
-          }
-          return {};
-        },
-        true,
-      ),
-    );
-    server.setRequestHandler(
-      'tasks/cancel',
-      { params: TaskIdParams },
-      trace(
-        'tasks/cancel',
-        async (params: z.infer<typeof TaskIdParams>, ctx) => {
-          const task = await findTask(params.taskId, ctx);
-          if (!tasks.shared) tasks.cancel(task.taskId);
-          else await tasks.cancelAnywhere(task.taskId).catch((e) => Promise.reject(toProtocolError(e)));
-          return {};
-        },
-        true,
-      ),
-    );
-  }
-
-  if (options.live) {
-    const onTools = () => void server.sendToolListChanged().catch(() => {});
-    const onResources = () => void server.sendResourceListChanged().catch(() => {});
-    const onPrompts = () => void server.sendPromptListChanged().catch(() => {});
-    host.events.on('toolsChanged', onTools);
-    host.events.on('resourcesChanged', onResources);
-    host.events.on('promptsChanged', onPrompts);
-    // On a modern-era connection the SDK's listen router filters updates per subscription, so the
-    // instance forwards every update; on a legacy one, resources/subscribe above chooses.
-    const onUpdated = (uri: string) => void server.sendResourceUpdated({ uri }).catch(() => {});
-    if (options.era === 'modern') host.events.on('resourceUpdated', onUpdated);
-    // Sent at the client's logging/setLevel threshold (the SDK's `sendLoggingMessage` checks it).
-    const onUpstreamLog = ({ id, level, logger, data }: UpstreamLogEvent) => {
-      if (!usedUpstreams?.has(id)) return;
-      void server.sendLoggingMessage({ level, logger, data }, server.transport?.sessionId).catch(() => {});
+    const getTask: SessionHandler<z.infer<typeof TaskIdParams>> = async ({ session: s }, params, ctx) => {
+      const task = await findTask(s, params.taskId, ctx);
+      const outputSchema = tools.get(task.tool)?.output?.jsonSchema;
+      return detailedTask(task, (result) => s.server.projectCallToolResult(result, outputSchema));
     };
-    if (usedUpstreams) host.events.on('upstreamLog', onUpstreamLog);
+    table.set('tasks/get', {
+      custom: true,
+      install: (server, s) =>
+        server.setRequestHandler(
+          'tasks/get',
+          { params: TaskIdParams },
+          traced(s, { method: 'tasks/get', handler: getTask, custom: true }),
+        ),
+    });
+    const updateTask: SessionHandler<z.infer<typeof TaskUpdateParams>> = async (
+      { session: s },
+      params,
+      ctx,
+    ) => {
+      const tasks = host.tasks!;
+      const task = await findTask(s, params.taskId, ctx);
+      const answers = params.inputResponses ?? ctx.mcpReq.inputResponses ?? {};
+      if (!tasks.shared) tasks.update(task.taskId, answers);
+      else if (
+        !(await tasks.updateAnywhere(task.taskId, answers).catch((e) => Promise.reject(toProtocolError(e))))
+      ) {
+        throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown task: ${quote(task.taskId)}`);
+      }
+      return {};
+    };
+    table.set('tasks/update', {
+      custom: true,
+      install: (server, s) =>
+        server.setRequestHandler(
+          'tasks/update',
+          { params: TaskUpdateParams },
+          traced(s, { method: 'tasks/update', handler: updateTask, custom: true }),
+        ),
+    });
+    const cancelTask: SessionHandler<z.infer<typeof TaskIdParams>> = async ({ session: s }, params, ctx) => {
+      const tasks = host.tasks!;
+      const task = await findTask(s, params.taskId, ctx);
+      if (!tasks.shared) tasks.cancel(task.taskId);
+      else await tasks.cancelAnywhere(task.taskId).catch((e) => Promise.reject(toProtocolError(e)));
+      return {};
+    };
+    table.set('tasks/cancel', {
+      custom: true,
+      install: (server, s) =>
+        server.setRequestHandler(
+          'tasks/cancel',
+          { params: TaskIdParams },
+          traced(s, { method: 'tasks/cancel', handler: cancelTask, custom: true }),
+        ),
+    });
+  }
+  return table;
+}
+
+/** Notes the integration of an upstream tool (the gateway's) a live 2025-era session calls. */
+function noteUpstream(s: Session, tool: RegisteredTool): void {
+  const meta = tool.definition._meta;
+  const id = meta?.['io.mcpkit/upstream'] ? meta['io.mcpkit/integration'] : undefined;
+  if (typeof id !== 'string') return;
+  s.usedUpstreams ??= new Set();
+  s.usedUpstreams.add(id);
+}
+
+/**
+ * Each host's live sessions, told of catalog changes by one listener per event and host (made at
+ * its first live session) rather than by listeners of their own.
+ */
+const liveSessions = new WeakMap<SessionHost, Set<Session>>();
+
+function liveSessionsOf(host: SessionHost): Set<Session> {
+  let sessions = liveSessions.get(host);
+  if (sessions) return sessions;
+  const live = new Set<Session>();
+  sessions = live;
+  liveSessions.set(host, live);
+  host.events.on('toolsChanged', () => {
+    for (const { server } of live) void server.sendToolListChanged().catch(() => {});
+  });
+  host.events.on('resourcesChanged', () => {
+    for (const { server } of live) void server.sendResourceListChanged().catch(() => {});
+  });
+  host.events.on('promptsChanged', () => {
+    for (const { server } of live) void server.sendPromptListChanged().catch(() => {});
+  });
+  // On a modern-era connection the SDK's listen router filters updates per subscription, so the
+  // instance forwards every update; on a legacy one, resources/subscribe above chooses.
+  host.events.on('resourceUpdated', (uri: string) => {
+    for (const { server, options } of live) {
+      if (options.era === 'modern') void server.sendResourceUpdated({ uri }).catch(() => {});
+    }
+  });
+  // Sent at the client's logging/setLevel threshold (the SDK's `sendLoggingMessage` checks it).
+  host.events.on('upstreamLog', ({ id, level, logger, data }: UpstreamLogEvent) => {
+    for (const { server, usedUpstreams } of live) {
+      if (!usedUpstreams?.has(id)) continue;
+      void server.sendLoggingMessage({ level, logger, data }, server.transport?.sessionId).catch(() => {});
+    }
+  });
+  return live;
+}
+
+/**
+ * Builds one SDK `Server` bound to the shared catalog. The SDK refuses to connect one instance to
+ * two transports, so every connection, session or per-request exchange gets its own; they share
+ * everything else, their request handlers included (src/protocol/sharedHandlers.ts): a server
+ * installs a method's handler when its client first calls the method.
+ */
+export function createSessionServer(host: SessionHost, options: SessionOptions): Server {
+  const withTasks = options.era === 'modern' && host.tasks !== undefined;
+  const server = new CatalogServer(host.info, {
+    capabilities: withTasks ? TASKS_CAPABILITIES : SERVER_CAPABILITIES,
+    ...(options.era === 'modern' && { supportedProtocolVersions: MODERN_ERA_VERSIONS }),
+    ...(host.instructions !== undefined && { instructions: host.instructions }),
+  });
+  const session: Session = { host, options, server };
+  serveShared(server, tableOf(host, withTasks), session);
+  if (options.live) {
+    const live = liveSessionsOf(host);
+    live.add(session);
     let closed = false;
     const previous = server.onclose;
     server.onclose = () => {
       previous?.();
       if (closed) return;
       closed = true;
-      host.events.off('toolsChanged', onTools);
-      host.events.off('resourcesChanged', onResources);
-      host.events.off('promptsChanged', onPrompts);
-      host.events.off('resourceUpdated', onUpdated);
-      host.events.off('upstreamLog', onUpstreamLog);
-      for (const stop of subscriptions.values()) stop();
-      subscriptions.clear();
+      live.delete(session);
+      if (session.subscriptions) for (const stop of session.subscriptions.values()) stop();
+      session.subscriptions = undefined;
       options.onClose?.();
     };
   }
