@@ -200,6 +200,29 @@ async function handlerOf(module, exportName) {
 /** Ids of nested calls, unique in the worker: an answer meant for one call never matches another's. */
 let nextCallId = 0;
 
+/**
+ * A call's abort, whose `AbortSignal` is only built once the handler asks for `ctx.signal`: building
+ * one costs more than the rest of an echo call's time in the worker.
+ */
+function lazyAbort() {
+  let controller;
+  let reason;
+  return {
+    abort(why) {
+      if (reason !== undefined) return;
+      reason = why;
+      controller?.abort(why);
+    },
+    get signal() {
+      if (!controller) {
+        controller = new AbortController();
+        if (reason !== undefined) controller.abort(reason);
+      }
+      return controller.signal;
+    },
+  };
+}
+
 function contextOf(task, link, controller) {
   const pending = new Map();
   link.listen((message) => {
@@ -222,7 +245,9 @@ function contextOf(task, link, controller) {
     else link.send({ type: 'logger', level, obj, msg });
   };
   return {
-    signal: controller.signal,
+    get signal() {
+      return controller.signal;
+    },
     ...task.meta,
     log: {
       debug: clientLog('debug'),
@@ -349,7 +374,7 @@ export default async function runIsolatedCall(task) {
   }
   const link = linkOf(task);
   current = link;
-  const controller = new AbortController();
+  const controller = lazyAbort();
   const early = inProcess ? -1 : earlyAborts.indexOf(task.call);
   if (early >= 0) {
     earlyAborts.splice(early, 1);
