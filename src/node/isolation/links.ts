@@ -35,6 +35,11 @@ export class WorkerLinks {
   readonly #bound = new Map<number, MessagePort>();
   /** The main thread's ends of links given out: adopted by a worker, or on their way to one. */
   readonly #ports = new Set<MessagePort>();
+  /**
+   * Aborts sent while their call had not spoken: a worker that gets its link later (one starting
+   * for the call, say) is sent them too, as its link's first messages.
+   */
+  readonly #aborts = new Map<number, Record<string, unknown>>();
   #nextId = 0;
 
   /** Registers a call; its id goes with its task. */
@@ -48,6 +53,7 @@ export class WorkerLinks {
   remove(id: number): void {
     this.#calls.delete(id);
     this.#bound.delete(id);
+    this.#aborts.delete(id);
   }
 
   /** A worker's end of a new link, when the pool has `workers` workers and fewer links than that. */
@@ -64,6 +70,7 @@ export class WorkerLinks {
     // A link lives as long as its worker; it must not keep the server's process alive (tinypool
     // holds the worker's own reference while a call runs).
     port1.unref();
+    for (const abort of this.#aborts.values()) port1.postMessage(abort);
     return port2;
   }
 
@@ -75,6 +82,7 @@ export class WorkerLinks {
   send(id: number, message: Record<string, unknown>): void {
     const tagged = { mcpkit: 1, call: id, ...message };
     const bound = this.#bound.get(id);
+    if (!bound && message.type === 'abort') this.#aborts.set(id, tagged);
     for (const port of bound ? [bound] : this.#ports) {
       try {
         port.postMessage(tagged);

@@ -226,8 +226,7 @@ function lazyAbort() {
 function contextOf(task, link, controller) {
   const pending = new Map();
   link.listen((message) => {
-    if (message.type === 'abort') controller.abort(new Error(message.reason ?? 'The call was cancelled'));
-    else if (message.type === 'called') {
+    if (message.type === 'called') {
       const waiting = pending.get(message.id);
       if (!waiting) return;
       pending.delete(message.id);
@@ -375,6 +374,10 @@ export default async function runIsolatedCall(task) {
   const link = linkOf(task);
   current = link;
   const controller = lazyAbort();
+  // Heard from the start: an abort that comes while the handler's module loads is not lost.
+  link.listen((message) => {
+    if (message.type === 'abort') controller.abort(new Error(message.reason ?? 'The call was cancelled'));
+  });
   const early = inProcess ? -1 : earlyAborts.indexOf(task.call);
   if (early >= 0) {
     earlyAborts.splice(early, 1);
