@@ -56,9 +56,12 @@ export class WorkerLinks {
     this.#aborts.delete(id);
   }
 
-  /** A worker's end of a new link, when the pool has `workers` workers and fewer links than that. */
+  /**
+   * A worker's end of a new link, when the pool has fewer links than its `workers` workers (or has
+   * none, so that a pool's first call, which starts its first worker, brings that worker its link).
+   */
   offer(workers: number): MessagePort | undefined {
-    return this.#ports.size < workers ? this.fresh() : undefined;
+    return this.#ports.size < Math.max(workers, 1) ? this.fresh() : undefined;
   }
 
   /** A worker's end of a new link, always (for a worker that said it has none). */
