@@ -112,6 +112,11 @@ export class WorkerLinks {
     call.receive(message);
   }
 
+  /**
+   * A link closed: a worker ended, or a worker that had a link closed a spare. The calls bound to it
+   * are told. A call whose worker ended before it sent anything is not known to be that worker's:
+   * tinypool's verdict answers it (a heap blown, an error), or else its hard time limit does.
+   */
   #closed(port: MessagePort): void {
     this.#ports.delete(port);
     for (const [id, bound] of this.#bound) {
