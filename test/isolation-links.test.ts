@@ -97,7 +97,7 @@ describe("calls on one pool's workers", () => {
     expect(b.progress).toEqual(Array.from({ length: 40 }, (_, i) => ({ progress: i + 1, message: 'b' })));
     const lines = logged.filter((line) => (line as { i?: unknown }).i !== undefined);
     expect(lines).toHaveLength(40);
-  });
+  }, 20_000);
 
   it('a cancel reaches a call that has sent nothing yet, and no other call', async () => {
     const logged: unknown[] = [];
@@ -115,18 +115,42 @@ describe("calls on one pool's workers", () => {
     const a = server.executor.execute('quiet', { tag: 'a' }, { signal: stopA.signal });
     const b = server.executor.execute('quiet', { tag: 'b' }, { signal: stopB.signal });
     const aborted = (tag: string) => logged.some((line) => (line as { tag?: unknown }).tag === tag);
-    await expect.poll(() => isolation!.stats().workers).toBe(2);
+    await expect.poll(() => isolation!.stats().workers, { timeout: 10_000 }).toBe(2);
     stopA.abort();
     expect((await a).isError).toBe(true);
     // The handler heard its own abort (well before its 10 s of grace), and only it did.
-    await expect.poll(() => aborted('a')).toBe(true);
+    await expect.poll(() => aborted('a'), { timeout: 5_000 }).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(aborted('b')).toBe(false);
     stopB.abort();
     expect((await b).isError).toBe(true);
-    await expect.poll(() => aborted('b')).toBe(true);
+    await expect.poll(() => aborted('b'), { timeout: 5_000 }).toBe(true);
     expect(isolation.stats().faults.timeout).toBe(0);
-  });
+  }, 20_000);
+
+  it('a cancel that comes while the worker starts is heard by the handler once it runs', async () => {
+    const logged: unknown[] = [];
+    server = createMcpServer({ logger: keepingLogger(logged) });
+    isolation = createIsolation({ maxWorkers: 1 });
+    server.tools.register(
+      isolation.tool(TOOLS, {
+        name: 'quiet',
+        inputSchema: { tag: z.string() },
+        isolate: { export: 'quiet', graceMs: 10_000 },
+      }),
+    );
+    const stop = new AbortController();
+    const call = server.executor.execute('quiet', { tag: 'early' }, { signal: stop.signal });
+    // The call has reached its pool, whose first worker is starting (or has just started).
+    await expect.poll(() => isolation!.stats().pools, { timeout: 5_000 }).toBe(1);
+    stop.abort();
+    expect((await call).isError).toBe(true);
+    // Heard well before its 10 s of grace, so the worker was not terminated.
+    await expect
+      .poll(() => logged.some((line) => (line as { tag?: unknown }).tag === 'early'), { timeout: 5_000 })
+      .toBe(true);
+    expect(isolation.stats().faults.timeout).toBe(0);
+  }, 20_000);
 
   it('one worker serves many calls over its link: answers after their own messages, with or without any', async () => {
     server = createMcpServer({ logLevel: 'silent' });
@@ -154,5 +178,5 @@ describe("calls on one pool's workers", () => {
     }
     expect(threads.size).toBe(1);
     expect(isolation.stats().workers).toBe(1);
-  });
+  }, 20_000);
 });
