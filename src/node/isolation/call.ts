@@ -2,7 +2,7 @@
  * One call of an isolated tool: the task sent to its pool, the link its handler talks over (progress,
  * logs, nested calls, the abort of its signal), its hard time limit, and the answer or the fault that
  * ends it. A fault names the limit it hit and is counted; the worker it broke is replaced.
- * Size: about 460 lines, one call's whole life: split, each fault's answer would sit away from
+ * Size: about 530 lines, one call's whole life: split, each fault's answer would sit away from
  * the state that decides it.
  */
 import type { MessagePort } from 'node:worker_threads';
