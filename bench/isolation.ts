@@ -20,6 +20,8 @@ import { type ChildServer, forkServer, median, sample, serveParent, settle } fro
 
 const TOOLS = new URL('./isolatedTools.mjs', import.meta.url);
 const CHILD_FLAG = '--isolation-child';
+/** `tsx --tsconfig bench/tsconfig.json bench/isolation.ts --cost`: the cost per call only, no load phases. */
+const COST_FLAG = '--cost';
 /** Echo connections of the load generator: a modest, fixed number. */
 const CONNECTIONS = 4;
 /** `/health` polls per second, from one more connection. */
@@ -35,6 +37,8 @@ export interface IsolationFigures {
   inThreadUs: number;
   workerUs: number;
   processUs: number;
+  /** CPU time of the bench's main thread per call, µs (`undefined` off Linux): steadier than latency. */
+  cpuUs: { inThread: number | undefined; worker: number | undefined; process: number | undefined };
   workerStartMs: number;
   processStartMs: number;
   workers: number;
@@ -71,6 +75,15 @@ interface LoadPhase {
   mcp: Half;
 }
 
+/** CPU time of this process's main thread so far, in ns, from /proc (Linux); `undefined` elsewhere. */
+function mainThreadCpuNs(): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return undefined;
+  }
+}
+
 async function overhead(quick: boolean) {
   const server = createMcpServer({ logLevel: 'silent', metrics: false });
   const isolation = createIsolation({ maxWorkers: 1 });
@@ -88,10 +101,15 @@ async function overhead(quick: boolean) {
   await call('echo_process')();
   const processStartMs = performance.now() - started;
   const count = quick ? 300 : 3000;
+  const cpu: Record<string, number | undefined> = {};
   const us = async (name: string) => {
     await sample(call(name), count / 5);
     await settle();
-    return median(await sample(call(name), count)) * 1000;
+    const before = mainThreadCpuNs();
+    const p50 = median(await sample(call(name), count)) * 1000;
+    const after = mainThreadCpuNs();
+    cpu[name] = before === undefined || after === undefined ? undefined : (after - before) / count / 1000;
+    return p50;
   };
   const figures = {
     inThreadUs: await us('echo'),
@@ -99,10 +117,28 @@ async function overhead(quick: boolean) {
     processUs: await us('echo_process'),
     workerStartMs,
     processStartMs,
+    cpuUs: { inThread: cpu.echo, worker: cpu.echo_worker, process: cpu.echo_process },
   };
   await server.close();
   await isolation.close();
   return figures;
+}
+
+const cpuText = (value: number | undefined) => (value === undefined ? 'n/a' : `${value.toFixed(0)} µs`);
+
+/** The cost per call only (no load phases), printed: `--cost` on the command line. */
+async function costOnly(): Promise<void> {
+  const load = loadavg()[0]!;
+  const f = await overhead(false);
+  console.log(
+    JSON.stringify({
+      loadAverage: [load, loadavg()[0]!].map((l) => Number(l.toFixed(2))),
+      p50Us: { inThread: f.inThreadUs, worker: f.workerUs, process: f.processUs },
+      overheadUs: { worker: f.workerUs - f.inThreadUs, process: f.processUs - f.inThreadUs },
+      mainThreadCpuUsPerCall: f.cpuUs,
+      firstCallMs: { worker: f.workerStartMs, process: f.processStartMs },
+    }),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -290,7 +326,8 @@ export async function measureIsolation(log: (m: string) => void, quick: boolean)
   const cost = await overhead(quick);
   log(
     `  isolation: echo in thread ${cost.inThreadUs.toFixed(0)} µs, worker ${cost.workerUs.toFixed(0)} µs, ` +
-      `process ${cost.processUs.toFixed(0)} µs; first call ${cost.workerStartMs.toFixed(0)} / ${cost.processStartMs.toFixed(0)} ms`,
+      `process ${cost.processUs.toFixed(0)} µs (main-thread CPU a call ${cpuText(cost.cpuUs.inThread)}, ` +
+      `${cpuText(cost.cpuUs.worker)}, ${cpuText(cost.cpuUs.process)}); first call ${cost.workerStartMs.toFixed(0)} / ${cost.processStartMs.toFixed(0)} ms`,
   );
   const load = await underLoad(quick);
   const rate = (kind: 'rest' | 'mcp') =>
@@ -323,6 +360,7 @@ export function renderIsolation(f: IsolationFigures): string {
     `| echo call, in the server's thread (p50, sequential) | ${f.inThreadUs.toFixed(0)} µs |`,
     `| echo call, worker level (p50) | ${f.workerUs.toFixed(0)} µs (+${(f.workerUs - f.inThreadUs).toFixed(0)} µs) |`,
     `| echo call, process level (p50) | ${f.processUs.toFixed(0)} µs (+${(f.processUs - f.inThreadUs).toFixed(0)} µs) |`,
+    `| main-thread CPU per echo call: in thread / worker / process | ${cpuText(f.cpuUs.inThread)} / ${cpuText(f.cpuUs.worker)} / ${cpuText(f.cpuUs.process)} |`,
     `| first call of a pool (its worker starting): worker / process | ${f.workerStartMs.toFixed(0)} ms / ${f.processStartMs.toFixed(0)} ms |`,
     `| REST echo: idle → burning → burning at the server's priority | ${echo('rest')} |`,
     `| MCP \`tools/call\` echo (one 2025 session): the same | ${echo('mcp')} |`,
@@ -354,3 +392,4 @@ export function renderIsolation(f: IsolationFigures): string {
 }
 
 if (process.argv[2] === CHILD_FLAG) await child(Number(process.argv[3]));
+if (process.argv[2] === COST_FLAG) await costOnly();

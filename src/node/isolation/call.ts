@@ -2,15 +2,17 @@
  * One call of an isolated tool: the task sent to its pool, the link its handler talks over (progress,
  * logs, nested calls, the abort of its signal), its hard time limit, and the answer or the fault that
  * ends it. A fault names the limit it hit and is counted; the worker it broke is replaced.
- * Size: about 460 lines, one call's whole life: split, each fault's answer would sit away from
+ * Size: about 530 lines, one call's whole life: split, each fault's answer would sit away from
  * the state that decides it.
  */
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import type { Tinypool } from 'tinypool';
 import type { ToolContext } from '../../catalog/tools.js';
 import { ERROR_CODES, McpKitError, type McpKitErrorCode, publicErrorMessage } from '../../core/errors.js';
 import { stripPollution } from '../../core/safeJson.js';
+import type { CancelSignal } from '../../execution/signal.js';
 import type { CallerIdentity } from '../../types.js';
+import type { LinkedCall, WorkerLinks } from './links.js';
 import type { IsolatedCaller, IsolationFault, IsolationLevel } from './types.js';
 
 /** What a call needs of its tool's isolation, resolved from the tool's `isolate` options. */
@@ -29,11 +31,13 @@ export interface CallSpec {
   readonly option?: string;
 }
 
-/** What the call reports to its isolation. */
+/** What the call reports to its isolation, and the links of its pool (worker level). */
 export interface CallHooks {
   fault(kind: IsolationFault, tool: string): void;
   /** Whether the isolation is closing (its workers are being terminated). */
   closing(): boolean;
+  /** The worker level's links to the pool's workers (`links.ts`). */
+  readonly links?: WorkerLinks;
 }
 
 /** A message from the runner (checked: a worker's messages are not trusted). */
@@ -54,8 +58,13 @@ interface RunnerMessage {
   answer?: unknown;
 }
 
-/** What the runner answers a call with. */
+/**
+ * What the runner answers a call with. A worker thread that sent messages for the call answers over
+ * its link instead (`viaLink`), after them; one that has no link yet asks for one (`needLink`).
+ */
 type RunnerAnswer =
+  | { viaLink: true }
+  | { needLink: true }
   | { ok: true; value: unknown }
   | { ok: false; error: { message?: unknown; code?: unknown; expose?: unknown } }
   | { ok: false; fault: 'uncloneable'; message?: unknown }
@@ -120,14 +129,47 @@ function handlerError(error: { message?: unknown; code?: unknown; expose?: unkno
   return new Error(message);
 }
 
+/**
+ * How a call has its pool terminate its worker: the signal tinypool's `run` takes, as the least
+ * object its types accept (an `AbortController` with its `AbortSignal` cost a few microseconds of
+ * every call's main thread, for an abort that almost never comes).
+ */
+class Terminator {
+  aborted = false;
+  #listener: (() => void) | undefined;
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.#listener = listener;
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    if (this.#listener === listener) this.#listener = undefined;
+  }
+
+  /** Terminates the worker running the task (tinypool starts another when one is needed). */
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.();
+  }
+}
+
 /** One call of an isolated tool, from its task to its answer. */
-export class IsolatedCall {
+export class IsolatedCall implements LinkedCall {
   readonly #spec: CallSpec;
   readonly #ctx: ToolContext;
   readonly #hooks: CallHooks;
+  /**
+   * The call's end (its timeout or its caller's cancel): the executor's `cancellation` where it has
+   * one, which costs no `AbortController` the way `ctx.signal` does.
+   */
+  readonly #cancel: CancelSignal;
   /** Aborting it makes tinypool terminate the worker (and start another when needed). */
-  readonly #terminate = new AbortController();
-  #port: MessagePort | undefined;
+  readonly #terminate = new Terminator();
+  /** Worker level: the call's id on its pool's links. */
+  #id = 0;
   #sendToChild: ((message: unknown) => void) | undefined;
   #settled = false;
   #resolve!: (value: unknown) => void;
@@ -145,6 +187,7 @@ export class IsolatedCall {
     this.#spec = spec;
     this.#ctx = ctx;
     this.#hooks = hooks;
+    this.#cancel = (ctx as { cancellation?: CancelSignal }).cancellation ?? ctx.signal;
   }
 
   /** Runs the call on `pool`; settles with the handler's value or a fault's error. */
@@ -153,12 +196,12 @@ export class IsolatedCall {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    const signal = this.#ctx.signal;
-    if (signal.aborted) {
-      this.#settle(() => this.#reject(signal.reason));
+    const cancel = this.#cancel;
+    if (cancel.aborted) {
+      this.#settle(() => this.#reject(cancel.reason));
       return answer;
     }
-    const { spec } = { spec: this.#spec };
+    const spec = this.#spec;
     const ctx = this.#ctx;
     const task: Record<string, unknown> = {
       module: spec.module,
@@ -174,40 +217,59 @@ export class IsolatedCall {
         ...(ctx.caller && { caller: callerCopy(ctx.caller) }),
       },
     };
-    let running: Promise<unknown>;
-    if (spec.level === 'worker') {
-      const { port1, port2 } = new MessageChannel();
-      this.#port = port1;
-      port1.on('message', (message: RunnerMessage) => this.#receive(message));
-      // Only the worker's death closes it before the answer: the main thread closes it after.
-      port1.on('close', () => this.#died());
-      task.port = port2;
-      running = pool.run(task, { transferList: [port2], signal: this.#terminate.signal });
+    const links = this.#hooks.links;
+    if (spec.level === 'worker' && links) {
+      this.#id = links.add(this);
+      task.call = this.#id;
+      this.#submit(pool, task, links.offer(pool.threads.length));
     } else {
-      running = pool.run(task, {
-        signal: this.#terminate.signal,
-        channel: {
-          onMessage: (send) => {
-            this.#sendToChild = send;
+      pool
+        .run(task, {
+          signal: this.#terminate,
+          channel: {
+            onMessage: (send) => {
+              this.#sendToChild = send;
+            },
+            postMessage: (message: RunnerMessage) => {
+              if (message && (message as { mcpkit?: unknown }).mcpkit === 1) this.#receive(message);
+            },
           },
-          postMessage: (message: RunnerMessage) => {
-            if (message && (message as { mcpkit?: unknown }).mcpkit === 1) this.#receive(message);
-          },
-        },
-      });
+        })
+        .then(
+          (result) => this.#answered(result as RunnerAnswer),
+          (error: unknown) => this.#crashed(error),
+        );
     }
-    running.then(
-      (result) => this.#answered(result as RunnerAnswer | { viaPort: true }),
-      (error: unknown) => this.#crashed(error),
-    );
-    signal.addEventListener('abort', this.#onAbort, { once: true });
+    cancel.addEventListener('abort', this.#onAbort, { once: true });
     this.#hardTimer = setTimeout(() => this.#stop('timeout'), spec.timeoutMs);
     this.#hardTimer.unref?.();
     return answer;
   }
 
+  /**
+   * Sends the task to a worker thread, with a link's worker end when the pool may have a worker
+   * without one; sent again, with a link, when the worker that took it has none.
+   */
+  #submit(pool: Tinypool, task: Record<string, unknown>, port: MessagePort | undefined): void {
+    if (port) task.port = port;
+    else delete task.port;
+    pool.run(task, { ...(port && { transferList: [port] }), signal: this.#terminate }).then(
+      (result) => {
+        if ((result as { needLink?: unknown } | null)?.needLink === true && !this.#settled) {
+          this.#submit(pool, task, this.#hooks.links!.fresh());
+        } else this.#answered(result as RunnerAnswer);
+      },
+      (error: unknown) => {
+        // A port that never reached a worker is closed, so its link is not counted; once
+        // transferred, closing it here does nothing.
+        port?.close();
+        this.#crashed(error);
+      },
+    );
+  }
+
   readonly #onAbort = (): void => {
-    const reason = this.#ctx.signal.reason as { code?: unknown } | undefined;
+    const reason = this.#cancel.reason as { code?: unknown } | undefined;
     this.#stop(reason?.code === 'TIMEOUT' ? 'timeout' : 'cancel');
   };
 
@@ -239,13 +301,17 @@ export class IsolatedCall {
     // After the answer the worker (a child process's one channel above all) may serve another call,
     // another caller's: the answer of a nested call this one left running must not reach it.
     if (this.#settled) return;
-    const tagged = { mcpkit: 1, ...message };
     try {
-      if (this.#port) this.#port.postMessage(tagged);
-      else this.#sendToChild?.(tagged);
+      if (this.#id) this.#hooks.links!.send(this.#id, message);
+      else this.#sendToChild?.({ mcpkit: 1, ...message });
     } catch {
       // The worker is gone: its end is reported by its pool.
     }
+  }
+
+  /** A message from the handler over its worker's link (`links.ts` checked whose it is). */
+  receive(message: object): void {
+    this.#receive(message as RunnerMessage);
   }
 
   /** A message from the handler: progress, a log line, a nested call, or the news that it is exiting. */
@@ -283,8 +349,8 @@ export class IsolatedCall {
         }
         return;
       case 'answer':
-        // A worker thread answers over this port, after everything it sent before (progress, logs).
-        if (this.#port) this.#answered(message.answer as RunnerAnswer);
+        // A worker thread that sent messages for the call answers over its link, after them.
+        if (this.#id) this.#answered(message.answer as RunnerAnswer);
         return;
       case 'call':
         this.#nested(message);
@@ -341,8 +407,8 @@ export class IsolatedCall {
   }
 
   /** The runner's answer: the handler's value, its failure, or a result that could not come back. */
-  #answered(answer: RunnerAnswer | { viaPort: true }): void {
-    if (this.#settled || (answer && 'viaPort' in answer)) return;
+  #answered(answer: RunnerAnswer): void {
+    if (this.#settled || (answer && ('viaLink' in answer || 'needLink' in answer))) return;
     const tool = this.#spec.tool;
     if (answer?.ok === true) {
       this.#settle(() => this.#resolve(stripPollution(answer.value)));
@@ -377,7 +443,7 @@ export class IsolatedCall {
     if (this.#settled) return;
     const tool = this.#spec.tool;
     const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
-    if (name === 'AbortError') return; // we terminated it; #stop or #died answers
+    if (name === 'AbortError') return; // we terminated it; #stop or linkClosed answers
     if (this.#hooks.closing()) {
       this.#fail(
         new McpKitError('UNAVAILABLE', `Tool ${tool} was stopped: the server's isolation is closing`),
@@ -434,8 +500,8 @@ export class IsolatedCall {
     this.#fail(faultError(ended.kind, `Tool ${tool} ${what}; a fresh one replaces it`), true);
   }
 
-  /** The worker thread's port closed before its answer: the thread ended (`process.exit`). */
-  #died(): void {
+  /** The link of the call's worker thread closed before its answer: the thread ended (`process.exit`). */
+  linkClosed(): void {
     if (this.#settled) return;
     if (this.#ended) {
       this.#endedFault();
@@ -462,8 +528,8 @@ export class IsolatedCall {
     this.#settled = true;
     if (this.#hardTimer !== undefined) clearTimeout(this.#hardTimer);
     if (this.#graceTimer !== undefined) clearTimeout(this.#graceTimer);
-    this.#ctx.signal.removeEventListener('abort', this.#onAbort);
-    this.#port?.close();
+    this.#cancel.removeEventListener('abort', this.#onAbort);
+    if (this.#id) this.#hooks.links!.remove(this.#id);
     answer();
   }
 }

@@ -13,7 +13,8 @@ import { McpKitError } from '../../core/errors.js';
 import type { DeclarativeIsolationPools, UpstreamRead, UpstreamReading } from '../../declarative.js';
 import type { SchemaInput } from '../../schema.js';
 import type { Counter, MetricsRegistry } from '../../telemetry/metrics.js';
-import { type CallSpec, IsolatedCall } from './call.js';
+import { type CallHooks, type CallSpec, IsolatedCall } from './call.js';
+import { WorkerLinks } from './links.js';
 import { httpAnswerModule, type PoolSpec, poolKey, startPool } from './pools.js';
 import type { IsolatedToolDefinition, IsolateOptions, IsolationFault, IsolationStats } from './types.js';
 
@@ -37,11 +38,22 @@ export interface IsolationOptions {
   workerPriority?: number;
 }
 
-/** One pool, the slots its calls take, and the pool once started (for its counts). */
+/** One pool, the slots its calls take, what its calls report to, and the pool once started (for its counts). */
 interface PoolEntry {
   readonly pool: Promise<Tinypool>;
   readonly limit: LimitFunction;
+  readonly hooks: CallHooks;
   started?: Tinypool;
+}
+
+/** One call to run: its spec, its pool's spec and key, its arguments and context. */
+interface Run {
+  call: CallSpec;
+  pool: PoolSpec;
+  /** {@link poolKey} of `pool`, computed once per tool. */
+  key: string;
+  args: unknown;
+  ctx: ToolContext;
 }
 
 const FAULTS: readonly IsolationFault[] = [
@@ -145,7 +157,8 @@ export class Isolation implements DeclarativeIsolationPools {
     const name = String(definition.name);
     const call = this.#callSpec(name, module, isolate);
     const pool = this.#poolSpec(call, isolate);
-    const handler = (args: unknown, ctx: ToolContext) => this.#run({ call, pool, args, ctx });
+    const key = poolKey(pool);
+    const handler = (args: unknown, ctx: ToolContext) => this.#run({ call, pool, key, args, ctx });
     return {
       ...rest,
       timeoutMs: definition.timeoutMs ?? call.timeoutMs,
@@ -171,12 +184,8 @@ export class Isolation implements DeclarativeIsolationPools {
       maxResultBytes: answer.maxResultBytes,
     });
     const spec: CallSpec = { ...call, option: 'declarativeTools.isolation' };
-    return this.#run({
-      call: spec,
-      pool: this.#poolSpec(spec, {}),
-      args: answer,
-      ctx,
-    }) as Promise<UpstreamReading>;
+    const pool = this.#poolSpec(spec, {});
+    return this.#run({ call: spec, pool, key: poolKey(pool), args: answer, ctx }) as Promise<UpstreamReading>;
   }
 
   #callSpec(tool: string, module: URL | string, isolate: IsolateOptions): CallSpec {
@@ -231,8 +240,8 @@ export class Isolation implements DeclarativeIsolationPools {
    * Runs a call once its pool has a free worker. Calls wait here, in a queue of `maxQueue`, never in
    * tinypool's: a worker that died is replaced when the next call takes its slot.
    */
-  #run(run: { call: CallSpec; pool: PoolSpec; args: unknown; ctx: ToolContext }): Promise<unknown> {
-    const entry = this.#poolFor(run.pool);
+  #run(run: Run): Promise<unknown> {
+    const entry = this.#poolFor(run.pool, run.key);
     if (entry instanceof Error) return Promise.reject(entry);
     const { limit } = entry;
     if (limit.activeCount >= limit.concurrency && limit.pendingCount >= this.#maxQueue) {
@@ -242,21 +251,21 @@ export class Isolation implements DeclarativeIsolationPools {
       );
     }
     return limit(async () => {
-      const pool = await entry.pool;
-      const hooks = {
-        fault: (kind: IsolationFault, tool: string) => this.#fault(kind, tool),
-        closing: () => this.#closed,
-      };
-      return new IsolatedCall(run.call, run.ctx, hooks).run(pool, run.args);
+      const pool = entry.started ?? (await entry.pool);
+      return new IsolatedCall(run.call, run.ctx, entry.hooks).run(pool, run.args);
     });
   }
 
-  #poolFor(spec: PoolSpec): PoolEntry | Error {
+  #poolFor(spec: PoolSpec, key: string): PoolEntry | Error {
     if (this.#closed) return new McpKitError('UNAVAILABLE', 'The isolation is closed');
-    const key = poolKey(spec);
     let entry = this.#pools.get(key);
     if (!entry) {
-      const created: PoolEntry = { pool: startPool(spec), limit: pLimit(spec.maxWorkers) };
+      const hooks: CallHooks = {
+        fault: (kind: IsolationFault, tool: string) => this.#fault(kind, tool),
+        closing: () => this.#closed,
+        ...(spec.level === 'worker' && { links: new WorkerLinks() }),
+      };
+      const created: PoolEntry = { pool: startPool(spec), limit: pLimit(spec.maxWorkers), hooks };
       created.pool.then(
         (started) => {
           created.started = started;
@@ -304,7 +313,10 @@ export class Isolation implements DeclarativeIsolationPools {
     await Promise.all(
       entries.map((entry) => {
         entry.limit.clearQueue();
-        return entry.pool.then((pool) => pool.destroy()).catch(() => {});
+        return entry.pool
+          .then((pool) => pool.destroy())
+          .catch(() => {})
+          .finally(() => entry.hooks.links?.close());
       }),
     );
   }

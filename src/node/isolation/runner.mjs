@@ -3,10 +3,11 @@
  * process level (both started by tinypool). Plain JavaScript on purpose: the same file runs from
  * `src/` under the tests and from `dist/` in the package, with no loader in the worker.
  *
- * One call at a time per worker. The call talks to the main thread over a link (a MessagePort in a
- * worker thread, the IPC channel in a child process): progress, logs, nested tool calls, the abort of
- * its signal. What the handler returns is checked here, before it leaves: it must be cloneable and
- * its JSON at most `maxResultBytes` long.
+ * One call at a time per worker. The call talks to the main thread over a link (the worker thread's
+ * one MessagePort, kept for its life, each message tagged with the call's id; the IPC channel in a
+ * child process): progress, logs, nested tool calls, the abort of its signal. What the handler
+ * returns is checked here, before it leaves: it must be cloneable and its JSON at most
+ * `maxResultBytes` long.
  */
 import { getPriority, setPriority } from 'node:os';
 import { serialize } from 'node:v8';
@@ -20,6 +21,36 @@ let exiting = false;
 const handlers = new Map();
 /** The link of the call running now (one at a time). */
 let current;
+
+/**
+ * Worker thread: the port to the main thread that every call of this worker talks over, adopted from
+ * the first task that carries one (src/node/isolation/links.ts). A message from the main thread
+ * names its call: only the call running now hears it.
+ */
+let workerLink;
+/**
+ * Ids of calls whose abort came before their task (the link and tinypool's port are two channels):
+ * the call is aborted as it starts. The main thread sends an abort to every worker of its pool
+ * while it does not know which one runs the call, so most are for calls elsewhere: a few are kept.
+ */
+const earlyAborts = [];
+
+function adopt(port) {
+  if (workerLink) {
+    // This worker has its link: the main thread forgets the spare once it closes.
+    port.close();
+    return;
+  }
+  workerLink = port;
+  port.on('message', (message) => {
+    if (!message || typeof message !== 'object') return;
+    if (current && current.id === message.call) current.receive(message);
+    else if (message.type === 'abort') {
+      earlyAborts.push(message.call);
+      if (earlyAborts.length > 32) earlyAborts.shift();
+    }
+  });
+}
 
 /**
  * Child process: messages of mcpkit's own come over IPC beside tinypool's, and an error thrown
@@ -67,19 +98,19 @@ function linkOf(task) {
   const listeners = new Set();
   /** What is left of the call's message budget: the main thread counts JSON, blind to binary data. */
   let budget = MESSAGE_BUDGET_BYTES;
-  let post;
-  if (task.port) {
-    const port = task.port;
-    post = (message) => port.postMessage(message);
-    port.on('message', (message) => {
-      for (const listener of listeners) listener(message);
-    });
-  } else {
-    post = (message) => process.send(message);
-  }
+  const post = inProcess
+    ? (message) => process.send(message)
+    : (message) => {
+        workerLink.postMessage({ ...message, call: task.call });
+        link.sent = true;
+      };
   const link = {
+    /** The call's id on its worker's link (worker thread). */
+    id: task.call,
     /** Whether its call still runs: a context kept past its call's end sends nothing more. */
     open: true,
+    /** Whether anything went over the worker's link for the call: its answer then follows it there. */
+    sent: false,
     send: (message) => {
       // A child process has one channel for every call: a late message would reach the call that
       // runs next, another caller's. A worker's port is closed by then, but the rule is the same.
@@ -169,11 +200,33 @@ async function handlerOf(module, exportName) {
 /** Ids of nested calls, unique in the worker: an answer meant for one call never matches another's. */
 let nextCallId = 0;
 
+/**
+ * A call's abort, whose `AbortSignal` is only built once the handler asks for `ctx.signal`: building
+ * one costs more than the rest of an echo call's time in the worker.
+ */
+function lazyAbort() {
+  let controller;
+  let reason;
+  return {
+    abort(why) {
+      if (reason !== undefined) return;
+      reason = why;
+      controller?.abort(why);
+    },
+    get signal() {
+      if (!controller) {
+        controller = new AbortController();
+        if (reason !== undefined) controller.abort(reason);
+      }
+      return controller.signal;
+    },
+  };
+}
+
 function contextOf(task, link, controller) {
   const pending = new Map();
   link.listen((message) => {
-    if (message.type === 'abort') controller.abort(new Error(message.reason ?? 'The call was cancelled'));
-    else if (message.type === 'called') {
+    if (message.type === 'called') {
       const waiting = pending.get(message.id);
       if (!waiting) return;
       pending.delete(message.id);
@@ -191,7 +244,9 @@ function contextOf(task, link, controller) {
     else link.send({ type: 'logger', level, obj, msg });
   };
   return {
-    signal: controller.signal,
+    get signal() {
+      return controller.signal;
+    },
     ...task.meta,
     log: {
       debug: clientLog('debug'),
@@ -248,8 +303,11 @@ function safeIssues(issues) {
 /**
  * Checks a result before it leaves: cloneable, and within the byte limit both as JSON (what goes on
  * the wire) and as the copy that crosses to the main thread (binary data, a `Map`, whose JSON is `{}`).
+ * A short text needs no measuring: its JSON is at most 6 bytes a character (`\uXXXX`) and 2 quotes,
+ * its copy at most 2 bytes a character and a header.
  */
 function checked(value, maxResultBytes) {
+  if (typeof value === 'string' && value.length * 6 + 16 <= maxResultBytes) return { ok: true, value };
   let copied;
   try {
     // The structured clone's own serializer: what the copy out of the worker will cost, in bytes.
@@ -270,13 +328,19 @@ function checked(value, maxResultBytes) {
 }
 
 /**
- * A worker thread answers over the call's own port, so the answer arrives after the progress and
- * logs sent before it (tinypool's port is another channel); a child process has one channel.
+ * A worker thread that sent messages for the call answers over its link, so the answer arrives
+ * after them (tinypool's port is another channel); one that sent none answers through tinypool, one
+ * message in all. A child process has one channel.
  */
-function answer(link, task, outcome) {
-  if (!task.port) return outcome;
-  link.send({ type: 'answer', answer: outcome });
-  return { viaPort: true };
+function answer(link, outcome) {
+  if (inProcess || !link.sent) return outcome;
+  sendTo((message) => workerLink.postMessage(message), {
+    mcpkit: 1,
+    call: link.id,
+    type: 'answer',
+    answer: outcome,
+  });
+  return { viaLink: true };
 }
 
 /** Whether this thread's scheduling priority was lowered already (by its first call). */
@@ -302,21 +366,34 @@ function lowerPriority(steps) {
 /** Tinypool's task function: one call of an isolated tool. */
 export default async function runIsolatedCall(task) {
   lowerPriority(task.priority);
+  if (!inProcess) {
+    if (task.port) adopt(task.port);
+    // A worker started for a task that carried no link: the main thread sends it again with one.
+    if (!workerLink) return { needLink: true };
+  }
   const link = linkOf(task);
   current = link;
-  const controller = new AbortController();
+  const controller = lazyAbort();
+  // Heard from the start: an abort that comes while the handler's module loads is not lost.
+  link.listen((message) => {
+    if (message.type === 'abort') controller.abort(new Error(message.reason ?? 'The call was cancelled'));
+  });
+  const early = inProcess ? -1 : earlyAborts.indexOf(task.call);
+  if (early >= 0) {
+    earlyAborts.splice(early, 1);
+    controller.abort(new Error('The call was cancelled'));
+  }
   try {
     const handler = await handlerOf(task.module, task.exportName);
     const ctx = contextOf(task, link, controller);
     const value = await handler(task.args, ctx);
     if (exiting) return new Promise(() => {});
-    return answer(link, task, checked(value, task.maxResultBytes));
+    return answer(link, checked(value, task.maxResultBytes));
   } catch (error) {
     if (exiting) return new Promise(() => {});
-    return answer(link, task, { ok: false, error: failureOf(error) });
+    return answer(link, { ok: false, error: failureOf(error) });
   } finally {
-    // The port stays open: the main thread closes it once it has the answer (a close it did not
-    // make means the worker died).
+    // The worker's link stays open for its next call (its close means the worker died).
     if (current === link) current = undefined;
     link.open = false;
   }
