@@ -410,7 +410,7 @@ const PENDING: unique symbol = Symbol('mcpkit.pendingHeaders');
  * new `Headers`) first fills the real list, in the order the fields came.
  */
 class NodeHeaders extends Headers {
-  [PENDING]: { raw: readonly string[]; replaced: boolean; map?: Map<string, string> } | undefined;
+  [PENDING]: PendingFields | undefined;
 
   constructor(raw: readonly string[], replaced: boolean) {
     super();
@@ -420,13 +420,13 @@ class NodeHeaders extends Headers {
   override get(name: string): string | null {
     const pending = this[PENDING];
     if (!pending || !HEADER_NAME.test(name)) return super.get(name);
-    return lookup(pending).get(name.toLowerCase()) ?? null;
+    return fieldOf(pending, name.toLowerCase()) ?? null;
   }
 
   override has(name: string): boolean {
     const pending = this[PENDING];
     if (!pending || !HEADER_NAME.test(name)) return super.has(name);
-    return lookup(pending).has(name.toLowerCase());
+    return fieldOf(pending, name.toLowerCase()) !== undefined;
   }
 
   static {
@@ -464,21 +464,46 @@ function skipped(lower: string, replaced: boolean): boolean {
   return lower.startsWith(':') || (replaced && (lower === 'content-length' || lower === 'transfer-encoding'));
 }
 
-/** The lower-cased fields of raw headers, joined as a `Headers` list would join them. */
-function lookup(pending: { raw: readonly string[]; replaced: boolean; map?: Map<string, string> }) {
-  if (pending.map) return pending.map;
-  const map = new Map<string, string>();
-  const { raw, replaced } = pending;
+/** The raw Node header fields of a bridged request, before (and instead of) a `Headers` list. */
+interface PendingFields {
+  /** `req.rawHeaders`: names and values, alternating, as they came. */
+  readonly raw: readonly string[];
+  /** Drop `Content-Length` and `Transfer-Encoding` (see {@link skipped}). */
+  readonly replaced: boolean;
+}
+
+/**
+ * The value a `Headers` list would give for `lower` (a lower-case field name): the raw fields of
+ * that name, each trimmed, those undici would refuse left out, joined with `, ` (`; ` for
+ * `Cookie`); `undefined` when there is none. Found by a scan of the raw fields, with nothing built
+ * for the fields not asked about: a request is asked about a handful of its fields.
+ */
+function fieldOf({ raw, replaced }: PendingFields, lower: string): string | undefined {
+  if (skipped(lower, replaced)) return undefined;
+  let joined: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i]!.toLowerCase();
-    if (skipped(lower, replaced) || !HEADER_NAME.test(lower)) continue;
+    const name = raw[i]!;
+    if (name !== lower && !isNamed(name, lower)) continue;
     const value = fieldValue(raw[i + 1]!);
     if (value === undefined) continue;
-    const before = map.get(lower);
-    map.set(lower, before === undefined ? value : `${before}${lower === 'cookie' ? '; ' : ', '}${value}`);
+    joined = joined === undefined ? value : `${joined}${lower === 'cookie' ? '; ' : ', '}${value}`;
   }
-  pending.map = map;
-  return map;
+  return joined;
+}
+
+/**
+ * Whether raw field name `name` is `lower` (a lower-case token) but for the case of its ASCII
+ * letters, compared without building a lower-cased copy. Only ASCII folds: a character from outside
+ * ASCII never matches one of a token.
+ */
+function isNamed(name: string, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /** Appends the pending raw fields to the real list of `headers`, once. */
