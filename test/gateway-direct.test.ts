@@ -93,6 +93,14 @@ async function hostile(direct: boolean) {
     void serverSide.send(JSON.parse(`{"jsonrpc":"2.0","id":${id},${text}`));
   };
   await serverSide.start();
+  // Writes that fail: rejected, or thrown by a transport that throws instead.
+  const send = clientSide.send.bind(clientSide);
+  clientSide.send = (message, options) => {
+    const name = (message as { params?: { name?: unknown } }).params?.name;
+    if (name === 'sendRejects') return Promise.reject(new Error('write failed'));
+    if (name === 'sendThrows') throw new Error('write threw');
+    return send(message, options);
+  };
   return { ...(await connected(clientSide, direct)), sent, serverSide };
 }
 
@@ -173,6 +181,8 @@ describe('the direct tools/call path', () => {
         ask({ name: 'plain', arguments: {}, _meta: { 'io.mcpkit/caller': { id: 'u' } } }, { signal }),
       );
       seen.unknown = await outcome(ask({ name: 'missing', arguments: {} }, { signal }));
+      seen.sendRejects = await outcome(ask({ name: 'sendRejects', arguments: {} }, { signal }));
+      seen.sendThrows = await outcome(ask({ name: 'sendThrows', arguments: {} }, { signal }));
       seen.afterAll = await outcome(ask({ name: 'plain', arguments: { again: true } }, { signal }));
       return seen;
     };
@@ -192,6 +202,8 @@ describe('the direct tools/call path', () => {
     expect(seenFast.errorWithData).toEqual({
       error: { class: 'ProtocolError', code: -32000, message: 'failed', data: { why: 'because', n: [1] } },
     });
+    expect(seenFast.sendRejects).toMatchObject({ error: { class: 'Error', message: 'write failed' } });
+    expect(seenFast.sendThrows).toMatchObject({ error: { class: 'Error', message: 'write threw' } });
     expect(seenFast.errorNotFound).toMatchObject({ error: { class: 'ResourceNotFoundError' } });
     const pending = Object.keys(seenFast).filter((name) => seenFast[name] === 'still pending');
     expect(pending).toEqual(UNANSWERED);

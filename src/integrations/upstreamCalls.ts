@@ -172,9 +172,14 @@ export class DirectCalls {
       this.#pending.set(id, { resolve, reject, schema, options, onAbort });
       if (onprogress) internals._progressHandlers.set(id, onprogress as (progress: unknown) => void);
       signal.addEventListener('abort', onAbort, { once: true });
-      transport.send(message as never, SEND_OPTIONS).catch((error: unknown) => {
+      const failed = (error: unknown) => {
         if (this.#forget(id) !== undefined) reject(error);
-      });
+      };
+      try {
+        transport.send(message as never, SEND_OPTIONS).catch(failed);
+      } catch (error) {
+        failed(error); // a transport that throws instead of rejecting
+      }
     });
   }
 
