@@ -189,7 +189,7 @@ describe('the direct tools/call path', () => {
     const seenFast = await run(fast);
     const seenPlain = await run(plain);
     expect(seenFast).toEqual(seenPlain);
-    expect(fast.sent).toEqual(plain.sent);
+    expect(JSON.stringify(fast.sent)).toBe(JSON.stringify(plain.sent)); // key order too
     // The comparison covers what it means to: results, each kind of error, and calls left hanging.
     expect(seenFast.plain).toEqual({ value: { content: [{ type: 'text', text: 'hi' }] } });
     expect(seenFast.resultType).toEqual({ value: { content: [{ type: 'text', text: 'typed' }] } });
@@ -283,6 +283,7 @@ describe('the direct tools/call path', () => {
     const fast = await run(true);
     const plain = await run(false);
     expect(fast).toEqual(plain);
+    expect(JSON.stringify(fast.sent)).toBe(JSON.stringify(plain.sent));
     expect(fast.progress).toEqual([{ progress: 1, total: 2, message: 'half' }]);
     expect(fast.first).toEqual({
       error: { class: 'SdkError', code: SdkErrorCode.RequestTimeout, message: 'enough', data: undefined },
