@@ -24,6 +24,8 @@ const UPSTREAM = path.join(path.dirname(fileURLToPath(import.meta.url)), 'upstre
 
 export interface GatewayFigures {
   calls: number;
+  /** Calls made on each path before it was timed. */
+  warmupCalls: number;
   rounds: number;
   direct: { latencyUs: number; cpuUs: number };
   forwarded: { latencyUs: number; cpuUs: number };
@@ -36,9 +38,19 @@ export interface GatewayFigures {
   mcpkitCpuUs: number;
 }
 
+/**
+ * Calls made on each path before it is timed. The forwarded path runs much more code than the
+ * direct one (the session, the executor, the link, an SDK server beside the client), and each path
+ * starts a fresh upstream process with its own JIT to warm: after 200 calls both were still far from
+ * steady, and the compilation and garbage collection still going on in this process's background
+ * threads (which `process.cpuUsage` counts) fell mostly on the forwarded path.
+ */
+let warmupCalls = 5_000;
+
 /** Sequential calls; wall time and this process's CPU time per call, in µs. */
 async function timeCalls(client: Client, calls: number): Promise<{ latencyUs: number; cpuUs: number }> {
-  for (let i = 0; i < 200; i++) await client.callTool({ name: currentName, arguments: { text: 'warm' } });
+  for (let i = 0; i < warmupCalls; i++)
+    await client.callTool({ name: currentName, arguments: { text: 'warm' } });
   await settle();
   const cpu = process.cpuUsage();
   const started = performance.now();
@@ -124,6 +136,7 @@ export async function measureGateway(
 ): Promise<GatewayFigures> {
   const calls = quick ? 500 : 3000;
   const rounds = quick ? 1 : 5;
+  warmupCalls = quick ? 500 : 5_000;
   const d: Array<{ latencyUs: number; cpuUs: number }> = [];
   const f: Array<{ latencyUs: number; cpuUs: number }> = [];
   const a: Array<{ latencyUs: number; cpuUs: number }> = [];
@@ -145,6 +158,7 @@ export async function measureGateway(
   });
   const figures: GatewayFigures = {
     calls,
+    warmupCalls,
     rounds,
     direct: pick(d),
     forwarded: pick(f),
@@ -163,7 +177,7 @@ export async function measureGateway(
 export function renderGateway(f: GatewayFigures): string {
   const us = (n: number) => `${n.toFixed(0)} µs`;
   return [
-    `**Gateway** (a \`tools/call\` of \`echo\` forwarded to a bare SDK v2 server over stdio, against an SDK client calling it directly; ${f.calls.toLocaleString('en-US')} sequential calls, median of ${f.rounds} alternating rounds; CPU is this process's, the upstream's own process excluded):`,
+    `**Gateway** (a \`tools/call\` of \`echo\` forwarded to a bare SDK v2 server over stdio, against an SDK client calling it directly; ${f.calls.toLocaleString('en-US')} sequential calls after ${f.warmupCalls.toLocaleString('en-US')} to warm up, median of ${f.rounds} alternating rounds; CPU is this process's, the upstream's own process excluded):`,
     '',
     '| Path | latency per call | CPU per call |',
     '| --- | ---: | ---: |',

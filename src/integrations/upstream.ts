@@ -7,7 +7,7 @@
  * The SDK client, `@modelcontextprotocol/client`, is an optional peer dependency loaded on the
  * first upstream: a server without upstreams never loads it.
  *
- * Size: about 530 lines: one connection's whole lifecycle (connect, bounded lists, refresh,
+ * Size: about 780 lines: one connection's whole lifecycle (connect, bounded lists, refresh,
  * forwarding, errors), kept in one file so its states read in one place.
  */
 import type {
@@ -27,6 +27,7 @@ import { McpKitError, quote } from '../core/errors.js';
 import { maskSecrets, redactText, redactValue } from '../core/redaction.js';
 import type { CancelSignal } from '../execution/signal.js';
 import type { Logger } from '../types.js';
+import { DirectCalls } from './upstreamCalls.js';
 import { isPlainResult } from './upstreamMessages.js';
 import type { UpstreamLimits, UpstreamState, UpstreamStatus } from './upstreamTypes.js';
 
@@ -255,13 +256,15 @@ function depthOf(value: unknown, max: number, depth = 0): number {
  * Only a result the parse would accept beyond doubt ({@link isPlainResult}) goes around it, and
  * only on a transport that had no `onmessage` of its own before `connect` (which the
  * classification would have called first); everything else, and any SDK without `_onresponse`,
- * keeps the SDK's path. Returns whether the shortcut is in place.
+ * keeps the SDK's path. Given `calls`, the responses to its calls in flight go to it first (see
+ * `upstreamCalls.ts`). Returns whether the shortcut is in place.
  */
-export function answerDirectly(client: Client, transport: Transport): boolean {
+export function answerDirectly(client: Client, transport: Transport, calls?: DirectCalls): boolean {
   const classify = transport.onmessage;
   const dispatch = (client as unknown as { _onresponse?: unknown })._onresponse;
   if (typeof classify !== 'function' || typeof dispatch !== 'function') return false;
   transport.onmessage = (message, extra) => {
+    if (calls?.take(message)) return;
     if (isPlainResult(message)) dispatch.call(client, message);
     else classify.call(transport, message, extra);
   };
@@ -291,6 +294,8 @@ export class UpstreamLink {
   readonly #options: UpstreamLinkOptions;
   readonly #stop = new AbortController();
   #client: Client | undefined;
+  /** The direct `tools/call` path of {@link #client}'s connection, where it is taken. */
+  #calls: DirectCalls | undefined;
   #state: UpstreamState;
   #refreshing: Promise<void> | undefined;
   #refreshAgain = false;
@@ -332,6 +337,7 @@ export class UpstreamLink {
     this.#setStatus('stopped');
     const client = this.#client;
     this.#client = undefined;
+    this.#calls = undefined;
     await client?.close().catch(() => {});
   }
 
@@ -340,6 +346,8 @@ export class UpstreamLink {
    * `request` with {@link CALL_RESULT}, a shape check, rather than `callTool`, which parses every
    * result against the whole `CallToolResult` schema and checks `structuredContent` against the
    * tool's output schema: mcpkit's executor does both already, once, on the result this returns.
+   * On a 2025-era connection it goes past `request` too, straight onto the transport
+   * ({@link DirectCalls}, `upstreamCalls.ts`), with the same message, result and errors.
    */
   callTool(name: string, args: Record<string, unknown>, options: ForwardOptions): Promise<CallToolResult> {
     const client = this.#ready();
@@ -361,6 +369,14 @@ export class UpstreamLink {
     // what each client then sees is filtered by that client's own level, on mcpkit's side.
     const logKey = options.onlog ? this.#logLevelKey : undefined;
     const meta = logKey ? { ...options.meta, [logKey]: 'debug' } : options.meta;
+    const calls = this.#calls;
+    if (calls && this.#client === client) {
+      const params = meta ? { ...tool, _meta: meta } : tool;
+      return this.#forward(
+        'tools/call',
+        () => calls.call(params, CALL_RESULT, options) as Promise<CallToolResult>,
+      );
+    }
     return this.#forward('tools/call', () =>
       client.request(
         {
@@ -584,8 +600,13 @@ export class UpstreamLink {
     const closed = new Promise<void>((resolve) => {
       ended = resolve;
     });
+    let calls: DirectCalls | undefined;
     client.onclose = () => {
-      if (this.#client === client) this.#client = undefined;
+      if (this.#client === client) {
+        this.#client = undefined;
+        this.#calls = undefined;
+      }
+      calls?.closed();
       ended();
     };
     client.onerror = () => {}; // failures surface as the close, or as the request's error
@@ -599,13 +620,18 @@ export class UpstreamLink {
       transport = await this.#options.open();
       const unclaimed = transport.onmessage === undefined;
       await client.connect(transport as never, { timeout: limits.connectTimeoutMs });
-      if (unclaimed) answerDirectly(client, transport);
+      if (unclaimed) {
+        // Forwarded calls go past the client's request funnel where the connection allows it.
+        const direct = DirectCalls.open(client, transport as never, await loadClientModule());
+        if (answerDirectly(client, transport, direct)) calls = direct;
+      }
       const offer = await this.#list(client);
       if (this.#stop.signal.aborted) {
         await client.close().catch(() => {});
         return { closed };
       }
       this.#client = client;
+      this.#calls = calls;
       this.#state.failures = 0;
       delete this.#state.lastError;
       const server = client.getServerVersion();
