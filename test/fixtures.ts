@@ -1,6 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type CreateMcpServerOptions, createMcpServer, type McpKitServer } from 'mcpkit';
+import { type CreateMcpServerOptions, createMcpServer, type Logger, type McpKitServer } from 'mcpkit';
+import { expect, vi } from 'vitest';
 import { z } from 'zod';
 
 /** A server with a small, known catalog used across the suites. */
@@ -104,4 +105,27 @@ export function closeHttp(httpServer: HttpServer): Promise<void> {
     httpServer.close(() => resolve());
     httpServer.closeAllConnections();
   });
+}
+
+/** Waits until integration `id` of `server` (an upstream) is connected and ready. */
+export async function upstreamReady(server: McpKitServer, id: string): Promise<void> {
+  await server.integrations.ready;
+  await vi.waitFor(() => expect(server.integrations.get(id)?.upstreamState?.status).toBe('ready'), {
+    timeout: 15_000,
+    interval: 20,
+  });
+}
+
+/** A logger that keeps what it is given at `info` in `lines` and drops the rest. */
+export function keepingLogger(lines: unknown[]): Logger {
+  const ignore = () => {};
+  const logger = {
+    trace: ignore,
+    debug: ignore,
+    info: (obj: unknown) => lines.push(obj),
+    warn: ignore,
+    error: ignore,
+    child: () => logger,
+  };
+  return logger as unknown as Logger;
 }

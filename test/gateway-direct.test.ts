@@ -19,13 +19,14 @@ import {
   SdkErrorCode,
 } from '@modelcontextprotocol/client';
 import { McpServer } from '@modelcontextprotocol/server';
-import { createMcpServer, type McpKitServer } from 'mcpkit';
+import { createMcpServer } from 'mcpkit';
 import { stdioUpstream } from 'mcpkit/node';
 import { connectClient } from 'mcpkit/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { answerDirectly, CALL_RESULT } from '../src/integrations/upstream.js';
 import { DirectCalls } from '../src/integrations/upstreamCalls.js';
+import { upstreamReady } from './fixtures.js';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'upstreamServer.mjs');
 const SDK = { SdkError, SdkErrorCode, ProtocolError, isJSONRPCResultResponse, isJSONRPCErrorResponse };
@@ -301,14 +302,6 @@ describe('the direct tools/call path', () => {
   });
 });
 
-async function ready(server: McpKitServer, id: string) {
-  await server.integrations.ready;
-  await vi.waitFor(() => expect(server.integrations.get(id)?.upstreamState?.status).toBe('ready'), {
-    timeout: 10_000,
-    interval: 10,
-  });
-}
-
 describe('a forwarded call on the direct path', () => {
   it('answers the calling client as a call on the client path does, hostile answers included', async () => {
     const upstream = (claimed: boolean) => ({
@@ -340,8 +333,8 @@ describe('a forwarded call on the direct path', () => {
       integrations: { upstreams: { fast: upstream(false), plain: upstream(true) } },
     });
     cleanups.push(() => server.close());
-    await ready(server, 'fast');
-    await ready(server, 'plain');
+    await upstreamReady(server, 'fast');
+    await upstreamReady(server, 'plain');
     const request = vi.spyOn(Client.prototype, 'request');
     const { client, close } = await connectClient(server);
     cleanups.push(close);
@@ -386,7 +379,7 @@ describe('a stdio upstream', () => {
       integrations: { upstreams: { fx: stdioUpstream({ command: process.execPath, args: [FIXTURE] }) } },
     });
     cleanups.push(() => server.close());
-    await ready(server, 'fx');
+    await upstreamReady(server, 'fx');
     const request = vi.spyOn(Client.prototype, 'request');
     cleanups.push(() => request.mockRestore());
     const { client, close } = await connectClient(server);

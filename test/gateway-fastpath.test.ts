@@ -18,7 +18,7 @@ import {
 } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { McpServer } from '@modelcontextprotocol/server';
-import { createMcpServer, type McpKitServer } from 'mcpkit';
+import { createMcpServer } from 'mcpkit';
 import { stdioUpstream } from 'mcpkit/node';
 import { connectClient } from 'mcpkit/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -27,6 +27,7 @@ import { answerDirectly } from '../src/integrations/upstream.js';
 import { isPlainResult, quickMessage } from '../src/integrations/upstreamMessages.js';
 import { readFaster } from '../src/node/stdioUpstream.js';
 import { UpstreamLineReader } from '../src/node/upstreamLines.js';
+import { upstreamReady } from './fixtures.js';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'upstreamServer.mjs');
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -277,14 +278,6 @@ describe("the upstream client's result dispatch", () => {
   });
 });
 
-async function ready(server: McpKitServer, id: string) {
-  await server.integrations.ready;
-  await vi.waitFor(() => expect(server.integrations.get(id)?.upstreamState?.status).toBe('ready'), {
-    timeout: 15_000,
-    interval: 20,
-  });
-}
-
 describe('a forwarded call', () => {
   it('asks the upstream for progress only when its caller takes it', async () => {
     const server = createMcpServer({
@@ -292,7 +285,7 @@ describe('a forwarded call', () => {
       integrations: { upstreams: { fx: stdioUpstream({ command: process.execPath, args: [FIXTURE] }) } },
     });
     cleanups.push(() => server.close());
-    await ready(server, 'fx');
+    await upstreamReady(server, 'fx');
     const { client, close } = await connectClient(server);
     cleanups.push(close);
     const metaOf = (result: unknown) =>

@@ -18,6 +18,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LOG_RATE } from '../src/integrations/upstream.js';
 // @ts-expect-error: a plain JavaScript fixture
 import { build } from './fixtures/upstreamExtras.mjs';
+import { upstreamReady } from './fixtures.js';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'upstreamExtras.mjs');
 const LOOPBACK = { allowedHosts: ['127.0.0.1'], allowPrivateNetworks: true };
@@ -25,14 +26,6 @@ const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-async function ready(server: McpKitServer, id: string) {
-  await server.integrations.ready;
-  await vi.waitFor(() => expect(server.integrations.get(id)?.upstreamState?.status).toBe('ready'), {
-    timeout: 15_000,
-    interval: 20,
-  });
-}
 
 function gateway() {
   const server = createMcpServer({
@@ -75,7 +68,7 @@ const SLOW = { timeout: 30_000 };
 describe("an upstream's log messages", SLOW, () => {
   it('reach the calling client during a forwarded call, under the integration name', async () => {
     const server = gateway();
-    await ready(server, 'fx');
+    await upstreamReady(server, 'fx');
     const { client: c, logs } = await client(server);
     await c.setLoggingLevel('info');
     expect(text(await c.callTool({ name: 'fx__chatty', arguments: { count: 3 } }))).toBe('said 3');
@@ -87,7 +80,7 @@ describe("an upstream's log messages", SLOW, () => {
 
   it('are rate limited, so a flooding upstream cannot flood mcpkit’s clients', async () => {
     const server = gateway();
-    await ready(server, 'fx');
+    await upstreamReady(server, 'fx');
     const { client: c, logs } = await client(server);
     const started = Date.now();
     const result = await c.callTool({ name: 'fx__chatty', arguments: { count: 400, pad: 2000 } });
@@ -104,7 +97,7 @@ describe("an upstream's log messages", SLOW, () => {
 
   it('outside calls reach the sessions that used the upstream, and no other', async () => {
     const server = gateway();
-    await ready(server, 'fx');
+    await upstreamReady(server, 'fx');
     const user = await client(server);
     const bystander = await client(server);
     expect(text(await user.client.callTool({ name: 'fx__later', arguments: {} }))).toBe('later');
@@ -120,7 +113,7 @@ describe("an upstream's log messages", SLOW, () => {
     cleanups.push(() => server.close());
     await server.integrations.ready;
     await server.integrations.create({ id: 'web', name: 'Web', upstream: { url } });
-    await ready(server, 'web');
+    await upstreamReady(server, 'web');
     expect(server.integrations.get('web')?.upstreamState?.protocolVersion).toBe('2026-07-28');
     const { client: c, logs } = await client(server);
     await c.callTool({ name: 'web__chatty', arguments: { count: 2 } });
@@ -136,7 +129,7 @@ describe("an upstream tool's output schema", SLOW, () => {
 
   it('is listed under the namespace and checked once against each result', async () => {
     const server = gateway();
-    await ready(server, 'fx');
+    await upstreamReady(server, 'fx');
     const { client: c } = await client(server);
     expect((await listed(c, 'fx__stats'))?.outputSchema).toEqual({
       type: 'object',
@@ -160,7 +153,7 @@ describe("an upstream tool's output schema", SLOW, () => {
     cleanups.push(() => server.close());
     await server.integrations.ready;
     await server.integrations.create({ id: 'web', name: 'Web', upstream: { url } });
-    await ready(server, 'web');
+    await upstreamReady(server, 'web');
     const tools = (await (await request(server, '/tools')).json()).items;
     expect(tools.find((t: { name: string }) => t.name === 'web__stats').outputSchema).toMatchObject({
       required: ['n'],
@@ -185,7 +178,7 @@ describe("an upstream tool's output schema", SLOW, () => {
 describe("a deleted upstream's metrics", SLOW, () => {
   it('leave the scrape with it', async () => {
     const server = gateway();
-    await ready(server, 'fx');
+    await upstreamReady(server, 'fx');
     await server.executor.execute('fx__stats', { n: 1 });
     const before = await (await request(server, '/metrics')).text();
     expect(before).toContain('mcpkit_upstream_up{integration="fx"} 1');

@@ -12,6 +12,7 @@ import { createMcpServer, type McpKitServer, MemoryAuditSink } from 'mcpkit';
 import { type Listening, listen, stdioUpstream, WebSocketClientTransport } from 'mcpkit/node';
 import { connectClient, request } from 'mcpkit/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { upstreamReady } from './fixtures.js';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'upstreamServer.mjs');
 const LOOPBACK = { allowedHosts: ['127.0.0.1'], allowPrivateNetworks: true };
@@ -23,14 +24,6 @@ afterEach(async () => {
 function track<T extends { close(): Promise<unknown> | unknown }>(thing: T): T {
   cleanups.push(() => thing.close());
   return thing;
-}
-
-async function ready(server: McpKitServer, id: string) {
-  await server.integrations.ready;
-  await vi.waitFor(() => expect(server.integrations.get(id)?.upstreamState?.status).toBe('ready'), {
-    timeout: 15_000,
-    interval: 20,
-  });
 }
 
 function gatewayWithStdio() {
@@ -54,7 +47,7 @@ function text(result: unknown): string {
 describe('an upstream over stdio, attached in code', () => {
   it('puts its tools, resources and prompts in the catalog under its namespace, and forwards calls', async () => {
     const server = gatewayWithStdio();
-    await ready(server, 'fixture');
+    await upstreamReady(server, 'fixture');
     const { client, close } = await connectClient(server);
     cleanups.push(close);
     const names = (await client.listTools()).tools.map((t) => t.name).sort();
@@ -80,7 +73,7 @@ describe('an upstream over stdio, attached in code', () => {
 
   it('passes progress through and cancels the upstream call with the caller', async () => {
     const server = gatewayWithStdio();
-    await ready(server, 'fixture');
+    await upstreamReady(server, 'fixture');
     const { client, close } = await connectClient(server);
     cleanups.push(close);
     const progress: number[] = [];
@@ -105,7 +98,7 @@ describe('an upstream over stdio, attached in code', () => {
 
   it('follows list_changed from the upstream and tells its own clients', async () => {
     const server = gatewayWithStdio();
-    await ready(server, 'fixture');
+    await upstreamReady(server, 'fixture');
     const { client, close } = await connectClient(server);
     cleanups.push(close);
     let changed = 0;
@@ -125,7 +118,7 @@ describe('an upstream over stdio, attached in code', () => {
 
   it('forwards resources/subscribe and sends the upstream updates on', async () => {
     const server = gatewayWithStdio();
-    await ready(server, 'fixture');
+    await upstreamReady(server, 'fixture');
     const { client, close } = await connectClient(server);
     cleanups.push(close);
     const updates: string[] = [];
@@ -250,7 +243,7 @@ describe('an upstream over Streamable HTTP, added over REST', () => {
     });
     expect(created.status).toBe(201);
     expect(await created.text()).not.toContain(key);
-    await ready(gateway, 'remote');
+    await upstreamReady(gateway, 'remote');
     const shown = await (await request(gateway, '/integrations/remote')).json();
     expect(shown.upstreamState).toMatchObject({
       status: 'ready',
@@ -312,7 +305,7 @@ describe('an upstream over Streamable HTTP, added over REST', () => {
       upstream: { url: first.url, headers: { Authorization: 'Bearer {{secrets.TOKEN}}' } },
       secrets: { TOKEN: key },
     });
-    await ready(gateway, 'remote');
+    await upstreamReady(gateway, 'remote');
     const { client, close } = await connectClient(gateway);
     cleanups.push(close);
     const port = new URL(first.listening.url).port;
@@ -385,7 +378,7 @@ describe('a hostile upstream is bounded', () => {
         return a;
       },
     });
-    await ready(server, 'bad');
+    await upstreamReady(server, 'bad');
     const names = server.tools.list().map((t) => t.name);
     expect(names.filter((n) => n.startsWith('bad__')).length).toBeLessThanOrEqual(100);
     expect(names).toContain('bad__local');
@@ -427,7 +420,7 @@ describe('the same policy on upstream entries', () => {
         },
       }),
     );
-    await ready(server, 'fixture');
+    await upstreamReady(server, 'fixture');
     return { server, audit };
   }
   const call = (server: McpKitServer, key: string, name: string, args: unknown = {}) =>
@@ -471,7 +464,7 @@ describe('the same policy on upstream entries', () => {
 describe('metrics and health', () => {
   it('count forwarded requests per upstream and report its state', async () => {
     const server = gatewayWithStdio();
-    await ready(server, 'fixture');
+    await upstreamReady(server, 'fixture');
     await server.executor.execute('fixture__echo', { text: 'a' });
     const metrics = await (await request(server, '/metrics')).text();
     expect(metrics).toContain(
@@ -504,7 +497,7 @@ describe('other upstreams', () => {
         },
       }),
     );
-    await ready(gateway, 'ws');
+    await upstreamReady(gateway, 'ws');
     const { client, close } = await connectClient(gateway);
     cleanups.push(close);
     expect(text(await client.callTool({ name: 'ws__ping', arguments: {} }))).toBe('pong');
@@ -536,7 +529,7 @@ describe('other upstreams', () => {
       name: 'Legacy',
       upstream: { url: `http://127.0.0.1:${port}/mcp` },
     });
-    await ready(gateway, 'legacy');
+    await upstreamReady(gateway, 'legacy');
     expect(gateway.integrations.get('legacy')?.upstreamState?.protocolVersion).toMatch(/^2025-/);
     expect((await gateway.executor.execute('legacy__legacy', {})).content).toEqual([
       { type: 'text', text: 'old but gold' },
@@ -592,7 +585,7 @@ describe('hostile resources and an upstream that goes away', () => {
         return a;
       },
     });
-    await ready(server, 'bad');
+    await upstreamReady(server, 'bad');
     const templates = server.resources.listTemplates().map((t) => t.uriTemplate);
     expect(templates).toEqual(['upstream://bad/{+all}']);
     const uris = server.resources.listStatic().map((r) => r.uri);
@@ -629,7 +622,7 @@ describe('hostile resources and an upstream that goes away', () => {
           return a;
         },
       });
-      await ready(server, id);
+      await upstreamReady(server, id);
     }
     expect(server.tools.list().map((t) => t.name)).toEqual(
       expect.arrayContaining(['shy__probe', 'bold__probe']),

@@ -4,26 +4,13 @@
  * once on one pool's workers hear only their own progress, logs, nested answers and aborts, whether
  * or not their worker has spoken for them yet; a call's answer still comes after its messages.
  */
-import { createMcpServer, type Logger, type McpKitServer } from 'mcpkit';
+import { createMcpServer, type McpKitServer } from 'mcpkit';
 import { createIsolation, type Isolation } from 'mcpkit/node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { keepingLogger } from './fixtures.js';
 
 const TOOLS = new URL('./fixtures/isolated/links.mjs', import.meta.url);
-
-/** A logger that keeps what it is given at `info`. */
-function keepingLogger(lines: unknown[]): Logger {
-  const ignore = () => {};
-  const logger = {
-    trace: ignore,
-    debug: ignore,
-    info: (obj: unknown) => lines.push(obj),
-    warn: ignore,
-    error: ignore,
-    child: () => logger,
-  };
-  return logger as unknown as Logger;
-}
 
 interface Progress {
   progress: number;

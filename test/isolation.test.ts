@@ -7,26 +7,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { createMcpServer, type Logger, type McpKitServer } from 'mcpkit';
+import { createMcpServer, type McpKitServer } from 'mcpkit';
 import { createIsolation, type Isolation, type IsolationLevel } from 'mcpkit/node';
 import { connectClient, request } from 'mcpkit/testing';
 import { errorCodeOf } from 'mcpkit/unstable';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-
-/** A logger that keeps what it was given at `info`. */
-function keepingLogger(lines: unknown[]): Logger {
-  const ignore = () => {};
-  const logger = {
-    trace: ignore,
-    debug: ignore,
-    info: (obj: unknown) => lines.push(obj),
-    warn: ignore,
-    error: ignore,
-    child: () => logger,
-  };
-  return logger as unknown as Logger;
-}
+import { keepingLogger } from './fixtures.js';
 
 const TOOLS = new URL('./fixtures/isolated/tools.mjs', import.meta.url);
 const LEVELS: IsolationLevel[] = ['worker', 'process'];
