@@ -49,11 +49,11 @@ export interface IsolationFigures {
   /** The machine's 1-minute load average before and after the phases. */
   loadAverage: [number, number];
   idle: LoadPhase;
-  /** Burning workers at the default priority (10 nice levels below the server). */
+  /** Burning workers under `workerPriority: 'idle'` (`SCHED_IDLE` where it can be set). */
   loaded: LoadPhase;
   /** Burning workers at the server's own priority (`workerPriority: 0`). */
   loadedLevel: LoadPhase;
-  /** Each round's echo rate while burning (default priority), as a share of the same round's idle rate. */
+  /** Each round's echo rate while burning (`'idle'`), as a share of the same round's idle rate. */
   ratios: { rest: number[]; mcp: number[] };
 }
 
@@ -157,15 +157,15 @@ function mainThreadCpuMs(): number | undefined {
 }
 
 /**
- * The server: echo, and the burning tool in two pools (workers at the default priority and at the
- * server's). Answers the parent's `loop-start` / `loop-stop` (event-loop delay and main-thread CPU
+ * The server: echo, and the burning tool in two pools (workers under `workerPriority: 'idle'` and at
+ * the server's priority). Answers the parent's `loop-start` / `loop-stop` (event-loop delay and main-thread CPU
  * over the span between them), `burn` / `burn_level` (one burning call per worker, for `burnMs`) and
  * `burned` (once those calls have answered).
  */
 async function child(burnMs: number): Promise<void> {
   const workers = Math.max(1, availableParallelism() - 1);
   const server = createMcpServer({ logLevel: 'silent' });
-  const lowered = createIsolation({ maxWorkers: workers });
+  const lowered = createIsolation({ maxWorkers: workers, workerPriority: 'idle' });
   const level = createIsolation({ maxWorkers: workers, workerPriority: 0 });
   server.tools.register({ name: 'echo', inputSchema: { text: z.string() }, handler: ({ text }) => text });
   const burner = { inputSchema: { ms: z.number() }, isolate: { export: 'burn', timeoutMs: 120_000 } };
@@ -260,7 +260,7 @@ function medianPhase(phases: readonly LoadPhase[]): LoadPhase {
 }
 
 /**
- * Idle and burning phases, alternating (idle, burning at the default worker priority, burning at the
+ * Idle and burning phases, alternating (idle, burning under `'idle'`, burning at the
  * server's priority) for `rounds` rounds, so the machine's other work falls on every kind alike; each
  * figure is the median over the rounds. A phase is a REST half and an MCP half.
  */
@@ -353,7 +353,7 @@ export function renderIsolation(f: IsolationFigures): string {
     `${f.loadedLevel[kind].echoPerSec.toFixed(0)} calls/s (${pct(f.loadedLevel[kind].echoPerSec / f.idle[kind].echoPerSec)})`;
   return [
     `**Tool isolation** (\`createIsolation\`; under load: the server in a child process, autocannon in the bench process with ${CONNECTIONS} echo connections and \`/health\` at ${HEALTH_RATE}/s; ` +
-      `${f.workers} worker(s) burning CPU; medians of ${f.rounds} alternating rounds of ${f.loadSeconds} s per half; load average ${f.loadAverage.map((l) => l.toFixed(1)).join(' → ')}):`,
+      `${f.workers} worker(s) burning CPU under \`workerPriority: 'idle'\`; medians of ${f.rounds} alternating rounds of ${f.loadSeconds} s per half; load average ${f.loadAverage.map((l) => l.toFixed(1)).join(' → ')}):`,
     '',
     '| Measurement | Figure |',
     '| --- | ---: |',

@@ -3,6 +3,8 @@
  * (`declarativeTools.isolation`): a hostile answer (huge, deep, slow) is contained while the server
  * keeps answering, and a level the operator did not allow is refused wherever a definition names it.
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getPriority } from 'node:os';
@@ -289,24 +291,45 @@ describe('isolation levels an operator allows', () => {
 });
 
 describe('worker priority', () => {
-  it('workers run 10 nice levels below the server by default, at its level with workerPriority 0', async () => {
+  /** Whether this machine can put a thread under SCHED_IDLE (Linux with `chrt`). */
+  const canIdle = (() => {
+    try {
+      execFileSync('chrt', ['--version'], { stdio: 'ignore' });
+      return existsSync('/proc/thread-self/sched');
+    } catch {
+      return false;
+    }
+  })();
+
+  it("workers run 10 nice levels down by default, under SCHED_IDLE with 'idle' (else 19 levels down), at the server's level with 0", async () => {
     const module = new URL('./fixtures/isolated/priority.mjs', import.meta.url);
     const server = createMcpServer({ logLevel: 'silent' });
-    const lowered = createIsolation({ maxWorkers: 1 });
+    const idle = createIsolation({ maxWorkers: 1, workerPriority: 'idle' });
+    const nice = createIsolation({ maxWorkers: 1 });
     const level = createIsolation({ maxWorkers: 1, workerPriority: 0 });
     open.push(
-      { server, isolation: lowered },
+      { server, isolation: idle },
+      { server: createMcpServer({ logLevel: 'silent' }), isolation: nice },
       { server: createMcpServer({ logLevel: 'silent' }), isolation: level },
     );
-    server.tools.register(lowered.tool(module, { name: 'lowered' }));
+    server.tools.register(idle.tool(module, { name: 'idle' }));
+    server.tools.register(idle.tool(module, { name: 'idleProcess', isolate: { level: 'process' } }));
+    server.tools.register(nice.tool(module, { name: 'nice' }));
     server.tools.register(level.tool(module, { name: 'level', isolate: { level: 'process' } }));
     const own = getPriority(0);
-    expect((await server.executor.execute('lowered', {})).structuredContent).toEqual({
-      nice: Math.min(19, own + 10),
-    });
-    expect((await server.executor.execute('level', {})).structuredContent).toEqual({ nice: own });
-    // The server's own thread keeps its priority.
+    const reported = async (name: string) =>
+      (await server.executor.execute(name, {})).structuredContent as { nice: number; policy: number | null };
+    const onIdle = await reported('idle');
+    if (canIdle) expect(onIdle).toEqual({ nice: own, policy: 5 });
+    else expect(onIdle.nice).toBe(Math.min(19, own + 19));
+    // A child process may not spawn `chrt` under its permission model: 19 nice levels instead.
+    expect((await reported('idleProcess')).nice).toBe(Math.min(19, own + 19));
+    expect(await reported('nice')).toMatchObject({ nice: Math.min(19, own + 10) });
+    expect(await reported('level')).toMatchObject({ nice: own });
+    // The server's own thread keeps its priority and its policy.
     expect(getPriority(0)).toBe(own);
-    expect(() => createIsolation({ workerPriority: 20 })).toThrow(/0 to 19/);
+    if (canIdle) expect(readFileSync('/proc/thread-self/sched', 'utf8')).toMatch(/^policy\s*:\s*0$/m);
+    expect(() => createIsolation({ workerPriority: 20 })).toThrow(/'idle' or an integer from 0 to 19/);
+    expect(() => createIsolation({ workerPriority: 'low' as never })).toThrow(/'idle' or an integer/);
   });
 });

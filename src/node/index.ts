@@ -16,7 +16,13 @@ export {
   openFileIntegrationStore,
   openFileIntegrations,
 } from './fileStore.js';
-export { createIsolation, Isolation, type IsolationOptions, isolatedTool } from './isolation/isolation.js';
+export {
+  createIsolation,
+  Isolation,
+  type IsolationOptions,
+  isolatedTool,
+  type WorkerPriority,
+} from './isolation/isolation.js';
 export type {
   IsolatedCaller,
   IsolatedClientLog,

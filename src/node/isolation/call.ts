@@ -25,8 +25,8 @@ export interface CallSpec {
   readonly graceMs: number;
   readonly maxMemoryMb: number;
   readonly maxResultBytes: number;
-  /** How many nice levels below the server's the worker's thread runs (0 to 19). */
-  readonly priority: number;
+  /** `'idle'` (`SCHED_IDLE`), or how many nice levels below the server's the worker's thread runs. */
+  readonly priority: 'idle' | number;
   /** Where its limits are set, as fault messages name them. Default `'isolate'`. */
   readonly option?: string;
 }

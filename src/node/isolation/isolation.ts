@@ -30,13 +30,30 @@ export interface IsolationOptions {
    */
   metrics?: MetricsRegistry;
   /**
-   * How many nice levels below the server's own priority workers and processes run, 0 to 19: a
-   * worker that burns CPU then gives way to the server's thread on a busy core. Linux lowers only
-   * the worker's thread; elsewhere the setting may apply to the whole process, or not at all. 0 keeps
-   * the server's priority. Default 10.
+   * How isolated tools yield the CPU to the server's own thread. A number, 0 to 19 (default 10):
+   * that many nice levels below the server's priority (0 keeps it), which leaves a burning worker a
+   * share of a busy core; Linux lowers only the worker's thread, elsewhere the setting may apply to
+   * the whole process, or not at all. `'idle'`: a worker thread runs under Linux's `SCHED_IDLE`
+   * policy, set with `chrt` when its first call starts, so it gets a core only when no other thread
+   * of the machine wants it, and the server's thread takes a core from it at once (on a saturated
+   * machine such a tool gets almost no CPU and may reach its time limit); where that cannot be set
+   * (not Linux, no `chrt`, the process level, whose permission model may forbid spawning it), 19 nice
+   * levels below the server's priority.
    */
-  workerPriority?: number;
+  workerPriority?: WorkerPriority;
 }
+
+/**
+ * How isolated tools yield the CPU to the server's thread: how many nice levels below the server's
+ * priority they run (0 to 19, default 10), or `'idle'` (Linux's `SCHED_IDLE`).
+ *
+ * @example
+ * ```ts
+ * const serverFirst: WorkerPriority = 'idle'; // burning workers only use cores nothing else wants
+ * const isolation = createIsolation({ workerPriority: serverFirst });
+ * ```
+ */
+export type WorkerPriority = 'idle' | number;
 
 /** One pool, the slots its calls take, what its calls report to, and the pool once started (for its counts). */
 interface PoolEntry {
@@ -112,7 +129,7 @@ function moduleUrl(module: URL | string, tool: string): string {
 export class Isolation implements DeclarativeIsolationPools {
   readonly #maxWorkers: number;
   readonly #maxQueue: number;
-  readonly #priority: number;
+  readonly #priority: WorkerPriority;
   readonly #pools = new Map<string, PoolEntry>();
   readonly #faults = Object.fromEntries(FAULTS.map((kind) => [kind, 0])) as Record<IsolationFault, number>;
   readonly #counter: Counter | undefined;
@@ -126,9 +143,10 @@ export class Isolation implements DeclarativeIsolationPools {
       throw new TypeError(`maxQueue must be a non-negative integer (got ${String(options.maxQueue)})`);
     }
     this.#priority = options.workerPriority ?? 10;
-    if (!(Number.isInteger(this.#priority) && this.#priority >= 0 && this.#priority <= 19)) {
+    const priority = this.#priority;
+    if (priority !== 'idle' && !(Number.isInteger(priority) && priority >= 0 && priority <= 19)) {
       throw new TypeError(
-        `workerPriority must be an integer from 0 to 19 (got ${String(options.workerPriority)})`,
+        `workerPriority must be 'idle' or an integer from 0 to 19 (got ${String(options.workerPriority)})`,
       );
     }
     const metrics = options.metrics;

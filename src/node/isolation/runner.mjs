@@ -9,6 +9,8 @@
  * returns is checked here, before it leaves: it must be cloneable and its JSON at most
  * `maxResultBytes` long.
  */
+import { execFileSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { serialize } from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
@@ -347,19 +349,41 @@ function answer(link, outcome) {
 let lowered = false;
 
 /**
- * Lowers this thread's scheduling priority by `steps` nice levels below the one it started with (the
- * server's), once: a worker that burns CPU then yields a shared core to the server's own thread. On
- * Linux a thread has a priority of its own, so this lowers the worker thread (or the child process's
- * main thread) only. Where the system refuses, the worker keeps the server's priority.
+ * Lowers this thread's scheduling priority, once: a worker that burns CPU then yields a shared core
+ * to the server's own thread. On Linux a thread has a priority of its own, so this lowers the worker
+ * thread (or the child process's main thread) only.
+ *
+ * - `'idle'`: a worker thread is put under `SCHED_IDLE` (with `chrt`, which needs no privilege to
+ *   lower a thread's own policy): it runs only on a core no other thread wants, and the scheduler
+ *   counts a core running only such threads as free when the server's thread wakes. Where that
+ *   fails, and in a child process (its permission model may forbid spawning), 19 nice levels.
+ * - a number: that many nice levels below the one the thread started with (the server's).
+ *
+ * Where the system refuses, the worker keeps the server's priority.
  */
-function lowerPriority(steps) {
+function lowerPriority(priority) {
   if (lowered) return;
   lowered = true;
+  if (priority === 'idle' && !inProcess && scheduleIdle()) return;
+  const steps = priority === 'idle' ? 19 : priority;
   if (typeof steps !== 'number' || steps <= 0) return;
   try {
     setPriority(0, Math.min(19, getPriority(0) + steps));
   } catch {
     // not permitted here: the worker keeps the server's priority
+  }
+}
+
+/** Puts this thread under `SCHED_IDLE`; false where it cannot (no `/proc`, no `chrt`, refused). */
+function scheduleIdle() {
+  try {
+    // `/proc/thread-self` names this thread's own task: `<pid>/task/<tid>`.
+    const tid = readlinkSync('/proc/thread-self').split('/').pop();
+    if (!tid || !/^[0-9]+$/.test(tid)) return false;
+    execFileSync('chrt', ['--idle', '--pid', '0', tid], { stdio: 'ignore', timeout: 2000 });
+    return true;
+  } catch {
+    return false;
   }
 }
 
