@@ -19,6 +19,8 @@ import {
   ProtocolError,
   ProtocolErrorCode,
   type ReadResourceRequest,
+  type RequestMethod,
+  type RequestTypeMap,
   ResourceNotFoundError,
   type Server,
   type ServerCapabilities,
@@ -541,6 +543,25 @@ function tableOf(host: SessionHost, withTasks: boolean): SharedHandlers<Session>
  */
 function buildTable(host: SessionHost, withTasks: boolean): SharedHandlers<Session> {
   const table = new Map<string, SharedHandler<Session>>();
+  /** Serves spec method `method` with `handler`, traced, on each server whose client calls it. */
+  const serve = <M extends RequestMethod & McpMethodName>(
+    method: M,
+    handler: SessionHandler<RequestTypeMap[M]>,
+  ) =>
+    table.set(method, {
+      install: (server, s) => server.setRequestHandler(method, traced(s, { method, handler })),
+    });
+  /** Serves a tasks method (params checked by `params`), installed with each server. */
+  const serveCustom = <P extends typeof TaskIdParams>(
+    method: McpMethodName,
+    params: P,
+    handler: SessionHandler<z.output<P>>,
+  ) =>
+    table.set(method, {
+      custom: true,
+      install: (server, s) =>
+        server.setRequestHandler(method, { params }, traced(s, { method, handler, custom: true }) as never),
+    });
   // Admission (permissions, visibility of the entries a request names, rate limits) happened at the
   // door, before the SDK dispatched the request; handlers only filter lists by what the caller sees.
   const policy = host.policy;
@@ -588,10 +609,7 @@ function buildTable(host: SessionHost, withTasks: boolean): SharedHandlers<Sessi
     const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
     return nextCursor === undefined ? { tools: page } : { tools: page, nextCursor };
   };
-  table.set('tools/list', {
-    install: (server, s) =>
-      server.setRequestHandler('tools/list', traced(s, { method: 'tools/list', handler: listTools })),
-  });
+  serve('tools/list', listTools);
 
   const callTool: SessionHandler<CallToolRequest> = async ({ session: s, span }, request, ctx) => {
     const { server, options } = s;
@@ -649,26 +667,14 @@ function buildTable(host: SessionHost, withTasks: boolean): SharedHandlers<Sessi
     const { page, nextCursor } = paginate(all, request.params?.cursor, host.pageSize);
     return nextCursor === undefined ? { resources: page } : { resources: page, nextCursor };
   };
-  table.set('resources/list', {
-    install: (server, s) =>
-      server.setRequestHandler(
-        'resources/list',
-        traced(s, { method: 'resources/list', handler: listResources }),
-      ),
-  });
+  serve('resources/list', listResources);
 
   const listTemplates: SessionHandler<ListResourceTemplatesRequest> = ({ session: s }, request, ctx) => {
     const listed = visibleList(grantOf(s, ctx), TEMPLATES_VIEW, resources.listTemplates());
     const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
     return nextCursor === undefined ? { resourceTemplates: page } : { resourceTemplates: page, nextCursor };
   };
-  table.set('resources/templates/list', {
-    install: (server, s) =>
-      server.setRequestHandler(
-        'resources/templates/list',
-        traced(s, { method: 'resources/templates/list', handler: listTemplates }),
-      ),
-  });
+  serve('resources/templates/list', listTemplates);
 
   const readResource: SessionHandler<ReadResourceRequest> = async ({ session: s }, request, ctx) => {
     const { uri } = request.params;
@@ -688,13 +694,7 @@ function buildTable(host: SessionHost, withTasks: boolean): SharedHandlers<Sessi
       throw toProtocolError(error);
     }
   };
-  table.set('resources/read', {
-    install: (server, s) =>
-      server.setRequestHandler(
-        'resources/read',
-        traced(s, { method: 'resources/read', handler: readResource }),
-      ),
-  });
+  serve('resources/read', readResource);
 
   const subscribe: SessionHandler<SubscribeRequest> = ({ session: s }, request) => {
     const { uri } = request.params;
@@ -712,13 +712,7 @@ function buildTable(host: SessionHost, withTasks: boolean): SharedHandlers<Sessi
     }
     return {};
   };
-  table.set('resources/subscribe', {
-    install: (server, s) =>
-      server.setRequestHandler(
-        'resources/subscribe',
-        traced(s, { method: 'resources/subscribe', handler: subscribe }),
-      ),
-  });
+  serve('resources/subscribe', subscribe);
 
   const unsubscribe: SessionHandler<UnsubscribeRequest> = ({ session: s }, request) => {
     const { uri } = request.params;
@@ -726,23 +720,14 @@ function buildTable(host: SessionHost, withTasks: boolean): SharedHandlers<Sessi
     s.subscriptions?.delete(uri);
     return {};
   };
-  table.set('resources/unsubscribe', {
-    install: (server, s) =>
-      server.setRequestHandler(
-        'resources/unsubscribe',
-        traced(s, { method: 'resources/unsubscribe', handler: unsubscribe }),
-      ),
-  });
+  serve('resources/unsubscribe', unsubscribe);
 
   const listPrompts: SessionHandler<ListPromptsRequest> = ({ session: s }, request, ctx) => {
     const listed = visibleList(grantOf(s, ctx), PROMPTS_VIEW, prompts.list());
     const { page, nextCursor } = paginate(listed, request.params?.cursor, host.pageSize);
     return nextCursor === undefined ? { prompts: page } : { prompts: page, nextCursor };
   };
-  table.set('prompts/list', {
-    install: (server, s) =>
-      server.setRequestHandler('prompts/list', traced(s, { method: 'prompts/list', handler: listPrompts })),
-  });
+  serve('prompts/list', listPrompts);
 
   const getPrompt: SessionHandler<GetPromptRequest> = async ({ session: s }, request, ctx) => {
     const caller = callerOf(ctx, s.options.caller);
@@ -759,10 +744,7 @@ function buildTable(host: SessionHost, withTasks: boolean): SharedHandlers<Sessi
       throw toProtocolError(error);
     }
   };
-  table.set('prompts/get', {
-    install: (server, s) =>
-      server.setRequestHandler('prompts/get', traced(s, { method: 'prompts/get', handler: getPrompt })),
-  });
+  serve('prompts/get', getPrompt);
 
   const complete: SessionHandler<CompleteRequest> = async ({ session: s }, request, ctx) => {
     const { ref, argument, context } = request.params;
@@ -816,13 +798,7 @@ function buildTable(host: SessionHost, withTasks: boolean): SharedHandlers<Sessi
       completion: { values: values.slice(0, max), total: values.length, hasMore: values.length > max },
     };
   };
-  table.set('completion/complete', {
-    install: (server, s) =>
-      server.setRequestHandler(
-        'completion/complete',
-        traced(s, { method: 'completion/complete', handler: complete }),
-      ),
-  });
+  serve('completion/complete', complete);
 
   if (withTasks) {
     const findTask = async (s: Session, taskId: string, ctx: ServerContext) => {
@@ -851,15 +827,7 @@ function buildTable(host: SessionHost, withTasks: boolean): SharedHandlers<Sessi
       const outputSchema = tools.get(task.tool)?.output?.jsonSchema;
       return detailedTask(task, (result) => s.server.projectCallToolResult(result, outputSchema));
     };
-    table.set('tasks/get', {
-      custom: true,
-      install: (server, s) =>
-        server.setRequestHandler(
-          'tasks/get',
-          { params: TaskIdParams },
-          traced(s, { method: 'tasks/get', handler: getTask, custom: true }),
-        ),
-    });
+    serveCustom('tasks/get', TaskIdParams, getTask);
     const updateTask: SessionHandler<z.infer<typeof TaskUpdateParams>> = async (
       { session: s },
       params,
@@ -876,15 +844,7 @@ function buildTable(host: SessionHost, withTasks: boolean): SharedHandlers<Sessi
       }
       return {};
     };
-    table.set('tasks/update', {
-      custom: true,
-      install: (server, s) =>
-        server.setRequestHandler(
-          'tasks/update',
-          { params: TaskUpdateParams },
-          traced(s, { method: 'tasks/update', handler: updateTask, custom: true }),
-        ),
-    });
+    serveCustom('tasks/update', TaskUpdateParams, updateTask);
     const cancelTask: SessionHandler<z.infer<typeof TaskIdParams>> = async ({ session: s }, params, ctx) => {
       const tasks = host.tasks!;
       const task = await findTask(s, params.taskId, ctx);
@@ -892,15 +852,7 @@ function buildTable(host: SessionHost, withTasks: boolean): SharedHandlers<Sessi
       else await tasks.cancelAnywhere(task.taskId).catch((e) => Promise.reject(toProtocolError(e)));
       return {};
     };
-    table.set('tasks/cancel', {
-      custom: true,
-      install: (server, s) =>
-        server.setRequestHandler(
-          'tasks/cancel',
-          { params: TaskIdParams },
-          traced(s, { method: 'tasks/cancel', handler: cancelTask, custom: true }),
-        ),
-    });
+    serveCustom('tasks/cancel', TaskIdParams, cancelTask);
   }
   return table;
 }
