@@ -115,6 +115,34 @@ describe("calls on one pool's workers", () => {
     expect(isolation.stats().faults.timeout).toBe(0);
   }, 20_000);
 
+  it('a call that reaches its time limit counts as a timeout when it answers, even if its handler then stops by itself', async () => {
+    const logged: unknown[] = [];
+    server = createMcpServer({ logger: keepingLogger(logged) });
+    isolation = createIsolation({ maxWorkers: 1 });
+    server.tools.register(
+      isolation.tool(TOOLS, {
+        name: 'quiet',
+        inputSchema: { tag: z.string() },
+        isolate: { export: 'quiet', timeoutMs: 300, graceMs: 10_000 },
+      }),
+    );
+    const stop = new AbortController();
+    const cancelled = server.executor.execute('quiet', { tag: 'cancelled' }, { signal: stop.signal });
+    await expect.poll(() => isolation!.stats().workers, { timeout: 10_000 }).toBe(1);
+    stop.abort();
+    expect((await cancelled).isError).toBe(true);
+    expect(isolation.stats().faults.timeout).toBe(0);
+    const late = await server.executor.execute('quiet', { tag: 'late' });
+    expect(late.isError).toBe(true);
+    expect(late.content).toEqual([expect.objectContaining({ text: expect.stringMatching(/timed out/) })]);
+    // Counted by the time the caller has its answer, not only once a worker is terminated.
+    expect(isolation.stats().faults.timeout).toBe(1);
+    // The handler stopped by itself, long before its 10 s of grace.
+    await expect
+      .poll(() => logged.some((line) => (line as { tag?: unknown }).tag === 'late'), { timeout: 5_000 })
+      .toBe(true);
+  }, 20_000);
+
   it('a cancel that comes while the worker starts is heard by the handler once it runs', async () => {
     const logged: unknown[] = [];
     server = createMcpServer({ logger: keepingLogger(logged) });

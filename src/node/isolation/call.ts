@@ -277,13 +277,16 @@ export class IsolatedCall implements LinkedCall {
   #stop(why: 'timeout' | 'cancel'): void {
     if (this.#settled || this.#stopped) return;
     this.#stopped = why;
+    // Counted when the limit passes, before the call answers: whether the handler then stops by
+    // itself, had not started yet (its module loading, or its worker starved of CPU), or must be
+    // terminated, the tool ran out of time.
+    if (why === 'timeout') this.#hooks.fault('timeout', this.#spec.tool);
     this.#send({
       type: 'abort',
       reason: why === 'timeout' ? 'The call timed out' : 'The call was cancelled',
     });
     this.#graceTimer = setTimeout(() => {
       if (this.#settled) return;
-      if (why === 'timeout') this.#hooks.fault('timeout', this.#spec.tool);
       this.#fail(
         why === 'timeout'
           ? faultError(
