@@ -1,0 +1,113 @@
+/**
+ * An exchange (one POST waiting for its answers) lets go of what it held once it is over, and the
+ * stateless transport's departure listener holds only what it names. Something may still point at
+ * either after the request (V8 keeps young objects an older one points at through young-generation
+ * collections); when that happens it must not keep the request reachable. Checked with weak
+ * references and forced collections.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { JSONRPCMessage } from '@modelcontextprotocol/server';
+import { describe, expect, it } from 'vitest';
+import { Exchange } from '../src/http/sessionTransport.js';
+import { StatelessTransport } from '../src/http/statelessTransport.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Whether `ref`'s object is gone after a few full collections. */
+async function collected(ref: WeakRef<object>): Promise<boolean> {
+  for (let i = 0; i < 5 && ref.deref() !== undefined; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+  }
+  return ref.deref() === undefined;
+}
+
+/** An exchange for id 1 whose response, resolver and `onEnd` are reachable only through it. */
+function heldExchange(): {
+  exchange: Exchange;
+  refs: { response: WeakRef<object>; resolver: WeakRef<object>; onEnd: WeakRef<object> };
+  answered: { status?: number };
+} {
+  const answered: { status?: number } = {};
+  const resolver = (response: Response) => {
+    answered.status = response.status;
+  };
+  const exchange = new Exchange({ ids: [1], headers: {} }, resolver);
+  const ended = { big: 'x'.repeat(1000) };
+  exchange.onEnd = () => void ended;
+  const response = { jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'y'.repeat(1000) }] } };
+  exchange.deliver(response as JSONRPCMessage, 1, true);
+  return {
+    exchange,
+    refs: { response: new WeakRef(response), resolver: new WeakRef(resolver), onEnd: new WeakRef(ended) },
+    answered,
+  };
+}
+
+describe('an exchange that is over', () => {
+  it('answers, then holds neither its responses, its resolver nor its onEnd', async () => {
+    const { exchange, refs, answered } = heldExchange();
+    expect(answered.status).toBe(200);
+    expect(exchange.answered(1)).toBe(true);
+    // The exchange itself is still held here.
+    expect(await collected(refs.response)).toBe(true);
+    expect(await collected(refs.resolver)).toBe(true);
+    expect(await collected(refs.onEnd)).toBe(true);
+    // Over is over: nothing more reaches the resolver.
+    exchange.abandon();
+    exchange.end();
+    expect(exchange.deliver({ jsonrpc: '2.0', id: 1, result: {} } as JSONRPCMessage, 1, true)).toBe(false);
+  });
+
+  it('ended without an answer runs onEnd once and resolves nothing', () => {
+    let ends = 0;
+    let resolved = 0;
+    const exchange = new Exchange({ ids: [1], headers: {} }, () => resolved++);
+    exchange.onEnd = () => ends++;
+    exchange.end();
+    exchange.end();
+    exchange.abandon();
+    expect({ ends, resolved }).toEqual({ ends: 1, resolved: 0 });
+  });
+});
+
+describe("the stateless transport's departure listener", () => {
+  it('keeps neither the request nor its body reachable once the answer is given', async () => {
+    const transport = new StatelessTransport({ jsonResponse: true });
+    transport.onmessage = (message) => {
+      const { id } = message as { id: number };
+      void transport.send({ jsonrpc: '2.0', id, result: { content: [] } } as JSONRPCMessage);
+    };
+    const listeners: (() => void)[] = [];
+    const serve = async () => {
+      const body = {
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'tools/call',
+        params: { name: 'echo', big: 'z'.repeat(1000) },
+      };
+      const request = {
+        headers: new Headers({
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2025-06-18',
+        }),
+        signal: {
+          aborted: false,
+          addEventListener: (_type: string, listener: () => void) => listeners.push(listener),
+          removeEventListener: () => {},
+        },
+      };
+      const response = await transport.handle(request as unknown as Request, body, undefined);
+      expect((response as Response).status).toBe(200);
+      return { body: new WeakRef(body), request: new WeakRef(request) };
+    };
+    const refs = await serve();
+    // Something still holds the listener (here, this test): the request it was made for is gone.
+    expect(listeners).toHaveLength(1);
+    expect(await collected(refs.body)).toBe(true);
+    expect(await collected(refs.request)).toBe(true);
+    await transport.close();
+  });
+});
