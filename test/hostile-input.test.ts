@@ -166,6 +166,12 @@ describe('parseJsonSafe and stripPollution', () => {
     expect(parseJsonSafe(JSON.stringify({ text: '['.repeat(1000) }))).toEqual({ text: '['.repeat(1000) });
     expect(() => parseJsonSafe(`${'['.repeat(65)}${']'.repeat(65)}`)).toThrow(/deeper than 64/);
     expect(parseJsonSafe(`${'['.repeat(64)}${']'.repeat(64)}`)).toBeDefined();
+    // Objects and arrays count alike, and many shallow ones are no deeper than one.
+    const mixed = (objects: number, arrays: number) =>
+      `${'{"a":'.repeat(objects)}${'['.repeat(arrays)}1${']'.repeat(arrays)}${'}'.repeat(objects)}`;
+    expect(() => parseJsonSafe(mixed(33, 32))).toThrow(/deeper than 64/);
+    expect(parseJsonSafe(mixed(32, 32))).toBeDefined();
+    expect(parseJsonSafe(JSON.stringify(Array.from({ length: 500 }, () => ({ a: [1] }))))).toHaveLength(500);
     let value = parseJsonSafe(deep, Number.POSITIVE_INFINITY) as unknown;
     for (let i = 0; i < depth; i++) value = (value as unknown[])[0];
     expect(Object.hasOwn(value as object, '__proto__')).toBe(false);
