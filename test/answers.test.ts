@@ -378,6 +378,55 @@ describe.each(['listen', 'express', 'fastify', 'hono'] as const)('2025-era answe
     expect(after.status).toBe(404);
   });
 
+  it('under load: with 64 calls in flight on two sessions, a cancel ends its call, a deleted session ends its own, progress streams, and the rest answer', async () => {
+    const a = await openSession(mounted.url);
+    const b = await openSession(mounted.url);
+    const keys = (tag: string) => Array.from({ length: 32 }, (_, i) => `${name}-load-${tag}-${i}`);
+    // Both sessions use the same ids: each session's are its own.
+    const onA = keys('a').map((key, i) => post(mounted.url, a, call(1000 + i, 'hold', { key })));
+    const onB = keys('b').map((key, i) => post(mounted.url, b, call(1000 + i, 'hold', { key })));
+    await until(() => [...keys('a'), ...keys('b')].every((key) => holds.has(key)));
+    const counting = post(mounted.url, a, call('load-count', 'count', { to: 3 }, { progressToken: 'load' }));
+    const plain = post(mounted.url, a, call('load-echo', 'echo', { text: 'plain' }));
+    const ack = await post(mounted.url, a, {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: 1005, reason: 'test' },
+    });
+    expect(ack.status).toBe(202);
+    const deleted = await fetch(mounted.url, { method: 'DELETE', headers: { ...HEADERS, ...b } });
+    expect(deleted.status).toBe(200);
+    for (const [i, key] of keys('a').entries()) if (i !== 5) holds.get(key)!();
+
+    const answersA = await Promise.all(onA.map(async (pending) => (await pending).json()));
+    expect(answersA[5]).toMatchObject({ id: 1005, error: { code: -32800 } });
+    answersA.forEach((answer, i) => {
+      if (i !== 5) {
+        expect(answer).toMatchObject({
+          id: 1000 + i,
+          result: { content: [{ text: `released ${keys('a')[i]}` }] },
+        });
+      }
+    });
+    const answersB = await Promise.all(onB.map((pending) => pending));
+    expect(answersB.map((answer) => answer.status)).toEqual(keys('b').map(() => 404));
+    // The cancelled call and every call of the deleted session were aborted; no other call was.
+    await until(() => [keys('a')[5]!, ...keys('b')].every((key) => cancelled.includes(key)));
+    expect(cancelled.filter((key) => key.startsWith(`${name}-load-a-`))).toEqual([keys('a')[5]]);
+
+    const streamed = await counting;
+    expect(streamed.headers.get('content-type')).toBe('text/event-stream');
+    expect((await messagesOf(streamed)).map((m) => m.method ?? 'result')).toEqual([
+      'notifications/progress',
+      'notifications/progress',
+      'notifications/progress',
+      'result',
+    ]);
+    const echoed = await plain;
+    expect(echoed.headers.get('content-type')).toBe('application/json');
+    expect(await echoed.json()).toMatchObject({ id: 'load-echo', result: { content: [{ text: 'plain' }] } });
+  });
+
   it('gives the standalone GET stream one holder at a time', async () => {
     const headers = await openSession(mounted.url);
     const controller = new AbortController();
