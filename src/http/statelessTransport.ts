@@ -6,6 +6,7 @@ import {
   type Transport,
   type TransportSendOptions,
 } from '@modelcontextprotocol/server';
+import { SETTLING_METHODS } from '../protocol/methods.js';
 import { departureOf } from './bodyText.js';
 import { jsonRpcError } from './jsonrpc.js';
 import {
@@ -18,6 +19,9 @@ import {
 } from './sessionTransport.js';
 
 type Id = string | number;
+
+/** The methods whose handlers report when they end (`requestSettled`): the ones mcpkit serves. */
+const SETTLES = new Set<string>(SETTLING_METHODS);
 type Message = JSONRPCMessage & { id?: Id; method?: string };
 
 /**
@@ -89,6 +93,14 @@ export class StatelessTransport implements Transport {
   readonly #modern: MessageClassification | undefined;
   #versions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
   #next = 0;
+  /**
+   * Ids of requests cancelled (their client left) whose handlers, which report their end
+   * (`requestSettled`), still run: such a handler may still log or report progress under its id, so
+   * a later request with that id is served under a private one until it ends.
+   */
+  readonly #held = new Set<Id>();
+  /** The exchange of each request in flight whose handler reports its end, by served id. */
+  readonly #settling = new Map<Id, Exchange>();
   #closed = false;
   /** The private id whose message is being dispatched, and whether it was refused meanwhile. */
   #dispatching: { id: Id; refused: boolean } | undefined;
@@ -137,7 +149,7 @@ export class StatelessTransport implements Transport {
     // Served under the client's own id unless another request in flight holds it (two clients may
     // both send id 1): then under a private id, and answered under the client's.
     const own = message.id!;
-    const id = this.#inFlight.has(own) ? this.#privateId() : own;
+    const id = this.#inFlight.has(own) || this.#held.has(own) ? this.#privateId() : own;
     const extra: { request: Request; authInfo?: AuthInfo; classification?: MessageClassification } = {
       request,
     };
@@ -149,12 +161,16 @@ export class StatelessTransport implements Transport {
         resolve,
       );
       this.#inFlight.set(id, exchange);
+      if (SETTLES.has(message.method!)) this.#settling.set(id, exchange);
       if (!this.#jsonResponse) this.#keepAlives.arm();
       // The client left before its answer: the handler is cancelled, as the SDK's per-request
       // server would be closed.
       const onAbort = () => this.#cancel(id, exchange);
       departure.addEventListener('abort', onAbort, { once: true });
-      exchange.onEnd = () => departure.removeEventListener('abort', onAbort);
+      exchange.onEnd = () => {
+        departure.removeEventListener('abort', onAbort);
+        if (this.#settling.get(id) === exchange) this.#settling.delete(id);
+      };
       const dispatching = { id, refused: false };
       this.#dispatching = dispatching;
       try {
@@ -171,11 +187,19 @@ export class StatelessTransport implements Transport {
     });
   }
 
+  /**
+   * The handler of the request served under `id` ended (`onRequestSettled` of the server it
+   * serves): a cancelled request's id is free again.
+   */
+  requestSettled(id: Id): void {
+    this.#held.delete(id);
+  }
+
   /** A private id no request in flight holds. */
   #privateId(): string {
     let id: string;
     do id = `mcpkit-stateless-${++this.#next}`;
-    while (this.#inFlight.has(id));
+    while (this.#inFlight.has(id) || this.#held.has(id));
     return id;
   }
 
@@ -183,6 +207,8 @@ export class StatelessTransport implements Transport {
   #cancel(id: Id, exchange: Exchange): void {
     if (this.#inFlight.get(id) !== exchange || exchange.answered(id)) return;
     this.#inFlight.delete(id);
+    // Its handler may run on after the cancellation: its id is held until the handler ends.
+    if (this.#settling.delete(id)) this.#held.add(id);
     exchange.cancel(id);
     this.onmessage?.({
       jsonrpc: '2.0',
@@ -224,6 +250,8 @@ export class StatelessTransport implements Transport {
       );
     }
     this.#inFlight.clear();
+    this.#settling.clear();
+    this.#held.clear();
     this.onclose?.();
   }
 }
