@@ -22,6 +22,9 @@ type Id = string | number;
 
 /** The methods whose handlers report when they end (`requestSettled`): the ones mcpkit serves. */
 const SETTLES = new Set<string>(SETTLING_METHODS);
+
+/** At most this many ids are held for handlers that run on after their request ended. */
+const MAX_HELD = 10_000;
 type Message = JSONRPCMessage & { id?: Id; method?: string };
 
 /**
@@ -94,9 +97,10 @@ export class StatelessTransport implements Transport {
   #versions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
   #next = 0;
   /**
-   * Ids of requests cancelled (their client left) whose handlers, which report their end
-   * (`requestSettled`), still run: such a handler may still log or report progress under its id, so
-   * a later request with that id is served under a private one until it ends.
+   * Ids of requests over (answered, say on a timeout, or cancelled as their client left) whose
+   * handlers, which report their end (`requestSettled`), still run: such a handler may still log or
+   * report progress under its id, so a later request with that id is served under a private one
+   * until it ends.
    */
   readonly #held = new Set<Id>();
   /** The exchange of each request in flight whose handler reports its end, by served id. */
@@ -169,7 +173,10 @@ export class StatelessTransport implements Transport {
       departure.addEventListener('abort', onAbort, { once: true });
       exchange.onEnd = () => {
         departure.removeEventListener('abort', onAbort);
-        if (this.#settling.get(id) === exchange) this.#settling.delete(id);
+        // Answered (a timeout, say) while its handler runs on: its id is held until the handler ends.
+        if (this.#settling.get(id) !== exchange) return;
+        this.#settling.delete(id);
+        this.#hold(id);
       };
       const dispatching = { id, refused: false };
       this.#dispatching = dispatching;
@@ -192,7 +199,18 @@ export class StatelessTransport implements Transport {
    * serves): a cancelled request's id is free again.
    */
   requestSettled(id: Id): void {
+    this.#settling.delete(id);
     this.#held.delete(id);
+  }
+
+  /**
+   * Holds `id` until its handler ends. Bounded: past {@link MAX_HELD} ids (handlers that never end,
+   * or requests refused before their handler ran, which never report) the oldest is let go.
+   */
+  #hold(id: Id): void {
+    const held = this.#held;
+    held.add(id);
+    if (held.size > MAX_HELD) held.delete(held.values().next().value!);
   }
 
   /** A private id no request in flight holds. */
@@ -208,7 +226,7 @@ export class StatelessTransport implements Transport {
     if (this.#inFlight.get(id) !== exchange || exchange.answered(id)) return;
     this.#inFlight.delete(id);
     // Its handler may run on after the cancellation: its id is held until the handler ends.
-    if (this.#settling.delete(id)) this.#held.add(id);
+    if (this.#settling.delete(id)) this.#hold(id);
     exchange.cancel(id);
     this.onmessage?.({
       jsonrpc: '2.0',
