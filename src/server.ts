@@ -328,8 +328,14 @@ export function createMcpServer(options: CreateMcpServerOptions = {}): McpKitSer
       ...(overload && { overload }),
       ...(httpMetrics && { metrics: httpMetrics }),
       ...(options.state?.sessions && { sessionDirectory: options.state.sessions }),
-      createServer: ({ era, live, onClose }) =>
-        createSessionServer(services, { era, origin: 'http', live, ...(onClose && { onClose }) }),
+      createServer: ({ era, live, onClose, onRequestSettled }) =>
+        createSessionServer(services, {
+          era,
+          origin: 'http',
+          live,
+          ...(onClose && { onClose }),
+          ...(onRequestSettled && { onRequestSettled }),
+        }),
       toolInputSchema: (name) => tools.get(name)?.descriptor.inputSchema,
       rest: {
         ...services,

@@ -111,3 +111,60 @@ describe("the stateless transport's departure listener", () => {
     await transport.close();
   });
 });
+
+describe("the stateless transport's held ids", () => {
+  /** A transport that never answers, and a way to serve one request and make its client leave. */
+  function quietTransport() {
+    const transport = new StatelessTransport({ jsonResponse: true });
+    const served: unknown[] = [];
+    transport.onmessage = (message) => {
+      if ((message as { method?: string }).method === 'tools/call')
+        served.push((message as { id: unknown }).id);
+    };
+    const send = (id: string | number) => {
+      let leave: (() => void) | undefined;
+      const request = {
+        headers: new Headers({ accept: 'application/json, text/event-stream' }),
+        signal: {
+          aborted: false,
+          addEventListener: (_type: string, listener: () => void) => {
+            leave = listener;
+          },
+          removeEventListener: () => {},
+        },
+      };
+      const body = { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'slow' } };
+      const answer = transport.handle(request as unknown as Request, body, undefined);
+      return { answer, leave: () => leave!() };
+    };
+    return { transport, served, send };
+  }
+
+  it('serves a request under a private id while a handler that outlived its request holds the id', async () => {
+    const { transport, served, send } = quietTransport();
+    const first = send(1);
+    first.leave();
+    expect(((await first.answer) as Response).status).toBe(200);
+    send(1);
+    expect(served[0]).toBe(1);
+    expect(served[1]).toMatch(/^mcpkit-stateless-/);
+    // The first handler reports its end: id 1 is the client's again.
+    transport.requestSettled(1);
+    send(1);
+    expect(served[2]).toBe(1);
+    await transport.close();
+  });
+
+  it('holds at most 1 MiB of ids: long ones push the oldest out', async () => {
+    const { transport, served, send } = quietTransport();
+    const long = (n: number) => `${n}-${'i'.repeat(100_000)}`;
+    // Twelve ids of about 200 KB each (UTF-16): the first ones are let go.
+    for (let n = 0; n < 12; n++) send(long(n)).leave();
+    const before = served.length;
+    send(long(0));
+    send(long(11));
+    expect(served[before]).toBe(long(0));
+    expect(served[before + 1]).toMatch(/^mcpkit-stateless-/);
+    await transport.close();
+  });
+});

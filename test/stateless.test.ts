@@ -142,6 +142,88 @@ describe('http.stateless, one shared server', () => {
     expect(await aborted.promise).toBe('aborted');
   });
 
+  it("keeps a left client's handler, still running, from writing into a later request with the same id", async () => {
+    const entered = deferred();
+    const aborted = deferred();
+    const release = deferred();
+    const { server, listening, post } = await start();
+    server.tools.register({
+      name: 'stubborn',
+      handler: async (_args, ctx) => {
+        entered.resolve();
+        ctx.signal.addEventListener('abort', () => aborted.resolve());
+        await release.promise; // ignores its cancellation
+        await ctx.log.info('private to the client that left');
+        return 'late';
+      },
+    });
+    const gate = deferred();
+    server.tools.register({
+      name: 'quiet',
+      handler: async () => {
+        await gate.promise;
+        return 'mine';
+      },
+    });
+    const body = JSON.stringify(call(1, 'stubborn'));
+    const req = httpRequest(`${listening.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'content-length': Buffer.byteLength(body),
+      },
+    });
+    req.on('error', () => {});
+    req.end(body);
+    await entered.promise;
+    req.destroy();
+    await aborted.promise;
+    // Another client, the same id, while the first handler still runs.
+    const answer = post(call(1, 'quiet'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release.resolve();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    gate.resolve();
+    const messages = await messagesOf(await answer);
+    expect(messages).toEqual([
+      { jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'mine' }] } },
+    ]);
+  });
+
+  it('keeps a timed-out handler, still running, from writing into a later request with the same id', async () => {
+    const release = deferred();
+    const { server, post } = await start();
+    server.tools.register({
+      name: 'overdue',
+      timeoutMs: 30,
+      handler: async (_args, ctx) => {
+        await release.promise; // ignores its cancellation
+        await ctx.log.info('private to the first client');
+        return 'late';
+      },
+    });
+    const gate = deferred();
+    server.tools.register({
+      name: 'quiet',
+      handler: async () => {
+        await gate.promise;
+        return 'mine';
+      },
+    });
+    const first = await messagesOf(await post(call(1, 'overdue')));
+    expect(first[0]).toMatchObject({ id: 1, result: { isError: true } });
+    const answer = post(call(1, 'quiet'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release.resolve();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    gate.resolve();
+    const messages = await messagesOf(await answer);
+    expect(messages).toEqual([
+      { jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'mine' }] } },
+    ]);
+  });
+
   it("keeps one client's initialize and log level from reaching another client's calls", async () => {
     const { server, post } = await start();
     server.tools.register({

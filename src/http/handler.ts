@@ -79,6 +79,8 @@ export interface HttpServerRequest {
   /** `true` for a 2025-era session's server, which forwards catalog changes until it closes. */
   live: boolean;
   onClose?: () => void;
+  /** Told when the handler of request `id` ends, even after its cancellation (see `SessionOptions`). */
+  onRequestSettled?: (id: string | number) => void;
 }
 
 /** What the HTTP layer needs from the server. */
@@ -805,7 +807,11 @@ export class HttpHandler {
    */
   async #startSharedModern(): Promise<{ server: Server; transport: SharedModernTransport } | undefined> {
     const transport = new SharedModernTransport(MODERN_REVISION);
-    const server = this.#host.createServer({ era: 'modern', live: false });
+    const server = this.#host.createServer({
+      era: 'modern',
+      live: false,
+      onRequestSettled: (id) => transport.requestSettled(id),
+    });
     await server.connect(transport);
     if (server.getNegotiatedProtocolVersion() === MODERN_REVISION) return { server, transport };
     this.#host.logger.warn(
@@ -817,7 +823,11 @@ export class HttpHandler {
 
   async #startStateless(): Promise<{ server: Server; transport: StatelessTransport }> {
     const transport = new StatelessTransport({ jsonResponse: this.options.jsonResponse });
-    const server = this.#host.createServer({ era: 'legacy', live: false });
+    const server = this.#host.createServer({
+      era: 'legacy',
+      live: false,
+      onRequestSettled: (id) => transport.requestSettled(id),
+    });
     await server.connect(transport);
     return { server, transport };
   }

@@ -119,6 +119,11 @@ export class SharedModernTransport extends PerRequestHTTPServerTransport {
     return this.#exchanges.clientIdOf(id);
   }
 
+  /** The handler of the request served under `id` ended (see {@link StatelessTransport.requestSettled}). */
+  requestSettled(id: string | number): void {
+    this.#exchanges.requestSettled(id);
+  }
+
   override send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
     return this.#exchanges.send(message, options);
   }

@@ -7,6 +7,7 @@ import {
   type TransportSendOptions,
 } from '@modelcontextprotocol/server';
 import type { CancelSignal } from '../execution/signal.js';
+import { SETTLING_METHODS } from '../protocol/methods.js';
 import { departureOf } from './bodyText.js';
 import { jsonRpcError } from './jsonrpc.js';
 import {
@@ -19,6 +20,21 @@ import {
 } from './sessionTransport.js';
 
 type Id = string | number;
+
+/** The methods whose handlers report when they end (`requestSettled`): the ones mcpkit serves. */
+const SETTLES = new Set<string>(SETTLING_METHODS);
+
+/**
+ * At most this many bytes of ids are held for handlers that run on after their request ended (an id
+ * costs its UTF-16 length and a Set entry's overhead): a client's ids may be long strings.
+ */
+const MAX_HELD_BYTES = 1024 * 1024;
+/** What holding one id costs, beyond a string id's characters. */
+const HELD_ENTRY_BYTES = 48;
+
+function heldBytes(id: Id): number {
+  return typeof id === 'string' ? HELD_ENTRY_BYTES + 2 * id.length : HELD_ENTRY_BYTES;
+}
 type Message = JSONRPCMessage & { id?: Id; method?: string };
 
 /**
@@ -53,19 +69,6 @@ const MISSING_CLIENT_CAPABILITY = -32021;
  * the caller serves the request through the SDK's own entry, which answers the refusal exactly.
  */
 export const LADDER_REFUSED: unique symbol = Symbol('mcpkit.ladderRefused');
-
-/**
- * Calls `cancel` if the client leaves before `exchange` is over. Built outside
- * {@link StatelessTransport.handle} on purpose: a closure made there would hold the whole of that
- * call's scope (the request, its body, the SDK's context) for as long as the exchange keeps its
- * `onEnd`, and a young object held that way by an older one survives young-generation collections
- * and is promoted. Moving these two closures out of `handle` halved the bytes promoted per
- * stateless request (6.1 to 3.0 KB) and cut its CPU time by a fifth.
- */
-function cancelOnDeparture(departure: CancelSignal, exchange: Exchange, cancel: () => void): void {
-  departure.addEventListener('abort', cancel, { once: true });
-  exchange.onEnd = () => departure.removeEventListener('abort', cancel);
-}
 
 /** How a {@link StatelessTransport} is built. */
 export interface StatelessTransportOptions {
@@ -103,6 +106,17 @@ export class StatelessTransport implements Transport {
   readonly #modern: MessageClassification | undefined;
   #versions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
   #next = 0;
+  /**
+   * Ids of requests over (answered, say on a timeout, or cancelled as their client left) whose
+   * handlers, which report their end (`requestSettled`), still run: such a handler may still log or
+   * report progress under its id, so a later request with that id is served under a private one
+   * until it ends.
+   */
+  readonly #held = new Set<Id>();
+  /** What {@link StatelessTransport.#held} costs, by {@link heldBytes}. */
+  #heldBytes = 0;
+  /** The exchange of each request in flight whose handler reports its end, by served id. */
+  readonly #settling = new Map<Id, Exchange>();
   #closed = false;
   /** The private id whose message is being dispatched, and whether it was refused meanwhile. */
   #dispatching: { id: Id; refused: boolean } | undefined;
@@ -151,7 +165,7 @@ export class StatelessTransport implements Transport {
     // Served under the client's own id unless another request in flight holds it (two clients may
     // both send id 1): then under a private id, and answered under the client's.
     const own = message.id!;
-    const id = this.#inFlight.has(own) ? this.#privateId() : own;
+    const id = this.#inFlight.has(own) || this.#held.has(own) ? this.#privateId() : own;
     const extra: { request: Request; authInfo?: AuthInfo; classification?: MessageClassification } = {
       request,
     };
@@ -163,10 +177,11 @@ export class StatelessTransport implements Transport {
         resolve,
       );
       this.#inFlight.set(id, exchange);
+      if (SETTLES.has(message.method!)) this.#settling.set(id, exchange);
       if (!this.#jsonResponse) this.#keepAlives.arm();
       // The client left before its answer: the handler is cancelled, as the SDK's per-request
       // server would be closed.
-      cancelOnDeparture(departure, exchange, this.#canceller(id, exchange));
+      this.#watch(departure, id, exchange);
       const dispatching = { id, refused: false };
       this.#dispatching = dispatching;
       try {
@@ -183,16 +198,59 @@ export class StatelessTransport implements Transport {
     });
   }
 
-  /** Cancels the handler of `id` (see {@link cancelOnDeparture} for why it is built here). */
-  #canceller(id: Id, exchange: Exchange): () => void {
-    return () => this.#cancel(id, exchange);
+  /**
+   * The handler of the request served under `id` ended (`onRequestSettled` of the server it
+   * serves): a cancelled request's id is free again.
+   */
+  requestSettled(id: Id): void {
+    this.#settling.delete(id);
+    if (this.#held.delete(id)) this.#heldBytes -= heldBytes(id);
+  }
+
+  /**
+   * Holds `id` until its handler ends. Bounded by bytes: past {@link MAX_HELD_BYTES} of them
+   * (handlers that never end, or requests refused before their handler ran, which never report) the
+   * oldest are let go.
+   */
+  #hold(id: Id): void {
+    const held = this.#held;
+    if (held.has(id)) return;
+    held.add(id);
+    this.#heldBytes += heldBytes(id);
+    while (this.#heldBytes > MAX_HELD_BYTES) {
+      const oldest = held.values().next().value!;
+      held.delete(oldest);
+      this.#heldBytes -= heldBytes(oldest);
+    }
+  }
+
+  /**
+   * Cancels the handler of `id` if its client leaves before `exchange` is over; when the exchange
+   * ends while that handler still runs (it answered on a timeout, say), holds its id until the
+   * handler ends.
+   *
+   * Built here on purpose, not inside {@link StatelessTransport.handle}: a closure made there would
+   * hold the whole of that call's scope (the request, its body, the SDK's context) for as long as the
+   * exchange keeps its `onEnd`, and a young object held that way by an older one survives
+   * young-generation collections and is promoted. Moving these closures out of `handle` halved the
+   * bytes promoted per stateless request (6.1 to 3.0 KB) and cut its CPU time by a fifth.
+   */
+  #watch(departure: CancelSignal, id: Id, exchange: Exchange): void {
+    const cancel = () => this.#cancel(id, exchange);
+    departure.addEventListener('abort', cancel, { once: true });
+    exchange.onEnd = () => {
+      departure.removeEventListener('abort', cancel);
+      if (this.#settling.get(id) !== exchange) return;
+      this.#settling.delete(id);
+      this.#hold(id);
+    };
   }
 
   /** A private id no request in flight holds. */
   #privateId(): string {
     let id: string;
     do id = `mcpkit-stateless-${++this.#next}`;
-    while (this.#inFlight.has(id));
+    while (this.#inFlight.has(id) || this.#held.has(id));
     return id;
   }
 
@@ -200,6 +258,8 @@ export class StatelessTransport implements Transport {
   #cancel(id: Id, exchange: Exchange): void {
     if (this.#inFlight.get(id) !== exchange || exchange.answered(id)) return;
     this.#inFlight.delete(id);
+    // Its handler may run on after the cancellation: its id is held until the handler ends.
+    if (this.#settling.delete(id)) this.#hold(id);
     exchange.cancel(id);
     this.onmessage?.({
       jsonrpc: '2.0',
@@ -241,6 +301,9 @@ export class StatelessTransport implements Transport {
       );
     }
     this.#inFlight.clear();
+    this.#settling.clear();
+    this.#held.clear();
+    this.#heldBytes = 0;
     this.onclose?.();
   }
 }
