@@ -4,10 +4,11 @@
  * keeps answering, and a level the operator did not allow is refused wherever a definition names it.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { getPriority } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createMcpServer, type DeclarativeToolOptions, type McpKitServer } from 'mcpkit';
 import { createIsolation, type Isolation } from 'mcpkit/node';
 import { request } from 'mcpkit/testing';
@@ -331,5 +332,31 @@ describe('worker priority', () => {
     if (canIdle) expect(readFileSync('/proc/thread-self/sched', 'utf8')).toMatch(/^policy\s*:\s*0$/m);
     expect(() => createIsolation({ workerPriority: 20 })).toThrow(/'idle' or an integer from 0 to 19/);
     expect(() => createIsolation({ workerPriority: 'low' as never })).toThrow(/'idle' or an integer/);
+  });
+
+  it("'idle' runs chrt from /usr/bin or /bin, not one placed earlier on PATH", async () => {
+    const installed = ['/usr/bin/chrt', '/bin/chrt'].some((path) => existsSync(path));
+    const dir = mkdtempSync(join(tmpdir(), 'mcpkit-chrt-'));
+    const marker = join(dir, 'ran');
+    writeFileSync(join(dir, 'chrt'), `#!/bin/sh\necho ran > '${marker}'\nexit 1\n`, { mode: 0o755 });
+    const path = process.env.PATH;
+    process.env.PATH = `${dir}:${path}`;
+    try {
+      const server = createMcpServer({ logLevel: 'silent' });
+      const idle = createIsolation({ maxWorkers: 1, workerPriority: 'idle' });
+      open.push({ server, isolation: idle });
+      server.tools.register(
+        idle.tool(new URL('./fixtures/isolated/priority.mjs', import.meta.url), { name: 'idle' }),
+      );
+      const reported = (await server.executor.execute('idle', {})).structuredContent as {
+        policy: number | null;
+      };
+      // Only where util-linux's own places have none is the one on PATH run.
+      expect(existsSync(marker)).toBe(!installed);
+      if (installed && canIdle) expect(reported.policy).toBe(5);
+    } finally {
+      process.env.PATH = path;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,7 +10,7 @@
  * `maxResultBytes` long.
  */
 import { execFileSync } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { serialize } from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
@@ -374,13 +374,21 @@ function lowerPriority(priority) {
   }
 }
 
+/**
+ * Where `chrt` is looked for: util-linux's own places first, so a `chrt` earlier on the server's
+ * `PATH` (an npm script puts `node_modules/.bin` there) is not the one run; `PATH` only where neither
+ * exists (NixOS, say).
+ */
+const CHRT_PLACES = ['/usr/bin/chrt', '/bin/chrt'];
+
 /** Puts this thread under `SCHED_IDLE`; false where it cannot (no `/proc`, no `chrt`, refused). */
 function scheduleIdle() {
   try {
     // `/proc/thread-self` names this thread's own task: `<pid>/task/<tid>`.
     const tid = readlinkSync('/proc/thread-self').split('/').pop();
     if (!tid || !/^[0-9]+$/.test(tid)) return false;
-    execFileSync('chrt', ['--idle', '--pid', '0', tid], { stdio: 'ignore', timeout: 2000 });
+    const chrt = CHRT_PLACES.find((path) => existsSync(path)) ?? 'chrt';
+    execFileSync(chrt, ['--idle', '--pid', '0', tid], { stdio: 'ignore', timeout: 2000 });
     return true;
   } catch {
     return false;
