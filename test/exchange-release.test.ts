@@ -10,7 +10,7 @@ import { runInNewContext } from 'node:vm';
 import type { JSONRPCMessage } from '@modelcontextprotocol/server';
 import { describe, expect, it } from 'vitest';
 import { Exchange } from '../src/http/sessionTransport.js';
-import { StatelessTransport } from '../src/http/statelessTransport.js';
+import { LADDER_REFUSED, StatelessTransport } from '../src/http/statelessTransport.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -152,6 +152,33 @@ describe("the stateless transport's held ids", () => {
     transport.requestSettled(1);
     send(1);
     expect(served[2]).toBe(1);
+    await transport.close();
+  });
+
+  it('does not hold the id of a request refused before any handler ran (2026-07-28 ladder)', async () => {
+    const transport = new StatelessTransport({
+      jsonResponse: true,
+      modern: { era: 'modern', revision: '2026-07-28' },
+    });
+    const served: unknown[] = [];
+    let refuse = true;
+    transport.onmessage = (message) => {
+      const { id } = message as { id: string | number };
+      served.push(id);
+      const answer = refuse
+        ? { jsonrpc: '2.0', id, error: { code: -32602, message: 'Invalid params' } }
+        : { jsonrpc: '2.0', id, result: { content: [] } };
+      void transport.send(answer as JSONRPCMessage);
+    };
+    const request = {
+      headers: new Headers(),
+      signal: { aborted: false, addEventListener: () => {}, removeEventListener: () => {} },
+    } as unknown as Request;
+    const body = { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'x' } };
+    expect(await transport.handle(request, body, undefined)).toBe(LADDER_REFUSED);
+    refuse = false;
+    expect(((await transport.handle(request, body, undefined)) as Response).status).toBe(200);
+    expect(served).toEqual([3, 3]);
     await transport.close();
   });
 

@@ -44,6 +44,28 @@ afterEach(async () => {
   isolation = undefined;
 });
 
+/**
+ * A server with the `quiet` tool on an isolation of `maxWorkers` workers (10 s of grace, and
+ * `timeoutMs` when given), and `heard(tag)`: whether the handler of the call tagged `tag` heard its
+ * abort.
+ */
+function startQuiet(maxWorkers: number, timeoutMs?: number) {
+  const logged: unknown[] = [];
+  const kit = createMcpServer({ logger: keepingLogger(logged) });
+  const pool = createIsolation({ maxWorkers });
+  server = kit;
+  isolation = pool;
+  kit.tools.register(
+    pool.tool(TOOLS, {
+      name: 'quiet',
+      inputSchema: { tag: z.string() },
+      isolate: { export: 'quiet', graceMs: 10_000, ...(timeoutMs !== undefined && { timeoutMs }) },
+    }),
+  );
+  const heard = (tag: string) => logged.some((line) => (line as { tag?: unknown }).tag === tag);
+  return { kit, pool, heard };
+}
+
 describe("calls on one pool's workers", () => {
   it('running at once on two workers, each gets only its own progress, logs and nested answer', async () => {
     const logged: unknown[] = [];
@@ -87,84 +109,52 @@ describe("calls on one pool's workers", () => {
   }, 20_000);
 
   it('a cancel reaches a call that has sent nothing yet, and no other call', async () => {
-    const logged: unknown[] = [];
-    server = createMcpServer({ logger: keepingLogger(logged) });
-    isolation = createIsolation({ maxWorkers: 2 });
-    server.tools.register(
-      isolation.tool(TOOLS, {
-        name: 'quiet',
-        inputSchema: { tag: z.string() },
-        isolate: { export: 'quiet', graceMs: 10_000 },
-      }),
-    );
+    const { kit, pool, heard } = startQuiet(2);
     const stopA = new AbortController();
     const stopB = new AbortController();
-    const a = server.executor.execute('quiet', { tag: 'a' }, { signal: stopA.signal });
-    const b = server.executor.execute('quiet', { tag: 'b' }, { signal: stopB.signal });
-    const aborted = (tag: string) => logged.some((line) => (line as { tag?: unknown }).tag === tag);
-    await expect.poll(() => isolation!.stats().workers, { timeout: 10_000 }).toBe(2);
+    const a = kit.executor.execute('quiet', { tag: 'a' }, { signal: stopA.signal });
+    const b = kit.executor.execute('quiet', { tag: 'b' }, { signal: stopB.signal });
+    await expect.poll(() => pool.stats().workers, { timeout: 10_000 }).toBe(2);
     stopA.abort();
     expect((await a).isError).toBe(true);
     // The handler heard its own abort (well before its 10 s of grace), and only it did.
-    await expect.poll(() => aborted('a'), { timeout: 5_000 }).toBe(true);
+    await expect.poll(() => heard('a'), { timeout: 5_000 }).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(aborted('b')).toBe(false);
+    expect(heard('b')).toBe(false);
     stopB.abort();
     expect((await b).isError).toBe(true);
-    await expect.poll(() => aborted('b'), { timeout: 5_000 }).toBe(true);
-    expect(isolation.stats().faults.timeout).toBe(0);
+    await expect.poll(() => heard('b'), { timeout: 5_000 }).toBe(true);
+    expect(pool.stats().faults.timeout).toBe(0);
   }, 20_000);
 
   it('a call that reaches its time limit counts as a timeout when it answers, even if its handler then stops by itself', async () => {
-    const logged: unknown[] = [];
-    server = createMcpServer({ logger: keepingLogger(logged) });
-    isolation = createIsolation({ maxWorkers: 1 });
-    server.tools.register(
-      isolation.tool(TOOLS, {
-        name: 'quiet',
-        inputSchema: { tag: z.string() },
-        isolate: { export: 'quiet', timeoutMs: 300, graceMs: 10_000 },
-      }),
-    );
+    const { kit, pool, heard } = startQuiet(1, 300);
     const stop = new AbortController();
-    const cancelled = server.executor.execute('quiet', { tag: 'cancelled' }, { signal: stop.signal });
-    await expect.poll(() => isolation!.stats().workers, { timeout: 10_000 }).toBe(1);
+    const cancelled = kit.executor.execute('quiet', { tag: 'cancelled' }, { signal: stop.signal });
+    await expect.poll(() => pool.stats().workers, { timeout: 10_000 }).toBe(1);
     stop.abort();
     expect((await cancelled).isError).toBe(true);
-    expect(isolation.stats().faults.timeout).toBe(0);
-    const late = await server.executor.execute('quiet', { tag: 'late' });
+    expect(pool.stats().faults.timeout).toBe(0);
+    const late = await kit.executor.execute('quiet', { tag: 'late' });
     expect(late.isError).toBe(true);
     expect(late.content).toEqual([expect.objectContaining({ text: expect.stringMatching(/timed out/) })]);
     // Counted by the time the caller has its answer, not only once a worker is terminated.
-    expect(isolation.stats().faults.timeout).toBe(1);
+    expect(pool.stats().faults.timeout).toBe(1);
     // The handler stopped by itself, long before its 10 s of grace.
-    await expect
-      .poll(() => logged.some((line) => (line as { tag?: unknown }).tag === 'late'), { timeout: 5_000 })
-      .toBe(true);
+    await expect.poll(() => heard('late'), { timeout: 5_000 }).toBe(true);
   }, 20_000);
 
   it('a cancel that comes while the worker starts is heard by the handler once it runs', async () => {
-    const logged: unknown[] = [];
-    server = createMcpServer({ logger: keepingLogger(logged) });
-    isolation = createIsolation({ maxWorkers: 1 });
-    server.tools.register(
-      isolation.tool(TOOLS, {
-        name: 'quiet',
-        inputSchema: { tag: z.string() },
-        isolate: { export: 'quiet', graceMs: 10_000 },
-      }),
-    );
+    const { kit, pool, heard } = startQuiet(1);
     const stop = new AbortController();
-    const call = server.executor.execute('quiet', { tag: 'early' }, { signal: stop.signal });
+    const call = kit.executor.execute('quiet', { tag: 'early' }, { signal: stop.signal });
     // The call has reached its pool, whose first worker is starting (or has just started).
-    await expect.poll(() => isolation!.stats().pools, { timeout: 5_000 }).toBe(1);
+    await expect.poll(() => pool.stats().pools, { timeout: 5_000 }).toBe(1);
     stop.abort();
     expect((await call).isError).toBe(true);
     // Heard well before its 10 s of grace, so the worker was not terminated.
-    await expect
-      .poll(() => logged.some((line) => (line as { tag?: unknown }).tag === 'early'), { timeout: 5_000 })
-      .toBe(true);
-    expect(isolation.stats().faults.timeout).toBe(0);
+    await expect.poll(() => heard('early'), { timeout: 5_000 }).toBe(true);
+    expect(pool.stats().faults.timeout).toBe(0);
   }, 20_000);
 
   it('one worker serves many calls over its link: answers after their own messages, with or without any', async () => {

@@ -36,6 +36,49 @@ describe('http.stateless, one shared server', () => {
     params: { name, arguments: args },
   });
 
+  /** POSTs `message` over a raw socket, so the test can make the client leave by destroying it. */
+  function sendRaw(base: string, message: unknown) {
+    const body = JSON.stringify(message);
+    const req = httpRequest(`${base}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'content-length': Buffer.byteLength(body),
+      },
+    });
+    req.on('error', () => {});
+    req.end(body);
+    return req;
+  }
+
+  /**
+   * Another client's call with id 1 (tool `quiet`), served while an earlier handler with that id
+   * still runs and then, on `release`, logs: its answer is its own result alone.
+   */
+  async function expectOnlyItsOwnAnswer(
+    server: Awaited<ReturnType<typeof start>>['server'],
+    post: Awaited<ReturnType<typeof start>>['post'],
+    release: { resolve: () => void },
+  ): Promise<void> {
+    const gate = deferred();
+    server.tools.register({
+      name: 'quiet',
+      handler: async () => {
+        await gate.promise;
+        return 'mine';
+      },
+    });
+    const answer = post(call(1, 'quiet'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release.resolve();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    gate.resolve();
+    expect(await messagesOf(await answer)).toEqual([
+      { jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'mine' }] } },
+    ]);
+  }
+
   it('answers two clients that send the same id at once, each under its own id, with its own result', async () => {
     const gate = deferred();
     const { server, post } = await start();
@@ -126,17 +169,7 @@ describe('http.stateless, one shared server', () => {
         return new Promise(() => {});
       },
     });
-    const body = JSON.stringify(call(1, 'forever'));
-    const req = httpRequest(`${listening.url}/mcp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'content-length': Buffer.byteLength(body),
-      },
-    });
-    req.on('error', () => {});
-    req.end(body);
+    const req = sendRaw(listening.url, call(1, 'forever'));
     await entered.promise;
     req.destroy();
     expect(await aborted.promise).toBe('aborted');
@@ -157,38 +190,12 @@ describe('http.stateless, one shared server', () => {
         return 'late';
       },
     });
-    const gate = deferred();
-    server.tools.register({
-      name: 'quiet',
-      handler: async () => {
-        await gate.promise;
-        return 'mine';
-      },
-    });
-    const body = JSON.stringify(call(1, 'stubborn'));
-    const req = httpRequest(`${listening.url}/mcp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'content-length': Buffer.byteLength(body),
-      },
-    });
-    req.on('error', () => {});
-    req.end(body);
+    const req = sendRaw(listening.url, call(1, 'stubborn'));
     await entered.promise;
     req.destroy();
     await aborted.promise;
     // Another client, the same id, while the first handler still runs.
-    const answer = post(call(1, 'quiet'));
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    release.resolve();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    gate.resolve();
-    const messages = await messagesOf(await answer);
-    expect(messages).toEqual([
-      { jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'mine' }] } },
-    ]);
+    await expectOnlyItsOwnAnswer(server, post, release);
   });
 
   it('keeps a timed-out handler, still running, from writing into a later request with the same id', async () => {
@@ -203,25 +210,9 @@ describe('http.stateless, one shared server', () => {
         return 'late';
       },
     });
-    const gate = deferred();
-    server.tools.register({
-      name: 'quiet',
-      handler: async () => {
-        await gate.promise;
-        return 'mine';
-      },
-    });
     const first = await messagesOf(await post(call(1, 'overdue')));
     expect(first[0]).toMatchObject({ id: 1, result: { isError: true } });
-    const answer = post(call(1, 'quiet'));
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    release.resolve();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    gate.resolve();
-    const messages = await messagesOf(await answer);
-    expect(messages).toEqual([
-      { jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'mine' }] } },
-    ]);
+    await expectOnlyItsOwnAnswer(server, post, release);
   });
 
   it("keeps one client's initialize and log level from reaching another client's calls", async () => {

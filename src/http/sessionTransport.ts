@@ -57,15 +57,15 @@ export interface SessionTransportOptions {
   keepAliveMs?: number;
 }
 
+/** What an exchange's resolver becomes once it has answered: nothing more goes out. */
+function settled(): void {}
+
 /**
  * The answer to one POST that carried requests. It stays pending (nothing sent) until its responses
  * are all in, and is then one JSON body; anything that must go out before them (a progress or log
  * notification, a server-to-client request, a keep-alive on a long call) turns it into an SSE stream
  * first, so the spec's either-JSON-or-SSE choice is made lazily, before the first byte.
  */
-/** What an exchange's resolver becomes once it has answered: nothing more goes out. */
-function settled(): void {}
-
 export class Exchange {
   readonly ids: readonly Id[];
   /** Called once when the exchange is over: answered, cancelled whole, or abandoned. */

@@ -191,7 +191,9 @@ export class StatelessTransport implements Transport {
       }
       if (dispatching.refused) {
         // The ladder refused it before any handler ran: the SDK's entry answers it exactly.
+        // No handler ran, so none will report its end: its id is not held.
         this.#inFlight.delete(id);
+        this.#settling.delete(id);
         exchange.end();
         resolve(LADDER_REFUSED);
       }
